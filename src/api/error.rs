@@ -1,0 +1,139 @@
+//! The one error shape of the JSON API: `{code, message}`, with codes that never change
+//! meaning once published. 5xx bodies say "internal error"; the cause goes to the log.
+
+use poem::http::StatusCode;
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Object};
+
+/// Every machine-readable error code the API can return, in one place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    /// The request body, a parameter or a header could not be read.
+    InvalidRequest,
+    NotFound,
+    MethodNotAllowed,
+    Unauthorized,
+    Forbidden,
+    Conflict,
+    RateLimited,
+    Internal,
+    /// The database is not reachable or not migrated.
+    Unavailable,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidRequest => "invalid_request",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::MethodNotAllowed => "method_not_allowed",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::Conflict => "conflict",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::Internal => "internal_error",
+            ErrorCode::Unavailable => "unavailable",
+        }
+    }
+
+    pub fn status(self) -> StatusCode {
+        match self {
+            ErrorCode::InvalidRequest => StatusCode::BAD_REQUEST,
+            ErrorCode::NotFound => StatusCode::NOT_FOUND,
+            ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
+            ErrorCode::Forbidden => StatusCode::FORBIDDEN,
+            ErrorCode::Conflict => StatusCode::CONFLICT,
+            ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+}
+
+/// An error: a stable machine code and a sentence for the person, saying what to do.
+#[derive(Debug, Clone, PartialEq, Eq, Object, serde::Serialize, serde::Deserialize)]
+pub struct ErrorBody {
+    /// Stable, machine-readable error code, such as `invalid_request` or `not_found`.
+    pub code: String,
+    /// What went wrong and what to do about it, for a person to read.
+    pub message: String,
+}
+
+/// An API error response.
+#[derive(Debug, ApiResponse)]
+#[oai(bad_request_handler = "request_parse_error")]
+pub enum ApiError {
+    /// The request is malformed or a value is invalid.
+    #[oai(status = 400)]
+    BadRequest(Json<ErrorBody>),
+    /// No valid credentials were presented.
+    #[oai(status = 401)]
+    Unauthorized(Json<ErrorBody>),
+    /// The credentials are valid but do not allow this.
+    #[oai(status = 403)]
+    Forbidden(Json<ErrorBody>),
+    /// The thing asked for does not exist (or is not yours).
+    #[oai(status = 404)]
+    NotFound(Json<ErrorBody>),
+    /// The request conflicts with the current state.
+    #[oai(status = 409)]
+    Conflict(Json<ErrorBody>),
+    /// Too many requests; wait and try again.
+    #[oai(status = 429)]
+    TooManyRequests(Json<ErrorBody>),
+    /// Something failed inside Vouch; the details are in Vouch's log under the request id.
+    #[oai(status = 500)]
+    Internal(Json<ErrorBody>),
+    /// A dependency (the database, an upstream service) is unavailable.
+    #[oai(status = 503)]
+    Unavailable(Json<ErrorBody>),
+}
+
+impl ApiError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> ApiError {
+        let body = Json(ErrorBody {
+            code: code.as_str().to_owned(),
+            message: message.into(),
+        });
+        match code.status().as_u16() {
+            401 => ApiError::Unauthorized(body),
+            403 => ApiError::Forbidden(body),
+            404 | 405 => ApiError::NotFound(body),
+            409 => ApiError::Conflict(body),
+            429 => ApiError::TooManyRequests(body),
+            503 => ApiError::Unavailable(body),
+            500..=599 => ApiError::Internal(body),
+            _ => ApiError::BadRequest(body),
+        }
+    }
+
+    /// Logs the cause and answers with a body that reveals nothing of it.
+    pub fn internal(cause: &dyn std::fmt::Display) -> ApiError {
+        tracing::error!(error = %cause, "internal error");
+        ApiError::new(
+            ErrorCode::Internal,
+            "Internal error. Try again; if it persists, give your Vouch administrator the x-request-id of this response.",
+        )
+    }
+}
+
+/// Turns poem-openapi's own parse errors into the documented shape.
+fn request_parse_error(err: poem::Error) -> ApiError {
+    ApiError::new(
+        ErrorCode::InvalidRequest,
+        format!("The request could not be read: {err}. Check it against the API documentation at /api/docs."),
+    )
+}
+
+/// The JSON body for errors raised outside poem-openapi (unknown routes, for example).
+pub fn error_response(code: ErrorCode, message: &str) -> poem::Response {
+    let body = ErrorBody {
+        code: code.as_str().to_owned(),
+        message: message.to_owned(),
+    };
+    poem::Response::builder()
+        .status(code.status())
+        .content_type("application/json; charset=utf-8")
+        .body(serde_json::to_string(&body).expect("error body serialises"))
+}

@@ -1,0 +1,467 @@
+//! Layered configuration: built-in defaults, then `vouch.toml` (or `--config`), then
+//! `VOUCH__SECTION__KEY` environment variables. Any key may also be given as
+//! `VOUCH__SECTION__KEY_FILE`, whose value is the path of a file holding the value (the usual
+//! way to hand secrets to a container).
+//!
+//! Every struct denies unknown fields so that a typo stops start-up with the key named, rather
+//! than being silently ignored.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Format, Serialized, Toml};
+use figment::value::{Dict, Map, Value};
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize, Serializer};
+use url::Url;
+
+/// The prefix of every environment variable Vouch reads.
+pub const ENV_PREFIX: &str = "VOUCH__";
+/// The suffix that turns an environment variable into "read the value from this file".
+const FILE_SUFFIX: &str = "_FILE";
+/// What `vouch config` prints instead of a secret.
+pub const REDACTED: &str = "[redacted]";
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub http: HttpConfig,
+    pub database: DatabaseConfig,
+    pub encryption: EncryptionConfig,
+    pub log: LogConfig,
+    pub microsoft: MicrosoftConfig,
+    pub sms: SmsConfig,
+    pub psa: PsaConfig,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Address and port to listen on.
+    pub bind: SocketAddr,
+    /// The URL users and PSAs reach Vouch at (used in links sent by SMS and in pod URLs).
+    pub public_url: Url,
+    /// How long in-flight requests may run on after SIGTERM / Ctrl-C before being cut.
+    pub shutdown_grace_seconds: u64,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `sqlite://path/to/file.db` or `postgres://user:password@host/db`.
+    #[serde(serialize_with = "serialize_database_url")]
+    pub url: String,
+    pub max_connections: u32,
+    pub connect_timeout_seconds: u64,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct EncryptionConfig {
+    /// Base64 of 32 random bytes; new secrets are sealed under this key.
+    #[serde(
+        serialize_with = "serialize_optional_secret",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub master_key: Option<SecretString>,
+    /// Keys that may still have sealed some stored values; kept only until
+    /// `vouch rotate-key` has re-sealed everything under `master_key`.
+    #[serde(serialize_with = "serialize_secret_list")]
+    pub previous_keys: Vec<SecretString>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// `json` (for `serve`, machine-read) or `pretty` (for people).
+    pub format: LogFormat,
+    /// A tracing filter such as `info` or `vouch=debug,info`.
+    pub filter: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MicrosoftConfig {
+    /// Microsoft identity platform (login.microsoftonline.us for US Government clouds).
+    pub login_url: Url,
+    /// Microsoft Graph (graph.microsoft.us for GCC High).
+    pub graph_url: Url,
+    /// The Azure MFA connector used by the NPS extension.
+    pub mfa_connector_url: Url,
+    /// Vouch's own multi-tenant application (the "Microsoft Authenticator" integration).
+    pub app_client_id: Option<String>,
+    #[serde(
+        serialize_with = "serialize_optional_secret",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub app_client_secret: Option<SecretString>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmsConfig {
+    /// Base URL of a Twilio-compatible messaging API.
+    pub api_url: Url,
+    pub account_sid: Option<String>,
+    #[serde(
+        serialize_with = "serialize_optional_secret",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub auth_token: Option<SecretString>,
+    /// The sender number or alphanumeric sender id.
+    pub from: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PsaConfig {
+    pub connectwise: ConnectWiseConfig,
+    pub autotask: AutotaskConfig,
+    pub halopsa: HaloPsaConfig,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectWiseConfig {
+    /// The ConnectWise site used when a connection does not name its own
+    /// (api-na.myconnectwise.net, api-eu..., or an on-premises host).
+    pub default_site_url: Url,
+    /// Vouch's ConnectWise developer client id (sent as the `clientId` header).
+    pub client_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AutotaskConfig {
+    /// Where the zone lookup is made; it answers with the REST base of the MSP's zone.
+    pub zone_lookup_url: Url,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HaloPsaConfig {
+    /// How old a signed HaloPSA tab load may be before it is refused.
+    pub max_signature_age_seconds: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            http: HttpConfig {
+                bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+                public_url: Url::parse("http://localhost:8080/").expect("static url"),
+                shutdown_grace_seconds: 30,
+            },
+            database: DatabaseConfig {
+                url: "sqlite://vouch-data/vouch.db".to_owned(),
+                max_connections: 10,
+                connect_timeout_seconds: 10,
+            },
+            encryption: EncryptionConfig {
+                master_key: None,
+                previous_keys: Vec::new(),
+            },
+            log: LogConfig {
+                format: LogFormat::Json,
+                filter: "info".to_owned(),
+            },
+            microsoft: MicrosoftConfig {
+                login_url: Url::parse("https://login.microsoftonline.com/").expect("static url"),
+                graph_url: Url::parse("https://graph.microsoft.com/").expect("static url"),
+                mfa_connector_url: Url::parse(
+                    "https://adnotifications.windowsazure.com/StrongAuthenticationService.svc/Connector/",
+                )
+                .expect("static url"),
+                app_client_id: None,
+                app_client_secret: None,
+            },
+            sms: SmsConfig {
+                api_url: Url::parse("https://api.twilio.com/").expect("static url"),
+                account_sid: None,
+                auth_token: None,
+                from: None,
+            },
+            psa: PsaConfig {
+                connectwise: ConnectWiseConfig {
+                    default_site_url: Url::parse("https://api-na.myconnectwise.net/")
+                        .expect("static url"),
+                    client_id: None,
+                },
+                autotask: AutotaskConfig {
+                    zone_lookup_url: Url::parse(
+                        "https://webservices.autotask.net/atservicesrest/",
+                    )
+                    .expect("static url"),
+                },
+                halopsa: HaloPsaConfig {
+                    max_signature_age_seconds: 300,
+                },
+            },
+        }
+    }
+}
+
+/// A configuration problem, worded for the person starting Vouch.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration error: {0}")]
+    Invalid(String),
+    #[error("configuration error: {key} is read from the file {path}, which cannot be read: {reason}")]
+    UnreadableFile {
+        key: String,
+        path: PathBuf,
+        reason: String,
+    },
+}
+
+/// Where configuration comes from; tests pass their own environment.
+pub struct ConfigSources<'a> {
+    /// An explicit `--config` file, which must exist.
+    pub file: Option<&'a Path>,
+    /// The environment variables to consider (normally `std::env::vars()`).
+    pub env: Vec<(String, String)>,
+}
+
+impl Config {
+    /// Loads from `--config` (or `./vouch.toml` when present) and the process environment.
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        Self::load_from(ConfigSources {
+            file,
+            env: std::env::vars().collect(),
+        })
+    }
+
+    pub fn load_from(sources: ConfigSources<'_>) -> Result<Config, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(DefaultsForFigment));
+        match sources.file {
+            Some(path) => {
+                if !path.exists() {
+                    return Err(ConfigError::Invalid(format!(
+                        "the configuration file {} does not exist",
+                        path.display()
+                    )));
+                }
+                figment = figment.merge(Toml::file_exact(path));
+            }
+            None => figment = figment.merge(Toml::file("vouch.toml")),
+        }
+        let (plain, from_files) = split_env(&sources.env)?;
+        figment = figment.merge(env_provider(plain)).merge(from_files);
+        let config: Config = figment
+            .extract()
+            .map_err(|err| ConfigError::Invalid(describe_figment_error(err, &sources.env)))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let url = &self.database.url;
+        if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(ConfigError::Invalid(
+                "database.url must start with sqlite:// or postgres:// (got another scheme)".into(),
+            ));
+        }
+        if self.database.max_connections == 0 {
+            return Err(ConfigError::Invalid("database.max_connections must be at least 1".into()));
+        }
+        if self.log.filter.parse::<tracing_subscriber::EnvFilter>().is_err() {
+            return Err(ConfigError::Invalid(format!(
+                "log.filter is not a valid filter: {:?} (try \"info\" or \"vouch=debug,info\")",
+                self.log.filter
+            )));
+        }
+        if let Some(key) = &self.encryption.master_key {
+            crate::store::crypto::MasterKey::parse(key)
+                .map_err(|err| ConfigError::Invalid(format!("encryption.master_key {err}")))?;
+        }
+        for (index, key) in self.encryption.previous_keys.iter().enumerate() {
+            crate::store::crypto::MasterKey::parse(key).map_err(|err| {
+                ConfigError::Invalid(format!("encryption.previous_keys[{index}] {err}"))
+            })?;
+        }
+        Ok(())
+    }
+
+    /// The effective configuration as TOML with every secret replaced by `[redacted]`.
+    pub fn redacted_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("configuration always serialises")
+    }
+}
+
+/// Figment wants a `Serialize` source of defaults; secrets are `None` in the defaults, so the
+/// redacting serialisers never see one here.
+struct DefaultsForFigment;
+
+impl Serialize for DefaultsForFigment {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let defaults = Config::default();
+        let mut value = serde_json::to_value(&defaults).map_err(serde::ser::Error::custom)?;
+        strip_nulls(&mut value);
+        value.serialize(serializer)
+    }
+}
+
+/// `None` defaults must be absent, not null, or figment reports them as explicit values.
+fn strip_nulls(value: &mut serde_json::Value) {
+    if let serde_json::Value::Object(map) = value {
+        map.retain(|_, v| !v.is_null());
+        for v in map.values_mut() {
+            strip_nulls(v);
+        }
+    }
+}
+
+/// Separates `VOUCH__X__Y=value` from `VOUCH__X__Y_FILE=path`, reading each file now so that a
+/// missing file is reported with the key it was meant for.
+fn split_env(
+    env: &[(String, String)],
+) -> Result<(Vec<(String, String)>, Serialized<Dict>), ConfigError> {
+    let mut plain = Vec::new();
+    let mut from_files = Dict::new();
+    for (name, value) in env {
+        let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
+            continue;
+        };
+        match rest.strip_suffix(FILE_SUFFIX) {
+            Some(key_part) => {
+                let key = env_key_to_path(key_part);
+                let path = PathBuf::from(value);
+                let content =
+                    std::fs::read_to_string(&path).map_err(|err| ConfigError::UnreadableFile {
+                        key: key.join("."),
+                        path: path.clone(),
+                        reason: err.to_string(),
+                    })?;
+                // Files written by editors and `echo` end in a newline that is not part of
+                // the secret.
+                let content = content.trim_end_matches(['\n', '\r']).to_owned();
+                insert_path(&mut from_files, &key, Value::from(content));
+            }
+            None => plain.push((name.clone(), value.clone())),
+        }
+    }
+    Ok((plain, Serialized::defaults(from_files)))
+}
+
+fn env_key_to_path(key_part: &str) -> Vec<String> {
+    key_part
+        .split("__")
+        .map(|segment| segment.to_ascii_lowercase())
+        .collect()
+}
+
+fn insert_path(dict: &mut Dict, path: &[String], value: Value) {
+    match path {
+        [] => {}
+        [last] => {
+            dict.insert(last.clone(), value);
+        }
+        [first, rest @ ..] => {
+            let entry = dict
+                .entry(first.clone())
+                .or_insert_with(|| Value::from(Map::<String, Value>::new()));
+            if let Value::Dict(_, inner) = entry {
+                insert_path(inner, rest, value);
+            }
+        }
+    }
+}
+
+/// Figment's own `Env` provider reads the process environment; tests need to hand in their
+/// own, so the given variables become the same nested dictionary, each value parsed the way
+/// `Env` parses it (numbers, booleans, arrays such as `[a, b]`).
+fn env_provider(vars: Vec<(String, String)>) -> Serialized<Dict> {
+    let mut dict = Dict::new();
+    for (name, value) in vars {
+        let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
+            continue;
+        };
+        let parsed: Value = match value.parse() {
+            Ok(parsed) => parsed,
+            Err(never) => match never {},
+        };
+        insert_path(&mut dict, &env_key_to_path(rest), parsed);
+    }
+    Serialized::defaults(dict)
+}
+
+/// One sentence per problem, naming the key and where its value came from.
+fn describe_figment_error(err: figment::Error, env: &[(String, String)]) -> String {
+    err.into_iter()
+        .map(|e| {
+            // For an unknown field, figment's path already ends with the field's name.
+            let path = e.path.clone();
+            let key = path.join(".");
+            let env_name = format!(
+                "{ENV_PREFIX}{}",
+                path.iter()
+                    .map(|p| p.to_ascii_uppercase())
+                    .collect::<Vec<_>>()
+                    .join("__")
+            );
+            let source = if env.iter().any(|(name, _)| name == &env_name) {
+                format!(" (set by the environment variable {env_name})")
+            } else if env
+                .iter()
+                .any(|(name, _)| name == &format!("{env_name}{FILE_SUFFIX}"))
+            {
+                format!(" (read from the file named by {env_name}{FILE_SUFFIX})")
+            } else {
+                match e.metadata.as_ref().and_then(|m| m.source.as_ref()) {
+                    Some(figment::Source::File(file)) => format!(" (set in {})", file.display()),
+                    _ => String::new(),
+                }
+            };
+            if key.is_empty() {
+                format!("{}{source}", e.kind)
+            } else {
+                format!("`{key}`: {}{source}", e.kind)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn serialize_optional_secret<S: Serializer>(
+    value: &Option<SecretString>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    // Only called for `Some`: `None` is skipped, so "not set" shows as an absent key.
+    debug_assert!(value.is_some());
+    serializer.serialize_str(REDACTED)
+}
+
+fn serialize_secret_list<S: Serializer>(
+    value: &[SecretString],
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeSeq;
+    let mut seq = serializer.serialize_seq(Some(value.len()))?;
+    for _ in value {
+        seq.serialize_element(REDACTED)?;
+    }
+    seq.end()
+}
+
+/// Database URLs may carry a password (`postgres://user:password@host/db`).
+fn serialize_database_url<S: Serializer>(value: &str, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&redact_url_password(value))
+}
+
+pub fn redact_url_password(value: &str) -> String {
+    match Url::parse(value) {
+        Ok(mut url) if url.password().is_some() => {
+            let _ = url.set_password(Some("redacted"));
+            url.to_string()
+        }
+        _ => value.to_owned(),
+    }
+}

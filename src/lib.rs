@@ -1,0 +1,14 @@
+//! Vouch: verify a help-desk caller through their Microsoft 365 tenant, then reset their
+//! password, from inside the MSP's PSA ticket.
+//!
+//! Data flows one way: PSA request -> `psa` adapter -> `core` -> `microsoft` client.
+//! `store` keeps state; `api` is the JSON API; `sandbox` holds the test doubles of the
+//! upstream services, used by the demo and the tests only.
+
+pub mod api;
+pub mod cli;
+pub mod config;
+pub mod demo;
+pub mod server;
+pub mod store;
+pub mod telemetry;

@@ -1,0 +1,26 @@
+//! One entry of the append-only audit log. Never holds a secret.
+
+use sea_orm::entity::prelude::*;
+
+#[sea_orm::model]
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+#[sea_orm(table_name = "audit_events")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub msp_id: Uuid,
+    pub occurred_at: DateTimeUtc,
+    pub actor_kind: String,
+    pub actor_id: Option<String>,
+    pub actor_name: Option<String>,
+    pub action: String,
+    pub subject_kind: Option<String>,
+    pub subject_id: Option<String>,
+    pub subject_name: Option<String>,
+    pub psa_ticket_id: Option<String>,
+    pub outcome: String,
+    pub upstream_request_id: Option<String>,
+    pub details: Json,
+}
+
+impl ActiveModelBehavior for ActiveModel {}

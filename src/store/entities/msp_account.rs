@@ -1,0 +1,24 @@
+//! An MSP using Vouch: its branding and its policies.
+
+use sea_orm::entity::prelude::*;
+
+#[sea_orm::model]
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+#[sea_orm(table_name = "msp_accounts")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub name: String,
+    pub brand_logo_url: Option<String>,
+    pub brand_color: Option<String>,
+    pub verified_window_seconds: i32,
+    pub push_limit_count: i32,
+    pub push_limit_window_seconds: i32,
+    pub allow_contact_phone_fallback: bool,
+    pub allow_admin_reset: bool,
+    pub show_password_to_technician: bool,
+    pub created_at: DateTimeUtc,
+    pub updated_at: DateTimeUtc,
+}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,23 @@
+//! A one-time secret link; only the token's hash is stored, the content is sealed.
+
+use sea_orm::entity::prelude::*;
+
+#[sea_orm::model]
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+#[sea_orm(table_name = "secure_shares")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub msp_id: Uuid,
+    pub token_hash: String,
+    pub content_sealed: String,
+    pub expires_at: DateTimeUtc,
+    pub max_views: i32,
+    pub views: i32,
+    pub created_by_technician_id: Option<Uuid>,
+    pub created_at: DateTimeUtc,
+    pub last_viewed_at: Option<DateTimeUtc>,
+    pub revoked_at: Option<DateTimeUtc>,
+}
+
+impl ActiveModelBehavior for ActiveModel {}

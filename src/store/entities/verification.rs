@@ -1,0 +1,33 @@
+//! One attempt to verify a caller as a Microsoft user.
+
+use sea_orm::entity::prelude::*;
+
+#[sea_orm::model]
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+#[sea_orm(table_name = "verifications")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub msp_id: Uuid,
+    pub tenant_id: Uuid,
+    pub technician_id: Option<Uuid>,
+    pub psa_connection_id: Option<Uuid>,
+    pub psa_ticket_id: Option<String>,
+    pub psa_contact_id: Option<String>,
+    pub user_object_id: String,
+    pub user_principal_name: String,
+    pub method: String,
+    pub status: String,
+    pub failure_code: Option<String>,
+    pub code_hash: Option<String>,
+    pub attempts: i32,
+    pub reason: Option<String>,
+    pub used_contact_phone_fallback: bool,
+    pub created_at: DateTimeUtc,
+    pub expires_at: DateTimeUtc,
+    pub decided_at: Option<DateTimeUtc>,
+    pub verified_until: Option<DateTimeUtc>,
+    pub consumed_at: Option<DateTimeUtc>,
+}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,16 @@
+//! One set of migrations, written with the schema manager only, so the same steps run on
+//! SQLite and PostgreSQL. Each migration runs in a transaction on both backends, so a failed
+//! step leaves no half-made schema behind.
+
+use sea_orm_migration::prelude::*;
+
+mod m20261125_000001_foundation;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261125_000001_foundation::Migration)]
+    }
+}

@@ -1,0 +1,182 @@
+//! Storage: sea-orm over SQLite (the embedded default) or PostgreSQL (production, several
+//! instances behind a load balancer). Services see the repository traits in [`repos`], never
+//! sea-orm, so they can be tested with fakes.
+
+pub mod crypto;
+pub mod entities;
+pub mod migration;
+pub mod repos;
+pub mod rotation;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection, DbErr};
+use sea_orm_migration::MigratorTrait;
+
+use crate::config::DatabaseConfig;
+use crypto::Keyring;
+use migration::Migrator;
+
+/// A storage failure. Messages never carry secret values: sealed columns hold ciphertext only.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(#[from] DbErr),
+    #[error("{0} already exists")]
+    Conflict(&'static str),
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("a stored secret cannot be opened: {0}")]
+    Sealed(#[from] crypto::OpenError),
+    #[error("cannot prepare the database location {path}: {reason}")]
+    Location { path: String, reason: String },
+}
+
+/// The database and the keyring that seals secrets stored in it.
+#[derive(Clone)]
+pub struct Store {
+    db: DatabaseConnection,
+    keyring: Arc<Keyring>,
+}
+
+/// What `/readyz` reports about the database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Readiness {
+    pub database_reachable: bool,
+    pub pending_migrations: Vec<String>,
+    pub problem: Option<String>,
+}
+
+impl Readiness {
+    pub fn is_ready(&self) -> bool {
+        self.database_reachable && self.pending_migrations.is_empty()
+    }
+}
+
+impl Store {
+    pub async fn connect(config: &DatabaseConfig, keyring: Arc<Keyring>) -> Result<Store, StoreError> {
+        prepare_sqlite_location(&config.url)?;
+        let mut options = ConnectOptions::new(sqlite_create_if_missing(&config.url));
+        options
+            .max_connections(config.max_connections)
+            .min_connections(1)
+            .connect_timeout(Duration::from_secs(config.connect_timeout_seconds))
+            .acquire_timeout(Duration::from_secs(config.connect_timeout_seconds))
+            // Statements are logged by our own spans; sqlx's per-statement logging would
+            // include bound values.
+            .sqlx_logging(false);
+        let db = Database::connect(options).await?;
+        Ok(Store { db, keyring })
+    }
+
+    pub fn connection(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    pub fn keyring(&self) -> &Keyring {
+        &self.keyring
+    }
+
+    pub fn backend(&self) -> DatabaseBackend {
+        self.db.get_database_backend()
+    }
+
+    /// Applies pending migrations. Several instances may start together against one
+    /// PostgreSQL database: when another instance wins the race, our attempt fails, so we look
+    /// again and succeed once nothing is pending.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        let mut attempt = 0;
+        loop {
+            match Migrator::up(&self.db, None).await {
+                Ok(()) => return Ok(()),
+                Err(err) => {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
+                    if Migrator::get_pending_migrations(&self.db)
+                        .await
+                        .map(|pending| pending.is_empty())
+                        .unwrap_or(false)
+                    {
+                        return Ok(());
+                    }
+                    if attempt >= 3 {
+                        return Err(err.into());
+                    }
+                }
+            }
+        }
+    }
+
+    pub async fn readiness(&self) -> Readiness {
+        if let Err(err) = self.db.execute_unprepared("SELECT 1").await {
+            return Readiness {
+                database_reachable: false,
+                pending_migrations: Vec::new(),
+                problem: Some(format!("database unreachable: {err}")),
+            };
+        }
+        match Migrator::get_pending_migrations(&self.db).await {
+            Ok(pending) => Readiness {
+                database_reachable: true,
+                problem: (!pending.is_empty()).then(|| "migrations pending: run `vouch migrate`".to_owned()),
+                pending_migrations: pending.iter().map(|m| m.name().to_owned()).collect(),
+            },
+            Err(err) => Readiness {
+                database_reachable: true,
+                pending_migrations: Vec::new(),
+                problem: Some(format!("cannot read the migration table: {err}")),
+            },
+        }
+    }
+
+    pub async fn close(self) -> Result<(), StoreError> {
+        self.db.close().await?;
+        Ok(())
+    }
+}
+
+/// SQLite creates the database file on first use, but not its directory.
+fn prepare_sqlite_location(url: &str) -> Result<(), StoreError> {
+    let Some(path) = sqlite_path(url) else {
+        return Ok(());
+    };
+    if let Some(parent) = Path::new(path).parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|err| StoreError::Location {
+            path: parent.display().to_string(),
+            reason: err.to_string(),
+        })?;
+    }
+    Ok(())
+}
+
+fn sqlite_path(url: &str) -> Option<&str> {
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or(rest);
+    (!path.is_empty() && path != ":memory:").then_some(path)
+}
+
+/// `sqlite://file.db` alone refuses to create a missing file; Vouch's default is to create it.
+fn sqlite_create_if_missing(url: &str) -> String {
+    if url.starts_with("sqlite:") && !url.contains("mode=") {
+        let separator = if url.contains('?') { '&' } else { '?' };
+        format!("{url}{separator}mode=rwc")
+    } else {
+        url.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_urls_get_create_mode_and_paths() {
+        assert_eq!(sqlite_create_if_missing("sqlite://a/b.db"), "sqlite://a/b.db?mode=rwc");
+        assert_eq!(sqlite_create_if_missing("sqlite://a.db?mode=ro"), "sqlite://a.db?mode=ro");
+        assert_eq!(sqlite_create_if_missing("postgres://x/y"), "postgres://x/y");
+        assert_eq!(sqlite_path("sqlite://vouch-data/vouch.db?mode=rwc"), Some("vouch-data/vouch.db"));
+        assert_eq!(sqlite_path("sqlite::memory:"), None);
+    }
+}
