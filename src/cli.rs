@@ -15,7 +15,11 @@ use crate::store::crypto::{Keyring, MasterKey};
 use crate::telemetry::{self, Metrics};
 
 #[derive(Debug, Parser)]
-#[command(name = "vouch", version, about = "Verify callers and reset Microsoft 365 passwords from the PSA ticket.")]
+#[command(
+    name = "vouch",
+    version,
+    about = "Verify callers and reset Microsoft 365 passwords from the PSA ticket."
+)]
 pub struct Cli {
     /// Configuration file (default: ./vouch.toml when it exists).
     #[arg(long, global = true, value_name = "FILE")]
@@ -145,12 +149,14 @@ pub fn keyring_from(config: &Config) -> anyhow::Result<Keyring> {
 
 pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
     let keyring = Arc::new(keyring_from(config)?);
-    Store::connect(&config.database, keyring).await.with_context(|| {
-        format!(
-            "connecting to the database {}",
-            crate::config::redact_url_password(&config.database.url)
-        )
-    })
+    Store::connect(&config.database, keyring)
+        .await
+        .with_context(|| {
+            format!(
+                "connecting to the database {}",
+                crate::config::redact_url_password(&config.database.url)
+            )
+        })
 }
 
 pub async fn run_server(

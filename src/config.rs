@@ -214,7 +214,9 @@ impl Default for Config {
 pub enum ConfigError {
     #[error("configuration error: {0}")]
     Invalid(String),
-    #[error("configuration error: {key} is read from the file {path}, which cannot be read: {reason}")]
+    #[error(
+        "configuration error: {key} is read from the file {path}, which cannot be read: {reason}"
+    )]
     UnreadableFile {
         key: String,
         path: PathBuf,
@@ -264,15 +266,25 @@ impl Config {
 
     fn validate(&self) -> Result<(), ConfigError> {
         let url = &self.database.url;
-        if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        if !(url.starts_with("sqlite:")
+            || url.starts_with("postgres://")
+            || url.starts_with("postgresql://"))
+        {
             return Err(ConfigError::Invalid(
                 "database.url must start with sqlite:// or postgres:// (got another scheme)".into(),
             ));
         }
         if self.database.max_connections == 0 {
-            return Err(ConfigError::Invalid("database.max_connections must be at least 1".into()));
+            return Err(ConfigError::Invalid(
+                "database.max_connections must be at least 1".into(),
+            ));
         }
-        if self.log.filter.parse::<tracing_subscriber::EnvFilter>().is_err() {
+        if self
+            .log
+            .filter
+            .parse::<tracing_subscriber::EnvFilter>()
+            .is_err()
+        {
             return Err(ConfigError::Invalid(format!(
                 "log.filter is not a valid filter: {:?} (try \"info\" or \"vouch=debug,info\")",
                 self.log.filter
@@ -319,11 +331,11 @@ fn strip_nulls(value: &mut serde_json::Value) {
     }
 }
 
+type EnvVars = Vec<(String, String)>;
+
 /// Separates `VOUCH__X__Y=value` from `VOUCH__X__Y_FILE=path`, reading each file now so that a
 /// missing file is reported with the key it was meant for.
-fn split_env(
-    env: &[(String, String)],
-) -> Result<(Vec<(String, String)>, Serialized<Dict>), ConfigError> {
+fn split_env(env: &[(String, String)]) -> Result<(EnvVars, Serialized<Dict>), ConfigError> {
     let mut plain = Vec::new();
     let mut from_files = Dict::new();
     for (name, value) in env {

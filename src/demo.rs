@@ -22,7 +22,10 @@ pub const DEMO_TENANT_ID: &str = "7f3c1a52-5b1e-4c8e-9a47-2f6d1e0b9c11";
 pub async fn run(mut config: Config) -> anyhow::Result<()> {
     let env: Vec<(String, String)> = std::env::vars().collect();
     cli::prefer_pretty_logs(&mut config, &env);
-    if !env.iter().any(|(name, _)| name == "VOUCH__HTTP__PUBLIC_URL") {
+    if !env
+        .iter()
+        .any(|(name, _)| name == "VOUCH__HTTP__PUBLIC_URL")
+    {
         let bind = config.http.bind;
         let host = if bind.ip().is_loopback() || bind.ip().is_unspecified() {
             "localhost".to_owned()
@@ -44,10 +47,18 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
     }
 
     let store = cli::open_store(&config).await?;
-    store.migrate().await.context("migrating the demo database")?;
+    store
+        .migrate()
+        .await
+        .context("migrating the demo database")?;
     seed(&store).await.context("seeding the demo MSP")?;
 
-    let base = config.http.public_url.as_str().trim_end_matches('/').to_owned();
+    let base = config
+        .http
+        .public_url
+        .as_str()
+        .trim_end_matches('/')
+        .to_owned();
     let rule = "=".repeat(72);
     println!("{rule}");
     println!("  VOUCH DEMO: sandbox upstreams, SQLite database in ./{DEMO_DATA_DIR}/");
@@ -63,7 +74,10 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
     println!("         {base}/api/docs   the JSON API");
     println!("{rule}");
 
-    let links = vec![("Demo MSP: ".to_owned() + DEMO_MSP_NAME, "/api/docs".to_owned())];
+    let links = vec![(
+        "Demo MSP: ".to_owned() + DEMO_MSP_NAME,
+        "/api/docs".to_owned(),
+    )];
     cli::run_server(config, store, links).await
 }
 

@@ -51,14 +51,21 @@ fn labelled<E: IntoEndpoint>(label: &'static str, ep: E) -> impl Endpoint<Output
 where
     E::Endpoint: 'static,
 {
-    ep.into_endpoint().map_to_response().after(move |result| async move {
-        let mut response = match result {
-            Ok(response) => response,
-            Err(err) => err.into_response(),
-        };
-        response.set_data(RouteLabel(label));
-        Ok(response)
-    })
+    ep.into_endpoint()
+        .map_to_response()
+        .after(move |result| async move {
+            match result {
+                Ok(mut response) => {
+                    response.set_data(RouteLabel(label));
+                    Ok(response)
+                }
+                // Left as an error so the app-wide handlers give it the JSON error shape.
+                Err(mut err) => {
+                    err.set_data(RouteLabel(label));
+                    Err(err)
+                }
+            }
+        })
 }
 
 /// Builds the whole application.
@@ -93,11 +100,7 @@ pub fn build_app(ctx: Arc<AppContext>) -> impl Endpoint<Output = Response> {
 }
 
 /// One span per request carrying its id, one log line when it completes, and the metrics.
-async fn observe<E: Endpoint>(
-    ctx: Arc<AppContext>,
-    ep: E,
-    req: Request,
-) -> poem::Result<Response> {
+async fn observe<E: Endpoint>(ctx: Arc<AppContext>, ep: E, req: Request) -> poem::Result<Response> {
     let request_id = req
         .headers()
         .get(REQUEST_ID_HEADER)

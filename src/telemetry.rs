@@ -28,7 +28,11 @@ pub fn init_logging(config: &LogConfig) {
             )
             .try_init(),
         LogFormat::Pretty => registry
-            .with(tracing_subscriber::fmt::layer().compact().with_target(false))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .compact()
+                    .with_target(false),
+            )
             .try_init(),
     };
     let _ = result;
@@ -80,7 +84,10 @@ impl Metrics {
         let registry = Registry::new_custom(Some("vouch".into()), None)
             .expect("static registry settings are valid");
         let http_requests = IntCounterVec::new(
-            Opts::new("http_requests_total", "HTTP requests by route, method and status."),
+            Opts::new(
+                "http_requests_total",
+                "HTTP requests by route, method and status.",
+            ),
             &["route", "method", "status"],
         )
         .expect("static metric");
@@ -109,7 +116,9 @@ impl Metrics {
                 "upstream_call_duration_seconds",
                 "Latency of calls to upstream services.",
             )
-            .buckets(vec![0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0]),
+            .buckets(vec![
+                0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
+            ]),
             &["service"],
         )
         .expect("static metric");
@@ -128,7 +137,9 @@ impl Metrics {
             Box::new(upstream_duration.clone()),
             Box::new(integration_secret_days_left.clone()),
         ] {
-            registry.register(collector).expect("metric names are unique");
+            registry
+                .register(collector)
+                .expect("metric names are unique");
         }
         Metrics {
             registry,

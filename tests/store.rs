@@ -33,8 +33,14 @@ async fn demo_msp(store: &vouch::store::Store, name: &str) -> MspAccount {
 async fn migrations_apply_to_an_empty_database_and_are_idempotent() {
     for db in TestDb::all().await {
         let store = db.store(keyring()).await;
-        let pending = Migrator::get_pending_migrations(store.connection()).await.unwrap();
-        assert!(!pending.is_empty(), "{:?}: an empty database has pending migrations", db.backend);
+        let pending = Migrator::get_pending_migrations(store.connection())
+            .await
+            .unwrap();
+        assert!(
+            !pending.is_empty(),
+            "{:?}: an empty database has pending migrations",
+            db.backend
+        );
         assert!(!store.readiness().await.is_ready());
 
         store.migrate().await.unwrap();
@@ -43,10 +49,18 @@ async fn migrations_apply_to_an_empty_database_and_are_idempotent() {
 
         let readiness = store.readiness().await;
         assert!(readiness.is_ready(), "{:?}: {readiness:?}", db.backend);
-        assert!(Migrator::get_pending_migrations(store.connection()).await.unwrap().is_empty());
+        assert!(
+            Migrator::get_pending_migrations(store.connection())
+                .await
+                .unwrap()
+                .is_empty()
+        );
         // The schema really is there and usable.
         let msp = demo_msp(&store, "After migrations").await;
-        assert_eq!(store.get_msp(msp.id).await.unwrap().unwrap().name, "After migrations");
+        assert_eq!(
+            store.get_msp(msp.id).await.unwrap().unwrap().name,
+            "After migrations"
+        );
     }
 }
 
@@ -115,7 +129,13 @@ async fn psa_connections_open_their_credentials_and_technicians_upsert() {
             r#"{"public_key":"pub","private_key":"priv"}"#
         );
         assert_eq!(store.list_connections(msp.id).await.unwrap().len(), 1);
-        assert!(store.list_connections(Uuid::now_v7()).await.unwrap().is_empty());
+        assert!(
+            store
+                .list_connections(Uuid::now_v7())
+                .await
+                .unwrap()
+                .is_empty()
+        );
 
         let sighting = TechnicianSighting {
             msp_id: msp.id,
@@ -153,7 +173,10 @@ async fn tenants_integrations_and_company_mappings() {
             })
             .await
             .unwrap();
-        assert_eq!(tenant.microsoft_tenant_id, "aaaaaaaa-1111-2222-3333-444444444444");
+        assert_eq!(
+            tenant.microsoft_tenant_id,
+            "aaaaaaaa-1111-2222-3333-444444444444"
+        );
         let duplicate = store
             .create_tenant(NewTenant {
                 msp_id: msp.id,
@@ -162,9 +185,16 @@ async fn tenants_integrations_and_company_mappings() {
                 verified_domains: vec![],
             })
             .await;
-        assert!(matches!(duplicate, Err(StoreError::Conflict(_))), "{:?}: {duplicate:?}", db.backend);
+        assert!(
+            matches!(duplicate, Err(StoreError::Conflict(_))),
+            "{:?}: {duplicate:?}",
+            db.backend
+        );
         assert_eq!(store.get_tenant(tenant.id).await.unwrap().unwrap(), tenant);
-        assert_eq!(store.list_tenants(msp.id).await.unwrap(), vec![tenant.clone()]);
+        assert_eq!(
+            store.list_tenants(msp.id).await.unwrap(),
+            vec![tenant.clone()]
+        );
 
         let expires = Utc::now() + Duration::days(730);
         let saved = store
@@ -195,7 +225,10 @@ async fn tenants_integrations_and_company_mappings() {
             })
             .await
             .unwrap();
-        assert_eq!(saved.id, replaced.id, "one integration of a kind per tenant");
+        assert_eq!(
+            saved.id, replaced.id,
+            "one integration of a kind per tenant"
+        );
         let loaded = store
             .get_integration(tenant.id, IntegrationKind::IdentityManagement)
             .await
@@ -207,11 +240,13 @@ async fn tenants_integrations_and_company_mappings() {
             loaded.secret_expires_at.unwrap().timestamp(),
             expires.timestamp()
         );
-        assert!(store
-            .get_integration(tenant.id, IntegrationKind::Authenticator)
-            .await
-            .unwrap()
-            .is_none());
+        assert!(
+            store
+                .get_integration(tenant.id, IntegrationKind::Authenticator)
+                .await
+                .unwrap()
+                .is_none()
+        );
 
         let connection = store
             .create_connection(NewPsaConnection {
@@ -234,10 +269,21 @@ async fn tenants_integrations_and_company_mappings() {
         store.map_company(mapping.clone()).await.unwrap();
         store.map_company(mapping).await.unwrap();
         assert_eq!(
-            store.tenant_for_company(connection.id, "42").await.unwrap().unwrap().id,
+            store
+                .tenant_for_company(connection.id, "42")
+                .await
+                .unwrap()
+                .unwrap()
+                .id,
             tenant.id
         );
-        assert!(store.tenant_for_company(connection.id, "43").await.unwrap().is_none());
+        assert!(
+            store
+                .tenant_for_company(connection.id, "43")
+                .await
+                .unwrap()
+                .is_none()
+        );
     }
 }
 
@@ -260,12 +306,27 @@ async fn shares_messages_and_the_append_only_audit_log() {
             .unwrap();
         assert_eq!(share.views, 0);
         assert_eq!(
-            store.find_share_by_token_hash("hash-1").await.unwrap().unwrap().id,
+            store
+                .find_share_by_token_hash("hash-1")
+                .await
+                .unwrap()
+                .unwrap()
+                .id,
             share.id
         );
-        assert!(store.find_share_by_token_hash("hash-2").await.unwrap().is_none());
+        assert!(
+            store
+                .find_share_by_token_hash("hash-2")
+                .await
+                .unwrap()
+                .is_none()
+        );
         assert_eq!(
-            store.open_share_content(share.id).await.unwrap().expose_secret(),
+            store
+                .open_share_content(share.id)
+                .await
+                .unwrap()
+                .expose_secret(),
             "Tr0ub4dor&3"
         );
         store
@@ -279,9 +340,13 @@ async fn shares_messages_and_the_append_only_audit_log() {
             .await
             .unwrap();
 
-        for (index, action) in ["verification.started", "verification.approved", "password.reset"]
-            .into_iter()
-            .enumerate()
+        for (index, action) in [
+            "verification.started",
+            "verification.approved",
+            "password.reset",
+        ]
+        .into_iter()
+        .enumerate()
         {
             store
                 .append(NewAuditEvent {
@@ -304,13 +369,21 @@ async fn shares_messages_and_the_append_only_audit_log() {
                 .unwrap();
         }
         let all = store
-            .query(AuditQuery { msp_id: msp.id, limit: 100, ..Default::default() })
+            .query(AuditQuery {
+                msp_id: msp.id,
+                limit: 100,
+                ..Default::default()
+            })
             .await
             .unwrap();
         let actions: Vec<_> = all.iter().map(|e| e.event.action.as_str()).collect();
         assert_eq!(
             actions,
-            ["password.reset", "verification.approved", "verification.started"],
+            [
+                "password.reset",
+                "verification.approved",
+                "verification.started"
+            ],
             "{:?}: newest first",
             db.backend
         );
@@ -338,10 +411,17 @@ async fn shares_messages_and_the_append_only_audit_log() {
         assert_eq!(by_action.len(), 1);
         assert_eq!(by_action[0].event.details["step"], 1);
         let other_msp = store
-            .query(AuditQuery { msp_id: other.id, limit: 100, ..Default::default() })
+            .query(AuditQuery {
+                msp_id: other.id,
+                limit: 100,
+                ..Default::default()
+            })
             .await
             .unwrap();
-        assert!(other_msp.is_empty(), "one MSP never sees another's audit log");
+        assert!(
+            other_msp.is_empty(),
+            "one MSP never sees another's audit log"
+        );
     }
 }
 
@@ -464,7 +544,9 @@ async fn raw_database_contents(db: &TestDb, store: &vouch::store::Store) -> Vec<
 }
 
 fn contains(haystack: &[u8], needle: &str) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle.as_bytes())
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
 }
 
 #[tokio::test]
@@ -474,7 +556,11 @@ async fn secrets_are_never_stored_in_plaintext() {
         write_every_kind_of_secret(&store).await;
         if db.backend == Backend::Sqlite {
             // Make sure everything reached the file rather than a cache.
-            store.connection().execute_unprepared("PRAGMA wal_checkpoint(FULL)").await.ok();
+            store
+                .connection()
+                .execute_unprepared("PRAGMA wal_checkpoint(FULL)")
+                .await
+                .ok();
         }
         let contents = raw_database_contents(&db, &store).await;
         assert!(
@@ -500,7 +586,9 @@ async fn rotate_key_reseals_everything_under_the_new_key() {
         let old_store = db.migrated_store(Keyring::new(old_key.clone(), [])).await;
         write_every_kind_of_secret(&old_store).await;
 
-        let rotating = db.store(Keyring::new(new_key.clone(), [old_key.clone()])).await;
+        let rotating = db
+            .store(Keyring::new(new_key.clone(), [old_key.clone()]))
+            .await;
         let report = rotating.rotate_keys().await.unwrap();
         assert_eq!(report.active_key_id, new_key.id());
         let resealed: u64 = report.columns.iter().map(|c| c.resealed).sum();
@@ -518,14 +606,22 @@ async fn rotate_key_reseals_everything_under_the_new_key() {
             .find(|m| m.name == VISIBLE_MARKER)
             .unwrap();
         let connection = &only_new.list_connections(msp.id).await.unwrap()[0];
-        assert!(connection.credentials.expose_secret().contains(PLAINTEXT_SECRETS[0]));
+        assert!(
+            connection
+                .credentials
+                .expose_secret()
+                .contains(PLAINTEXT_SECRETS[0])
+        );
         let tenant = &only_new.list_tenants(msp.id).await.unwrap()[0];
         let integration = only_new
             .get_integration(tenant.id, IntegrationKind::Authenticator)
             .await
             .unwrap()
             .unwrap();
-        assert_eq!(integration.secret.unwrap().expose_secret(), PLAINTEXT_SECRETS[4]);
+        assert_eq!(
+            integration.secret.unwrap().expose_secret(),
+            PLAINTEXT_SECRETS[4]
+        );
 
         // And the old key alone no longer opens anything.
         let only_old = db.store(Keyring::new(old_key, [])).await;

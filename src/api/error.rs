@@ -122,7 +122,9 @@ impl ApiError {
 fn request_parse_error(err: poem::Error) -> ApiError {
     ApiError::new(
         ErrorCode::InvalidRequest,
-        format!("The request could not be read: {err}. Check it against the API documentation at /api/docs."),
+        format!(
+            "The request could not be read: {err}. Check it against the API documentation at /api/docs."
+        ),
     )
 }
 

@@ -40,7 +40,9 @@ pub enum OpenError {
         "the stored value was sealed under key {0}, which is not configured; add it to encryption.previous_keys"
     )]
     UnknownKey(String),
-    #[error("the stored value does not decrypt under key {0}: wrong key, tampered data, or moved to another row")]
+    #[error(
+        "the stored value does not decrypt under key {0}: wrong key, tampered data, or moved to another row"
+    )]
     Undecryptable(String),
 }
 
@@ -53,7 +55,9 @@ pub struct MasterKey {
 
 impl fmt::Debug for MasterKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MasterKey").field("id", &self.id).finish_non_exhaustive()
+        f.debug_struct("MasterKey")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -252,7 +256,10 @@ mod tests {
         );
         let rotating = Keyring::new(new_key, [old_key]);
         assert!(rotating.needs_reseal(&sealed).unwrap());
-        assert_eq!(rotating.open(&place, &sealed).unwrap().expose_secret(), "secret");
+        assert_eq!(
+            rotating.open(&place, &sealed).unwrap().expose_secret(),
+            "secret"
+        );
         let resealed = rotating.seal(&place, "secret");
         assert!(!rotating.needs_reseal(&resealed).unwrap());
     }
@@ -260,7 +267,10 @@ mod tests {
     #[test]
     fn bad_keys_are_refused_without_echoing_them() {
         let short = SecretString::from(BASE64.encode([7u8; 16]));
-        assert_eq!(MasterKey::parse(&short).unwrap_err(), KeyError::WrongLength(16));
+        assert_eq!(
+            MasterKey::parse(&short).unwrap_err(),
+            KeyError::WrongLength(16)
+        );
         let garbage = SecretString::from("not base64 !!!".to_owned());
         let err = MasterKey::parse(&garbage).unwrap_err();
         assert!(!err.to_string().contains("not base64 !!!"));
@@ -276,6 +286,9 @@ mod tests {
         tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
         let tampered = String::from_utf8(tampered).unwrap();
         assert!(ring.open(&place, &tampered).is_err());
-        assert_eq!(ring.open(&place, "plain text").unwrap_err(), OpenError::Malformed);
+        assert_eq!(
+            ring.open(&place, "plain text").unwrap_err(),
+            OpenError::Malformed
+        );
     }
 }

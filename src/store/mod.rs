@@ -12,7 +12,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection, DbErr};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection, DbErr,
+};
 use sea_orm_migration::MigratorTrait;
 
 use crate::config::DatabaseConfig;
@@ -56,7 +58,10 @@ impl Readiness {
 }
 
 impl Store {
-    pub async fn connect(config: &DatabaseConfig, keyring: Arc<Keyring>) -> Result<Store, StoreError> {
+    pub async fn connect(
+        config: &DatabaseConfig,
+        keyring: Arc<Keyring>,
+    ) -> Result<Store, StoreError> {
         prepare_sqlite_location(&config.url)?;
         let mut options = ConnectOptions::new(sqlite_create_if_missing(&config.url));
         options
@@ -120,7 +125,8 @@ impl Store {
         match Migrator::get_pending_migrations(&self.db).await {
             Ok(pending) => Readiness {
                 database_reachable: true,
-                problem: (!pending.is_empty()).then(|| "migrations pending: run `vouch migrate`".to_owned()),
+                problem: (!pending.is_empty())
+                    .then(|| "migrations pending: run `vouch migrate`".to_owned()),
                 pending_migrations: pending.iter().map(|m| m.name().to_owned()).collect(),
             },
             Err(err) => Readiness {
@@ -142,7 +148,10 @@ fn prepare_sqlite_location(url: &str) -> Result<(), StoreError> {
     let Some(path) = sqlite_path(url) else {
         return Ok(());
     };
-    if let Some(parent) = Path::new(path).parent().filter(|p| !p.as_os_str().is_empty()) {
+    if let Some(parent) = Path::new(path)
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+    {
         std::fs::create_dir_all(parent).map_err(|err| StoreError::Location {
             path: parent.display().to_string(),
             reason: err.to_string(),
@@ -152,7 +161,9 @@ fn prepare_sqlite_location(url: &str) -> Result<(), StoreError> {
 }
 
 fn sqlite_path(url: &str) -> Option<&str> {
-    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
     let path = rest.split('?').next().unwrap_or(rest);
     (!path.is_empty() && path != ":memory:").then_some(path)
 }
@@ -173,10 +184,19 @@ mod tests {
 
     #[test]
     fn sqlite_urls_get_create_mode_and_paths() {
-        assert_eq!(sqlite_create_if_missing("sqlite://a/b.db"), "sqlite://a/b.db?mode=rwc");
-        assert_eq!(sqlite_create_if_missing("sqlite://a.db?mode=ro"), "sqlite://a.db?mode=ro");
+        assert_eq!(
+            sqlite_create_if_missing("sqlite://a/b.db"),
+            "sqlite://a/b.db?mode=rwc"
+        );
+        assert_eq!(
+            sqlite_create_if_missing("sqlite://a.db?mode=ro"),
+            "sqlite://a.db?mode=ro"
+        );
         assert_eq!(sqlite_create_if_missing("postgres://x/y"), "postgres://x/y");
-        assert_eq!(sqlite_path("sqlite://vouch-data/vouch.db?mode=rwc"), Some("vouch-data/vouch.db"));
+        assert_eq!(
+            sqlite_path("sqlite://vouch-data/vouch.db?mode=rwc"),
+            Some("vouch-data/vouch.db")
+        );
         assert_eq!(sqlite_path("sqlite::memory:"), None);
     }
 }

@@ -182,9 +182,12 @@ impl IntegrationKind {
     }
 
     pub fn parse(value: &str) -> Option<IntegrationKind> {
-        [IntegrationKind::Authenticator, IntegrationKind::IdentityManagement]
-            .into_iter()
-            .find(|kind| kind.as_str() == value)
+        [
+            IntegrationKind::Authenticator,
+            IntegrationKind::IdentityManagement,
+        ]
+        .into_iter()
+        .find(|kind| kind.as_str() == value)
     }
 }
 
@@ -324,7 +327,10 @@ pub trait TenantRepository: Send + Sync {
     async fn get_tenant(&self, id: Uuid) -> Result<Option<Tenant>, StoreError>;
     async fn list_tenants(&self, msp_id: Uuid) -> Result<Vec<Tenant>, StoreError>;
     /// Creates or replaces the tenant's integration of that kind.
-    async fn save_integration(&self, update: IntegrationUpdate) -> Result<TenantIntegration, StoreError>;
+    async fn save_integration(
+        &self,
+        update: IntegrationUpdate,
+    ) -> Result<TenantIntegration, StoreError>;
     async fn get_integration(
         &self,
         tenant_id: Uuid,
@@ -341,7 +347,10 @@ pub trait TenantRepository: Send + Sync {
 #[async_trait]
 pub trait SecureShareRepository: Send + Sync {
     async fn create_share(&self, new: NewSecureShare) -> Result<SecureShare, StoreError>;
-    async fn find_share_by_token_hash(&self, token_hash: &str) -> Result<Option<SecureShare>, StoreError>;
+    async fn find_share_by_token_hash(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<SecureShare>, StoreError>;
     async fn open_share_content(&self, id: Uuid) -> Result<SecretString, StoreError>;
 }
 
@@ -454,7 +463,8 @@ impl Store {
             .map(|sealed| self.keyring().open(&place, sealed))
             .transpose()?;
         Ok(TenantIntegration {
-            kind: IntegrationKind::parse(&m.kind).ok_or(StoreError::NotFound("integration kind"))?,
+            kind: IntegrationKind::parse(&m.kind)
+                .ok_or(StoreError::NotFound("integration kind"))?,
             id: m.id,
             tenant_id: m.tenant_id,
             status: m.status,
@@ -584,7 +594,9 @@ impl TenantRepository for Store {
         let model = tenant::Entity::insert(model)
             .exec_with_returning(self.connection())
             .await
-            .map_err(|err| conflict_or(err, "a tenant with this Microsoft tenant id for this MSP"))?;
+            .map_err(|err| {
+                conflict_or(err, "a tenant with this Microsoft tenant id for this MSP")
+            })?;
         Ok(tenant_from_model(model))
     }
 
@@ -606,7 +618,10 @@ impl TenantRepository for Store {
             .collect())
     }
 
-    async fn save_integration(&self, update: IntegrationUpdate) -> Result<TenantIntegration, StoreError> {
+    async fn save_integration(
+        &self,
+        update: IntegrationUpdate,
+    ) -> Result<TenantIntegration, StoreError> {
         let now = Utc::now();
         let existing = tenant_integration::Entity::find()
             .filter(tenant_integration::Column::TenantId.eq(update.tenant_id))
@@ -634,9 +649,11 @@ impl TenantRepository for Store {
             updated_at: Set(now),
         };
         let saved = match existing {
-            Some(_) => tenant_integration::Entity::update(model)
-                .exec(self.connection())
-                .await?,
+            Some(_) => {
+                tenant_integration::Entity::update(model)
+                    .exec(self.connection())
+                    .await?
+            }
             None => tenant_integration::Entity::insert(model)
                 .exec_with_returning(self.connection())
                 .await
@@ -743,7 +760,10 @@ impl SecureShareRepository for Store {
         Ok(share_from_model(model))
     }
 
-    async fn find_share_by_token_hash(&self, token_hash: &str) -> Result<Option<SecureShare>, StoreError> {
+    async fn find_share_by_token_hash(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<SecureShare>, StoreError> {
         Ok(secure_share::Entity::find()
             .filter(secure_share::Column::TokenHash.eq(token_hash))
             .one(self.connection())
@@ -840,7 +860,8 @@ impl AuditLog for Store {
     }
 
     async fn query(&self, query: AuditQuery) -> Result<Vec<AuditEvent>, StoreError> {
-        let mut select = audit_event::Entity::find().filter(audit_event::Column::MspId.eq(query.msp_id));
+        let mut select =
+            audit_event::Entity::find().filter(audit_event::Column::MspId.eq(query.msp_id));
         if let Some(action) = query.action {
             select = select.filter(audit_event::Column::Action.eq(action));
         }

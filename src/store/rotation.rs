@@ -5,8 +5,8 @@
 //! re-sealed by its own update, guarded by its old ciphertext, so the command can
 //! run while Vouch serves and can be interrupted and run again.
 
-use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::ConnectionTrait;
+use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use secrecy::ExposeSecret;
 use uuid::Uuid;
 

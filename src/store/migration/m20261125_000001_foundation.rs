@@ -203,7 +203,12 @@ fn fk(
         .to_owned()
 }
 
-fn index(name: &str, table: impl IntoIden, columns: &[&'static str], unique: bool) -> IndexCreateStatement {
+fn index(
+    name: &str,
+    table: impl IntoIden,
+    columns: &[&'static str],
+    unique: bool,
+) -> IndexCreateStatement {
     let mut stmt = Index::create();
     stmt.name(name).table(table).if_not_exists();
     for column in columns {
@@ -266,7 +271,12 @@ impl MigrationTrait for Migration {
             )
             .await?;
         manager
-            .create_index(index("idx_psa_connections_msp", PsaConnections::Table, &["msp_id"], false))
+            .create_index(index(
+                "idx_psa_connections_msp",
+                PsaConnections::Table,
+                &["msp_id"],
+                false,
+            ))
             .await?;
 
         manager
@@ -344,8 +354,12 @@ impl MigrationTrait for Migration {
                     .col(string(TenantIntegrations::Status))
                     .col(string(TenantIntegrations::ClientId))
                     .col(text_null(TenantIntegrations::SecretSealed))
-                    .col(timestamp_with_time_zone_null(TenantIntegrations::SecretExpiresAt))
-                    .col(timestamp_with_time_zone_null(TenantIntegrations::LastCheckedAt))
+                    .col(timestamp_with_time_zone_null(
+                        TenantIntegrations::SecretExpiresAt,
+                    ))
+                    .col(timestamp_with_time_zone_null(
+                        TenantIntegrations::LastCheckedAt,
+                    ))
                     .col(string_null(TenantIntegrations::LastCheckCode))
                     .col(text_null(TenantIntegrations::LastCheckMessage))
                     .col(timestamp_with_time_zone(TenantIntegrations::CreatedAt))
@@ -386,12 +400,18 @@ impl MigrationTrait for Migration {
                     ))
                     .foreign_key(&mut fk(
                         "fk_company_mappings_connection",
-                        (CompanyTenantMappings::Table, CompanyTenantMappings::PsaConnectionId),
+                        (
+                            CompanyTenantMappings::Table,
+                            CompanyTenantMappings::PsaConnectionId,
+                        ),
                         (PsaConnections::Table, PsaConnections::Id),
                     ))
                     .foreign_key(&mut fk(
                         "fk_company_mappings_tenant",
-                        (CompanyTenantMappings::Table, CompanyTenantMappings::TenantId),
+                        (
+                            CompanyTenantMappings::Table,
+                            CompanyTenantMappings::TenantId,
+                        ),
                         (Tenants::Table, Tenants::Id),
                     ))
                     .to_owned(),

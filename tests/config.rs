@@ -1,0 +1,213 @@
+//! Configuration layering, refusal of bad values, and redaction of secrets.
+
+use std::process::Command;
+
+use secrecy::ExposeSecret;
+use vouch::config::{Config, ConfigSources, LogFormat};
+
+fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn load(file: Option<&std::path::Path>, pairs: &[(&str, &str)]) -> Result<Config, String> {
+    Config::load_from(ConfigSources {
+        file,
+        env: env(pairs),
+    })
+    .map_err(|err| err.to_string())
+}
+
+#[test]
+fn defaults_then_file_then_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("vouch.toml");
+    std::fs::write(
+        &file,
+        "[http]\nbind = \"0.0.0.0:9000\"\nshutdown_grace_seconds = 5\n[log]\nformat = \"pretty\"\n",
+    )
+    .unwrap();
+    let config = load(
+        Some(&file),
+        &[
+            ("VOUCH__HTTP__BIND", "127.0.0.1:9100"),
+            ("VOUCH__MICROSOFT__GRAPH_URL", "https://graph.microsoft.us/"),
+            ("UNRELATED", "ignored"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(
+        config.http.bind.to_string(),
+        "127.0.0.1:9100",
+        "environment beats file"
+    );
+    assert_eq!(config.http.shutdown_grace_seconds, 5, "file beats defaults");
+    assert_eq!(config.log.format, LogFormat::Pretty);
+    assert_eq!(
+        config.microsoft.graph_url.as_str(),
+        "https://graph.microsoft.us/"
+    );
+    assert_eq!(
+        config.microsoft.login_url.as_str(),
+        "https://login.microsoftonline.com/",
+        "defaults where nothing is said"
+    );
+}
+
+#[test]
+fn a_bad_value_stops_start_up_naming_the_key_and_its_source() {
+    let err = load(None, &[("VOUCH__HTTP__SHUTDOWN_GRACE_SECONDS", "soon")]).unwrap_err();
+    assert!(err.contains("`http.shutdown_grace_seconds`"), "{err}");
+    assert!(err.contains("VOUCH__HTTP__SHUTDOWN_GRACE_SECONDS"), "{err}");
+
+    let err = load(None, &[("VOUCH__MICROSOFT__GRAPH_URL", "not a url")]).unwrap_err();
+    assert!(err.contains("`microsoft.graph_url`"), "{err}");
+
+    let err = load(None, &[("VOUCH__DATABASE__URL", "mysql://x/y")]).unwrap_err();
+    assert!(err.contains("database.url"), "{err}");
+
+    let err = load(None, &[("VOUCH__ENCRYPTION__MASTER_KEY", "c2hvcnQ=")]).unwrap_err();
+    assert!(err.contains("encryption.master_key"), "{err}");
+    assert!(
+        !err.contains("c2hvcnQ="),
+        "the key itself is not echoed: {err}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("vouch.toml");
+    std::fs::write(&file, "[log]\nformat = \"xml\"\n").unwrap();
+    let err = load(Some(&file), &[]).unwrap_err();
+    assert!(err.contains("`log.format`"), "{err}");
+    assert!(err.contains(&file.display().to_string()), "{err}");
+}
+
+#[test]
+fn an_unknown_key_stops_start_up_naming_it() {
+    let err = load(None, &[("VOUCH__HTTP__PORT", "8080")]).unwrap_err();
+    assert!(err.contains("`http.port`"), "{err}");
+    let err = load(None, &[("VOUCH__GRAPH__URL", "https://x/")]).unwrap_err();
+    assert!(err.contains("graph"), "{err}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("vouch.toml");
+    std::fs::write(&file, "[database]\nurll = \"sqlite://x.db\"\n").unwrap();
+    let err = load(Some(&file), &[]).unwrap_err();
+    assert!(err.contains("`database.urll`"), "{err}");
+
+    let missing = dir.path().join("missing.toml");
+    let err = load(Some(&missing), &[]).unwrap_err();
+    assert!(err.contains("does not exist"), "{err}");
+}
+
+#[test]
+fn secrets_can_come_from_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret_file = dir.path().join("secret");
+    std::fs::write(&secret_file, "s3cret-from-file\n").unwrap();
+    let config = load(
+        None,
+        &[(
+            "VOUCH__MICROSOFT__APP_CLIENT_SECRET_FILE",
+            secret_file.to_str().unwrap(),
+        )],
+    )
+    .unwrap();
+    assert_eq!(
+        config.microsoft.app_client_secret.unwrap().expose_secret(),
+        "s3cret-from-file",
+        "the trailing newline is not part of the secret"
+    );
+
+    let err = load(
+        None,
+        &[("VOUCH__SMS__AUTH_TOKEN_FILE", "/nonexistent/token")],
+    )
+    .unwrap_err();
+    assert!(err.contains("sms.auth_token"), "{err}");
+    assert!(err.contains("/nonexistent/token"), "{err}");
+}
+
+#[test]
+fn vouch_config_prints_everything_but_the_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = vouch::store::crypto::MasterKey::generate_encoded();
+    let key_file = dir.path().join("master.key");
+    std::fs::write(&key_file, key.expose_secret()).unwrap();
+    let previous = vouch::store::crypto::MasterKey::generate_encoded();
+    let output = Command::new(env!("CARGO_BIN_EXE_vouch"))
+        .arg("config")
+        .current_dir(dir.path())
+        .env_clear()
+        .env("VOUCH__ENCRYPTION__MASTER_KEY_FILE", &key_file)
+        .env(
+            "VOUCH__ENCRYPTION__PREVIOUS_KEYS",
+            format!("[{}]", previous.expose_secret()),
+        )
+        .env("VOUCH__MICROSOFT__APP_CLIENT_ID", "app-id-visible")
+        .env("VOUCH__MICROSOFT__APP_CLIENT_SECRET", "app-secret-hidden")
+        .env("VOUCH__SMS__AUTH_TOKEN", "twilio-token-hidden")
+        .env(
+            "VOUCH__DATABASE__URL",
+            "postgres://vouch:db-password-hidden@db.internal/vouch",
+        )
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let printed =
+        String::from_utf8(output.stdout).unwrap() + &String::from_utf8(output.stderr).unwrap();
+    assert!(
+        printed.contains("app-id-visible"),
+        "non-secrets are shown: {printed}"
+    );
+    assert!(printed.contains("db.internal"), "{printed}");
+    assert!(printed.contains("[redacted]"), "{printed}");
+    for hidden in [
+        key.expose_secret(),
+        previous.expose_secret(),
+        "app-secret-hidden",
+        "twilio-token-hidden",
+        "db-password-hidden",
+    ] {
+        assert!(!printed.contains(hidden), "leaked {hidden:?} in: {printed}");
+    }
+}
+
+#[test]
+fn the_binary_refuses_a_bad_value_with_exit_code_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_vouch"))
+        .arg("serve")
+        .current_dir(dir.path())
+        .env_clear()
+        .env("VOUCH__HTTP__BIND", "localhost:eighty")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(stderr.contains("`http.bind`"), "{stderr}");
+    assert!(stderr.contains("VOUCH__HTTP__BIND"), "{stderr}");
+}
+
+#[test]
+fn serve_without_a_master_key_says_how_to_make_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_vouch"))
+        .arg("serve")
+        .current_dir(dir.path())
+        .env_clear()
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        stderr.contains("encryption.master_key is not set"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("vouch rotate-key --generate"), "{stderr}");
+}
