@@ -9,6 +9,8 @@ pub mod api;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod microsoft;
+pub mod sandbox;
 pub mod server;
 pub mod store;
 pub mod telemetry;

@@ -1,0 +1,1 @@
+//! Clients of Microsoft: the token endpoint, Graph and the MFA connector.

@@ -1,0 +1,4 @@
+//! Test doubles of the upstream services (Microsoft, the PSAs, the SMS provider): local servers
+//! speaking the same wire protocols, used by `vouch demo` and the tests, never by Vouch itself.
+
+pub mod microsoft;
