@@ -11,7 +11,9 @@ use secrecy::{ExposeSecret, SecretString};
 use crate::config::{Config, LogFormat};
 use crate::server::{self, AppContext};
 use crate::store::Store;
+use crate::store::access::ApiKeyRepository;
 use crate::store::crypto::{Keyring, MasterKey};
+use crate::store::repos::{MspPolicy, MspRepository, NewMspAccount};
 use crate::telemetry::{self, Metrics};
 
 #[derive(Debug, Parser)]
@@ -46,6 +48,37 @@ pub enum Command {
         /// Print a fresh random master key and exit, touching nothing.
         #[arg(long)]
         generate: bool,
+    },
+    /// Manage MSP accounts.
+    #[command(subcommand)]
+    Msp(MspCommand),
+    /// Manage an MSP's API keys.
+    #[command(subcommand, name = "api-key")]
+    ApiKey(ApiKeyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MspCommand {
+    /// Create an MSP account and print its id.
+    Create {
+        /// The MSP's name, as shown to end users in SMS and on secure-link pages.
+        #[arg(long)]
+        name: String,
+    },
+    /// List MSP accounts.
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ApiKeyCommand {
+    /// Create an API key for an MSP and print it (it is shown only this once).
+    Create {
+        /// The MSP's id or exact name.
+        #[arg(long)]
+        msp: String,
+        /// What the key is for, e.g. "PSA automation".
+        #[arg(long, default_value = "API key")]
+        name: String,
     },
 }
 
@@ -125,6 +158,49 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             run_server(config, store, Vec::new()).await
         }
         Command::Demo => crate::demo::run(config).await,
+        Command::Msp(command) => {
+            let store = open_store(&config).await?;
+            store.migrate().await?;
+            match command {
+                MspCommand::Create { name } => {
+                    let name = name.trim();
+                    if name.is_empty() {
+                        return Err(anyhow!("--name must not be empty"));
+                    }
+                    let msp = store
+                        .create_msp(NewMspAccount {
+                            name: name.to_owned(),
+                            brand_logo_url: None,
+                            brand_color: None,
+                            policy: MspPolicy::default(),
+                        })
+                        .await?;
+                    println!("{}", msp.id);
+                }
+                MspCommand::List => {
+                    for msp in store.list_msps().await? {
+                        println!("{}  {}", msp.id, msp.name);
+                    }
+                }
+            }
+            Ok(())
+        }
+        Command::ApiKey(ApiKeyCommand::Create { msp, name }) => {
+            let store = open_store(&config).await?;
+            store.migrate().await?;
+            let msps = store.list_msps().await?;
+            let found = msps
+                .iter()
+                .find(|m| m.id.to_string() == msp || m.name == msp)
+                .ok_or_else(|| anyhow!("no MSP with id or name {msp:?}; see `vouch msp list`"))?;
+            let (_, key) = store.create_api_key(found.id, &name).await?;
+            println!("{}", key.expose_secret());
+            eprintln!(
+                "This key is shown only once: store it now. It acts for {}.",
+                found.name
+            );
+            Ok(())
+        }
     }
 }
 
@@ -169,12 +245,12 @@ pub async fn run_server(
         .with_context(|| format!("listening on http.bind = {}", config.http.bind))?;
     let addr = server::local_addr(&acceptor);
     tracing::info!(addr = ?addr, public_url = %config.http.public_url, "listening");
-    let ctx = Arc::new(AppContext {
+    let ctx = Arc::new(AppContext::new(
         config,
-        store: store.clone(),
-        metrics: Metrics::new(),
+        store.clone(),
+        Metrics::new(),
         landing_links,
-    });
+    ));
     server::serve(ctx, acceptor, server::shutdown_signal()).await?;
     store.close().await?;
     tracing::info!("stopped");

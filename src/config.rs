@@ -96,6 +96,11 @@ pub struct MicrosoftConfig {
     pub graph_url: Url,
     /// The Azure MFA connector used by the NPS extension.
     pub mfa_connector_url: Url,
+    /// Timeout of one call to the login endpoint or Graph.
+    pub request_timeout_seconds: u64,
+    /// Timeout of one push: it must outlast Microsoft's own push timeout (about a minute),
+    /// since the connector holds the call open while the user decides.
+    pub connector_timeout_seconds: u64,
     /// Vouch's own multi-tenant application (the "Microsoft Authenticator" integration).
     pub app_client_id: Option<String>,
     #[serde(
@@ -180,6 +185,8 @@ impl Default for Config {
                     "https://adnotifications.windowsazure.com/StrongAuthenticationService.svc/Connector/",
                 )
                 .expect("static url"),
+                request_timeout_seconds: 20,
+                connector_timeout_seconds: 120,
                 app_client_id: None,
                 app_client_secret: None,
             },

@@ -8,9 +8,11 @@
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod core;
 pub mod demo;
 pub mod microsoft;
 pub mod sandbox;
 pub mod server;
 pub mod store;
 pub mod telemetry;
+pub mod upstream;

@@ -13,11 +13,14 @@ use poem::{
     handler,
 };
 use poem_openapi::OperationId;
+use poem_openapi::error::AuthorizationError;
 use sea_orm::DatabaseBackend;
 use tracing::Instrument;
 
 use crate::api::{self, ErrorCode, error::error_response};
 use crate::config::Config;
+use crate::core::integrations::{IntegrationsDeps, IntegrationsService, VouchApp};
+use crate::microsoft::Microsoft;
 use crate::store::Store;
 use crate::telemetry::Metrics;
 
@@ -29,11 +32,57 @@ pub struct AppContext {
     pub config: Config,
     pub store: Store,
     pub metrics: Metrics,
+    pub microsoft: Microsoft,
+    pub integrations: IntegrationsService,
     /// Extra links shown on the landing page (the demo adds its sandbox pages).
     pub landing_links: Vec<(String, String)>,
 }
 
 impl AppContext {
+    /// Wires the services from configuration: the only place that knows the concrete types.
+    pub fn new(
+        config: Config,
+        store: Store,
+        metrics: Metrics,
+        landing_links: Vec<(String, String)>,
+    ) -> AppContext {
+        let microsoft = Microsoft::new(&config.microsoft, &metrics);
+        let vouch_app = match (
+            &config.microsoft.app_client_id,
+            &config.microsoft.app_client_secret,
+        ) {
+            (Some(client_id), Some(client_secret)) => Some(VouchApp {
+                client_id: client_id.clone(),
+                client_secret: client_secret.clone(),
+            }),
+            _ => None,
+        };
+        let shared = Arc::new(store.clone());
+        let integrations = IntegrationsService::new(IntegrationsDeps {
+            tenants: shared.clone(),
+            consent_states: shared.clone(),
+            audit: shared,
+            microsoft: microsoft.clone(),
+            metrics: metrics.clone(),
+            vouch_app,
+            login_url: config.microsoft.login_url.clone(),
+            graph_url: config.microsoft.graph_url.clone(),
+            consent_redirect_url: config
+                .http
+                .public_url
+                .join(api::consent::CALLBACK_PATH)
+                .expect("a relative path joins onto the public URL"),
+        });
+        AppContext {
+            config,
+            store,
+            metrics,
+            microsoft,
+            integrations,
+            landing_links,
+        }
+    }
+
     pub fn database_backend(&self) -> &'static str {
         match self.store.backend() {
             DatabaseBackend::Postgres => "postgres",
@@ -78,7 +127,11 @@ pub fn build_app(ctx: Arc<AppContext>) -> impl Endpoint<Output = Response> {
         .at("/", labelled("landing", get(landing)))
         .at("/healthz", labelled("healthz", get(healthz)))
         .at("/readyz", labelled("readyz", get(readyz)))
-        .at("/metrics", labelled("metrics", get(metrics)))
+        .at("/metrics", labelled("metrics", get(prometheus_metrics)))
+        .at(
+            format!("/{}", api::consent::CALLBACK_PATH),
+            labelled("consent_callback", get(api::consent::consent_callback)),
+        )
         .nest("/api", api_service)
         .nest("/api/docs", labelled("api_docs", swagger))
         .at("/api/openapi.yaml", labelled("openapi", spec_yaml))
@@ -87,6 +140,12 @@ pub fn build_app(ctx: Arc<AppContext>) -> impl Endpoint<Output = Response> {
             error_response(
                 ErrorCode::NotFound,
                 "There is nothing at this address. The API is described at /api/docs.",
+            )
+        })
+        .catch_error(|_: AuthorizationError| async {
+            error_response(
+                ErrorCode::Unauthorized,
+                "This operation needs an API key: send `Authorization: Bearer <key>` (create one with `vouch api-key create`).",
             )
         })
         .catch_error(|_: MethodNotAllowedError| async {
@@ -169,7 +228,7 @@ async fn readyz(ctx: Data<&Arc<AppContext>>) -> Response {
 }
 
 #[handler]
-fn metrics(ctx: Data<&Arc<AppContext>>) -> Response {
+fn prometheus_metrics(ctx: Data<&Arc<AppContext>>) -> Response {
     Response::builder()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(ctx.metrics.render())

@@ -85,24 +85,37 @@ pub enum ApiError {
     /// Something failed inside Vouch; the details are in Vouch's log under the request id.
     #[oai(status = 500)]
     Internal(Json<ErrorBody>),
+    /// An upstream service (Microsoft, a PSA, the SMS provider) gave an unusable answer.
+    #[oai(status = 502)]
+    BadGateway(Json<ErrorBody>),
     /// A dependency (the database, an upstream service) is unavailable.
     #[oai(status = 503)]
     Unavailable(Json<ErrorBody>),
+    /// An upstream service did not answer in time.
+    #[oai(status = 504)]
+    GatewayTimeout(Json<ErrorBody>),
 }
 
 impl ApiError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> ApiError {
+        ApiError::with_status(code.status().as_u16(), code.as_str(), message)
+    }
+
+    /// For codes owned by a service (such as `microsoft_missing_permission`).
+    pub fn with_status(status: u16, code: &str, message: impl Into<String>) -> ApiError {
         let body = Json(ErrorBody {
-            code: code.as_str().to_owned(),
+            code: code.to_owned(),
             message: message.into(),
         });
-        match code.status().as_u16() {
+        match status {
             401 => ApiError::Unauthorized(body),
             403 => ApiError::Forbidden(body),
             404 | 405 => ApiError::NotFound(body),
             409 => ApiError::Conflict(body),
             429 => ApiError::TooManyRequests(body),
+            502 => ApiError::BadGateway(body),
             503 => ApiError::Unavailable(body),
+            504 => ApiError::GatewayTimeout(body),
             500..=599 => ApiError::Internal(body),
             _ => ApiError::BadRequest(body),
         }

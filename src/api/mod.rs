@@ -1,7 +1,10 @@
 //! The JSON API (poem-openapi). Every operation, field and response is documented with `///`,
 //! which becomes the OpenAPI document committed as `openapi/vouch.yaml`.
 
+pub mod auth;
+pub mod consent;
 pub mod error;
+mod integrations;
 mod system;
 
 use poem_openapi::OpenApiService;
@@ -10,15 +13,19 @@ pub use error::{ApiError, ErrorBody, ErrorCode};
 
 /// The API. Operations reach the application state through `poem::web::Data`, so the
 /// service (and its document) can be built without a running instance.
-pub fn service() -> OpenApiService<system::SystemApi, ()> {
-    OpenApiService::new(system::SystemApi, "Vouch", env!("CARGO_PKG_VERSION"))
-        .summary("Verify callers and reset Microsoft 365 passwords from the PSA ticket.")
-        .description(
-            "Every error has the body `{code, message}`: `code` is stable and machine-readable, \
+pub fn service() -> OpenApiService<(system::SystemApi, integrations::IntegrationsApi), ()> {
+    OpenApiService::new(
+        (system::SystemApi, integrations::IntegrationsApi),
+        "Vouch",
+        env!("CARGO_PKG_VERSION"),
+    )
+    .summary("Verify callers and reset Microsoft 365 passwords from the PSA ticket.")
+    .description(
+        "Every error has the body `{code, message}`: `code` is stable and machine-readable, \
              `message` says what to do. Every response carries an `x-request-id` header; quote \
              it when asking for support.",
-        )
-        .server("/api")
+    )
+    .server("/api")
 }
 
 /// The OpenAPI document as YAML, as committed in `openapi/vouch.yaml`.

@@ -2,6 +2,7 @@
 //! instances behind a load balancer). Services see the repository traits in [`repos`], never
 //! sea-orm, so they can be tested with fakes.
 
+pub mod access;
 pub mod crypto;
 pub mod entities;
 pub mod migration;

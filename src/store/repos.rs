@@ -336,6 +336,27 @@ pub trait TenantRepository: Send + Sync {
         tenant_id: Uuid,
         kind: IntegrationKind,
     ) -> Result<Option<TenantIntegration>, StoreError>;
+    async fn find_tenant_by_microsoft_id(
+        &self,
+        msp_id: Uuid,
+        microsoft_tenant_id: &str,
+    ) -> Result<Option<Tenant>, StoreError>;
+    /// Every integration of the MSP's tenants, with its tenant.
+    async fn list_integrations(
+        &self,
+        msp_id: Uuid,
+    ) -> Result<Vec<(Tenant, TenantIntegration)>, StoreError>;
+    async fn get_integration_by_id(
+        &self,
+        id: Uuid,
+    ) -> Result<Option<(Tenant, TenantIntegration)>, StoreError>;
+    async fn delete_integration(&self, id: Uuid) -> Result<bool, StoreError>;
+    /// Active integrations of `kind` whose secret ends before `before` (for renewal).
+    async fn integrations_expiring_before(
+        &self,
+        kind: IntegrationKind,
+        before: DateTime<Utc>,
+    ) -> Result<Vec<(Tenant, TenantIntegration)>, StoreError>;
     async fn map_company(&self, mapping: CompanyMapping) -> Result<(), StoreError>;
     async fn tenant_for_company(
         &self,
@@ -674,6 +695,80 @@ impl TenantRepository for Store {
             .await?
             .map(|m| self.integration_from_model(m))
             .transpose()
+    }
+
+    async fn find_tenant_by_microsoft_id(
+        &self,
+        msp_id: Uuid,
+        microsoft_tenant_id: &str,
+    ) -> Result<Option<Tenant>, StoreError> {
+        Ok(tenant::Entity::find()
+            .filter(tenant::Column::MspId.eq(msp_id))
+            .filter(tenant::Column::MicrosoftTenantId.eq(microsoft_tenant_id.to_ascii_lowercase()))
+            .one(self.connection())
+            .await?
+            .map(tenant_from_model))
+    }
+
+    async fn list_integrations(
+        &self,
+        msp_id: Uuid,
+    ) -> Result<Vec<(Tenant, TenantIntegration)>, StoreError> {
+        let mut result = Vec::new();
+        for tenant in self.list_tenants(msp_id).await? {
+            let integrations = tenant_integration::Entity::find()
+                .filter(tenant_integration::Column::TenantId.eq(tenant.id))
+                .order_by_asc(tenant_integration::Column::Kind)
+                .all(self.connection())
+                .await?;
+            for model in integrations {
+                result.push((tenant.clone(), self.integration_from_model(model)?));
+            }
+        }
+        Ok(result)
+    }
+
+    async fn get_integration_by_id(
+        &self,
+        id: Uuid,
+    ) -> Result<Option<(Tenant, TenantIntegration)>, StoreError> {
+        let Some(model) = tenant_integration::Entity::find_by_id(id)
+            .one(self.connection())
+            .await?
+        else {
+            return Ok(None);
+        };
+        let tenant = self
+            .get_tenant(model.tenant_id)
+            .await?
+            .ok_or(StoreError::NotFound("tenant"))?;
+        Ok(Some((tenant, self.integration_from_model(model)?)))
+    }
+
+    async fn delete_integration(&self, id: Uuid) -> Result<bool, StoreError> {
+        let result = tenant_integration::Entity::delete_by_id(id)
+            .exec(self.connection())
+            .await?;
+        Ok(result.rows_affected == 1)
+    }
+
+    async fn integrations_expiring_before(
+        &self,
+        kind: IntegrationKind,
+        before: DateTime<Utc>,
+    ) -> Result<Vec<(Tenant, TenantIntegration)>, StoreError> {
+        let models = tenant_integration::Entity::find()
+            .filter(tenant_integration::Column::Kind.eq(kind.as_str()))
+            .filter(tenant_integration::Column::SecretExpiresAt.lt(before))
+            .all(self.connection())
+            .await?;
+        let mut result = Vec::new();
+        for model in models {
+            if let Some(tenant) = self.get_tenant(model.tenant_id).await? {
+                result.push((tenant, self.integration_from_model(model)?));
+            }
+        }
+        Ok(result)
     }
 
     async fn map_company(&self, mapping: CompanyMapping) -> Result<(), StoreError> {

@@ -150,20 +150,30 @@ pub struct TestApp {
 impl TestApp {
     /// Starts Vouch over `db`, migrating first unless `migrate` is false.
     pub async fn spawn(db: &TestDb, migrate: bool) -> TestApp {
+        Self::spawn_with(db, migrate, |_| {}).await
+    }
+
+    /// Like `spawn`, with the configuration adjusted first (upstream URLs, timeouts...).
+    pub async fn spawn_with(
+        db: &TestDb,
+        migrate: bool,
+        adjust: impl FnOnce(&mut Config),
+    ) -> TestApp {
         let (encoded, key) = new_key();
-        let config = db.config(&encoded);
+        let mut config = db.config(&encoded);
+        adjust(&mut config);
         let store = db.store(Keyring::new(key, [])).await;
         if migrate {
             store.migrate().await.expect("migrations apply");
         }
         let acceptor = server::bind(config.http.bind).await.expect("bind port 0");
         let addr = server::local_addr(&acceptor).expect("a socket address");
-        let ctx = Arc::new(AppContext {
+        let ctx = Arc::new(AppContext::new(
             config,
-            store: store.clone(),
-            metrics: Metrics::new(),
-            landing_links: Vec::new(),
-        });
+            store.clone(),
+            Metrics::new(),
+            Vec::new(),
+        ));
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(server::serve(ctx.clone(), acceptor, async move {
             let _ = rx.await;

@@ -1,7 +1,9 @@
 //! sea-orm entities, one per table of `store::migration`.
 
+pub mod api_key;
 pub mod audit_event;
 pub mod company_tenant_mapping;
+pub mod consent_state;
 pub mod msp_account;
 pub mod outbound_message;
 pub mod password_reset;

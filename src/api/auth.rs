@@ -1,0 +1,53 @@
+//! How API callers prove which MSP they act for: a per-MSP API key, sent as
+//! `Authorization: Bearer vouch_...`. Keys are stored hashed and shown once when created.
+
+use std::sync::Arc;
+
+use poem::Request;
+use poem_openapi::SecurityScheme;
+use poem_openapi::auth::Bearer;
+
+use super::error::{ErrorCode, error_response};
+use crate::server::AppContext;
+use crate::store::access::{ApiKey, ApiKeyRepository};
+use crate::store::repos::AuditActor;
+
+/// A per-MSP API key (`Authorization: Bearer vouch_...`), created with `vouch api-key create`.
+#[derive(SecurityScheme)]
+#[oai(ty = "bearer", checker = "check_api_key")]
+pub struct MspApiKey(pub ApiKey);
+
+impl MspApiKey {
+    pub fn msp_id(&self) -> uuid::Uuid {
+        self.0.msp_id
+    }
+
+    /// How this caller appears in the audit log.
+    pub fn actor(&self) -> AuditActor {
+        AuditActor {
+            kind: "api_key".into(),
+            id: Some(self.0.key_prefix.clone()),
+            name: Some(self.0.name.clone()),
+        }
+    }
+}
+
+async fn check_api_key(req: &Request, bearer: Bearer) -> poem::Result<ApiKey> {
+    let ctx = req
+        .data::<Arc<AppContext>>()
+        .expect("the application context is attached to every request");
+    match ctx.store.authenticate_api_key(bearer.token.trim()).await {
+        Ok(Some(key)) => Ok(key),
+        Ok(None) => Err(poem::Error::from_response(error_response(
+            ErrorCode::Unauthorized,
+            "The API key is not valid or has been revoked. Create one with `vouch api-key create` and send it as `Authorization: Bearer <key>`.",
+        ))),
+        Err(err) => {
+            tracing::error!(error = %err, "API key lookup failed");
+            Err(poem::Error::from_response(error_response(
+                ErrorCode::Unavailable,
+                "Vouch cannot check API keys right now (database unavailable). Try again shortly.",
+            )))
+        }
+    }
+}

@@ -1,0 +1,4 @@
+//! The domain core: verification, reset, secure share, policy, audit and the tenant
+//! integrations. Nothing here knows which PSA asked.
+
+pub mod integrations;

@@ -1,0 +1,314 @@
+//! App-only tokens by client credentials: the v2 endpoint (scope `<graph>/.default`) for
+//! Graph, the v1 endpoint (`resource`) for the MFA connector.
+//!
+//! Tokens are cached with moka per (tenant, client, secret fingerprint, audience) and renewed
+//! before they expire. `try_get_with` makes the cache single-flight: many concurrent requests
+//! for the same token make one upstream call and share its result (or its error, which is
+//! not cached).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use moka::Expiry;
+use moka::future::Cache;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use url::Url;
+
+use super::error::{MicrosoftError, MicrosoftErrorKind};
+use super::types::ClientCredentials;
+use crate::upstream::{Idempotency, TransportError, Upstream};
+
+/// Which API a token is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Audience {
+    Graph,
+    MfaConnector,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct TokenKey {
+    tenant: String,
+    client_id: String,
+    /// A different secret for the same app must not reuse a token obtained with the old one:
+    /// otherwise a wrong secret would appear to work while an old token is cached.
+    secret_fingerprint: [u8; 32],
+    audience: Audience,
+}
+
+#[derive(Clone)]
+pub struct AccessToken {
+    value: SecretString,
+    /// How long the cache keeps it: renewal happens this long before Microsoft's expiry.
+    keep_for: Duration,
+}
+
+impl std::fmt::Debug for AccessToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccessToken")
+            .field("keep_for", &self.keep_for)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AccessToken {
+    pub fn bearer(&self) -> String {
+        format!("Bearer {}", self.value.expose_secret())
+    }
+}
+
+struct RenewBeforeExpiry;
+
+impl Expiry<TokenKey, Arc<AccessToken>> for RenewBeforeExpiry {
+    fn expire_after_create(
+        &self,
+        _key: &TokenKey,
+        token: &Arc<AccessToken>,
+        _created_at: Instant,
+    ) -> Option<Duration> {
+        Some(token.keep_for)
+    }
+}
+
+#[derive(Deserialize)]
+struct TokenResponse {
+    access_token: String,
+    /// v2 sends a number, v1 a string of digits.
+    expires_in: serde_json::Value,
+}
+
+#[derive(Deserialize, Default)]
+struct TokenErrorBody {
+    #[serde(default)]
+    error: String,
+    #[serde(default)]
+    error_codes: Vec<u64>,
+    #[serde(default)]
+    trace_id: Option<String>,
+}
+
+#[derive(Clone)]
+pub struct TokenClient {
+    upstream: Upstream,
+    login_url: Url,
+    graph_scope: String,
+    connector_resource: String,
+    cache: Cache<TokenKey, Arc<AccessToken>>,
+}
+
+impl TokenClient {
+    pub fn new(
+        upstream: Upstream,
+        login_url: Url,
+        graph_url: &Url,
+        connector_url: &Url,
+    ) -> TokenClient {
+        TokenClient {
+            upstream,
+            login_url,
+            // The scope is the Graph resource identifier, which is the Graph base URL
+            // (graph.microsoft.com, graph.microsoft.us...): deriving it keeps one setting.
+            graph_scope: format!("{}.default", ensure_trailing_slash(graph_url.as_str())),
+            connector_resource: connector_url.as_str().trim_end_matches('/').to_owned(),
+            cache: Cache::builder()
+                .max_capacity(10_000)
+                .expire_after(RenewBeforeExpiry)
+                .build(),
+        }
+    }
+
+    /// A valid token for `audience`, from the cache or from Microsoft.
+    pub async fn token(
+        &self,
+        credentials: &ClientCredentials,
+        audience: Audience,
+    ) -> Result<Arc<AccessToken>, MicrosoftError> {
+        let key = TokenKey {
+            tenant: credentials.tenant.as_str().to_owned(),
+            client_id: credentials.client_id.clone(),
+            secret_fingerprint: Sha256::digest(
+                credentials.client_secret.expose_secret().as_bytes(),
+            )
+            .into(),
+            audience,
+        };
+        self.cache
+            .try_get_with(key, self.fetch(credentials, audience))
+            .await
+            .map_err(|shared| (*shared).clone())
+    }
+
+    /// Forgets a token Microsoft refused (for example after the app's consent was revoked).
+    pub async fn forget(&self, credentials: &ClientCredentials, audience: Audience) {
+        let key = TokenKey {
+            tenant: credentials.tenant.as_str().to_owned(),
+            client_id: credentials.client_id.clone(),
+            secret_fingerprint: Sha256::digest(
+                credentials.client_secret.expose_secret().as_bytes(),
+            )
+            .into(),
+            audience,
+        };
+        self.cache.invalidate(&key).await;
+    }
+
+    async fn fetch(
+        &self,
+        credentials: &ClientCredentials,
+        audience: Audience,
+    ) -> Result<Arc<AccessToken>, MicrosoftError> {
+        let path = match audience {
+            Audience::Graph => format!("{}/oauth2/v2.0/token", credentials.tenant),
+            Audience::MfaConnector => format!("{}/oauth2/token", credentials.tenant),
+        };
+        let url = self.login_url.join(&path).map_err(|_| {
+            MicrosoftError::new(MicrosoftErrorKind::Unexpected {
+                status: None,
+                code: Some("bad_login_url".into()),
+            })
+        })?;
+        let (target_name, target_value) = match audience {
+            Audience::Graph => ("scope", self.graph_scope.as_str()),
+            Audience::MfaConnector => ("resource", self.connector_resource.as_str()),
+        };
+        let response = self
+            .upstream
+            .send(Idempotency::Idempotent, |client| {
+                client.post(url.clone()).form(&[
+                    ("grant_type", "client_credentials"),
+                    ("client_id", credentials.client_id.as_str()),
+                    ("client_secret", credentials.client_secret.expose_secret()),
+                    (target_name, target_value),
+                ])
+            })
+            .await
+            .map_err(transport_error)?;
+        let status = response.status();
+        if status.is_success() {
+            let body: TokenResponse = response.json().await.map_err(|_| {
+                MicrosoftError::new(MicrosoftErrorKind::Unexpected {
+                    status: Some(status.as_u16()),
+                    code: Some("token_body".into()),
+                })
+            })?;
+            let expires_in = match &body.expires_in {
+                serde_json::Value::Number(n) => n.as_u64(),
+                serde_json::Value::String(s) => s.parse().ok(),
+                _ => None,
+            }
+            .unwrap_or(3599);
+            return Ok(Arc::new(AccessToken {
+                value: SecretString::from(body.access_token),
+                keep_for: renewal_horizon(Duration::from_secs(expires_in)),
+            }));
+        }
+        let body: TokenErrorBody = response.json().await.unwrap_or_default();
+        Err(classify_token_error(status.as_u16(), &body))
+    }
+}
+
+/// Keep a token until 5 minutes before it expires (or half its life, if shorter), so a token
+/// handed out never expires in the middle of a call.
+fn renewal_horizon(lifetime: Duration) -> Duration {
+    let margin = Duration::from_secs(300).min(lifetime / 2);
+    lifetime.saturating_sub(margin).max(Duration::from_secs(1))
+}
+
+fn ensure_trailing_slash(url: &str) -> String {
+    if url.ends_with('/') {
+        url.to_owned()
+    } else {
+        format!("{url}/")
+    }
+}
+
+pub(crate) fn transport_error(err: TransportError) -> MicrosoftError {
+    match err {
+        TransportError::TimedOut => MicrosoftError::new(MicrosoftErrorKind::TimedOut),
+        TransportError::Network(detail) => {
+            tracing::warn!(%detail, "Microsoft unreachable");
+            MicrosoftError::new(MicrosoftErrorKind::Unavailable { status: None })
+        }
+    }
+}
+
+fn classify_token_error(status: u16, body: &TokenErrorBody) -> MicrosoftError {
+    use MicrosoftErrorKind::*;
+    let has = |code: u64| body.error_codes.contains(&code);
+    let kind = if has(7000215) {
+        InvalidClientSecret
+    } else if has(7000222) {
+        ExpiredClientSecret
+    } else if has(700016) {
+        AppNotConsented
+    } else if has(90002) {
+        TenantNotFound
+    } else if has(7000112) || has(500014) {
+        AppDisabled
+    } else if status == 429 {
+        Throttled { retry_after: None }
+    } else if status >= 500 {
+        Unavailable {
+            status: Some(status),
+        }
+    } else {
+        Unexpected {
+            status: Some(status),
+            code: Some(format!(
+                "{}{}",
+                body.error,
+                body.error_codes
+                    .first()
+                    .map(|c| format!(" AADSTS{c}"))
+                    .unwrap_or_default()
+            )),
+        }
+    };
+    MicrosoftError::new(kind).with_request_id(body.trace_id.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_renewed_before_they_expire() {
+        assert_eq!(
+            renewal_horizon(Duration::from_secs(3599)),
+            Duration::from_secs(3299)
+        );
+        assert_eq!(
+            renewal_horizon(Duration::from_secs(60)),
+            Duration::from_secs(30)
+        );
+        assert_eq!(
+            renewal_horizon(Duration::from_secs(0)),
+            Duration::from_secs(1)
+        );
+    }
+
+    #[test]
+    fn aadsts_codes_become_specific_errors() {
+        let body = |codes: Vec<u64>| TokenErrorBody {
+            error: "invalid_client".into(),
+            error_codes: codes,
+            trace_id: Some("trace-1".into()),
+        };
+        assert_eq!(
+            classify_token_error(401, &body(vec![7000215])).kind,
+            MicrosoftErrorKind::InvalidClientSecret
+        );
+        assert_eq!(
+            classify_token_error(401, &body(vec![7000222])).kind,
+            MicrosoftErrorKind::ExpiredClientSecret
+        );
+        assert_eq!(
+            classify_token_error(400, &body(vec![700016])).kind,
+            MicrosoftErrorKind::AppNotConsented
+        );
+        let err = classify_token_error(400, &body(vec![90002]));
+        assert_eq!(err.kind, MicrosoftErrorKind::TenantNotFound);
+        assert_eq!(err.request_id.as_deref(), Some("trace-1"));
+    }
+}

@@ -1,1 +1,0 @@
-//! The Microsoft sandbox (being written).

@@ -1,0 +1,178 @@
+//! Calls to upstream services (Microsoft, PSAs, SMS): one `reqwest::Client` per service with
+//! timeouts and a User-Agent, bounded retries, and metrics by service and outcome.
+//!
+//! Retry rules: 429 and 503 honour `Retry-After`, bounded in count and in total waiting time;
+//! idempotent requests also retry transient network errors with backoff; timeouts are not
+//! retried (the caller already waited the whole timeout); nothing retries without bound.
+
+use std::time::{Duration, Instant};
+
+use reqwest::{RequestBuilder, Response, StatusCode};
+
+use crate::telemetry::{Metrics, UpstreamOutcome};
+
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// Retries after a 429/503 (so at most `1 + max_retries` attempts).
+    pub max_retries: u32,
+    /// The most time spent waiting between attempts, in total.
+    pub max_total_wait: Duration,
+    /// Backoff for network errors and for 429/503 without `Retry-After`, doubled each time.
+    pub base_backoff: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_retries: 3,
+            max_total_wait: Duration::from_secs(20),
+            base_backoff: Duration::from_millis(200),
+        }
+    }
+}
+
+/// The request never got an HTTP answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransportError {
+    TimedOut,
+    /// Connection refused, DNS failure, reset... (the detail is for the log).
+    Network(String),
+}
+
+#[derive(Clone)]
+pub struct Upstream {
+    client: reqwest::Client,
+    service: &'static str,
+    metrics: Metrics,
+    policy: RetryPolicy,
+}
+
+/// Whether a request may be sent twice without harm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Idempotency {
+    Idempotent,
+    /// Only retried when the server said it did not process it (429/503).
+    NotIdempotent,
+}
+
+impl Upstream {
+    pub fn new(
+        service: &'static str,
+        timeout: Duration,
+        metrics: Metrics,
+        policy: RetryPolicy,
+    ) -> Upstream {
+        let client = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(Duration::from_secs(10).min(timeout))
+            .user_agent(concat!("Vouch/", env!("CARGO_PKG_VERSION")))
+            // Bearer tokens must never follow a redirect to somewhere else.
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("a reqwest client with static settings");
+        Upstream {
+            client,
+            service,
+            metrics,
+            policy,
+        }
+    }
+
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    /// Sends the request built by `build` (called once per attempt) and returns the final
+    /// HTTP answer, whatever its status, so the caller can read Microsoft's error body.
+    pub async fn send(
+        &self,
+        idempotency: Idempotency,
+        build: impl Fn(&reqwest::Client) -> RequestBuilder,
+    ) -> Result<Response, TransportError> {
+        let mut waited = Duration::ZERO;
+        let mut attempt: u32 = 0;
+        loop {
+            let started = Instant::now();
+            let result = build(&self.client).send().await;
+            let elapsed = started.elapsed().as_secs_f64();
+            match result {
+                Ok(response) => {
+                    let status = response.status();
+                    self.metrics
+                        .observe_upstream(self.service, outcome_of(status), elapsed);
+                    if matches!(
+                        status,
+                        StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
+                    ) && attempt < self.policy.max_retries
+                    {
+                        let wait = retry_after(&response)
+                            .unwrap_or_else(|| self.policy.base_backoff * 2u32.pow(attempt));
+                        if waited + wait <= self.policy.max_total_wait {
+                            tracing::info!(
+                                service = self.service,
+                                status = status.as_u16(),
+                                wait_ms = wait.as_millis() as u64,
+                                "upstream asked us to wait; retrying"
+                            );
+                            tokio::time::sleep(wait).await;
+                            waited += wait;
+                            attempt += 1;
+                            continue;
+                        }
+                    }
+                    return Ok(response);
+                }
+                Err(err) => {
+                    let timed_out = err.is_timeout();
+                    let outcome = if timed_out {
+                        UpstreamOutcome::Timeout
+                    } else {
+                        UpstreamOutcome::NetworkError
+                    };
+                    self.metrics
+                        .observe_upstream(self.service, outcome, elapsed);
+                    if timed_out {
+                        return Err(TransportError::TimedOut);
+                    }
+                    let wait = self.policy.base_backoff * 2u32.pow(attempt);
+                    if idempotency == Idempotency::Idempotent
+                        && attempt < self.policy.max_retries
+                        && waited + wait <= self.policy.max_total_wait
+                    {
+                        tokio::time::sleep(wait).await;
+                        waited += wait;
+                        attempt += 1;
+                        continue;
+                    }
+                    // Without the URL: it may carry identifiers we do not want in logs.
+                    return Err(TransportError::Network(err.without_url().to_string()));
+                }
+            }
+        }
+    }
+}
+
+fn outcome_of(status: StatusCode) -> UpstreamOutcome {
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        UpstreamOutcome::Throttled
+    } else if status.is_server_error() {
+        UpstreamOutcome::ServerError
+    } else if status.is_client_error() {
+        UpstreamOutcome::ClientError
+    } else {
+        UpstreamOutcome::Success
+    }
+}
+
+/// `Retry-After` in seconds (the form Microsoft uses); an HTTP date is not expected.
+pub fn retry_after(response: &Response) -> Option<Duration> {
+    response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(Duration::from_secs)
+}
