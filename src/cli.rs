@@ -240,21 +240,46 @@ pub async fn run_server(
     store: Store,
     landing_links: Vec<(String, String)>,
 ) -> anyhow::Result<()> {
-    let acceptor = server::bind(config.http.bind)
-        .await
-        .with_context(|| format!("listening on http.bind = {}", config.http.bind))?;
-    let addr = server::local_addr(&acceptor);
-    tracing::info!(addr = ?addr, public_url = %config.http.public_url, "listening");
     let ctx = Arc::new(AppContext::new(
         config,
-        store.clone(),
+        store,
         Metrics::new(),
         landing_links,
     ));
-    server::serve(ctx, acceptor, server::shutdown_signal()).await?;
-    store.close().await?;
+    serve_context(ctx).await
+}
+
+/// Serves `ctx` until SIGTERM / Ctrl-C, renewing connector credentials in the background.
+pub async fn serve_context(ctx: Arc<AppContext>) -> anyhow::Result<()> {
+    let acceptor = server::bind(ctx.config.http.bind)
+        .await
+        .with_context(|| format!("listening on http.bind = {}", ctx.config.http.bind))?;
+    let addr = server::local_addr(&acceptor);
+    tracing::info!(addr = ?addr, public_url = %ctx.config.http.public_url, "listening");
+    let renewal = tokio::spawn(renew_credentials_periodically(ctx.clone()));
+    server::serve(ctx.clone(), acceptor, server::shutdown_signal()).await?;
+    renewal.abort();
+    ctx.store.clone().close().await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Connector credentials are renewed well before they end; hourly is plenty, and every
+/// instance may do it (renewal of an already-renewed credential finds nothing due).
+async fn renew_credentials_periodically(ctx: Arc<AppContext>) {
+    let mut interval = tokio::time::interval(std::time::Duration::from_secs(3600));
+    loop {
+        interval.tick().await;
+        match ctx
+            .integrations
+            .renew_connector_credentials(chrono::Utc::now())
+            .await
+        {
+            Ok(0) => {}
+            Ok(renewed) => tracing::info!(renewed, "renewed MFA connector credentials"),
+            Err(err) => tracing::warn!(code = err.code(), "connector credential renewal failed"),
+        }
+    }
 }
 
 /// `demo` reads people-friendly logs unless told otherwise.

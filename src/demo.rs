@@ -1,23 +1,32 @@
 //! `vouch demo`: Vouch on SQLite under `./vouch-data/`, with a demo key, a seeded demo MSP and
 //! the sandbox upstreams, so a newcomer can click through without any real service.
+//!
+//! Only the configuration differs from `serve`: the upstream URLs point at the sandbox. Vouch's
+//! own code paths are the same.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::Context;
+use secrecy::{ExposeSecret, SecretString};
 
 use crate::cli;
 use crate::config::Config;
+use crate::core::integrations::IdentityManagementInput;
+use crate::sandbox::microsoft::{self, MicrosoftSandbox};
+use crate::server::AppContext;
 use crate::store::Store;
+use crate::store::access::ApiKeyRepository;
 use crate::store::repos::{
-    AuditActor, AuditLog, MspPolicy, MspRepository, NewAuditEvent, NewMspAccount, NewTenant,
-    TenantRepository,
+    AuditActor, AuditLog, IntegrationKind, MspAccount, MspPolicy, MspRepository, NewAuditEvent,
+    NewMspAccount, NewTenant, TenantRepository,
 };
-use crate::telemetry;
+use crate::telemetry::{self, Metrics};
 
 pub const DEMO_DATA_DIR: &str = "vouch-data";
 pub const DEMO_MSP_NAME: &str = "Northwind IT (demo)";
 /// The demo customer's tenant id (the Microsoft sandbox knows the same one).
-pub const DEMO_TENANT_ID: &str = "7f3c1a52-5b1e-4c8e-9a47-2f6d1e0b9c11";
+pub const DEMO_TENANT_ID: &str = microsoft::DEMO_TENANT_ID;
 
 pub async fn run(mut config: Config) -> anyhow::Result<()> {
     let env: Vec<(String, String)> = std::env::vars().collect();
@@ -38,6 +47,16 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
     }
     telemetry::init_logging(&config.log);
 
+    let sandbox = MicrosoftSandbox::start()
+        .await
+        .context("starting the Microsoft sandbox")?;
+    config.microsoft.login_url = sandbox.login_url().parse()?;
+    config.microsoft.graph_url = sandbox.graph_url().parse()?;
+    config.microsoft.mfa_connector_url = sandbox.mfa_connector_url().parse()?;
+    let (app_id, app_secret) = sandbox.vouch_app();
+    config.microsoft.app_client_id = Some(app_id);
+    config.microsoft.app_client_secret = Some(SecretString::from(app_secret));
+
     let key_path = Path::new(DEMO_DATA_DIR).join("demo-master.key");
     let mut created_key = false;
     if config.encryption.master_key.is_none() {
@@ -51,15 +70,31 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
         .migrate()
         .await
         .context("migrating the demo database")?;
-    seed(&store).await.context("seeding the demo MSP")?;
+    let msp = seed(&store).await.context("seeding the demo MSP")?;
+    let (_, api_key) = store.create_api_key(msp.id, "vouch demo").await?;
 
-    let base = config
+    let links = vec![(
+        "Authenticator phone (sandbox): approve or deny pushes".to_owned(),
+        sandbox.phone_url(),
+    )];
+    let ctx = Arc::new(AppContext::new(
+        config,
+        store.clone(),
+        Metrics::new(),
+        links,
+    ));
+    connect_demo_identity_management(&ctx, &store, msp.id)
+        .await
+        .context("connecting the demo tenant")?;
+
+    let base = ctx
+        .config
         .http
         .public_url
         .as_str()
         .trim_end_matches('/')
         .to_owned();
-    let rule = "=".repeat(72);
+    let rule = "=".repeat(76);
     println!("{rule}");
     println!("  VOUCH DEMO: sandbox upstreams, SQLite database in ./{DEMO_DATA_DIR}/");
     println!();
@@ -70,26 +105,28 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
     );
     println!("  It is a demo key. Never use it, or this data, in production.");
     println!();
-    println!("  Open:  {base}/           start here");
-    println!("         {base}/api/docs   the JSON API");
+    println!("  Open:  {base}/              start here");
+    println!("         {base}/api/docs      the JSON API (click Authorize, paste the key below)");
+    println!("         {}   the Authenticator phone", sandbox.phone_url());
+    println!();
+    println!("  Demo API key for {DEMO_MSP_NAME} (new each run, shown once):");
+    println!("         {}", api_key.expose_secret());
+    println!();
+    println!("  Try: POST /api/v1/integrations/authenticator/consent, open the link, Accept.");
     println!("{rule}");
 
-    let links = vec![(
-        "Demo MSP: ".to_owned() + DEMO_MSP_NAME,
-        "/api/docs".to_owned(),
-    )];
-    cli::run_server(config, store, links).await
+    cli::serve_context(ctx).await
 }
 
 /// Creates the demo MSP and its customer tenant once; later runs find them and change nothing.
-pub async fn seed(store: &Store) -> anyhow::Result<()> {
-    if store
+pub async fn seed(store: &Store) -> anyhow::Result<MspAccount> {
+    if let Some(existing) = store
         .list_msps()
         .await?
-        .iter()
-        .any(|msp| msp.name == DEMO_MSP_NAME)
+        .into_iter()
+        .find(|msp| msp.name == DEMO_MSP_NAME)
     {
-        return Ok(());
+        return Ok(existing);
     }
     let msp = store
         .create_msp(NewMspAccount {
@@ -103,8 +140,11 @@ pub async fn seed(store: &Store) -> anyhow::Result<()> {
         .create_tenant(NewTenant {
             msp_id: msp.id,
             microsoft_tenant_id: DEMO_TENANT_ID.to_owned(),
-            display_name: "Contoso (demo customer)".to_owned(),
-            verified_domains: vec!["contoso.example".to_owned()],
+            display_name: microsoft::DEMO_TENANT_NAME.to_owned(),
+            verified_domains: vec![
+                microsoft::DEMO_TENANT_DOMAIN.to_owned(),
+                "contoso.onmicrosoft.com".to_owned(),
+            ],
         })
         .await?;
     store
@@ -125,5 +165,56 @@ pub async fn seed(store: &Store) -> anyhow::Result<()> {
             details: serde_json::json!({}),
         })
         .await?;
+    Ok(msp)
+}
+
+/// Connects the demo tenant through the same path an MSP admin uses (credentials proven
+/// against the sandbox before they are saved).
+async fn connect_demo_identity_management(
+    ctx: &AppContext,
+    store: &Store,
+    msp_id: uuid::Uuid,
+) -> anyhow::Result<()> {
+    if let Some(tenant) = store
+        .find_tenant_by_microsoft_id(msp_id, DEMO_TENANT_ID)
+        .await?
+    {
+        // The sandbox starts empty each run, so a connector credential from an earlier run
+        // means nothing to it: forget it, and let the newcomer consent again (one click).
+        if let Some(stale) = store
+            .get_integration(tenant.id, IntegrationKind::Authenticator)
+            .await?
+        {
+            store.delete_integration(stale.id).await?;
+            tracing::info!("the sandbox starts fresh: connect Microsoft Authenticator again");
+        }
+    }
+    if let Some(tenant) = store
+        .find_tenant_by_microsoft_id(msp_id, DEMO_TENANT_ID)
+        .await?
+        && store
+            .get_integration(tenant.id, IntegrationKind::IdentityManagement)
+            .await?
+            .is_some()
+    {
+        return Ok(());
+    }
+    ctx.integrations
+        .connect_identity_management(
+            msp_id,
+            &AuditActor {
+                kind: "system".into(),
+                id: None,
+                name: Some("vouch demo".into()),
+            },
+            IdentityManagementInput {
+                tenant: DEMO_TENANT_ID.to_owned(),
+                client_id: microsoft::IDENTITY_APP_CLIENT_ID.to_owned(),
+                client_secret: SecretString::from(microsoft::IDENTITY_APP_SECRET.to_owned()),
+                secret_expires_at: None,
+            },
+        )
+        .await
+        .map_err(|err| anyhow::anyhow!("{}: {err}", err.code()))?;
     Ok(())
 }

@@ -329,7 +329,7 @@ fn consent_request(
     state: &State,
     tenant: &str,
     params: &[(String, String)],
-) -> Result<ConsentRequest, Response> {
+) -> Result<ConsentRequest, LoginError> {
     let tenants: Vec<(String, String)> = if is_any_tenant(tenant) {
         state
             .tenants
@@ -339,25 +339,25 @@ fn consent_request(
     } else {
         match state.tenant(tenant) {
             Some(t) => vec![(t.id.clone(), t.display_name.clone())],
-            None => return Err(error_page(&LoginError::unknown_tenant(tenant))),
+            None => return Err(LoginError::unknown_tenant(tenant)),
         }
     };
     let client_id = pair(params, "client_id")
         .filter(|c| !c.is_empty())
-        .ok_or_else(|| error_page(&LoginError::missing("client_id")))?;
+        .ok_or_else(|| LoginError::missing("client_id"))?;
     let Some(registration) = state.registration(client_id) else {
         let where_ = tenants
             .first()
             .map(|t| t.0.clone())
             .unwrap_or_else(|| tenant.to_owned());
-        return Err(error_page(&LoginError::app_not_found(client_id, &where_)));
+        return Err(LoginError::app_not_found(client_id, &where_));
     };
     let raw_redirect = pair(params, "redirect_uri").unwrap_or("");
     let redirect_uri = url::Url::parse(raw_redirect)
         .ok()
         .filter(|u| matches!(u.scheme(), "http" | "https"))
         .ok_or_else(|| {
-            error_page(&LoginError::new(
+            LoginError::new(
                 StatusCode::BAD_REQUEST,
                 "invalid_request",
                 50011,
@@ -365,7 +365,7 @@ fn consent_request(
                     "The redirect URI '{raw_redirect}' specified in the request does not match \
                      the redirect URIs configured for the application '{client_id}'."
                 ),
-            ))
+            )
         })?;
     Ok(ConsentRequest {
         client_id: registration.client_id.clone(),
@@ -384,7 +384,7 @@ fn consent_page(shared: &Shared, incoming: &Incoming, tenant: &str) -> Response 
     let state = shared.state();
     let request = match consent_request(&state, tenant, &incoming.query) {
         Ok(request) => request,
-        Err(page) => return page,
+        Err(err) => return error_page(&err),
     };
     drop(state);
     let permissions: String = request
@@ -494,7 +494,7 @@ fn consent_decision(shared: &Shared, incoming: &Incoming, tenant: &str) -> Respo
     let mut state = shared.state();
     let request = match consent_request(&state, tenant, &form) {
         Ok(request) => request,
-        Err(page) => return page,
+        Err(err) => return error_page(&err),
     };
     let mut target = request.redirect_uri.clone();
     if pair(&form, "decision") != Some("accept") {
