@@ -123,6 +123,10 @@ pub struct SmsConfig {
     pub auth_token: Option<SecretString>,
     /// The sender number or alphanumeric sender id.
     pub from: Option<String>,
+    /// Region for phone numbers written without a country code (ISO 3166, e.g. "US", "GB").
+    pub default_region: String,
+    /// Timeout of one call to the SMS provider.
+    pub request_timeout_seconds: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -195,6 +199,8 @@ impl Default for Config {
                 account_sid: None,
                 auth_token: None,
                 from: None,
+                default_region: "US".to_owned(),
+                request_timeout_seconds: 15,
             },
             psa: PsaConfig {
                 connectwise: ConnectWiseConfig {

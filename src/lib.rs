@@ -13,6 +13,8 @@ pub mod demo;
 pub mod microsoft;
 pub mod sandbox;
 pub mod server;
+pub mod sms;
 pub mod store;
 pub mod telemetry;
 pub mod upstream;
+pub mod web;

@@ -132,6 +132,7 @@ pub fn build_app(ctx: Arc<AppContext>) -> impl Endpoint<Output = Response> {
             format!("/{}", api::consent::CALLBACK_PATH),
             labelled("consent_callback", get(api::consent::consent_callback)),
         )
+        .nest("/s", labelled("secure_share", crate::web::share::routes()))
         .nest("/api", api_service)
         .nest("/api/docs", labelled("api_docs", swagger))
         .at("/api/openapi.yaml", labelled("openapi", spec_yaml))

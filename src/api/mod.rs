@@ -5,6 +5,7 @@ pub mod auth;
 pub mod consent;
 pub mod error;
 mod integrations;
+mod shares;
 mod system;
 
 use poem_openapi::OpenApiService;

@@ -2,3 +2,4 @@
 //! integrations. Nothing here knows which PSA asked.
 
 pub mod integrations;
+pub mod share;

@@ -2,3 +2,5 @@
 //! speaking the same wire protocols, used by `vouch demo` and the tests, never by Vouch itself.
 
 pub mod microsoft;
+pub mod psa;
+pub mod sms;

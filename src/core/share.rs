@@ -1,0 +1,1 @@
+//! Secure Data Sharing (being written).

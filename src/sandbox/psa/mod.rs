@@ -1,0 +1,1 @@
+//! The PSA sandboxes (being written).

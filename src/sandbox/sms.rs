@@ -1,0 +1,1 @@
+//! The SMS provider sandbox (being written).
