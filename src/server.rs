@@ -19,7 +19,13 @@ use tracing::Instrument;
 
 use crate::api::{self, ErrorCode, error::error_response};
 use crate::config::Config;
+use crate::core::directory::Directory;
 use crate::core::integrations::{IntegrationsDeps, IntegrationsService, VouchApp};
+use crate::core::messaging::Messenger;
+use crate::core::reset::{ResetDeps, ResetService};
+use crate::core::share::{ShareDeps, ShareService};
+use crate::core::verification::VerificationService;
+use crate::sms::TwilioSms;
 use crate::microsoft::Microsoft;
 use crate::store::Store;
 use crate::telemetry::Metrics;
@@ -34,6 +40,10 @@ pub struct AppContext {
     pub metrics: Metrics,
     pub microsoft: Microsoft,
     pub integrations: IntegrationsService,
+    pub directory: Directory,
+    pub verifications: VerificationService,
+    pub resets: ResetService,
+    pub shares: ShareService,
     /// Extra links shown on the landing page (the demo adds its sandbox pages).
     pub landing_links: Vec<(String, String)>,
 }
@@ -61,10 +71,10 @@ impl AppContext {
         let integrations = IntegrationsService::new(IntegrationsDeps {
             tenants: shared.clone(),
             consent_states: shared.clone(),
-            audit: shared,
+            audit: shared.clone(),
             microsoft: microsoft.clone(),
             metrics: metrics.clone(),
-            vouch_app,
+            vouch_app: vouch_app.clone(),
             login_url: config.microsoft.login_url.clone(),
             graph_url: config.microsoft.graph_url.clone(),
             consent_redirect_url: config
@@ -73,12 +83,46 @@ impl AppContext {
                 .join(api::consent::CALLBACK_PATH)
                 .expect("a relative path joins onto the public URL"),
         });
+        let directory = Directory::new(shared.clone(), microsoft.clone(), vouch_app);
+        let messenger = Messenger::new(
+            Arc::new(TwilioSms::new(&config.sms, &metrics)),
+            shared.clone(),
+        );
+        let verifications = VerificationService::new(
+            shared.clone(),
+            shared.clone(),
+            directory.clone(),
+            messenger.clone(),
+            store.shared_keyring(),
+            config.sms.default_region.clone(),
+            std::time::Duration::from_secs(config.microsoft.connector_timeout_seconds),
+        );
+        let shares = ShareService::new(ShareDeps {
+            shares: shared.clone(),
+            msps: shared.clone(),
+            audit: shared.clone(),
+            public_url: config.http.public_url.clone(),
+        });
+        let resets = ResetService::new(ResetDeps {
+            verifications: shared.clone(),
+            resets: shared.clone(),
+            tenants: shared.clone(),
+            audit: shared,
+            directory: directory.clone(),
+            verification_service: verifications.clone(),
+            shares: shares.clone(),
+            messenger,
+        });
         AppContext {
             config,
             store,
             metrics,
             microsoft,
             integrations,
+            directory,
+            verifications,
+            resets,
+            shares,
             landing_links,
         }
     }

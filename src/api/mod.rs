@@ -1,22 +1,41 @@
 //! The JSON API (poem-openapi). Every operation, field and response is documented with `///`,
 //! which becomes the OpenAPI document committed as `openapi/vouch.yaml`.
 
+mod audit;
 pub mod auth;
 pub mod consent;
 pub mod error;
 mod integrations;
 mod shares;
 mod system;
+mod verifications;
 
 use poem_openapi::OpenApiService;
 
 pub use error::{ApiError, ErrorBody, ErrorCode};
 
+/// Every group of operations, in the order the documentation lists them.
+pub type Apis = (
+    system::SystemApi,
+    integrations::IntegrationsApi,
+    verifications::VerificationsApi,
+    verifications::ResetsApi,
+    shares::SharesApi,
+    audit::AuditApi,
+);
+
 /// The API. Operations reach the application state through `poem::web::Data`, so the
 /// service (and its document) can be built without a running instance.
-pub fn service() -> OpenApiService<(system::SystemApi, integrations::IntegrationsApi), ()> {
+pub fn service() -> OpenApiService<Apis, ()> {
     OpenApiService::new(
-        (system::SystemApi, integrations::IntegrationsApi),
+        (
+            system::SystemApi,
+            integrations::IntegrationsApi,
+            verifications::VerificationsApi,
+            verifications::ResetsApi,
+            shares::SharesApi,
+            audit::AuditApi,
+        ),
         "Vouch",
         env!("CARGO_PKG_VERSION"),
     )

@@ -1,5 +1,11 @@
 //! The domain core: verification, reset, secure share, policy, audit and the tenant
 //! integrations. Nothing here knows which PSA asked.
 
+pub mod directory;
+pub mod error;
 pub mod integrations;
+pub mod messaging;
+pub mod password;
+pub mod reset;
 pub mod share;
+pub mod verification;

@@ -167,10 +167,43 @@ impl Keyring {
         Ok(SecretString::from(text))
     }
 
+    /// A keyed digest (HMAC-SHA256 under the active key) of `data` for `purpose`: for short
+    /// secrets such as 6-digit codes, whose plain hash could be reversed by trying them all.
+    pub fn mac_hex(&self, purpose: &str, data: &str) -> String {
+        format!("{}.{}", self.active.id, hex::encode(mac(&self.active, purpose, data)))
+    }
+
+    /// Checks a digest from [`Keyring::mac_hex`] in constant time.
+    pub fn verify_mac(&self, purpose: &str, data: &str, expected: &str) -> bool {
+        let Some((key_id, digest_hex)) = expected.split_once('.') else {
+            return false;
+        };
+        let (Some(key), Ok(digest)) = (self.all.get(key_id), hex::decode(digest_hex)) else {
+            return false;
+        };
+        let mut verifier = <HmacSha256 as hmac::Mac>::new_from_slice(key.key.as_slice())
+            .expect("HMAC takes keys of any length");
+        hmac::Mac::update(&mut verifier, purpose.as_bytes());
+        hmac::Mac::update(&mut verifier, &[0]);
+        hmac::Mac::update(&mut verifier, data.as_bytes());
+        hmac::Mac::verify_slice(verifier, &digest).is_ok()
+    }
+
     /// True when `sealed` was sealed under a key other than the active one.
     pub fn needs_reseal(&self, sealed: &str) -> Result<bool, OpenError> {
         Ok(Envelope::parse(sealed)?.key_id != self.active.id)
     }
+}
+
+type HmacSha256 = hmac::Hmac<Sha256>;
+
+fn mac(key: &MasterKey, purpose: &str, data: &str) -> Vec<u8> {
+    let mut mac = <HmacSha256 as hmac::Mac>::new_from_slice(key.key.as_slice())
+        .expect("HMAC takes keys of any length");
+    hmac::Mac::update(&mut mac, purpose.as_bytes());
+    hmac::Mac::update(&mut mac, &[0]);
+    hmac::Mac::update(&mut mac, data.as_bytes());
+    hmac::Mac::finalize(mac).into_bytes().to_vec()
 }
 
 struct Envelope<'a> {
@@ -274,6 +307,16 @@ mod tests {
         let garbage = SecretString::from("not base64 !!!".to_owned());
         let err = MasterKey::parse(&garbage).unwrap_err();
         assert!(!err.to_string().contains("not base64 !!!"));
+    }
+
+    #[test]
+    fn macs_verify_only_with_the_same_purpose_and_data() {
+        let (ring, _) = keyring();
+        let digest = ring.mac_hex("sms_code", "salt:123456");
+        assert!(ring.verify_mac("sms_code", "salt:123456", &digest));
+        assert!(!ring.verify_mac("sms_code", "salt:123457", &digest));
+        assert!(!ring.verify_mac("other", "salt:123456", &digest));
+        assert!(!ring.verify_mac("sms_code", "salt:123456", "garbage"));
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod entities;
 pub mod migration;
 pub mod repos;
 pub mod rotation;
+pub mod verifications;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -83,6 +84,10 @@ impl Store {
 
     pub fn keyring(&self) -> &Keyring {
         &self.keyring
+    }
+
+    pub fn shared_keyring(&self) -> Arc<Keyring> {
+        self.keyring.clone()
     }
 
     pub fn backend(&self) -> DatabaseBackend {

@@ -46,6 +46,12 @@ pub struct MspPolicy {
     pub allow_admin_reset: bool,
     /// May the technician see a generated password (otherwise only the user, by link)?
     pub show_password_to_technician: bool,
+    /// Length of generated passwords (random style) or minimum length (passphrase style).
+    pub password_length: i32,
+    /// `random` or `passphrase`.
+    pub password_style: String,
+    /// Make the user choose a new password at their next sign-in.
+    pub force_change_at_next_sign_in: bool,
 }
 
 impl Default for MspPolicy {
@@ -57,6 +63,9 @@ impl Default for MspPolicy {
             allow_contact_phone_fallback: false,
             allow_admin_reset: false,
             show_password_to_technician: false,
+            password_length: 16,
+            password_style: "random".to_owned(),
+            force_change_at_next_sign_in: true,
         }
     }
 }
@@ -249,6 +258,46 @@ pub struct SecureShare {
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
+/// A share as its MSP lists it: the record plus who made it and when it was last opened.
+/// Never carries the content or the token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecureShareListing {
+    pub share: SecureShare,
+    pub created_by_technician_id: Option<Uuid>,
+    pub last_viewed_at: Option<DateTime<Utc>>,
+}
+
+/// What an attempt to count one view of a share found.
+#[derive(Debug)]
+pub enum ConsumeOutcome {
+    /// The view was counted; `share` is the row as read just after, `views_left` how many
+    /// more views it allows now.
+    Revealed {
+        share: SecureShare,
+        content: SecretString,
+        views_left: i32,
+    },
+    /// Every allowed view has been used.
+    Exhausted(SecureShare),
+    /// The share's end has passed.
+    Expired(SecureShare),
+    /// The MSP withdrew the share.
+    Revoked(SecureShare),
+    /// No share has this token hash.
+    NotFound,
+}
+
+/// What revoking a share did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RevokeOutcome {
+    /// Revoked now.
+    Revoked(SecureShare),
+    /// It had been revoked before; nothing changed.
+    AlreadyRevoked(SecureShare),
+    /// No share with this id belongs to this MSP.
+    NotFound,
+}
+
 #[derive(Debug, Clone)]
 pub struct NewOutboundMessage {
     pub msp_id: Uuid,
@@ -373,7 +422,24 @@ pub trait SecureShareRepository: Send + Sync {
         token_hash: &str,
     ) -> Result<Option<SecureShare>, StoreError>;
     async fn open_share_content(&self, id: Uuid) -> Result<SecretString, StoreError>;
+    /// Counts one view of the share and opens its content, in one conditional statement:
+    /// of several concurrent calls on a share with one view left, exactly one is
+    /// `Revealed`. Otherwise says why not (the row is read only to tell which).
+    async fn consume_share_view(
+        &self,
+        token_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<ConsumeOutcome, StoreError>;
+    /// Withdraws the MSP's share so its link stops working; another MSP's share is
+    /// `NotFound`.
+    async fn revoke_share(&self, msp_id: Uuid, id: Uuid) -> Result<RevokeOutcome, StoreError>;
+    /// The MSP's most recent shares (at most [`SHARE_LIST_LIMIT`]), newest first, without
+    /// their content.
+    async fn list_shares(&self, msp_id: Uuid) -> Result<Vec<SecureShareListing>, StoreError>;
 }
+
+/// `list_shares` returns at most this many shares.
+pub const SHARE_LIST_LIMIT: u64 = 1000;
 
 #[async_trait]
 pub trait OutboundMessageRepository: Send + Sync {
@@ -411,6 +477,9 @@ fn msp_from_model(m: msp_account::Model) -> MspAccount {
             allow_contact_phone_fallback: m.allow_contact_phone_fallback,
             allow_admin_reset: m.allow_admin_reset,
             show_password_to_technician: m.show_password_to_technician,
+            password_length: m.password_length,
+            password_style: m.password_style,
+            force_change_at_next_sign_in: m.force_change_at_next_sign_in,
         },
         created_at: m.created_at,
     }
@@ -431,6 +500,9 @@ impl MspRepository for Store {
             allow_contact_phone_fallback: Set(new.policy.allow_contact_phone_fallback),
             allow_admin_reset: Set(new.policy.allow_admin_reset),
             show_password_to_technician: Set(new.policy.show_password_to_technician),
+            password_length: Set(new.policy.password_length),
+            password_style: Set(new.policy.password_style),
+            force_change_at_next_sign_in: Set(new.policy.force_change_at_next_sign_in),
             created_at: Set(now),
             updated_at: Set(now),
         };
@@ -875,6 +947,146 @@ impl SecureShareRepository for Store {
             &SealedPlace::new("secure_shares", "content_sealed", id),
             &model.content_sealed,
         )?)
+    }
+
+    async fn consume_share_view(
+        &self,
+        token_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<ConsumeOutcome, StoreError> {
+        use sea_orm::ExprTrait;
+        use sea_orm::sea_query::Expr;
+        // The conditions and the increment are one statement, so the database serialises
+        // concurrent reveals: a view is only counted while one is left.
+        let counted = secure_share::Entity::update_many()
+            .col_expr(
+                secure_share::Column::Views,
+                Expr::col(secure_share::Column::Views).add(1),
+            )
+            .col_expr(secure_share::Column::LastViewedAt, Expr::value(now))
+            .filter(secure_share::Column::TokenHash.eq(token_hash))
+            .filter(
+                Expr::col(secure_share::Column::Views)
+                    .lt(Expr::col(secure_share::Column::MaxViews)),
+            )
+            .filter(secure_share::Column::ExpiresAt.gt(now))
+            .filter(secure_share::Column::RevokedAt.is_null())
+            .exec(self.connection())
+            .await?;
+        let Some(model) = secure_share::Entity::find()
+            .filter(secure_share::Column::TokenHash.eq(token_hash))
+            .one(self.connection())
+            .await?
+        else {
+            return Ok(ConsumeOutcome::NotFound);
+        };
+        if counted.rows_affected == 1 {
+            let content = self.keyring().open(
+                &SealedPlace::new("secure_shares", "content_sealed", model.id),
+                &model.content_sealed,
+            )?;
+            let share = share_from_model(model);
+            return Ok(ConsumeOutcome::Revealed {
+                views_left: Ord::max(share.max_views - share.views, 0),
+                content,
+                share,
+            });
+        }
+        let share = share_from_model(model);
+        Ok(if share.revoked_at.is_some() {
+            ConsumeOutcome::Revoked(share)
+        } else if share.views >= share.max_views {
+            ConsumeOutcome::Exhausted(share)
+        } else {
+            // Not revoked and views left, so the statement can only have refused on time.
+            ConsumeOutcome::Expired(share)
+        })
+    }
+
+    async fn revoke_share(&self, msp_id: Uuid, id: Uuid) -> Result<RevokeOutcome, StoreError> {
+        use sea_orm::sea_query::Expr;
+        let revoked = secure_share::Entity::update_many()
+            .col_expr(secure_share::Column::RevokedAt, Expr::value(Utc::now()))
+            .filter(secure_share::Column::Id.eq(id))
+            .filter(secure_share::Column::MspId.eq(msp_id))
+            .filter(secure_share::Column::RevokedAt.is_null())
+            .exec(self.connection())
+            .await?;
+        let Some(model) = secure_share::Entity::find_by_id(id)
+            .filter(secure_share::Column::MspId.eq(msp_id))
+            .one(self.connection())
+            .await?
+        else {
+            return Ok(RevokeOutcome::NotFound);
+        };
+        let share = share_from_model(model);
+        Ok(if revoked.rows_affected == 1 {
+            RevokeOutcome::Revoked(share)
+        } else {
+            RevokeOutcome::AlreadyRevoked(share)
+        })
+    }
+
+    async fn list_shares(&self, msp_id: Uuid) -> Result<Vec<SecureShareListing>, StoreError> {
+        // Only the listed columns are read: the sealed content never leaves the database here.
+        let rows: Vec<(
+            Uuid,
+            Uuid,
+            DateTime<Utc>,
+            i32,
+            i32,
+            DateTime<Utc>,
+            Option<DateTime<Utc>>,
+            Option<Uuid>,
+            Option<DateTime<Utc>>,
+        )> = secure_share::Entity::find()
+            .select_only()
+            .columns([
+                secure_share::Column::Id,
+                secure_share::Column::MspId,
+                secure_share::Column::ExpiresAt,
+                secure_share::Column::MaxViews,
+                secure_share::Column::Views,
+                secure_share::Column::CreatedAt,
+                secure_share::Column::RevokedAt,
+                secure_share::Column::CreatedByTechnicianId,
+                secure_share::Column::LastViewedAt,
+            ])
+            .filter(secure_share::Column::MspId.eq(msp_id))
+            .order_by_desc(secure_share::Column::CreatedAt)
+            .order_by_desc(secure_share::Column::Id)
+            .limit(SHARE_LIST_LIMIT)
+            .into_tuple()
+            .all(self.connection())
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(
+                    id,
+                    msp_id,
+                    expires_at,
+                    max_views,
+                    views,
+                    created_at,
+                    revoked_at,
+                    created_by_technician_id,
+                    last_viewed_at,
+                )| SecureShareListing {
+                    share: SecureShare {
+                        id,
+                        msp_id,
+                        expires_at,
+                        max_views,
+                        views,
+                        created_at,
+                        revoked_at,
+                    },
+                    created_by_technician_id,
+                    last_viewed_at,
+                },
+            )
+            .collect())
     }
 }
 

@@ -14,6 +14,8 @@ use vouch::store::Store;
 use vouch::store::crypto::{Keyring, MasterKey};
 use vouch::telemetry::Metrics;
 
+pub mod world;
+
 pub const POSTGRES_ENV: &str = "VOUCH_TEST_DATABASE_URL";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -159,9 +161,17 @@ impl TestApp {
         migrate: bool,
         adjust: impl FnOnce(&mut Config),
     ) -> TestApp {
-        let (encoded, key) = new_key();
+        let (encoded, _) = new_key();
         let mut config = db.config(&encoded);
         adjust(&mut config);
+        let key = MasterKey::parse(config.encryption.master_key.as_ref().unwrap()).unwrap();
+        // VOUCH_TEST_LOG=debug (say) shows Vouch's logs while a test runs.
+        if let Ok(filter) = std::env::var("VOUCH_TEST_LOG") {
+            vouch::telemetry::init_logging(&vouch::config::LogConfig {
+                format: vouch::config::LogFormat::Pretty,
+                filter,
+            });
+        }
         let store = db.store(Keyring::new(key, [])).await;
         if migrate {
             store.migrate().await.expect("migrations apply");

@@ -1,1 +1,797 @@
-//! The PSA sandboxes (being written).
+//! The PSA sandbox: one local HTTP server standing in for the three PSAs Vouch lives in
+//! (see `shared/reference/psa-contracts.md`): their REST APIs as Vouch calls them, and "host
+//! pages" that imitate each PSA's ticket screen and embed Vouch's pod the way the real PSA
+//! does. Used by `vouch demo` and the tests, never by Vouch itself.
+//!
+//! | prefix       | stands for                                                   | module           |
+//! |--------------|--------------------------------------------------------------|------------------|
+//! | `/cw/`       | a ConnectWise PSA (Manage) site, e.g. `na.myconnectwise.net` | `connectwise.rs` |
+//! | `/halo/`     | a HaloPSA instance (resource and authorisation server)       | `halopsa.rs`     |
+//! | `/autotask/` | Autotask: zone lookup, the zone's REST API and web UI        | `autotask.rs`    |
+//! | `/`          | an index page linking every ticket screen                    | `page.rs`        |
+//!
+//! The seed (companies, contacts, tickets, credentials) is in `seed.rs`, re-exported here as
+//! `pub const`s: ticket `1000 + k` (ConnectWise), `2000 + k` (Halo) and `3000 + k` (Autotask)
+//! belong to the k-th contact: Dana, Sam, Noel, Omar, Ada, Lee, Blake (Contoso Ltd), Kim
+//! (Fabrikam).
+//!
+//! Every request under a prefix is recorded ([`PsaSandbox::count`]). Faults
+//! ([`PsaSandbox::inject_fault`]) apply to the REST APIs only, never to the host pages.
+//!
+//! # REST
+//!
+//! - ConnectWise: `{base}/cw/v4_6_release/apis/3.0/...` with
+//!   `Authorization: Basic base64("{companyId}+{publicKey}:{privateKey}")` and a `clientId`
+//!   header; `GET /service/tickets/{id}`, `GET /company/contacts/{id}`,
+//!   `POST /service/tickets/{id}/notes`; `GET /system/myMembers/info` authenticated by the
+//!   cookies `companyName`, `memberHash`, `memberId`, `memberContext=web` (plus `clientId`).
+//!   Also `GET {base}/cw/login/companyinfo/{companyId}` (the code base lookup).
+//! - HaloPSA: `POST {base}/halo/auth/token` (client credentials, `scope=all`), then Bearer
+//!   calls to `{base}/halo/api/Tickets/{id}`, `Users/{id}`, `Agent/me`, `Agent/{id}`,
+//!   `POST Actions`.
+//! - Autotask: `GET {base}/autotask/atservicesrest/v1.0/zoneInformation?user=` (no
+//!   authentication), then `{zone url}v1.0/Tickets/{id}`, `Contacts/{id}`, `Resources/{id}`,
+//!   `Companies/{id}`, `POST Tickets/{id}/Notes` with the `ApiIntegrationCode`, `UserName`
+//!   and `Secret` headers.
+//!
+//! # Host pages
+//!
+//! `GET {base}/{cw|halo|autotask}/ticket/{id}` renders the ticket screen with the pod in an
+//! `<iframe id="vouch-pod">` (a clear message instead when [`PsaSandbox::set_pod_urls`] has
+//! not been called). The page shows the notes stored at the time it loads.
+//!
+//! - ConnectWise pod: the pod URL with `[cw_id]`/`[cw_screen]` replaced, or
+//!   `id={ticket}&screen=service_ticket` appended, height 300px. The page runs the parent
+//!   side of the Hosted API (`ready` -> `MessageFrameID`; `getMemberAuthentication`,
+//!   `getScreenObject`, `refreshScreen`), posting JSON strings to the pod's origin only. Each
+//!   page load issues a fresh member hash for `jtech`, valid until
+//!   [`PsaSandbox::revoke_connectwise_member_hashes`].
+//! - Halo tab: the pod URL plus `ticket_id`, `agent_id`, `ts` and `sig` (below).
+//! - Autotask Insight: the pod URL plus `ticketId`, `resourceId`, `ts` and `sig`, loaded with
+//!   GET; with `?post=1` on the host page, the same parameters (the pod URL's own included)
+//!   are sent as an auto-submitted `application/x-www-form-urlencoded` form POST to the pod
+//!   URL without its query, targeting the iframe.
+//!
+//! # The signature of the Halo tab and the Autotask Insight (our choice)
+//!
+//! The reference leaves the exact format unconfirmed; this is the scheme the sandbox signs
+//! with and Vouch verifies (parameter names in [`signing`]):
+//!
+//! 1. Take every query parameter of the final URL (for a POST: every form field), including
+//!    the ones the configured pod URL already carries (e.g. `connection=<uuid>`), except
+//!    `sig`. Names and values are decoded as `application/x-www-form-urlencoded` (`+` is a
+//!    space, `%XX` escapes).
+//! 2. Sort them by name, then by value, comparing bytes.
+//! 3. Write each as `name=value` with the raw (decoded, not re-encoded) strings and join them
+//!    with `&`. Example: `agent_id=5&connection=3f..&ticket_id=2001&ts=1764085200`.
+//! 4. `sig` = lowercase hex of HMAC-SHA256 over that string, keyed with the UTF-8 bytes of
+//!    the secret string (Halo: the tab secret; Autotask: the Insight secret), as given (not
+//!    hex- or base64-decoded).
+//!
+//! `ts` is the Unix time (seconds, UTC) when the host page was rendered; the verifier bounds
+//! its age. Parameters the PSA sets replace same-named ones already in the pod URL.
+//!
+//! # Other choices where the reference is silent or unconfirmed
+//!
+//! - ConnectWise: `memberContext` in the `getMemberAuthentication` data is an opaque value;
+//!   `myMembers/info` requires the cookie `memberContext=web` as the reference says. Paths are
+//!   matched case-sensitively. A note is internal when only `internalAnalysisFlag` is set.
+//! - Halo: `POST /api/Actions` answers 201 with the created action (an array when more than
+//!   one was posted); unknown ids answer 404 `{"message":..}`; a missing or unknown Bearer
+//!   token answers 401 with an empty body. A note is internal when `hiddenfromuser` is true.
+//!   Entity names are matched case-insensitively (Halo runs on ASP.NET).
+//! - Autotask: `GET Tickets/{unknown id}` answers 200 `{"item":null}` (the way Autotask
+//!   answers a missing id, as far as we know), not 404; business-rule failures (a note
+//!   without title or description) answer 500 `{"errors":[..]}`; the meaning of `noteType`
+//!   and `publish` is [`AUTOTASK_INTERNAL_NOTE`].
+
+mod autotask;
+mod connectwise;
+mod halopsa;
+mod page;
+mod seed;
+pub mod signing;
+
+use std::collections::VecDeque;
+use std::fmt::Display;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use poem::http::{HeaderMap, Method, StatusCode};
+use poem::listener::{Acceptor, Listener, TcpListener};
+use poem::{Endpoint, Request, Response, Server};
+
+pub use autotask::{AUTOTASK_INTERNAL_NOTE, AutotaskNoteKind};
+pub use halopsa::HALO_PRIVATE_NOTE_OUTCOME;
+pub use seed::*;
+
+/// The largest request body the sandbox reads (all real bodies are tiny).
+const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// Recorded requests kept (oldest dropped first), so a long demo does not grow without end.
+const MAX_RECORDED_REQUESTS: usize = 10_000;
+/// Member hashes kept (oldest forgotten first): every ConnectWise host page load issues one.
+const MAX_MEMBER_HASHES: usize = 10_000;
+
+/// Which PSA a request, note or fault belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Psa {
+    /// ConnectWise PSA (Manage), under `/cw/`.
+    ConnectWise,
+    /// HaloPSA, under `/halo/`.
+    HaloPsa,
+    /// Autotask PSA, under `/autotask/`.
+    Autotask,
+}
+
+impl Psa {
+    /// The path prefix, without slashes (`cw`, `halo`, `autotask`).
+    pub fn prefix(self) -> &'static str {
+        match self {
+            Psa::ConnectWise => "cw",
+            Psa::HaloPsa => "halo",
+            Psa::Autotask => "autotask",
+        }
+    }
+
+    fn from_prefix(prefix: &str) -> Option<Psa> {
+        [Psa::ConnectWise, Psa::HaloPsa, Psa::Autotask]
+            .into_iter()
+            .find(|psa| psa.prefix() == prefix)
+    }
+}
+
+/// Where Vouch's pods are served; the host pages embed these. Each is a full URL that may
+/// already carry query parameters. An empty string means "not set" for that PSA.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PodUrls {
+    pub connectwise: String,
+    pub halopsa: String,
+    pub autotask: String,
+}
+
+/// How Vouch reaches the ConnectWise sandbox, and what the MSP would configure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectWiseInfo {
+    /// `{base}/cw`: stands for `https://na.myconnectwise.net`; REST is under
+    /// `{site_url}/v4_6_release/apis/3.0`.
+    pub site_url: String,
+    /// The MSP's company id (`northwind`).
+    pub company_id: String,
+    pub public_key: String,
+    pub private_key: String,
+    /// The integration's `clientId` (a GUID).
+    pub client_id: String,
+    /// The technician's member identifier (`jtech`).
+    pub member_id: String,
+}
+
+impl ConnectWiseInfo {
+    /// The imitation service ticket screen of `ticket_id`.
+    pub fn ticket_screen_url(&self, ticket_id: impl Display) -> String {
+        format!("{}/ticket/{ticket_id}", self.site_url)
+    }
+}
+
+/// How Vouch reaches the Halo sandbox, and what the MSP would configure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HaloInfo {
+    /// `{base}/halo`: the resource server; the API is `{resource_url}/api/..`.
+    pub resource_url: String,
+    /// `{base}/halo/auth`: the authorisation server; tokens from `{auth_url}/token`.
+    pub auth_url: String,
+    pub client_id: String,
+    pub client_secret: String,
+    /// The custom tab's iframe secret the tab URL is signed with.
+    pub tab_secret: String,
+    /// The technician's agent id (5).
+    pub agent_id: u64,
+}
+
+impl HaloInfo {
+    /// The imitation ticket screen of `ticket_id`, with the Vouch tab open.
+    pub fn ticket_screen_url(&self, ticket_id: impl Display) -> String {
+        format!("{}/ticket/{ticket_id}", self.resource_url)
+    }
+}
+
+/// How Vouch reaches the Autotask sandbox, and what the MSP would configure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AutotaskInfo {
+    /// `{base}/autotask/atservicesrest/`: stands for
+    /// `https://webservices.autotask.net/atservicesrest/`; the lookup is
+    /// `{zone_lookup_url}v1.0/zoneInformation?user=..`.
+    pub zone_lookup_url: String,
+    pub api_user: String,
+    pub api_secret: String,
+    /// The API tracking identifier (`ApiIntegrationCode`).
+    pub integration_code: String,
+    /// The shared secret the Insight load is signed with.
+    pub insight_secret: String,
+    /// The technician's resource id.
+    pub resource_id: u64,
+    /// `{base}/autotask/`: the zone's web UI (`webUrl` of the zone lookup).
+    pub web_url: String,
+}
+
+impl AutotaskInfo {
+    /// The imitation ticket screen of `ticket_id`, with the Vouch Insight (add `?post=1` for
+    /// the form POST load).
+    pub fn ticket_screen_url(&self, ticket_id: impl Display) -> String {
+        format!("{}ticket/{ticket_id}", self.web_url)
+    }
+}
+
+/// A note written to a ticket through the REST API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SandboxNote {
+    /// As posted: ConnectWise `text`, Halo `note_html` (or `note`), Autotask `description`.
+    pub text: String,
+    /// ConnectWise: only `internalAnalysisFlag` set; Halo: `hiddenfromuser`; Autotask:
+    /// `publish` is [`AUTOTASK_INTERNAL_NOTE`]'s.
+    pub internal: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A failure to simulate on the next matching REST requests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PsaFault {
+    /// Answer with this status and body (sent as given; JSON content type when it starts with
+    /// `{` or `[`), with a `Retry-After` header (seconds) when set.
+    Status {
+        status: u16,
+        body: String,
+        retry_after: Option<u64>,
+    },
+    /// Never answer (the handler sleeps for an hour): for client timeouts.
+    Hang,
+}
+
+/// One request as the sandbox received it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PsaRequest {
+    pub psa: Psa,
+    /// Upper case, e.g. `GET`.
+    pub method: String,
+    /// The full path, percent-decoded, without the query (e.g.
+    /// `/cw/v4_6_release/apis/3.0/service/tickets/1001`).
+    pub path: String,
+    /// The raw query string (empty when there is none).
+    pub query: String,
+    /// Whether an `Authorization` header was sent (never its value).
+    pub authorization_present: bool,
+}
+
+/// A running PSA sandbox. Cheap to clone: every clone drives the same server.
+///
+/// The server task lives as long as the tokio runtime that called [`PsaSandbox::start`].
+#[derive(Clone)]
+pub struct PsaSandbox {
+    shared: Arc<Shared>,
+}
+
+/// What the server task and the handles share.
+struct Shared {
+    base_url: String,
+    state: Mutex<State>,
+}
+
+impl Shared {
+    /// Locks the state; a poisoned lock is taken over (nothing in it can be half-written in a
+    /// way that matters to a test double).
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// `127.0.0.1:PORT`, what a PSA would call its host name.
+    fn host(&self) -> &str {
+        self.base_url
+            .strip_prefix("http://")
+            .unwrap_or(&self.base_url)
+    }
+}
+
+#[derive(Default)]
+struct State {
+    pod_urls: PodUrls,
+    notes: Vec<StoredNote>,
+    next_note_id: u64,
+    requests: VecDeque<PsaRequest>,
+    faults: Vec<FaultRule>,
+    /// ConnectWise member hashes, oldest first.
+    member_hashes: VecDeque<MemberHash>,
+    /// Halo access tokens and when they expire.
+    halo_tokens: Vec<(String, DateTime<Utc>)>,
+}
+
+struct FaultRule {
+    psa: Psa,
+    path_contains: String,
+    fault: PsaFault,
+    remaining: usize,
+}
+
+struct MemberHash {
+    hash: String,
+    member_id: String,
+    company_id: String,
+}
+
+/// A note with what the host pages show besides [`SandboxNote`].
+#[derive(Debug, Clone)]
+struct StoredNote {
+    psa: Psa,
+    ticket_id: u64,
+    id: u64,
+    /// Autotask notes have a title.
+    title: Option<String>,
+    /// What the PSA calls this kind of note ("Internal Analysis", "Private Note", ...).
+    kind: String,
+    note: SandboxNote,
+}
+
+impl State {
+    fn record(&mut self, request: PsaRequest) {
+        if self.requests.len() >= MAX_RECORDED_REQUESTS {
+            self.requests.pop_front();
+        }
+        self.requests.push_back(request);
+    }
+
+    /// The fault for this request, if a rule matches (using up one of its `times`).
+    fn take_fault(&mut self, psa: Psa, path: &str) -> Option<PsaFault> {
+        let index = self
+            .faults
+            .iter()
+            .position(|rule| rule.psa == psa && path.contains(&rule.path_contains))?;
+        let rule = &mut self.faults[index];
+        rule.remaining -= 1;
+        let fault = rule.fault.clone();
+        if rule.remaining == 0 {
+            self.faults.remove(index);
+        }
+        Some(fault)
+    }
+
+    fn add_note(
+        &mut self,
+        psa: Psa,
+        ticket_id: u64,
+        title: Option<String>,
+        kind: &str,
+        text: String,
+        internal: bool,
+    ) -> StoredNote {
+        self.next_note_id += 1;
+        let note = StoredNote {
+            psa,
+            ticket_id,
+            id: self.next_note_id,
+            title,
+            kind: kind.to_owned(),
+            note: SandboxNote {
+                text,
+                internal,
+                created_at: Utc::now(),
+            },
+        };
+        self.notes.push(note.clone());
+        note
+    }
+
+    fn ticket_notes(&self, psa: Psa, ticket_id: u64) -> Vec<StoredNote> {
+        self.notes
+            .iter()
+            .filter(|n| n.psa == psa && n.ticket_id == ticket_id)
+            .cloned()
+            .collect()
+    }
+
+    fn issue_member_hash(&mut self, member_id: &str) -> String {
+        if self.member_hashes.len() >= MAX_MEMBER_HASHES {
+            self.member_hashes.pop_front();
+        }
+        let hash = random_string(40, ALPHANUMERIC);
+        self.member_hashes.push_back(MemberHash {
+            hash: hash.clone(),
+            member_id: member_id.to_owned(),
+            company_id: CW_COMPANY_ID.to_owned(),
+        });
+        hash
+    }
+}
+
+impl PsaSandbox {
+    /// Binds `127.0.0.1:0` and serves the three PSAs on a tokio task.
+    pub async fn start() -> std::io::Result<PsaSandbox> {
+        let acceptor = TcpListener::bind("127.0.0.1:0").into_acceptor().await?;
+        let port = acceptor
+            .local_addr()
+            .into_iter()
+            .find_map(|addr| addr.as_socket_addr().map(|a| a.port()))
+            .ok_or_else(|| std::io::Error::other("the sandbox listener has no socket address"))?;
+        let shared = Arc::new(Shared {
+            base_url: format!("http://127.0.0.1:{port}"),
+            state: Mutex::new(State::default()),
+        });
+        let endpoint = SandboxEndpoint {
+            shared: shared.clone(),
+        };
+        tokio::spawn(async move {
+            if let Err(err) = Server::new_with_acceptor(acceptor).run(endpoint).await {
+                tracing::warn!(error = %err, "the PSA sandbox stopped");
+            }
+        });
+        Ok(PsaSandbox { shared })
+    }
+
+    /// `http://127.0.0.1:PORT`, without a trailing slash.
+    pub fn base_url(&self) -> String {
+        self.shared.base_url.clone()
+    }
+
+    /// Sets where Vouch's pods live; host pages loaded afterwards embed them.
+    pub fn set_pod_urls(&self, urls: PodUrls) {
+        self.shared.state().pod_urls = urls;
+    }
+
+    /// The pod URLs set so far.
+    pub fn pod_urls(&self) -> PodUrls {
+        self.shared.state().pod_urls.clone()
+    }
+
+    /// The ConnectWise site, keys and technician.
+    pub fn connectwise(&self) -> ConnectWiseInfo {
+        ConnectWiseInfo {
+            site_url: format!("{}/cw", self.shared.base_url),
+            company_id: CW_COMPANY_ID.to_owned(),
+            public_key: CW_PUBLIC_KEY.to_owned(),
+            private_key: CW_PRIVATE_KEY.to_owned(),
+            client_id: CW_CLIENT_ID.to_owned(),
+            member_id: CW_MEMBER_ID.to_owned(),
+        }
+    }
+
+    /// The Halo instance, API application and tab secret.
+    pub fn halopsa(&self) -> HaloInfo {
+        HaloInfo {
+            resource_url: format!("{}/halo", self.shared.base_url),
+            auth_url: format!("{}/halo/auth", self.shared.base_url),
+            client_id: HALO_API_CLIENT_ID.to_owned(),
+            client_secret: HALO_API_CLIENT_SECRET.to_owned(),
+            tab_secret: HALO_TAB_SECRET.to_owned(),
+            agent_id: HALO_AGENT_ID,
+        }
+    }
+
+    /// The Autotask zone lookup, API user and Insight secret.
+    pub fn autotask(&self) -> AutotaskInfo {
+        AutotaskInfo {
+            zone_lookup_url: format!("{}/autotask/atservicesrest/", self.shared.base_url),
+            api_user: AUTOTASK_API_USER.to_owned(),
+            api_secret: AUTOTASK_API_SECRET.to_owned(),
+            integration_code: AUTOTASK_INTEGRATION_CODE.to_owned(),
+            insight_secret: AUTOTASK_INSIGHT_SECRET.to_owned(),
+            resource_id: AUTOTASK_RESOURCE_ID,
+            web_url: format!("{}/autotask/", self.shared.base_url),
+        }
+    }
+
+    /// The notes written to one ticket through the REST API, oldest first.
+    pub fn notes(&self, psa: Psa, ticket_id: impl Display) -> Vec<SandboxNote> {
+        let ticket_id = ticket_id.to_string();
+        self.shared
+            .state()
+            .notes
+            .iter()
+            .filter(|n| n.psa == psa && n.ticket_id.to_string() == ticket_id)
+            .map(|n| n.note.clone())
+            .collect()
+    }
+
+    /// Every request received under the PSA prefixes (host pages included), oldest first.
+    pub fn requests(&self) -> Vec<PsaRequest> {
+        self.shared.state().requests.iter().cloned().collect()
+    }
+
+    /// How many recorded requests went to `psa` with `method` (case-insensitive) and a
+    /// decoded path containing `path_contains`.
+    pub fn count(&self, psa: Psa, method: &str, path_contains: &str) -> usize {
+        self.shared
+            .state()
+            .requests
+            .iter()
+            .filter(|r| {
+                r.psa == psa
+                    && r.method.eq_ignore_ascii_case(method)
+                    && r.path.contains(path_contains)
+            })
+            .count()
+    }
+
+    /// Forgets the recorded requests.
+    pub fn clear_requests(&self) {
+        self.shared.state().requests.clear();
+    }
+
+    /// Makes the next `times` REST requests to `psa` whose decoded path (with its prefix,
+    /// e.g. `/halo/api/Tickets/2001`) contains `path_contains` fail with `fault`. Host pages
+    /// are never faulted. Faulted requests are still recorded.
+    pub fn inject_fault(&self, psa: Psa, path_contains: &str, fault: PsaFault, times: usize) {
+        if times == 0 {
+            return;
+        }
+        self.shared.state().faults.push(FaultRule {
+            psa,
+            path_contains: path_contains.to_owned(),
+            fault,
+            remaining: times,
+        });
+    }
+
+    /// A member hash for `member_id` at the sandbox's company, as Manage hands to a pod;
+    /// `myMembers/info` accepts it until [`PsaSandbox::revoke_connectwise_member_hashes`].
+    pub fn issue_connectwise_member_hash(&self, member_id: &str) -> String {
+        self.shared.state().issue_member_hash(member_id)
+    }
+
+    /// Invalidates every member hash issued so far (as signing out of Manage would).
+    pub fn revoke_connectwise_member_hashes(&self) {
+        self.shared.state().member_hashes.clear();
+    }
+
+    /// Expires every Halo access token issued so far (the next Bearer call answers 401).
+    pub fn expire_halo_tokens(&self) {
+        self.shared.state().halo_tokens.clear();
+    }
+}
+
+/// A request with its body read and its path split and decoded: what every handler gets.
+struct Incoming {
+    method: Method,
+    /// Decoded path segments after the PSA prefix (`/cw/ticket/1001` -> `ticket`, `1001`).
+    segments: Vec<String>,
+    /// Decoded query pairs, in order.
+    query: Vec<(String, String)>,
+    headers: HeaderMap,
+    body: Vec<u8>,
+}
+
+impl Incoming {
+    fn segments(&self) -> Vec<&str> {
+        self.segments.iter().map(String::as_str).collect()
+    }
+
+    fn query_param(&self, name: &str) -> Option<&str> {
+        pair(&self.query, name)
+    }
+
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Whether the body was declared as JSON (`application/json`, any parameters).
+    fn is_json(&self) -> bool {
+        self.header("content-type").is_some_and(|value| {
+            value
+                .split(';')
+                .next()
+                .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"))
+        })
+    }
+
+    /// The body as `application/x-www-form-urlencoded` pairs.
+    fn form(&self) -> Vec<(String, String)> {
+        url::form_urlencoded::parse(&self.body)
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect()
+    }
+
+    /// The cookies sent (`Cookie` headers, `name=value; ...`), in order.
+    fn cookies(&self) -> Vec<(String, String)> {
+        self.headers
+            .get_all("cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .filter_map(|c| {
+                let (name, value) = c.trim().split_once('=')?;
+                Some((
+                    name.trim().to_owned(),
+                    value.trim().trim_matches('"').to_owned(),
+                ))
+            })
+            .collect()
+    }
+}
+
+/// The first value of `name` in decoded form, query or cookie pairs.
+fn pair<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    pairs
+        .iter()
+        .find(|(key, _)| key == name)
+        .map(|(_, value)| value.as_str())
+}
+
+/// The single endpoint: records, applies faults, then hands the request to its PSA.
+struct SandboxEndpoint {
+    shared: Arc<Shared>,
+}
+
+impl Endpoint for SandboxEndpoint {
+    type Output = Response;
+
+    async fn call(&self, req: Request) -> poem::Result<Response> {
+        Ok(handle(self.shared.clone(), req).await)
+    }
+}
+
+async fn handle(shared: Arc<Shared>, mut req: Request) -> Response {
+    let raw_path = req.uri().path().to_owned();
+    let decoded: Vec<String> = raw_path
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(percent_decode)
+        .collect();
+    let Some(first) = decoded.first() else {
+        return page::index(&shared);
+    };
+    let Some(psa) = Psa::from_prefix(first) else {
+        return plain(StatusCode::NOT_FOUND, "Not found");
+    };
+    let raw_query = req.uri().query().unwrap_or("").to_owned();
+    let method = req.method().clone();
+    let headers = req.headers().clone();
+    let path = format!("/{}", decoded.join("/"));
+    let host_page = decoded.get(1).is_some_and(|s| s == "ticket");
+
+    let fault = {
+        let mut state = shared.state();
+        state.record(PsaRequest {
+            psa,
+            method: method.as_str().to_owned(),
+            path: path.clone(),
+            query: raw_query.clone(),
+            authorization_present: headers.contains_key("authorization"),
+        });
+        if host_page {
+            None
+        } else {
+            state.take_fault(psa, &path)
+        }
+    };
+    match fault {
+        Some(PsaFault::Hang) => {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            return plain(StatusCode::GATEWAY_TIMEOUT, "");
+        }
+        Some(PsaFault::Status {
+            status,
+            body,
+            retry_after,
+        }) => return fault_response(status, body, retry_after),
+        None => {}
+    }
+
+    let body = match req.take_body().into_bytes_limit(MAX_BODY_BYTES).await {
+        Ok(bytes) => bytes.to_vec(),
+        Err(_) => return plain(StatusCode::PAYLOAD_TOO_LARGE, "Request body too large"),
+    };
+    let incoming = Incoming {
+        method,
+        segments: decoded.into_iter().skip(1).collect(),
+        query: url::form_urlencoded::parse(raw_query.as_bytes())
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect(),
+        headers,
+        body,
+    };
+    match psa {
+        Psa::ConnectWise => connectwise::handle(&shared, incoming),
+        Psa::HaloPsa => halopsa::handle(&shared, incoming),
+        Psa::Autotask => autotask::handle(&shared, incoming),
+    }
+}
+
+fn fault_response(status: u16, body: String, retry_after: Option<u64>) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let trimmed = body.trim_start();
+    let content_type = if trimmed.starts_with('{') || trimmed.starts_with('[') {
+        "application/json; charset=utf-8"
+    } else {
+        "text/plain; charset=utf-8"
+    };
+    let mut builder = Response::builder()
+        .status(status)
+        .content_type(content_type);
+    if let Some(seconds) = retry_after {
+        builder = builder.header("Retry-After", seconds.to_string());
+    }
+    builder.body(body)
+}
+
+fn plain(status: StatusCode, text: &str) -> Response {
+    Response::builder()
+        .status(status)
+        .content_type("text/plain; charset=utf-8")
+        .body(text.to_owned())
+}
+
+fn json_response(status: StatusCode, body: &serde_json::Value) -> Response {
+    Response::builder()
+        .status(status)
+        .content_type("application/json; charset=utf-8")
+        .body(body.to_string())
+}
+
+fn html_response(status: StatusCode, html: String) -> Response {
+    Response::builder()
+        .status(status)
+        .content_type("text/html; charset=utf-8")
+        .header("Cache-Control", "no-store")
+        .body(html)
+}
+
+/// Escapes text for HTML element content and quoted attribute values.
+fn html_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// Decodes `%XX` escapes in one path segment (invalid escapes are kept as they are; invalid
+/// UTF-8 is replaced).
+fn percent_decode(segment: &str) -> String {
+    let bytes = segment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let (Some(hi), Some(lo)) = (hex_value(bytes[i + 1]), hex_value(bytes[i + 2]))
+        {
+            out.push(hi * 16 + lo);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn hex_value(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// A random string of `len` characters from `alphabet`.
+fn random_string(len: usize, alphabet: &[u8]) -> String {
+    use rand::Rng;
+    let mut rng = rand::thread_rng();
+    (0..len)
+        .map(|_| alphabet[rng.gen_range(0..alphabet.len())] as char)
+        .collect()
+}
+
+const ALPHANUMERIC: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+
+/// The time format the PSAs use in JSON (`2026-11-25T15:04:05Z`).
+fn iso(time: DateTime<Utc>) -> String {
+    time.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}

@@ -13,3 +13,4 @@ pub mod technician;
 pub mod tenant;
 pub mod tenant_integration;
 pub mod verification;
+pub mod verification_lock;

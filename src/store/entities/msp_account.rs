@@ -19,6 +19,9 @@ pub struct Model {
     pub show_password_to_technician: bool,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    pub password_length: i32,
+    pub password_style: String,
+    pub force_change_at_next_sign_in: bool,
 }
 
 impl ActiveModelBehavior for ActiveModel {}

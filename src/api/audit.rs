@@ -1,0 +1,193 @@
+//! The append-only audit log: query and CSV export.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use poem::web::Data;
+use poem_openapi::param::Query;
+use poem_openapi::payload::{Json, PlainText};
+use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
+use uuid::Uuid;
+
+use super::ApiError;
+use super::auth::MspApiKey;
+use crate::server::AppContext;
+use crate::store::repos::{AuditEvent, AuditLog, AuditQuery};
+
+#[derive(Tags)]
+enum ApiTags {
+    /// Who did what, to whom, when, on which ticket, with what outcome.
+    Audit,
+}
+
+/// One audit entry. Never holds a password, a code or a secret.
+#[derive(Debug, Object)]
+pub struct AuditEntry {
+    /// Entry id (time-ordered).
+    pub id: Uuid,
+    /// When it happened.
+    pub occurred_at: DateTime<Utc>,
+    /// `technician`, `api_key`, `customer_admin`, `system`...
+    pub actor_kind: String,
+    /// The actor's id (PSA member id, API key prefix...).
+    pub actor_id: Option<String>,
+    /// The actor's name.
+    pub actor_name: Option<String>,
+    /// What was done, e.g. `verification.push.start`, `password.reset`.
+    pub action: String,
+    /// What it was done to: `user`, `tenant`, `share`...
+    pub subject_kind: Option<String>,
+    /// The subject's id (e.g. the Microsoft user's object id).
+    pub subject_id: Option<String>,
+    /// The subject's name (e.g. the user principal name).
+    pub subject_name: Option<String>,
+    /// The PSA ticket, when there was one.
+    pub ticket_id: Option<String>,
+    /// `success`, `started`, `refused`, `approved`, `denied`...
+    pub outcome: String,
+    /// Microsoft's request id, for support.
+    pub upstream_request_id: Option<String>,
+    /// Further non-secret facts (error codes, ids).
+    pub details: serde_json::Value,
+}
+
+impl From<AuditEvent> for AuditEntry {
+    fn from(e: AuditEvent) -> Self {
+        AuditEntry {
+            id: e.id,
+            occurred_at: e.occurred_at,
+            actor_kind: e.event.actor.kind,
+            actor_id: e.event.actor.id,
+            actor_name: e.event.actor.name,
+            action: e.event.action,
+            subject_kind: e.event.subject_kind,
+            subject_id: e.event.subject_id,
+            subject_name: e.event.subject_name,
+            ticket_id: e.event.psa_ticket_id,
+            outcome: e.event.outcome,
+            upstream_request_id: e.event.upstream_request_id,
+            details: e.event.details,
+        }
+    }
+}
+
+#[derive(ApiResponse)]
+enum CsvExport {
+    /// The matching entries as CSV (RFC 4180), newest first.
+    #[oai(status = 200, content_type = "text/csv; charset=utf-8")]
+    Csv(
+        PlainText<String>,
+        /// Suggests a file name to browsers.
+        #[oai(header = "Content-Disposition")]
+        String,
+    ),
+}
+
+pub struct AuditApi;
+
+#[allow(clippy::too_many_arguments)]
+#[OpenApi(prefix_path = "/v1/audit", tag = "ApiTags::Audit")]
+impl AuditApi {
+    /// Query the audit log, newest first.
+    #[oai(path = "/", method = "get", operation_id = "audit_query")]
+    async fn query(
+        &self,
+        auth: MspApiKey,
+        ctx: Data<&Arc<AppContext>>,
+        /// Only this action (e.g. `password.reset`).
+        action: Query<Option<String>>,
+        /// Only this subject (e.g. a Microsoft user's object id).
+        subject_id: Query<Option<String>>,
+        /// From this time on (inclusive).
+        since: Query<Option<DateTime<Utc>>>,
+        /// Before this time.
+        until: Query<Option<DateTime<Utc>>>,
+        /// At most this many (default 100, at most 1000).
+        limit: Query<Option<u64>>,
+    ) -> Result<Json<Vec<AuditEntry>>, ApiError> {
+        let events = ctx
+            .store
+            .query(AuditQuery {
+                msp_id: auth.msp_id(),
+                action: action.0,
+                subject_id: subject_id.0,
+                since: since.0,
+                until: until.0,
+                limit: limit.0.unwrap_or(100).clamp(1, 1000),
+            })
+            .await
+            .map_err(|e| ApiError::internal(&e))?;
+        Ok(Json(events.into_iter().map(AuditEntry::from).collect()))
+    }
+
+    /// Export the audit log as CSV (same filters; at most 10,000 entries).
+    #[oai(path = "/export", method = "get", operation_id = "audit_export_csv")]
+    async fn export(
+        &self,
+        auth: MspApiKey,
+        ctx: Data<&Arc<AppContext>>,
+        /// Only this action.
+        action: Query<Option<String>>,
+        /// Only this subject.
+        subject_id: Query<Option<String>>,
+        /// From this time on (inclusive).
+        since: Query<Option<DateTime<Utc>>>,
+        /// Before this time.
+        until: Query<Option<DateTime<Utc>>>,
+    ) -> Result<CsvExport, ApiError> {
+        let events = ctx
+            .store
+            .query(AuditQuery {
+                msp_id: auth.msp_id(),
+                action: action.0,
+                subject_id: subject_id.0,
+                since: since.0,
+                until: until.0,
+                limit: 10_000,
+            })
+            .await
+            .map_err(|e| ApiError::internal(&e))?;
+        let mut writer = csv::Writer::from_writer(Vec::new());
+        let header = [
+            "occurred_at", "action", "outcome", "actor_kind", "actor_id", "actor_name",
+            "subject_kind", "subject_id", "subject_name", "ticket_id", "upstream_request_id", "details",
+        ];
+        writer.write_record(header).map_err(|e| ApiError::internal(&e))?;
+        for e in events {
+            let ev = e.event;
+            let row = [
+                e.occurred_at.to_rfc3339(),
+                ev.action,
+                ev.outcome,
+                ev.actor.kind,
+                ev.actor.id.unwrap_or_default(),
+                ev.actor.name.unwrap_or_default(),
+                ev.subject_kind.unwrap_or_default(),
+                ev.subject_id.unwrap_or_default(),
+                ev.subject_name.unwrap_or_default(),
+                ev.psa_ticket_id.unwrap_or_default(),
+                ev.upstream_request_id.unwrap_or_default(),
+                ev.details.to_string(),
+            ];
+            writer
+                .write_record(row.iter().map(|v| neutralise_formula(v)))
+                .map_err(|e| ApiError::internal(&e))?;
+        }
+        let bytes = writer.into_inner().map_err(|e| ApiError::internal(&e))?;
+        let text = String::from_utf8(bytes).map_err(|e| ApiError::internal(&e))?;
+        Ok(CsvExport::Csv(
+            PlainText(text),
+            "attachment; filename=\"vouch-audit.csv\"".to_owned(),
+        ))
+    }
+}
+
+/// Spreadsheets run cells starting with = + - @ as formulas; names come from PSAs and users,
+/// so such cells are prefixed with a quote (CSV injection).
+fn neutralise_formula(value: &str) -> String {
+    if value.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{value}")
+    } else {
+        value.to_owned()
+    }
+}

@@ -1,0 +1,497 @@
+//! Verifying callers and resetting passwords.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use poem::web::Data;
+use poem_openapi::param::{Header, Path, Query};
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Enum, Object, OpenApi, Tags};
+use secrecy::ExposeSecret;
+use uuid::Uuid;
+
+use super::ApiError;
+use super::auth::MspApiKey;
+use crate::core::directory::DirectoryUser;
+use crate::core::error::{CoreError, ErrorClass};
+use crate::core::verification::{Method, Requester, StartRequest, TicketContext};
+use crate::server::AppContext;
+use crate::store::repos::{MspAccount, MspRepository, Tenant};
+use crate::store::verifications::{PasswordReset, Verification as VerificationRecord};
+
+#[derive(Tags)]
+enum ApiTags {
+    /// Verifying that a caller is who they say they are.
+    Verifications,
+    /// Resetting Microsoft 365 passwords after a verification.
+    PasswordResets,
+}
+
+/// How to verify the caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "snake_case")]
+pub enum MethodDto {
+    /// A Microsoft Authenticator push to the user's phone.
+    Push,
+    /// A 6-digit code by SMS to the user's registered mobile phone, read back by the caller.
+    SmsCode,
+}
+
+impl From<MethodDto> for Method {
+    fn from(method: MethodDto) -> Self {
+        match method {
+            MethodDto::Push => Method::Push,
+            MethodDto::SmsCode => Method::SmsCode,
+        }
+    }
+}
+
+fn method_dto(method: Method) -> MethodDto {
+    match method {
+        Method::Push => MethodDto::Push,
+        Method::SmsCode => MethodDto::SmsCode,
+    }
+}
+
+/// The PSA ticket a verification belongs to.
+#[derive(Debug, Clone, Default, Object)]
+pub struct TicketRef {
+    /// Vouch's id of the PSA connection.
+    pub connection_id: Option<Uuid>,
+    /// The PSA's ticket id.
+    pub ticket_id: Option<String>,
+    /// The PSA's contact id.
+    pub contact_id: Option<String>,
+}
+
+/// Start a verification.
+#[derive(Debug, Object)]
+pub struct StartVerificationRequest {
+    /// The customer's Microsoft tenant id (or its Vouch id).
+    pub tenant_id: String,
+    /// The user's sign-in name or e-mail address.
+    pub user: String,
+    /// How to verify.
+    pub method: MethodDto,
+    /// The ticket this verification is for.
+    pub ticket: Option<TicketRef>,
+    /// False when the person verified is not the ticket's own contact; then `reason` is required.
+    #[oai(default = "default_true")]
+    pub is_ticket_contact: bool,
+    /// Why someone other than the ticket's contact is verified (e.g. "manager approval").
+    pub reason: Option<String>,
+    /// The PSA contact's mobile number; used for SMS only when the MSP's policy allows it and
+    /// Microsoft has no mobile registered for the user.
+    pub contact_mobile: Option<String>,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// A verification and its state.
+#[derive(Debug, Object)]
+pub struct Verification {
+    /// Vouch's id of the verification.
+    pub id: Uuid,
+    /// The Microsoft user's object id.
+    pub user_id: String,
+    /// The Microsoft user's sign-in name.
+    pub user_principal_name: String,
+    /// `push` or `sms_code`.
+    pub method: String,
+    /// `pending`, `approved`, `denied`, `expired`, `failed` or `cancelled`.
+    pub status: String,
+    /// Why it did not succeed (e.g. `denied`, `fraud_reported`, `no_response`, `too_many_attempts`).
+    pub failure_code: Option<String>,
+    /// When it was started.
+    pub created_at: DateTime<Utc>,
+    /// When a pending verification lapses.
+    pub expires_at: DateTime<Utc>,
+    /// When it was decided.
+    pub decided_at: Option<DateTime<Utc>>,
+    /// Until when the user counts as verified (approved verifications only).
+    pub verified_until: Option<DateTime<Utc>>,
+    /// Wrong or right codes entered so far (SMS code).
+    pub attempts: i32,
+    /// The reason given for verifying someone other than the ticket's contact.
+    pub reason: Option<String>,
+    /// True when the SMS went to the PSA contact's number rather than Microsoft's.
+    pub used_contact_phone_fallback: bool,
+    /// True when this verification has been spent by a password reset.
+    pub used_for_reset: bool,
+    /// The PSA ticket id.
+    pub ticket_id: Option<String>,
+}
+
+impl From<VerificationRecord> for Verification {
+    fn from(v: VerificationRecord) -> Self {
+        Verification {
+            id: v.id,
+            user_id: v.user_object_id,
+            user_principal_name: v.user_principal_name,
+            method: v.method,
+            status: v.status,
+            failure_code: v.failure_code,
+            created_at: v.created_at,
+            expires_at: v.expires_at,
+            decided_at: v.decided_at,
+            verified_until: v.verified_until,
+            attempts: v.attempts,
+            reason: v.reason,
+            used_contact_phone_fallback: v.used_contact_phone_fallback,
+            used_for_reset: v.consumed_at.is_some(),
+            ticket_id: v.psa_ticket_id,
+        }
+    }
+}
+
+/// The code the caller read out.
+#[derive(Debug, Object)]
+pub struct CodeSubmission {
+    /// The 6-digit code.
+    pub code: String,
+}
+
+/// A method and whether it can reach this user.
+#[derive(Debug, Object)]
+pub struct MethodOption {
+    /// The method.
+    pub method: MethodDto,
+    /// Whether it can be used now.
+    pub available: bool,
+    /// Why not, or where it would go (masked number).
+    pub detail: String,
+}
+
+/// The Microsoft user a contact maps to and how they can be verified.
+#[derive(Debug, Object)]
+pub struct UserMethods {
+    /// The Microsoft user's object id.
+    pub user_id: String,
+    /// The Microsoft user's sign-in name.
+    pub user_principal_name: String,
+    /// The user's display name.
+    pub display_name: Option<String>,
+    /// Each method, available or not, with why.
+    pub methods: Vec<MethodOption>,
+}
+
+/// Make the Authenticator push the user's default sign-in method.
+#[derive(Debug, Object)]
+pub struct DefaultMethodRequest {
+    /// The customer's Microsoft tenant id.
+    pub tenant_id: String,
+    /// The user's sign-in name or e-mail address.
+    pub user: String,
+    /// Must be true: this changes the user's sign-in experience.
+    pub confirm: bool,
+}
+
+/// Reset a password.
+#[derive(Debug, Object)]
+pub struct ResetRequestBody {
+    /// The customer's Microsoft tenant id.
+    pub tenant_id: String,
+    /// The user's sign-in name or e-mail address: the verification must be of this user.
+    pub user: String,
+    /// An approved, unexpired verification of the user, not yet used.
+    pub verification_id: Uuid,
+    /// Must be true.
+    pub confirm: bool,
+}
+
+/// The outcome of a password reset.
+#[derive(Debug, Object)]
+pub struct PasswordResetDto {
+    /// Vouch's id of the reset.
+    pub id: Uuid,
+    /// `in_progress`, `completed`, `completed_sms_failed` or `failed`.
+    pub status: String,
+    /// Why it failed, or why the SMS did not go.
+    pub failure_code: Option<String>,
+    /// The masked mobile number the secure link was sent to.
+    pub sent_to: Option<String>,
+    /// The new password, only when the MSP's policy allows technicians to see it.
+    pub password: Option<String>,
+    /// When the secure link stops working.
+    pub link_expires_at: Option<DateTime<Utc>>,
+    /// The verification this reset spent.
+    pub verification_id: Uuid,
+    /// Microsoft's request id of the change.
+    pub microsoft_request_id: Option<String>,
+    /// When it was requested.
+    pub created_at: DateTime<Utc>,
+}
+
+fn reset_dto(reset: PasswordReset, password: Option<String>, link_expires_at: Option<DateTime<Utc>>) -> PasswordResetDto {
+    PasswordResetDto {
+        id: reset.id,
+        status: reset.status,
+        failure_code: reset.failure_code,
+        sent_to: reset.sent_to_masked,
+        password,
+        link_expires_at,
+        verification_id: reset.verification_id,
+        microsoft_request_id: reset.upstream_request_id,
+        created_at: reset.created_at,
+    }
+}
+
+#[derive(ApiResponse)]
+enum Started {
+    /// The verification has started; poll it (or wait on it) for the outcome.
+    #[oai(status = 202)]
+    Started(Json<Verification>),
+}
+
+#[derive(ApiResponse)]
+enum ResetResponse {
+    /// The reset was carried out (or had already been, for this idempotency key).
+    #[oai(status = 201)]
+    Done(Json<PasswordResetDto>),
+}
+
+#[derive(ApiResponse)]
+enum NoContent {
+    /// Done.
+    #[oai(status = 204)]
+    Done,
+}
+
+/// Maps core errors to the documented shape and a fitting status.
+pub(crate) fn core_error(err: CoreError) -> ApiError {
+    let status = match err.class() {
+        ErrorClass::BadRequest => 400,
+        ErrorClass::NotFound => 404,
+        ErrorClass::Conflict => 409,
+        ErrorClass::Forbidden => 403,
+        ErrorClass::RateLimited => 429,
+        ErrorClass::Upstream => 502,
+        ErrorClass::Unavailable => 503,
+        ErrorClass::Timeout => 504,
+        ErrorClass::Internal => return ApiError::internal(&err.code()),
+    };
+    ApiError::with_status(status, err.code(), err.to_string())
+}
+
+async fn msp(ctx: &AppContext, auth: &MspApiKey) -> Result<MspAccount, ApiError> {
+    ctx.store
+        .get_msp(auth.msp_id())
+        .await
+        .map_err(|e| ApiError::internal(&e))?
+        .ok_or_else(|| ApiError::internal(&"API key of a removed MSP"))
+}
+
+async fn tenant_and_user(ctx: &AppContext, msp_id: Uuid, tenant: &str, user: &str) -> Result<(Tenant, DirectoryUser), ApiError> {
+    let tenant = ctx.directory.tenant(msp_id, tenant.trim()).await.map_err(core_error)?;
+    let user = ctx
+        .directory
+        .resolve_user(&tenant, &[user.to_owned()])
+        .await
+        .map_err(core_error)?;
+    Ok((tenant, user))
+}
+
+pub struct VerificationsApi;
+
+#[OpenApi(prefix_path = "/v1", tag = "ApiTags::Verifications")]
+impl VerificationsApi {
+    /// Start verifying a caller.
+    ///
+    /// A push is refused at once, with `preferred_method_mismatch`, when the user's default
+    /// sign-in method is not the Authenticator (the push would never reach them); at most one
+    /// push per user may be pending and at most N per window (MSP policy).
+    #[oai(path = "/verifications", method = "post", operation_id = "verifications_start")]
+    async fn start(&self, auth: MspApiKey, ctx: Data<&Arc<AppContext>>, body: Json<StartVerificationRequest>) -> Result<Started, ApiError> {
+        let body = body.0;
+        let msp = msp(&ctx, &auth).await?;
+        let (tenant, user) = tenant_and_user(&ctx, msp.id, &body.tenant_id, &body.user).await?;
+        let ticket = body.ticket.unwrap_or_default();
+        let verification = ctx
+            .verifications
+            .start(StartRequest {
+                msp,
+                tenant,
+                user,
+                method: body.method.into(),
+                context: TicketContext {
+                    psa_connection_id: ticket.connection_id,
+                    ticket_id: ticket.ticket_id,
+                    contact_id: ticket.contact_id,
+                    contact_mobile: body.contact_mobile,
+                },
+                is_ticket_contact: body.is_ticket_contact,
+                reason: body.reason,
+                requester: Requester {
+                    actor: auth.actor(),
+                    technician_id: None,
+                },
+            })
+            .await
+            .map_err(core_error)?;
+        Ok(Started::Started(Json(verification.into())))
+    }
+
+    /// Read a verification; with `wait_seconds`, wait (up to 30 s) until it is no longer pending.
+    #[oai(path = "/verifications/:id", method = "get", operation_id = "verifications_get")]
+    async fn get(
+        &self,
+        auth: MspApiKey,
+        ctx: Data<&Arc<AppContext>>,
+        id: Path<Uuid>,
+        /// Seconds to wait for a pending verification to be decided (0 to 30).
+        wait_seconds: Query<Option<u64>>,
+    ) -> Result<Json<Verification>, ApiError> {
+        let wait = Duration::from_secs(wait_seconds.0.unwrap_or(0).min(30));
+        let verification = ctx
+            .verifications
+            .get(auth.msp_id(), id.0, wait)
+            .await
+            .map_err(core_error)?;
+        Ok(Json(verification.into()))
+    }
+
+    /// Check the code the caller read out (SMS code). At most 5 attempts; codes last 10 minutes.
+    #[oai(path = "/verifications/:id/code", method = "post", operation_id = "verifications_submit_code")]
+    async fn submit_code(&self, auth: MspApiKey, ctx: Data<&Arc<AppContext>>, id: Path<Uuid>, body: Json<CodeSubmission>) -> Result<Json<Verification>, ApiError> {
+        let msp = msp(&ctx, &auth).await?;
+        let verification = ctx
+            .verifications
+            .submit_code(&msp, id.0, &body.0.code)
+            .await
+            .map_err(core_error)?;
+        Ok(Json(verification.into()))
+    }
+
+    /// Cancel a pending verification.
+    #[oai(path = "/verifications/:id/cancel", method = "post", operation_id = "verifications_cancel")]
+    async fn cancel(&self, auth: MspApiKey, ctx: Data<&Arc<AppContext>>, id: Path<Uuid>) -> Result<Json<Verification>, ApiError> {
+        let msp = msp(&ctx, &auth).await?;
+        let verification = ctx.verifications.cancel(&msp, id.0).await.map_err(core_error)?;
+        Ok(Json(verification.into()))
+    }
+
+    /// The Microsoft user an address maps to, and which verification methods can reach them.
+    #[oai(path = "/users/methods", method = "get", operation_id = "users_methods")]
+    async fn methods(
+        &self,
+        auth: MspApiKey,
+        ctx: Data<&Arc<AppContext>>,
+        /// The customer's Microsoft tenant id.
+        tenant_id: Query<String>,
+        /// The user's sign-in name or e-mail address.
+        user: Query<String>,
+        /// The PSA contact's mobile number (used only where policy allows).
+        contact_mobile: Query<Option<String>>,
+    ) -> Result<Json<UserMethods>, ApiError> {
+        let msp = msp(&ctx, &auth).await?;
+        let (tenant, user) = tenant_and_user(&ctx, msp.id, &tenant_id.0, &user.0).await?;
+        let methods = ctx
+            .verifications
+            .available_methods(&msp, &tenant, &user, contact_mobile.0.as_deref())
+            .await
+            .map_err(core_error)?;
+        Ok(Json(UserMethods {
+            user_id: user.object_id,
+            user_principal_name: user.upn,
+            display_name: user.display_name,
+            methods: methods
+                .into_iter()
+                .map(|m| MethodOption {
+                    method: method_dto(m.method),
+                    available: m.available,
+                    detail: m.detail,
+                })
+                .collect(),
+        }))
+    }
+
+    /// A user's verification history, newest first.
+    #[oai(path = "/users/verifications", method = "get", operation_id = "users_verification_history")]
+    async fn history(
+        &self,
+        auth: MspApiKey,
+        ctx: Data<&Arc<AppContext>>,
+        /// The customer's Microsoft tenant id.
+        tenant_id: Query<String>,
+        /// The user's sign-in name or e-mail address.
+        user: Query<String>,
+        /// At most this many (default 20, at most 200).
+        limit: Query<Option<u64>>,
+    ) -> Result<Json<Vec<Verification>>, ApiError> {
+        let (tenant, user) = tenant_and_user(&ctx, auth.msp_id(), &tenant_id.0, &user.0).await?;
+        let items = ctx
+            .verifications
+            .history(&tenant, &user, limit.0.unwrap_or(20).clamp(1, 200))
+            .await
+            .map_err(core_error)?;
+        Ok(Json(items.into_iter().map(Verification::from).collect()))
+    }
+
+    /// Make the Microsoft Authenticator push the user's default sign-in method.
+    ///
+    /// The fix offered for `preferred_method_mismatch`; needs the Microsoft Authenticator
+    /// integration, and `confirm: true`.
+    #[oai(path = "/users/default-method", method = "post", operation_id = "users_set_push_default")]
+    async fn set_push_default(&self, auth: MspApiKey, ctx: Data<&Arc<AppContext>>, body: Json<DefaultMethodRequest>) -> Result<NoContent, ApiError> {
+        if !body.0.confirm {
+            return Err(core_error(CoreError::ConfirmationRequired));
+        }
+        let (tenant, user) = tenant_and_user(&ctx, auth.msp_id(), &body.0.tenant_id, &body.0.user).await?;
+        ctx.verifications
+            .make_push_default(auth.msp_id(), &auth.actor(), &tenant, &user)
+            .await
+            .map_err(core_error)?;
+        Ok(NoContent::Done)
+    }
+}
+
+pub struct ResetsApi;
+
+#[OpenApi(prefix_path = "/v1/password-resets", tag = "ApiTags::PasswordResets")]
+impl ResetsApi {
+    /// Reset a user's Microsoft 365 password.
+    ///
+    /// Needs an approved, unexpired verification of that user (each verification serves one
+    /// reset) and `confirm: true`. The new password goes to the user by a one-time secure link
+    /// sent by SMS to the mobile phone registered in Microsoft. The same `Idempotency-Key`
+    /// makes retries return the first outcome instead of resetting again.
+    #[oai(path = "/", method = "post", operation_id = "password_resets_create")]
+    async fn create(
+        &self,
+        auth: MspApiKey,
+        ctx: Data<&Arc<AppContext>>,
+        /// A unique key per intended reset (a UUID is ideal).
+        #[oai(name = "Idempotency-Key")]
+        idempotency_key: Header<String>,
+        body: Json<ResetRequestBody>,
+    ) -> Result<ResetResponse, ApiError> {
+        let msp = msp(&ctx, &auth).await?;
+        let (tenant, user) = tenant_and_user(&ctx, msp.id, &body.0.tenant_id, &body.0.user).await?;
+        let result = ctx
+            .resets
+            .reset(crate::core::reset::ResetRequest {
+                msp,
+                tenant_id: tenant.id,
+                user_object_id: user.object_id,
+                verification_id: body.0.verification_id,
+                idempotency_key: idempotency_key.0,
+                confirmed: body.0.confirm,
+                actor: auth.actor(),
+                technician_id: None,
+            })
+            .await
+            .map_err(core_error)?;
+        let password = result.password.map(|p| p.expose_secret().to_owned());
+        Ok(ResetResponse::Done(Json(reset_dto(result.reset, password, result.share_expires_at))))
+    }
+
+    /// Read a password reset (never the password).
+    #[oai(path = "/:id", method = "get", operation_id = "password_resets_get")]
+    async fn get(&self, auth: MspApiKey, ctx: Data<&Arc<AppContext>>, id: Path<Uuid>) -> Result<Json<PasswordResetDto>, ApiError> {
+        let reset = ctx.resets.get(auth.msp_id(), id.0).await.map_err(core_error)?;
+        Ok(Json(reset_dto(reset, None, None)))
+    }
+}

@@ -1,0 +1,645 @@
+//! Verifying a caller: a Microsoft Authenticator push, or a 6-digit code by SMS to the mobile
+//! phone the user registered in Microsoft.
+//!
+//! A verification is a persisted state machine: `pending` -> `approved` | `denied` |
+//! `expired` | `failed` (with a code) | `cancelled`. A push runs in the background; its state
+//! is readable at once, and watchers are woken when it changes (long-poll). An approved
+//! verification keeps the user "verified" for the MSP's window.
+
+use std::sync::Arc;
+use std::time::Duration as StdDuration;
+
+use chrono::{DateTime, Duration, Utc};
+use rand::Rng;
+use secrecy::SecretString;
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use super::directory::{Directory, DirectoryUser};
+use super::error::CoreError;
+use super::messaging::Messenger;
+use crate::microsoft::graph::PUSH_METHOD;
+use crate::microsoft::mfa::PushOutcome;
+use crate::microsoft::{MicrosoftError, MicrosoftErrorKind, Upn};
+use crate::sms::E164;
+use crate::store::crypto::Keyring;
+use crate::store::repos::{AuditActor, AuditLog, MspAccount, NewAuditEvent, Tenant};
+use crate::store::verifications::{
+    BeginPushError, Decision, NewVerification, PushLimits, Verification, VerificationRepository,
+    method, status,
+};
+
+/// SMS codes: 6 digits, 10 minutes, 5 attempts.
+pub const CODE_LIFETIME_MINUTES: i64 = 10;
+pub const MAX_CODE_ATTEMPTS: i32 = 5;
+const CODE_MAC_PURPOSE: &str = "sms_code";
+
+/// Which PSA ticket and contact a verification was started from (opaque to the core).
+#[derive(Debug, Clone, Default)]
+pub struct TicketContext {
+    pub psa_connection_id: Option<Uuid>,
+    pub ticket_id: Option<String>,
+    pub contact_id: Option<String>,
+    /// The contact's mobile number from the PSA, used only where the MSP's policy allows.
+    pub contact_mobile: Option<String>,
+}
+
+/// Who asked.
+#[derive(Debug, Clone)]
+pub struct Requester {
+    pub actor: AuditActor,
+    pub technician_id: Option<Uuid>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Push,
+    SmsCode,
+}
+
+/// A request to verify `user` in `tenant`.
+#[derive(Debug, Clone)]
+pub struct StartRequest {
+    pub msp: MspAccount,
+    pub tenant: Tenant,
+    pub user: DirectoryUser,
+    pub method: Method,
+    pub context: TicketContext,
+    /// False when the person verified is not the ticket's own contact.
+    pub is_ticket_contact: bool,
+    pub reason: Option<String>,
+    pub requester: Requester,
+}
+
+/// What a technician may use for a user, and why not the others.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MethodAvailability {
+    pub method: Method,
+    pub available: bool,
+    /// Why not, or a note (e.g. the masked number a code would go to).
+    pub detail: String,
+}
+
+#[derive(Clone)]
+pub struct VerificationService {
+    verifications: Arc<dyn VerificationRepository>,
+    audit: Arc<dyn AuditLog>,
+    directory: Directory,
+    messenger: Messenger,
+    keyring: Arc<Keyring>,
+    sms_region: String,
+    /// How long a push may stay pending (the connector call's own timeout).
+    push_lifetime: Duration,
+    changes: watch::Sender<u64>,
+}
+
+impl VerificationService {
+    pub fn new(
+        verifications: Arc<dyn VerificationRepository>,
+        audit: Arc<dyn AuditLog>,
+        directory: Directory,
+        messenger: Messenger,
+        keyring: Arc<Keyring>,
+        sms_region: String,
+        push_lifetime: StdDuration,
+    ) -> VerificationService {
+        VerificationService {
+            verifications,
+            audit,
+            directory,
+            messenger,
+            keyring,
+            sms_region,
+            push_lifetime: Duration::from_std(push_lifetime).unwrap_or(Duration::minutes(2)),
+            changes: watch::channel(0).0,
+        }
+    }
+
+    pub fn directory(&self) -> &Directory {
+        &self.directory
+    }
+
+    /// Which methods can reach this user, and why the others cannot.
+    pub async fn available_methods(
+        &self,
+        msp: &MspAccount,
+        tenant: &Tenant,
+        user: &DirectoryUser,
+        contact_mobile: Option<&str>,
+    ) -> Result<Vec<MethodAvailability>, CoreError> {
+        let push = match self.directory.push_credentials(tenant).await {
+            Ok(_) => {
+                let graph = self.directory.graph_credentials(tenant).await?;
+                let methods = self
+                    .directory
+                    .microsoft()
+                    .graph
+                    .authenticator_methods(&graph, &user.object_id)
+                    .await?;
+                if methods.is_empty() {
+                    MethodAvailability {
+                        method: Method::Push,
+                        available: false,
+                        detail: "The user has no Microsoft Authenticator app registered.".into(),
+                    }
+                } else {
+                    MethodAvailability {
+                        method: Method::Push,
+                        available: true,
+                        detail: "A push to the user's Microsoft Authenticator app.".into(),
+                    }
+                }
+            }
+            Err(err) => MethodAvailability {
+                method: Method::Push,
+                available: false,
+                detail: err.to_string(),
+            },
+        };
+        let sms = match self.mobile_for(msp, tenant, user, contact_mobile).await {
+            Ok((phone, fallback)) => MethodAvailability {
+                method: Method::SmsCode,
+                available: true,
+                detail: if fallback {
+                    format!("A code by SMS to {} (the PSA contact's mobile, allowed by your policy).", phone.masked())
+                } else {
+                    format!("A code by SMS to {}.", phone.masked())
+                },
+            },
+            Err(err) => MethodAvailability {
+                method: Method::SmsCode,
+                available: false,
+                detail: err.to_string(),
+            },
+        };
+        Ok(vec![push, sms])
+    }
+
+    /// The user's mobile phone as registered in Microsoft, or (only where the MSP allows it)
+    /// the PSA contact's. The flag says the fallback was used.
+    pub async fn mobile_for(
+        &self,
+        msp: &MspAccount,
+        tenant: &Tenant,
+        user: &DirectoryUser,
+        contact_mobile: Option<&str>,
+    ) -> Result<(E164, bool), CoreError> {
+        let graph = self.directory.graph_credentials(tenant).await?;
+        let phones = self
+            .directory
+            .microsoft()
+            .graph
+            .phone_methods(&graph, &user.object_id)
+            .await?;
+        if let Some(phone) = phones
+            .iter()
+            .filter(|p| p.phone_type == "mobile")
+            .find_map(|p| E164::parse(&p.phone_number, &self.sms_region).ok())
+        {
+            return Ok((phone, false));
+        }
+        if msp.policy.allow_contact_phone_fallback
+            && let Some(phone) = contact_mobile.and_then(|raw| E164::parse(raw, &self.sms_region).ok())
+        {
+            return Ok((phone, true));
+        }
+        Err(CoreError::NoMobilePhone)
+    }
+
+    pub async fn start(&self, request: StartRequest) -> Result<Verification, CoreError> {
+        let reason = request
+            .reason
+            .as_deref()
+            .map(str::trim)
+            .filter(|r| !r.is_empty())
+            .map(|r| r.chars().take(500).collect::<String>());
+        if !request.is_ticket_contact && reason.is_none() {
+            return Err(CoreError::ReasonRequired);
+        }
+        let result = match request.method {
+            Method::Push => self.start_push(&request, reason.clone()).await,
+            Method::SmsCode => self.start_sms_code(&request, reason.clone()).await,
+        };
+        let (outcome, code, upstream) = match &result {
+            Ok(_) => ("started", None, None),
+            Err(err) => ("refused", Some(err.code()), err.upstream_request_id()),
+        };
+        self.audit_event(
+            &request,
+            match request.method {
+                Method::Push => "verification.push.start",
+                Method::SmsCode => "verification.sms_code.start",
+            },
+            outcome,
+            upstream,
+            serde_json::json!({
+                "code": code,
+                "verification_id": result.as_ref().ok().map(|v| v.id),
+                "reason": reason,
+                "is_ticket_contact": request.is_ticket_contact,
+                "used_contact_phone_fallback": result.as_ref().ok().map(|v| v.used_contact_phone_fallback),
+            }),
+        )
+        .await;
+        result
+    }
+
+    async fn start_push(&self, request: &StartRequest, reason: Option<String>) -> Result<Verification, CoreError> {
+        let credentials = self.directory.push_credentials(&request.tenant).await?;
+        let microsoft = self.directory.microsoft().clone();
+        // Read the default method first: when it is not the push, the connector would not
+        // prompt the user, so no push is sent at all.
+        let preferences = microsoft
+            .graph
+            .sign_in_preferences(&credentials.graph, &request.user.object_id)
+            .await?;
+        let current = preferences.user_preferred_method_for_secondary_authentication;
+        if current.as_deref() != Some(PUSH_METHOD) {
+            return Err(MicrosoftError::new(MicrosoftErrorKind::PreferredMethodMismatch {
+                current_method: current.unwrap_or_else(|| "not set".into()),
+                can_fix: true,
+            })
+            .into());
+        }
+        let upn = Upn::parse(&request.user.upn).map_err(|err| CoreError::InvalidInput {
+            field: "user",
+            problem: err.to_string(),
+        })?;
+        let policy = &request.msp.policy;
+        let verification = self
+            .verifications
+            .begin_push(
+                self.new_verification(request, method::PUSH, None, reason, false, self.push_lifetime),
+                PushLimits {
+                    max_per_window: policy.push_limit_count.max(1) as u64,
+                    window: Duration::seconds(policy.push_limit_window_seconds.max(1) as i64),
+                },
+            )
+            .await
+            .map_err(|err| match err {
+                BeginPushError::AlreadyPending { pending_id } => CoreError::PushAlreadyPending { pending_id },
+                BeginPushError::RateLimited { retry_after } => CoreError::PushRateLimited { retry_after },
+                BeginPushError::Store(cause) => CoreError::Store(cause),
+            })?;
+
+        let service = self.clone();
+        let id = verification.id;
+        let window = Duration::seconds(policy.verified_window_seconds.max(60) as i64);
+        let audit_request = request.clone();
+        tokio::spawn(async move {
+            let result = microsoft.connector.push(&credentials.connector, &upn).await;
+            let (decision, upstream) = match &result {
+                Ok(push) => (decision_for(&push.outcome, window), None),
+                Err(err) => (
+                    Decision {
+                        status: status::FAILED,
+                        failure_code: Some(err.code().to_owned()),
+                        verified_until: None,
+                    },
+                    err.request_id.clone(),
+                ),
+            };
+            let status_text = decision.status;
+            let failure = decision.failure_code.clone();
+            match service.verifications.decide_verification(id, decision).await {
+                Ok(true) => {
+                    service.audit_event(
+                        &audit_request,
+                        "verification.push.result",
+                        status_text,
+                        upstream,
+                        serde_json::json!({ "verification_id": id, "code": failure }),
+                    )
+                    .await;
+                }
+                Ok(false) => {} // cancelled meanwhile: the answer no longer matters
+                Err(err) => tracing::error!(error = %err, "could not record a push outcome"),
+            }
+            service.changes.send_modify(|n| *n += 1);
+        });
+        Ok(verification)
+    }
+
+    async fn start_sms_code(&self, request: &StartRequest, reason: Option<String>) -> Result<Verification, CoreError> {
+        let (phone, fallback) = self
+            .mobile_for(&request.msp, &request.tenant, &request.user, request.context.contact_mobile.as_deref())
+            .await?;
+        let code = format!("{:06}", rand::rngs::OsRng.gen_range(0..1_000_000u32));
+        let salt = crate::store::access::random_token();
+        let code_hash = format!("{salt}:{}", self.keyring.mac_hex(CODE_MAC_PURPOSE, &format!("{salt}:{code}")));
+        let verification = self
+            .verifications
+            .create_verification(self.new_verification(
+                request,
+                method::SMS_CODE,
+                Some(code_hash),
+                reason,
+                fallback,
+                Duration::minutes(CODE_LIFETIME_MINUTES),
+            ))
+            .await?;
+        let msp = &request.msp.name;
+        let body = SecretString::from(format!(
+            "{msp} help desk: your verification code is {code}. Read it to the technician you are speaking with. It expires in {CODE_LIFETIME_MINUTES} minutes. Not talking to {msp}? Ignore this message."
+        ));
+        if let Err(err) = self.messenger.send_sms(request.msp.id, &phone, body).await {
+            self.verifications
+                .decide_verification(
+                    verification.id,
+                    Decision {
+                        status: status::FAILED,
+                        failure_code: Some(err.code().to_owned()),
+                        verified_until: None,
+                    },
+                )
+                .await?;
+            return Err(err.into());
+        }
+        Ok(verification)
+    }
+
+    /// Checks a code the caller read out. Wrong codes are counted; after
+    /// [`MAX_CODE_ATTEMPTS`] the verification fails, and later attempts are refused.
+    pub async fn submit_code(&self, msp: &MspAccount, id: Uuid, code: &str) -> Result<Verification, CoreError> {
+        let verification = self.owned(msp.id, id).await?;
+        if verification.method != method::SMS_CODE {
+            return Err(CoreError::InvalidInput {
+                field: "code",
+                problem: "applies only to SMS-code verifications".into(),
+            });
+        }
+        if verification.status != status::PENDING {
+            return Err(match (verification.status.as_str(), verification.failure_code.as_deref()) {
+                (status::FAILED, Some("too_many_attempts")) => CoreError::TooManyAttempts,
+                (status::EXPIRED, _) => CoreError::CodeExpired,
+                (other, _) => CoreError::VerificationFinished { status: other.to_owned() },
+            });
+        }
+        if Utc::now() >= verification.expires_at {
+            self.decide(id, status::EXPIRED, Some("code_expired"), None).await?;
+            return Err(CoreError::CodeExpired);
+        }
+        let Some(attempts) = self.verifications.count_code_attempt(id, MAX_CODE_ATTEMPTS).await? else {
+            return Err(CoreError::TooManyAttempts);
+        };
+        let code = code.trim();
+        let matches = verification
+            .code_hash
+            .as_deref()
+            .and_then(|stored| stored.split_once(':'))
+            .is_some_and(|(salt, mac)| {
+                code.len() == 6 && self.keyring.verify_mac(CODE_MAC_PURPOSE, &format!("{salt}:{code}"), mac)
+            });
+        let decided = if matches {
+            let until = Utc::now() + Duration::seconds(msp.policy.verified_window_seconds.max(60) as i64);
+            self.decide(id, status::APPROVED, None, Some(until)).await?;
+            Ok(())
+        } else if attempts >= MAX_CODE_ATTEMPTS {
+            self.decide(id, status::FAILED, Some("too_many_attempts"), None).await?;
+            Err(CoreError::CodeIncorrect { attempts_left: 0 })
+        } else {
+            Err(CoreError::CodeIncorrect {
+                attempts_left: MAX_CODE_ATTEMPTS - attempts,
+            })
+        };
+        self.audit_plain(
+            msp.id,
+            "verification.sms_code.submit",
+            if matches { "approved" } else { "code_incorrect" },
+            &verification,
+        )
+        .await;
+        decided?;
+        self.owned(msp.id, id).await
+    }
+
+    pub async fn cancel(&self, msp: &MspAccount, id: Uuid) -> Result<Verification, CoreError> {
+        let verification = self.owned(msp.id, id).await?;
+        if !self.decide(id, status::CANCELLED, None, None).await? {
+            return Err(CoreError::VerificationFinished {
+                status: verification.status,
+            });
+        }
+        self.audit_plain(msp.id, "verification.cancel", "cancelled", &verification).await;
+        self.owned(msp.id, id).await
+    }
+
+    /// The verification now, or when it stops being pending (at most `wait`).
+    pub async fn get(&self, msp_id: Uuid, id: Uuid, wait: StdDuration) -> Result<Verification, CoreError> {
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut changes = self.changes.subscribe();
+        loop {
+            let verification = self.expire_if_stale(self.owned(msp_id, id).await?).await?;
+            if verification.status != status::PENDING || tokio::time::Instant::now() >= deadline {
+                return Ok(verification);
+            }
+            // Woken by a decision in this instance; the timeout also catches decisions made
+            // by another instance.
+            let remaining = deadline - tokio::time::Instant::now();
+            let _ = tokio::time::timeout(remaining.min(StdDuration::from_secs(1)), changes.changed()).await;
+        }
+    }
+
+    /// Sets the user's default sign-in method to the Authenticator push (after the
+    /// technician confirmed), so that the next push reaches them.
+    pub async fn make_push_default(
+        &self,
+        msp_id: Uuid,
+        actor: &AuditActor,
+        tenant: &Tenant,
+        user: &DirectoryUser,
+    ) -> Result<(), CoreError> {
+        let credentials = self.directory.push_credentials(tenant).await?;
+        let result = self
+            .directory
+            .microsoft()
+            .graph
+            .set_preferred_method(&credentials.graph, &user.object_id, PUSH_METHOD)
+            .await;
+        let event = NewAuditEvent {
+            msp_id,
+            actor: actor.clone(),
+            action: "user.default_method.set_push".into(),
+            subject_kind: Some("user".into()),
+            subject_id: Some(user.object_id.clone()),
+            subject_name: Some(user.upn.clone()),
+            psa_ticket_id: None,
+            outcome: if result.is_ok() { "success" } else { "failure" }.into(),
+            upstream_request_id: result.as_ref().err().and_then(|e| e.request_id.clone()),
+            details: serde_json::json!({ "code": result.as_ref().err().map(|e| e.code()) }),
+        };
+        if let Err(err) = self.audit.append(event).await {
+            tracing::error!(error = %err, "audit append failed");
+        }
+        Ok(result?)
+    }
+
+    pub async fn history(&self, tenant: &Tenant, user: &DirectoryUser, limit: u64) -> Result<Vec<Verification>, CoreError> {
+        let mut items = self
+            .verifications
+            .verification_history(tenant.id, &user.object_id, limit)
+            .await?;
+        for item in items.iter_mut() {
+            if item.status == status::PENDING && Utc::now() >= item.expires_at {
+                item.status = status::EXPIRED.into();
+            }
+        }
+        Ok(items)
+    }
+
+    async fn owned(&self, msp_id: Uuid, id: Uuid) -> Result<Verification, CoreError> {
+        match self.verifications.get_verification(id).await? {
+            Some(v) if v.msp_id == msp_id => Ok(v),
+            _ => Err(CoreError::VerificationNotFound),
+        }
+    }
+
+    /// A pending verification past its end (its push task died with an instance, say) is
+    /// recorded as expired when next read.
+    async fn expire_if_stale(&self, verification: Verification) -> Result<Verification, CoreError> {
+        if verification.status == status::PENDING && Utc::now() >= verification.expires_at {
+            self.decide(verification.id, status::EXPIRED, Some("expired"), None).await?;
+            return self.owned(verification.msp_id, verification.id).await;
+        }
+        Ok(verification)
+    }
+
+    async fn decide(
+        &self,
+        id: Uuid,
+        status_value: &'static str,
+        failure_code: Option<&str>,
+        verified_until: Option<DateTime<Utc>>,
+    ) -> Result<bool, CoreError> {
+        let changed = self
+            .verifications
+            .decide_verification(
+                id,
+                Decision {
+                    status: status_value,
+                    failure_code: failure_code.map(str::to_owned),
+                    verified_until,
+                },
+            )
+            .await?;
+        self.changes.send_modify(|n| *n += 1);
+        Ok(changed)
+    }
+
+    fn new_verification(
+        &self,
+        request: &StartRequest,
+        method: &'static str,
+        code_hash: Option<String>,
+        reason: Option<String>,
+        used_contact_phone_fallback: bool,
+        lifetime: Duration,
+    ) -> NewVerification {
+        NewVerification {
+            msp_id: request.msp.id,
+            tenant_id: request.tenant.id,
+            technician_id: request.requester.technician_id,
+            psa_connection_id: request.context.psa_connection_id,
+            psa_ticket_id: request.context.ticket_id.clone(),
+            psa_contact_id: request.context.contact_id.clone(),
+            user_object_id: request.user.object_id.clone(),
+            user_principal_name: request.user.upn.clone(),
+            method,
+            code_hash,
+            reason,
+            used_contact_phone_fallback,
+            expires_at: Utc::now() + lifetime,
+        }
+    }
+
+    async fn audit_event(
+        &self,
+        request: &StartRequest,
+        action: &str,
+        outcome: &str,
+        upstream_request_id: Option<String>,
+        details: serde_json::Value,
+    ) {
+        let event = NewAuditEvent {
+            msp_id: request.msp.id,
+            actor: request.requester.actor.clone(),
+            action: action.to_owned(),
+            subject_kind: Some("user".into()),
+            subject_id: Some(request.user.object_id.clone()),
+            subject_name: Some(request.user.upn.clone()),
+            psa_ticket_id: request.context.ticket_id.clone(),
+            outcome: outcome.to_owned(),
+            upstream_request_id,
+            details,
+        };
+        if let Err(err) = self.audit.append(event).await {
+            tracing::error!(error = %err, "audit append failed");
+        }
+    }
+
+    async fn audit_plain(&self, msp_id: Uuid, action: &str, outcome: &str, verification: &Verification) {
+        let event = NewAuditEvent {
+            msp_id,
+            actor: AuditActor {
+                kind: "technician".into(),
+                id: verification.technician_id.map(|id| id.to_string()),
+                name: None,
+            },
+            action: action.to_owned(),
+            subject_kind: Some("user".into()),
+            subject_id: Some(verification.user_object_id.clone()),
+            subject_name: Some(verification.user_principal_name.clone()),
+            psa_ticket_id: verification.psa_ticket_id.clone(),
+            outcome: outcome.to_owned(),
+            upstream_request_id: None,
+            details: serde_json::json!({ "verification_id": verification.id }),
+        };
+        if let Err(err) = self.audit.append(event).await {
+            tracing::error!(error = %err, "audit append failed");
+        }
+    }
+}
+
+/// What a push outcome means for the verification.
+fn decision_for(outcome: &PushOutcome, window: Duration) -> Decision {
+    let failed = |code: &str| Decision {
+        status: status::FAILED,
+        failure_code: Some(code.to_owned()),
+        verified_until: None,
+    };
+    match outcome {
+        PushOutcome::Approved => Decision {
+            status: status::APPROVED,
+            failure_code: None,
+            verified_until: Some(Utc::now() + window),
+        },
+        PushOutcome::Denied => Decision {
+            status: status::DENIED,
+            failure_code: Some("denied".into()),
+            verified_until: None,
+        },
+        PushOutcome::FraudReported => Decision {
+            status: status::DENIED,
+            failure_code: Some("fraud_reported".into()),
+            verified_until: None,
+        },
+        PushOutcome::NoResponse => Decision {
+            status: status::EXPIRED,
+            failure_code: Some("no_response".into()),
+            verified_until: None,
+        },
+        PushOutcome::Other { code } => failed(&format!("other:{}", code.chars().take(60).collect::<String>())),
+        other => failed(other.code()),
+    }
+}
+
+/// Whether `verification` currently proves the user's identity, and if not, why not.
+pub fn verified_now(verification: &Verification, now: DateTime<Utc>) -> Result<(), String> {
+    if verification.status != status::APPROVED {
+        return Err(format!("the verification is {}", verification.status));
+    }
+    match verification.verified_until {
+        Some(until) if until > now => Ok(()),
+        _ => Err("the verification has expired".into()),
+    }
+}

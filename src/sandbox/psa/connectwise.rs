@@ -1,0 +1,497 @@
+//! ConnectWise PSA (Manage) under `/cw/`: the REST API (`/cw/v4_6_release/apis/3.0/...`),
+//! member verification (`system/myMembers/info` by cookies), the company info lookup, and
+//! the service ticket screen with a Hosted API pod.
+
+use base64::Engine;
+use poem::Response;
+use poem::http::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use super::page::{self, Placement, Screen, Theme};
+use super::seed::*;
+use super::signing;
+use super::{
+    ALPHANUMERIC, Incoming, Psa, Shared, StoredNote, html_escape, iso, json_response, pair,
+    random_string,
+};
+
+const PRODUCT: &str = "ConnectWise PSA";
+/// The pod height configured under Manage Hosted API.
+const POD_HEIGHT_PX: u32 = 300;
+/// The cookie value the reference says `myMembers/info` takes.
+const MEMBER_CONTEXT_COOKIE: &str = "web";
+/// A member seeded in the sandbox's company.
+struct Member {
+    rec_id: u64,
+    identifier: &'static str,
+    first_name: &'static str,
+    last_name: &'static str,
+    email: &'static str,
+}
+
+const MEMBERS: [Member; 2] = [
+    Member {
+        rec_id: CW_MEMBER_REC_ID,
+        identifier: CW_MEMBER_ID,
+        first_name: "Jordan",
+        last_name: "Tech",
+        email: CW_MEMBER_EMAIL,
+    },
+    Member {
+        rec_id: CW_OTHER_MEMBER_REC_ID,
+        identifier: CW_OTHER_MEMBER_ID,
+        first_name: "Avery",
+        last_name: "Smith",
+        email: "avery@northwind.example",
+    },
+];
+
+/// The API member the integration's keys belong to (author of notes posted through REST).
+const API_MEMBER: (u64, &str, &str) = (190, "VouchAPI", "Vouch API");
+
+pub(super) fn handle(shared: &Shared, incoming: Incoming) -> Response {
+    let segments = incoming.segments();
+    match segments.as_slice() {
+        ["ticket", id] if incoming.method == Method::GET => ticket_screen(shared, id),
+        ["login", "companyinfo", company] if incoming.method == Method::GET => {
+            company_info(shared, company)
+        }
+        [code_base, "apis", "3.0", rest @ ..] if *code_base == CW_CODE_BASE => {
+            api(shared, &incoming, rest)
+        }
+        _ => not_found("The requested resource was not found."),
+    }
+}
+
+fn api(shared: &Shared, incoming: &Incoming, rest: &[&str]) -> Response {
+    if !client_id_ok(incoming) {
+        return unauthorized("A valid clientId header is required.");
+    }
+    if let ["system", "myMembers", "info"] = rest {
+        return if incoming.method == Method::GET {
+            my_member_info(shared, incoming)
+        } else {
+            method_not_allowed()
+        };
+    }
+    if !basic_auth_ok(incoming) {
+        return unauthorized(
+            "Authentication failed: check the company id, public key and private key.",
+        );
+    }
+    match (&incoming.method, rest) {
+        (&Method::GET, ["service", "tickets", id]) => match ticket(id) {
+            Some(contact) => json_response(StatusCode::OK, &ticket_json(contact)),
+            None => not_found(&format!("Ticket Id {id} not found")),
+        },
+        (&Method::GET, ["company", "contacts", id]) => {
+            match parse_id(id).and_then(|id| contact_by(|c| c.cw_contact_id == id)) {
+                Some(contact) => json_response(StatusCode::OK, &contact_json(contact)),
+                None => not_found(&format!("Contact Id {id} not found")),
+            }
+        }
+        (&Method::POST, ["service", "tickets", id, "notes"]) => post_note(shared, incoming, id),
+        (&Method::GET, ["service", "tickets", id, "notes"]) => match ticket(id) {
+            Some(contact) => {
+                let notes = shared
+                    .state()
+                    .ticket_notes(Psa::ConnectWise, contact.cw_ticket_id);
+                let notes: Vec<Value> = notes.iter().map(note_json).collect();
+                json_response(StatusCode::OK, &Value::Array(notes))
+            }
+            None => not_found(&format!("Ticket Id {id} not found")),
+        },
+        (_, ["service", "tickets", ..] | ["company", "contacts", ..]) => method_not_allowed(),
+        _ => not_found("The requested resource was not found."),
+    }
+}
+
+fn ticket(id: &str) -> Option<&'static Contact> {
+    parse_id(id).and_then(|id| contact_by(|c| c.cw_ticket_id == id))
+}
+
+fn client_id_ok(incoming: &Incoming) -> bool {
+    incoming
+        .header("clientid")
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case(CW_CLIENT_ID))
+}
+
+/// `Basic base64("{companyId}+{publicKey}:{privateKey}")`; the company id is compared
+/// without regard to case, the keys exactly.
+fn basic_auth_ok(incoming: &Incoming) -> bool {
+    let Some(value) = incoming.header("authorization") else {
+        return false;
+    };
+    let Some((scheme, encoded)) = value.trim().split_once(' ') else {
+        return false;
+    };
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return false;
+    }
+    let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(encoded.trim()) else {
+        return false;
+    };
+    let Ok(decoded) = String::from_utf8(decoded) else {
+        return false;
+    };
+    let Some((user, private_key)) = decoded.split_once(':') else {
+        return false;
+    };
+    let Some((company, public_key)) = user.split_once('+') else {
+        return false;
+    };
+    company.eq_ignore_ascii_case(CW_COMPANY_ID)
+        && public_key == CW_PUBLIC_KEY
+        && private_key == CW_PRIVATE_KEY
+}
+
+/// Member verification: cookies `companyName`, `memberHash`, `memberId`, `memberContext=web`.
+fn my_member_info(shared: &Shared, incoming: &Incoming) -> Response {
+    let cookies = incoming.cookies();
+    let company = pair(&cookies, "companyName").unwrap_or("");
+    let member_id = pair(&cookies, "memberId").unwrap_or("");
+    let hash = pair(&cookies, "memberHash").unwrap_or("");
+    let context = pair(&cookies, "memberContext").unwrap_or("");
+    if hash.is_empty() || member_id.is_empty() || context != MEMBER_CONTEXT_COOKIE {
+        return unauthorized("Member authentication failed.");
+    }
+    let valid = shared.state().member_hashes.iter().any(|issued| {
+        issued.hash == hash
+            && issued.member_id.eq_ignore_ascii_case(member_id)
+            && issued.company_id.eq_ignore_ascii_case(company)
+    });
+    let member = MEMBERS
+        .iter()
+        .find(|m| m.identifier.eq_ignore_ascii_case(member_id));
+    match member {
+        Some(member) if valid => json_response(
+            StatusCode::OK,
+            &json!({
+                "id": member.rec_id,
+                "identifier": member.identifier,
+                "firstName": member.first_name,
+                "lastName": member.last_name,
+                "officeEmail": member.email,
+                "primaryEmail": member.email,
+                "defaultEmail": "Office",
+                "inactiveFlag": false,
+                "licenseClass": "F",
+                "timeZone": { "id": 1, "name": "GMT-8/Pacific Time: US & Canada" },
+                "_info": { "image_href": "" },
+            }),
+        ),
+        _ => unauthorized("Member authentication failed."),
+    }
+}
+
+/// `GET /login/companyinfo/{companyId}`: which code base the company runs on (no
+/// authentication).
+fn company_info(shared: &Shared, company: &str) -> Response {
+    if !company.eq_ignore_ascii_case(CW_COMPANY_ID) {
+        return json_response(StatusCode::OK, &Value::Null);
+    }
+    json_response(
+        StatusCode::OK,
+        &json!({
+            "CompanyName": "Northwind IT",
+            "Codebase": format!("{CW_CODE_BASE}/"),
+            "VersionCode": "v2025.1",
+            "VersionNumber": "v4.6.0",
+            "CompanyID": CW_COMPANY_ID,
+            "IsCloud": true,
+            "SiteUrl": format!("{}/cw", shared.host()),
+        }),
+    )
+}
+
+fn post_note(shared: &Shared, incoming: &Incoming, id: &str) -> Response {
+    let Some(contact) = ticket(id) else {
+        return not_found(&format!("Ticket Id {id} not found"));
+    };
+    if !incoming.is_json() {
+        return bad_request("Content-Type must be application/json.", None);
+    }
+    let Ok(body) = serde_json::from_slice::<Value>(&incoming.body) else {
+        return bad_request("The request body is not valid JSON.", None);
+    };
+    let Some(body) = body.as_object() else {
+        return bad_request("The request body must be a ticketNote object.", None);
+    };
+    let text = body.get("text").and_then(Value::as_str).unwrap_or("");
+    if text.trim().is_empty() {
+        return bad_request("ticketNote object is invalid", Some("text"));
+    }
+    let flag = |name: &str| body.get(name).and_then(Value::as_bool).unwrap_or(false);
+    let internal_analysis = flag("internalAnalysisFlag");
+    let detail = flag("detailDescriptionFlag");
+    let resolution = flag("resolutionFlag");
+    if !(internal_analysis || detail || resolution) {
+        return bad_request("ticketNote object is invalid", Some("internalAnalysisFlag"));
+    }
+    let kind = match (detail, internal_analysis, resolution) {
+        (true, _, _) => "Discussion",
+        (false, true, _) => "Internal Analysis",
+        _ => "Resolution",
+    };
+    let internal = internal_analysis && !detail && !resolution;
+    let note = shared.state().add_note(
+        Psa::ConnectWise,
+        contact.cw_ticket_id,
+        None,
+        kind,
+        text.to_owned(),
+        internal,
+    );
+    json_response(StatusCode::CREATED, &note_json(&note))
+}
+
+fn note_json(note: &StoredNote) -> Value {
+    let (member_id, member_identifier, member_name) = API_MEMBER;
+    json!({
+        "id": note.id,
+        "ticketId": note.ticket_id,
+        "text": note.note.text,
+        "detailDescriptionFlag": note.kind == "Discussion",
+        "internalAnalysisFlag": note.kind == "Internal Analysis",
+        "resolutionFlag": note.kind == "Resolution",
+        "internalFlag": note.note.internal,
+        "externalFlag": !note.note.internal,
+        "member": { "id": member_id, "identifier": member_identifier, "name": member_name },
+        "dateCreated": iso(note.note.created_at),
+        "createdBy": member_identifier,
+        "_info": { "lastUpdated": iso(note.note.created_at), "updatedBy": member_identifier },
+    })
+}
+
+fn company_json(company: &Company) -> Value {
+    json!({ "id": company.cw_id, "identifier": company.cw_identifier, "name": company.name })
+}
+
+fn ticket_json(contact: &Contact) -> Value {
+    let mut ticket = json!({
+        "id": contact.cw_ticket_id,
+        "summary": contact.summary,
+        "recordType": "ServiceTicket",
+        "board": { "id": 1, "name": "Help Desk" },
+        "status": { "id": 16, "name": "New" },
+        "priority": { "id": 8, "name": "Priority 3 - Normal Response" },
+        "company": company_json(contact.company),
+        "contact": { "id": contact.cw_contact_id, "name": contact.name() },
+        "contactName": contact.name(),
+        "contactEmailAddress": contact.email(),
+        "owner": { "id": CW_MEMBER_REC_ID, "identifier": CW_MEMBER_ID, "name": TECHNICIAN_NAME },
+        "initialDescription": contact.description,
+        "_info": { "lastUpdated": "2026-11-25T09:12:00Z", "updatedBy": CW_MEMBER_ID },
+    });
+    // ConnectWise leaves empty fields out of its JSON.
+    if let (Some(phone), Some(map)) = (contact.mobile, ticket.as_object_mut()) {
+        map.insert("contactPhoneNumber".to_owned(), json!(phone));
+    }
+    ticket
+}
+
+fn contact_json(contact: &Contact) -> Value {
+    let mut items = Vec::new();
+    for (index, email) in contact.emails.iter().enumerate() {
+        items.push(json!({
+            "id": items.len() + 1,
+            "type": { "id": 1, "name": "Email" },
+            "value": email,
+            "defaultFlag": index == 0,
+            "communicationType": "Email",
+        }));
+    }
+    if let Some(mobile) = contact.mobile {
+        items.push(json!({
+            "id": items.len() + 1,
+            "type": { "id": 4, "name": "Mobile" },
+            "value": mobile,
+            "defaultFlag": true,
+            "communicationType": "Phone",
+        }));
+    }
+    json!({
+        "id": contact.cw_contact_id,
+        "firstName": contact.first_name,
+        "lastName": contact.last_name,
+        "company": company_json(contact.company),
+        "inactiveFlag": false,
+        "communicationItems": items,
+        "_info": { "lastUpdated": "2026-03-12T09:30:00Z", "updatedBy": CW_MEMBER_ID },
+    })
+}
+
+fn error(status: StatusCode, code: &str, message: &str, errors: Value) -> Response {
+    json_response(
+        status,
+        &json!({ "code": code, "message": message, "errors": errors }),
+    )
+}
+
+fn not_found(message: &str) -> Response {
+    error(StatusCode::NOT_FOUND, "NotFound", message, Value::Null)
+}
+
+fn unauthorized(message: &str) -> Response {
+    json_response(
+        StatusCode::UNAUTHORIZED,
+        &json!({ "code": "Unauthorized", "message": message }),
+    )
+}
+
+fn method_not_allowed() -> Response {
+    error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "MethodNotAllowed",
+        "The requested method is not allowed for this resource.",
+        Value::Null,
+    )
+}
+
+fn bad_request(message: &str, field: Option<&str>) -> Response {
+    let errors = match field {
+        Some(field) => json!([{
+            "code": "InvalidObject",
+            "message": format!("The {field} field is required or invalid."),
+            "resource": "ticketNote",
+            "field": field,
+        }]),
+        None => Value::Null,
+    };
+    error(StatusCode::BAD_REQUEST, "InvalidObject", message, errors)
+}
+
+/// `GET /cw/ticket/{id}`: the service ticket screen with the Vouch pod.
+fn ticket_screen(shared: &Shared, id: &str) -> Response {
+    let Some(contact) = ticket(id) else {
+        return page::unknown_ticket(PRODUCT, id);
+    };
+    let (pod_url, notes, hash) = {
+        let mut state = shared.state();
+        let hash = state.issue_member_hash(CW_MEMBER_ID);
+        (
+            state.pod_urls.connectwise.clone(),
+            state.ticket_notes(Psa::ConnectWise, contact.cw_ticket_id),
+            hash,
+        )
+    };
+    let (panel_html, script) = if pod_url.trim().is_empty() {
+        (
+            page::missing_pod(PRODUCT, "no pod URL is set"),
+            String::new(),
+        )
+    } else {
+        match signing::connectwise_pod(pod_url.trim(), contact.cw_ticket_id) {
+            Err(reason) => (
+                page::missing_pod(PRODUCT, &format!("the pod URL is {reason}")),
+                String::new(),
+            ),
+            Ok(load) => {
+                let config = json!({
+                    "podOrigin": load.origin,
+                    "frameId": format!("pod_{}", random_string(12, ALPHANUMERIC)),
+                    "memberAuthentication": {
+                        "site": format!("{}/cw", shared.host()),
+                        "companyid": CW_COMPANY_ID,
+                        "memberid": CW_MEMBER_ID,
+                        "memberHash": hash,
+                        "memberContext": format!("ctx-{}", random_string(24, ALPHANUMERIC)),
+                        "memberEmail": CW_MEMBER_EMAIL,
+                        "codeBase": CW_CODE_BASE,
+                    },
+                    "screenObject": {
+                        "screen": "ticket",
+                        "id": contact.cw_ticket_id,
+                        "hostedAs": "pod",
+                    },
+                });
+                let panel = format!(
+                    "<iframe id=\"vouch-pod\" name=\"vouch-pod\" title=\"Vouch\" src=\"{src}\" style=\"height: {POD_HEIGHT_PX}px\"></iframe>\n\
+                     <details class=\"log\"><summary>Hosted API messages</summary><ol id=\"hosted-api-log\"></ol></details>",
+                    src = html_escape(&load.url),
+                );
+                let script = format!(
+                    "<script type=\"application/json\" id=\"hosted-api-config\">{}</script>\n<script>{HOSTED_API_JS}</script>",
+                    page::script_json(&config),
+                );
+                (panel, script)
+            }
+        }
+    };
+    page::render(Screen {
+        product: PRODUCT,
+        theme: Theme {
+            bar: "#026cb6",
+            accent: "#026cb6",
+        },
+        heading: format!("Service Ticket #{}", contact.cw_ticket_id),
+        contact,
+        company: format!(
+            "{} ({})",
+            contact.company.name, contact.company.cw_identifier
+        ),
+        status: "New",
+        notes,
+        note_text: |note| note.note.text.clone(),
+        placement: Placement::Side,
+        panel_title: "Vouch",
+        panel_html,
+        script,
+    })
+}
+
+/// The parent side of the Manage Hosted API, as the reference describes it: only JSON
+/// strings from the pod's window and origin are read; answers go to the pod's origin only.
+const HOSTED_API_JS: &str = r#"
+(function () {
+  "use strict";
+  var config = JSON.parse(document.getElementById("hosted-api-config").textContent);
+  var frame = document.getElementById("vouch-pod");
+  var log = document.getElementById("hosted-api-log");
+  function note(text) {
+    if (!log) { return; }
+    var item = document.createElement("li");
+    item.textContent = text;
+    log.appendChild(item);
+  }
+  function send(message) {
+    frame.contentWindow.postMessage(JSON.stringify(message), config.podOrigin);
+  }
+  window.addEventListener("message", function (event) {
+    if (event.source !== frame.contentWindow || event.origin !== config.podOrigin) { return; }
+    if (typeof event.data !== "string") { note("ignored a message that is not a JSON string"); return; }
+    var message;
+    try { message = JSON.parse(event.data); } catch (e) { note("ignored a message that is not JSON"); return; }
+    if (!message || typeof message !== "object") { return; }
+    if (message.message === "ready") {
+      note("ready -> MessageFrameID");
+      send({ MessageFrameID: config.frameId });
+      return;
+    }
+    if (typeof message.hosted_request !== "string") {
+      note("ignored a message without hosted_request");
+      return;
+    }
+    if (message.frameID !== config.frameId) {
+      note("ignored " + message.hosted_request + ": wrong frameID");
+      return;
+    }
+    switch (message.hosted_request) {
+      case "getMemberAuthentication":
+        note("getMemberAuthentication -> answered");
+        send({ response: "getmemberauthentication", data: config.memberAuthentication });
+        break;
+      case "getScreenObject":
+        note("getScreenObject -> answered");
+        send({ response: "getscreenobject", data: config.screenObject });
+        break;
+      case "refreshScreen":
+        note("refreshScreen -> reloading");
+        window.location.reload();
+        break;
+      default:
+        note(message.hosted_request + " -> not implemented by the sandbox");
+    }
+  });
+})();
+"#;

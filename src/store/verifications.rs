@@ -1,0 +1,377 @@
+//! Verifications and password resets.
+//!
+//! The rules that must hold across several Vouch instances are enforced here, in the
+//! database: at most one pending push per user and at most N pushes per window (serialised by
+//! a per-user lock row), one reset per verification (a unique index), and one reset per
+//! idempotency key (a unique index).
+
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, Utc};
+use sea_orm::ActiveValue::Set;
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
+use sea_orm::{
+    ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, SqlErr,
+    SqliteTransactionMode, TransactionOptions, TransactionTrait,
+};
+use uuid::Uuid;
+
+use super::entities::{password_reset, verification, verification_lock};
+use super::{Store, StoreError};
+
+pub type Verification = verification::Model;
+pub type PasswordReset = password_reset::Model;
+
+/// Verification states (stored as text).
+pub mod status {
+    pub const PENDING: &str = "pending";
+    pub const APPROVED: &str = "approved";
+    pub const DENIED: &str = "denied";
+    pub const EXPIRED: &str = "expired";
+    pub const FAILED: &str = "failed";
+    pub const CANCELLED: &str = "cancelled";
+}
+
+/// Verification methods (stored as text).
+pub mod method {
+    pub const PUSH: &str = "push";
+    pub const SMS_CODE: &str = "sms_code";
+    pub const SMS_LINK: &str = "sms_link";
+}
+
+#[derive(Debug, Clone)]
+pub struct NewVerification {
+    pub msp_id: Uuid,
+    pub tenant_id: Uuid,
+    pub technician_id: Option<Uuid>,
+    pub psa_connection_id: Option<Uuid>,
+    pub psa_ticket_id: Option<String>,
+    pub psa_contact_id: Option<String>,
+    pub user_object_id: String,
+    pub user_principal_name: String,
+    pub method: &'static str,
+    /// Keyed hash of the SMS code, or hash of the link token.
+    pub code_hash: Option<String>,
+    pub reason: Option<String>,
+    pub used_contact_phone_fallback: bool,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Push-bombing limits (the MSP's policy).
+#[derive(Debug, Clone, Copy)]
+pub struct PushLimits {
+    pub max_per_window: u64,
+    pub window: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BeginPushError {
+    #[error("a push to this user is already waiting for an answer")]
+    AlreadyPending { pending_id: Uuid },
+    #[error("too many pushes to this user")]
+    RateLimited { retry_after: Duration },
+    #[error("{0}")]
+    Store(String),
+}
+
+/// The end of a verification.
+#[derive(Debug, Clone)]
+pub struct Decision {
+    pub status: &'static str,
+    pub failure_code: Option<String>,
+    pub verified_until: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewReset {
+    pub msp_id: Uuid,
+    pub verification_id: Uuid,
+    pub tenant_id: Uuid,
+    pub user_object_id: String,
+    pub technician_id: Option<Uuid>,
+    pub idempotency_key: String,
+}
+
+#[derive(Debug, Clone)]
+pub enum ClaimOutcome {
+    /// This caller owns the reset and must carry it out.
+    Claimed(PasswordReset),
+    /// A reset with this idempotency key exists (maybe still running): its state.
+    Existing(PasswordReset),
+    /// The verification was already spent by another reset.
+    VerificationSpent,
+}
+
+#[derive(Debug, Clone)]
+pub struct ResetCompletion {
+    pub status: &'static str,
+    pub failure_code: Option<String>,
+    pub share_id: Option<Uuid>,
+    pub sent_to_masked: Option<String>,
+    pub upstream_request_id: Option<String>,
+}
+
+#[async_trait]
+pub trait VerificationRepository: Send + Sync {
+    /// Records a pending push if the user has none pending and the window allows another.
+    async fn begin_push(&self, new: NewVerification, limits: PushLimits) -> Result<Verification, BeginPushError>;
+    /// Records a pending SMS-code or link verification.
+    async fn create_verification(&self, new: NewVerification) -> Result<Verification, StoreError>;
+    async fn get_verification(&self, id: Uuid) -> Result<Option<Verification>, StoreError>;
+    /// Ends a pending verification; false when it was no longer pending (cancelled, expired).
+    async fn decide_verification(&self, id: Uuid, decision: Decision) -> Result<bool, StoreError>;
+    /// Counts one code attempt if fewer than `max` were made; the attempts so far, or None
+    /// when the attempt is not allowed (limit reached or no longer pending).
+    async fn count_code_attempt(&self, id: Uuid, max: i32) -> Result<Option<i32>, StoreError>;
+    async fn verification_history(
+        &self,
+        tenant_id: Uuid,
+        user_object_id: &str,
+        limit: u64,
+    ) -> Result<Vec<Verification>, StoreError>;
+    /// Marks an approved verification as used by a reset; false when it was already used.
+    async fn spend_verification(&self, id: Uuid) -> Result<bool, StoreError>;
+}
+
+#[async_trait]
+pub trait ResetRepository: Send + Sync {
+    async fn claim_reset(&self, new: NewReset) -> Result<ClaimOutcome, StoreError>;
+    async fn complete_reset(&self, id: Uuid, completion: ResetCompletion) -> Result<PasswordReset, StoreError>;
+    async fn get_reset(&self, id: Uuid) -> Result<Option<PasswordReset>, StoreError>;
+}
+
+#[async_trait]
+impl VerificationRepository for Store {
+    async fn begin_push(&self, new: NewVerification, limits: PushLimits) -> Result<Verification, BeginPushError> {
+        let store_err = |err: sea_orm::DbErr| BeginPushError::Store(err.to_string());
+        let now = Utc::now();
+        // Make sure the user's lock row exists (outside the transaction, idempotent).
+        verification_lock::Entity::insert(verification_lock::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            tenant_id: Set(new.tenant_id),
+            user_object_id: Set(new.user_object_id.clone()),
+            touched_at: Set(now),
+        })
+        .on_conflict(
+            OnConflict::columns([
+                verification_lock::Column::TenantId,
+                verification_lock::Column::UserObjectId,
+            ])
+            .do_nothing()
+            .to_owned(),
+        )
+        .exec_without_returning(self.connection())
+        .await
+        .map_err(store_err)?;
+
+        // SQLite: IMMEDIATE takes the write lock at BEGIN, so two starts wait for each other
+        // instead of deadlocking on a lock upgrade (PostgreSQL ignores the option).
+        let txn = self
+            .connection()
+            .begin_with_options(TransactionOptions {
+                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                ..TransactionOptions::default()
+            })
+            .await
+            .map_err(store_err)?;
+        // The first statement writes the user's lock row: PostgreSQL locks that row until
+        // commit and SQLite takes its write lock, so concurrent starts for the same user
+        // (from any instance) run one after the other.
+        verification_lock::Entity::update_many()
+            .col_expr(verification_lock::Column::TouchedAt, Expr::value(now))
+            .filter(verification_lock::Column::TenantId.eq(new.tenant_id))
+            .filter(verification_lock::Column::UserObjectId.eq(new.user_object_id.clone()))
+            .exec(&txn)
+            .await
+            .map_err(store_err)?;
+        let user_pushes = || {
+            verification::Entity::find()
+                .filter(verification::Column::TenantId.eq(new.tenant_id))
+                .filter(verification::Column::UserObjectId.eq(new.user_object_id.clone()))
+                .filter(verification::Column::Method.eq(method::PUSH))
+        };
+        if let Some(pending) = user_pushes()
+            .filter(verification::Column::Status.eq(status::PENDING))
+            .filter(verification::Column::ExpiresAt.gt(now))
+            .one(&txn)
+            .await
+            .map_err(store_err)?
+        {
+            return Err(BeginPushError::AlreadyPending { pending_id: pending.id });
+        }
+        let window_start = now - limits.window;
+        let recent: Vec<Verification> = user_pushes()
+            .filter(verification::Column::CreatedAt.gt(window_start))
+            .order_by_asc(verification::Column::CreatedAt)
+            .all(&txn)
+            .await
+            .map_err(store_err)?;
+        if recent.len() as u64 >= limits.max_per_window {
+            let oldest = recent[recent.len() - limits.max_per_window as usize].created_at;
+            return Err(BeginPushError::RateLimited {
+                retry_after: (oldest + limits.window - now).max(Duration::seconds(1)),
+            });
+        }
+        let model = insert_model(new, now);
+        let inserted = verification::Entity::insert(model)
+            .exec_with_returning(&txn)
+            .await
+            .map_err(store_err)?;
+        txn.commit().await.map_err(store_err)?;
+        Ok(inserted)
+    }
+
+    async fn create_verification(&self, new: NewVerification) -> Result<Verification, StoreError> {
+        Ok(verification::Entity::insert(insert_model(new, Utc::now()))
+            .exec_with_returning(self.connection())
+            .await?)
+    }
+
+    async fn get_verification(&self, id: Uuid) -> Result<Option<Verification>, StoreError> {
+        Ok(verification::Entity::find_by_id(id).one(self.connection()).await?)
+    }
+
+    async fn decide_verification(&self, id: Uuid, decision: Decision) -> Result<bool, StoreError> {
+        let result = verification::Entity::update_many()
+            .col_expr(verification::Column::Status, Expr::value(decision.status))
+            .col_expr(verification::Column::FailureCode, Expr::value(decision.failure_code))
+            .col_expr(verification::Column::DecidedAt, Expr::value(Some(Utc::now())))
+            .col_expr(verification::Column::VerifiedUntil, Expr::value(decision.verified_until))
+            .filter(verification::Column::Id.eq(id))
+            .filter(verification::Column::Status.eq(status::PENDING))
+            .exec(self.connection())
+            .await?;
+        Ok(result.rows_affected == 1)
+    }
+
+    async fn count_code_attempt(&self, id: Uuid, max: i32) -> Result<Option<i32>, StoreError> {
+        let result = verification::Entity::update_many()
+            .col_expr(
+                verification::Column::Attempts,
+                Expr::col(verification::Column::Attempts).add(1),
+            )
+            .filter(verification::Column::Id.eq(id))
+            .filter(verification::Column::Status.eq(status::PENDING))
+            .filter(verification::Column::Attempts.lt(max))
+            .exec(self.connection())
+            .await?;
+        if result.rows_affected != 1 {
+            return Ok(None);
+        }
+        Ok(self.get_verification(id).await?.map(|v| v.attempts))
+    }
+
+    async fn verification_history(
+        &self,
+        tenant_id: Uuid,
+        user_object_id: &str,
+        limit: u64,
+    ) -> Result<Vec<Verification>, StoreError> {
+        Ok(verification::Entity::find()
+            .filter(verification::Column::TenantId.eq(tenant_id))
+            .filter(verification::Column::UserObjectId.eq(user_object_id))
+            .order_by_desc(verification::Column::CreatedAt)
+            .limit(limit)
+            .all(self.connection())
+            .await?)
+    }
+
+    async fn spend_verification(&self, id: Uuid) -> Result<bool, StoreError> {
+        let result = verification::Entity::update_many()
+            .col_expr(verification::Column::ConsumedAt, Expr::value(Some(Utc::now())))
+            .filter(verification::Column::Id.eq(id))
+            .filter(verification::Column::ConsumedAt.is_null())
+            .exec(self.connection())
+            .await?;
+        Ok(result.rows_affected == 1)
+    }
+}
+
+fn insert_model(new: NewVerification, now: DateTime<Utc>) -> verification::ActiveModel {
+    verification::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        msp_id: Set(new.msp_id),
+        tenant_id: Set(new.tenant_id),
+        technician_id: Set(new.technician_id),
+        psa_connection_id: Set(new.psa_connection_id),
+        psa_ticket_id: Set(new.psa_ticket_id),
+        psa_contact_id: Set(new.psa_contact_id),
+        user_object_id: Set(new.user_object_id),
+        user_principal_name: Set(new.user_principal_name),
+        method: Set(new.method.to_owned()),
+        status: Set(status::PENDING.to_owned()),
+        failure_code: Set(None),
+        code_hash: Set(new.code_hash),
+        attempts: Set(0),
+        reason: Set(new.reason),
+        used_contact_phone_fallback: Set(new.used_contact_phone_fallback),
+        created_at: Set(now),
+        expires_at: Set(new.expires_at),
+        decided_at: Set(None),
+        verified_until: Set(None),
+        consumed_at: Set(None),
+    }
+}
+
+#[async_trait]
+impl ResetRepository for Store {
+    async fn claim_reset(&self, new: NewReset) -> Result<ClaimOutcome, StoreError> {
+        let model = password_reset::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            msp_id: Set(new.msp_id),
+            verification_id: Set(new.verification_id),
+            tenant_id: Set(new.tenant_id),
+            user_object_id: Set(new.user_object_id),
+            technician_id: Set(new.technician_id),
+            idempotency_key: Set(new.idempotency_key.clone()),
+            status: Set("in_progress".to_owned()),
+            failure_code: Set(None),
+            share_id: Set(None),
+            sent_to_masked: Set(None),
+            upstream_request_id: Set(None),
+            created_at: Set(Utc::now()),
+            completed_at: Set(None),
+        };
+        match password_reset::Entity::insert(model)
+            .exec_with_returning(self.connection())
+            .await
+        {
+            Ok(reset) => Ok(ClaimOutcome::Claimed(reset)),
+            Err(err) if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+                if let Some(existing) = password_reset::Entity::find()
+                    .filter(password_reset::Column::MspId.eq(new.msp_id))
+                    .filter(password_reset::Column::IdempotencyKey.eq(new.idempotency_key))
+                    .one(self.connection())
+                    .await?
+                {
+                    Ok(ClaimOutcome::Existing(existing))
+                } else {
+                    Ok(ClaimOutcome::VerificationSpent)
+                }
+            }
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    async fn complete_reset(&self, id: Uuid, completion: ResetCompletion) -> Result<PasswordReset, StoreError> {
+        password_reset::Entity::update_many()
+            .col_expr(password_reset::Column::Status, Expr::value(completion.status))
+            .col_expr(password_reset::Column::FailureCode, Expr::value(completion.failure_code))
+            .col_expr(password_reset::Column::ShareId, Expr::value(completion.share_id))
+            .col_expr(password_reset::Column::SentToMasked, Expr::value(completion.sent_to_masked))
+            .col_expr(
+                password_reset::Column::UpstreamRequestId,
+                Expr::value(completion.upstream_request_id),
+            )
+            .col_expr(password_reset::Column::CompletedAt, Expr::value(Some(Utc::now())))
+            .filter(password_reset::Column::Id.eq(id))
+            .exec(self.connection())
+            .await?;
+        self.get_reset(id)
+            .await?
+            .ok_or(StoreError::NotFound("password reset"))
+    }
+
+    async fn get_reset(&self, id: Uuid) -> Result<Option<PasswordReset>, StoreError> {
+        Ok(password_reset::Entity::find_by_id(id).one(self.connection()).await?)
+    }
+}

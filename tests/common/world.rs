@@ -1,0 +1,142 @@
+//! A whole Vouch world for end-to-end tests: the Microsoft and SMS sandboxes, Vouch on a
+//! test database pointed at them, a demo MSP with an API key, and its tenant connected.
+
+use secrecy::{ExposeSecret, SecretString};
+use vouch::config::Config;
+use vouch::sandbox::microsoft::{
+    DEMO_TENANT_ID, IDENTITY_APP_CLIENT_ID, IDENTITY_APP_SECRET, MicrosoftSandbox,
+};
+use vouch::sandbox::sms::SmsSandbox;
+use vouch::store::access::ApiKeyRepository;
+use vouch::store::repos::{AuditActor, MspAccount, MspPolicy, MspRepository, NewMspAccount};
+
+use super::{TestApp, TestDb};
+
+pub struct World {
+    pub microsoft: MicrosoftSandbox,
+    pub sms: SmsSandbox,
+    pub app: TestApp,
+    pub msp: MspAccount,
+    pub api_key: String,
+}
+
+pub fn configure(config: &mut Config, microsoft: &MicrosoftSandbox, sms: &SmsSandbox) {
+    config.microsoft.login_url = microsoft.login_url().parse().unwrap();
+    config.microsoft.graph_url = microsoft.graph_url().parse().unwrap();
+    config.microsoft.mfa_connector_url = microsoft.mfa_connector_url().parse().unwrap();
+    let (id, secret) = microsoft.vouch_app();
+    config.microsoft.app_client_id = Some(id);
+    config.microsoft.app_client_secret = Some(SecretString::from(secret));
+    config.microsoft.request_timeout_seconds = 5;
+    config.microsoft.connector_timeout_seconds = 20;
+    config.sms.api_url = sms.api_url().parse().unwrap();
+    config.sms.account_sid = Some(sms.account_sid());
+    config.sms.auth_token = Some(SecretString::from(sms.auth_token()));
+    config.sms.from = Some(sms.from_number());
+}
+
+impl World {
+    /// A fresh world on `db`, with the MSP's `policy`, both integrations connected.
+    pub async fn start(db: &TestDb, policy: MspPolicy) -> World {
+        let microsoft = MicrosoftSandbox::start().await.unwrap();
+        let sms = SmsSandbox::start().await.unwrap();
+        let app = TestApp::spawn_with(db, true, |c| configure(c, &microsoft, &sms)).await;
+        let msp = app
+            .store
+            .create_msp(NewMspAccount {
+                name: "Northwind IT".into(),
+                brand_logo_url: None,
+                brand_color: Some("#0b5cad".into()),
+                policy,
+            })
+            .await
+            .unwrap();
+        let (_, key) = app.store.create_api_key(msp.id, "tests").await.unwrap();
+        let world = World {
+            microsoft,
+            sms,
+            app,
+            msp,
+            api_key: key.expose_secret().to_owned(),
+        };
+        world.connect_identity_management().await;
+        world.connect_authenticator().await;
+        world
+    }
+
+    /// A second Vouch instance on the same database and sandboxes (several instances behind
+    /// a load balancer).
+    pub async fn second_instance(&self, db: &TestDb) -> TestApp {
+        let key = self.app.ctx.config.encryption.master_key.clone();
+        TestApp::spawn_with(db, true, |c| {
+            configure(c, &self.microsoft, &self.sms);
+            // Instances of one deployment share the master key.
+            c.encryption.master_key = key;
+        })
+        .await
+    }
+
+    pub fn api(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.api_on(&self.app, method, path)
+    }
+
+    pub fn api_on(&self, app: &TestApp, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        app.client
+            .request(method, app.url(path))
+            .bearer_auth(&self.api_key)
+    }
+
+    async fn connect_identity_management(&self) {
+        self.app
+            .ctx
+            .integrations
+            .connect_identity_management(
+                self.msp.id,
+                &AuditActor { kind: "test".into(), id: None, name: None },
+                vouch::core::integrations::IdentityManagementInput {
+                    tenant: DEMO_TENANT_ID.into(),
+                    client_id: IDENTITY_APP_CLIENT_ID.into(),
+                    client_secret: SecretString::from(IDENTITY_APP_SECRET.to_owned()),
+                    secret_expires_at: None,
+                },
+            )
+            .await
+            .expect("identity management connects");
+    }
+
+    /// Plays the customer's admin through the real admin-consent redirect.
+    async fn connect_authenticator(&self) {
+        let url = self
+            .app
+            .ctx
+            .integrations
+            .start_authenticator_consent(self.msp.id)
+            .await
+            .unwrap();
+        let query: std::collections::HashMap<String, String> = url.query_pairs().into_owned().collect();
+        let no_redirects = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let decision = url.join("adminconsent/decision").unwrap();
+        let redirect = no_redirects
+            .post(decision.as_str().split('?').next().unwrap())
+            .form(&[
+                ("client_id", query["client_id"].as_str()),
+                ("scope", query["scope"].as_str()),
+                ("redirect_uri", query["redirect_uri"].as_str()),
+                ("state", query["state"].as_str()),
+                ("tenant", DEMO_TENANT_ID),
+                ("role", "global_admin"),
+                ("decision", "accept"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        let location = redirect.headers()["location"].to_str().unwrap().to_owned();
+        let callback = url::Url::parse(&location).unwrap();
+        let local = format!("{}{}?{}", self.app.base_url, callback.path(), callback.query().unwrap_or(""));
+        let page = reqwest::get(&local).await.unwrap().text().await.unwrap();
+        assert!(page.contains("Tap to finish onboarding"), "{page}");
+    }
+}
