@@ -95,6 +95,7 @@ impl AppContext {
             messenger.clone(),
             store.shared_keyring(),
             config.sms.default_region.clone(),
+            config.http.public_url.clone(),
             std::time::Duration::from_secs(config.microsoft.connector_timeout_seconds),
         );
         let shares = ShareService::new(ShareDeps {
@@ -177,6 +178,7 @@ pub fn build_app(ctx: Arc<AppContext>) -> impl Endpoint<Output = Response> {
             labelled("consent_callback", get(api::consent::consent_callback)),
         )
         .nest("/s", labelled("secure_share", crate::web::share::routes()))
+        .nest("/v", labelled("verify_link", crate::web::verify::routes()))
         .nest("/api", api_service)
         .nest("/api/docs", labelled("api_docs", swagger))
         .at("/api/openapi.yaml", labelled("openapi", spec_yaml))

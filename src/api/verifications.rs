@@ -36,6 +36,8 @@ pub enum MethodDto {
     Push,
     /// A 6-digit code by SMS to the user's registered mobile phone, read back by the caller.
     SmsCode,
+    /// A one-tap "Yes, it's me" link by SMS, valid 5 minutes.
+    SmsLink,
 }
 
 impl From<MethodDto> for Method {
@@ -43,6 +45,7 @@ impl From<MethodDto> for Method {
         match method {
             MethodDto::Push => Method::Push,
             MethodDto::SmsCode => Method::SmsCode,
+            MethodDto::SmsLink => Method::SmsLink,
         }
     }
 }
@@ -51,6 +54,7 @@ fn method_dto(method: Method) -> MethodDto {
     match method {
         Method::Push => MethodDto::Push,
         Method::SmsCode => MethodDto::SmsCode,
+        Method::SmsLink => MethodDto::SmsLink,
     }
 }
 

@@ -55,7 +55,12 @@ pub struct Requester {
 pub enum Method {
     Push,
     SmsCode,
+    /// A one-tap "Yes, it's me" link by SMS, valid [`LINK_LIFETIME_MINUTES`].
+    SmsLink,
 }
+
+/// One-tap links last 5 minutes.
+pub const LINK_LIFETIME_MINUTES: i64 = 5;
 
 /// A request to verify `user` in `tenant`.
 #[derive(Debug, Clone)]
@@ -80,6 +85,14 @@ pub struct MethodAvailability {
     pub detail: String,
 }
 
+/// Whether a one-tap link can still be answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkState {
+    Open,
+    Expired,
+    Used,
+}
+
 #[derive(Clone)]
 pub struct VerificationService {
     verifications: Arc<dyn VerificationRepository>,
@@ -88,6 +101,7 @@ pub struct VerificationService {
     messenger: Messenger,
     keyring: Arc<Keyring>,
     sms_region: String,
+    public_url: url::Url,
     /// How long a push may stay pending (the connector call's own timeout).
     push_lifetime: Duration,
     changes: watch::Sender<u64>,
@@ -101,6 +115,7 @@ impl VerificationService {
         messenger: Messenger,
         keyring: Arc<Keyring>,
         sms_region: String,
+        public_url: url::Url,
         push_lifetime: StdDuration,
     ) -> VerificationService {
         VerificationService {
@@ -110,6 +125,7 @@ impl VerificationService {
             messenger,
             keyring,
             sms_region,
+            public_url,
             push_lifetime: Duration::from_std(push_lifetime).unwrap_or(Duration::minutes(2)),
             changes: watch::channel(0).0,
         }
@@ -172,7 +188,16 @@ impl VerificationService {
                 detail: err.to_string(),
             },
         };
-        Ok(vec![push, sms])
+        let link = MethodAvailability {
+            method: Method::SmsLink,
+            available: sms.available,
+            detail: if sms.available {
+                sms.detail.replace("A code by SMS", "A one-tap \"Yes, it's me\" link by SMS")
+            } else {
+                sms.detail.clone()
+            },
+        };
+        Ok(vec![push, sms, link])
     }
 
     /// The user's mobile phone as registered in Microsoft, or (only where the MSP allows it)
@@ -219,6 +244,7 @@ impl VerificationService {
         let result = match request.method {
             Method::Push => self.start_push(&request, reason.clone()).await,
             Method::SmsCode => self.start_sms_code(&request, reason.clone()).await,
+            Method::SmsLink => self.start_sms_link(&request, reason.clone()).await,
         };
         let (outcome, code, upstream) = match &result {
             Ok(_) => ("started", None, None),
@@ -229,6 +255,7 @@ impl VerificationService {
             match request.method {
                 Method::Push => "verification.push.start",
                 Method::SmsCode => "verification.sms_code.start",
+                Method::SmsLink => "verification.sms_link.start",
             },
             outcome,
             upstream,
@@ -356,6 +383,84 @@ impl VerificationService {
             return Err(err.into());
         }
         Ok(verification)
+    }
+
+    async fn start_sms_link(&self, request: &StartRequest, reason: Option<String>) -> Result<Verification, CoreError> {
+        let (phone, fallback) = self
+            .mobile_for(&request.msp, &request.tenant, &request.user, request.context.contact_mobile.as_deref())
+            .await?;
+        let token = crate::store::access::random_token();
+        let verification = self
+            .verifications
+            .create_verification(self.new_verification(
+                request,
+                method::SMS_LINK,
+                Some(crate::store::access::sha256_hex(&token)),
+                reason,
+                fallback,
+                Duration::minutes(LINK_LIFETIME_MINUTES),
+            ))
+            .await?;
+        let link = self
+            .public_url
+            .join(&format!("v/{token}"))
+            .map_err(|_| CoreError::Store("bad public URL".into()))?;
+        let msp = &request.msp.name;
+        let body = SecretString::from(format!(
+            "{msp} help desk: are you on the phone with us right now? Confirm it is you: {link} (valid {LINK_LIFETIME_MINUTES} minutes). If not, do not open the link."
+        ));
+        if let Err(err) = self.messenger.send_sms(request.msp.id, &phone, body).await {
+            self.decide(verification.id, status::FAILED, Some(err.code()), None).await?;
+            return Err(err.into());
+        }
+        Ok(verification)
+    }
+
+    /// What the user's one-tap link shows: the MSP's name while the link is usable.
+    pub async fn link_status(&self, token: &str) -> Result<(Verification, LinkState), CoreError> {
+        let verification = self.link_verification(token).await?;
+        let state = if verification.status != status::PENDING {
+            LinkState::Used
+        } else if Utc::now() >= verification.expires_at {
+            LinkState::Expired
+        } else {
+            LinkState::Open
+        };
+        Ok((verification, state))
+    }
+
+    /// The user tapped "Yes, it's me" (`confirmed`) or "No" on their link.
+    pub async fn answer_link(&self, msp: &MspAccount, token: &str, confirmed: bool) -> Result<Verification, CoreError> {
+        let verification = self.link_verification(token).await?;
+        if verification.status != status::PENDING {
+            return Err(CoreError::VerificationFinished { status: verification.status });
+        }
+        if Utc::now() >= verification.expires_at {
+            self.decide(verification.id, status::EXPIRED, Some("link_expired"), None).await?;
+            return Err(CoreError::CodeExpired);
+        }
+        let decided = if confirmed {
+            let until = Utc::now() + Duration::seconds(msp.policy.verified_window_seconds.max(60) as i64);
+            self.decide(verification.id, status::APPROVED, None, Some(until)).await?
+        } else {
+            self.decide(verification.id, status::DENIED, Some("denied_by_user"), None).await?
+        };
+        if !decided {
+            return Err(CoreError::VerificationFinished { status: "decided".into() });
+        }
+        self.audit_plain(msp.id, "verification.sms_link.answer", if confirmed { "approved" } else { "denied" }, &verification)
+            .await;
+        self.owned(msp.id, verification.id).await
+    }
+
+    async fn link_verification(&self, token: &str) -> Result<Verification, CoreError> {
+        if token.len() != 64 || !token.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(CoreError::VerificationNotFound);
+        }
+        self.verifications
+            .find_by_code_hash(method::SMS_LINK, &crate::store::access::sha256_hex(token))
+            .await?
+            .ok_or(CoreError::VerificationNotFound)
     }
 
     /// Checks a code the caller read out. Wrong codes are counted; after

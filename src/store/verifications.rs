@@ -117,6 +117,8 @@ pub trait VerificationRepository: Send + Sync {
     /// Records a pending SMS-code or link verification.
     async fn create_verification(&self, new: NewVerification) -> Result<Verification, StoreError>;
     async fn get_verification(&self, id: Uuid) -> Result<Option<Verification>, StoreError>;
+    /// The verification of `method` whose stored hash is `code_hash` (one-tap links).
+    async fn find_by_code_hash(&self, method: &str, code_hash: &str) -> Result<Option<Verification>, StoreError>;
     /// Ends a pending verification; false when it was no longer pending (cancelled, expired).
     async fn decide_verification(&self, id: Uuid, decision: Decision) -> Result<bool, StoreError>;
     /// Counts one code attempt if fewer than `max` were made; the attempts so far, or None
@@ -228,6 +230,14 @@ impl VerificationRepository for Store {
 
     async fn get_verification(&self, id: Uuid) -> Result<Option<Verification>, StoreError> {
         Ok(verification::Entity::find_by_id(id).one(self.connection()).await?)
+    }
+
+    async fn find_by_code_hash(&self, method: &str, code_hash: &str) -> Result<Option<Verification>, StoreError> {
+        Ok(verification::Entity::find()
+            .filter(verification::Column::Method.eq(method))
+            .filter(verification::Column::CodeHash.eq(code_hash))
+            .one(self.connection())
+            .await?)
     }
 
     async fn decide_verification(&self, id: Uuid, decision: Decision) -> Result<bool, StoreError> {

@@ -2,3 +2,4 @@
 //! from an SMS.
 
 pub mod share;
+pub mod verify;
