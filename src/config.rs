@@ -152,6 +152,8 @@ pub struct ConnectWiseConfig {
 pub struct AutotaskConfig {
     /// Where the zone lookup is made; it answers with the REST base of the MSP's zone.
     pub zone_lookup_url: Url,
+    /// How old a signed Autotask Insight load may be before it is refused.
+    pub max_signature_age_seconds: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -213,6 +215,7 @@ impl Default for Config {
                         "https://webservices.autotask.net/atservicesrest/",
                     )
                     .expect("static url"),
+                    max_signature_age_seconds: 300,
                 },
                 halopsa: HaloPsaConfig {
                     max_signature_age_seconds: 300,

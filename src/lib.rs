@@ -11,6 +11,7 @@ pub mod config;
 pub mod core;
 pub mod demo;
 pub mod microsoft;
+pub mod psa;
 pub mod sandbox;
 pub mod server;
 pub mod sms;

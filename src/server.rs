@@ -25,6 +25,8 @@ use crate::core::messaging::Messenger;
 use crate::core::reset::{ResetDeps, ResetService};
 use crate::core::share::{ShareDeps, ShareService};
 use crate::core::verification::VerificationService;
+use crate::psa::PsaAdapters;
+use crate::psa::notes::TicketNotes;
 use crate::sms::TwilioSms;
 use crate::microsoft::Microsoft;
 use crate::store::Store;
@@ -44,6 +46,7 @@ pub struct AppContext {
     pub verifications: VerificationService,
     pub resets: ResetService,
     pub shares: ShareService,
+    pub psa: PsaAdapters,
     /// Extra links shown on the landing page (the demo adds its sandbox pages).
     pub landing_links: Vec<(String, String)>,
 }
@@ -88,6 +91,8 @@ impl AppContext {
             Arc::new(TwilioSms::new(&config.sms, &metrics)),
             shared.clone(),
         );
+        let psa = PsaAdapters::new(&config, &metrics);
+        let ticket_notes = TicketNotes::new(store.clone(), psa.clone());
         let verifications = VerificationService::new(
             shared.clone(),
             shared.clone(),
@@ -97,7 +102,8 @@ impl AppContext {
             config.sms.default_region.clone(),
             config.http.public_url.clone(),
             std::time::Duration::from_secs(config.microsoft.connector_timeout_seconds),
-        );
+        )
+        .with_observer(ticket_notes.clone());
         let shares = ShareService::new(ShareDeps {
             shares: shared.clone(),
             msps: shared.clone(),
@@ -113,6 +119,7 @@ impl AppContext {
             verification_service: verifications.clone(),
             shares: shares.clone(),
             messenger,
+            observer: Some(ticket_notes),
         });
         AppContext {
             config,
@@ -124,6 +131,7 @@ impl AppContext {
             verifications,
             resets,
             shares,
+            psa,
             landing_links,
         }
     }
@@ -179,6 +187,7 @@ pub fn build_app(ctx: Arc<AppContext>) -> impl Endpoint<Output = Response> {
         )
         .nest("/s", labelled("secure_share", crate::web::share::routes()))
         .nest("/v", labelled("verify_link", crate::web::verify::routes()))
+        .nest("/pods", labelled("pod", crate::web::pod::routes()))
         .nest("/api", api_service)
         .nest("/api/docs", labelled("api_docs", swagger))
         .at("/api/openapi.yaml", labelled("openapi", spec_yaml))

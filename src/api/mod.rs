@@ -6,6 +6,7 @@ pub mod auth;
 pub mod consent;
 pub mod error;
 mod integrations;
+pub mod pod;
 mod shares;
 mod system;
 mod verifications;
@@ -22,6 +23,7 @@ pub type Apis = (
     verifications::ResetsApi,
     shares::SharesApi,
     audit::AuditApi,
+    pod::PodApi,
 );
 
 /// The API. Operations reach the application state through `poem::web::Data`, so the
@@ -35,6 +37,7 @@ pub fn service() -> OpenApiService<Apis, ()> {
             verifications::ResetsApi,
             shares::SharesApi,
             audit::AuditApi,
+            pod::PodApi,
         ),
         "Vouch",
         env!("CARGO_PKG_VERSION"),

@@ -1,6 +1,7 @@
 //! The domain core: verification, reset, secure share, policy, audit and the tenant
 //! integrations. Nothing here knows which PSA asked.
 
+pub mod activity;
 pub mod directory;
 pub mod error;
 pub mod integrations;

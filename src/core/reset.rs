@@ -14,6 +14,7 @@ use chrono::{DateTime, Utc};
 use secrecy::SecretString;
 use uuid::Uuid;
 
+use super::activity::ActivityObserver;
 use super::directory::Directory;
 use super::error::CoreError;
 use super::messaging::Messenger;
@@ -70,6 +71,7 @@ pub struct ResetService {
     verification_service: VerificationService,
     shares: ShareService,
     messenger: Messenger,
+    observer: Option<Arc<dyn ActivityObserver>>,
 }
 
 pub struct ResetDeps {
@@ -81,6 +83,8 @@ pub struct ResetDeps {
     pub verification_service: VerificationService,
     pub shares: ShareService,
     pub messenger: Messenger,
+    /// Told when a reset finishes (ticket notes).
+    pub observer: Option<Arc<dyn ActivityObserver>>,
 }
 
 impl ResetService {
@@ -94,6 +98,7 @@ impl ResetService {
             verification_service: deps.verification_service,
             shares: deps.shares,
             messenger: deps.messenger,
+            observer: deps.observer,
         }
     }
 
@@ -257,6 +262,10 @@ impl ResetService {
             .await?;
         self.audit_reset(request, verification, status, upstream_request_id, failure_code.as_deref(), Some(&completed))
             .await;
+        if let Some(observer) = self.observer.clone() {
+            let (reset, verification) = (completed.clone(), verification.clone());
+            tokio::spawn(async move { observer.reset_finished(&reset, &verification).await });
+        }
         Ok(ResetResult {
             reset: completed,
             password: policy.show_password_to_technician.then_some(password),

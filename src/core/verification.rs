@@ -15,6 +15,7 @@ use secrecy::SecretString;
 use tokio::sync::watch;
 use uuid::Uuid;
 
+use super::activity::ActivityObserver;
 use super::directory::{Directory, DirectoryUser};
 use super::error::CoreError;
 use super::messaging::Messenger;
@@ -105,6 +106,7 @@ pub struct VerificationService {
     /// How long a push may stay pending (the connector call's own timeout).
     push_lifetime: Duration,
     changes: watch::Sender<u64>,
+    observer: Option<Arc<dyn ActivityObserver>>,
 }
 
 impl VerificationService {
@@ -128,7 +130,14 @@ impl VerificationService {
             public_url,
             push_lifetime: Duration::from_std(push_lifetime).unwrap_or(Duration::minutes(2)),
             changes: watch::channel(0).0,
+            observer: None,
         }
+    }
+
+    /// Tells `observer` about every decision (ticket notes, say).
+    pub fn with_observer(mut self, observer: Arc<dyn ActivityObserver>) -> VerificationService {
+        self.observer = Some(observer);
+        self
     }
 
     pub fn directory(&self) -> &Directory {
@@ -328,7 +337,7 @@ impl VerificationService {
             };
             let status_text = decision.status;
             let failure = decision.failure_code.clone();
-            match service.verifications.decide_verification(id, decision).await {
+            match service.record_decision(id, decision).await {
                 Ok(true) => {
                     service.audit_event(
                         &audit_request,
@@ -342,7 +351,6 @@ impl VerificationService {
                 Ok(false) => {} // cancelled meanwhile: the answer no longer matters
                 Err(err) => tracing::error!(error = %err, "could not record a push outcome"),
             }
-            service.changes.send_modify(|n| *n += 1);
         });
         Ok(verification)
     }
@@ -370,16 +378,7 @@ impl VerificationService {
             "{msp} help desk: your verification code is {code}. Read it to the technician you are speaking with. It expires in {CODE_LIFETIME_MINUTES} minutes. Not talking to {msp}? Ignore this message."
         ));
         if let Err(err) = self.messenger.send_sms(request.msp.id, &phone, body).await {
-            self.verifications
-                .decide_verification(
-                    verification.id,
-                    Decision {
-                        status: status::FAILED,
-                        failure_code: Some(err.code().to_owned()),
-                        verified_until: None,
-                    },
-                )
-                .await?;
+            self.decide(verification.id, status::FAILED, Some(err.code()), None).await?;
             return Err(err.into());
         }
         Ok(verification)
@@ -616,18 +615,28 @@ impl VerificationService {
         failure_code: Option<&str>,
         verified_until: Option<DateTime<Utc>>,
     ) -> Result<bool, CoreError> {
-        let changed = self
-            .verifications
-            .decide_verification(
-                id,
-                Decision {
-                    status: status_value,
-                    failure_code: failure_code.map(str::to_owned),
-                    verified_until,
-                },
-            )
-            .await?;
+        self.record_decision(
+            id,
+            Decision {
+                status: status_value,
+                failure_code: failure_code.map(str::to_owned),
+                verified_until,
+            },
+        )
+        .await
+    }
+
+    /// Ends a pending verification, wakes its watchers and tells the observer.
+    async fn record_decision(&self, id: Uuid, decision: Decision) -> Result<bool, CoreError> {
+        let changed = self.verifications.decide_verification(id, decision).await?;
         self.changes.send_modify(|n| *n += 1);
+        if changed
+            && let Some(observer) = self.observer.clone()
+            && let Some(verification) = self.verifications.get_verification(id).await?
+        {
+            // Off the request path: a slow PSA must not slow the technician down.
+            tokio::spawn(async move { observer.verification_decided(&verification).await });
+        }
         Ok(changed)
     }
 

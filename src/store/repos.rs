@@ -368,6 +368,7 @@ pub trait PsaConnectionRepository: Send + Sync {
     async fn list_connections(&self, msp_id: Uuid) -> Result<Vec<PsaConnection>, StoreError>;
     /// Records that the PSA vouched for this member; creates or refreshes the technician.
     async fn record_technician(&self, seen: TechnicianSighting) -> Result<Technician, StoreError>;
+    async fn get_technician(&self, id: Uuid) -> Result<Option<Technician>, StoreError>;
 }
 
 #[async_trait]
@@ -658,6 +659,20 @@ impl PsaConnectionRepository for Store {
             display_name: stored.display_name,
             email: stored.email,
         })
+    }
+
+    async fn get_technician(&self, id: Uuid) -> Result<Option<Technician>, StoreError> {
+        Ok(technician::Entity::find_by_id(id)
+            .one(self.connection())
+            .await?
+            .map(|t| Technician {
+                id: t.id,
+                msp_id: t.msp_id,
+                psa_connection_id: t.psa_connection_id,
+                psa_member_id: t.psa_member_id,
+                display_name: t.display_name,
+                email: t.email,
+            }))
     }
 }
 

@@ -8,7 +8,7 @@
 
 use std::sync::{Arc, LazyLock};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SecondsFormat, Utc};
 use minijinja::{Environment, context};
 use poem::http::StatusCode;
 use poem::web::{Data, Path};
@@ -78,7 +78,7 @@ async fn show(Path(token): Path<String>, ctx: Data<&Arc<AppContext>>) -> Respons
                 "share_available.html",
                 context! {
                     views_left,
-                    expires_iso => expires_at.to_rfc3339(),
+                    expires_iso => iso(expires_at),
                     expires_text => format_moment(expires_at),
                     expires_relative => format_relative(expires_at, now),
                 },
@@ -102,7 +102,12 @@ async fn reveal(Path(token): Path<String>, ctx: Data<&Arc<AppContext>>) -> Respo
 
 fn revealed_page(revealed: &Revealed) -> Response {
     let content = revealed.content.expose_secret();
-    let rows = content.lines().count().clamp(1, 12);
+    // Room for every line, wrapped as on a phone, within reason.
+    let rows = content
+        .lines()
+        .map(|line| line.chars().count().div_ceil(32).max(1))
+        .sum::<usize>()
+        .clamp(1, 12);
     Page::new(Some(&revealed.branding)).render(
         StatusCode::OK,
         "share_revealed.html",
@@ -110,7 +115,7 @@ fn revealed_page(revealed: &Revealed) -> Response {
             content,
             rows,
             views_left => revealed.views_left,
-            expires_iso => revealed.expires_at.to_rfc3339(),
+            expires_iso => iso(revealed.expires_at),
             expires_text => format_moment(revealed.expires_at),
         },
     )
@@ -279,6 +284,11 @@ fn text_color_on(hex: &str) -> &'static str {
     } else {
         "#111111"
     }
+}
+
+/// `2026-03-14T09:30:00Z`: what every browser's `Date` reads.
+fn iso(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
 /// `14 March 2026 at 09:30 UTC`.

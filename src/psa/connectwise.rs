@@ -1,0 +1,253 @@
+//! ConnectWise PSA (Manage): the Hosted API pod.
+//!
+//! The pod's script performs the Hosted API handshake and sends the member payload here.
+//! Vouch verifies it with `system/myMembers/info` on the MSP's own configured site (never
+//! a site named by the browser), requires the returned identifier to be the claimed member,
+//! and refuses a member of another company than the one configured for the connection.
+
+use async_trait::async_trait;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use serde::Deserialize;
+use std::time::Duration;
+
+use super::{
+    EmbedLoad, PsaAdapter, PsaCompany, PsaContact, PsaError, PsaTechnician, TicketContact,
+    VouchedEmbed, clean_list, parse_json, status_error,
+};
+use crate::config::Config;
+use crate::store::repos::{PsaConnection, PsaKind};
+use crate::telemetry::Metrics;
+use crate::upstream::{Idempotency, RetryPolicy, Upstream};
+use secrecy::ExposeSecret;
+
+const DEFAULT_CODEBASE: &str = "v4_6_release";
+
+/// Non-secret settings of a ConnectWise connection.
+#[derive(Debug, Deserialize)]
+struct Settings {
+    /// The MSP's ConnectWise company id (login company), e.g. `northwind`.
+    company_id: String,
+    /// The code base, e.g. `v4_6_release`.
+    #[serde(default)]
+    codebase: Option<String>,
+    /// The integration's `clientId` (falls back to `psa.connectwise.client_id`).
+    #[serde(default)]
+    client_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Credentials {
+    public_key: String,
+    private_key: String,
+}
+
+pub struct ConnectWise {
+    upstream: Upstream,
+    default_client_id: Option<String>,
+}
+
+impl ConnectWise {
+    pub fn new(config: &Config, metrics: &Metrics) -> ConnectWise {
+        ConnectWise {
+            upstream: Upstream::new("psa_connectwise", Duration::from_secs(15), metrics.clone(), RetryPolicy::default()),
+            default_client_id: config.psa.connectwise.client_id.clone(),
+        }
+    }
+
+    fn settings(&self, connection: &PsaConnection) -> Result<(Settings, String, String), PsaError> {
+        let settings: Settings = parse_json(&connection.settings, "ConnectWise settings")?;
+        let client_id = settings
+            .client_id
+            .clone()
+            .or_else(|| self.default_client_id.clone())
+            .ok_or_else(|| PsaError::Misconfigured("no ConnectWise clientId (settings.client_id or psa.connectwise.client_id)".into()))?;
+        let api = format!(
+            "{}/{}/apis/3.0",
+            connection.base_url.trim_end_matches('/'),
+            settings.codebase.as_deref().unwrap_or(DEFAULT_CODEBASE)
+        );
+        Ok((settings, client_id, api))
+    }
+
+    fn authorization(&self, connection: &PsaConnection, company_id: &str) -> Result<String, PsaError> {
+        let credentials: Credentials = serde_json::from_str(connection.credentials.expose_secret())
+            .map_err(|_| PsaError::Misconfigured("ConnectWise credentials need public_key and private_key".into()))?;
+        Ok(format!(
+            "Basic {}",
+            BASE64.encode(format!("{company_id}+{}:{}", credentials.public_key, credentials.private_key))
+        ))
+    }
+
+    async fn get_json(&self, connection: &PsaConnection, path: &str, what: &'static str) -> Result<serde_json::Value, PsaError> {
+        let (settings, client_id, api) = self.settings(connection)?;
+        let authorization = self.authorization(connection, &settings.company_id)?;
+        let url = format!("{api}{path}");
+        let response = self
+            .upstream
+            .send(Idempotency::Idempotent, |client| {
+                client
+                    .get(&url)
+                    .header("Authorization", &authorization)
+                    .header("clientId", &client_id)
+                    .header("Accept", "application/json")
+            })
+            .await?;
+        if !response.status().is_success() {
+            return Err(status_error(&response, what));
+        }
+        response.json().await.map_err(|_| PsaError::Unexpected("unreadable JSON".into()))
+    }
+}
+
+#[derive(Deserialize)]
+struct MemberInfo {
+    identifier: String,
+    #[serde(default, rename = "firstName")]
+    first_name: Option<String>,
+    #[serde(default, rename = "lastName")]
+    last_name: Option<String>,
+    #[serde(default, rename = "officeEmail")]
+    office_email: Option<String>,
+}
+
+#[async_trait]
+impl PsaAdapter for ConnectWise {
+    fn kind(&self) -> PsaKind {
+        PsaKind::ConnectWise
+    }
+
+    async fn authenticate_embed(&self, connection: &PsaConnection, load: &EmbedLoad) -> Result<VouchedEmbed, PsaError> {
+        let EmbedLoad::ConnectWiseMember(member) = load else {
+            return Err(PsaError::Unsigned);
+        };
+        let (settings, client_id, api) = self.settings(connection)?;
+        // The company comes from Vouch's configuration, never from the browser.
+        if !member.companyid.eq_ignore_ascii_case(&settings.company_id) {
+            return Err(PsaError::WrongCompany);
+        }
+        let safe = |v: &str| !v.is_empty() && v.len() <= 512 && v.bytes().all(|b| b.is_ascii_graphic() && b != b';' && b != b',');
+        if !safe(&member.memberid) || !safe(&member.member_hash) {
+            return Err(PsaError::MemberRejected);
+        }
+        let cookie = format!(
+            "companyName={}; memberHash={}; memberId={}; memberContext=web",
+            settings.company_id, member.member_hash, member.memberid
+        );
+        let url = format!("{api}/system/myMembers/info");
+        let response = self
+            .upstream
+            .send(Idempotency::Idempotent, |client| {
+                client
+                    .get(&url)
+                    .header("Cookie", &cookie)
+                    .header("clientId", &client_id)
+                    .header("Accept", "application/json")
+            })
+            .await?;
+        match response.status().as_u16() {
+            200 => {}
+            401 | 403 => return Err(PsaError::MemberRejected),
+            _ => return Err(status_error(&response, "member")),
+        }
+        let info: MemberInfo = response
+            .json()
+            .await
+            .map_err(|_| PsaError::Unexpected("unreadable member info".into()))?;
+        if !info.identifier.eq_ignore_ascii_case(&member.memberid) {
+            return Err(PsaError::MemberRejected);
+        }
+        let name = [info.first_name, info.last_name]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(" ");
+        Ok(VouchedEmbed {
+            technician: PsaTechnician {
+                member_id: info.identifier.clone(),
+                name: if name.trim().is_empty() { info.identifier } else { name },
+                email: info.office_email,
+            },
+            ticket_id: member.ticket_id.clone(),
+        })
+    }
+
+    async fn ticket(&self, connection: &PsaConnection, ticket_id: &str) -> Result<TicketContact, PsaError> {
+        let id: u64 = ticket_id.parse().map_err(|_| PsaError::NotFound("ticket"))?;
+        let ticket = self.get_json(connection, &format!("/service/tickets/{id}"), "ticket").await?;
+        let company = ticket["company"]["id"].as_u64().map(|cid| PsaCompany {
+            id: cid.to_string(),
+            name: ticket["company"]["name"].as_str().unwrap_or_default().to_owned(),
+        });
+        let contact = match ticket["contact"]["id"].as_u64() {
+            Some(contact_id) => {
+                let contact = self
+                    .get_json(connection, &format!("/company/contacts/{contact_id}"), "contact")
+                    .await?;
+                let items = contact["communicationItems"].as_array().cloned().unwrap_or_default();
+                let mut emails: Vec<(bool, String)> = items
+                    .iter()
+                    .filter(|item| item["communicationType"] == "Email")
+                    .filter_map(|item| item["value"].as_str().map(|v| (item["defaultFlag"] == true, v.to_owned())))
+                    .collect();
+                // Primary (default) address first.
+                emails.sort_by_key(|(default, _)| !*default);
+                let mobile = items
+                    .iter()
+                    .filter(|item| item["communicationType"] == "Phone")
+                    .find(|item| item["type"]["name"].as_str().is_some_and(|n| n.eq_ignore_ascii_case("mobile")))
+                    .and_then(|item| item["value"].as_str().map(str::to_owned));
+                let name = format!(
+                    "{} {}",
+                    contact["firstName"].as_str().unwrap_or_default(),
+                    contact["lastName"].as_str().unwrap_or_default()
+                );
+                Some(PsaContact {
+                    id: contact_id.to_string(),
+                    name: name.trim().to_owned(),
+                    emails: clean_list(emails.into_iter().map(|(_, e)| Some(e))),
+                    mobile,
+                })
+            }
+            None => None,
+        };
+        Ok(TicketContact {
+            ticket_id: id.to_string(),
+            summary: ticket["summary"].as_str().unwrap_or_default().to_owned(),
+            contact,
+            company,
+        })
+    }
+
+    async fn add_internal_note(&self, connection: &PsaConnection, ticket_id: &str, text: &str) -> Result<(), PsaError> {
+        let id: u64 = ticket_id.parse().map_err(|_| PsaError::NotFound("ticket"))?;
+        let (settings, client_id, api) = self.settings(connection)?;
+        let authorization = self.authorization(connection, &settings.company_id)?;
+        let url = format!("{api}/service/tickets/{id}/notes");
+        let body = serde_json::json!({
+            "text": text,
+            "internalAnalysisFlag": true,
+            "detailDescriptionFlag": false,
+            "resolutionFlag": false,
+        });
+        let response = self
+            .upstream
+            .send(Idempotency::NotIdempotent, |client| {
+                client
+                    .post(&url)
+                    .header("Authorization", &authorization)
+                    .header("clientId", &client_id)
+                    .json(&body)
+            })
+            .await?;
+        if response.status().is_success() {
+            Ok(())
+        } else {
+            Err(status_error(&response, "ticket"))
+        }
+    }
+
+    async fn test_connection(&self, connection: &PsaConnection) -> Result<(), PsaError> {
+        self.get_json(connection, "/service/tickets?pageSize=1", "ticket").await.map(|_| ())
+    }
+}

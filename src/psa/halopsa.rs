@@ -1,0 +1,236 @@
+//! HaloPSA: the custom ticket tab, loaded with a signed URL (see [`super::signing`]), and the
+//! REST API with a client-credentials token (cached per connection).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use moka::future::Cache;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::signing::{self, param};
+use super::{
+    EmbedLoad, PsaAdapter, PsaCompany, PsaContact, PsaError, PsaTechnician, TicketContact,
+    VouchedEmbed, clean_list, parse_json, status_error,
+};
+use crate::config::Config;
+use crate::store::repos::{PsaConnection, PsaKind};
+use crate::telemetry::Metrics;
+use crate::upstream::{Idempotency, RetryPolicy, Upstream};
+
+/// The parameters of the signed tab URL.
+pub const TICKET_PARAM: &str = "ticket_id";
+pub const AGENT_PARAM: &str = "agent_id";
+
+#[derive(Debug, Deserialize)]
+struct Settings {
+    /// The authorisation server, e.g. `https://msp.halopsa.com/auth`.
+    auth_url: String,
+    /// Hosted Halo's tenant name (sent as `?tenant=`), when there is one.
+    #[serde(default)]
+    tenant: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Credentials {
+    client_id: String,
+    client_secret: String,
+    /// The custom tab's iframe secret.
+    tab_secret: String,
+}
+
+#[derive(Deserialize)]
+struct TokenResponse {
+    access_token: String,
+    #[serde(default)]
+    expires_in: Option<u64>,
+}
+
+pub struct HaloPsa {
+    upstream: Upstream,
+    max_signature_age: u64,
+    tokens: Cache<Uuid, Arc<SecretString>>,
+}
+
+impl HaloPsa {
+    pub fn new(config: &Config, metrics: &Metrics) -> HaloPsa {
+        HaloPsa {
+            upstream: Upstream::new("psa_halopsa", Duration::from_secs(15), metrics.clone(), RetryPolicy::default()),
+            max_signature_age: config.psa.halopsa.max_signature_age_seconds,
+            // Halo tokens last an hour; re-asking after 50 minutes never uses a stale one.
+            tokens: Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(Duration::from_secs(50 * 60))
+                .build(),
+        }
+    }
+
+    fn credentials(connection: &PsaConnection) -> Result<Credentials, PsaError> {
+        serde_json::from_str(connection.credentials.expose_secret())
+            .map_err(|_| PsaError::Misconfigured("HaloPSA credentials need client_id, client_secret and tab_secret".into()))
+    }
+
+    async fn token(&self, connection: &PsaConnection) -> Result<Arc<SecretString>, PsaError> {
+        self.tokens
+            .try_get_with(connection.id, self.fetch_token(connection))
+            .await
+            .map_err(|err| (*err).clone())
+    }
+
+    async fn fetch_token(&self, connection: &PsaConnection) -> Result<Arc<SecretString>, PsaError> {
+        let settings: Settings = parse_json(&connection.settings, "HaloPSA settings")?;
+        let credentials = Self::credentials(connection)?;
+        let mut url = format!("{}/token", settings.auth_url.trim_end_matches('/'));
+        if let Some(tenant) = &settings.tenant {
+            url.push_str(&format!("?tenant={}", url::form_urlencoded::byte_serialize(tenant.as_bytes()).collect::<String>()));
+        }
+        let response = self
+            .upstream
+            .send(Idempotency::Idempotent, |client| {
+                client.post(&url).form(&[
+                    ("grant_type", "client_credentials"),
+                    ("client_id", credentials.client_id.as_str()),
+                    ("client_secret", credentials.client_secret.as_str()),
+                    ("scope", "all"),
+                ])
+            })
+            .await?;
+        if !response.status().is_success() {
+            return Err(match response.status().as_u16() {
+                400 | 401 | 403 => PsaError::CredentialsRejected,
+                _ => status_error(&response, "token"),
+            });
+        }
+        let token: TokenResponse = response
+            .json()
+            .await
+            .map_err(|_| PsaError::Unexpected("unreadable token".into()))?;
+        let _ = token.expires_in;
+        Ok(Arc::new(SecretString::from(token.access_token)))
+    }
+
+    async fn call(
+        &self,
+        connection: &PsaConnection,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+        what: &'static str,
+    ) -> Result<serde_json::Value, PsaError> {
+        let token = self.token(connection).await?;
+        let url = format!("{}/api/{path}", connection.base_url.trim_end_matches('/'));
+        let idempotency = if method == reqwest::Method::GET {
+            Idempotency::Idempotent
+        } else {
+            Idempotency::NotIdempotent
+        };
+        let bearer = format!("Bearer {}", token.expose_secret());
+        let response = self
+            .upstream
+            .send(idempotency, |client| {
+                let request = client.request(method.clone(), &url).header("Authorization", &bearer);
+                match &body {
+                    Some(body) => request.json(body),
+                    None => request,
+                }
+            })
+            .await?;
+        if response.status().as_u16() == 401 {
+            // An expired or revoked token: the next call asks for a new one.
+            self.tokens.invalidate(&connection.id).await;
+        }
+        if !response.status().is_success() {
+            return Err(status_error(&response, what));
+        }
+        response.json().await.map_err(|_| PsaError::Unexpected("unreadable JSON".into()))
+    }
+}
+
+#[async_trait]
+impl PsaAdapter for HaloPsa {
+    fn kind(&self) -> PsaKind {
+        PsaKind::HaloPsa
+    }
+
+    async fn authenticate_embed(&self, connection: &PsaConnection, load: &EmbedLoad) -> Result<VouchedEmbed, PsaError> {
+        let EmbedLoad::Signed(params) = load else {
+            return Err(PsaError::Unsigned);
+        };
+        let credentials = Self::credentials(connection)?;
+        signing::verify(params, &credentials.tab_secret, self.max_signature_age, chrono::Utc::now().timestamp())?;
+        let ticket_id = param(params, TICKET_PARAM).ok_or(PsaError::Unsigned)?.to_owned();
+        let agent_id: u64 = param(params, AGENT_PARAM)
+            .and_then(|a| a.parse().ok())
+            .ok_or(PsaError::Unsigned)?;
+        // The signed agent id is who the technician is; the name comes from Halo itself.
+        let agent = self
+            .call(connection, reqwest::Method::GET, &format!("Agent/{agent_id}"), None, "agent")
+            .await?;
+        Ok(VouchedEmbed {
+            technician: PsaTechnician {
+                member_id: agent_id.to_string(),
+                name: agent["name"].as_str().unwrap_or("Halo agent").to_owned(),
+                email: agent["email"].as_str().map(str::to_owned),
+            },
+            ticket_id,
+        })
+    }
+
+    async fn ticket(&self, connection: &PsaConnection, ticket_id: &str) -> Result<TicketContact, PsaError> {
+        let id: u64 = ticket_id.parse().map_err(|_| PsaError::NotFound("ticket"))?;
+        let ticket = self
+            .call(connection, reqwest::Method::GET, &format!("Tickets/{id}"), None, "ticket")
+            .await?;
+        let company = ticket["client_id"].as_u64().map(|cid| PsaCompany {
+            id: cid.to_string(),
+            name: ticket["client_name"].as_str().unwrap_or_default().to_owned(),
+        });
+        let contact = match ticket["user_id"].as_u64().filter(|id| *id > 0) {
+            Some(user_id) => {
+                let user = self
+                    .call(connection, reqwest::Method::GET, &format!("Users/{user_id}"), None, "contact")
+                    .await?;
+                let text = |key: &str| user[key].as_str().map(str::to_owned);
+                Some(PsaContact {
+                    id: user_id.to_string(),
+                    name: user["name"].as_str().unwrap_or_default().to_owned(),
+                    emails: clean_list([text("emailaddress"), text("email2"), text("email3")]),
+                    mobile: clean_list([text("mobilenumber"), text("mobilenumber2")]).into_iter().next(),
+                })
+            }
+            None => None,
+        };
+        Ok(TicketContact {
+            ticket_id: id.to_string(),
+            summary: ticket["summary"].as_str().unwrap_or_default().to_owned(),
+            contact,
+            company,
+        })
+    }
+
+    async fn add_internal_note(&self, connection: &PsaConnection, ticket_id: &str, text: &str) -> Result<(), PsaError> {
+        let id: u64 = ticket_id.parse().map_err(|_| PsaError::NotFound("ticket"))?;
+        let html = text
+            .replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('\n', "<br>");
+        let body = serde_json::json!([{
+            "ticket_id": id,
+            "outcome": "Private Note",
+            "note_html": html,
+            "hiddenfromuser": true,
+            "sendemail": false,
+        }]);
+        self.call(connection, reqwest::Method::POST, "Actions", Some(body), "ticket")
+            .await
+            .map(|_| ())
+    }
+
+    async fn test_connection(&self, connection: &PsaConnection) -> Result<(), PsaError> {
+        self.tokens.invalidate(&connection.id).await;
+        self.token(connection).await.map(|_| ())
+    }
+}

@@ -1,0 +1,252 @@
+//! The PSAs Vouch embeds in, behind one adapter trait. Each PSA is one file implementing
+//! [`PsaAdapter`]; [`PsaAdapters::new`] registers them (adding a PSA: one file, one line).
+//!
+//! The rule for every PSA: what the embedding page claims (ticket, technician) is only a claim
+//! until the adapter has authenticated it, and contact data is always re-read server-side
+//! through the PSA's REST API with the MSP's own credentials, never taken from the browser.
+
+pub mod autotask;
+pub mod connectwise;
+pub mod halopsa;
+pub mod notes;
+pub mod pod_token;
+pub mod signing;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use moka::future::Cache;
+use reqwest::Response;
+use uuid::Uuid;
+
+use crate::config::Config;
+use crate::store::repos::{PsaConnection, PsaKind};
+use crate::telemetry::Metrics;
+use crate::upstream::TransportError;
+
+/// What the PSA handed the pod when it loaded it.
+#[derive(Debug, Clone)]
+pub enum EmbedLoad {
+    /// HaloPSA tab / Autotask Insight: the (signed) query or form parameters.
+    Signed(Vec<(String, String)>),
+    /// ConnectWise: what `getMemberAuthentication` returned to the pod.
+    ConnectWiseMember(ConnectWiseMember),
+}
+
+/// The ConnectWise Hosted API's member authentication data (a claim until verified).
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct ConnectWiseMember {
+    #[serde(default)]
+    pub site: String,
+    #[serde(default)]
+    pub companyid: String,
+    #[serde(default)]
+    pub memberid: String,
+    #[serde(default, rename = "memberHash")]
+    pub member_hash: String,
+    #[serde(default, rename = "memberContext")]
+    pub member_context: String,
+    #[serde(default, rename = "memberEmail")]
+    pub member_email: String,
+    #[serde(default, rename = "codeBase")]
+    pub code_base: Option<String>,
+    /// The ticket the pod shows (from the pod URL's `id`).
+    #[serde(skip)]
+    pub ticket_id: String,
+}
+
+/// A technician as the PSA vouched for them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PsaTechnician {
+    pub member_id: String,
+    pub name: String,
+    pub email: Option<String>,
+}
+
+/// An embed load the PSA vouched for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VouchedEmbed {
+    pub technician: PsaTechnician,
+    pub ticket_id: String,
+}
+
+/// A ticket and its contact, as the PSA's REST API reports them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TicketContact {
+    pub ticket_id: String,
+    pub summary: String,
+    pub contact: Option<PsaContact>,
+    pub company: Option<PsaCompany>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PsaContact {
+    pub id: String,
+    pub name: String,
+    /// Primary first.
+    pub emails: Vec<String>,
+    pub mobile: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PsaCompany {
+    pub id: String,
+    pub name: String,
+}
+
+/// A PSA failure, with a stable code and an actionable sentence. Never contains credentials.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PsaError {
+    #[error("The embed load carries no signature; open Vouch from the PSA ticket.")]
+    Unsigned,
+    #[error("The embed load's signature is not valid. Check that the secret configured in Vouch matches the PSA's.")]
+    BadSignature,
+    #[error("The embed load is too old; reload the ticket in the PSA.")]
+    Stale,
+    #[error("The PSA did not confirm this technician's session. Reload the ticket; if it persists, sign in to the PSA again.")]
+    MemberRejected,
+    #[error("This technician belongs to another PSA company than the one connected to Vouch.")]
+    WrongCompany,
+    #[error("The PSA rejected Vouch's API credentials. Check the PSA connection in Vouch.")]
+    CredentialsRejected,
+    #[error("The PSA has no {0} with this id.")]
+    NotFound(&'static str),
+    #[error("The PSA is throttling requests. Try again in a minute.")]
+    Throttled,
+    #[error("The PSA is unavailable right now. Try again in a few minutes.")]
+    Unavailable,
+    #[error("The PSA did not answer in time. Try again.")]
+    TimedOut,
+    #[error("The PSA connection is not set up completely: {0}")]
+    Misconfigured(String),
+    #[error("The PSA gave an answer Vouch did not expect ({0}).")]
+    Unexpected(String),
+}
+
+impl PsaError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            PsaError::Unsigned => "embed_unsigned",
+            PsaError::BadSignature => "embed_bad_signature",
+            PsaError::Stale => "embed_stale",
+            PsaError::MemberRejected => "embed_member_rejected",
+            PsaError::WrongCompany => "embed_wrong_company",
+            PsaError::CredentialsRejected => "psa_credentials_rejected",
+            PsaError::NotFound(_) => "psa_not_found",
+            PsaError::Throttled => "psa_throttled",
+            PsaError::Unavailable => "psa_unavailable",
+            PsaError::TimedOut => "psa_timed_out",
+            PsaError::Misconfigured(_) => "psa_misconfigured",
+            PsaError::Unexpected(_) => "psa_unexpected_response",
+        }
+    }
+
+    /// Refusals of the embed itself (the request is not vouched for).
+    pub fn is_embed_refusal(&self) -> bool {
+        matches!(
+            self,
+            PsaError::Unsigned
+                | PsaError::BadSignature
+                | PsaError::Stale
+                | PsaError::MemberRejected
+                | PsaError::WrongCompany
+        )
+    }
+}
+
+impl From<TransportError> for PsaError {
+    fn from(err: TransportError) -> Self {
+        match err {
+            TransportError::TimedOut => PsaError::TimedOut,
+            TransportError::Network(_) => PsaError::Unavailable,
+        }
+    }
+}
+
+/// Maps a PSA's HTTP error status to an error (each adapter handles its own bodies).
+pub(crate) fn status_error(response: &Response, what: &'static str) -> PsaError {
+    match response.status().as_u16() {
+        401 | 403 => PsaError::CredentialsRejected,
+        404 => PsaError::NotFound(what),
+        429 => PsaError::Throttled,
+        500..=599 => PsaError::Unavailable,
+        other => PsaError::Unexpected(format!("HTTP {other}")),
+    }
+}
+
+/// One PSA's side of the embedding contract and REST API.
+#[async_trait]
+pub trait PsaAdapter: Send + Sync {
+    fn kind(&self) -> PsaKind;
+
+    /// Checks that the PSA really vouches for this load; returns the technician and ticket.
+    async fn authenticate_embed(&self, connection: &PsaConnection, load: &EmbedLoad) -> Result<VouchedEmbed, PsaError>;
+
+    /// The ticket and its contact, read through the PSA's REST API.
+    async fn ticket(&self, connection: &PsaConnection, ticket_id: &str) -> Result<TicketContact, PsaError>;
+
+    /// Writes an internal (not customer-visible) note on the ticket.
+    async fn add_internal_note(&self, connection: &PsaConnection, ticket_id: &str, text: &str) -> Result<(), PsaError>;
+
+    /// Proves the connection's credentials with a harmless read.
+    async fn test_connection(&self, connection: &PsaConnection) -> Result<(), PsaError>;
+}
+
+/// Every PSA adapter, with a short cache of ticket reads (PSAs rate-limit; Halo allows
+/// about 450 requests per 5 minutes).
+#[derive(Clone)]
+pub struct PsaAdapters {
+    adapters: HashMap<PsaKind, Arc<dyn PsaAdapter>>,
+    tickets: Cache<(Uuid, String), TicketContact>,
+}
+
+impl PsaAdapters {
+    pub fn new(config: &Config, metrics: &Metrics) -> PsaAdapters {
+        let adapters: Vec<Arc<dyn PsaAdapter>> = vec![
+            Arc::new(connectwise::ConnectWise::new(config, metrics)),
+            Arc::new(halopsa::HaloPsa::new(config, metrics)),
+            Arc::new(autotask::Autotask::new(config, metrics)),
+        ];
+        PsaAdapters {
+            adapters: adapters.into_iter().map(|a| (a.kind(), a)).collect(),
+            tickets: Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(Duration::from_secs(60))
+                .build(),
+        }
+    }
+
+    pub fn adapter(&self, kind: PsaKind) -> &Arc<dyn PsaAdapter> {
+        self.adapters.get(&kind).expect("every PSA kind has an adapter")
+    }
+
+    /// The ticket and contact, from the cache when read in the last minute.
+    pub async fn ticket(&self, connection: &PsaConnection, ticket_id: &str) -> Result<TicketContact, PsaError> {
+        let key = (connection.id, ticket_id.to_owned());
+        let adapter = self.adapter(connection.kind).clone();
+        self.tickets
+            .try_get_with(key, async move { adapter.ticket(connection, ticket_id).await })
+            .await
+            .map_err(|err| (*err).clone())
+    }
+}
+
+/// Reads a connection's settings or credentials JSON into `T`, naming what is missing.
+pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(value: &serde_json::Value, what: &str) -> Result<T, PsaError> {
+    serde_json::from_value(value.clone()).map_err(|err| PsaError::Misconfigured(format!("{what}: {err}")))
+}
+
+/// The e-mail addresses and phone fields of a contact, cleaned: trimmed, empty dropped,
+/// duplicates removed, order kept.
+pub(crate) fn clean_list(values: impl IntoIterator<Item = Option<String>>) -> Vec<String> {
+    let mut seen = Vec::new();
+    for value in values.into_iter().flatten() {
+        let value = value.trim().to_owned();
+        if !value.is_empty() && !seen.iter().any(|s: &String| s.eq_ignore_ascii_case(&value)) {
+            seen.push(value);
+        }
+    }
+    seen
+}

@@ -1,0 +1,122 @@
+//! Writes every verification decision and every reset to the PSA ticket it came from, as an
+//! internal note, through the ticket's own PSA adapter.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use super::PsaAdapters;
+use crate::core::activity::ActivityObserver;
+use crate::store::Store;
+use crate::store::repos::PsaConnectionRepository;
+use crate::store::verifications::{PasswordReset, Verification, method, status};
+
+pub struct TicketNotes {
+    store: Store,
+    adapters: PsaAdapters,
+}
+
+impl TicketNotes {
+    pub fn new(store: Store, adapters: PsaAdapters) -> Arc<TicketNotes> {
+        Arc::new(TicketNotes { store, adapters })
+    }
+
+    async fn write(&self, verification: &Verification, text: String) {
+        let (Some(connection_id), Some(ticket_id)) = (verification.psa_connection_id, verification.psa_ticket_id.as_deref()) else {
+            return; // started from the API, not from a ticket
+        };
+        let connection = match self.store.get_connection(connection_id).await {
+            Ok(Some(connection)) => connection,
+            Ok(None) => return,
+            Err(err) => {
+                tracing::warn!(error = %err, "no PSA connection for a ticket note");
+                return;
+            }
+        };
+        let adapter = self.adapters.adapter(connection.kind);
+        if let Err(err) = adapter.add_internal_note(&connection, ticket_id, &text).await {
+            tracing::warn!(code = err.code(), psa = connection.kind.as_str(), "could not write the ticket note");
+        }
+    }
+
+    async fn technician_name(&self, verification: &Verification) -> String {
+        match verification.technician_id {
+            Some(id) => match self.store.get_technician(id).await {
+                Ok(Some(technician)) => technician.display_name,
+                _ => "a technician".to_owned(),
+            },
+            None => "the Vouch API".to_owned(),
+        }
+    }
+}
+
+fn method_name(method_value: &str) -> &'static str {
+    match method_value {
+        method::PUSH => "Microsoft Authenticator push",
+        method::SMS_CODE => "SMS code",
+        method::SMS_LINK => "one-tap SMS link",
+        _ => "verification",
+    }
+}
+
+fn outcome_text(verification: &Verification) -> String {
+    match (verification.status.as_str(), verification.failure_code.as_deref()) {
+        (status::APPROVED, _) => {
+            let minutes = verification
+                .verified_until
+                .zip(verification.decided_at)
+                .map(|(until, at)| (until - at).num_minutes())
+                .unwrap_or(0);
+            format!("VERIFIED (valid for {minutes} minutes)")
+        }
+        (status::DENIED, Some("fraud_reported")) => "DENIED: the user reported it as fraud (\"It's not me\")".to_owned(),
+        (status::DENIED, _) => "DENIED by the user".to_owned(),
+        (status::EXPIRED, _) => "EXPIRED: no answer in time".to_owned(),
+        (status::CANCELLED, _) => "cancelled by the technician".to_owned(),
+        (other, Some(code)) => format!("{} ({code})", other.to_ascii_uppercase()),
+        (other, None) => other.to_ascii_uppercase(),
+    }
+}
+
+#[async_trait]
+impl ActivityObserver for TicketNotes {
+    async fn verification_decided(&self, verification: &Verification) {
+        let mut text = format!(
+            "Vouch identity check of {} by {}: {}. Requested by {}.",
+            verification.user_principal_name,
+            method_name(&verification.method),
+            outcome_text(verification),
+            self.technician_name(verification).await
+        );
+        if let Some(reason) = &verification.reason {
+            text.push_str(&format!(" Not the ticket's contact; reason given: {reason}."));
+        }
+        if verification.used_contact_phone_fallback {
+            text.push_str(" The code went to the PSA contact's mobile (MSP policy allows it).");
+        }
+        self.write(verification, text).await;
+    }
+
+    async fn reset_finished(&self, reset: &PasswordReset, verification: &Verification) {
+        let text = match reset.status.as_str() {
+            "completed" => format!(
+                "Vouch: the Microsoft 365 password of {} was reset by {}. A one-time secure link to the new password was sent by SMS to {}.",
+                verification.user_principal_name,
+                self.technician_name(verification).await,
+                reset.sent_to_masked.as_deref().unwrap_or("the user's mobile")
+            ),
+            "completed_sms_failed" => format!(
+                "Vouch: the Microsoft 365 password of {} was reset by {}, but the SMS with the secure link could not be sent ({}). Send a new link.",
+                verification.user_principal_name,
+                self.technician_name(verification).await,
+                reset.failure_code.as_deref().unwrap_or("error")
+            ),
+            _ => format!(
+                "Vouch: the password reset of {} failed ({}).",
+                verification.user_principal_name,
+                reset.failure_code.as_deref().unwrap_or("error")
+            ),
+        };
+        self.write(verification, text).await;
+    }
+}
