@@ -218,3 +218,92 @@ async fn connect_demo_identity_management(
         .map_err(|err| anyhow::anyhow!("{}: {err}", err.code()))?;
     Ok(())
 }
+
+/// The PSA connections of the demo MSP, pointed at the PSA sandbox, with the customer
+/// company of each PSA mapped to the demo tenant; returns the pod URLs the sandbox's ticket
+/// screens must embed. Used by `vouch demo` and by the tests.
+pub async fn connect_psa_sandbox(
+    store: &Store,
+    msp_id: uuid::Uuid,
+    tenant_id: uuid::Uuid,
+    psa: &crate::sandbox::psa::PsaSandbox,
+    vouch_base_url: &str,
+) -> anyhow::Result<crate::sandbox::psa::PodUrls> {
+    use crate::sandbox::psa as sbx;
+    use crate::store::repos::{CompanyMapping, NewPsaConnection, PsaConnectionRepository, PsaKind};
+
+    let origins = serde_json::json!([psa.base_url()]);
+    let cw = psa.connectwise();
+    let halo = psa.halopsa();
+    let autotask = psa.autotask();
+    let wanted = [
+        (
+            PsaKind::ConnectWise,
+            "ConnectWise (sandbox)",
+            cw.site_url.clone(),
+            serde_json::json!({ "company_id": cw.company_id, "client_id": cw.client_id, "allowed_origins": origins }),
+            serde_json::json!({ "public_key": cw.public_key, "private_key": cw.private_key }),
+            sbx::CW_CONTOSO_COMPANY_ID.to_string(),
+        ),
+        (
+            PsaKind::HaloPsa,
+            "HaloPSA (sandbox)",
+            halo.resource_url.clone(),
+            serde_json::json!({ "auth_url": halo.auth_url, "allowed_origins": origins }),
+            serde_json::json!({ "client_id": halo.client_id, "client_secret": halo.client_secret, "tab_secret": halo.tab_secret }),
+            sbx::HALO_CONTOSO_CLIENT_ID.to_string(),
+        ),
+        (
+            PsaKind::Autotask,
+            "Autotask (sandbox)",
+            autotask.zone_lookup_url.clone(),
+            serde_json::json!({ "zone_lookup_url": autotask.zone_lookup_url, "allowed_origins": origins }),
+            serde_json::json!({
+                "api_user": autotask.api_user, "api_secret": autotask.api_secret,
+                "integration_code": autotask.integration_code, "insight_secret": autotask.insight_secret,
+            }),
+            sbx::AUTOTASK_CONTOSO_COMPANY_ID.to_string(),
+        ),
+    ];
+    let existing = store.list_connections(msp_id).await?;
+    let base = vouch_base_url.trim_end_matches('/');
+    let mut urls = sbx::PodUrls::default();
+    for (kind, name, base_url, settings, credentials, company) in wanted {
+        // The sandbox listens on a new port each run: replace last run's connection.
+        let connection = match existing.iter().find(|c| c.kind == kind) {
+            Some(old) if old.base_url == base_url => old.clone(),
+            _ => {
+                store
+                    .create_connection(NewPsaConnection {
+                        msp_id,
+                        kind,
+                        name: name.to_owned(),
+                        base_url,
+                        settings,
+                        credentials: SecretString::from(credentials.to_string()),
+                    })
+                    .await?
+            }
+        };
+        store
+            .map_company(CompanyMapping {
+                msp_id,
+                psa_connection_id: connection.id,
+                psa_company_id: company,
+                psa_company_name: "Contoso Ltd".to_owned(),
+                tenant_id,
+            })
+            .await?;
+        let id = connection.id;
+        match kind {
+            PsaKind::ConnectWise => {
+                urls.connectwise =
+                    format!("{base}/pods/connectwise?connection={id}&id=[cw_id]&screen=[cw_screen]")
+            }
+            PsaKind::HaloPsa => urls.halopsa = format!("{base}/pods/halopsa?connection={id}"),
+            PsaKind::Autotask => urls.autotask = format!("{base}/pods/autotask?connection={id}"),
+        }
+    }
+    psa.set_pod_urls(urls.clone());
+    Ok(urls)
+}

@@ -13,7 +13,9 @@ use poem::{
     handler,
 };
 use poem_openapi::OperationId;
-use poem_openapi::error::AuthorizationError;
+use poem_openapi::error::{
+    AuthorizationError, ContentTypeError, ParseParamError, ParseRequestPayloadError,
+};
 use sea_orm::DatabaseBackend;
 use tracing::Instrument;
 
@@ -25,10 +27,10 @@ use crate::core::messaging::Messenger;
 use crate::core::reset::{ResetDeps, ResetService};
 use crate::core::share::{ShareDeps, ShareService};
 use crate::core::verification::VerificationService;
+use crate::microsoft::Microsoft;
 use crate::psa::PsaAdapters;
 use crate::psa::notes::TicketNotes;
 use crate::sms::TwilioSms;
-use crate::microsoft::Microsoft;
 use crate::store::Store;
 use crate::telemetry::Metrics;
 
@@ -196,6 +198,26 @@ pub fn build_app(ctx: Arc<AppContext>) -> impl Endpoint<Output = Response> {
             error_response(
                 ErrorCode::NotFound,
                 "There is nothing at this address. The API is described at /api/docs.",
+            )
+        })
+        // poem-openapi's own parse errors, in the documented shape. The cause is not echoed:
+        // it could quote a value that was sent, and values can be secrets.
+        .catch_error(|_: ParseRequestPayloadError| async {
+            error_response(
+                ErrorCode::InvalidRequest,
+                "The request body could not be read: check that it is JSON with the fields and types described at /api/docs.",
+            )
+        })
+        .catch_error(|_: ContentTypeError| async {
+            error_response(
+                ErrorCode::InvalidRequest,
+                "The request body has the wrong content type: send `Content-Type: application/json`.",
+            )
+        })
+        .catch_error(|err: ParseParamError| async move {
+            error_response(
+                ErrorCode::InvalidRequest,
+                &format!("The parameter `{}` is missing or not valid; see /api/docs.", err.name),
             )
         })
         .catch_error(|_: AuthorizationError| async {

@@ -124,6 +124,11 @@ async fn metrics_count_requests_by_route_without_raw_paths() {
         .send()
         .await
         .unwrap();
+    app.client
+        .get(app.url("/no-such-page"))
+        .send()
+        .await
+        .unwrap();
     app.ctx
         .metrics
         .observe_upstream("graph", vouch::telemetry::UpstreamOutcome::Throttled, 0.2);
@@ -146,6 +151,10 @@ async fn metrics_count_requests_by_route_without_raw_paths() {
         text.contains(r#"vouch_http_request_duration_seconds_bucket{method="GET",route="healthz""#)
     );
     assert!(text.contains(r#"route="unmatched",status="404""#), "{text}");
+    assert!(
+        text.contains(r#"route="secure_share",status="404""#),
+        "{text}"
+    );
     assert!(
         text.contains(r#"vouch_upstream_calls_total{outcome="throttled",service="graph"} 1"#),
         "{text}"

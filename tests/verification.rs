@@ -10,9 +10,9 @@ use common::world::World;
 use reqwest::Method;
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
-use vouch::store::entities::verification;
 use serde_json::{Value, json};
 use vouch::sandbox::microsoft::{DEMO_TENANT_ID, PushScript, Service};
+use vouch::store::entities::verification;
 use vouch::store::repos::MspPolicy;
 
 const DANA: &str = "dana@contoso.example";
@@ -52,7 +52,10 @@ async fn verified(world: &World, user: &str) -> String {
     let id = body["id"].as_str().unwrap().to_owned();
     let (_, done) = json_of(
         world
-            .api(Method::GET, &format!("/api/v1/verifications/{id}?wait_seconds=10"))
+            .api(
+                Method::GET,
+                &format!("/api/v1/verifications/{id}?wait_seconds=10"),
+            )
             .send()
             .await
             .unwrap(),
@@ -94,15 +97,23 @@ async fn a_push_is_approved_and_watchers_see_it() {
     let before = Instant::now();
     let (_, done) = json_of(
         world
-            .api(Method::GET, &format!("/api/v1/verifications/{id}?wait_seconds=10"))
+            .api(
+                Method::GET,
+                &format!("/api/v1/verifications/{id}?wait_seconds=10"),
+            )
             .send()
             .await
             .unwrap(),
     )
     .await;
     assert_eq!(done["status"], "approved");
-    assert!(before.elapsed() < Duration::from_secs(3), "woken by the decision: {:?}", before.elapsed());
-    let until = chrono::DateTime::parse_from_rfc3339(done["verified_until"].as_str().unwrap()).unwrap();
+    assert!(
+        before.elapsed() < Duration::from_secs(3),
+        "woken by the decision: {:?}",
+        before.elapsed()
+    );
+    let until =
+        chrono::DateTime::parse_from_rfc3339(done["verified_until"].as_str().unwrap()).unwrap();
     let window = until.signed_duration_since(chrono::Utc::now());
     assert!(window > chrono::Duration::minutes(14) && window <= chrono::Duration::minutes(15));
 
@@ -110,19 +121,37 @@ async fn a_push_is_approved_and_watchers_see_it() {
     world.microsoft.script_push(DANA, PushScript::Deny);
     let (_, started) = json_of(start(&world, DANA, "push").await).await;
     let id = started["id"].as_str().unwrap();
-    let (_, done) = json_of(world.api(Method::GET, &format!("/api/v1/verifications/{id}?wait_seconds=10")).send().await.unwrap()).await;
-    assert_eq!(done["status"], "denied");
-
-    // The history lists both, newest first.
-    let (_, history) = json_of(
+    let (_, done) = json_of(
         world
-            .api(Method::GET, &format!("/api/v1/users/verifications?tenant_id={DEMO_TENANT_ID}&user={DANA}"))
+            .api(
+                Method::GET,
+                &format!("/api/v1/verifications/{id}?wait_seconds=10"),
+            )
             .send()
             .await
             .unwrap(),
     )
     .await;
-    let statuses: Vec<&str> = history.as_array().unwrap().iter().map(|v| v["status"].as_str().unwrap()).collect();
+    assert_eq!(done["status"], "denied");
+
+    // The history lists both, newest first.
+    let (_, history) = json_of(
+        world
+            .api(
+                Method::GET,
+                &format!("/api/v1/users/verifications?tenant_id={DEMO_TENANT_ID}&user={DANA}"),
+            )
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let statuses: Vec<&str> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["status"].as_str().unwrap())
+        .collect();
     assert_eq!(statuses, ["denied", "approved"]);
 }
 
@@ -134,8 +163,18 @@ async fn the_preferred_method_mismatch_sends_no_push_and_offers_the_fix() {
     let (status, body) = json_of(start(&world, "sam@contoso.example", "push").await).await;
     assert_eq!(status, 409);
     assert_eq!(body["code"], "preferred_method_mismatch");
-    assert!(body["message"].as_str().unwrap().contains("Default sign-in method"));
-    assert_eq!(world.microsoft.count(Service::Mfa, "POST", "BeginTwoWayAuthentication"), 0);
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("Default sign-in method")
+    );
+    assert_eq!(
+        world
+            .microsoft
+            .count(Service::Mfa, "POST", "BeginTwoWayAuthentication"),
+        0
+    );
 
     let unconfirmed = world
         .api(Method::POST, "/api/v1/users/default-method")
@@ -146,12 +185,16 @@ async fn the_preferred_method_mismatch_sends_no_push_and_offers_the_fix() {
     assert_eq!(unconfirmed.status(), 400);
     let fixed = world
         .api(Method::POST, "/api/v1/users/default-method")
-        .json(&json!({ "tenant_id": DEMO_TENANT_ID, "user": "sam@contoso.example", "confirm": true }))
+        .json(
+            &json!({ "tenant_id": DEMO_TENANT_ID, "user": "sam@contoso.example", "confirm": true }),
+        )
         .send()
         .await
         .unwrap();
     assert_eq!(fixed.status(), 204);
-    world.microsoft.script_push("sam@contoso.example", PushScript::Approve);
+    world
+        .microsoft
+        .script_push("sam@contoso.example", PushScript::Approve);
     let (status, _) = json_of(start(&world, "sam@contoso.example", "push").await).await;
     assert_eq!(status, 202);
 }
@@ -167,15 +210,38 @@ async fn verifying_someone_else_needs_a_reason_kept_in_the_audit() {
             "ticket": { "ticket_id": "1001" },
         })
     };
-    let (status, err) = json_of(world.api(Method::POST, "/api/v1/verifications").json(&body(None)).send().await.unwrap()).await;
-    assert_eq!((status, err["code"].as_str()), (400, Some("reason_required")));
+    let (status, err) = json_of(
+        world
+            .api(Method::POST, "/api/v1/verifications")
+            .json(&body(None))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, err["code"].as_str()),
+        (400, Some("reason_required"))
+    );
     world.microsoft.script_push(DANA, PushScript::Approve);
     let (status, _) = json_of(
-        world.api(Method::POST, "/api/v1/verifications").json(&body(Some("manager approval"))).send().await.unwrap(),
+        world
+            .api(Method::POST, "/api/v1/verifications")
+            .json(&body(Some("manager approval")))
+            .send()
+            .await
+            .unwrap(),
     )
     .await;
     assert_eq!(status, 202);
-    let (_, audit) = json_of(world.api(Method::GET, "/api/v1/audit?action=verification.push.start").send().await.unwrap()).await;
+    let (_, audit) = json_of(
+        world
+            .api(Method::GET, "/api/v1/audit?action=verification.push.start")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     let entry = &audit.as_array().unwrap()[0];
     assert_eq!(entry["details"]["reason"], "manager approval");
     assert_eq!(entry["ticket_id"], "1001");
@@ -195,7 +261,12 @@ async fn the_sms_code_path_counts_attempts_and_expires() {
         .await
         .expect("the code went to the mobile registered in Microsoft");
     assert!(sms.body.contains("Northwind IT"), "{}", sms.body);
-    let code: String = sms.body.chars().filter(|c| c.is_ascii_digit()).take(6).collect();
+    let code: String = sms
+        .body
+        .chars()
+        .filter(|c| c.is_ascii_digit())
+        .take(6)
+        .collect();
     let wrong = if code == "000000" { "111111" } else { "000000" };
     let submit = |code: String| {
         let request = world
@@ -207,18 +278,37 @@ async fn the_sms_code_path_counts_attempts_and_expires() {
         let (status, body) = submit(wrong.to_owned()).await;
         assert_eq!(status, 400, "{body}");
         assert_eq!(body["code"], "code_incorrect");
-        assert!(body["message"].as_str().unwrap().contains(&format!("{} attempts left", 5 - attempt)));
+        assert!(
+            body["message"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("{} attempts left", 5 - attempt))
+        );
     }
     let (status, body) = submit(code.clone()).await;
-    assert_eq!((status, body["code"].as_str()), (409, Some("too_many_attempts")), "the 6th attempt is refused, even right");
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (409, Some("too_many_attempts")),
+        "the 6th attempt is refused, even right"
+    );
 
     // A fresh code, entered right, approves.
     let (_, started) = json_of(start(&world, DANA, "sms_code").await).await;
     let id2 = started["id"].as_str().unwrap().to_owned();
     let sms = world.sms.last_message_to(DANA_MOBILE).unwrap();
-    let code: String = sms.body.chars().filter(|c| c.is_ascii_digit()).take(6).collect();
+    let code: String = sms
+        .body
+        .chars()
+        .filter(|c| c.is_ascii_digit())
+        .take(6)
+        .collect();
     let (status, body) = json_of(
-        world.api(Method::POST, &format!("/api/v1/verifications/{id2}/code")).json(&json!({ "code": code })).send().await.unwrap(),
+        world
+            .api(Method::POST, &format!("/api/v1/verifications/{id2}/code"))
+            .json(&json!({ "code": code }))
+            .send()
+            .await
+            .unwrap(),
     )
     .await;
     assert_eq!(status, 200, "{body}");
@@ -227,16 +317,40 @@ async fn the_sms_code_path_counts_attempts_and_expires() {
     // An expired code is refused.
     let (_, started) = json_of(start(&world, DANA, "sms_code").await).await;
     let id3 = started["id"].as_str().unwrap().to_owned();
-    let code: String = world.sms.last_message_to(DANA_MOBILE).unwrap().body.chars().filter(|c| c.is_ascii_digit()).take(6).collect();
+    let code: String = world
+        .sms
+        .last_message_to(DANA_MOBILE)
+        .unwrap()
+        .body
+        .chars()
+        .filter(|c| c.is_ascii_digit())
+        .take(6)
+        .collect();
     backdate(&world, &id3, verification::Column::ExpiresAt).await;
     let (status, body) = json_of(
-        world.api(Method::POST, &format!("/api/v1/verifications/{id3}/code")).json(&json!({ "code": code })).send().await.unwrap(),
+        world
+            .api(Method::POST, &format!("/api/v1/verifications/{id3}/code"))
+            .json(&json!({ "code": code }))
+            .send()
+            .await
+            .unwrap(),
     )
     .await;
-    assert_eq!((status, body["code"].as_str()), (409, Some("code_expired")), "{body}");
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (409, Some("code_expired")),
+        "{body}"
+    );
 
     // No code appears in the audit log or its export.
-    let csv = world.api(Method::GET, "/api/v1/audit/export").send().await.unwrap().text().await.unwrap();
+    let csv = world
+        .api(Method::GET, "/api/v1/audit/export")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(csv.starts_with("occurred_at,action,outcome"));
     assert!(!csv.contains(&code), "the code never reaches the audit log");
 }
@@ -246,16 +360,41 @@ async fn resets_are_refused_without_a_fresh_verification_of_that_user() {
     let db = TestDb::sqlite().await;
     let world = World::start(&db, MspPolicy::default()).await;
 
-    let (status, body) = reset(&world, DANA, &uuid::Uuid::new_v4().to_string(), "key-none-0001").await;
-    assert_eq!((status, body["code"].as_str()), (404, Some("verification_not_found")));
+    let (status, body) = reset(
+        &world,
+        DANA,
+        &uuid::Uuid::new_v4().to_string(),
+        "key-none-0001",
+    )
+    .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (404, Some("verification_not_found"))
+    );
 
     // Pending, not approved.
     world.microsoft.script_push(DANA, PushScript::NeverAnswer);
     let (_, pending) = json_of(start(&world, DANA, "push").await).await;
-    let (status, body) = reset(&world, DANA, pending["id"].as_str().unwrap(), "key-pending-01").await;
-    assert_eq!((status, body["code"].as_str()), (403, Some("not_verified")), "{body}");
+    let (status, body) = reset(
+        &world,
+        DANA,
+        pending["id"].as_str().unwrap(),
+        "key-pending-01",
+    )
+    .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (403, Some("not_verified")),
+        "{body}"
+    );
     world
-        .api(Method::POST, &format!("/api/v1/verifications/{}/cancel", pending["id"].as_str().unwrap()))
+        .api(
+            Method::POST,
+            &format!(
+                "/api/v1/verifications/{}/cancel",
+                pending["id"].as_str().unwrap()
+            ),
+        )
         .send()
         .await
         .unwrap();
@@ -263,13 +402,20 @@ async fn resets_are_refused_without_a_fresh_verification_of_that_user() {
     // Another user's verification.
     let lee = verified(&world, "lee@contoso.example").await;
     let (status, body) = reset(&world, DANA, &lee, "key-other-0001").await;
-    assert_eq!((status, body["code"].as_str()), (403, Some("verification_for_other_user")));
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (403, Some("verification_for_other_user"))
+    );
 
     // Expired.
     let old = verified(&world, DANA).await;
     backdate(&world, &old, verification::Column::VerifiedUntil).await;
     let (status, body) = reset(&world, DANA, &old, "key-expired-01").await;
-    assert_eq!((status, body["code"].as_str()), (403, Some("not_verified")), "{body}");
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (403, Some("not_verified")),
+        "{body}"
+    );
 
     // Fresh: works once; reuse under another key is refused.
     let fresh = verified(&world, DANA).await;
@@ -277,17 +423,39 @@ async fn resets_are_refused_without_a_fresh_verification_of_that_user() {
     assert_eq!(status, 201, "{body}");
     assert_eq!(body["status"], "completed");
     let (status, body) = reset(&world, DANA, &fresh, "key-fresh-0002").await;
-    assert_eq!((status, body["code"].as_str()), (409, Some("verification_used")), "{body}");
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (409, Some("verification_used")),
+        "{body}"
+    );
 
     // Admin-role and synced users, each with its code, before anything changes.
     let ada = verified(&world, "ada@contoso.example").await;
     let (status, body) = reset(&world, "ada@contoso.example", &ada, "key-admin-0001").await;
-    assert_eq!((status, body["code"].as_str()), (409, Some("user_holds_admin_role")), "{body}");
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (409, Some("user_holds_admin_role")),
+        "{body}"
+    );
     let omar = verified(&world, "omar@contoso.example").await;
     let (status, body) = reset(&world, "omar@contoso.example", &omar, "key-synced-001").await;
-    assert_eq!((status, body["code"].as_str()), (409, Some("user_synced_from_on_premises")), "{body}");
-    assert_eq!(world.microsoft.user_password(DEMO_TENANT_ID, "ada@contoso.example"), None);
-    assert_eq!(world.microsoft.user_password(DEMO_TENANT_ID, "omar@contoso.example"), None);
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (409, Some("user_synced_from_on_premises")),
+        "{body}"
+    );
+    assert_eq!(
+        world
+            .microsoft
+            .user_password(DEMO_TENANT_ID, "ada@contoso.example"),
+        None
+    );
+    assert_eq!(
+        world
+            .microsoft
+            .user_password(DEMO_TENANT_ID, "omar@contoso.example"),
+        None
+    );
 
     // Confirmation is required.
     let another = verified(&world, "lee@contoso.example").await;
@@ -301,7 +469,10 @@ async fn resets_are_refused_without_a_fresh_verification_of_that_user() {
             .unwrap(),
     )
     .await;
-    assert_eq!((status, body["code"].as_str()), (400, Some("confirmation_required")));
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("confirmation_required"))
+    );
 }
 
 #[tokio::test]
@@ -317,12 +488,21 @@ async fn ten_concurrent_resets_with_one_key_reach_microsoft_once_and_deliver_the
         .map(|(status, body)| {
             assert_eq!(*status, 201, "{body}");
             assert_eq!(body["status"], "completed", "{body}");
-            assert!(body["password"].is_null(), "technicians do not see passwords by default");
+            assert!(
+                body["password"].is_null(),
+                "technicians do not see passwords by default"
+            );
             body["id"].as_str().unwrap().to_owned()
         })
         .collect();
     assert_eq!(ids.len(), 1, "one reset");
-    assert_eq!(world.microsoft.count(Service::Graph, "PATCH", "/v1.0/users/"), 1, "exactly one PATCH");
+    assert_eq!(
+        world
+            .microsoft
+            .count(Service::Graph, "PATCH", "/v1.0/users/"),
+        1,
+        "exactly one PATCH"
+    );
     assert_eq!(results[0].1["sent_to"], "+1 ••• ••• ••01");
 
     // The link reached Dana's phone and reveals exactly the password Microsoft received.
@@ -335,18 +515,42 @@ async fn ten_concurrent_resets_with_one_key_reach_microsoft_once_and_deliver_the
         .unwrap()
         .to_owned();
     let path = url::Url::parse(&link).unwrap().path().to_owned();
-    let page = world.app.client.post(world.app.url(&path)).send().await.unwrap();
+    let page = world
+        .app
+        .client
+        .post(world.app.url(&path))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(page.status(), 200);
     let html = page.text().await.unwrap();
     let (password, force) = world.microsoft.user_password(DEMO_TENANT_ID, DANA).unwrap();
     assert!(force, "change at next sign-in by default");
-    let escaped = password.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#x27;");
-    assert!(html.contains(&password) || html.contains(&escaped), "the revealed password is the one Microsoft got");
+    let escaped = password
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#x27;");
+    assert!(
+        html.contains(&password) || html.contains(&escaped),
+        "the revealed password is the one Microsoft got"
+    );
 
     // The password is nowhere in the database, the audit log or its export.
     let raw = std::fs::read(db.sqlite_file.as_ref().unwrap()).unwrap();
-    assert!(!raw.windows(password.len()).any(|w| w == password.as_bytes()));
-    let csv = world.api(Method::GET, "/api/v1/audit/export").send().await.unwrap().text().await.unwrap();
+    assert!(
+        !raw.windows(password.len())
+            .any(|w| w == password.as_bytes())
+    );
+    let csv = world
+        .api(Method::GET, "/api/v1/audit/export")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(csv.contains("password.reset"));
     assert!(!csv.contains(&password));
 }
@@ -356,7 +560,11 @@ async fn technicians_see_the_password_only_when_policy_allows() {
     let db = TestDb::sqlite().await;
     let world = World::start(
         &db,
-        MspPolicy { show_password_to_technician: true, password_style: "passphrase".into(), ..MspPolicy::default() },
+        MspPolicy {
+            show_password_to_technician: true,
+            password_style: "passphrase".into(),
+            ..MspPolicy::default()
+        },
     )
     .await;
     let verification = verified(&world, DANA).await;
@@ -376,7 +584,11 @@ async fn the_push_limit_holds_across_two_instances_on_one_database() {
     for db in TestDb::all().await {
         let world = World::start(
             &db,
-            MspPolicy { push_limit_count: 3, push_limit_window_seconds: 900, ..MspPolicy::default() },
+            MspPolicy {
+                push_limit_count: 3,
+                push_limit_window_seconds: 900,
+                ..MspPolicy::default()
+            },
         )
         .await;
         let second = world.second_instance(&db).await;
@@ -387,40 +599,83 @@ async fn the_push_limit_holds_across_two_instances_on_one_database() {
         world.microsoft.script_push(DANA, PushScript::NeverAnswer);
         let body = json!({ "tenant_id": DEMO_TENANT_ID, "user": DANA, "method": "push" });
         let (a, b) = tokio::join!(
-            world.api_on(instances[0], Method::POST, "/api/v1/verifications").json(&body).send(),
-            world.api_on(instances[1], Method::POST, "/api/v1/verifications").json(&body).send(),
+            world
+                .api_on(instances[0], Method::POST, "/api/v1/verifications")
+                .json(&body)
+                .send(),
+            world
+                .api_on(instances[1], Method::POST, "/api/v1/verifications")
+                .json(&body)
+                .send(),
         );
         let mut statuses = vec![a.unwrap().status().as_u16(), b.unwrap().status().as_u16()];
         statuses.sort();
-        assert_eq!(statuses, [202, 409], "{:?}: at most one pending push", db.backend);
+        assert_eq!(
+            statuses,
+            [202, 409],
+            "{:?}: at most one pending push",
+            db.backend
+        );
 
         // Cancel and push again, alternating instances: 3 per window, then refused.
         let mut started = 1;
         loop {
             let (_, list) = json_of(
                 world
-                    .api(Method::GET, &format!("/api/v1/users/verifications?tenant_id={DEMO_TENANT_ID}&user={DANA}"))
+                    .api(
+                        Method::GET,
+                        &format!(
+                            "/api/v1/users/verifications?tenant_id={DEMO_TENANT_ID}&user={DANA}"
+                        ),
+                    )
                     .send()
                     .await
                     .unwrap(),
             )
             .await;
-            for v in list.as_array().unwrap().iter().filter(|v| v["status"] == "pending") {
-                world.api(Method::POST, &format!("/api/v1/verifications/{}/cancel", v["id"].as_str().unwrap())).send().await.unwrap();
+            for v in list
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|v| v["status"] == "pending")
+            {
+                world
+                    .api(
+                        Method::POST,
+                        &format!("/api/v1/verifications/{}/cancel", v["id"].as_str().unwrap()),
+                    )
+                    .send()
+                    .await
+                    .unwrap();
             }
             world.microsoft.script_push(DANA, PushScript::NeverAnswer);
             let response = world
-                .api_on(instances[started % 2], Method::POST, "/api/v1/verifications")
+                .api_on(
+                    instances[started % 2],
+                    Method::POST,
+                    "/api/v1/verifications",
+                )
                 .json(&body)
                 .send()
                 .await
                 .unwrap();
             if started < 3 {
-                assert_eq!(response.status(), 202, "{:?}: push {}", db.backend, started + 1);
+                assert_eq!(
+                    response.status(),
+                    202,
+                    "{:?}: push {}",
+                    db.backend,
+                    started + 1
+                );
                 started += 1;
             } else {
                 let (status, err) = json_of(response).await;
-                assert_eq!((status, err["code"].as_str()), (429, Some("push_rate_limited")), "{:?}", db.backend);
+                assert_eq!(
+                    (status, err["code"].as_str()),
+                    (429, Some("push_rate_limited")),
+                    "{:?}",
+                    db.backend
+                );
                 assert!(err["message"].as_str().unwrap().contains("push-bombing"));
                 break;
             }

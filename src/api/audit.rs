@@ -149,10 +149,22 @@ impl AuditApi {
             .map_err(|e| ApiError::internal(&e))?;
         let mut writer = csv::Writer::from_writer(Vec::new());
         let header = [
-            "occurred_at", "action", "outcome", "actor_kind", "actor_id", "actor_name",
-            "subject_kind", "subject_id", "subject_name", "ticket_id", "upstream_request_id", "details",
+            "occurred_at",
+            "action",
+            "outcome",
+            "actor_kind",
+            "actor_id",
+            "actor_name",
+            "subject_kind",
+            "subject_id",
+            "subject_name",
+            "ticket_id",
+            "upstream_request_id",
+            "details",
         ];
-        writer.write_record(header).map_err(|e| ApiError::internal(&e))?;
+        writer
+            .write_record(header)
+            .map_err(|e| ApiError::internal(&e))?;
         for e in events {
             let ev = e.event;
             let row = [

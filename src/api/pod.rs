@@ -54,26 +54,58 @@ async fn check_pod_token(req: &Request, bearer: Bearer) -> poem::Result<PodSessi
     let ctx = req
         .data::<Arc<AppContext>>()
         .expect("the application context is attached to every request");
-    let refuse = |message: &str| poem::Error::from_response(error_response(ErrorCode::Unauthorized, message));
+    let refuse = |message: &str| {
+        poem::Error::from_response(error_response(ErrorCode::Unauthorized, message))
+    };
     let claims = match pod_token::verify(ctx.store.keyring(), bearer.token.trim()) {
         Ok(claims) => claims,
-        Err(TokenError::Expired) => return Err(refuse("This panel's session has expired. Reload the ticket in the PSA.")),
-        Err(TokenError::Invalid) => return Err(refuse("This panel's session is not valid. Reload the ticket in the PSA.")),
+        Err(TokenError::Expired) => {
+            return Err(refuse(
+                "This panel's session has expired. Reload the ticket in the PSA.",
+            ));
+        }
+        Err(TokenError::Invalid) => {
+            return Err(refuse(
+                "This panel's session is not valid. Reload the ticket in the PSA.",
+            ));
+        }
     };
     let internal = |e: &dyn std::fmt::Display| {
         tracing::error!(error = %e, "pod session lookup failed");
-        poem::Error::from_response(error_response(ErrorCode::Unavailable, "Vouch cannot load this session right now. Try again."))
+        poem::Error::from_response(error_response(
+            ErrorCode::Unavailable,
+            "Vouch cannot load this session right now. Try again.",
+        ))
     };
-    let connection = ctx.store.get_connection(claims.connection).await.map_err(|e| internal(&e))?;
-    let msp = ctx.store.get_msp(claims.msp).await.map_err(|e| internal(&e))?;
-    let technician = ctx.store.get_technician(claims.technician).await.map_err(|e| internal(&e))?;
+    let connection = ctx
+        .store
+        .get_connection(claims.connection)
+        .await
+        .map_err(|e| internal(&e))?;
+    let msp = ctx
+        .store
+        .get_msp(claims.msp)
+        .await
+        .map_err(|e| internal(&e))?;
+    let technician = ctx
+        .store
+        .get_technician(claims.technician)
+        .await
+        .map_err(|e| internal(&e))?;
     match (connection, msp, technician) {
         (Some(connection), Some(msp), Some(technician))
             if connection.msp_id == msp.id && technician.msp_id == msp.id =>
         {
-            Ok(PodSession { claims, connection, msp, technician })
+            Ok(PodSession {
+                claims,
+                connection,
+                msp,
+                technician,
+            })
         }
-        _ => Err(refuse("This panel's session is no longer valid. Reload the ticket in the PSA.")),
+        _ => Err(refuse(
+            "This panel's session is no longer valid. Reload the ticket in the PSA.",
+        )),
     }
 }
 
@@ -104,7 +136,11 @@ pub(crate) fn psa_error(err: PsaError) -> ApiError {
 }
 
 /// Issues a pod token once the PSA vouched for `load` on `connection_id`.
-pub async fn open_session(ctx: &AppContext, connection_id: Uuid, load: EmbedLoad) -> Result<String, ApiError> {
+pub async fn open_session(
+    ctx: &AppContext,
+    connection_id: Uuid,
+    load: EmbedLoad,
+) -> Result<String, ApiError> {
     let connection = ctx
         .store
         .get_connection(connection_id)
@@ -388,7 +424,11 @@ struct Resolved {
     user: Result<DirectoryUser, CoreError>,
 }
 
-async fn resolve(ctx: &AppContext, session: &PodSession, email: Option<&str>) -> Result<Resolved, ApiError> {
+async fn resolve(
+    ctx: &AppContext,
+    session: &PodSession,
+    email: Option<&str>,
+) -> Result<Resolved, ApiError> {
     let ticket = ctx
         .psa
         .ticket(&session.connection, &session.claims.ticket)
@@ -407,21 +447,39 @@ async fn resolve(ctx: &AppContext, session: &PodSession, email: Option<&str>) ->
             field: "company",
             problem: format!(
                 "{} is not mapped to a Microsoft 365 tenant in Vouch; map it under Companies",
-                ticket.company.as_ref().map(|c| c.name.as_str()).unwrap_or("This ticket's company")
+                ticket
+                    .company
+                    .as_ref()
+                    .map(|c| c.name.as_str())
+                    .unwrap_or("This ticket's company")
             ),
         }),
-        (Some(tenant), Some(email), _) => ctx.directory.resolve_user(tenant, &[email.to_owned()]).await,
-        (Some(tenant), None, Some(contact)) => ctx.directory.resolve_user(tenant, &contact.emails).await,
+        (Some(tenant), Some(email), _) => {
+            ctx.directory
+                .resolve_user(tenant, &[email.to_owned()])
+                .await
+        }
+        (Some(tenant), None, Some(contact)) => {
+            ctx.directory.resolve_user(tenant, &contact.emails).await
+        }
         (Some(_), None, None) => Err(CoreError::InvalidInput {
             field: "contact",
             problem: "the ticket has no contact; set one in the PSA".into(),
         }),
     };
-    Ok(Resolved { ticket, tenant, user })
+    Ok(Resolved {
+        ticket,
+        tenant,
+        user,
+    })
 }
 
 /// A verification of this pod's ticket (another ticket's is "not found").
-async fn own_verification(ctx: &AppContext, session: &PodSession, id: Uuid) -> Result<(), ApiError> {
+async fn own_verification(
+    ctx: &AppContext,
+    session: &PodSession,
+    id: Uuid,
+) -> Result<(), ApiError> {
     use crate::store::verifications::VerificationRepository;
     let verification = ctx
         .store
@@ -453,13 +511,27 @@ fn shield_of(history: &[VerificationRecord], now: DateTime<Utc>) -> Shield {
     };
     let (state, message) = match latest.status.as_str() {
         status::PENDING => ("pending", "Waiting for the user to answer…".to_owned()),
-        status::APPROVED if verified_now(latest, now).is_ok() && latest.consumed_at.is_none() => ("verified", "Verified".to_owned()),
-        status::APPROVED => ("not_verified", "Not verified (the last verification has been used or has expired)".to_owned()),
+        status::APPROVED if verified_now(latest, now).is_ok() && latest.consumed_at.is_none() => {
+            ("verified", "Verified".to_owned())
+        }
+        status::APPROVED => (
+            "not_verified",
+            "Not verified (the last verification has been used or has expired)".to_owned(),
+        ),
         status::CANCELLED => ("not_verified", "Not verified".to_owned()),
-        status::DENIED if latest.failure_code.as_deref() == Some("fraud_reported") => ("failed", "The user reported the request as fraud.".to_owned()),
+        status::DENIED if latest.failure_code.as_deref() == Some("fraud_reported") => (
+            "failed",
+            "The user reported the request as fraud.".to_owned(),
+        ),
         status::DENIED => ("failed", "The user denied the request.".to_owned()),
         status::EXPIRED => ("failed", "No answer in time.".to_owned()),
-        _ => ("failed", format!("The verification failed ({}).", latest.failure_code.as_deref().unwrap_or("error"))),
+        _ => (
+            "failed",
+            format!(
+                "The verification failed ({}).",
+                latest.failure_code.as_deref().unwrap_or("error")
+            ),
+        ),
     };
     Shield {
         state: state.into(),
@@ -479,28 +551,55 @@ impl PodApi {
     ///
     /// Vouch checks the member with ConnectWise (`myMembers/info`, on the site configured for
     /// the connection) and refuses members of another company.
-    #[oai(path = "/connectwise/session", method = "post", operation_id = "pod_connectwise_session")]
-    async fn connectwise_session(&self, ctx: Data<&Arc<AppContext>>, body: Json<ConnectWiseSessionRequest>) -> Result<Json<PodSessionToken>, ApiError> {
-        let mut member: ConnectWiseMember = serde_json::from_value(body.0.member)
-            .map_err(|_| ApiError::new(ErrorCode::InvalidRequest, "`member` is not ConnectWise member data."))?;
+    #[oai(
+        path = "/connectwise/session",
+        method = "post",
+        operation_id = "pod_connectwise_session"
+    )]
+    async fn connectwise_session(
+        &self,
+        ctx: Data<&Arc<AppContext>>,
+        body: Json<ConnectWiseSessionRequest>,
+    ) -> Result<Json<PodSessionToken>, ApiError> {
+        let mut member: ConnectWiseMember =
+            serde_json::from_value(body.0.member).map_err(|_| {
+                ApiError::new(
+                    ErrorCode::InvalidRequest,
+                    "`member` is not ConnectWise member data.",
+                )
+            })?;
         member.ticket_id = body.0.ticket_id.trim().to_owned();
         if member.ticket_id.is_empty() || !member.ticket_id.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(ApiError::new(ErrorCode::InvalidRequest, "`ticket_id` must be the ticket's number."));
+            return Err(ApiError::new(
+                ErrorCode::InvalidRequest,
+                "`ticket_id` must be the ticket's number.",
+            ));
         }
-        let token = open_session(&ctx, body.0.connection_id, EmbedLoad::ConnectWiseMember(member)).await?;
+        let token = open_session(
+            &ctx,
+            body.0.connection_id,
+            EmbedLoad::ConnectWiseMember(member),
+        )
+        .await?;
         Ok(Json(PodSessionToken { token }))
     }
 
     /// Everything the pod shows: the contact, the Microsoft user, the shield, the methods,
     /// whether a reset is possible, and the history.
     #[oai(path = "/context", method = "get", operation_id = "pod_context")]
-    async fn context(&self, auth: PodToken, ctx: Data<&Arc<AppContext>>) -> Result<Json<PodContext>, ApiError> {
+    async fn context(
+        &self,
+        auth: PodToken,
+        ctx: Data<&Arc<AppContext>>,
+    ) -> Result<Json<PodContext>, ApiError> {
         let session = &auth.0;
         let resolved = resolve(&ctx, session, None).await?;
         let now = Utc::now();
         let contact = resolved.ticket.contact.as_ref();
         let mut context = PodContext {
-            technician: NamedThing { name: session.technician.display_name.clone() },
+            technician: NamedThing {
+                name: session.technician.display_name.clone(),
+            },
             ticket: TicketInfo {
                 id: resolved.ticket.ticket_id.clone(),
                 summary: resolved.ticket.summary.clone(),
@@ -511,7 +610,9 @@ impl PodApi {
                 company: resolved.ticket.company.as_ref().map(|co| co.name.clone()),
                 emails: c.emails.clone(),
             }),
-            tenant: resolved.tenant.as_ref().map(|t| NamedThing { name: t.display_name.clone() }),
+            tenant: resolved.tenant.as_ref().map(|t| NamedThing {
+                name: t.display_name.clone(),
+            }),
             user: None,
             user_error: None,
             shield: shield_of(&[], now),
@@ -527,13 +628,23 @@ impl PodApi {
         let (tenant, user) = match (resolved.tenant, resolved.user) {
             (Some(tenant), Ok(user)) => (tenant, user),
             (_, Err(err)) => {
-                context.user_error = Some(Problem { code: err.code().into(), message: err.to_string() });
+                context.user_error = Some(Problem {
+                    code: err.code().into(),
+                    message: err.to_string(),
+                });
                 return Ok(Json(context));
             }
             (None, Ok(_)) => return Ok(Json(context)),
         };
-        context.user = Some(UserInfo { upn: user.upn.clone(), display_name: user.display_name.clone() });
-        let history = ctx.verifications.history(&tenant, &user, 10).await.map_err(core_error)?;
+        context.user = Some(UserInfo {
+            upn: user.upn.clone(),
+            display_name: user.display_name.clone(),
+        });
+        let history = ctx
+            .verifications
+            .history(&tenant, &user, 10)
+            .await
+            .map_err(core_error)?;
         context.shield = shield_of(&history, now);
         context.history = history
             .iter()
@@ -565,10 +676,19 @@ impl PodApi {
                     })
                     .collect()
             }
-            Err(err) => context.user_error = Some(Problem { code: err.code().into(), message: err.to_string() }),
+            Err(err) => {
+                context.user_error = Some(Problem {
+                    code: err.code().into(),
+                    message: err.to_string(),
+                })
+            }
         }
         if context.shield.state == "verified" {
-            match ctx.verifications.mobile_for(&session.msp, &tenant, &user, None).await {
+            match ctx
+                .verifications
+                .mobile_for(&session.msp, &tenant, &user, None)
+                .await
+            {
                 Ok((phone, _)) => {
                     context.reset = ResetState {
                         allowed: true,
@@ -584,12 +704,23 @@ impl PodApi {
     }
 
     /// Start verifying the ticket's contact (or, with a reason, someone else).
-    #[oai(path = "/verifications", method = "post", operation_id = "pod_verifications_start")]
-    async fn start(&self, auth: PodToken, ctx: Data<&Arc<AppContext>>, body: Json<PodStartRequest>) -> Result<PodStarted, ApiError> {
+    #[oai(
+        path = "/verifications",
+        method = "post",
+        operation_id = "pod_verifications_start"
+    )]
+    async fn start(
+        &self,
+        auth: PodToken,
+        ctx: Data<&Arc<AppContext>>,
+        body: Json<PodStartRequest>,
+    ) -> Result<PodStarted, ApiError> {
         let session = &auth.0;
         let other = body.0.other_user.as_ref();
         let resolved = resolve(&ctx, session, other.map(|o| o.email.as_str())).await?;
-        let tenant = resolved.tenant.ok_or_else(|| core_error(CoreError::TenantNotFound))?;
+        let tenant = resolved
+            .tenant
+            .ok_or_else(|| core_error(CoreError::TenantNotFound))?;
         let user = resolved.user.map_err(core_error)?;
         let contact = resolved.ticket.contact.as_ref();
         let verification = ctx
@@ -603,7 +734,11 @@ impl PodApi {
                     psa_connection_id: Some(session.connection.id),
                     ticket_id: Some(session.claims.ticket.clone()),
                     contact_id: contact.map(|c| c.id.clone()),
-                    contact_mobile: if other.is_some() { None } else { contact.and_then(|c| c.mobile.clone()) },
+                    contact_mobile: if other.is_some() {
+                        None
+                    } else {
+                        contact.and_then(|c| c.mobile.clone())
+                    },
                 },
                 is_ticket_contact: other.is_none(),
                 reason: other.map(|o| o.reason.clone()),
@@ -615,17 +750,41 @@ impl PodApi {
     }
 
     /// Read a verification of this ticket; `wait_seconds` waits for a decision (long-poll).
-    #[oai(path = "/verifications/:id", method = "get", operation_id = "pod_verifications_get")]
-    async fn get(&self, auth: PodToken, ctx: Data<&Arc<AppContext>>, id: Path<Uuid>, wait_seconds: Query<Option<u64>>) -> Result<Json<PodVerification>, ApiError> {
+    #[oai(
+        path = "/verifications/:id",
+        method = "get",
+        operation_id = "pod_verifications_get"
+    )]
+    async fn get(
+        &self,
+        auth: PodToken,
+        ctx: Data<&Arc<AppContext>>,
+        id: Path<Uuid>,
+        wait_seconds: Query<Option<u64>>,
+    ) -> Result<Json<PodVerification>, ApiError> {
         own_verification(&ctx, &auth.0, id.0).await?;
         let wait = Duration::from_secs(wait_seconds.0.unwrap_or(0).min(30));
-        let verification = ctx.verifications.get(auth.0.msp.id, id.0, wait).await.map_err(core_error)?;
+        let verification = ctx
+            .verifications
+            .get(auth.0.msp.id, id.0, wait)
+            .await
+            .map_err(core_error)?;
         Ok(Json(verification.into()))
     }
 
     /// Check the code the caller read out.
-    #[oai(path = "/verifications/:id/code", method = "post", operation_id = "pod_verifications_code")]
-    async fn code(&self, auth: PodToken, ctx: Data<&Arc<AppContext>>, id: Path<Uuid>, body: Json<super::verifications::CodeSubmission>) -> Result<Json<PodVerification>, ApiError> {
+    #[oai(
+        path = "/verifications/:id/code",
+        method = "post",
+        operation_id = "pod_verifications_code"
+    )]
+    async fn code(
+        &self,
+        auth: PodToken,
+        ctx: Data<&Arc<AppContext>>,
+        id: Path<Uuid>,
+        body: Json<super::verifications::CodeSubmission>,
+    ) -> Result<Json<PodVerification>, ApiError> {
         own_verification(&ctx, &auth.0, id.0).await?;
         let verification = ctx
             .verifications
@@ -636,21 +795,45 @@ impl PodApi {
     }
 
     /// Cancel a pending verification of this ticket.
-    #[oai(path = "/verifications/:id/cancel", method = "post", operation_id = "pod_verifications_cancel")]
-    async fn cancel(&self, auth: PodToken, ctx: Data<&Arc<AppContext>>, id: Path<Uuid>) -> Result<Json<PodVerification>, ApiError> {
+    #[oai(
+        path = "/verifications/:id/cancel",
+        method = "post",
+        operation_id = "pod_verifications_cancel"
+    )]
+    async fn cancel(
+        &self,
+        auth: PodToken,
+        ctx: Data<&Arc<AppContext>>,
+        id: Path<Uuid>,
+    ) -> Result<Json<PodVerification>, ApiError> {
         own_verification(&ctx, &auth.0, id.0).await?;
-        let verification = ctx.verifications.cancel(&auth.0.msp, id.0).await.map_err(core_error)?;
+        let verification = ctx
+            .verifications
+            .cancel(&auth.0.msp, id.0)
+            .await
+            .map_err(core_error)?;
         Ok(Json(verification.into()))
     }
 
     /// Make the Authenticator push the contact's default sign-in method (after confirmation).
-    #[oai(path = "/default-method", method = "post", operation_id = "pod_set_push_default")]
-    async fn default_method(&self, auth: PodToken, ctx: Data<&Arc<AppContext>>, body: Json<PodConfirm>) -> Result<PodNoContent, ApiError> {
+    #[oai(
+        path = "/default-method",
+        method = "post",
+        operation_id = "pod_set_push_default"
+    )]
+    async fn default_method(
+        &self,
+        auth: PodToken,
+        ctx: Data<&Arc<AppContext>>,
+        body: Json<PodConfirm>,
+    ) -> Result<PodNoContent, ApiError> {
         if !body.0.confirm {
             return Err(core_error(CoreError::ConfirmationRequired));
         }
         let resolved = resolve(&ctx, &auth.0, None).await?;
-        let tenant = resolved.tenant.ok_or_else(|| core_error(CoreError::TenantNotFound))?;
+        let tenant = resolved
+            .tenant
+            .ok_or_else(|| core_error(CoreError::TenantNotFound))?;
         let user = resolved.user.map_err(core_error)?;
         ctx.verifications
             .make_push_default(auth.0.msp.id, &auth.requester().actor, &tenant, &user)

@@ -229,7 +229,11 @@ pub struct PasswordResetDto {
     pub created_at: DateTime<Utc>,
 }
 
-fn reset_dto(reset: PasswordReset, password: Option<String>, link_expires_at: Option<DateTime<Utc>>) -> PasswordResetDto {
+fn reset_dto(
+    reset: PasswordReset,
+    password: Option<String>,
+    link_expires_at: Option<DateTime<Utc>>,
+) -> PasswordResetDto {
     PasswordResetDto {
         id: reset.id,
         status: reset.status,
@@ -288,8 +292,17 @@ async fn msp(ctx: &AppContext, auth: &MspApiKey) -> Result<MspAccount, ApiError>
         .ok_or_else(|| ApiError::internal(&"API key of a removed MSP"))
 }
 
-async fn tenant_and_user(ctx: &AppContext, msp_id: Uuid, tenant: &str, user: &str) -> Result<(Tenant, DirectoryUser), ApiError> {
-    let tenant = ctx.directory.tenant(msp_id, tenant.trim()).await.map_err(core_error)?;
+async fn tenant_and_user(
+    ctx: &AppContext,
+    msp_id: Uuid,
+    tenant: &str,
+    user: &str,
+) -> Result<(Tenant, DirectoryUser), ApiError> {
+    let tenant = ctx
+        .directory
+        .tenant(msp_id, tenant.trim())
+        .await
+        .map_err(core_error)?;
     let user = ctx
         .directory
         .resolve_user(&tenant, &[user.to_owned()])
@@ -307,8 +320,17 @@ impl VerificationsApi {
     /// A push is refused at once, with `preferred_method_mismatch`, when the user's default
     /// sign-in method is not the Authenticator (the push would never reach them); at most one
     /// push per user may be pending and at most N per window (MSP policy).
-    #[oai(path = "/verifications", method = "post", operation_id = "verifications_start")]
-    async fn start(&self, auth: MspApiKey, ctx: Data<&Arc<AppContext>>, body: Json<StartVerificationRequest>) -> Result<Started, ApiError> {
+    #[oai(
+        path = "/verifications",
+        method = "post",
+        operation_id = "verifications_start"
+    )]
+    async fn start(
+        &self,
+        auth: MspApiKey,
+        ctx: Data<&Arc<AppContext>>,
+        body: Json<StartVerificationRequest>,
+    ) -> Result<Started, ApiError> {
         let body = body.0;
         let msp = msp(&ctx, &auth).await?;
         let (tenant, user) = tenant_and_user(&ctx, msp.id, &body.tenant_id, &body.user).await?;
@@ -339,7 +361,11 @@ impl VerificationsApi {
     }
 
     /// Read a verification; with `wait_seconds`, wait (up to 30 s) until it is no longer pending.
-    #[oai(path = "/verifications/:id", method = "get", operation_id = "verifications_get")]
+    #[oai(
+        path = "/verifications/:id",
+        method = "get",
+        operation_id = "verifications_get"
+    )]
     async fn get(
         &self,
         auth: MspApiKey,
@@ -358,8 +384,18 @@ impl VerificationsApi {
     }
 
     /// Check the code the caller read out (SMS code). At most 5 attempts; codes last 10 minutes.
-    #[oai(path = "/verifications/:id/code", method = "post", operation_id = "verifications_submit_code")]
-    async fn submit_code(&self, auth: MspApiKey, ctx: Data<&Arc<AppContext>>, id: Path<Uuid>, body: Json<CodeSubmission>) -> Result<Json<Verification>, ApiError> {
+    #[oai(
+        path = "/verifications/:id/code",
+        method = "post",
+        operation_id = "verifications_submit_code"
+    )]
+    async fn submit_code(
+        &self,
+        auth: MspApiKey,
+        ctx: Data<&Arc<AppContext>>,
+        id: Path<Uuid>,
+        body: Json<CodeSubmission>,
+    ) -> Result<Json<Verification>, ApiError> {
         let msp = msp(&ctx, &auth).await?;
         let verification = ctx
             .verifications
@@ -370,15 +406,32 @@ impl VerificationsApi {
     }
 
     /// Cancel a pending verification.
-    #[oai(path = "/verifications/:id/cancel", method = "post", operation_id = "verifications_cancel")]
-    async fn cancel(&self, auth: MspApiKey, ctx: Data<&Arc<AppContext>>, id: Path<Uuid>) -> Result<Json<Verification>, ApiError> {
+    #[oai(
+        path = "/verifications/:id/cancel",
+        method = "post",
+        operation_id = "verifications_cancel"
+    )]
+    async fn cancel(
+        &self,
+        auth: MspApiKey,
+        ctx: Data<&Arc<AppContext>>,
+        id: Path<Uuid>,
+    ) -> Result<Json<Verification>, ApiError> {
         let msp = msp(&ctx, &auth).await?;
-        let verification = ctx.verifications.cancel(&msp, id.0).await.map_err(core_error)?;
+        let verification = ctx
+            .verifications
+            .cancel(&msp, id.0)
+            .await
+            .map_err(core_error)?;
         Ok(Json(verification.into()))
     }
 
     /// The Microsoft user an address maps to, and which verification methods can reach them.
-    #[oai(path = "/users/methods", method = "get", operation_id = "users_methods")]
+    #[oai(
+        path = "/users/methods",
+        method = "get",
+        operation_id = "users_methods"
+    )]
     async fn methods(
         &self,
         auth: MspApiKey,
@@ -413,7 +466,11 @@ impl VerificationsApi {
     }
 
     /// A user's verification history, newest first.
-    #[oai(path = "/users/verifications", method = "get", operation_id = "users_verification_history")]
+    #[oai(
+        path = "/users/verifications",
+        method = "get",
+        operation_id = "users_verification_history"
+    )]
     async fn history(
         &self,
         auth: MspApiKey,
@@ -438,12 +495,22 @@ impl VerificationsApi {
     ///
     /// The fix offered for `preferred_method_mismatch`; needs the Microsoft Authenticator
     /// integration, and `confirm: true`.
-    #[oai(path = "/users/default-method", method = "post", operation_id = "users_set_push_default")]
-    async fn set_push_default(&self, auth: MspApiKey, ctx: Data<&Arc<AppContext>>, body: Json<DefaultMethodRequest>) -> Result<NoContent, ApiError> {
+    #[oai(
+        path = "/users/default-method",
+        method = "post",
+        operation_id = "users_set_push_default"
+    )]
+    async fn set_push_default(
+        &self,
+        auth: MspApiKey,
+        ctx: Data<&Arc<AppContext>>,
+        body: Json<DefaultMethodRequest>,
+    ) -> Result<NoContent, ApiError> {
         if !body.0.confirm {
             return Err(core_error(CoreError::ConfirmationRequired));
         }
-        let (tenant, user) = tenant_and_user(&ctx, auth.msp_id(), &body.0.tenant_id, &body.0.user).await?;
+        let (tenant, user) =
+            tenant_and_user(&ctx, auth.msp_id(), &body.0.tenant_id, &body.0.user).await?;
         ctx.verifications
             .make_push_default(auth.msp_id(), &auth.actor(), &tenant, &user)
             .await
@@ -489,13 +556,26 @@ impl ResetsApi {
             .await
             .map_err(core_error)?;
         let password = result.password.map(|p| p.expose_secret().to_owned());
-        Ok(ResetResponse::Done(Json(reset_dto(result.reset, password, result.share_expires_at))))
+        Ok(ResetResponse::Done(Json(reset_dto(
+            result.reset,
+            password,
+            result.share_expires_at,
+        ))))
     }
 
     /// Read a password reset (never the password).
     #[oai(path = "/:id", method = "get", operation_id = "password_resets_get")]
-    async fn get(&self, auth: MspApiKey, ctx: Data<&Arc<AppContext>>, id: Path<Uuid>) -> Result<Json<PasswordResetDto>, ApiError> {
-        let reset = ctx.resets.get(auth.msp_id(), id.0).await.map_err(core_error)?;
+    async fn get(
+        &self,
+        auth: MspApiKey,
+        ctx: Data<&Arc<AppContext>>,
+        id: Path<Uuid>,
+    ) -> Result<Json<PasswordResetDto>, ApiError> {
+        let reset = ctx
+            .resets
+            .get(auth.msp_id(), id.0)
+            .await
+            .map_err(core_error)?;
         Ok(Json(reset_dto(reset, None, None)))
     }
 }

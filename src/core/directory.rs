@@ -52,7 +52,11 @@ pub struct Directory {
 }
 
 impl Directory {
-    pub fn new(tenants: Arc<dyn TenantRepository>, microsoft: Microsoft, vouch_app: Option<VouchApp>) -> Directory {
+    pub fn new(
+        tenants: Arc<dyn TenantRepository>,
+        microsoft: Microsoft,
+        vouch_app: Option<VouchApp>,
+    ) -> Directory {
         Directory {
             tenants,
             microsoft,
@@ -76,7 +80,11 @@ impl Directory {
         };
         let found = match by_vouch_id {
             Some(t) => Some(t),
-            None => self.tenants.find_tenant_by_microsoft_id(msp_id, tenant).await?,
+            None => {
+                self.tenants
+                    .find_tenant_by_microsoft_id(msp_id, tenant)
+                    .await?
+            }
         };
         match found {
             Some(t) if t.msp_id == msp_id => Ok(t),
@@ -117,8 +125,13 @@ impl Directory {
             .authenticator(tenant)
             .await?
             .ok_or(CoreError::AuthenticatorNotConnected)?;
-        let app = self.vouch_app.as_ref().ok_or(CoreError::AuthenticatorNotConnected)?;
-        let secret = integration.secret.ok_or(CoreError::AuthenticatorNotConnected)?;
+        let app = self
+            .vouch_app
+            .as_ref()
+            .ok_or(CoreError::AuthenticatorNotConnected)?;
+        let secret = integration
+            .secret
+            .ok_or(CoreError::AuthenticatorNotConnected)?;
         let tenant_ref = tenant_ref(tenant)?;
         Ok(PushCredentials {
             graph: ClientCredentials {
@@ -148,7 +161,11 @@ impl Directory {
     /// The one Microsoft user these addresses mean, trying them in order (primary first):
     /// as a UPN, then as `mail`, then among `proxyAddresses`. No match, or several, is an
     /// error: Vouch never guesses who the caller is.
-    pub async fn resolve_user(&self, tenant: &Tenant, addresses: &[String]) -> Result<DirectoryUser, CoreError> {
+    pub async fn resolve_user(
+        &self,
+        tenant: &Tenant,
+        addresses: &[String],
+    ) -> Result<DirectoryUser, CoreError> {
         let addresses: Vec<String> = addresses
             .iter()
             .map(|a| a.trim().to_ascii_lowercase())
@@ -184,7 +201,9 @@ impl Directory {
                 0 => continue,
                 1 => {
                     let user: DirectoryUser = found.into_iter().next().expect("one").into();
-                    self.users.insert((tenant.id, address.clone()), user.clone()).await;
+                    self.users
+                        .insert((tenant.id, address.clone()), user.clone())
+                        .await;
                     return Ok(user);
                 }
                 count => {

@@ -28,24 +28,41 @@ pub enum CoreError {
     #[error("{0}")]
     Sms(SmsError),
     #[error("`{field}` {problem}.")]
-    InvalidInput { field: &'static str, problem: String },
-    #[error("Vouch has no working connection to this customer's Microsoft 365 tenant. Connect it under Integrations (Identity Management or Microsoft Authenticator).")]
+    InvalidInput {
+        field: &'static str,
+        problem: String,
+    },
+    #[error(
+        "Vouch has no working connection to this customer's Microsoft 365 tenant. Connect it under Integrations (Identity Management or Microsoft Authenticator)."
+    )]
     TenantNotConnected,
-    #[error("Microsoft Authenticator verification is not set up for this customer. Connect it under Integrations, or verify by SMS code.")]
+    #[error(
+        "Microsoft Authenticator verification is not set up for this customer. Connect it under Integrations, or verify by SMS code."
+    )]
     AuthenticatorNotConnected,
     #[error("No customer tenant with this id is connected to your MSP account.")]
     TenantNotFound,
-    #[error("No Microsoft 365 user matches {searched}. Check the contact's e-mail address; Vouch never guesses.")]
+    #[error(
+        "No Microsoft 365 user matches {searched}. Check the contact's e-mail address; Vouch never guesses."
+    )]
     UserNotFound { searched: String },
-    #[error("{count} Microsoft 365 users match {searched}, so Vouch cannot tell which one is the caller. Fix the contact's e-mail address in the PSA.")]
+    #[error(
+        "{count} Microsoft 365 users match {searched}, so Vouch cannot tell which one is the caller. Fix the contact's e-mail address in the PSA."
+    )]
     UserAmbiguous { searched: String, count: usize },
-    #[error("This user has no mobile phone registered in Microsoft, so no SMS can reach them. Register one in the Entra admin center, or use another method.")]
+    #[error(
+        "This user has no mobile phone registered in Microsoft, so no SMS can reach them. Register one in the Entra admin center, or use another method."
+    )]
     NoMobilePhone,
-    #[error("A push to this user is already waiting for an answer. Wait for it, or cancel it first.")]
+    #[error(
+        "A push to this user is already waiting for an answer. Wait for it, or cancel it first."
+    )]
     PushAlreadyPending { pending_id: uuid::Uuid },
     #[error("Too many pushes were sent to this user recently (push-bombing protection). Try again in {} minutes, or verify by SMS code.", (.retry_after.num_seconds() + 59) / 60)]
     PushRateLimited { retry_after: Duration },
-    #[error("Verifying someone other than the ticket's contact needs a reason (for example \"manager approval\").")]
+    #[error(
+        "Verifying someone other than the ticket's contact needs a reason (for example \"manager approval\")."
+    )]
     ReasonRequired,
     #[error("No such verification.")]
     VerificationNotFound,
@@ -65,7 +82,9 @@ pub enum CoreError {
     VerificationUsed,
     #[error("This verification is of another user. Verify this user first.")]
     VerificationForOtherUser,
-    #[error("This idempotency key was already used for another verification. Use a new key for a new reset.")]
+    #[error(
+        "This idempotency key was already used for another verification. Use a new key for a new reset."
+    )]
     IdempotencyKeyReused,
     #[error("The reset is still being carried out. Ask again in a moment.")]
     ResetInProgress,
@@ -136,7 +155,9 @@ impl CoreError {
             | CoreError::VerificationNotFound
             | CoreError::ResetNotFound => ErrorClass::NotFound,
             CoreError::PushRateLimited { .. } => ErrorClass::RateLimited,
-            CoreError::NotVerified { .. } | CoreError::VerificationForOtherUser => ErrorClass::Forbidden,
+            CoreError::NotVerified { .. } | CoreError::VerificationForOtherUser => {
+                ErrorClass::Forbidden
+            }
             CoreError::Store(_) => ErrorClass::Internal,
             _ => ErrorClass::Conflict,
         }

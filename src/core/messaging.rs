@@ -16,11 +16,19 @@ pub struct Messenger {
 }
 
 impl Messenger {
-    pub fn new(sms: Arc<dyn SmsProvider>, records: Arc<dyn OutboundMessageRepository>) -> Messenger {
+    pub fn new(
+        sms: Arc<dyn SmsProvider>,
+        records: Arc<dyn OutboundMessageRepository>,
+    ) -> Messenger {
         Messenger { sms, records }
     }
 
-    pub async fn send_sms(&self, msp_id: Uuid, to: &E164, body: SecretString) -> Result<SentSms, SmsError> {
+    pub async fn send_sms(
+        &self,
+        msp_id: Uuid,
+        to: &E164,
+        body: SecretString,
+    ) -> Result<SentSms, SmsError> {
         let result = self
             .sms
             .send(&SmsMessage {

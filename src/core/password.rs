@@ -17,14 +17,14 @@ const WORDS: &[&str] = &[
     "amber", "anchor", "apple", "arrow", "aspen", "badge", "bamboo", "basket", "beacon", "birch",
     "blossom", "bridge", "bronze", "cactus", "candle", "canyon", "carbon", "castle", "cedar",
     "cherry", "cinder", "cobalt", "comet", "copper", "coral", "cotton", "crystal", "delta",
-    "desert", "ember", "falcon", "fern", "fjord", "forest", "garnet", "ginger", "glacier", "granite",
-    "harbor", "hazel", "helium", "horizon", "island", "ivory", "jasper", "juniper", "kettle",
-    "lagoon", "lantern", "lemon", "linen", "magnet", "maple", "marble", "meadow", "meteor", "mint",
-    "nectar", "nickel", "oasis", "olive", "onyx", "orbit", "orchid", "otter", "paddle", "pepper",
-    "pebble", "pine", "planet", "prairie", "quartz", "quill", "raven", "reef", "ribbon", "river",
-    "saddle", "saffron", "salmon", "sierra", "silver", "sparrow", "spruce", "summit", "tango",
-    "thistle", "timber", "topaz", "tulip", "tundra", "velvet", "violet", "walnut", "willow",
-    "zephyr",
+    "desert", "ember", "falcon", "fern", "fjord", "forest", "garnet", "ginger", "glacier",
+    "granite", "harbor", "hazel", "helium", "horizon", "island", "ivory", "jasper", "juniper",
+    "kettle", "lagoon", "lantern", "lemon", "linen", "magnet", "maple", "marble", "meadow",
+    "meteor", "mint", "nectar", "nickel", "oasis", "olive", "onyx", "orbit", "orchid", "otter",
+    "paddle", "pepper", "pebble", "pine", "planet", "prairie", "quartz", "quill", "raven", "reef",
+    "ribbon", "river", "saddle", "saffron", "salmon", "sierra", "silver", "sparrow", "spruce",
+    "summit", "tango", "thistle", "timber", "topaz", "tulip", "tundra", "velvet", "violet",
+    "walnut", "willow", "zephyr",
 ];
 
 /// The two styles an MSP can choose.
@@ -63,7 +63,9 @@ pub fn generate(style: PasswordStyle, length: i32) -> SecretString {
         PasswordStyle::Passphrase => {
             let separator = SYMBOLS[rng.gen_range(0..SYMBOLS.len())] as char;
             let mut words: Vec<String> = Vec::new();
-            while words.iter().map(|w| w.len() + 1).sum::<usize>() < length.saturating_sub(2) || words.len() < 3 {
+            while words.iter().map(|w| w.len() + 1).sum::<usize>() < length.saturating_sub(2)
+                || words.len() < 3
+            {
                 words.push(WORDS[rng.gen_range(0..WORDS.len())].to_owned());
             }
             let capital = rng.gen_range(0..words.len());

@@ -22,7 +22,9 @@ use super::password::{PasswordStyle, generate};
 use super::share::{ShareOptions, ShareService};
 use super::verification::{VerificationService, verified_now};
 use crate::microsoft::MicrosoftErrorKind;
-use crate::store::repos::{AuditActor, AuditLog, MspAccount, NewAuditEvent, Tenant, TenantRepository};
+use crate::store::repos::{
+    AuditActor, AuditLog, MspAccount, NewAuditEvent, Tenant, TenantRepository,
+};
 use crate::store::verifications::{
     ClaimOutcome, NewReset, PasswordReset, ResetCompletion, ResetRepository, Verification,
     VerificationRepository,
@@ -108,22 +110,35 @@ impl ResetService {
         }
         let key = request.idempotency_key.trim();
         if !(8..=128).contains(&key.len())
-            || !key.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+            || !key
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
         {
             return Err(CoreError::InvalidInput {
                 field: "Idempotency-Key",
                 problem: "must be 8 to 128 letters, digits or - _ . : (a UUID is ideal)".into(),
             });
         }
-        let verification = match self.verifications.get_verification(request.verification_id).await? {
+        let verification = match self
+            .verifications
+            .get_verification(request.verification_id)
+            .await?
+        {
             Some(v) if v.msp_id == request.msp.id => v,
             _ => return Err(CoreError::VerificationNotFound),
         };
         if verification.tenant_id != request.tenant_id
             || verification.user_object_id != request.user_object_id
         {
-            self.audit_reset(&request, &verification, "refused", None, Some("verification_for_other_user"), None)
-                .await;
+            self.audit_reset(
+                &request,
+                &verification,
+                "refused",
+                None,
+                Some("verification_for_other_user"),
+                None,
+            )
+            .await;
             return Err(CoreError::VerificationForOtherUser);
         }
         let tenant = self
@@ -132,10 +147,19 @@ impl ResetService {
             .await?
             .ok_or(CoreError::TenantNotFound)?;
 
-        let result = self.reset_verified(&request, key, &verification, &tenant).await;
+        let result = self
+            .reset_verified(&request, key, &verification, &tenant)
+            .await;
         if let Err(err) = &result {
-            self.audit_reset(&request, &verification, "refused", err.upstream_request_id(), Some(err.code()), None)
-                .await;
+            self.audit_reset(
+                &request,
+                &verification,
+                "refused",
+                err.upstream_request_id(),
+                Some(err.code()),
+                None,
+            )
+            .await;
         }
         result
     }
@@ -166,14 +190,22 @@ impl ResetService {
                 searched: verification.user_principal_name.clone(),
             })?;
         if user.is_synced_from_on_premises() {
-            return Err(crate::microsoft::MicrosoftError::new(MicrosoftErrorKind::UserSyncedFromOnPremises).into());
+            return Err(crate::microsoft::MicrosoftError::new(
+                MicrosoftErrorKind::UserSyncedFromOnPremises,
+            )
+            .into());
         }
         if !request.msp.policy.allow_admin_reset {
             let roles = microsoft.graph.directory_roles(&graph, &user.id).await?;
             if !roles.is_empty() {
-                return Err(crate::microsoft::MicrosoftError::new(MicrosoftErrorKind::UserHoldsAdminRole {
-                    roles: roles.into_iter().map(|r| r.display_name.unwrap_or(r.id)).collect(),
-                })
+                return Err(crate::microsoft::MicrosoftError::new(
+                    MicrosoftErrorKind::UserHoldsAdminRole {
+                        roles: roles
+                            .into_iter()
+                            .map(|r| r.display_name.unwrap_or(r.id))
+                            .collect(),
+                    },
+                )
                 .into());
             }
         }
@@ -197,10 +229,16 @@ impl ResetService {
             .await?
         {
             ClaimOutcome::Claimed(reset) => reset,
-            ClaimOutcome::Existing(existing) => return self.wait_for(existing, verification.id).await,
+            ClaimOutcome::Existing(existing) => {
+                return self.wait_for(existing, verification.id).await;
+            }
             ClaimOutcome::VerificationSpent => return Err(CoreError::VerificationUsed),
         };
-        if !self.verifications.spend_verification(verification.id).await? {
+        if !self
+            .verifications
+            .spend_verification(verification.id)
+            .await?
+        {
             self.resets
                 .complete_reset(reset.id, failed("verification_used"))
                 .await?;
@@ -208,10 +246,18 @@ impl ResetService {
         }
 
         let policy = &request.msp.policy;
-        let password = generate(PasswordStyle::parse(&policy.password_style), policy.password_length);
+        let password = generate(
+            PasswordStyle::parse(&policy.password_style),
+            policy.password_length,
+        );
         let upstream_request_id = match microsoft
             .graph
-            .reset_password(&graph, &user.id, &password, policy.force_change_at_next_sign_in)
+            .reset_password(
+                &graph,
+                &user.id,
+                &password,
+                policy.force_change_at_next_sign_in,
+            )
             .await
         {
             Ok(id) => id,
@@ -241,11 +287,26 @@ impl ResetService {
                     url = secrecy::ExposeSecret::expose_secret(&share.url),
                 ));
                 match self.messenger.send_sms(request.msp.id, &phone, body).await {
-                    Ok(_) => (STATUS_COMPLETED, None, Some(share.id), Some(share.expires_at)),
-                    Err(err) => (STATUS_COMPLETED_SMS_FAILED, Some(err.code().to_owned()), Some(share.id), Some(share.expires_at)),
+                    Ok(_) => (
+                        STATUS_COMPLETED,
+                        None,
+                        Some(share.id),
+                        Some(share.expires_at),
+                    ),
+                    Err(err) => (
+                        STATUS_COMPLETED_SMS_FAILED,
+                        Some(err.code().to_owned()),
+                        Some(share.id),
+                        Some(share.expires_at),
+                    ),
                 }
             }
-            Err(err) => (STATUS_COMPLETED_SMS_FAILED, Some(err.code().to_owned()), None, None),
+            Err(err) => (
+                STATUS_COMPLETED_SMS_FAILED,
+                Some(err.code().to_owned()),
+                None,
+                None,
+            ),
         };
         let completed = self
             .resets
@@ -260,8 +321,15 @@ impl ResetService {
                 },
             )
             .await?;
-        self.audit_reset(request, verification, status, upstream_request_id, failure_code.as_deref(), Some(&completed))
-            .await;
+        self.audit_reset(
+            request,
+            verification,
+            status,
+            upstream_request_id,
+            failure_code.as_deref(),
+            Some(&completed),
+        )
+        .await;
         if let Some(observer) = self.observer.clone() {
             let (reset, verification) = (completed.clone(), verification.clone());
             tokio::spawn(async move { observer.reset_finished(&reset, &verification).await });
@@ -273,7 +341,12 @@ impl ResetService {
         })
     }
 
-    async fn existing_or_used(&self, request: &ResetRequest, key: &str, verification: &Verification) -> Result<ResetResult, CoreError> {
+    async fn existing_or_used(
+        &self,
+        request: &ResetRequest,
+        key: &str,
+        verification: &Verification,
+    ) -> Result<ResetResult, CoreError> {
         match self
             .resets
             .claim_reset(NewReset {
@@ -288,12 +361,18 @@ impl ResetService {
         {
             ClaimOutcome::Existing(existing) => self.wait_for(existing, verification.id).await,
             // Cannot be claimed: the verification's reset row exists under another key.
-            ClaimOutcome::VerificationSpent | ClaimOutcome::Claimed(_) => Err(CoreError::VerificationUsed),
+            ClaimOutcome::VerificationSpent | ClaimOutcome::Claimed(_) => {
+                Err(CoreError::VerificationUsed)
+            }
         }
     }
 
     /// The outcome of the reset that owns this idempotency key, once it is known.
-    async fn wait_for(&self, existing: PasswordReset, verification_id: Uuid) -> Result<ResetResult, CoreError> {
+    async fn wait_for(
+        &self,
+        existing: PasswordReset,
+        verification_id: Uuid,
+    ) -> Result<ResetResult, CoreError> {
         if existing.verification_id != verification_id {
             return Err(CoreError::IdempotencyKeyReused);
         }

@@ -110,6 +110,7 @@ pub struct VerificationService {
 }
 
 impl VerificationService {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         verifications: Arc<dyn VerificationRepository>,
         audit: Arc<dyn AuditLog>,
@@ -186,7 +187,10 @@ impl VerificationService {
                 method: Method::SmsCode,
                 available: true,
                 detail: if fallback {
-                    format!("A code by SMS to {} (the PSA contact's mobile, allowed by your policy).", phone.masked())
+                    format!(
+                        "A code by SMS to {} (the PSA contact's mobile, allowed by your policy).",
+                        phone.masked()
+                    )
                 } else {
                     format!("A code by SMS to {}.", phone.masked())
                 },
@@ -201,7 +205,8 @@ impl VerificationService {
             method: Method::SmsLink,
             available: sms.available,
             detail: if sms.available {
-                sms.detail.replace("A code by SMS", "A one-tap \"Yes, it's me\" link by SMS")
+                sms.detail
+                    .replace("A code by SMS", "A one-tap \"Yes, it's me\" link by SMS")
             } else {
                 sms.detail.clone()
             },
@@ -233,7 +238,8 @@ impl VerificationService {
             return Ok((phone, false));
         }
         if msp.policy.allow_contact_phone_fallback
-            && let Some(phone) = contact_mobile.and_then(|raw| E164::parse(raw, &self.sms_region).ok())
+            && let Some(phone) =
+                contact_mobile.and_then(|raw| E164::parse(raw, &self.sms_region).ok())
         {
             return Ok((phone, true));
         }
@@ -280,7 +286,11 @@ impl VerificationService {
         result
     }
 
-    async fn start_push(&self, request: &StartRequest, reason: Option<String>) -> Result<Verification, CoreError> {
+    async fn start_push(
+        &self,
+        request: &StartRequest,
+        reason: Option<String>,
+    ) -> Result<Verification, CoreError> {
         let credentials = self.directory.push_credentials(&request.tenant).await?;
         let microsoft = self.directory.microsoft().clone();
         // Read the default method first: when it is not the push, the connector would not
@@ -291,11 +301,13 @@ impl VerificationService {
             .await?;
         let current = preferences.user_preferred_method_for_secondary_authentication;
         if current.as_deref() != Some(PUSH_METHOD) {
-            return Err(MicrosoftError::new(MicrosoftErrorKind::PreferredMethodMismatch {
-                current_method: current.unwrap_or_else(|| "not set".into()),
-                can_fix: true,
-            })
-            .into());
+            return Err(
+                MicrosoftError::new(MicrosoftErrorKind::PreferredMethodMismatch {
+                    current_method: current.unwrap_or_else(|| "not set".into()),
+                    can_fix: true,
+                })
+                .into(),
+            );
         }
         let upn = Upn::parse(&request.user.upn).map_err(|err| CoreError::InvalidInput {
             field: "user",
@@ -305,7 +317,14 @@ impl VerificationService {
         let verification = self
             .verifications
             .begin_push(
-                self.new_verification(request, method::PUSH, None, reason, false, self.push_lifetime),
+                self.new_verification(
+                    request,
+                    method::PUSH,
+                    None,
+                    reason,
+                    false,
+                    self.push_lifetime,
+                ),
                 PushLimits {
                     max_per_window: policy.push_limit_count.max(1) as u64,
                     window: Duration::seconds(policy.push_limit_window_seconds.max(1) as i64),
@@ -313,8 +332,12 @@ impl VerificationService {
             )
             .await
             .map_err(|err| match err {
-                BeginPushError::AlreadyPending { pending_id } => CoreError::PushAlreadyPending { pending_id },
-                BeginPushError::RateLimited { retry_after } => CoreError::PushRateLimited { retry_after },
+                BeginPushError::AlreadyPending { pending_id } => {
+                    CoreError::PushAlreadyPending { pending_id }
+                }
+                BeginPushError::RateLimited { retry_after } => {
+                    CoreError::PushRateLimited { retry_after }
+                }
                 BeginPushError::Store(cause) => CoreError::Store(cause),
             })?;
 
@@ -339,14 +362,15 @@ impl VerificationService {
             let failure = decision.failure_code.clone();
             match service.record_decision(id, decision).await {
                 Ok(true) => {
-                    service.audit_event(
-                        &audit_request,
-                        "verification.push.result",
-                        status_text,
-                        upstream,
-                        serde_json::json!({ "verification_id": id, "code": failure }),
-                    )
-                    .await;
+                    service
+                        .audit_event(
+                            &audit_request,
+                            "verification.push.result",
+                            status_text,
+                            upstream,
+                            serde_json::json!({ "verification_id": id, "code": failure }),
+                        )
+                        .await;
                 }
                 Ok(false) => {} // cancelled meanwhile: the answer no longer matters
                 Err(err) => tracing::error!(error = %err, "could not record a push outcome"),
@@ -355,13 +379,26 @@ impl VerificationService {
         Ok(verification)
     }
 
-    async fn start_sms_code(&self, request: &StartRequest, reason: Option<String>) -> Result<Verification, CoreError> {
+    async fn start_sms_code(
+        &self,
+        request: &StartRequest,
+        reason: Option<String>,
+    ) -> Result<Verification, CoreError> {
         let (phone, fallback) = self
-            .mobile_for(&request.msp, &request.tenant, &request.user, request.context.contact_mobile.as_deref())
+            .mobile_for(
+                &request.msp,
+                &request.tenant,
+                &request.user,
+                request.context.contact_mobile.as_deref(),
+            )
             .await?;
         let code = format!("{:06}", rand::rngs::OsRng.gen_range(0..1_000_000u32));
         let salt = crate::store::access::random_token();
-        let code_hash = format!("{salt}:{}", self.keyring.mac_hex(CODE_MAC_PURPOSE, &format!("{salt}:{code}")));
+        let code_hash = format!(
+            "{salt}:{}",
+            self.keyring
+                .mac_hex(CODE_MAC_PURPOSE, &format!("{salt}:{code}"))
+        );
         let verification = self
             .verifications
             .create_verification(self.new_verification(
@@ -378,15 +415,25 @@ impl VerificationService {
             "{msp} help desk: your verification code is {code}. Read it to the technician you are speaking with. It expires in {CODE_LIFETIME_MINUTES} minutes. Not talking to {msp}? Ignore this message."
         ));
         if let Err(err) = self.messenger.send_sms(request.msp.id, &phone, body).await {
-            self.decide(verification.id, status::FAILED, Some(err.code()), None).await?;
+            self.decide(verification.id, status::FAILED, Some(err.code()), None)
+                .await?;
             return Err(err.into());
         }
         Ok(verification)
     }
 
-    async fn start_sms_link(&self, request: &StartRequest, reason: Option<String>) -> Result<Verification, CoreError> {
+    async fn start_sms_link(
+        &self,
+        request: &StartRequest,
+        reason: Option<String>,
+    ) -> Result<Verification, CoreError> {
         let (phone, fallback) = self
-            .mobile_for(&request.msp, &request.tenant, &request.user, request.context.contact_mobile.as_deref())
+            .mobile_for(
+                &request.msp,
+                &request.tenant,
+                &request.user,
+                request.context.contact_mobile.as_deref(),
+            )
             .await?;
         let token = crate::store::access::random_token();
         let verification = self
@@ -409,7 +456,8 @@ impl VerificationService {
             "{msp} help desk: are you on the phone with us right now? Confirm it is you: {link} (valid {LINK_LIFETIME_MINUTES} minutes). If not, do not open the link."
         ));
         if let Err(err) = self.messenger.send_sms(request.msp.id, &phone, body).await {
-            self.decide(verification.id, status::FAILED, Some(err.code()), None).await?;
+            self.decide(verification.id, status::FAILED, Some(err.code()), None)
+                .await?;
             return Err(err.into());
         }
         Ok(verification)
@@ -429,26 +477,49 @@ impl VerificationService {
     }
 
     /// The user tapped "Yes, it's me" (`confirmed`) or "No" on their link.
-    pub async fn answer_link(&self, msp: &MspAccount, token: &str, confirmed: bool) -> Result<Verification, CoreError> {
+    pub async fn answer_link(
+        &self,
+        msp: &MspAccount,
+        token: &str,
+        confirmed: bool,
+    ) -> Result<Verification, CoreError> {
         let verification = self.link_verification(token).await?;
         if verification.status != status::PENDING {
-            return Err(CoreError::VerificationFinished { status: verification.status });
+            return Err(CoreError::VerificationFinished {
+                status: verification.status,
+            });
         }
         if Utc::now() >= verification.expires_at {
-            self.decide(verification.id, status::EXPIRED, Some("link_expired"), None).await?;
+            self.decide(verification.id, status::EXPIRED, Some("link_expired"), None)
+                .await?;
             return Err(CoreError::CodeExpired);
         }
         let decided = if confirmed {
-            let until = Utc::now() + Duration::seconds(msp.policy.verified_window_seconds.max(60) as i64);
-            self.decide(verification.id, status::APPROVED, None, Some(until)).await?
+            let until =
+                Utc::now() + Duration::seconds(msp.policy.verified_window_seconds.max(60) as i64);
+            self.decide(verification.id, status::APPROVED, None, Some(until))
+                .await?
         } else {
-            self.decide(verification.id, status::DENIED, Some("denied_by_user"), None).await?
+            self.decide(
+                verification.id,
+                status::DENIED,
+                Some("denied_by_user"),
+                None,
+            )
+            .await?
         };
         if !decided {
-            return Err(CoreError::VerificationFinished { status: "decided".into() });
+            return Err(CoreError::VerificationFinished {
+                status: "decided".into(),
+            });
         }
-        self.audit_plain(msp.id, "verification.sms_link.answer", if confirmed { "approved" } else { "denied" }, &verification)
-            .await;
+        self.audit_plain(
+            msp.id,
+            "verification.sms_link.answer",
+            if confirmed { "approved" } else { "denied" },
+            &verification,
+        )
+        .await;
         self.owned(msp.id, verification.id).await
     }
 
@@ -464,7 +535,12 @@ impl VerificationService {
 
     /// Checks a code the caller read out. Wrong codes are counted; after
     /// [`MAX_CODE_ATTEMPTS`] the verification fails, and later attempts are refused.
-    pub async fn submit_code(&self, msp: &MspAccount, id: Uuid, code: &str) -> Result<Verification, CoreError> {
+    pub async fn submit_code(
+        &self,
+        msp: &MspAccount,
+        id: Uuid,
+        code: &str,
+    ) -> Result<Verification, CoreError> {
         let verification = self.owned(msp.id, id).await?;
         if verification.method != method::SMS_CODE {
             return Err(CoreError::InvalidInput {
@@ -473,17 +549,29 @@ impl VerificationService {
             });
         }
         if verification.status != status::PENDING {
-            return Err(match (verification.status.as_str(), verification.failure_code.as_deref()) {
-                (status::FAILED, Some("too_many_attempts")) => CoreError::TooManyAttempts,
-                (status::EXPIRED, _) => CoreError::CodeExpired,
-                (other, _) => CoreError::VerificationFinished { status: other.to_owned() },
-            });
+            return Err(
+                match (
+                    verification.status.as_str(),
+                    verification.failure_code.as_deref(),
+                ) {
+                    (status::FAILED, Some("too_many_attempts")) => CoreError::TooManyAttempts,
+                    (status::EXPIRED, _) => CoreError::CodeExpired,
+                    (other, _) => CoreError::VerificationFinished {
+                        status: other.to_owned(),
+                    },
+                },
+            );
         }
         if Utc::now() >= verification.expires_at {
-            self.decide(id, status::EXPIRED, Some("code_expired"), None).await?;
+            self.decide(id, status::EXPIRED, Some("code_expired"), None)
+                .await?;
             return Err(CoreError::CodeExpired);
         }
-        let Some(attempts) = self.verifications.count_code_attempt(id, MAX_CODE_ATTEMPTS).await? else {
+        let Some(attempts) = self
+            .verifications
+            .count_code_attempt(id, MAX_CODE_ATTEMPTS)
+            .await?
+        else {
             return Err(CoreError::TooManyAttempts);
         };
         let code = code.trim();
@@ -492,14 +580,19 @@ impl VerificationService {
             .as_deref()
             .and_then(|stored| stored.split_once(':'))
             .is_some_and(|(salt, mac)| {
-                code.len() == 6 && self.keyring.verify_mac(CODE_MAC_PURPOSE, &format!("{salt}:{code}"), mac)
+                code.len() == 6
+                    && self
+                        .keyring
+                        .verify_mac(CODE_MAC_PURPOSE, &format!("{salt}:{code}"), mac)
             });
         let decided = if matches {
-            let until = Utc::now() + Duration::seconds(msp.policy.verified_window_seconds.max(60) as i64);
+            let until =
+                Utc::now() + Duration::seconds(msp.policy.verified_window_seconds.max(60) as i64);
             self.decide(id, status::APPROVED, None, Some(until)).await?;
             Ok(())
         } else if attempts >= MAX_CODE_ATTEMPTS {
-            self.decide(id, status::FAILED, Some("too_many_attempts"), None).await?;
+            self.decide(id, status::FAILED, Some("too_many_attempts"), None)
+                .await?;
             Err(CoreError::CodeIncorrect { attempts_left: 0 })
         } else {
             Err(CoreError::CodeIncorrect {
@@ -509,7 +602,11 @@ impl VerificationService {
         self.audit_plain(
             msp.id,
             "verification.sms_code.submit",
-            if matches { "approved" } else { "code_incorrect" },
+            if matches {
+                "approved"
+            } else {
+                "code_incorrect"
+            },
             &verification,
         )
         .await;
@@ -524,12 +621,18 @@ impl VerificationService {
                 status: verification.status,
             });
         }
-        self.audit_plain(msp.id, "verification.cancel", "cancelled", &verification).await;
+        self.audit_plain(msp.id, "verification.cancel", "cancelled", &verification)
+            .await;
         self.owned(msp.id, id).await
     }
 
     /// The verification now, or when it stops being pending (at most `wait`).
-    pub async fn get(&self, msp_id: Uuid, id: Uuid, wait: StdDuration) -> Result<Verification, CoreError> {
+    pub async fn get(
+        &self,
+        msp_id: Uuid,
+        id: Uuid,
+        wait: StdDuration,
+    ) -> Result<Verification, CoreError> {
         let deadline = tokio::time::Instant::now() + wait;
         let mut changes = self.changes.subscribe();
         loop {
@@ -540,7 +643,9 @@ impl VerificationService {
             // Woken by a decision in this instance; the timeout also catches decisions made
             // by another instance.
             let remaining = deadline - tokio::time::Instant::now();
-            let _ = tokio::time::timeout(remaining.min(StdDuration::from_secs(1)), changes.changed()).await;
+            let _ =
+                tokio::time::timeout(remaining.min(StdDuration::from_secs(1)), changes.changed())
+                    .await;
         }
     }
 
@@ -578,7 +683,12 @@ impl VerificationService {
         Ok(result?)
     }
 
-    pub async fn history(&self, tenant: &Tenant, user: &DirectoryUser, limit: u64) -> Result<Vec<Verification>, CoreError> {
+    pub async fn history(
+        &self,
+        tenant: &Tenant,
+        user: &DirectoryUser,
+        limit: u64,
+    ) -> Result<Vec<Verification>, CoreError> {
         let mut items = self
             .verifications
             .verification_history(tenant.id, &user.object_id, limit)
@@ -602,7 +712,8 @@ impl VerificationService {
     /// recorded as expired when next read.
     async fn expire_if_stale(&self, verification: Verification) -> Result<Verification, CoreError> {
         if verification.status == status::PENDING && Utc::now() >= verification.expires_at {
-            self.decide(verification.id, status::EXPIRED, Some("expired"), None).await?;
+            self.decide(verification.id, status::EXPIRED, Some("expired"), None)
+                .await?;
             return self.owned(verification.msp_id, verification.id).await;
         }
         Ok(verification)
@@ -691,7 +802,13 @@ impl VerificationService {
         }
     }
 
-    async fn audit_plain(&self, msp_id: Uuid, action: &str, outcome: &str, verification: &Verification) {
+    async fn audit_plain(
+        &self,
+        msp_id: Uuid,
+        action: &str,
+        outcome: &str,
+        verification: &Verification,
+    ) {
         let event = NewAuditEvent {
             msp_id,
             actor: AuditActor {
@@ -742,7 +859,10 @@ fn decision_for(outcome: &PushOutcome, window: Duration) -> Decision {
             failure_code: Some("no_response".into()),
             verified_until: None,
         },
-        PushOutcome::Other { code } => failed(&format!("other:{}", code.chars().take(60).collect::<String>())),
+        PushOutcome::Other { code } => failed(&format!(
+            "other:{}",
+            code.chars().take(60).collect::<String>()
+        )),
         other => failed(other.code()),
     }
 }

@@ -54,7 +54,12 @@ pub struct Autotask {
 impl Autotask {
     pub fn new(config: &Config, metrics: &Metrics) -> Autotask {
         Autotask {
-            upstream: Upstream::new("psa_autotask", Duration::from_secs(15), metrics.clone(), RetryPolicy::default()),
+            upstream: Upstream::new(
+                "psa_autotask",
+                Duration::from_secs(15),
+                metrics.clone(),
+                RetryPolicy::default(),
+            ),
             zone_lookup_url: config.psa.autotask.zone_lookup_url.to_string(),
             max_signature_age: config.psa.autotask.max_signature_age_seconds,
             zones: Cache::builder()
@@ -78,13 +83,19 @@ impl Autotask {
     }
 
     async fn lookup_zone(&self, connection: &PsaConnection) -> Result<String, PsaError> {
-        let settings: Settings = parse_json(&connection.settings, "Autotask settings").unwrap_or_default();
+        let settings: Settings =
+            parse_json(&connection.settings, "Autotask settings").unwrap_or_default();
         let credentials = Self::credentials(connection)?;
-        let base = settings.zone_lookup_url.unwrap_or_else(|| self.zone_lookup_url.clone());
+        let base = settings
+            .zone_lookup_url
+            .unwrap_or_else(|| self.zone_lookup_url.clone());
         let mut url = url::Url::parse(&base)
             .and_then(|u| u.join("v1.0/zoneInformation"))
-            .map_err(|_| PsaError::Misconfigured("the Autotask zone lookup URL is not valid".into()))?;
-        url.query_pairs_mut().append_pair("user", &credentials.api_user);
+            .map_err(|_| {
+                PsaError::Misconfigured("the Autotask zone lookup URL is not valid".into())
+            })?;
+        url.query_pairs_mut()
+            .append_pair("user", &credentials.api_user);
         let response = self
             .upstream
             .send(Idempotency::Idempotent, |client| client.get(url.clone()))
@@ -101,7 +112,13 @@ impl Autotask {
             .map_err(|_| PsaError::Unexpected("unreadable zone".into()))?;
         zone["url"]
             .as_str()
-            .map(|u| if u.ends_with('/') { u.to_owned() } else { format!("{u}/") })
+            .map(|u| {
+                if u.ends_with('/') {
+                    u.to_owned()
+                } else {
+                    format!("{u}/")
+                }
+            })
             .ok_or_else(|| PsaError::Unexpected("zone without url".into()))
     }
 
@@ -138,14 +155,29 @@ impl Autotask {
         if !response.status().is_success() {
             return Err(status_error(&response, what));
         }
-        response.json().await.map_err(|_| PsaError::Unexpected("unreadable JSON".into()))
+        response
+            .json()
+            .await
+            .map_err(|_| PsaError::Unexpected("unreadable JSON".into()))
     }
 
     /// `GET {Entity}/{id}` -> the item; Autotask answers 200 with `"item": null` for an
     /// unknown id.
-    async fn item(&self, connection: &PsaConnection, entity: &str, id: u64, what: &'static str) -> Result<serde_json::Value, PsaError> {
+    async fn item(
+        &self,
+        connection: &PsaConnection,
+        entity: &str,
+        id: u64,
+        what: &'static str,
+    ) -> Result<serde_json::Value, PsaError> {
         let body = self
-            .call(connection, reqwest::Method::GET, &format!("{entity}/{id}"), None, what)
+            .call(
+                connection,
+                reqwest::Method::GET,
+                &format!("{entity}/{id}"),
+                None,
+                what,
+            )
             .await?;
         match body.get("item") {
             Some(item) if !item.is_null() => Ok(item.clone()),
@@ -160,17 +192,30 @@ impl PsaAdapter for Autotask {
         PsaKind::Autotask
     }
 
-    async fn authenticate_embed(&self, connection: &PsaConnection, load: &EmbedLoad) -> Result<VouchedEmbed, PsaError> {
+    async fn authenticate_embed(
+        &self,
+        connection: &PsaConnection,
+        load: &EmbedLoad,
+    ) -> Result<VouchedEmbed, PsaError> {
         let EmbedLoad::Signed(params) = load else {
             return Err(PsaError::Unsigned);
         };
         let credentials = Self::credentials(connection)?;
-        signing::verify(params, &credentials.insight_secret, self.max_signature_age, chrono::Utc::now().timestamp())?;
-        let ticket_id = param(params, TICKET_PARAM).ok_or(PsaError::Unsigned)?.to_owned();
+        signing::verify(
+            params,
+            &credentials.insight_secret,
+            self.max_signature_age,
+            chrono::Utc::now().timestamp(),
+        )?;
+        let ticket_id = param(params, TICKET_PARAM)
+            .ok_or(PsaError::Unsigned)?
+            .to_owned();
         let resource_id: u64 = param(params, RESOURCE_PARAM)
             .and_then(|r| r.parse().ok())
             .ok_or(PsaError::Unsigned)?;
-        let resource = self.item(connection, "Resources", resource_id, "resource").await?;
+        let resource = self
+            .item(connection, "Resources", resource_id, "resource")
+            .await?;
         let name = format!(
             "{} {}",
             resource["firstName"].as_str().unwrap_or_default(),
@@ -186,12 +231,21 @@ impl PsaAdapter for Autotask {
         })
     }
 
-    async fn ticket(&self, connection: &PsaConnection, ticket_id: &str) -> Result<TicketContact, PsaError> {
-        let id: u64 = ticket_id.parse().map_err(|_| PsaError::NotFound("ticket"))?;
+    async fn ticket(
+        &self,
+        connection: &PsaConnection,
+        ticket_id: &str,
+    ) -> Result<TicketContact, PsaError> {
+        let id: u64 = ticket_id
+            .parse()
+            .map_err(|_| PsaError::NotFound("ticket"))?;
         let ticket = self.item(connection, "Tickets", id, "ticket").await?;
         let company = match ticket["companyID"].as_u64() {
             Some(company_id) => {
-                let company = self.item(connection, "Companies", company_id, "company").await.ok();
+                let company = self
+                    .item(connection, "Companies", company_id, "company")
+                    .await
+                    .ok();
                 Some(PsaCompany {
                     id: company_id.to_string(),
                     name: company
@@ -203,7 +257,9 @@ impl PsaAdapter for Autotask {
         };
         let contact = match ticket["contactID"].as_u64() {
             Some(contact_id) => {
-                let contact = self.item(connection, "Contacts", contact_id, "contact").await?;
+                let contact = self
+                    .item(connection, "Contacts", contact_id, "contact")
+                    .await?;
                 let text = |key: &str| contact[key].as_str().map(str::to_owned);
                 Some(PsaContact {
                     id: contact_id.to_string(),
@@ -214,7 +270,11 @@ impl PsaAdapter for Autotask {
                     )
                     .trim()
                     .to_owned(),
-                    emails: clean_list([text("emailAddress"), text("emailAddress2"), text("emailAddress3")]),
+                    emails: clean_list([
+                        text("emailAddress"),
+                        text("emailAddress2"),
+                        text("emailAddress3"),
+                    ]),
                     mobile: clean_list([text("mobilePhone")]).into_iter().next(),
                 })
             }
@@ -228,24 +288,43 @@ impl PsaAdapter for Autotask {
         })
     }
 
-    async fn add_internal_note(&self, connection: &PsaConnection, ticket_id: &str, text: &str) -> Result<(), PsaError> {
-        let id: u64 = ticket_id.parse().map_err(|_| PsaError::NotFound("ticket"))?;
+    async fn add_internal_note(
+        &self,
+        connection: &PsaConnection,
+        ticket_id: &str,
+        text: &str,
+    ) -> Result<(), PsaError> {
+        let id: u64 = ticket_id
+            .parse()
+            .map_err(|_| PsaError::NotFound("ticket"))?;
         let body = serde_json::json!({
             "title": "Vouch",
             "description": text,
             "noteType": INTERNAL_NOTE_TYPE,
             "publish": INTERNAL_NOTE_PUBLISH,
         });
-        self.call(connection, reqwest::Method::POST, &format!("Tickets/{id}/Notes"), Some(body), "ticket")
-            .await
-            .map(|_| ())
+        self.call(
+            connection,
+            reqwest::Method::POST,
+            &format!("Tickets/{id}/Notes"),
+            Some(body),
+            "ticket",
+        )
+        .await
+        .map(|_| ())
     }
 
     async fn test_connection(&self, connection: &PsaConnection) -> Result<(), PsaError> {
         self.zones.invalidate(&connection.id).await;
         // A read that needs the API credentials (an unknown id answers 200 with no item).
-        self.call(connection, reqwest::Method::GET, "Companies/0", None, "company")
-            .await
-            .map(|_| ())
+        self.call(
+            connection,
+            reqwest::Method::GET,
+            "Companies/0",
+            None,
+            "company",
+        )
+        .await
+        .map(|_| ())
     }
 }

@@ -50,7 +50,12 @@ pub struct ConnectWise {
 impl ConnectWise {
     pub fn new(config: &Config, metrics: &Metrics) -> ConnectWise {
         ConnectWise {
-            upstream: Upstream::new("psa_connectwise", Duration::from_secs(15), metrics.clone(), RetryPolicy::default()),
+            upstream: Upstream::new(
+                "psa_connectwise",
+                Duration::from_secs(15),
+                metrics.clone(),
+                RetryPolicy::default(),
+            ),
             default_client_id: config.psa.connectwise.client_id.clone(),
         }
     }
@@ -61,7 +66,12 @@ impl ConnectWise {
             .client_id
             .clone()
             .or_else(|| self.default_client_id.clone())
-            .ok_or_else(|| PsaError::Misconfigured("no ConnectWise clientId (settings.client_id or psa.connectwise.client_id)".into()))?;
+            .ok_or_else(|| {
+                PsaError::Misconfigured(
+                    "no ConnectWise clientId (settings.client_id or psa.connectwise.client_id)"
+                        .into(),
+                )
+            })?;
         let api = format!(
             "{}/{}/apis/3.0",
             connection.base_url.trim_end_matches('/'),
@@ -70,16 +80,32 @@ impl ConnectWise {
         Ok((settings, client_id, api))
     }
 
-    fn authorization(&self, connection: &PsaConnection, company_id: &str) -> Result<String, PsaError> {
+    fn authorization(
+        &self,
+        connection: &PsaConnection,
+        company_id: &str,
+    ) -> Result<String, PsaError> {
         let credentials: Credentials = serde_json::from_str(connection.credentials.expose_secret())
-            .map_err(|_| PsaError::Misconfigured("ConnectWise credentials need public_key and private_key".into()))?;
+            .map_err(|_| {
+                PsaError::Misconfigured(
+                    "ConnectWise credentials need public_key and private_key".into(),
+                )
+            })?;
         Ok(format!(
             "Basic {}",
-            BASE64.encode(format!("{company_id}+{}:{}", credentials.public_key, credentials.private_key))
+            BASE64.encode(format!(
+                "{company_id}+{}:{}",
+                credentials.public_key, credentials.private_key
+            ))
         ))
     }
 
-    async fn get_json(&self, connection: &PsaConnection, path: &str, what: &'static str) -> Result<serde_json::Value, PsaError> {
+    async fn get_json(
+        &self,
+        connection: &PsaConnection,
+        path: &str,
+        what: &'static str,
+    ) -> Result<serde_json::Value, PsaError> {
         let (settings, client_id, api) = self.settings(connection)?;
         let authorization = self.authorization(connection, &settings.company_id)?;
         let url = format!("{api}{path}");
@@ -96,7 +122,10 @@ impl ConnectWise {
         if !response.status().is_success() {
             return Err(status_error(&response, what));
         }
-        response.json().await.map_err(|_| PsaError::Unexpected("unreadable JSON".into()))
+        response
+            .json()
+            .await
+            .map_err(|_| PsaError::Unexpected("unreadable JSON".into()))
     }
 }
 
@@ -117,7 +146,11 @@ impl PsaAdapter for ConnectWise {
         PsaKind::ConnectWise
     }
 
-    async fn authenticate_embed(&self, connection: &PsaConnection, load: &EmbedLoad) -> Result<VouchedEmbed, PsaError> {
+    async fn authenticate_embed(
+        &self,
+        connection: &PsaConnection,
+        load: &EmbedLoad,
+    ) -> Result<VouchedEmbed, PsaError> {
         let EmbedLoad::ConnectWiseMember(member) = load else {
             return Err(PsaError::Unsigned);
         };
@@ -126,7 +159,12 @@ impl PsaAdapter for ConnectWise {
         if !member.companyid.eq_ignore_ascii_case(&settings.company_id) {
             return Err(PsaError::WrongCompany);
         }
-        let safe = |v: &str| !v.is_empty() && v.len() <= 512 && v.bytes().all(|b| b.is_ascii_graphic() && b != b';' && b != b',');
+        let safe = |v: &str| {
+            !v.is_empty()
+                && v.len() <= 512
+                && v.bytes()
+                    .all(|b| b.is_ascii_graphic() && b != b';' && b != b',')
+        };
         if !safe(&member.memberid) || !safe(&member.member_hash) {
             return Err(PsaError::MemberRejected);
         }
@@ -165,37 +203,67 @@ impl PsaAdapter for ConnectWise {
         Ok(VouchedEmbed {
             technician: PsaTechnician {
                 member_id: info.identifier.clone(),
-                name: if name.trim().is_empty() { info.identifier } else { name },
+                name: if name.trim().is_empty() {
+                    info.identifier
+                } else {
+                    name
+                },
                 email: info.office_email,
             },
             ticket_id: member.ticket_id.clone(),
         })
     }
 
-    async fn ticket(&self, connection: &PsaConnection, ticket_id: &str) -> Result<TicketContact, PsaError> {
-        let id: u64 = ticket_id.parse().map_err(|_| PsaError::NotFound("ticket"))?;
-        let ticket = self.get_json(connection, &format!("/service/tickets/{id}"), "ticket").await?;
+    async fn ticket(
+        &self,
+        connection: &PsaConnection,
+        ticket_id: &str,
+    ) -> Result<TicketContact, PsaError> {
+        let id: u64 = ticket_id
+            .parse()
+            .map_err(|_| PsaError::NotFound("ticket"))?;
+        let ticket = self
+            .get_json(connection, &format!("/service/tickets/{id}"), "ticket")
+            .await?;
         let company = ticket["company"]["id"].as_u64().map(|cid| PsaCompany {
             id: cid.to_string(),
-            name: ticket["company"]["name"].as_str().unwrap_or_default().to_owned(),
+            name: ticket["company"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
         });
         let contact = match ticket["contact"]["id"].as_u64() {
             Some(contact_id) => {
                 let contact = self
-                    .get_json(connection, &format!("/company/contacts/{contact_id}"), "contact")
+                    .get_json(
+                        connection,
+                        &format!("/company/contacts/{contact_id}"),
+                        "contact",
+                    )
                     .await?;
-                let items = contact["communicationItems"].as_array().cloned().unwrap_or_default();
+                let items = contact["communicationItems"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default();
                 let mut emails: Vec<(bool, String)> = items
                     .iter()
                     .filter(|item| item["communicationType"] == "Email")
-                    .filter_map(|item| item["value"].as_str().map(|v| (item["defaultFlag"] == true, v.to_owned())))
+                    .filter_map(|item| {
+                        item["value"]
+                            .as_str()
+                            .map(|v| (item["defaultFlag"] == true, v.to_owned()))
+                    })
                     .collect();
                 // Primary (default) address first.
                 emails.sort_by_key(|(default, _)| !*default);
                 let mobile = items
                     .iter()
                     .filter(|item| item["communicationType"] == "Phone")
-                    .find(|item| item["type"]["name"].as_str().is_some_and(|n| n.eq_ignore_ascii_case("mobile")))
+                    .find(|item| {
+                        item["type"]["name"]
+                            .as_str()
+                            .is_some_and(|n| n.eq_ignore_ascii_case("mobile"))
+                    })
                     .and_then(|item| item["value"].as_str().map(str::to_owned));
                 let name = format!(
                     "{} {}",
@@ -219,8 +287,15 @@ impl PsaAdapter for ConnectWise {
         })
     }
 
-    async fn add_internal_note(&self, connection: &PsaConnection, ticket_id: &str, text: &str) -> Result<(), PsaError> {
-        let id: u64 = ticket_id.parse().map_err(|_| PsaError::NotFound("ticket"))?;
+    async fn add_internal_note(
+        &self,
+        connection: &PsaConnection,
+        ticket_id: &str,
+        text: &str,
+    ) -> Result<(), PsaError> {
+        let id: u64 = ticket_id
+            .parse()
+            .map_err(|_| PsaError::NotFound("ticket"))?;
         let (settings, client_id, api) = self.settings(connection)?;
         let authorization = self.authorization(connection, &settings.company_id)?;
         let url = format!("{api}/service/tickets/{id}/notes");
@@ -248,6 +323,8 @@ impl PsaAdapter for ConnectWise {
     }
 
     async fn test_connection(&self, connection: &PsaConnection) -> Result<(), PsaError> {
-        self.get_json(connection, "/service/tickets?pageSize=1", "ticket").await.map(|_| ())
+        self.get_json(connection, "/service/tickets?pageSize=1", "ticket")
+            .await
+            .map(|_| ())
     }
 }

@@ -57,7 +57,12 @@ pub struct HaloPsa {
 impl HaloPsa {
     pub fn new(config: &Config, metrics: &Metrics) -> HaloPsa {
         HaloPsa {
-            upstream: Upstream::new("psa_halopsa", Duration::from_secs(15), metrics.clone(), RetryPolicy::default()),
+            upstream: Upstream::new(
+                "psa_halopsa",
+                Duration::from_secs(15),
+                metrics.clone(),
+                RetryPolicy::default(),
+            ),
             max_signature_age: config.psa.halopsa.max_signature_age_seconds,
             // Halo tokens last an hour; re-asking after 50 minutes never uses a stale one.
             tokens: Cache::builder()
@@ -68,8 +73,11 @@ impl HaloPsa {
     }
 
     fn credentials(connection: &PsaConnection) -> Result<Credentials, PsaError> {
-        serde_json::from_str(connection.credentials.expose_secret())
-            .map_err(|_| PsaError::Misconfigured("HaloPSA credentials need client_id, client_secret and tab_secret".into()))
+        serde_json::from_str(connection.credentials.expose_secret()).map_err(|_| {
+            PsaError::Misconfigured(
+                "HaloPSA credentials need client_id, client_secret and tab_secret".into(),
+            )
+        })
     }
 
     async fn token(&self, connection: &PsaConnection) -> Result<Arc<SecretString>, PsaError> {
@@ -84,7 +92,10 @@ impl HaloPsa {
         let credentials = Self::credentials(connection)?;
         let mut url = format!("{}/token", settings.auth_url.trim_end_matches('/'));
         if let Some(tenant) = &settings.tenant {
-            url.push_str(&format!("?tenant={}", url::form_urlencoded::byte_serialize(tenant.as_bytes()).collect::<String>()));
+            url.push_str(&format!(
+                "?tenant={}",
+                url::form_urlencoded::byte_serialize(tenant.as_bytes()).collect::<String>()
+            ));
         }
         let response = self
             .upstream
@@ -130,7 +141,9 @@ impl HaloPsa {
         let response = self
             .upstream
             .send(idempotency, |client| {
-                let request = client.request(method.clone(), &url).header("Authorization", &bearer);
+                let request = client
+                    .request(method.clone(), &url)
+                    .header("Authorization", &bearer);
                 match &body {
                     Some(body) => request.json(body),
                     None => request,
@@ -144,7 +157,10 @@ impl HaloPsa {
         if !response.status().is_success() {
             return Err(status_error(&response, what));
         }
-        response.json().await.map_err(|_| PsaError::Unexpected("unreadable JSON".into()))
+        response
+            .json()
+            .await
+            .map_err(|_| PsaError::Unexpected("unreadable JSON".into()))
     }
 }
 
@@ -154,19 +170,36 @@ impl PsaAdapter for HaloPsa {
         PsaKind::HaloPsa
     }
 
-    async fn authenticate_embed(&self, connection: &PsaConnection, load: &EmbedLoad) -> Result<VouchedEmbed, PsaError> {
+    async fn authenticate_embed(
+        &self,
+        connection: &PsaConnection,
+        load: &EmbedLoad,
+    ) -> Result<VouchedEmbed, PsaError> {
         let EmbedLoad::Signed(params) = load else {
             return Err(PsaError::Unsigned);
         };
         let credentials = Self::credentials(connection)?;
-        signing::verify(params, &credentials.tab_secret, self.max_signature_age, chrono::Utc::now().timestamp())?;
-        let ticket_id = param(params, TICKET_PARAM).ok_or(PsaError::Unsigned)?.to_owned();
+        signing::verify(
+            params,
+            &credentials.tab_secret,
+            self.max_signature_age,
+            chrono::Utc::now().timestamp(),
+        )?;
+        let ticket_id = param(params, TICKET_PARAM)
+            .ok_or(PsaError::Unsigned)?
+            .to_owned();
         let agent_id: u64 = param(params, AGENT_PARAM)
             .and_then(|a| a.parse().ok())
             .ok_or(PsaError::Unsigned)?;
         // The signed agent id is who the technician is; the name comes from Halo itself.
         let agent = self
-            .call(connection, reqwest::Method::GET, &format!("Agent/{agent_id}"), None, "agent")
+            .call(
+                connection,
+                reqwest::Method::GET,
+                &format!("Agent/{agent_id}"),
+                None,
+                "agent",
+            )
             .await?;
         Ok(VouchedEmbed {
             technician: PsaTechnician {
@@ -178,26 +211,49 @@ impl PsaAdapter for HaloPsa {
         })
     }
 
-    async fn ticket(&self, connection: &PsaConnection, ticket_id: &str) -> Result<TicketContact, PsaError> {
-        let id: u64 = ticket_id.parse().map_err(|_| PsaError::NotFound("ticket"))?;
+    async fn ticket(
+        &self,
+        connection: &PsaConnection,
+        ticket_id: &str,
+    ) -> Result<TicketContact, PsaError> {
+        let id: u64 = ticket_id
+            .parse()
+            .map_err(|_| PsaError::NotFound("ticket"))?;
         let ticket = self
-            .call(connection, reqwest::Method::GET, &format!("Tickets/{id}"), None, "ticket")
+            .call(
+                connection,
+                reqwest::Method::GET,
+                &format!("Tickets/{id}"),
+                None,
+                "ticket",
+            )
             .await?;
         let company = ticket["client_id"].as_u64().map(|cid| PsaCompany {
             id: cid.to_string(),
-            name: ticket["client_name"].as_str().unwrap_or_default().to_owned(),
+            name: ticket["client_name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
         });
         let contact = match ticket["user_id"].as_u64().filter(|id| *id > 0) {
             Some(user_id) => {
                 let user = self
-                    .call(connection, reqwest::Method::GET, &format!("Users/{user_id}"), None, "contact")
+                    .call(
+                        connection,
+                        reqwest::Method::GET,
+                        &format!("Users/{user_id}"),
+                        None,
+                        "contact",
+                    )
                     .await?;
                 let text = |key: &str| user[key].as_str().map(str::to_owned);
                 Some(PsaContact {
                     id: user_id.to_string(),
                     name: user["name"].as_str().unwrap_or_default().to_owned(),
                     emails: clean_list([text("emailaddress"), text("email2"), text("email3")]),
-                    mobile: clean_list([text("mobilenumber"), text("mobilenumber2")]).into_iter().next(),
+                    mobile: clean_list([text("mobilenumber"), text("mobilenumber2")])
+                        .into_iter()
+                        .next(),
                 })
             }
             None => None,
@@ -210,8 +266,15 @@ impl PsaAdapter for HaloPsa {
         })
     }
 
-    async fn add_internal_note(&self, connection: &PsaConnection, ticket_id: &str, text: &str) -> Result<(), PsaError> {
-        let id: u64 = ticket_id.parse().map_err(|_| PsaError::NotFound("ticket"))?;
+    async fn add_internal_note(
+        &self,
+        connection: &PsaConnection,
+        ticket_id: &str,
+        text: &str,
+    ) -> Result<(), PsaError> {
+        let id: u64 = ticket_id
+            .parse()
+            .map_err(|_| PsaError::NotFound("ticket"))?;
         let html = text
             .replace('&', "&amp;")
             .replace('<', "&lt;")
@@ -224,9 +287,15 @@ impl PsaAdapter for HaloPsa {
             "hiddenfromuser": true,
             "sendemail": false,
         }]);
-        self.call(connection, reqwest::Method::POST, "Actions", Some(body), "ticket")
-            .await
-            .map(|_| ())
+        self.call(
+            connection,
+            reqwest::Method::POST,
+            "Actions",
+            Some(body),
+            "ticket",
+        )
+        .await
+        .map(|_| ())
     }
 
     async fn test_connection(&self, connection: &PsaConnection) -> Result<(), PsaError> {

@@ -101,11 +101,15 @@ pub struct PsaCompany {
 pub enum PsaError {
     #[error("The embed load carries no signature; open Vouch from the PSA ticket.")]
     Unsigned,
-    #[error("The embed load's signature is not valid. Check that the secret configured in Vouch matches the PSA's.")]
+    #[error(
+        "The embed load's signature is not valid. Check that the secret configured in Vouch matches the PSA's."
+    )]
     BadSignature,
     #[error("The embed load is too old; reload the ticket in the PSA.")]
     Stale,
-    #[error("The PSA did not confirm this technician's session. Reload the ticket; if it persists, sign in to the PSA again.")]
+    #[error(
+        "The PSA did not confirm this technician's session. Reload the ticket; if it persists, sign in to the PSA again."
+    )]
     MemberRejected,
     #[error("This technician belongs to another PSA company than the one connected to Vouch.")]
     WrongCompany,
@@ -182,13 +186,26 @@ pub trait PsaAdapter: Send + Sync {
     fn kind(&self) -> PsaKind;
 
     /// Checks that the PSA really vouches for this load; returns the technician and ticket.
-    async fn authenticate_embed(&self, connection: &PsaConnection, load: &EmbedLoad) -> Result<VouchedEmbed, PsaError>;
+    async fn authenticate_embed(
+        &self,
+        connection: &PsaConnection,
+        load: &EmbedLoad,
+    ) -> Result<VouchedEmbed, PsaError>;
 
     /// The ticket and its contact, read through the PSA's REST API.
-    async fn ticket(&self, connection: &PsaConnection, ticket_id: &str) -> Result<TicketContact, PsaError>;
+    async fn ticket(
+        &self,
+        connection: &PsaConnection,
+        ticket_id: &str,
+    ) -> Result<TicketContact, PsaError>;
 
     /// Writes an internal (not customer-visible) note on the ticket.
-    async fn add_internal_note(&self, connection: &PsaConnection, ticket_id: &str, text: &str) -> Result<(), PsaError>;
+    async fn add_internal_note(
+        &self,
+        connection: &PsaConnection,
+        ticket_id: &str,
+        text: &str,
+    ) -> Result<(), PsaError>;
 
     /// Proves the connection's credentials with a harmless read.
     async fn test_connection(&self, connection: &PsaConnection) -> Result<(), PsaError>;
@@ -219,23 +236,36 @@ impl PsaAdapters {
     }
 
     pub fn adapter(&self, kind: PsaKind) -> &Arc<dyn PsaAdapter> {
-        self.adapters.get(&kind).expect("every PSA kind has an adapter")
+        self.adapters
+            .get(&kind)
+            .expect("every PSA kind has an adapter")
     }
 
     /// The ticket and contact, from the cache when read in the last minute.
-    pub async fn ticket(&self, connection: &PsaConnection, ticket_id: &str) -> Result<TicketContact, PsaError> {
+    pub async fn ticket(
+        &self,
+        connection: &PsaConnection,
+        ticket_id: &str,
+    ) -> Result<TicketContact, PsaError> {
         let key = (connection.id, ticket_id.to_owned());
         let adapter = self.adapter(connection.kind).clone();
         self.tickets
-            .try_get_with(key, async move { adapter.ticket(connection, ticket_id).await })
+            .try_get_with(
+                key,
+                async move { adapter.ticket(connection, ticket_id).await },
+            )
             .await
             .map_err(|err| (*err).clone())
     }
 }
 
 /// Reads a connection's settings or credentials JSON into `T`, naming what is missing.
-pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(value: &serde_json::Value, what: &str) -> Result<T, PsaError> {
-    serde_json::from_value(value.clone()).map_err(|err| PsaError::Misconfigured(format!("{what}: {err}")))
+pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(
+    value: &serde_json::Value,
+    what: &str,
+) -> Result<T, PsaError> {
+    serde_json::from_value(value.clone())
+        .map_err(|err| PsaError::Misconfigured(format!("{what}: {err}")))
 }
 
 /// The e-mail addresses and phone fields of a contact, cleaned: trimmed, empty dropped,

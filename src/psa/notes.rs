@@ -22,7 +22,10 @@ impl TicketNotes {
     }
 
     async fn write(&self, verification: &Verification, text: String) {
-        let (Some(connection_id), Some(ticket_id)) = (verification.psa_connection_id, verification.psa_ticket_id.as_deref()) else {
+        let (Some(connection_id), Some(ticket_id)) = (
+            verification.psa_connection_id,
+            verification.psa_ticket_id.as_deref(),
+        ) else {
             return; // started from the API, not from a ticket
         };
         let connection = match self.store.get_connection(connection_id).await {
@@ -34,8 +37,15 @@ impl TicketNotes {
             }
         };
         let adapter = self.adapters.adapter(connection.kind);
-        if let Err(err) = adapter.add_internal_note(&connection, ticket_id, &text).await {
-            tracing::warn!(code = err.code(), psa = connection.kind.as_str(), "could not write the ticket note");
+        if let Err(err) = adapter
+            .add_internal_note(&connection, ticket_id, &text)
+            .await
+        {
+            tracing::warn!(
+                code = err.code(),
+                psa = connection.kind.as_str(),
+                "could not write the ticket note"
+            );
         }
     }
 
@@ -60,7 +70,10 @@ fn method_name(method_value: &str) -> &'static str {
 }
 
 fn outcome_text(verification: &Verification) -> String {
-    match (verification.status.as_str(), verification.failure_code.as_deref()) {
+    match (
+        verification.status.as_str(),
+        verification.failure_code.as_deref(),
+    ) {
         (status::APPROVED, _) => {
             let minutes = verification
                 .verified_until
@@ -69,7 +82,9 @@ fn outcome_text(verification: &Verification) -> String {
                 .unwrap_or(0);
             format!("VERIFIED (valid for {minutes} minutes)")
         }
-        (status::DENIED, Some("fraud_reported")) => "DENIED: the user reported it as fraud (\"It's not me\")".to_owned(),
+        (status::DENIED, Some("fraud_reported")) => {
+            "DENIED: the user reported it as fraud (\"It's not me\")".to_owned()
+        }
         (status::DENIED, _) => "DENIED by the user".to_owned(),
         (status::EXPIRED, _) => "EXPIRED: no answer in time".to_owned(),
         (status::CANCELLED, _) => "cancelled by the technician".to_owned(),
@@ -89,7 +104,9 @@ impl ActivityObserver for TicketNotes {
             self.technician_name(verification).await
         );
         if let Some(reason) = &verification.reason {
-            text.push_str(&format!(" Not the ticket's contact; reason given: {reason}."));
+            text.push_str(&format!(
+                " Not the ticket's contact; reason given: {reason}."
+            ));
         }
         if verification.used_contact_phone_fallback {
             text.push_str(" The code went to the PSA contact's mobile (MSP policy allows it).");
@@ -103,7 +120,10 @@ impl ActivityObserver for TicketNotes {
                 "Vouch: the Microsoft 365 password of {} was reset by {}. A one-time secure link to the new password was sent by SMS to {}.",
                 verification.user_principal_name,
                 self.technician_name(verification).await,
-                reset.sent_to_masked.as_deref().unwrap_or("the user's mobile")
+                reset
+                    .sent_to_masked
+                    .as_deref()
+                    .unwrap_or("the user's mobile")
             ),
             "completed_sms_failed" => format!(
                 "Vouch: the Microsoft 365 password of {} was reset by {}, but the SMS with the secure link could not be sent ({}). Send a new link.",

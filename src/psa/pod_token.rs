@@ -29,7 +29,13 @@ pub struct PodClaims {
     pub exp: i64,
 }
 
-pub fn issue(keyring: &Keyring, msp: Uuid, connection: Uuid, technician: Uuid, ticket: &str) -> String {
+pub fn issue(
+    keyring: &Keyring,
+    msp: Uuid,
+    connection: Uuid,
+    technician: Uuid,
+    ticket: &str,
+) -> String {
     let claims = PodClaims {
         msp,
         connection,
@@ -54,7 +60,9 @@ pub fn verify(keyring: &Keyring, token: &str) -> Result<PodClaims, TokenError> {
     if !keyring.verify_mac(PURPOSE, payload, mac) {
         return Err(TokenError::Invalid);
     }
-    let bytes = URL_SAFE_NO_PAD.decode(payload).map_err(|_| TokenError::Invalid)?;
+    let bytes = URL_SAFE_NO_PAD
+        .decode(payload)
+        .map_err(|_| TokenError::Invalid)?;
     let claims: PodClaims = serde_json::from_slice(&bytes).map_err(|_| TokenError::Invalid)?;
     if claims.exp <= Utc::now().timestamp() {
         return Err(TokenError::Expired);
@@ -69,16 +77,28 @@ mod tests {
 
     #[test]
     fn tokens_verify_and_cannot_be_altered() {
-        let ring = Keyring::new(MasterKey::parse(&MasterKey::generate_encoded()).unwrap(), []);
+        let ring = Keyring::new(
+            MasterKey::parse(&MasterKey::generate_encoded()).unwrap(),
+            [],
+        );
         let token = issue(&ring, Uuid::nil(), Uuid::nil(), Uuid::nil(), "1001");
         let claims = verify(&ring, &token).unwrap();
         assert_eq!(claims.ticket, "1001");
         // Another ticket in the claims, same MAC: refused.
-        let forged_claims = PodClaims { ticket: "1002".into(), ..claims };
+        let forged_claims = PodClaims {
+            ticket: "1002".into(),
+            ..claims
+        };
         let forged_payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&forged_claims).unwrap());
         let mac = token.split_once('.').unwrap().1;
-        assert_eq!(verify(&ring, &format!("{forged_payload}.{mac}")), Err(TokenError::Invalid));
-        let other = Keyring::new(MasterKey::parse(&MasterKey::generate_encoded()).unwrap(), []);
+        assert_eq!(
+            verify(&ring, &format!("{forged_payload}.{mac}")),
+            Err(TokenError::Invalid)
+        );
+        let other = Keyring::new(
+            MasterKey::parse(&MasterKey::generate_encoded()).unwrap(),
+            [],
+        );
         assert_eq!(verify(&other, &token), Err(TokenError::Invalid));
         assert_eq!(verify(&ring, "garbage"), Err(TokenError::Invalid));
     }

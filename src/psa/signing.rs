@@ -22,7 +22,10 @@ const FUTURE_SKEW_SECONDS: i64 = 60;
 
 /// The one value of `name`; `None` when absent or given twice (ambiguous loads are refused).
 pub fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    let mut values = params.iter().filter(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    let mut values = params
+        .iter()
+        .filter(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str());
     match (values.next(), values.next()) {
         (Some(value), None) => Some(value),
         _ => None,
@@ -30,8 +33,15 @@ pub fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> 
 }
 
 fn canonical(params: &[(String, String)]) -> String {
-    let mut signed: Vec<&(String, String)> = params.iter().filter(|(k, _)| k != SIGNATURE_PARAM).collect();
-    signed.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()).then(a.1.as_bytes().cmp(b.1.as_bytes())));
+    let mut signed: Vec<&(String, String)> = params
+        .iter()
+        .filter(|(k, _)| k != SIGNATURE_PARAM)
+        .collect();
+    signed.sort_by(|a, b| {
+        a.0.as_bytes()
+            .cmp(b.0.as_bytes())
+            .then(a.1.as_bytes().cmp(b.1.as_bytes()))
+    });
     signed
         .iter()
         .map(|(k, v)| format!("{k}={v}"))
@@ -47,15 +57,23 @@ pub fn sign(params: &[(String, String)], secret: &str) -> String {
 }
 
 /// Checks the signature and the age of a load.
-pub fn verify(params: &[(String, String)], secret: &str, max_age_seconds: u64, now: i64) -> Result<(), PsaError> {
+pub fn verify(
+    params: &[(String, String)],
+    secret: &str,
+    max_age_seconds: u64,
+    now: i64,
+) -> Result<(), PsaError> {
     if secret.is_empty() {
-        return Err(PsaError::Misconfigured("no signing secret is configured for this connection".into()));
+        return Err(PsaError::Misconfigured(
+            "no signing secret is configured for this connection".into(),
+        ));
     }
     let signature = param(params, SIGNATURE_PARAM).ok_or(PsaError::Unsigned)?;
     let signature = hex::decode(signature).map_err(|_| PsaError::BadSignature)?;
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
     mac.update(canonical(params).as_bytes());
-    mac.verify_slice(&signature).map_err(|_| PsaError::BadSignature)?;
+    mac.verify_slice(&signature)
+        .map_err(|_| PsaError::BadSignature)?;
     let timestamp: i64 = param(params, TIMESTAMP_PARAM)
         .and_then(|ts| ts.parse().ok())
         .ok_or(PsaError::Stale)?;
@@ -70,26 +88,49 @@ mod tests {
     use super::*;
 
     fn params(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
     fn signed_loads_verify_and_tampering_is_refused() {
         let now = 1_800_000_000;
-        let mut load = params(&[("ticket_id", "2001"), ("agent_id", "5"), ("ts", "1800000000"), ("connection", "c")]);
+        let mut load = params(&[
+            ("ticket_id", "2001"),
+            ("agent_id", "5"),
+            ("ts", "1800000000"),
+            ("connection", "c"),
+        ]);
         let sig = sign(&load, "secret");
         load.push(("sig".into(), sig.clone()));
         assert_eq!(verify(&load, "secret", 300, now), Ok(()));
-        assert_eq!(verify(&load, "other", 300, now), Err(PsaError::BadSignature));
-        assert_eq!(verify(&load, "secret", 300, now + 301), Err(PsaError::Stale));
+        assert_eq!(
+            verify(&load, "other", 300, now),
+            Err(PsaError::BadSignature)
+        );
+        assert_eq!(
+            verify(&load, "secret", 300, now + 301),
+            Err(PsaError::Stale)
+        );
         let mut tampered = load.clone();
         tampered[0].1 = "2002".into();
-        assert_eq!(verify(&tampered, "secret", 300, now), Err(PsaError::BadSignature));
+        assert_eq!(
+            verify(&tampered, "secret", 300, now),
+            Err(PsaError::BadSignature)
+        );
         let unsigned: Vec<_> = load.iter().filter(|(k, _)| k != "sig").cloned().collect();
-        assert_eq!(verify(&unsigned, "secret", 300, now), Err(PsaError::Unsigned));
+        assert_eq!(
+            verify(&unsigned, "secret", 300, now),
+            Err(PsaError::Unsigned)
+        );
         let mut doubled = load.clone();
         doubled.push(("sig".into(), sig));
-        assert_eq!(verify(&doubled, "secret", 300, now), Err(PsaError::Unsigned));
+        assert_eq!(
+            verify(&doubled, "secret", 300, now),
+            Err(PsaError::Unsigned)
+        );
     }
 
     #[test]

@@ -33,13 +33,17 @@ pub enum SmsError {
     #[error("SMS is not configured: set sms.account_sid, sms.auth_token and sms.from.")]
     NotConfigured,
     /// The provider refused the destination number.
-    #[error("The SMS provider refused the number {masked}: it is not a valid mobile number. Check the number registered for the user.")]
+    #[error(
+        "The SMS provider refused the number {masked}: it is not a valid mobile number. Check the number registered for the user."
+    )]
     InvalidNumber { masked: String },
     /// The number cannot receive SMS (landline, opted out, unreachable region).
     #[error("The number {masked} cannot receive SMS ({reason}). Use another verification method.")]
     Undeliverable { masked: String, reason: String },
     /// The provider rejected Vouch's credentials.
-    #[error("The SMS provider rejected Vouch's credentials. Check sms.account_sid and sms.auth_token.")]
+    #[error(
+        "The SMS provider rejected Vouch's credentials. Check sms.account_sid and sms.auth_token."
+    )]
     AuthFailed,
     /// Too many messages; wait.
     #[error("The SMS provider is throttling messages. Try again in a minute.")]
@@ -50,7 +54,9 @@ pub enum SmsError {
     #[error("The SMS provider did not answer in time. Try again.")]
     TimedOut,
     /// Any other refusal, with the provider's code.
-    #[error("The SMS provider refused the message (code {code}). Try again; if it persists, contact support.")]
+    #[error(
+        "The SMS provider refused the message (code {code}). Try again; if it persists, contact support."
+    )]
     Rejected { code: String },
 }
 

@@ -170,7 +170,11 @@ impl Keyring {
     /// A keyed digest (HMAC-SHA256 under the active key) of `data` for `purpose`: for short
     /// secrets such as 6-digit codes, whose plain hash could be reversed by trying them all.
     pub fn mac_hex(&self, purpose: &str, data: &str) -> String {
-        format!("{}.{}", self.active.id, hex::encode(mac(&self.active, purpose, data)))
+        format!(
+            "{}.{}",
+            self.active.id,
+            hex::encode(mac(&self.active, purpose, data))
+        )
     }
 
     /// Checks a digest from [`Keyring::mac_hex`] in constant time.

@@ -10,8 +10,8 @@ use chrono::{DateTime, Duration, Utc};
 use sea_orm::ActiveValue::Set;
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{
-    ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, SqlErr,
-    SqliteTransactionMode, TransactionOptions, TransactionTrait,
+    ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, SqlErr, SqliteTransactionMode,
+    TransactionOptions, TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -113,12 +113,20 @@ pub struct ResetCompletion {
 #[async_trait]
 pub trait VerificationRepository: Send + Sync {
     /// Records a pending push if the user has none pending and the window allows another.
-    async fn begin_push(&self, new: NewVerification, limits: PushLimits) -> Result<Verification, BeginPushError>;
+    async fn begin_push(
+        &self,
+        new: NewVerification,
+        limits: PushLimits,
+    ) -> Result<Verification, BeginPushError>;
     /// Records a pending SMS-code or link verification.
     async fn create_verification(&self, new: NewVerification) -> Result<Verification, StoreError>;
     async fn get_verification(&self, id: Uuid) -> Result<Option<Verification>, StoreError>;
     /// The verification of `method` whose stored hash is `code_hash` (one-tap links).
-    async fn find_by_code_hash(&self, method: &str, code_hash: &str) -> Result<Option<Verification>, StoreError>;
+    async fn find_by_code_hash(
+        &self,
+        method: &str,
+        code_hash: &str,
+    ) -> Result<Option<Verification>, StoreError>;
     /// Ends a pending verification; false when it was no longer pending (cancelled, expired).
     async fn decide_verification(&self, id: Uuid, decision: Decision) -> Result<bool, StoreError>;
     /// Counts one code attempt if fewer than `max` were made; the attempts so far, or None
@@ -137,13 +145,21 @@ pub trait VerificationRepository: Send + Sync {
 #[async_trait]
 pub trait ResetRepository: Send + Sync {
     async fn claim_reset(&self, new: NewReset) -> Result<ClaimOutcome, StoreError>;
-    async fn complete_reset(&self, id: Uuid, completion: ResetCompletion) -> Result<PasswordReset, StoreError>;
+    async fn complete_reset(
+        &self,
+        id: Uuid,
+        completion: ResetCompletion,
+    ) -> Result<PasswordReset, StoreError>;
     async fn get_reset(&self, id: Uuid) -> Result<Option<PasswordReset>, StoreError>;
 }
 
 #[async_trait]
 impl VerificationRepository for Store {
-    async fn begin_push(&self, new: NewVerification, limits: PushLimits) -> Result<Verification, BeginPushError> {
+    async fn begin_push(
+        &self,
+        new: NewVerification,
+        limits: PushLimits,
+    ) -> Result<Verification, BeginPushError> {
         let store_err = |err: sea_orm::DbErr| BeginPushError::Store(err.to_string());
         let now = Utc::now();
         // Make sure the user's lock row exists (outside the transaction, idempotent).
@@ -198,7 +214,9 @@ impl VerificationRepository for Store {
             .await
             .map_err(store_err)?
         {
-            return Err(BeginPushError::AlreadyPending { pending_id: pending.id });
+            return Err(BeginPushError::AlreadyPending {
+                pending_id: pending.id,
+            });
         }
         let window_start = now - limits.window;
         let recent: Vec<Verification> = user_pushes()
@@ -229,10 +247,16 @@ impl VerificationRepository for Store {
     }
 
     async fn get_verification(&self, id: Uuid) -> Result<Option<Verification>, StoreError> {
-        Ok(verification::Entity::find_by_id(id).one(self.connection()).await?)
+        Ok(verification::Entity::find_by_id(id)
+            .one(self.connection())
+            .await?)
     }
 
-    async fn find_by_code_hash(&self, method: &str, code_hash: &str) -> Result<Option<Verification>, StoreError> {
+    async fn find_by_code_hash(
+        &self,
+        method: &str,
+        code_hash: &str,
+    ) -> Result<Option<Verification>, StoreError> {
         Ok(verification::Entity::find()
             .filter(verification::Column::Method.eq(method))
             .filter(verification::Column::CodeHash.eq(code_hash))
@@ -243,9 +267,18 @@ impl VerificationRepository for Store {
     async fn decide_verification(&self, id: Uuid, decision: Decision) -> Result<bool, StoreError> {
         let result = verification::Entity::update_many()
             .col_expr(verification::Column::Status, Expr::value(decision.status))
-            .col_expr(verification::Column::FailureCode, Expr::value(decision.failure_code))
-            .col_expr(verification::Column::DecidedAt, Expr::value(Some(Utc::now())))
-            .col_expr(verification::Column::VerifiedUntil, Expr::value(decision.verified_until))
+            .col_expr(
+                verification::Column::FailureCode,
+                Expr::value(decision.failure_code),
+            )
+            .col_expr(
+                verification::Column::DecidedAt,
+                Expr::value(Some(Utc::now())),
+            )
+            .col_expr(
+                verification::Column::VerifiedUntil,
+                Expr::value(decision.verified_until),
+            )
             .filter(verification::Column::Id.eq(id))
             .filter(verification::Column::Status.eq(status::PENDING))
             .exec(self.connection())
@@ -287,7 +320,10 @@ impl VerificationRepository for Store {
 
     async fn spend_verification(&self, id: Uuid) -> Result<bool, StoreError> {
         let result = verification::Entity::update_many()
-            .col_expr(verification::Column::ConsumedAt, Expr::value(Some(Utc::now())))
+            .col_expr(
+                verification::Column::ConsumedAt,
+                Expr::value(Some(Utc::now())),
+            )
             .filter(verification::Column::Id.eq(id))
             .filter(verification::Column::ConsumedAt.is_null())
             .exec(self.connection())
@@ -362,17 +398,36 @@ impl ResetRepository for Store {
         }
     }
 
-    async fn complete_reset(&self, id: Uuid, completion: ResetCompletion) -> Result<PasswordReset, StoreError> {
+    async fn complete_reset(
+        &self,
+        id: Uuid,
+        completion: ResetCompletion,
+    ) -> Result<PasswordReset, StoreError> {
         password_reset::Entity::update_many()
-            .col_expr(password_reset::Column::Status, Expr::value(completion.status))
-            .col_expr(password_reset::Column::FailureCode, Expr::value(completion.failure_code))
-            .col_expr(password_reset::Column::ShareId, Expr::value(completion.share_id))
-            .col_expr(password_reset::Column::SentToMasked, Expr::value(completion.sent_to_masked))
+            .col_expr(
+                password_reset::Column::Status,
+                Expr::value(completion.status),
+            )
+            .col_expr(
+                password_reset::Column::FailureCode,
+                Expr::value(completion.failure_code),
+            )
+            .col_expr(
+                password_reset::Column::ShareId,
+                Expr::value(completion.share_id),
+            )
+            .col_expr(
+                password_reset::Column::SentToMasked,
+                Expr::value(completion.sent_to_masked),
+            )
             .col_expr(
                 password_reset::Column::UpstreamRequestId,
                 Expr::value(completion.upstream_request_id),
             )
-            .col_expr(password_reset::Column::CompletedAt, Expr::value(Some(Utc::now())))
+            .col_expr(
+                password_reset::Column::CompletedAt,
+                Expr::value(Some(Utc::now())),
+            )
             .filter(password_reset::Column::Id.eq(id))
             .exec(self.connection())
             .await?;
@@ -382,6 +437,8 @@ impl ResetRepository for Store {
     }
 
     async fn get_reset(&self, id: Uuid) -> Result<Option<PasswordReset>, StoreError> {
-        Ok(password_reset::Entity::find_by_id(id).one(self.connection()).await?)
+        Ok(password_reset::Entity::find_by_id(id)
+            .one(self.connection())
+            .await?)
     }
 }

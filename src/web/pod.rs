@@ -58,10 +58,19 @@ async fn connectwise(ctx: Data<&Arc<AppContext>>, req: &Request) -> Response {
         .unwrap_or_default();
     let ancestors = frame_ancestors(&ctx, connection_id, PsaKind::ConnectWise).await;
     let Some(connection_id) = connection_id else {
-        return refusal(&ancestors, "This Vouch panel URL names no PSA connection. Copy the URL again from Vouch's settings.");
+        return refusal(
+            &ancestors,
+            "This Vouch panel URL names no PSA connection. Copy the URL again from Vouch's settings.",
+        );
     };
     // The token comes after the handshake, from POST /api/v1/pod/connectwise/session.
-    render(&ancestors, "connectwise", "", &connection_id.to_string(), &ticket)
+    render(
+        &ancestors,
+        "connectwise",
+        "",
+        &connection_id.to_string(),
+        &ticket,
+    )
 }
 
 #[handler]
@@ -70,7 +79,10 @@ async fn halopsa_get(ctx: Data<&Arc<AppContext>>, req: &Request) -> Response {
 }
 
 #[handler]
-async fn halopsa_post(ctx: Data<&Arc<AppContext>>, Form(form): Form<Vec<(String, String)>>) -> Response {
+async fn halopsa_post(
+    ctx: Data<&Arc<AppContext>>,
+    Form(form): Form<Vec<(String, String)>>,
+) -> Response {
     signed_load(&ctx, PsaKind::HaloPsa, form).await
 }
 
@@ -80,7 +92,10 @@ async fn autotask_get(ctx: Data<&Arc<AppContext>>, req: &Request) -> Response {
 }
 
 #[handler]
-async fn autotask_post(ctx: Data<&Arc<AppContext>>, Form(form): Form<Vec<(String, String)>>) -> Response {
+async fn autotask_post(
+    ctx: Data<&Arc<AppContext>>,
+    Form(form): Form<Vec<(String, String)>>,
+) -> Response {
     signed_load(&ctx, PsaKind::Autotask, form).await
 }
 
@@ -88,7 +103,10 @@ async fn signed_load(ctx: &AppContext, kind: PsaKind, params: Vec<(String, Strin
     let connection_id = connection_of(&params);
     let ancestors = frame_ancestors(ctx, connection_id, kind).await;
     let Some(connection_id) = connection_id else {
-        return refusal(&ancestors, "This Vouch panel URL names no PSA connection. Copy the URL again from Vouch's settings.");
+        return refusal(
+            &ancestors,
+            "This Vouch panel URL names no PSA connection. Copy the URL again from Vouch's settings.",
+        );
     };
     let ticket_param = match kind {
         PsaKind::HaloPsa => crate::psa::halopsa::TICKET_PARAM,
@@ -100,7 +118,13 @@ async fn signed_load(ctx: &AppContext, kind: PsaKind, params: Vec<(String, Strin
         .map(|(_, v)| v.clone())
         .unwrap_or_default();
     match open_session(ctx, connection_id, EmbedLoad::Signed(params)).await {
-        Ok(token) => render(&ancestors, kind.as_str(), &token, &connection_id.to_string(), &ticket),
+        Ok(token) => render(
+            &ancestors,
+            kind.as_str(),
+            &token,
+            &connection_id.to_string(),
+            &ticket,
+        ),
         Err(err) => {
             let (status, body) = err_parts(err);
             tracing::info!(status, "pod load refused");
@@ -140,7 +164,11 @@ fn connection_of(params: &[(String, String)]) -> Option<uuid::Uuid> {
 }
 
 /// The PSA origins the MSP configured for this connection may frame the pod; nobody else.
-async fn frame_ancestors(ctx: &AppContext, connection_id: Option<uuid::Uuid>, kind: PsaKind) -> String {
+async fn frame_ancestors(
+    ctx: &AppContext,
+    connection_id: Option<uuid::Uuid>,
+    kind: PsaKind,
+) -> String {
     let Some(id) = connection_id else {
         return "'none'".into();
     };

@@ -40,26 +40,72 @@ async fn show(ctx: Data<&Arc<AppContext>>, Path(token): Path<String>) -> Respons
                 ),
             )
         }
-        Ok((_, LinkState::Expired)) => page(StatusCode::GONE, "This link has expired", "<p>This link has expired. If you are still on the phone, ask for a new one.</p>"),
-        Ok((_, LinkState::Used)) => page(StatusCode::GONE, "Already answered", "<p>This link has already been answered. There is nothing more to do.</p>"),
-        Err(_) => page(StatusCode::NOT_FOUND, "Link not found", "<p>This link is not valid. Check that you opened the whole link from the message.</p>"),
+        Ok((_, LinkState::Expired)) => page(
+            StatusCode::GONE,
+            "This link has expired",
+            "<p>This link has expired. If you are still on the phone, ask for a new one.</p>",
+        ),
+        Ok((_, LinkState::Used)) => page(
+            StatusCode::GONE,
+            "Already answered",
+            "<p>This link has already been answered. There is nothing more to do.</p>",
+        ),
+        Err(_) => page(
+            StatusCode::NOT_FOUND,
+            "Link not found",
+            "<p>This link is not valid. Check that you opened the whole link from the message.</p>",
+        ),
     }
 }
 
 #[handler]
-async fn answer(ctx: Data<&Arc<AppContext>>, Path(token): Path<String>, Form(form): Form<Answer>) -> Response {
+async fn answer(
+    ctx: Data<&Arc<AppContext>>,
+    Path(token): Path<String>,
+    Form(form): Form<Answer>,
+) -> Response {
     let Ok((verification, _)) = ctx.verifications.link_status(&token).await else {
-        return page(StatusCode::NOT_FOUND, "Link not found", "<p>This link is not valid.</p>");
+        return page(
+            StatusCode::NOT_FOUND,
+            "Link not found",
+            "<p>This link is not valid.</p>",
+        );
     };
     let Ok(Some(msp)) = ctx.store.get_msp(verification.msp_id).await else {
-        return page(StatusCode::NOT_FOUND, "Link not found", "<p>This link is not valid.</p>");
+        return page(
+            StatusCode::NOT_FOUND,
+            "Link not found",
+            "<p>This link is not valid.</p>",
+        );
     };
     let confirmed = form.answer == "yes";
     match ctx.verifications.answer_link(&msp, &token, confirmed).await {
-        Ok(_) if confirmed => page(StatusCode::OK, "Thank you", &format!("<p>Thank you. {} now knows it is you; you can continue your call.</p>", escape(&msp.name))),
-        Ok(_) => page(StatusCode::OK, "Thank you for telling us", &format!("<p>{} has been told this was not you. If you are worried, call them on a number you know.</p>", escape(&msp.name))),
-        Err(CoreError::CodeExpired) => page(StatusCode::GONE, "This link has expired", "<p>This link has expired. If you are still on the phone, ask for a new one.</p>"),
-        Err(_) => page(StatusCode::GONE, "Already answered", "<p>This link has already been answered.</p>"),
+        Ok(_) if confirmed => page(
+            StatusCode::OK,
+            "Thank you",
+            &format!(
+                "<p>Thank you. {} now knows it is you; you can continue your call.</p>",
+                escape(&msp.name)
+            ),
+        ),
+        Ok(_) => page(
+            StatusCode::OK,
+            "Thank you for telling us",
+            &format!(
+                "<p>{} has been told this was not you. If you are worried, call them on a number you know.</p>",
+                escape(&msp.name)
+            ),
+        ),
+        Err(CoreError::CodeExpired) => page(
+            StatusCode::GONE,
+            "This link has expired",
+            "<p>This link has expired. If you are still on the phone, ask for a new one.</p>",
+        ),
+        Err(_) => page(
+            StatusCode::GONE,
+            "Already answered",
+            "<p>This link has already been answered.</p>",
+        ),
     }
 }
 

@@ -6,15 +6,20 @@ use vouch::config::Config;
 use vouch::sandbox::microsoft::{
     DEMO_TENANT_ID, IDENTITY_APP_CLIENT_ID, IDENTITY_APP_SECRET, MicrosoftSandbox,
 };
+use vouch::sandbox::psa::{PodUrls, PsaSandbox};
 use vouch::sandbox::sms::SmsSandbox;
 use vouch::store::access::ApiKeyRepository;
-use vouch::store::repos::{AuditActor, MspAccount, MspPolicy, MspRepository, NewMspAccount};
+use vouch::store::repos::{
+    AuditActor, MspAccount, MspPolicy, MspRepository, NewMspAccount, TenantRepository,
+};
 
 use super::{TestApp, TestDb};
 
 pub struct World {
     pub microsoft: MicrosoftSandbox,
     pub sms: SmsSandbox,
+    pub psa: PsaSandbox,
+    pub pod_urls: PodUrls,
     pub app: TestApp,
     pub msp: MspAccount,
     pub api_key: String,
@@ -52,15 +57,35 @@ impl World {
             .await
             .unwrap();
         let (_, key) = app.store.create_api_key(msp.id, "tests").await.unwrap();
+        let psa = PsaSandbox::start().await.unwrap();
         let world = World {
             microsoft,
             sms,
+            psa,
+            pod_urls: PodUrls::default(),
             app,
             msp,
             api_key: key.expose_secret().to_owned(),
         };
         world.connect_identity_management().await;
         world.connect_authenticator().await;
+        let mut world = world;
+        let tenant = world
+            .app
+            .store
+            .find_tenant_by_microsoft_id(world.msp.id, DEMO_TENANT_ID)
+            .await
+            .unwrap()
+            .unwrap();
+        world.pod_urls = vouch::demo::connect_psa_sandbox(
+            &world.app.store,
+            world.msp.id,
+            tenant.id,
+            &world.psa,
+            &world.app.base_url,
+        )
+        .await
+        .unwrap();
         world
     }
 
@@ -80,7 +105,12 @@ impl World {
         self.api_on(&self.app, method, path)
     }
 
-    pub fn api_on(&self, app: &TestApp, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+    pub fn api_on(
+        &self,
+        app: &TestApp,
+        method: reqwest::Method,
+        path: &str,
+    ) -> reqwest::RequestBuilder {
         app.client
             .request(method, app.url(path))
             .bearer_auth(&self.api_key)
@@ -92,7 +122,11 @@ impl World {
             .integrations
             .connect_identity_management(
                 self.msp.id,
-                &AuditActor { kind: "test".into(), id: None, name: None },
+                &AuditActor {
+                    kind: "test".into(),
+                    id: None,
+                    name: None,
+                },
                 vouch::core::integrations::IdentityManagementInput {
                     tenant: DEMO_TENANT_ID.into(),
                     client_id: IDENTITY_APP_CLIENT_ID.into(),
@@ -113,7 +147,8 @@ impl World {
             .start_authenticator_consent(self.msp.id)
             .await
             .unwrap();
-        let query: std::collections::HashMap<String, String> = url.query_pairs().into_owned().collect();
+        let query: std::collections::HashMap<String, String> =
+            url.query_pairs().into_owned().collect();
         let no_redirects = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
@@ -135,7 +170,12 @@ impl World {
             .unwrap();
         let location = redirect.headers()["location"].to_str().unwrap().to_owned();
         let callback = url::Url::parse(&location).unwrap();
-        let local = format!("{}{}?{}", self.app.base_url, callback.path(), callback.query().unwrap_or(""));
+        let local = format!(
+            "{}{}?{}",
+            self.app.base_url,
+            callback.path(),
+            callback.query().unwrap_or("")
+        );
         let page = reqwest::get(&local).await.unwrap().text().await.unwrap();
         assert!(page.contains("Tap to finish onboarding"), "{page}");
     }
