@@ -73,12 +73,14 @@
     shieldDetail: $("vouch-shield-detail"),
     cancel: $("vouch-cancel"),
     codeForm: $("vouch-code"),
+    methods: $("vouch-methods"),
     codeLabel: $("vouch-code-label"),
     codeInput: $("vouch-code-input"),
     codeSubmit: $("vouch-code-submit"),
     other: $("vouch-other"),
     otherEmail: $("vouch-other-email"),
     otherReason: $("vouch-other-reason"),
+    otherError: $("vouch-other-error"),
     reset: $("vouch-reset"),
     resetWrap: $("vouch-reset-wrap"),
     resetReason: $("vouch-reset-reason"),
@@ -113,6 +115,7 @@
     ctx: null, // the last context from the server (shield may be patched locally)
     pending: null, // {id, method, who} of the verification being waited on
     pollCtl: null, // AbortController of the long-poll loop
+    settled: new Set(), // ids of verifications seen decided (a stale context must not revive them)
     starting: null, // method being started
     cancelling: false,
     submittingCode: false,
@@ -192,6 +195,18 @@
     if (node.textContent !== value) node.textContent = value;
   }
 
+  /** Sets text made of strings and {keep: "..."} parts that must not wrap (phone numbers). */
+  function setParts(node, parts) {
+    const nodes = parts.filter((p) => p !== "" && p != null).map((p) => {
+      if (typeof p === "string") return document.createTextNode(p);
+      const span = document.createElement("span");
+      span.className = "nowrap";
+      span.textContent = p.keep;
+      return span;
+    });
+    node.replaceChildren(...nodes);
+  }
+
   function setTitle(node, title) {
     if (title) node.title = title;
     else node.removeAttribute("title");
@@ -218,7 +233,7 @@
 
   function formatTime(value) {
     const t = parseTime(value);
-    return Number.isNaN(t) ? "" : timeFormat.format(new Date(t - state.clockSkewMs));
+    return Number.isNaN(t) ? "" : timeFormat.format(new Date(t));
   }
 
   function formatDateTime(value) {
@@ -312,7 +327,10 @@
     }
   }
 
+  /** How a history entry reads: short, with a glyph so colour is not the only signal. */
   function statusView(item) {
+    const short = { denied: "Denied", denied_by_user: "Refused", too_many_attempts: "Wrong codes" };
+    const text = short[item.failure_code] || failureText(item.failure_code, item.status);
     switch (item.status) {
       case "approved":
         return { tone: "ok", glyph: "✓", text: "Approved" };
@@ -321,9 +339,9 @@
       case "cancelled":
         return { tone: "idle", glyph: "–", text: "Cancelled" };
       case "expired":
-        return { tone: "idle", glyph: "⏱", text: failureText(item.failure_code, item.status) };
+        return { tone: "idle", glyph: "⏱", text };
       default:
-        return { tone: "bad", glyph: "✕", text: failureText(item.failure_code, item.status) };
+        return { tone: "bad", glyph: "✕", text };
     }
   }
 
@@ -619,7 +637,7 @@
     releaseAnnouncement(false);
     state.lastContextAt = Date.now();
     const shield = ctx.shield || {};
-    if (shield.state === "pending" && shield.verification_id) {
+    if (shield.state === "pending" && shield.verification_id && !state.settled.has(shield.verification_id)) {
       if (!state.pending || state.pending.id !== shield.verification_id) {
         state.pending = { id: shield.verification_id, method: shield.method || "push", who: null };
         startPolling();
@@ -660,12 +678,12 @@
         }
         return { state: "verified", label: "Verified", detail: joinDetail("", message, "verified") };
       }
-      case "failed":
-        return {
-          state: "failed",
-          label: message ? (/^failed\b/i.test(message) ? message : `Failed: ${message}`) : `Failed: ${failureText(shield.failure_code)}`,
-          detail: "",
-        };
+      case "failed": {
+        let label = "Failed";
+        if (message) label = /^failed\b/i.test(message) ? message : `Failed: ${message}`;
+        else if (shield.failure_code) label = `Failed: ${failureText(shield.failure_code)}`;
+        return { state: "failed", label, detail: "" };
+      }
       case "pending":
         // Pending without an id to wait on: show what the server says.
         return { state: "pending", label: message || "Waiting for the user…", detail: "" };
@@ -686,6 +704,11 @@
     el.main.setAttribute("aria-busy", ctx ? "false" : "true");
     if (!ctx) return;
 
+    if (el.error.parentNode !== el.content) {
+      // Before the context, errors show at the top; from now on next to the actions.
+      el.content.insertBefore(el.error, el.methods);
+      el.content.insertBefore(el.notice, el.methods);
+    }
     renderHeader(ctx);
     const view = renderShield();
     renderCode();
@@ -819,7 +842,7 @@
     setTitle(el.resetWrap, reason);
     if (allowed) {
       const t = resetTarget(ctx);
-      setText(el.resetReason, t.phone ? `The new password goes by SMS to ${t.phone}.` : "");
+      setParts(el.resetReason, t.phone ? ["The new password goes by SMS to ", { keep: t.phone }, "."] : []);
     } else {
       setText(el.resetReason, reason);
     }
@@ -867,24 +890,44 @@
   // Verifications
   // ---------------------------------------------------------------------------------------
 
+  /** Marks one "Verify someone else" input as wrong, next to it as well as in #vouch-error. */
+  function flagOther(input, err) {
+    clearOtherFlags();
+    el.other.open = true;
+    input.setAttribute("aria-invalid", "true");
+    input.setAttribute("aria-describedby", el.otherError.id);
+    setText(el.otherError, err.message);
+    el.otherError.hidden = false;
+    input.focus();
+  }
+
+  function clearOtherFlags() {
+    for (const input of [el.otherEmail, el.otherReason]) {
+      input.removeAttribute("aria-invalid");
+      if (input.getAttribute("aria-describedby") === el.otherError.id) input.removeAttribute("aria-describedby");
+    }
+    el.otherEmail.setAttribute("aria-describedby", "vouch-other-hint");
+    el.otherError.hidden = true;
+    setText(el.otherError, "");
+  }
+
   /** The "Verify someone else" inputs: null when unused, false when incomplete. */
   function readOther() {
+    clearOtherFlags();
     if (!el.other.open) return null;
     const email = el.otherEmail.value.trim();
     const reason = el.otherReason.value.trim();
-    el.otherEmail.removeAttribute("aria-invalid");
-    el.otherReason.removeAttribute("aria-invalid");
     if (!email && !reason) return null;
     if (!email || !el.otherEmail.checkValidity()) {
-      el.otherEmail.setAttribute("aria-invalid", "true");
-      showError({ code: "email_required", message: "Enter the e-mail address of the person to verify." });
-      el.otherEmail.focus();
+      const err = { code: "email_required", message: "Enter the e-mail address of the person to verify." };
+      showError(err);
+      flagOther(el.otherEmail, err);
       return false;
     }
     if (!reason) {
-      el.otherReason.setAttribute("aria-invalid", "true");
-      showError({ code: "reason_required", message: "Give the reason for verifying someone other than the ticket's contact." });
-      el.otherReason.focus();
+      const err = { code: "reason_required", message: "Give the reason for verifying someone other than the ticket's contact." };
+      showError(err);
+      flagOther(el.otherReason, err);
       return false;
     }
     return { email, reason };
@@ -896,6 +939,7 @@
     clearNotice();
     const other = presetOther !== undefined ? presetOther : readOther();
     if (other === false) return;
+    clearPassword(); // a password from an earlier reset does not stay on screen
     state.lastAttempt = { method, other };
     state.starting = method;
     render();
@@ -903,6 +947,7 @@
       const { body: v } = await request("POST", apiUrl("/verifications"), { json: { method, other_user: other } });
       if (!v || !v.id) throw new PodError("bad_verification", "Vouch sent an unreadable answer.", 502);
       if (other) {
+        clearOtherFlags();
         el.otherEmail.value = "";
         el.otherReason.value = "";
         el.other.open = false;
@@ -924,9 +969,7 @@
       const canFix = err.code === "preferred_method_mismatch" && !!(err.payload && err.payload.can_fix);
       showError(err, { canFix });
       if (err.code === "reason_required") {
-        el.other.open = true;
-        el.otherReason.setAttribute("aria-invalid", "true");
-        el.otherReason.focus();
+        flagOther(el.otherReason, err);
       } else if (err.code === "push_already_pending") {
         loadContext();
       }
@@ -1018,6 +1061,7 @@
       return;
     }
     stopPolling();
+    state.settled.add(v.id);
     state.pending = null;
     el.codeInput.value = "";
     el.codeInput.removeAttribute("aria-invalid");
@@ -1187,11 +1231,11 @@
     if (!ctx || el.reset.disabled || state.dialogOpen) return;
     const t = resetTarget(ctx);
     const who = t.name && t.upn ? `${t.name} (${t.upn})` : t.name || t.upn || "this user";
-    const phone = t.phone || "the user's mobile phone";
-    setText(
-      el.question,
-      `Reset the Microsoft 365 password of ${who}? The new password will be sent as a one-time secure link by SMS to ${phone}.`,
-    );
+    setParts(el.question, [
+      `Reset the Microsoft 365 password of ${who}? The new password will be sent as a one-time secure link by SMS to `,
+      t.phone ? { keep: t.phone } : "the user's mobile phone",
+      ".",
+    ]);
     // One key per dialog: double clicks and retries are one reset.
     state.idempotencyKey = uuid();
     el.dialogError.hidden = true;
@@ -1302,24 +1346,27 @@
   function showOutcome(result) {
     const status = result.status || "failed";
     const ctx = state.ctx;
-    const to = result.sent_to || (ctx && ctx.reset && ctx.reset.masked_phone) || "the user's mobile phone";
+    const phone = result.sent_to || (ctx && ctx.reset && ctx.reset.masked_phone);
+    const to = phone ? { keep: phone } : "the user's mobile phone";
     const until = formatTime(result.link_expires_at);
-    let text;
+    let parts;
     if (status === "completed") {
-      text = `Password reset. A secure link was sent to ${to}.`;
-      if (until) text += ` It works until ${until}.`;
+      parts = ["Password reset. A secure link was sent to ", to, "."];
+      if (until) parts.push(` It works until ${until}.`);
     } else if (status === "completed_sms_failed") {
-      text = `The password was reset, but the text message to ${to} could not be sent.`;
-      text += result.password
-        ? " Give the user the password below."
-        : " Verify the user again and reset again to send a new link.";
+      parts = ["The password was reset, but the text message to ", to, " could not be sent."];
+      parts.push(
+        result.password
+          ? " Give the user the password below."
+          : " Verify the user again and reset again to send a new link.",
+      );
     } else {
       const reason = result.message || (result.failure_code ? failureText(result.failure_code) : "");
-      text = reason ? `The password was not reset: ${reason}` : "The password was not reset.";
+      parts = [reason ? `The password was not reset: ${reason}` : "The password was not reset."];
     }
     el.outcome.dataset.status = status;
     el.outcome.dataset.code = result.failure_code || "";
-    setText(el.outcomeText, text);
+    setParts(el.outcomeText, parts);
     if (typeof result.password === "string" && result.password) {
       el.password.value = result.password;
       el.passwordBox.hidden = false;
@@ -1372,8 +1419,8 @@
     if (digits !== el.codeInput.value) el.codeInput.value = digits;
     el.codeInput.removeAttribute("aria-invalid");
   });
-  el.otherEmail.addEventListener("input", () => el.otherEmail.removeAttribute("aria-invalid"));
-  el.otherReason.addEventListener("input", () => el.otherReason.removeAttribute("aria-invalid"));
+  el.otherEmail.addEventListener("input", clearOtherFlags);
+  el.otherReason.addEventListener("input", clearOtherFlags);
 
   el.fix.addEventListener("click", askFix);
   el.fixNo.addEventListener("click", dropFix);
@@ -1396,9 +1443,6 @@
   el.go.addEventListener("click", doReset);
   el.goCancel.addEventListener("click", () => closeResetDialog());
   el.dialog.addEventListener("keydown", dialogKeydown);
-  el.dialog.addEventListener("click", (event) => {
-    if (event.target === el.dialog) closeResetDialog(); // a click on the backdrop
-  });
   el.passwordCopy.addEventListener("click", copyPassword);
 
   // Refresh a stale view when the technician comes back to the tab.

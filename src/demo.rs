@@ -14,6 +14,8 @@ use crate::cli;
 use crate::config::Config;
 use crate::core::integrations::IdentityManagementInput;
 use crate::sandbox::microsoft::{self, MicrosoftSandbox};
+use crate::sandbox::psa::PsaSandbox;
+use crate::sandbox::sms::SmsSandbox;
 use crate::server::AppContext;
 use crate::store::Store;
 use crate::store::access::ApiKeyRepository;
@@ -56,6 +58,16 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
     let (app_id, app_secret) = sandbox.vouch_app();
     config.microsoft.app_client_id = Some(app_id);
     config.microsoft.app_client_secret = Some(SecretString::from(app_secret));
+    let sms = SmsSandbox::start()
+        .await
+        .context("starting the SMS sandbox")?;
+    config.sms.api_url = sms.api_url().parse()?;
+    config.sms.account_sid = Some(sms.account_sid());
+    config.sms.auth_token = Some(SecretString::from(sms.auth_token()));
+    config.sms.from = Some(sms.from_number());
+    let psa = PsaSandbox::start()
+        .await
+        .context("starting the PSA sandbox")?;
 
     let key_path = Path::new(DEMO_DATA_DIR).join("demo-master.key");
     let mut created_key = false;
@@ -73,10 +85,48 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
     let msp = seed(&store).await.context("seeding the demo MSP")?;
     let (_, api_key) = store.create_api_key(msp.id, "vouch demo").await?;
 
-    let links = vec![(
-        "Authenticator phone (sandbox): approve or deny pushes".to_owned(),
-        sandbox.phone_url(),
-    )];
+    let base = config
+        .http
+        .public_url
+        .as_str()
+        .trim_end_matches('/')
+        .to_owned();
+    let tenant = store
+        .find_tenant_by_microsoft_id(msp.id, DEMO_TENANT_ID)
+        .await?
+        .context("the demo tenant")?;
+    connect_psa_sandbox(&store, msp.id, tenant.id, &psa, &base).await?;
+    let links = vec![
+        (
+            "ConnectWise PSA ticket (sandbox): Dana Whitfield, locked out".to_owned(),
+            psa.connectwise()
+                .ticket_screen_url(crate::sandbox::psa::CW_TICKET_DANA),
+        ),
+        (
+            "HaloPSA ticket (sandbox): Dana Whitfield".to_owned(),
+            psa.halopsa()
+                .ticket_screen_url(crate::sandbox::psa::HALO_TICKET_DANA),
+        ),
+        (
+            "Autotask ticket (sandbox): Dana Whitfield".to_owned(),
+            psa.autotask()
+                .ticket_screen_url(crate::sandbox::psa::AUTOTASK_TICKET_DANA),
+        ),
+        (
+            "HaloPSA ticket (sandbox): Sam Ortega (default method is SMS: the mismatch case)"
+                .to_owned(),
+            psa.halopsa()
+                .ticket_screen_url(crate::sandbox::psa::HALO_TICKET_SAM),
+        ),
+        (
+            "Authenticator phone (sandbox): approve or deny pushes".to_owned(),
+            sandbox.phone_url(),
+        ),
+        (
+            "SMS outbox (sandbox): codes and secure links sent".to_owned(),
+            sms.outbox_url(),
+        ),
+    ];
     let ctx = Arc::new(AppContext::new(
         config,
         store.clone(),
@@ -86,14 +136,10 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
     connect_demo_identity_management(&ctx, &store, msp.id)
         .await
         .context("connecting the demo tenant")?;
+    connect_demo_authenticator(&ctx, &sandbox, msp.id)
+        .await
+        .context("connecting Microsoft Authenticator for the demo tenant")?;
 
-    let base = ctx
-        .config
-        .http
-        .public_url
-        .as_str()
-        .trim_end_matches('/')
-        .to_owned();
     let rule = "=".repeat(76);
     println!("{rule}");
     println!("  VOUCH DEMO: sandbox upstreams, SQLite database in ./{DEMO_DATA_DIR}/");
@@ -105,14 +151,15 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
     );
     println!("  It is a demo key. Never use it, or this data, in production.");
     println!();
-    println!("  Open:  {base}/              start here");
+    println!("  Open:  {base}/              start here: the three PSA ticket screens,");
+    println!("                              the Authenticator phone and the SMS outbox");
     println!("         {base}/api/docs      the JSON API (click Authorize, paste the key below)");
-    println!("         {}   the Authenticator phone", sandbox.phone_url());
     println!();
     println!("  Demo API key for {DEMO_MSP_NAME} (new each run, shown once):");
     println!("         {}", api_key.expose_secret());
     println!();
-    println!("  Try: POST /api/v1/integrations/authenticator/consent, open the link, Accept.");
+    println!("  Try: open a ticket, \"Send Authenticator push\", approve it on the phone page,");
+    println!("       then \"Reset password\" and open the secure link from the SMS outbox.");
     println!("{rule}");
 
     cli::serve_context(ctx).await
@@ -166,6 +213,78 @@ pub async fn seed(store: &Store) -> anyhow::Result<MspAccount> {
         })
         .await?;
     Ok(msp)
+}
+
+/// Grants the admin consent in the Microsoft sandbox and completes it through Vouch's own
+/// callback, as the customer's administrator would by clicking Accept.
+async fn connect_demo_authenticator(
+    ctx: &AppContext,
+    sandbox: &MicrosoftSandbox,
+    msp_id: uuid::Uuid,
+) -> anyhow::Result<()> {
+    let url = ctx
+        .integrations
+        .start_authenticator_consent(msp_id)
+        .await
+        .map_err(|err| anyhow::anyhow!("{}: {err}", err.code()))?;
+    let query: std::collections::HashMap<String, String> = url.query_pairs().into_owned().collect();
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    let decision = url.join("adminconsent/decision")?;
+    let mut decision_url = decision.clone();
+    decision_url.set_query(None);
+    let redirect = client
+        .post(decision_url)
+        .form(&[
+            (
+                "client_id",
+                query
+                    .get("client_id")
+                    .map(String::as_str)
+                    .unwrap_or_default(),
+            ),
+            (
+                "scope",
+                query.get("scope").map(String::as_str).unwrap_or_default(),
+            ),
+            (
+                "redirect_uri",
+                query
+                    .get("redirect_uri")
+                    .map(String::as_str)
+                    .unwrap_or_default(),
+            ),
+            (
+                "state",
+                query.get("state").map(String::as_str).unwrap_or_default(),
+            ),
+            ("tenant", DEMO_TENANT_ID),
+            ("role", "global_admin"),
+            ("decision", "accept"),
+        ])
+        .send()
+        .await?;
+    let location = redirect
+        .headers()
+        .get("location")
+        .and_then(|l| l.to_str().ok())
+        .context("the consent page did not redirect")?;
+    let callback = url::Url::parse(location)?;
+    let pairs: std::collections::HashMap<String, String> =
+        callback.query_pairs().into_owned().collect();
+    let _ = sandbox;
+    ctx.integrations
+        .complete_authenticator_consent(crate::core::integrations::ConsentCallback {
+            state: pairs.get("state").cloned(),
+            tenant: pairs.get("tenant").cloned(),
+            admin_consent: pairs.get("admin_consent").cloned(),
+            error: pairs.get("error").cloned(),
+            error_description: pairs.get("error_description").cloned(),
+        })
+        .await
+        .map_err(|err| anyhow::anyhow!("{}: {err}", err.code()))?;
+    Ok(())
 }
 
 /// Connects the demo tenant through the same path an MSP admin uses (credentials proven

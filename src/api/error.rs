@@ -58,6 +58,11 @@ pub struct ErrorBody {
     pub code: String,
     /// What went wrong and what to do about it, for a person to read.
     pub message: String,
+    /// Only with `preferred_method_mismatch`: whether Vouch can make the Authenticator push
+    /// the user's default sign-in method (after the technician confirms).
+    #[oai(skip_serializing_if_is_none)]
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub can_fix: Option<bool>,
 }
 
 /// An API error response.
@@ -106,6 +111,7 @@ impl ApiError {
         let body = Json(ErrorBody {
             code: code.to_owned(),
             message: message.into(),
+            can_fix: None,
         });
         match status {
             401 => ApiError::Unauthorized(body),
@@ -118,6 +124,17 @@ impl ApiError {
             504 => ApiError::GatewayTimeout(body),
             500..=599 => ApiError::Internal(body),
             _ => ApiError::BadRequest(body),
+        }
+    }
+
+    /// Adds the `can_fix` hint to a body.
+    pub fn with_can_fix(self, can_fix: bool) -> ApiError {
+        match self {
+            ApiError::Conflict(mut body) => {
+                body.0.can_fix = Some(can_fix);
+                ApiError::Conflict(body)
+            }
+            other => other,
         }
     }
 
@@ -146,6 +163,7 @@ pub fn error_response(code: ErrorCode, message: &str) -> poem::Response {
     let body = ErrorBody {
         code: code.as_str().to_owned(),
         message: message.to_owned(),
+        can_fix: None,
     };
     poem::Response::builder()
         .status(code.status())

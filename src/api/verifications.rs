@@ -270,6 +270,12 @@ enum NoContent {
 
 /// Maps core errors to the documented shape and a fitting status.
 pub(crate) fn core_error(err: CoreError) -> ApiError {
+    if let CoreError::Microsoft(ms) = &err
+        && let crate::microsoft::MicrosoftErrorKind::PreferredMethodMismatch { can_fix, .. } =
+            ms.kind
+    {
+        return ApiError::with_status(409, err.code(), err.to_string()).with_can_fix(can_fix);
+    }
     let status = match err.class() {
         ErrorClass::BadRequest => 400,
         ErrorClass::NotFound => 404,

@@ -33,7 +33,7 @@ pub fn configure(config: &mut Config, microsoft: &MicrosoftSandbox, sms: &SmsSan
     config.microsoft.app_client_id = Some(id);
     config.microsoft.app_client_secret = Some(SecretString::from(secret));
     config.microsoft.request_timeout_seconds = 5;
-    config.microsoft.connector_timeout_seconds = 20;
+    config.microsoft.connector_timeout_seconds = 60;
     config.sms.api_url = sms.api_url().parse().unwrap();
     config.sms.account_sid = Some(sms.account_sid());
     config.sms.auth_token = Some(SecretString::from(sms.auth_token()));
