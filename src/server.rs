@@ -49,11 +49,33 @@ pub struct AppContext {
     pub resets: ResetService,
     pub shares: ShareService,
     pub psa: PsaAdapters,
+    /// Technicians the PSA vouched for recently, so a pod load does not write to the
+    /// database every time (their "last seen" is refreshed every five minutes).
+    pub technicians: moka::future::Cache<(uuid::Uuid, String), crate::store::repos::Technician>,
+    /// PSA connections read recently: every pod load and pod call needs its connection, and
+    /// connections change rarely (a changed one is seen within a minute).
+    connections: moka::future::Cache<uuid::Uuid, crate::store::repos::PsaConnection>,
     /// Extra links shown on the landing page (the demo adds its sandbox pages).
     pub landing_links: Vec<(String, String)>,
 }
 
 impl AppContext {
+    /// A PSA connection, from the short cache or the database.
+    pub async fn psa_connection(
+        &self,
+        id: uuid::Uuid,
+    ) -> Result<Option<crate::store::repos::PsaConnection>, crate::store::StoreError> {
+        use crate::store::repos::PsaConnectionRepository;
+        if let Some(connection) = self.connections.get(&id).await {
+            return Ok(Some(connection));
+        }
+        let connection = self.store.get_connection(id).await?;
+        if let Some(connection) = &connection {
+            self.connections.insert(id, connection.clone()).await;
+        }
+        Ok(connection)
+    }
+
     /// Wires the services from configuration: the only place that knows the concrete types.
     pub fn new(
         config: Config,
@@ -134,6 +156,14 @@ impl AppContext {
             resets,
             shares,
             psa,
+            technicians: moka::future::Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(std::time::Duration::from_secs(300))
+                .build(),
+            connections: moka::future::Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(std::time::Duration::from_secs(60))
+                .build(),
             landing_links,
         }
     }
@@ -318,8 +348,8 @@ fn landing(ctx: Data<&Arc<AppContext>>) -> Html<String> {
     for (title, href) in &ctx.landing_links {
         links.push_str(&format!(
             "<li><a href=\"{}\">{}</a></li>",
-            html_escape(href),
-            html_escape(title)
+            crate::web::escape_html(href),
+            crate::web::escape_html(title)
         ));
     }
     Html(format!(
@@ -327,13 +357,6 @@ fn landing(ctx: Data<&Arc<AppContext>>) -> Html<String> {
         version = env!("CARGO_PKG_VERSION"),
         links = links
     ))
-}
-
-fn html_escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 /// Binds the configured address; `port 0` picks a free port (tests, benchmarks).

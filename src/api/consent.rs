@@ -45,17 +45,17 @@ pub async fn consent_callback(
             format!(
                 "<p><strong>{}</strong> is connected: Vouch can now verify its users with a Microsoft Authenticator push.</p>\
                  <p><a class=\"button\" href=\"{}\">Tap to finish onboarding</a></p>",
-                escape(&view.tenant_name),
-                escape(&return_url)
+                crate::web::escape_html(&view.tenant_name),
+                crate::web::escape_html(&return_url)
             ),
         ),
         Err(err) => (
             "The connection was not completed".to_owned(),
             format!(
                 "<p>{}</p><p class=\"code\">Error code: {}</p><p><a class=\"button\" href=\"{}\">Back to Vouch</a></p>",
-                escape(&err.to_string()),
-                escape(err.code()),
-                escape(&return_url)
+                crate::web::escape_html(&err.to_string()),
+                crate::web::escape_html(err.code()),
+                crate::web::escape_html(&return_url)
             ),
         ),
     };
@@ -65,11 +65,4 @@ pub async fn consent_callback(
          .button{{display:inline-block;padding:.8rem 1.4rem;background:#0b5cad;color:#fff;border-radius:.4rem;text-decoration:none;font-weight:600}}\
          .code{{color:#52606d;font-size:.9rem}}</style></head><body><h1>{title}</h1>{body}</body></html>"
     ))
-}
-
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }

@@ -78,8 +78,7 @@ async fn check_pod_token(req: &Request, bearer: Bearer) -> poem::Result<PodSessi
         ))
     };
     let connection = ctx
-        .store
-        .get_connection(claims.connection)
+        .psa_connection(claims.connection)
         .await
         .map_err(|e| internal(&e))?;
     let msp = ctx
@@ -142,8 +141,7 @@ pub async fn open_session(
     load: EmbedLoad,
 ) -> Result<String, ApiError> {
     let connection = ctx
-        .store
-        .get_connection(connection_id)
+        .psa_connection(connection_id)
         .await
         .map_err(|e| ApiError::internal(&e))?
         .ok_or_else(|| ApiError::new(ErrorCode::Forbidden, "This Vouch panel URL names no PSA connection. Copy the URL again from Vouch's settings."))?;
@@ -153,15 +151,19 @@ pub async fn open_session(
         .authenticate_embed(&connection, &load)
         .await
         .map_err(psa_error)?;
+    let sighting = TechnicianSighting {
+        msp_id: connection.msp_id,
+        psa_connection_id: connection.id,
+        psa_member_id: vouched.technician.member_id.clone(),
+        display_name: vouched.technician.name.clone(),
+        email: vouched.technician.email.clone(),
+    };
     let technician = ctx
-        .store
-        .record_technician(TechnicianSighting {
-            msp_id: connection.msp_id,
-            psa_connection_id: connection.id,
-            psa_member_id: vouched.technician.member_id.clone(),
-            display_name: vouched.technician.name.clone(),
-            email: vouched.technician.email.clone(),
-        })
+        .technicians
+        .try_get_with(
+            (connection.id, sighting.psa_member_id.clone()),
+            ctx.store.record_technician(sighting),
+        )
         .await
         .map_err(|e| ApiError::internal(&e))?;
     Ok(pod_token::issue(

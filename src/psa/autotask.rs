@@ -49,6 +49,8 @@ pub struct Autotask {
     max_signature_age: u64,
     /// The zone's REST base per connection (it changes only when Autotask moves a tenant).
     zones: Cache<Uuid, String>,
+    /// Resources by (connection, resource id): every Insight load names one.
+    resources: Cache<(Uuid, u64), PsaTechnician>,
 }
 
 impl Autotask {
@@ -65,6 +67,10 @@ impl Autotask {
             zones: Cache::builder()
                 .max_capacity(10_000)
                 .time_to_live(Duration::from_secs(3600))
+                .build(),
+            resources: Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(Duration::from_secs(300))
                 .build(),
         }
     }
@@ -213,20 +219,27 @@ impl PsaAdapter for Autotask {
         let resource_id: u64 = param(params, RESOURCE_PARAM)
             .and_then(|r| r.parse().ok())
             .ok_or(PsaError::Unsigned)?;
-        let resource = self
-            .item(connection, "Resources", resource_id, "resource")
-            .await?;
-        let name = format!(
-            "{} {}",
-            resource["firstName"].as_str().unwrap_or_default(),
-            resource["lastName"].as_str().unwrap_or_default()
-        );
+        let technician = self
+            .resources
+            .try_get_with((connection.id, resource_id), async {
+                let resource = self
+                    .item(connection, "Resources", resource_id, "resource")
+                    .await?;
+                let name = format!(
+                    "{} {}",
+                    resource["firstName"].as_str().unwrap_or_default(),
+                    resource["lastName"].as_str().unwrap_or_default()
+                );
+                Ok::<_, PsaError>(PsaTechnician {
+                    member_id: resource_id.to_string(),
+                    name: name.trim().to_owned(),
+                    email: resource["email"].as_str().map(str::to_owned),
+                })
+            })
+            .await
+            .map_err(|err| (*err).clone())?;
         Ok(VouchedEmbed {
-            technician: PsaTechnician {
-                member_id: resource_id.to_string(),
-                name: name.trim().to_owned(),
-                email: resource["email"].as_str().map(str::to_owned),
-            },
+            technician,
             ticket_id,
         })
     }

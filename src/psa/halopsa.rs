@@ -52,6 +52,8 @@ pub struct HaloPsa {
     upstream: Upstream,
     max_signature_age: u64,
     tokens: Cache<Uuid, Arc<SecretString>>,
+    /// Agents by (connection, agent id): every tab load names one, names rarely change.
+    agents: Cache<(Uuid, u64), PsaTechnician>,
 }
 
 impl HaloPsa {
@@ -68,6 +70,10 @@ impl HaloPsa {
             tokens: Cache::builder()
                 .max_capacity(10_000)
                 .time_to_live(Duration::from_secs(50 * 60))
+                .build(),
+            agents: Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(Duration::from_secs(300))
                 .build(),
         }
     }
@@ -192,21 +198,28 @@ impl PsaAdapter for HaloPsa {
             .and_then(|a| a.parse().ok())
             .ok_or(PsaError::Unsigned)?;
         // The signed agent id is who the technician is; the name comes from Halo itself.
-        let agent = self
-            .call(
-                connection,
-                reqwest::Method::GET,
-                &format!("Agent/{agent_id}"),
-                None,
-                "agent",
-            )
-            .await?;
+        let technician = self
+            .agents
+            .try_get_with((connection.id, agent_id), async {
+                let agent = self
+                    .call(
+                        connection,
+                        reqwest::Method::GET,
+                        &format!("Agent/{agent_id}"),
+                        None,
+                        "agent",
+                    )
+                    .await?;
+                Ok::<_, PsaError>(PsaTechnician {
+                    member_id: agent_id.to_string(),
+                    name: agent["name"].as_str().unwrap_or("Halo agent").to_owned(),
+                    email: agent["email"].as_str().map(str::to_owned),
+                })
+            })
+            .await
+            .map_err(|err| (*err).clone())?;
         Ok(VouchedEmbed {
-            technician: PsaTechnician {
-                member_id: agent_id.to_string(),
-                name: agent["name"].as_str().unwrap_or("Halo agent").to_owned(),
-                email: agent["email"].as_str().map(str::to_owned),
-            },
+            technician,
             ticket_id,
         })
     }

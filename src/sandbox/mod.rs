@@ -4,3 +4,8 @@
 pub mod microsoft;
 pub mod psa;
 pub mod sms;
+
+/// Escapes text for HTML element content and quoted attribute values (the sandbox pages).
+pub(crate) fn html_escape(text: &str) -> String {
+    crate::web::escape_html(text)
+}

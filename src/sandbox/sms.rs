@@ -611,12 +611,12 @@ fn outbox_page(shared: &Shared, query: &str) -> Response {
 <p class="sms-body">{body}</p>
 </li>
 "#,
-            to = html_escape(&m.to),
-            sid = html_escape(&m.sid),
-            from = html_escape(&m.from),
+            to = crate::sandbox::html_escape(&m.to),
+            sid = crate::sandbox::html_escape(&m.sid),
+            from = crate::sandbox::html_escape(&m.from),
             datetime = m.created_at.to_rfc3339(),
             time = m.created_at.format("%Y-%m-%d %H:%M:%S"),
-            body = linkify(&html_escape(&m.body)),
+            body = linkify(&crate::sandbox::html_escape(&m.body)),
         ));
     }
     let shown_filter = only_digits.as_ref().map(|digits| format!("+{digits}"));
@@ -632,7 +632,7 @@ fn outbox_page(shared: &Shared, query: &str) -> Response {
     let scope = match &shown_filter {
         Some(number) => format!(
             "{count} to {}. <a href=\"/outbox{}\">Show all numbers</a>",
-            html_escape(number),
+            crate::sandbox::html_escape(number),
             if refresh { "" } else { "?refresh=off" }
         ),
         None => format!("{count} to all numbers."),
@@ -645,12 +645,12 @@ fn outbox_page(shared: &Shared, query: &str) -> Response {
         self_query.append_pair("refresh", "off");
         format!(
             "This page reloads every {REFRESH_SECONDS} seconds. <a href=\"/outbox?{}\">Stop reloading</a>",
-            html_escape(&self_query.finish())
+            crate::sandbox::html_escape(&self_query.finish())
         )
     } else {
         format!(
             "Reloading is off. <a href=\"/outbox?{}\">Reload every {REFRESH_SECONDS} seconds</a>",
-            html_escape(&self_query.finish())
+            crate::sandbox::html_escape(&self_query.finish())
         )
     };
     let meta_refresh = if refresh {
@@ -658,7 +658,7 @@ fn outbox_page(shared: &Shared, query: &str) -> Response {
     } else {
         String::new()
     };
-    let filter_value = html_escape(shown_filter.as_deref().unwrap_or(""));
+    let filter_value = crate::sandbox::html_escape(shown_filter.as_deref().unwrap_or(""));
     let keep_refresh = if refresh {
         ""
     } else {
@@ -705,22 +705,6 @@ a:focus-visible, input:focus-visible, button:focus-visible {{ outline: 3px solid
         .content_type("text/html; charset=utf-8")
         .header("Cache-Control", "no-store")
         .body(html)
-}
-
-/// Escapes text for HTML element content and quoted attribute values.
-fn html_escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            _ => out.push(c),
-        }
-    }
-    out
 }
 
 /// Turns the `http://` and `https://` URLs of already-escaped text into links.
@@ -820,7 +804,11 @@ mod tests {
             ),
         ];
         for (raw, expected) in cases {
-            assert_eq!(linkify(&html_escape(raw)), expected, "{raw}");
+            assert_eq!(
+                linkify(&crate::sandbox::html_escape(raw)),
+                expected,
+                "{raw}"
+            );
         }
     }
 

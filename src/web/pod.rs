@@ -11,7 +11,7 @@ use poem::{IntoResponse, Request, Response, Route, get, handler};
 use crate::api::pod::open_session;
 use crate::psa::EmbedLoad;
 use crate::server::AppContext;
-use crate::store::repos::{PsaConnectionRepository, PsaKind};
+use crate::store::repos::PsaKind;
 
 const POD_HTML: &str = include_str!("../../pods/pod.html");
 const POD_JS: &str = include_str!("../../pods/pod.js");
@@ -172,7 +172,7 @@ async fn frame_ancestors(
     let Some(id) = connection_id else {
         return "'none'".into();
     };
-    let Ok(Some(connection)) = ctx.store.get_connection(id).await else {
+    let Ok(Some(connection)) = ctx.psa_connection(id).await else {
         return "'none'".into();
     };
     if connection.kind != kind {
@@ -196,16 +196,49 @@ async fn frame_ancestors(
     }
 }
 
+/// The pod page split at its placeholders once, so each load is one pass over the template.
+fn template() -> &'static [TemplatePart] {
+    static PARTS: std::sync::OnceLock<Vec<TemplatePart>> = std::sync::OnceLock::new();
+    PARTS.get_or_init(|| {
+        let mut parts = Vec::new();
+        let mut rest = POD_HTML;
+        while let Some(start) = rest.find("{{") {
+            let Some(len) = rest[start..].find("}}") else {
+                break;
+            };
+            parts.push(TemplatePart::Text(&rest[..start]));
+            parts.push(TemplatePart::Slot(&rest[start + 2..start + len]));
+            rest = &rest[start + len + 2..];
+        }
+        parts.push(TemplatePart::Text(rest));
+        parts
+    })
+}
+
+enum TemplatePart {
+    Text(&'static str),
+    Slot(&'static str),
+}
+
 fn render(ancestors: &str, psa: &str, token: &str, connection: &str, ticket: &str) -> Response {
-    let html = POD_HTML
-        .replace("{{psa}}", &escape(psa))
-        .replace("{{token}}", &escape(token))
-        .replace("{{connection}}", &escape(connection))
-        .replace("{{ticket}}", &escape(ticket))
-        .replace("{{api}}", "/api/v1/pod")
-        .replace("{{session}}", "/api/v1/pod/connectwise/session")
-        .replace("{{assets}}", "/pods/assets")
-        .replace("{{title}}", "Vouch");
+    let mut html = String::with_capacity(POD_HTML.len() + token.len() + 64);
+    for part in template() {
+        match part {
+            TemplatePart::Text(text) => html.push_str(text),
+            TemplatePart::Slot(name) => html.push_str(&match name.trim() {
+                "psa" => crate::web::escape_html(psa),
+                "token" => crate::web::escape_html(token),
+                "connection" => crate::web::escape_html(connection),
+                "ticket" => crate::web::escape_html(ticket),
+                "api" => "/api/v1/pod".to_owned(),
+                "session" => "/api/v1/pod/connectwise/session".to_owned(),
+                "assets" => "/pods/assets".to_owned(),
+                "title" => "Vouch".to_owned(),
+                // Unknown placeholders are left out rather than shown.
+                _ => String::new(),
+            }),
+        }
+    }
     page(StatusCode::OK, ancestors, html)
 }
 
@@ -214,7 +247,7 @@ fn refusal(ancestors: &str, message: &str) -> Response {
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Vouch</title>\
          <link rel=\"stylesheet\" href=\"/pods/assets/pod.css\"></head><body>\
          <main class=\"vouch-refused\"><p role=\"alert\" id=\"vouch-refused\">{}</p></main></body></html>",
-        escape(message)
+        crate::web::escape_html(message)
     );
     page(StatusCode::FORBIDDEN, ancestors, html)
 }
@@ -233,12 +266,4 @@ fn page(status: StatusCode, ancestors: &str, html: String) -> Response {
             ),
         )
         .into_response()
-}
-
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&#x27;")
 }

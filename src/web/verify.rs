@@ -36,7 +36,7 @@ async fn show(ctx: Data<&Arc<AppContext>>, Path(token): Path<String>) -> Respons
                      <form method=\"post\"><button name=\"answer\" value=\"yes\" class=\"primary\">Yes, it's me</button>\
                      <button name=\"answer\" value=\"no\">No, it's not me</button></form>\
                      <p class=\"hint\">If you are not talking to {msp}, choose \"No\": someone may be pretending to be you.</p>",
-                    msp = escape(&msp)
+                    msp = crate::web::escape_html(&msp)
                 ),
             )
         }
@@ -85,7 +85,7 @@ async fn answer(
             "Thank you",
             &format!(
                 "<p>Thank you. {} now knows it is you; you can continue your call.</p>",
-                escape(&msp.name)
+                crate::web::escape_html(&msp.name)
             ),
         ),
         Ok(_) => page(
@@ -93,7 +93,7 @@ async fn answer(
             "Thank you for telling us",
             &format!(
                 "<p>{} has been told this was not you. If you are worried, call them on a number you know.</p>",
-                escape(&msp.name)
+                crate::web::escape_html(&msp.name)
             ),
         ),
         Err(CoreError::CodeExpired) => page(
@@ -123,7 +123,7 @@ fn page(status: StatusCode, title: &str, body: &str) -> Response {
          button{{font:inherit;padding:.8rem 1.2rem;margin:.4rem .4rem .4rem 0;border-radius:.4rem;border:1px solid #8a99a8;background:#fff}}\
          .primary{{background:#0b5cad;color:#fff;border-color:#0b5cad;font-weight:600}}.hint{{color:#52606d;font-size:.9rem}}</style></head>\
          <body><main><h1>{title}</h1>{body}</main></body></html>",
-        title = escape(title)
+        title = crate::web::escape_html(title)
     );
     Html(html)
         .with_status(status)
@@ -136,12 +136,4 @@ fn page(status: StatusCode, title: &str, body: &str) -> Response {
             "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
         )
         .into_response()
-}
-
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&#x27;")
 }

@@ -25,6 +25,7 @@ mod phone;
 mod seed;
 mod state;
 
+pub(super) use crate::sandbox::html_escape;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -583,22 +584,6 @@ fn redirect(status: StatusCode, location: &str) -> Response {
         .status(status)
         .header("Location", location)
         .body(())
-}
-
-/// Escapes text for HTML element content and quoted attribute values.
-fn html_escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            _ => out.push(c),
-        }
-    }
-    out
 }
 
 /// Decodes `%XX` escapes in one path segment (invalid escapes are kept as they are; invalid

@@ -92,6 +92,7 @@ mod page;
 mod seed;
 pub mod signing;
 
+pub(super) use crate::sandbox::html_escape;
 use std::collections::VecDeque;
 use std::fmt::Display;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -732,22 +733,6 @@ fn html_response(status: StatusCode, html: String) -> Response {
         .content_type("text/html; charset=utf-8")
         .header("Cache-Control", "no-store")
         .body(html)
-}
-
-/// Escapes text for HTML element content and quoted attribute values.
-fn html_escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            _ => out.push(c),
-        }
-    }
-    out
 }
 
 /// Decodes `%XX` escapes in one path segment (invalid escapes are kept as they are; invalid

@@ -1,0 +1,187 @@
+//! Pod render benchmark: requests per second and latency of a HaloPSA pod load (signature
+//! check, technician, pod token, page) with warm caches, at 64 concurrent connections, next to
+//! a bare poem endpoint served by the same process in the same run.
+//!
+//! ```sh
+//! cargo run --release --example pod_bench
+//! ```
+//!
+//! Goals (issue "PSA pods"): pod render throughput at least 40% of the bare endpoint's, and
+//! p99 under 20 ms. It prints numbers; it does not fail a build.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use poem::listener::TcpListener;
+use poem::{Route, Server, get, handler};
+use vouch::config::Config;
+use vouch::psa::signing;
+use vouch::sandbox::psa::{self as sbx, PsaSandbox};
+use vouch::server::{self, AppContext};
+use vouch::store::Store;
+use vouch::store::crypto::{Keyring, MasterKey};
+use vouch::store::repos::{MspPolicy, MspRepository, NewMspAccount, NewTenant, TenantRepository};
+use vouch::telemetry::Metrics;
+
+const CONNECTIONS: usize = 64;
+const WARM_UP: Duration = Duration::from_secs(1);
+const MEASURE: Duration = Duration::from_secs(5);
+
+#[handler]
+fn bare() -> &'static str {
+    "ok"
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let key =
+        MasterKey::parse(&MasterKey::generate_encoded()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut config = Config::default();
+    config.database.url = format!("sqlite://{}", dir.path().join("bench.db").display());
+    config.http.bind = "127.0.0.1:0".parse()?;
+    let store = Store::connect(&config.database, Arc::new(Keyring::new(key, []))).await?;
+    store.migrate().await?;
+    let msp = store
+        .create_msp(NewMspAccount {
+            name: "Bench MSP".into(),
+            brand_logo_url: None,
+            brand_color: None,
+            policy: MspPolicy::default(),
+        })
+        .await?;
+    let tenant = store
+        .create_tenant(NewTenant {
+            msp_id: msp.id,
+            microsoft_tenant_id: vouch::sandbox::microsoft::DEMO_TENANT_ID.into(),
+            display_name: "Contoso".into(),
+            verified_domains: vec![],
+        })
+        .await?;
+    let psa = PsaSandbox::start().await?;
+    let acceptor = server::bind(config.http.bind).await?;
+    let addr = server::local_addr(&acceptor).expect("socket address");
+    let base = format!("http://{addr}");
+    let urls = vouch::demo::connect_psa_sandbox(&store, msp.id, tenant.id, &psa, &base).await?;
+    let ctx = Arc::new(AppContext::new(config, store, Metrics::new(), Vec::new()));
+    tokio::spawn(server::serve(ctx, acceptor, std::future::pending()));
+
+    let bare_listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let bare_addr = bare_listener.local_addr()?;
+    drop(bare_listener);
+    tokio::spawn(
+        Server::new(TcpListener::bind(bare_addr)).run(Route::new().at("/bare", get(bare))),
+    );
+
+    // A signed tab load, as HaloPSA sends it (valid for the 5-minute signature window).
+    let mut pod = url::Url::parse(&urls.halopsa)?;
+    let mut params: Vec<(String, String)> = pod.query_pairs().into_owned().collect();
+    params.push(("ticket_id".into(), sbx::HALO_TICKET_DANA.to_string()));
+    params.push(("agent_id".into(), sbx::HALO_AGENT_ID.to_string()));
+    params.push(("ts".into(), chrono::Utc::now().timestamp().to_string()));
+    let sig = signing::sign(&params, sbx::HALO_TAB_SECRET);
+    params.push(("sig".into(), sig));
+    pod.query_pairs_mut().clear().extend_pairs(&params);
+    let pod_url = pod.to_string();
+    let bare_url = format!("http://{bare_addr}/bare");
+
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(CONNECTIONS)
+        .build()?;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let first = client.get(&pod_url).send().await?;
+    anyhow::ensure!(
+        first.status() == 200,
+        "the pod load failed: {}",
+        first.status()
+    );
+
+    println!(
+        "{CONNECTIONS} concurrent connections, {} s warm-up, {} s measured, one process\n",
+        WARM_UP.as_secs(),
+        MEASURE.as_secs()
+    );
+    let bare_result = load(&client, &bare_url).await;
+    let pod_result = load(&client, &pod_url).await;
+    print("bare poem endpoint", &bare_result);
+    print("pod render (HaloPSA)", &pod_result);
+    let ratio = pod_result.rps / bare_result.rps * 100.0;
+    println!(
+        "\npod render at {ratio:.0}% of the bare endpoint's throughput (goal >= 40%): {}",
+        if ratio >= 40.0 { "meets" } else { "MISSES" }
+    );
+    println!(
+        "pod render p99 {:.2} ms (goal < 20 ms): {}",
+        pod_result.p99_ms,
+        if pod_result.p99_ms < 20.0 {
+            "meets"
+        } else {
+            "MISSES"
+        }
+    );
+    Ok(())
+}
+
+struct LoadResult {
+    rps: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    errors: usize,
+}
+
+fn print(name: &str, r: &LoadResult) {
+    println!(
+        "{name:<22} {:>9.0} req/s   p50 {:>6.2} ms   p99 {:>6.2} ms   errors {}",
+        r.rps, r.p50_ms, r.p99_ms, r.errors
+    );
+}
+
+/// `CONNECTIONS` tasks, each sending requests back to back on its own keep-alive connection.
+async fn load(client: &reqwest::Client, url: &str) -> LoadResult {
+    let start = Instant::now();
+    let measure_from = start + WARM_UP;
+    let end = measure_from + MEASURE;
+    let tasks: Vec<_> = (0..CONNECTIONS)
+        .map(|_| {
+            let client = client.clone();
+            let url = url.to_owned();
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                let mut errors = 0;
+                while Instant::now() < end {
+                    let sent = Instant::now();
+                    let ok = match client.get(&url).send().await {
+                        Ok(response) => {
+                            response.status().is_success() && response.bytes().await.is_ok()
+                        }
+                        Err(_) => false,
+                    };
+                    if sent >= measure_from {
+                        if ok {
+                            latencies.push(sent.elapsed());
+                        } else {
+                            errors += 1;
+                        }
+                    }
+                }
+                (latencies, errors)
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    let mut errors = 0;
+    for task in tasks {
+        let (latencies, e) = task.await.expect("load task");
+        all.extend(latencies);
+        errors += e;
+    }
+    all.sort();
+    let pct =
+        |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)].as_secs_f64() * 1000.0;
+    LoadResult {
+        rps: all.len() as f64 / MEASURE.as_secs_f64(),
+        p50_ms: pct(0.50),
+        p99_ms: pct(0.99),
+        errors,
+    }
+}
