@@ -48,6 +48,8 @@ pub struct AppContext {
     pub verifications: VerificationService,
     pub resets: ResetService,
     pub shares: ShareService,
+    /// Sends SMS and keeps a (sealed) record of each.
+    pub messenger: Messenger,
     pub psa: PsaAdapters,
     /// Technicians the PSA vouched for recently, so a pod load does not write to the
     /// database every time (their "last seen" is refreshed every five minutes).
@@ -142,7 +144,7 @@ impl AppContext {
             directory: directory.clone(),
             verification_service: verifications.clone(),
             shares: shares.clone(),
-            messenger,
+            messenger: messenger.clone(),
             observer: Some(ticket_notes),
         });
         AppContext {
@@ -155,6 +157,7 @@ impl AppContext {
             verifications,
             resets,
             shares,
+            messenger,
             psa,
             technicians: moka::future::Cache::builder()
                 .max_capacity(10_000)

@@ -422,7 +422,7 @@ async fn outbox_page_escapes_html_and_links_urls() {
     assert!(page.contains("Sandbox phone: SMS outbox"));
     assert!(page.contains("<meta http-equiv=\"refresh\" content=\"2\">"));
     assert!(!page.contains("<script>"));
-    assert!(page.contains("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; more"));
+    assert!(page.contains("&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; &amp; more"));
     assert!(page.contains(
         "<a href=\"https://vouch.example/s/abc?x=1&amp;y=2\">https://vouch.example/s/abc?x=1&amp;y=2</a>."
     ));

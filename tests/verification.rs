@@ -683,3 +683,142 @@ async fn the_push_limit_holds_across_two_instances_on_one_database() {
         second.stop().await;
     }
 }
+
+#[tokio::test]
+async fn a_share_goes_by_sms_to_the_mobile_registered_in_microsoft() {
+    let db = TestDb::sqlite().await;
+    let world = World::start(&db, MspPolicy::default()).await;
+    let (status, created) = json_of(
+        world
+            .api(Method::POST, "/api/v1/shares")
+            .json(&json!({
+                "content": "VPN pre-shared key: 7Hq-2x9-Lp4",
+                "send_to": { "tenant_id": DEMO_TENANT_ID, "user": DANA },
+            }))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["sent_to"], "+1 ••• ••• ••01");
+    assert_eq!(
+        created["url"], "",
+        "the link went to the user, not back to the caller"
+    );
+    let sms = world
+        .sms
+        .last_message_to(DANA_MOBILE)
+        .expect("the link went by SMS");
+    assert!(sms.body.starts_with("Northwind IT:"), "{}", sms.body);
+    let link = sms
+        .body
+        .split_whitespace()
+        .find(|w| w.starts_with("http"))
+        .unwrap();
+    let path = url::Url::parse(link).unwrap().path().to_owned();
+    let page = world
+        .app
+        .client
+        .post(world.app.url(&path))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("7Hq-2x9-Lp4"));
+
+    // A user without a registered mobile: refused before anything is created.
+    let (status, body) = json_of(
+        world
+            .api(Method::POST, "/api/v1/shares")
+            .json(&json!({
+                "content": "secret",
+                "send_to": { "tenant_id": DEMO_TENANT_ID, "user": "noel@contoso.example" },
+            }))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (409, Some("no_mobile_phone")),
+        "{body}"
+    );
+    let (_, list) = json_of(
+        world
+            .api(Method::GET, "/api/v1/shares")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(list.as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_one_tap_link_approves_only_when_tapped() {
+    let db = TestDb::sqlite().await;
+    let world = World::start(&db, MspPolicy::default()).await;
+    let (status, started) = json_of(start(&world, DANA, "sms_link").await).await;
+    assert_eq!(status, 202, "{started}");
+    let id = started["id"].as_str().unwrap().to_owned();
+    let sms = world
+        .sms
+        .last_message_to(DANA_MOBILE)
+        .expect("the link went by SMS");
+    let link = sms
+        .body
+        .split_whitespace()
+        .find(|w| w.starts_with("http"))
+        .unwrap();
+    let path = url::Url::parse(link).unwrap().path().to_owned();
+
+    // Opening the link (a preview bot, say) changes nothing.
+    let page = world
+        .app
+        .client
+        .get(world.app.url(&path))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("Yes, it's me"));
+    let (_, still) = json_of(
+        world
+            .api(Method::GET, &format!("/api/v1/verifications/{id}"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(still["status"], "pending");
+
+    let tapped = world
+        .app
+        .client
+        .post(world.app.url(&path))
+        .form(&[("answer", "yes")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(tapped.status(), 200);
+    let (_, done) = json_of(
+        world
+            .api(Method::GET, &format!("/api/v1/verifications/{id}"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(done["status"], "approved");
+    let again = world
+        .app
+        .client
+        .post(world.app.url(&path))
+        .form(&[("answer", "yes")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 410, "a link answers once");
+}

@@ -16,9 +16,11 @@ use uuid::Uuid;
 
 use super::auth::MspApiKey;
 use super::error::error_response;
+use super::verifications::core_error;
 use super::{ApiError, ErrorCode};
 use crate::core::share::{ShareError, ShareOptions, ShareStatus, ShareSummary};
 use crate::server::AppContext;
+use crate::store::repos::MspRepository;
 use crate::web::share::share_service;
 
 #[derive(Tags)]
@@ -38,6 +40,18 @@ pub struct ShareRequest {
     pub expires_in_minutes: Option<i64>,
     /// How many times the message can be revealed: from 1 to 10. Default 1.
     pub max_views: Option<i64>,
+    /// Send the link by SMS to this Microsoft 365 user's mobile phone (as registered in
+    /// Microsoft); without it, the link is returned for you to deliver.
+    pub send_to: Option<ShareRecipient>,
+}
+
+/// Who receives the link by SMS.
+#[derive(Debug, Object)]
+pub struct ShareRecipient {
+    /// The customer's Microsoft tenant id.
+    pub tenant_id: String,
+    /// The user's sign-in name or e-mail address.
+    pub user: String,
 }
 
 // Hand-written so the secret never reaches a log through `{:?}`.
@@ -47,6 +61,7 @@ impl std::fmt::Debug for ShareRequest {
             .field("content", &"[redacted]")
             .field("expires_in_minutes", &self.expires_in_minutes)
             .field("max_views", &self.max_views)
+            .field("send_to", &self.send_to)
             .finish()
     }
 }
@@ -64,6 +79,8 @@ pub struct CreatedShareBody {
     pub expires_at: DateTime<Utc>,
     /// How many times the message can be revealed.
     pub max_views: u32,
+    /// When the link was sent by SMS: the masked number it went to.
+    pub sent_to: Option<String>,
 }
 
 /// Where a share stands.
@@ -292,7 +309,36 @@ impl SharesApi {
     ) -> Result<Readable<Created>, ApiError> {
         let body = body.0;
         let options = share_options(&body)?;
-        let created = share_service(&ctx)
+        // The recipient and their phone are found first, so nothing is created for nobody.
+        let recipient = match &body.send_to {
+            Some(to) => {
+                let msp = ctx
+                    .store
+                    .get_msp(auth.msp_id())
+                    .await
+                    .map_err(|e| ApiError::internal(&e))?
+                    .ok_or_else(|| ApiError::internal(&"API key of a removed MSP"))?;
+                let tenant = ctx
+                    .directory
+                    .tenant(msp.id, to.tenant_id.trim())
+                    .await
+                    .map_err(core_error)?;
+                let user = ctx
+                    .directory
+                    .resolve_user(&tenant, &[to.user.clone()])
+                    .await
+                    .map_err(core_error)?;
+                let (phone, _) = ctx
+                    .verifications
+                    .mobile_for(&msp, &tenant, &user, None)
+                    .await
+                    .map_err(core_error)?;
+                Some((msp, phone))
+            }
+            None => None,
+        };
+        let service = share_service(&ctx);
+        let created = service
             .create(
                 auth.msp_id(),
                 SecretString::from(body.content),
@@ -302,11 +348,33 @@ impl SharesApi {
             )
             .await
             .map_err(share_error)?;
+        let mut sent_to = None;
+        if let Some((msp, phone)) = recipient {
+            let text = SecretString::from(format!(
+                "{}: a secure message for you. Open it here (it works {} time(s), until {} UTC): {}",
+                msp.name,
+                created.max_views,
+                created.expires_at.format("%Y-%m-%d %H:%M"),
+                created.url.expose_secret()
+            ));
+            if let Err(err) = ctx.messenger.send_sms(msp.id, &phone, text).await {
+                // An undelivered link must not stay usable somewhere.
+                let _ = service.revoke(msp.id, created.id, &auth.actor()).await;
+                return Err(core_error(err.into()));
+            }
+            sent_to = Some(phone.masked());
+        }
         Ok(Readable::Answer(Created::Created(Json(CreatedShareBody {
             id: created.id,
-            url: created.url.expose_secret().to_owned(),
+            // Once the link went by SMS, the caller does not need it (and should not hold it).
+            url: if sent_to.is_some() {
+                String::new()
+            } else {
+                created.url.expose_secret().to_owned()
+            },
             expires_at: created.expires_at,
             max_views: created.max_views,
+            sent_to,
         }))))
     }
 
