@@ -325,7 +325,7 @@ impl SharesApi {
                     .map_err(core_error)?;
                 let user = ctx
                     .directory
-                    .resolve_user(&tenant, &[to.user.clone()])
+                    .resolve_user(&tenant, std::slice::from_ref(&to.user))
                     .await
                     .map_err(core_error)?;
                 let (phone, _) = ctx
