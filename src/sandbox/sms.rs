@@ -14,6 +14,7 @@
 //!
 //! State lives in one [`std::sync::Mutex`] that is never held across an `.await`.
 
+use crate::sandbox::json_response;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -553,13 +554,6 @@ fn not_found(path: &str) -> Response {
         20404,
         format!("The requested resource {path} was not found"),
     )
-}
-
-fn json_response(status: StatusCode, body: &serde_json::Value) -> Response {
-    Response::builder()
-        .status(status)
-        .content_type("application/json; charset=utf-8")
-        .body(body.to_string())
 }
 
 /// Percent-decodes one path segment (invalid UTF-8 is replaced, never a panic).

@@ -25,7 +25,7 @@ mod phone;
 mod seed;
 mod state;
 
-pub(super) use crate::sandbox::html_escape;
+pub(super) use crate::sandbox::{fault_response, html_escape, html_response, json_response, plain};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -539,44 +539,6 @@ async fn handle(shared: Arc<Shared>, mut req: Request) -> Response {
         Some(Service::Mfa) => mfa::handle(shared, incoming).await,
         None => phone::handle(&shared, incoming),
     }
-}
-
-fn fault_response(status: u16, body: String, retry_after: Option<u64>) -> Response {
-    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let content_type = if body.trim_start().starts_with('{') {
-        "application/json"
-    } else {
-        "text/plain; charset=utf-8"
-    };
-    let mut builder = Response::builder()
-        .status(status)
-        .content_type(content_type);
-    if let Some(seconds) = retry_after {
-        builder = builder.header("Retry-After", seconds.to_string());
-    }
-    builder.body(body)
-}
-
-fn plain(status: StatusCode, text: &str) -> Response {
-    Response::builder()
-        .status(status)
-        .content_type("text/plain; charset=utf-8")
-        .body(text.to_owned())
-}
-
-fn json_response(status: StatusCode, body: &serde_json::Value) -> Response {
-    Response::builder()
-        .status(status)
-        .content_type("application/json; charset=utf-8")
-        .body(body.to_string())
-}
-
-fn html_response(status: StatusCode, html: String) -> Response {
-    Response::builder()
-        .status(status)
-        .content_type("text/html; charset=utf-8")
-        .header("Cache-Control", "no-store")
-        .body(html)
 }
 
 fn redirect(status: StatusCode, location: &str) -> Response {

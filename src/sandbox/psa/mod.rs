@@ -92,7 +92,7 @@ mod page;
 mod seed;
 pub mod signing;
 
-pub(super) use crate::sandbox::html_escape;
+pub(super) use crate::sandbox::{fault_response, html_escape, html_response, json_response, plain};
 use std::collections::VecDeque;
 use std::fmt::Display;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -694,45 +694,6 @@ async fn handle(shared: Arc<Shared>, mut req: Request) -> Response {
         Psa::HaloPsa => halopsa::handle(&shared, incoming),
         Psa::Autotask => autotask::handle(&shared, incoming),
     }
-}
-
-fn fault_response(status: u16, body: String, retry_after: Option<u64>) -> Response {
-    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let trimmed = body.trim_start();
-    let content_type = if trimmed.starts_with('{') || trimmed.starts_with('[') {
-        "application/json; charset=utf-8"
-    } else {
-        "text/plain; charset=utf-8"
-    };
-    let mut builder = Response::builder()
-        .status(status)
-        .content_type(content_type);
-    if let Some(seconds) = retry_after {
-        builder = builder.header("Retry-After", seconds.to_string());
-    }
-    builder.body(body)
-}
-
-fn plain(status: StatusCode, text: &str) -> Response {
-    Response::builder()
-        .status(status)
-        .content_type("text/plain; charset=utf-8")
-        .body(text.to_owned())
-}
-
-fn json_response(status: StatusCode, body: &serde_json::Value) -> Response {
-    Response::builder()
-        .status(status)
-        .content_type("application/json; charset=utf-8")
-        .body(body.to_string())
-}
-
-fn html_response(status: StatusCode, html: String) -> Response {
-    Response::builder()
-        .status(status)
-        .content_type("text/html; charset=utf-8")
-        .header("Cache-Control", "no-store")
-        .body(html)
 }
 
 /// Decodes `%XX` escapes in one path segment (invalid escapes are kept as they are; invalid
