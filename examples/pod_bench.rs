@@ -14,10 +14,11 @@ use std::time::{Duration, Instant};
 
 use poem::listener::TcpListener;
 use poem::{Route, Server, get, handler};
+use vouch::app::AppContext;
 use vouch::config::Config;
 use vouch::psa::signing;
 use vouch::sandbox::psa::{self as sbx, PsaSandbox};
-use vouch::server::{self, AppContext};
+use vouch::server;
 use vouch::store::Store;
 use vouch::store::crypto::{Keyring, MasterKey};
 use vouch::store::repos::{MspPolicy, MspRepository, NewMspAccount, NewTenant, TenantRepository};

@@ -8,8 +8,9 @@ use anyhow::{Context, anyhow};
 use clap::{Parser, Subcommand};
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::app::AppContext;
 use crate::config::{Config, LogFormat};
-use crate::server::{self, AppContext};
+use crate::server;
 use crate::store::Store;
 use crate::store::access::ApiKeyRepository;
 use crate::store::crypto::{Keyring, MasterKey};

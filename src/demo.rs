@@ -10,13 +10,13 @@ use std::sync::Arc;
 use anyhow::Context;
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::app::AppContext;
 use crate::cli;
 use crate::config::Config;
 use crate::core::integrations::IdentityManagementInput;
 use crate::sandbox::microsoft::{self, MicrosoftSandbox};
 use crate::sandbox::psa::PsaSandbox;
 use crate::sandbox::sms::SmsSandbox;
-use crate::server::AppContext;
 use crate::store::Store;
 use crate::store::access::ApiKeyRepository;
 use crate::store::repos::{

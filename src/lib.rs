@@ -6,6 +6,7 @@
 //! upstream services, used by the demo and the tests only.
 
 pub mod api;
+pub mod app;
 pub mod cli;
 pub mod config;
 pub mod core;

@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::ApiError;
 use super::auth::MspApiKey;
-use crate::server::AppContext;
+use crate::app::AppContext;
 use crate::store::repos::{AuditEvent, AuditLog, AuditQuery};
 
 #[derive(Tags)]

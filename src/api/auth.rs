@@ -8,7 +8,7 @@ use poem_openapi::SecurityScheme;
 use poem_openapi::auth::Bearer;
 
 use super::error::{ErrorCode, error_response};
-use crate::server::AppContext;
+use crate::app::AppContext;
 use crate::store::access::{ApiKey, ApiKeyRepository};
 use crate::store::repos::AuditActor;
 

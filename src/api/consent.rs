@@ -7,8 +7,8 @@ use poem::handler;
 use poem::web::{Data, Html, Query};
 use serde::Deserialize;
 
+use crate::app::AppContext;
 use crate::core::integrations::ConsentCallback;
-use crate::server::AppContext;
 
 /// The path registered as the app's redirect URI.
 pub const CALLBACK_PATH: &str = "microsoft/consent/callback";

@@ -1,7 +1,12 @@
 //! The one error shape of the JSON API: `{code, message}`, with codes that never change
 //! meaning once published. 5xx bodies say "internal error"; the cause goes to the log.
 
+use poem::error::{MethodNotAllowedError, NotFoundError};
 use poem::http::StatusCode;
+use poem::{Endpoint, EndpointExt, Response};
+use poem_openapi::error::{
+    AuthorizationError, ContentTypeError, ParseParamError, ParseRequestPayloadError,
+};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object};
 
@@ -169,4 +174,48 @@ pub fn error_response(code: ErrorCode, message: &str) -> poem::Response {
         .status(code.status())
         .content_type("application/json; charset=utf-8")
         .body(serde_json::to_string(&body).expect("error body serialises"))
+}
+
+/// The app-wide error boundary: errors raised outside an operation's own answers (unknown
+/// routes, poem-openapi's parse errors) leave in the documented JSON shape.
+pub fn json_errors<E: Endpoint + 'static>(ep: E) -> impl Endpoint<Output = Response> {
+    ep.catch_error(|_: NotFoundError| async {
+            error_response(
+                ErrorCode::NotFound,
+                "There is nothing at this address. The API is described at /api/docs.",
+            )
+        })
+        // poem-openapi's own parse errors, in the documented shape. The cause is not echoed:
+        // it could quote a value that was sent, and values can be secrets.
+        .catch_error(|_: ParseRequestPayloadError| async {
+            error_response(
+                ErrorCode::InvalidRequest,
+                "The request body could not be read: check that it is JSON with the fields and types described at /api/docs.",
+            )
+        })
+        .catch_error(|_: ContentTypeError| async {
+            error_response(
+                ErrorCode::InvalidRequest,
+                "The request body has the wrong content type: send `Content-Type: application/json`.",
+            )
+        })
+        .catch_error(|err: ParseParamError| async move {
+            error_response(
+                ErrorCode::InvalidRequest,
+                &format!("The parameter `{}` is missing or not valid; see /api/docs.", err.name),
+            )
+        })
+        .catch_error(|_: AuthorizationError| async {
+            error_response(
+                ErrorCode::Unauthorized,
+                "This operation needs an API key: send `Authorization: Bearer <key>` (create one with `vouch api-key create`).",
+            )
+        })
+        .catch_error(|_: MethodNotAllowedError| async {
+            error_response(
+                ErrorCode::MethodNotAllowed,
+                "This address does not accept this method. See /api/docs.",
+            )
+        })
+        .map_to_response()
 }

@@ -12,9 +12,9 @@ use uuid::Uuid;
 
 use super::ApiError;
 use super::auth::MspApiKey;
+use crate::app::AppContext;
 use crate::core::integrations::{IdentityManagementInput, IntegrationError, IntegrationView};
 use crate::microsoft::MicrosoftErrorKind;
-use crate::server::AppContext;
 use crate::store::repos::IntegrationKind;
 
 #[derive(Tags)]

@@ -5,6 +5,7 @@ mod audit;
 pub mod auth;
 pub mod consent;
 pub mod error;
+pub mod health;
 mod integrations;
 pub mod pod;
 mod shares;

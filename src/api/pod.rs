@@ -19,12 +19,12 @@ use uuid::Uuid;
 use super::ApiError;
 use super::error::{ErrorCode, error_response};
 use super::verifications::{MethodDto, core_error};
+use crate::app::AppContext;
 use crate::core::directory::DirectoryUser;
 use crate::core::error::CoreError;
 use crate::core::verification::{Requester, StartRequest, TicketContext, verified_now};
 use crate::psa::pod_token::{self, PodClaims, TokenError};
 use crate::psa::{ConnectWiseMember, EmbedLoad, PsaError, TicketContact};
-use crate::server::AppContext;
 use crate::store::repos::{
     AuditActor, MspAccount, MspRepository, PsaConnection, PsaConnectionRepository, Technician,
     TechnicianSighting, Tenant, TenantRepository,

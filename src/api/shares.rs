@@ -18,8 +18,8 @@ use super::auth::MspApiKey;
 use super::error::error_response;
 use super::verifications::core_error;
 use super::{ApiError, ErrorCode};
+use crate::app::AppContext;
 use crate::core::share::{ShareError, ShareOptions, ShareStatus, ShareSummary};
-use crate::server::AppContext;
 use crate::store::repos::MspRepository;
 use crate::web::share::share_service;
 

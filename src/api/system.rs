@@ -7,7 +7,7 @@ use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi, Tags};
 
 use super::ApiError;
-use crate::server::AppContext;
+use crate::app::AppContext;
 
 #[derive(Tags)]
 enum ApiTags {

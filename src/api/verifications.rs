@@ -13,10 +13,10 @@ use uuid::Uuid;
 
 use super::ApiError;
 use super::auth::MspApiKey;
+use crate::app::AppContext;
 use crate::core::directory::DirectoryUser;
 use crate::core::error::{CoreError, ErrorClass};
 use crate::core::verification::{Method, Requester, StartRequest, TicketContext};
-use crate::server::AppContext;
 use crate::store::repos::{MspAccount, MspRepository, Tenant};
 use crate::store::verifications::{PasswordReset, Verification as VerificationRecord};
 

@@ -9,8 +9,8 @@ use poem::web::{Data, Form};
 use poem::{IntoResponse, Request, Response, Route, get, handler};
 
 use crate::api::pod::open_session;
+use crate::app::AppContext;
 use crate::psa::EmbedLoad;
-use crate::server::AppContext;
 use crate::store::repos::PsaKind;
 
 const POD_HTML: &str = include_str!("../../pods/pod.html");

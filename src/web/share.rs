@@ -16,10 +16,10 @@ use poem::{Response, Route, get, handler};
 use secrecy::ExposeSecret;
 use url::Url;
 
+use crate::app::AppContext;
 use crate::core::share::{
     PeekOutcome, Revealed, ShareBranding, ShareDeps, ShareError, ShareService,
 };
-use crate::server::AppContext;
 use crate::store::access::random_token;
 
 /// The routes under `/s`.

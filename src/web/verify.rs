@@ -9,9 +9,9 @@ use poem::web::{Data, Form, Html, Path};
 use poem::{IntoResponse, Response, Route, get, handler};
 use serde::Deserialize;
 
+use crate::app::AppContext;
 use crate::core::error::CoreError;
 use crate::core::verification::LinkState;
-use crate::server::AppContext;
 use crate::store::repos::MspRepository;
 
 pub fn routes() -> Route {

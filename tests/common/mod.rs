@@ -8,8 +8,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use sea_orm::{ConnectionTrait, Database};
+use vouch::app::AppContext;
 use vouch::config::Config;
-use vouch::server::{self, AppContext};
+use vouch::server;
 use vouch::store::Store;
 use vouch::store::crypto::{Keyring, MasterKey};
 use vouch::telemetry::Metrics;
