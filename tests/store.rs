@@ -9,7 +9,7 @@ use sea_orm_migration::MigratorTrait;
 use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
 use vouch::store::StoreError;
-use vouch::store::crypto::Keyring;
+use vouch::store::crypto::{Keyring, SealedPlace};
 use vouch::store::migration::Migrator;
 use vouch::store::repos::*;
 
@@ -630,4 +630,143 @@ async fn rotate_key_reseals_everything_under_the_new_key() {
             Err(StoreError::Sealed(_))
         ));
     }
+}
+
+#[tokio::test]
+async fn values_sealed_before_per_purpose_keys_open_and_rotate_key_upgrades_them() {
+    for db in TestDb::all().await {
+        let (encoded, key) = new_key();
+        let store = db.migrated_store(Keyring::new(key.clone(), [])).await;
+        write_every_kind_of_secret(&store).await;
+        // Turn the database into one an earlier release wrote, under the same master key.
+        let mut downgraded = 0;
+        for &(table, column) in SEALED_COLUMNS {
+            for (id, sealed) in sealed_values(&store, table, column).await {
+                let place = SealedPlace::new(table, column, id);
+                let plaintext = store.keyring().open(&place, &sealed).unwrap();
+                let v1 = seal_as_v1(&encoded, key.id(), &place, plaintext.expose_secret());
+                set_sealed_value(&store, table, column, id, v1).await;
+                downgraded += 1;
+            }
+        }
+        assert_eq!(downgraded, 5, "{:?}", db.backend);
+
+        // The old values read as before.
+        let msp = store
+            .list_msps()
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|m| m.name == VISIBLE_MARKER)
+            .unwrap();
+        let connection = &store.list_connections(msp.id).await.unwrap()[0];
+        assert!(
+            connection
+                .credentials
+                .expose_secret()
+                .contains(PLAINTEXT_SECRETS[0]),
+            "{:?}",
+            db.backend
+        );
+
+        // `vouch rotate-key` with the same key and no previous keys upgrades each of them.
+        let report = store.rotate_keys().await.unwrap();
+        assert_eq!(report.active_key_id, key.id());
+        let resealed: u64 = report.columns.iter().map(|c| c.resealed).sum();
+        assert_eq!(resealed, 5, "{:?}: {report:?}", db.backend);
+        for &(table, column) in SEALED_COLUMNS {
+            for (_, sealed) in sealed_values(&store, table, column).await {
+                assert!(
+                    sealed.starts_with(&format!("v2.{}.", key.id())),
+                    "{:?}: {table}.{column} was not re-sealed",
+                    db.backend
+                );
+            }
+        }
+        let again = store.rotate_keys().await.unwrap();
+        assert_eq!(again.columns.iter().map(|c| c.resealed).sum::<u64>(), 0);
+        assert_eq!(
+            again.columns.iter().map(|c| c.already_current).sum::<u64>(),
+            5
+        );
+        let tenant = &store.list_tenants(msp.id).await.unwrap()[0];
+        let integration = store
+            .get_integration(tenant.id, IntegrationKind::Authenticator)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            integration.secret.unwrap().expose_secret(),
+            PLAINTEXT_SECRETS[4]
+        );
+    }
+}
+
+/// Seals `plaintext` as releases before per-purpose keys did (`v1`: AES-256-GCM under the
+/// master key itself), to stand for a database one of them wrote.
+fn seal_as_v1(encoded_key: &str, key_id: &str, place: &SealedPlace, plaintext: &str) -> String {
+    use aes_gcm::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD as BASE64;
+
+    let master_key = BASE64.decode(encoded_key).unwrap();
+    let cipher = aes_gcm::Aes256Gcm::new_from_slice(&master_key).unwrap();
+    let nonce = aes_gcm::Aes256Gcm::generate_nonce(&mut OsRng);
+    let aad = format!("{}.{}:{}", place.table, place.column, place.row_id);
+    let ciphertext = cipher
+        .encrypt(
+            &nonce,
+            Payload {
+                msg: plaintext.as_bytes(),
+                aad: aad.as_bytes(),
+            },
+        )
+        .unwrap();
+    let mut blob = nonce.to_vec();
+    blob.extend(ciphertext);
+    format!("v1.{key_id}.{}", BASE64.encode(blob))
+}
+
+/// Every `(id, sealed value)` of a sealed column, read past the repositories.
+async fn sealed_values(
+    store: &vouch::store::Store,
+    table: &'static str,
+    column: &'static str,
+) -> Vec<(Uuid, String)> {
+    use sea_orm::sea_query::{Expr, ExprTrait, Query};
+    let select = Query::select()
+        .columns(["id", column])
+        .from(table)
+        .and_where(Expr::col(column).is_not_null())
+        .to_owned();
+    store
+        .connection()
+        .query_all(&select)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|row| {
+            (
+                row.try_get("", "id").unwrap(),
+                row.try_get("", column).unwrap(),
+            )
+        })
+        .collect()
+}
+
+async fn set_sealed_value(
+    store: &vouch::store::Store,
+    table: &'static str,
+    column: &'static str,
+    id: Uuid,
+    sealed: String,
+) {
+    use sea_orm::sea_query::{Expr, ExprTrait, Query};
+    let update = Query::update()
+        .table(table)
+        .value(column, sealed)
+        .and_where(Expr::col("id").eq(id))
+        .to_owned();
+    let updated = store.connection().execute(&update).await.unwrap();
+    assert_eq!(updated.rows_affected(), 1);
 }

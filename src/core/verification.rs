@@ -23,7 +23,7 @@ use crate::microsoft::graph::PUSH_METHOD;
 use crate::microsoft::mfa::PushOutcome;
 use crate::microsoft::{MicrosoftError, MicrosoftErrorKind, Upn};
 use crate::sms::E164;
-use crate::store::crypto::Keyring;
+use crate::store::crypto::{Keyring, MacPurpose};
 use crate::store::repos::{AuditActor, AuditLog, MspAccount, NewAuditEvent, Tenant};
 use crate::store::verifications::{
     BeginPushError, Decision, NewVerification, PushLimits, Verification, VerificationRepository,
@@ -33,7 +33,6 @@ use crate::store::verifications::{
 /// SMS codes: 6 digits, 10 minutes, 5 attempts.
 pub const CODE_LIFETIME_MINUTES: i64 = 10;
 pub const MAX_CODE_ATTEMPTS: i32 = 5;
-const CODE_MAC_PURPOSE: &str = "sms_code";
 
 /// Which PSA ticket and contact a verification was started from (opaque to the core).
 #[derive(Debug, Clone, Default)]
@@ -397,7 +396,7 @@ impl VerificationService {
         let code_hash = format!(
             "{salt}:{}",
             self.keyring
-                .mac_hex(CODE_MAC_PURPOSE, &format!("{salt}:{code}"))
+                .mac_hex(MacPurpose::SmsCode, &format!("{salt}:{code}"))
         );
         let verification = self
             .verifications
@@ -583,7 +582,7 @@ impl VerificationService {
                 code.len() == 6
                     && self
                         .keyring
-                        .verify_mac(CODE_MAC_PURPOSE, &format!("{salt}:{code}"), mac)
+                        .verify_mac(MacPurpose::SmsCode, &format!("{salt}:{code}"), mac)
             });
         let decided = if matches {
             let until =

@@ -4,7 +4,9 @@
 //! browsers block third-party cookies in iframes.
 //!
 //! Format: `base64url(claims JSON) "." key-id "." hex HMAC-SHA256(claims)`, keyed with the
-//! master key (see `Keyring::mac_hex`), so any instance sharing the key can check it.
+//! pod-token key derived from the master key (`MacPurpose::PodToken`, see `store::crypto`),
+//! so any instance sharing the master key can check it, and no other digest Vouch makes
+//! passes for a pod token.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -12,9 +14,8 @@ use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::store::crypto::Keyring;
+use crate::store::crypto::{Keyring, MacPurpose};
 
-const PURPOSE: &str = "pod_token";
 /// A pod stays usable for an hour; then the technician reloads the ticket.
 pub const LIFETIME_SECONDS: i64 = 3600;
 
@@ -44,7 +45,7 @@ pub fn issue(
         exp: Utc::now().timestamp() + LIFETIME_SECONDS,
     };
     let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).expect("claims serialise"));
-    let mac = keyring.mac_hex(PURPOSE, &payload);
+    let mac = keyring.mac_hex(MacPurpose::PodToken, &payload);
     format!("{payload}.{mac}")
 }
 
@@ -57,7 +58,7 @@ pub enum TokenError {
 
 pub fn verify(keyring: &Keyring, token: &str) -> Result<PodClaims, TokenError> {
     let (payload, mac) = token.split_once('.').ok_or(TokenError::Invalid)?;
-    if !keyring.verify_mac(PURPOSE, payload, mac) {
+    if !keyring.verify_mac(MacPurpose::PodToken, payload, mac) {
         return Err(TokenError::Invalid);
     }
     let bytes = URL_SAFE_NO_PAD
@@ -101,5 +102,22 @@ mod tests {
         );
         assert_eq!(verify(&other, &token), Err(TokenError::Invalid));
         assert_eq!(verify(&ring, "garbage"), Err(TokenError::Invalid));
+    }
+
+    #[test]
+    fn a_digest_made_for_another_purpose_is_no_pod_token() {
+        let ring = Keyring::new(
+            MasterKey::parse(&MasterKey::generate_encoded()).unwrap(),
+            [],
+        );
+        let token = issue(&ring, Uuid::nil(), Uuid::nil(), Uuid::nil(), "1001");
+        let payload = token.split_once('.').unwrap().0;
+        // Same claims, same master key, but the MAC of an SMS code digest: refused.
+        let code_mac = ring.mac_hex(MacPurpose::SmsCode, payload);
+        assert_eq!(
+            verify(&ring, &format!("{payload}.{code_mac}")),
+            Err(TokenError::Invalid)
+        );
+        assert!(verify(&ring, &token).is_ok());
     }
 }

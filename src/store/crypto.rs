@@ -1,10 +1,42 @@
-//! Secrets at rest: AES-256-GCM (the `aes-gcm` crate) under a master key from configuration.
+//! Secrets at rest, and the keys Vouch derives from its master key.
 //!
-//! A sealed value is stored as text: `v1.<key id>.<base64(nonce || ciphertext)>`. The key id
-//! beside the ciphertext says which key sealed it, so that `vouch rotate-key` can find values
-//! sealed under an old key and re-seal them, and so that decryption picks the right key while
-//! a rotation is under way. Each value is bound, as associated data, to the place it is
+//! # One key per purpose
+//!
+//! The master key from configuration is never used as a key itself. HKDF-SHA256 (RFC 5869,
+//! the `hkdf` crate) expands it into one 256-bit key per purpose, each under its own `info`
+//! label:
+//!
+//! - sealing secrets at rest (AES-256-GCM, the `aes-gcm` crate);
+//! - one-time code digests (HMAC-SHA256, [`MacPurpose::SmsCode`]);
+//! - pod tokens (HMAC-SHA256, [`MacPurpose::PodToken`]).
+//!
+//! So the AES key is never an HMAC key, and a digest made for one purpose never verifies for
+//! another: a pod token's MAC is no valid code digest, and the other way round. The master
+//! key's id (a fingerprint, see [`MasterKey::parse`]) names the whole family of keys.
+//!
+//! # Sealed values
+//!
+//! A sealed value is stored as text: `v2.<key id>.<base64(nonce || ciphertext)>`. The key id
+//! beside the ciphertext says which master key sealed it, so that `vouch rotate-key` can find
+//! values sealed under an old key and re-seal them, and so that decryption picks the right key
+//! while a rotation is under way. Each value is bound, as associated data, to the place it is
 //! stored (`table.column:row-id`): a ciphertext copied to another row does not open.
+//!
+//! # Values from before per-purpose keys
+//!
+//! Earlier versions sealed `v1.<key id>.<...>` values with the master key itself, and keyed
+//! their HMACs with it too. What stays readable is decided here, in `EnvelopeVersion`:
+//!
+//! - `v1` sealed values (PSA credentials, Microsoft secrets, shares and messages in an
+//!   existing database, the demo's under `./vouch-data/` included) still open: the master key
+//!   is kept, as `MasterKey::legacy_v1_seal`, only to decrypt them. Nothing is sealed as
+//!   `v1` any more. [`Keyring::needs_reseal`] reports them even under the active key, so
+//!   running `vouch rotate-key` once after upgrading, with the same master key, re-seals them
+//!   as `v2`.
+//! - Digests made under the old scheme are not accepted. Accepting them would keep the master
+//!   key in use as an HMAC key, and they are short-lived anyway: an SMS code sent in the
+//!   minutes before the upgrade is refused as incorrect (the technician sends another), and
+//!   a pod opened before it asks for the ticket to be reloaded.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -13,12 +45,69 @@ use aes_gcm::aead::{Aead, KeyInit, OsRng, Payload};
 use aes_gcm::{AeadCore, Aes256Gcm, Key, Nonce};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
+use hkdf::Hkdf;
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-const ENVELOPE_VERSION: &str = "v1";
 const NONCE_LEN: usize = 12;
+const KEY_LEN: usize = 32;
+
+/// HKDF `info` label of the sealing key. Changing a label changes the key: existing values
+/// would no longer open or verify.
+const SEAL_KEY_INFO: &[u8] = b"vouch/v2/seal/aes-256-gcm";
+
+/// A 256-bit key; zeroed when dropped.
+type KeyBytes = Zeroizing<[u8; KEY_LEN]>;
+
+/// The format of a sealed value, its first dot-separated field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum EnvelopeVersion {
+    /// Sealed under the master key itself, before per-purpose keys. Opened, never written.
+    V1,
+    /// Sealed under the HKDF-derived sealing key.
+    V2,
+}
+
+impl EnvelopeVersion {
+    /// What [`Keyring::seal`] writes.
+    const CURRENT: EnvelopeVersion = EnvelopeVersion::V2;
+
+    fn parse(marker: &str) -> Option<EnvelopeVersion> {
+        match marker {
+            "v1" => Some(EnvelopeVersion::V1),
+            "v2" => Some(EnvelopeVersion::V2),
+            _ => None,
+        }
+    }
+
+    fn marker(self) -> &'static str {
+        match self {
+            EnvelopeVersion::V1 => "v1",
+            EnvelopeVersion::V2 => "v2",
+        }
+    }
+}
+
+/// What a keyed digest ([`Keyring::mac_hex`]) is for. Each purpose has its own key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MacPurpose {
+    /// One-time codes sent by SMS: short secrets whose plain hash could be reversed by trying
+    /// them all.
+    SmsCode,
+    /// Pod tokens (see `psa::pod_token`).
+    PodToken,
+}
+
+impl MacPurpose {
+    /// HKDF `info` label of this purpose's key. Changing a label changes the key.
+    fn key_info(self) -> &'static [u8] {
+        match self {
+            MacPurpose::SmsCode => b"vouch/v2/mac/hmac-sha256/sms-code",
+            MacPurpose::PodToken => b"vouch/v2/mac/hmac-sha256/pod-token",
+        }
+    }
+}
 
 /// Why a master key from configuration was refused. Never includes the key itself.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -46,11 +135,15 @@ pub enum OpenError {
     Undecryptable(String),
 }
 
-/// A 256-bit key. `Debug` does not show it.
+/// A master key from configuration and the keys derived from it. `Debug` shows only the id.
 #[derive(Clone)]
 pub struct MasterKey {
     id: String,
-    key: Key<Aes256Gcm>,
+    seal: KeyBytes,
+    sms_code_mac: KeyBytes,
+    pod_token_mac: KeyBytes,
+    /// The configured key itself, kept only to open `v1` values (see the module doc).
+    legacy_v1_seal: KeyBytes,
 }
 
 impl fmt::Debug for MasterKey {
@@ -68,18 +161,36 @@ impl MasterKey {
                 .decode(encoded.expose_secret().trim())
                 .map_err(|_| KeyError::NotBase64)?,
         );
-        if bytes.len() != 32 {
-            return Err(KeyError::WrongLength(bytes.len()));
-        }
+        let master: KeyBytes = Zeroizing::new(
+            bytes
+                .as_slice()
+                .try_into()
+                .map_err(|_| KeyError::WrongLength(bytes.len()))?,
+        );
         // The id is a fingerprint, so operators never have to name keys, and a key can be
-        // recognised across instances without revealing it.
+        // recognised across instances without revealing it. It is the same as before
+        // per-purpose keys, so `v1` values still find their key.
         let digest = Sha256::new()
             .chain_update(b"vouch master key id\0")
-            .chain_update(&bytes[..])
+            .chain_update(&master[..])
             .finalize();
+        // No salt: the master key is already 32 uniformly random bytes, which is the case
+        // where RFC 5869 (section 3.1) lets HKDF do without; the `info` labels alone keep
+        // the purposes apart.
+        let hkdf = Hkdf::<Sha256>::new(None, &master[..]);
+        let derive = |info: &[u8]| {
+            let mut okm: KeyBytes = Zeroizing::new([0; KEY_LEN]);
+            hkdf.expand(info, &mut okm[..])
+                // HKDF-SHA256 refuses only outputs longer than 8160 bytes.
+                .expect("HKDF-SHA256 expands to 32 bytes");
+            okm
+        };
         Ok(MasterKey {
             id: format!("k{}", hex::encode(&digest[..4])),
-            key: *Key::<Aes256Gcm>::from_slice(&bytes),
+            seal: derive(SEAL_KEY_INFO),
+            sms_code_mac: derive(MacPurpose::SmsCode.key_info()),
+            pod_token_mac: derive(MacPurpose::PodToken.key_info()),
+            legacy_v1_seal: master,
         })
     }
 
@@ -91,6 +202,21 @@ impl MasterKey {
 
     pub fn id(&self) -> &str {
         &self.id
+    }
+
+    fn cipher(&self, version: EnvelopeVersion) -> Aes256Gcm {
+        let key = match version {
+            EnvelopeVersion::V1 => &self.legacy_v1_seal,
+            EnvelopeVersion::V2 => &self.seal,
+        };
+        Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(&key[..]))
+    }
+
+    fn mac_key(&self, purpose: MacPurpose) -> &[u8] {
+        match purpose {
+            MacPurpose::SmsCode => &self.sms_code_mac[..],
+            MacPurpose::PodToken => &self.pod_token_mac[..],
+        }
     }
 }
 
@@ -115,10 +241,12 @@ impl Keyring {
 
     /// Encrypts `plaintext` for storage at `place` (see [`SealedPlace`]).
     pub fn seal(&self, place: &SealedPlace, plaintext: &str) -> String {
-        let cipher = Aes256Gcm::new(&self.active.key);
+        let version = EnvelopeVersion::CURRENT;
         let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
         let aad = place.associated_data();
-        let ciphertext = cipher
+        let ciphertext = self
+            .active
+            .cipher(version)
             .encrypt(
                 &nonce,
                 Payload {
@@ -132,7 +260,8 @@ impl Keyring {
         blob.extend_from_slice(&nonce);
         blob.extend_from_slice(&ciphertext);
         format!(
-            "{ENVELOPE_VERSION}.{}.{}",
+            "{}.{}.{}",
+            version.marker(),
             self.active.id,
             BASE64.encode(blob)
         )
@@ -153,7 +282,7 @@ impl Keyring {
         let (nonce, ciphertext) = blob.split_at(NONCE_LEN);
         let aad = place.associated_data();
         let plaintext = Zeroizing::new(
-            Aes256Gcm::new(&key.key)
+            key.cipher(envelope.version)
                 .decrypt(
                     Nonce::from_slice(nonce),
                     Payload {
@@ -167,50 +296,48 @@ impl Keyring {
         Ok(SecretString::from(text))
     }
 
-    /// A keyed digest (HMAC-SHA256 under the active key) of `data` for `purpose`: for short
-    /// secrets such as 6-digit codes, whose plain hash could be reversed by trying them all.
-    pub fn mac_hex(&self, purpose: &str, data: &str) -> String {
+    /// A keyed digest of `data` (HMAC-SHA256 under the active master key's key for
+    /// `purpose`), as `<key id>.<hex>`, so that digests made before a rotation still verify.
+    pub fn mac_hex(&self, purpose: MacPurpose, data: &str) -> String {
+        let mut mac = hmac_for(&self.active, purpose);
+        hmac::Mac::update(&mut mac, data.as_bytes());
         format!(
             "{}.{}",
             self.active.id,
-            hex::encode(mac(&self.active, purpose, data))
+            hex::encode(hmac::Mac::finalize(mac).into_bytes())
         )
     }
 
-    /// Checks a digest from [`Keyring::mac_hex`] in constant time.
-    pub fn verify_mac(&self, purpose: &str, data: &str, expected: &str) -> bool {
+    /// Checks a digest from [`Keyring::mac_hex`] for the same `purpose`, in constant time.
+    pub fn verify_mac(&self, purpose: MacPurpose, data: &str, expected: &str) -> bool {
         let Some((key_id, digest_hex)) = expected.split_once('.') else {
             return false;
         };
         let (Some(key), Ok(digest)) = (self.all.get(key_id), hex::decode(digest_hex)) else {
             return false;
         };
-        let mut verifier = <HmacSha256 as hmac::Mac>::new_from_slice(key.key.as_slice())
-            .expect("HMAC takes keys of any length");
-        hmac::Mac::update(&mut verifier, purpose.as_bytes());
-        hmac::Mac::update(&mut verifier, &[0]);
-        hmac::Mac::update(&mut verifier, data.as_bytes());
-        hmac::Mac::verify_slice(verifier, &digest).is_ok()
+        let mut mac = hmac_for(key, purpose);
+        hmac::Mac::update(&mut mac, data.as_bytes());
+        hmac::Mac::verify_slice(mac, &digest).is_ok()
     }
 
-    /// True when `sealed` was sealed under a key other than the active one.
+    /// True when `sealed` should be sealed again: under a key other than the active one, or
+    /// in an older format.
     pub fn needs_reseal(&self, sealed: &str) -> Result<bool, OpenError> {
-        Ok(Envelope::parse(sealed)?.key_id != self.active.id)
+        let envelope = Envelope::parse(sealed)?;
+        Ok(envelope.key_id != self.active.id || envelope.version != EnvelopeVersion::CURRENT)
     }
 }
 
 type HmacSha256 = hmac::Hmac<Sha256>;
 
-fn mac(key: &MasterKey, purpose: &str, data: &str) -> Vec<u8> {
-    let mut mac = <HmacSha256 as hmac::Mac>::new_from_slice(key.key.as_slice())
-        .expect("HMAC takes keys of any length");
-    hmac::Mac::update(&mut mac, purpose.as_bytes());
-    hmac::Mac::update(&mut mac, &[0]);
-    hmac::Mac::update(&mut mac, data.as_bytes());
-    hmac::Mac::finalize(mac).into_bytes().to_vec()
+fn hmac_for(key: &MasterKey, purpose: MacPurpose) -> HmacSha256 {
+    <HmacSha256 as hmac::Mac>::new_from_slice(key.mac_key(purpose))
+        .expect("HMAC takes keys of any length")
 }
 
 struct Envelope<'a> {
+    version: EnvelopeVersion,
     key_id: &'a str,
     payload: &'a str,
 }
@@ -218,10 +345,16 @@ struct Envelope<'a> {
 impl<'a> Envelope<'a> {
     fn parse(sealed: &'a str) -> Result<Envelope<'a>, OpenError> {
         let mut parts = sealed.splitn(3, '.');
-        match (parts.next(), parts.next(), parts.next()) {
-            (Some(ENVELOPE_VERSION), Some(key_id), Some(payload)) if !key_id.is_empty() => {
-                Ok(Envelope { key_id, payload })
-            }
+        match (
+            parts.next().and_then(EnvelopeVersion::parse),
+            parts.next(),
+            parts.next(),
+        ) {
+            (Some(version), Some(key_id), Some(payload)) if !key_id.is_empty() => Ok(Envelope {
+                version,
+                key_id,
+                payload,
+            }),
             _ => Err(OpenError::Malformed),
         }
     }
@@ -259,25 +392,173 @@ mod tests {
         (Keyring::new(key.clone(), []), key)
     }
 
+    /// The bytes 0, 1, ... 31: the master key of the frozen values below.
+    const FIXTURE_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+    const FIXTURE_KEY_ID: &str = "kde8b72b9";
+    const FIXTURE_PLAINTEXT: &str = "sealed before per-purpose keys";
+
+    fn fixture_place() -> SealedPlace {
+        SealedPlace::new(
+            "psa_connections",
+            "credentials_sealed",
+            "00000000-0000-0000-0000-000000000001",
+        )
+    }
+
+    fn fixture_keyring() -> Keyring {
+        let key = MasterKey::parse(&SecretString::from(FIXTURE_KEY.to_owned())).unwrap();
+        assert_eq!(key.id(), FIXTURE_KEY_ID);
+        Keyring::new(key, [])
+    }
+
+    /// Sealed at `fixture_place()` under `FIXTURE_KEY` by Vouch before per-purpose keys
+    /// (commit a486abe), the format of every database written until then.
+    const FROZEN_V1_SEALED: &str = "v1.kde8b72b9.7MEIRuLUKiPNFd0mqOnxKqdGNy0Hx7xlGm51jtkbEk1PwKUlfwdqtc2KfW7oP3Tq4l02v2/tCqEd+A==";
+    /// `mac_hex("sms_code", "salt:123456")` and `mac_hex("pod_token", "payload")` of that
+    /// version, keyed with the master key itself.
+    const FROZEN_V1_CODE_MAC: &str =
+        "kde8b72b9.fdf94949b98a405845c5de541dd838d9f0ce555b0daaad84a0614be36545a17d";
+    const FROZEN_V1_POD_MAC: &str =
+        "kde8b72b9.f9798765f05ae6ecc164786967526501aa0cf488bcd6bf77740d0977cd8d2dd4";
+
     #[test]
     fn seal_then_open_round_trips_and_hides_the_plaintext() {
         let (ring, _) = keyring();
         let place = SealedPlace::new("t", "c", "row-1");
         let sealed = ring.seal(&place, "correct horse battery staple");
         assert!(!sealed.contains("horse"));
-        assert!(sealed.starts_with(&format!("v1.{}.", ring.active_key_id())));
+        assert!(sealed.starts_with(&format!("v2.{}.", ring.active_key_id())));
         let opened = ring.open(&place, &sealed).unwrap();
         assert_eq!(opened.expose_secret(), "correct horse battery staple");
+        assert!(!ring.needs_reseal(&sealed).unwrap());
     }
 
     #[test]
-    fn a_value_moved_to_another_row_does_not_open() {
+    fn every_purpose_has_its_own_key_and_none_is_the_master_key() {
+        let key = fixture_keyring().active;
+        let keys: [(&str, &[u8]); 4] = [
+            ("master", &key.legacy_v1_seal[..]),
+            ("seal", &key.seal[..]),
+            ("sms code", key.mac_key(MacPurpose::SmsCode)),
+            ("pod token", key.mac_key(MacPurpose::PodToken)),
+        ];
+        for (i, (name, bytes)) in keys.iter().enumerate() {
+            assert_eq!(bytes.len(), KEY_LEN, "{name}");
+            for (other, other_bytes) in &keys[i + 1..] {
+                assert_ne!(bytes, other_bytes, "{name} and {other} keys are the same");
+            }
+        }
+        // Derivation is deterministic: another instance with the same key gets the same keys.
+        let again = fixture_keyring().active;
+        assert_eq!(&again.seal[..], &key.seal[..]);
+        assert_eq!(
+            again.mac_key(MacPurpose::PodToken),
+            key.mac_key(MacPurpose::PodToken)
+        );
+    }
+
+    #[test]
+    fn derived_keys_are_stable_across_releases() {
+        // Pinned outputs (the digest checked independently against RFC 5869 HKDF-SHA256): a
+        // changed HKDF label or input would make every stored `v2` value unreadable and
+        // every code and pod token in flight invalid.
+        let ring = fixture_keyring();
+        assert_eq!(
+            ring.mac_hex(MacPurpose::SmsCode, "salt:123456"),
+            "kde8b72b9.9bb5e4471b87796487bdc97f319f5308ae2a6e89bad4a26223a47b67d92f4287"
+        );
+        assert_eq!(
+            ring.open(&fixture_place(), FROZEN_V2_SEALED)
+                .unwrap()
+                .expose_secret(),
+            FIXTURE_PLAINTEXT
+        );
+    }
+
+    /// Sealed at `fixture_place()` under `FIXTURE_KEY` with per-purpose keys.
+    const FROZEN_V2_SEALED: &str = "v2.kde8b72b9.GEXf7Oc+5uOZaLS2ka6Y5qAT4SLp4uwy/xV3Cz/OGuvWaxbYf+/b1lYJcCMQkw4zVmMJTOlnfqNxiw==";
+
+    #[test]
+    fn a_mac_verifies_only_for_its_own_purpose_and_data() {
         let (ring, _) = keyring();
-        let sealed = ring.seal(&SealedPlace::new("t", "c", "row-1"), "secret");
-        let err = ring
-            .open(&SealedPlace::new("t", "c", "row-2"), &sealed)
-            .unwrap_err();
-        assert!(matches!(err, OpenError::Undecryptable(_)));
+        let digest = ring.mac_hex(MacPurpose::SmsCode, "salt:123456");
+        assert!(ring.verify_mac(MacPurpose::SmsCode, "salt:123456", &digest));
+        assert!(!ring.verify_mac(MacPurpose::SmsCode, "salt:123457", &digest));
+        assert!(!ring.verify_mac(MacPurpose::PodToken, "salt:123456", &digest));
+        let pod = ring.mac_hex(MacPurpose::PodToken, "payload");
+        assert!(ring.verify_mac(MacPurpose::PodToken, "payload", &pod));
+        assert!(!ring.verify_mac(MacPurpose::SmsCode, "payload", &pod));
+        assert!(!ring.verify_mac(MacPurpose::SmsCode, "salt:123456", "garbage"));
+        // Nor is the HMAC keyed with the sealing key or the master key itself.
+        let key = &ring.active;
+        for not_the_key in [&key.seal[..], &key.legacy_v1_seal[..]] {
+            let mut mac = <HmacSha256 as hmac::Mac>::new_from_slice(not_the_key).unwrap();
+            hmac::Mac::update(&mut mac, b"salt:123456");
+            let forged = format!(
+                "{}.{}",
+                key.id(),
+                hex::encode(hmac::Mac::finalize(mac).into_bytes())
+            );
+            assert!(!ring.verify_mac(MacPurpose::SmsCode, "salt:123456", &forged));
+        }
+    }
+
+    #[test]
+    fn macs_made_before_a_rotation_verify_with_the_previous_key() {
+        let (old_ring, old_key) = keyring();
+        let digest = old_ring.mac_hex(MacPurpose::SmsCode, "salt:123456");
+        let (new_only, new_key) = keyring();
+        assert!(!new_only.verify_mac(MacPurpose::SmsCode, "salt:123456", &digest));
+        let rotating = Keyring::new(new_key, [old_key]);
+        assert!(rotating.verify_mac(MacPurpose::SmsCode, "salt:123456", &digest));
+        assert!(
+            rotating
+                .mac_hex(MacPurpose::SmsCode, "salt:123456")
+                .starts_with(rotating.active_key_id())
+        );
+    }
+
+    #[test]
+    fn v1_values_still_open_and_are_flagged_for_reseal_under_the_same_key() {
+        let ring = fixture_keyring();
+        let place = fixture_place();
+        assert_eq!(
+            ring.open(&place, FROZEN_V1_SEALED).unwrap().expose_secret(),
+            FIXTURE_PLAINTEXT
+        );
+        // Sealed under the active key, yet in the old format: `vouch rotate-key` re-seals it.
+        assert!(ring.needs_reseal(FROZEN_V1_SEALED).unwrap());
+        let resealed = ring.seal(&place, FIXTURE_PLAINTEXT);
+        assert!(resealed.starts_with("v2."));
+        assert!(!ring.needs_reseal(&resealed).unwrap());
+        // A v1 value keeps its row binding, and does not open under another key.
+        assert!(matches!(
+            ring.open(
+                &SealedPlace::new("psa_connections", "credentials_sealed", "2"),
+                FROZEN_V1_SEALED
+            ),
+            Err(OpenError::Undecryptable(_))
+        ));
+        let (other, _) = keyring();
+        assert_eq!(
+            other.open(&place, FROZEN_V1_SEALED).unwrap_err(),
+            OpenError::UnknownKey(FIXTURE_KEY_ID.to_owned())
+        );
+        // The marker picks the key: the same bytes labelled v2 do not open.
+        let relabelled = FROZEN_V1_SEALED.replacen("v1.", "v2.", 1);
+        assert!(matches!(
+            ring.open(&place, &relabelled),
+            Err(OpenError::Undecryptable(_))
+        ));
+    }
+
+    #[test]
+    fn digests_from_before_per_purpose_keys_are_refused() {
+        let ring = fixture_keyring();
+        for purpose in [MacPurpose::SmsCode, MacPurpose::PodToken] {
+            assert!(!ring.verify_mac(purpose, "salt:123456", FROZEN_V1_CODE_MAC));
+            assert!(!ring.verify_mac(purpose, "payload", FROZEN_V1_POD_MAC));
+        }
     }
 
     #[test]
@@ -311,16 +592,9 @@ mod tests {
         let garbage = SecretString::from("not base64 !!!".to_owned());
         let err = MasterKey::parse(&garbage).unwrap_err();
         assert!(!err.to_string().contains("not base64 !!!"));
-    }
-
-    #[test]
-    fn macs_verify_only_with_the_same_purpose_and_data() {
-        let (ring, _) = keyring();
-        let digest = ring.mac_hex("sms_code", "salt:123456");
-        assert!(ring.verify_mac("sms_code", "salt:123456", &digest));
-        assert!(!ring.verify_mac("sms_code", "salt:123457", &digest));
-        assert!(!ring.verify_mac("other", "salt:123456", &digest));
-        assert!(!ring.verify_mac("sms_code", "salt:123456", "garbage"));
+        let debug = format!("{:?}", fixture_keyring());
+        assert!(debug.contains(FIXTURE_KEY_ID));
+        assert!(!debug.contains("AAECAwQF"));
     }
 
     #[test]
@@ -335,6 +609,15 @@ mod tests {
         assert!(ring.open(&place, &tampered).is_err());
         assert_eq!(
             ring.open(&place, "plain text").unwrap_err(),
+            OpenError::Malformed
+        );
+        let unknown_version = sealed.replacen("v2.", "v3.", 1);
+        assert_eq!(
+            ring.open(&place, &unknown_version).unwrap_err(),
+            OpenError::Malformed
+        );
+        assert_eq!(
+            ring.needs_reseal(&unknown_version).unwrap_err(),
             OpenError::Malformed
         );
     }

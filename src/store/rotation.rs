@@ -1,7 +1,9 @@
-//! `vouch rotate-key`: re-seal every stored secret under the active master key.
+//! `vouch rotate-key`: re-seal every stored secret under the active master key, in the
+//! current format.
 //!
 //! The operator puts the new key in `encryption.master_key`, moves the old one to
-//! `encryption.previous_keys`, runs this, and may then drop the old key. Each value is
+//! `encryption.previous_keys`, runs this, and may then drop the old key. Run with the same
+//! key, it re-seals only values in an older format (`v1`, see `store::crypto`). Each value is
 //! re-sealed by its own update, guarded by its old ciphertext, so the command can
 //! run while Vouch serves and can be interrupted and run again.
 
