@@ -4,15 +4,23 @@
 //! Needs Debian's `chromium` and `chromium-driver` (`.ci/run` installs them). Without them
 //! these tests say so and pass, unless `VOUCH_REQUIRE_BROWSER=1` (set by `.ci/run`), which
 //! turns a missing browser into a failure.
+//!
+//! Each test runs in `in_browser`, which ends the WebDriver session and then kills and reaps
+//! every chromedriver and Chromium process the test started, whether it passed or panicked:
+//! a test run leaves no browser behind.
 
 mod common;
 
+use std::os::unix::process::CommandExt;
+use std::panic::AssertUnwindSafe;
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::TestDb;
 use common::world::World;
 use fantoccini::{Client, ClientBuilder, Locator};
+use futures_util::FutureExt;
 use vouch::sandbox::microsoft::{DEMO_TENANT_ID, PushScript};
 use vouch::sandbox::psa as sbx;
 use vouch::store::repos::MspPolicy;
@@ -26,25 +34,150 @@ const WAIT: Duration = Duration::from_secs(20);
 /// timings (a person answering a push) unrealistic.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-struct Browser {
-    _turn: tokio::sync::MutexGuard<'static, ()>,
-    client: Client,
-    driver: Child,
-    _profile: tempfile::TempDir,
+/// Runs `test` in a fresh headless Chromium, then ends the WebDriver session and kills
+/// whatever is left of chromedriver and Chromium, whether `test` passed or panicked.
+/// Without a browser (and none required) it says so and passes.
+async fn in_browser(test: impl AsyncFnOnce(&Client)) {
+    let Some(browser) = browser().await else {
+        return;
+    };
+    let outcome = AssertUnwindSafe(test(&browser.client)).catch_unwind().await;
+    browser.close().await;
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
 }
 
-impl Drop for Browser {
-    fn drop(&mut self) {
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
+struct Browser {
+    client: Client,
+    processes: BrowserProcesses,
+    // Declared last: the next test's browser starts only after this one is gone.
+    _turn: tokio::sync::MutexGuard<'static, ()>,
+}
+
+impl Browser {
+    /// Ends the WebDriver session, so that chromedriver quits Chromium the ordinary way, then
+    /// kills what is left.
+    async fn close(self) {
+        match tokio::time::timeout(WAIT, self.client.clone().close()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => eprintln!("closing the WebDriver session failed: {err}"),
+            Err(_) => eprintln!("closing the WebDriver session timed out"),
+        }
+        drop(self.processes);
     }
+}
+
+/// chromedriver and the Chromium it starts. Dropping this kills them all and reaps them, also
+/// when a test panics or a session never opened.
+struct BrowserProcesses {
+    /// Leads a process group of its own, which Chromium's processes join.
+    driver: Child,
+    /// Chromium's profile and configuration directory: every Chromium process names it on its
+    /// command line, including the crash handlers, which leave the process group.
+    profile: tempfile::TempDir,
+}
+
+impl BrowserProcesses {
+    fn start(port: u16) -> BrowserProcesses {
+        // Chromium's crash handlers detach themselves, and its helpers outlive the browser
+        // process by a moment. As their subreaper this process can reap them, rather than
+        // leave zombies to an init that may reap them late.
+        // SAFETY: prctl(2) with an integer argument; it only changes this process's flags.
+        unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1) };
+        let profile = tempfile::tempdir().unwrap();
+        let driver = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            // The crash handlers take their database path from here, so they too name the
+            // profile (and nothing is written under the user's ~/.config).
+            .env("XDG_CONFIG_HOME", profile.path())
+            .process_group(0)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start chromedriver");
+        BrowserProcesses { driver, profile }
+    }
+}
+
+impl Drop for BrowserProcesses {
+    fn drop(&mut self) {
+        let group = self.driver.id() as libc::pid_t;
+        // SAFETY: kill(2) with a negative pid signals the process group created above.
+        unsafe { libc::kill(-group, libc::SIGKILL) };
+        let _ = self.driver.wait();
+        let ours = browser_processes(group, self.profile.path());
+        for &pid in &ours {
+            // SAFETY: kill(2) on a process of this browser's group or naming its profile.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        // Killed processes end at once, but become ours to reap only when their parent has
+        // ended too; the bound only guards against a process that never goes.
+        let me = std::process::id() as libc::pid_t;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut left = ours;
+        while !left.is_empty() {
+            left.retain(|&pid| match parent_of(pid) {
+                None => false,
+                Some(parent) if parent == me => {
+                    // SAFETY: waitpid(2) on a child of this process, without blocking.
+                    unsafe { libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG) };
+                    parent_of(pid).is_some()
+                }
+                Some(_) => true,
+            });
+            if Instant::now() > deadline {
+                eprintln!("browser processes still running after the test: {left:?}");
+                return;
+            }
+            if !left.is_empty() {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    }
+}
+
+/// Processes (zombies included) in process group `group`, whose command line names `path` (a
+/// directory unique to one browser), or that this process adopted as their subreaper: only
+/// browsers start processes in this test binary, so every orphan is a browser's, such as a
+/// crash handler that ended with its browser.
+fn browser_processes(group: libc::pid_t, path: &Path) -> Vec<libc::pid_t> {
+    let me = std::process::id() as libc::pid_t;
+    let needle = path.to_string_lossy().into_owned();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<libc::pid_t>().ok())
+        .filter(|&pid| {
+            let in_group_or_adopted =
+                proc_stat(pid).is_some_and(|(parent, pgid)| pgid == group || parent == me);
+            in_group_or_adopted
+                || std::fs::read(format!("/proc/{pid}/cmdline"))
+                    .is_ok_and(|cmdline| String::from_utf8_lossy(&cmdline).contains(&needle))
+        })
+        .collect()
+}
+
+/// The parent of `pid`, or `None` once it is gone (reaped).
+fn parent_of(pid: libc::pid_t) -> Option<libc::pid_t> {
+    proc_stat(pid).map(|(parent, _)| parent)
+}
+
+/// `(parent, process group)` from `/proc/<pid>/stat`.
+fn proc_stat(pid: libc::pid_t) -> Option<(libc::pid_t, libc::pid_t)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses.
+    let mut fields = stat.get(stat.rfind(')')? + 1..)?.split_whitespace();
+    let _state = fields.next()?;
+    Some((fields.next()?.parse().ok()?, fields.next()?.parse().ok()?))
 }
 
 /// A headless Chromium session, or `None` (with a notice) when no browser is installed and
 /// none is required.
 async fn browser() -> Option<Browser> {
-    let present =
-        std::path::Path::new(CHROMIUM).exists() && std::path::Path::new(CHROMEDRIVER).exists();
+    let present = Path::new(CHROMIUM).exists() && Path::new(CHROMEDRIVER).exists();
     if !present {
         assert!(
             std::env::var("VOUCH_REQUIRE_BROWSER").is_err(),
@@ -57,13 +190,7 @@ async fn browser() -> Option<Browser> {
     // The WebDriver client brings a second TLS backend into this test binary; choose one.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let port = common::free_port();
-    let driver = Command::new(CHROMEDRIVER)
-        .arg(format!("--port={port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start chromedriver");
-    let profile = tempfile::tempdir().unwrap();
+    let processes = BrowserProcesses::start(port);
     let mut caps = serde_json::Map::new();
     caps.insert(
         "goog:chromeOptions".into(),
@@ -73,7 +200,7 @@ async fn browser() -> Option<Browser> {
                 "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
                 "--disable-dev-shm-usage", "--window-size=1200,1000",
-                format!("--user-data-dir={}", profile.path().display()),
+                format!("--user-data-dir={}", processes.profile.path().display()),
             ],
         }),
     );
@@ -96,10 +223,9 @@ async fn browser() -> Option<Browser> {
         }
     };
     Some(Browser {
-        _turn: turn,
         client,
-        driver,
-        _profile: profile,
+        processes,
+        _turn: turn,
     })
 }
 
@@ -159,8 +285,7 @@ async fn shield_state(client: &Client, state: &'static str) {
 /// Opens the ticket screen, checks the disabled reset, verifies by push approved on the
 /// sandbox phone, resets, reads the SMS, reveals the password and compares it with what
 /// Microsoft received.
-async fn full_flow(world: &World, browser: &Browser, screen_url: &str) {
-    let client = &browser.client;
+async fn full_flow(world: &World, client: &Client, screen_url: &str) {
     client.goto(screen_url).await.unwrap();
     enter_pod(client).await;
     wait_until(
@@ -302,134 +427,133 @@ async fn full_flow(world: &World, browser: &Browser, screen_url: &str) {
 
 #[tokio::test]
 async fn halopsa_pod_verify_reset_and_reveal() {
-    let Some(browser) = browser().await else {
-        return;
-    };
-    let db = TestDb::sqlite().await;
-    let world = World::start(&db, MspPolicy::default()).await;
-    full_flow(
-        &world,
-        &browser,
-        &world.psa.halopsa().ticket_screen_url(sbx::HALO_TICKET_DANA),
-    )
+    in_browser(async |client| {
+        let db = TestDb::sqlite().await;
+        let world = World::start(&db, MspPolicy::default()).await;
+        full_flow(
+            &world,
+            client,
+            &world.psa.halopsa().ticket_screen_url(sbx::HALO_TICKET_DANA),
+        )
+        .await;
+    })
     .await;
 }
 
 #[tokio::test]
 async fn connectwise_pod_verify_reset_and_reveal() {
-    let Some(browser) = browser().await else {
-        return;
-    };
-    let db = TestDb::sqlite().await;
-    let world = World::start(&db, MspPolicy::default()).await;
-    full_flow(
-        &world,
-        &browser,
-        &world
-            .psa
-            .connectwise()
-            .ticket_screen_url(sbx::CW_TICKET_DANA),
-    )
+    in_browser(async |client| {
+        let db = TestDb::sqlite().await;
+        let world = World::start(&db, MspPolicy::default()).await;
+        full_flow(
+            &world,
+            client,
+            &world
+                .psa
+                .connectwise()
+                .ticket_screen_url(sbx::CW_TICKET_DANA),
+        )
+        .await;
+    })
     .await;
 }
 
 #[tokio::test]
 async fn autotask_insight_verify_reset_and_reveal() {
-    let Some(browser) = browser().await else {
-        return;
-    };
-    let db = TestDb::sqlite().await;
-    let world = World::start(&db, MspPolicy::default()).await;
-    full_flow(
-        &world,
-        &browser,
-        &world
-            .psa
-            .autotask()
-            .ticket_screen_url(sbx::AUTOTASK_TICKET_DANA),
-    )
+    in_browser(async |client| {
+        let db = TestDb::sqlite().await;
+        let world = World::start(&db, MspPolicy::default()).await;
+        full_flow(
+            &world,
+            client,
+            &world
+                .psa
+                .autotask()
+                .ticket_screen_url(sbx::AUTOTASK_TICKET_DANA),
+        )
+        .await;
+    })
     .await;
 }
 
 #[tokio::test]
 async fn the_mismatch_shows_the_fix_and_a_denied_push_shows_denied() {
-    let Some(browser) = browser().await else {
-        return;
-    };
-    let db = TestDb::sqlite().await;
-    let world = World::start(&db, MspPolicy::default()).await;
-    let client = &browser.client;
+    in_browser(async |client| {
+        let db = TestDb::sqlite().await;
+        let world = World::start(&db, MspPolicy::default()).await;
 
-    client
-        .goto(&world.psa.halopsa().ticket_screen_url(sbx::HALO_TICKET_SAM))
-        .await
-        .unwrap();
-    enter_pod(client).await;
-    wait_until(
-        client,
-        "#vouch-method-push",
-        "push button",
-        |_, disabled| disabled.is_none(),
-        "disabled",
-    )
-    .await;
-    client
-        .find(Locator::Id("vouch-method-push"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    wait_until(
-        client,
-        "#vouch-error",
-        "mismatch explained",
-        |_, code| code.as_deref() == Some("preferred_method_mismatch"),
-        "data-code",
-    )
-    .await;
-    let message = client
-        .find(Locator::Id("vouch-error"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(message.contains("Entra admin center"), "{message}");
-    let fix = client.find(Locator::Id("vouch-fix-default")).await.unwrap();
-    assert!(fix.is_displayed().await.unwrap(), "the fix is offered");
+        client
+            .goto(&world.psa.halopsa().ticket_screen_url(sbx::HALO_TICKET_SAM))
+            .await
+            .unwrap();
+        enter_pod(client).await;
+        wait_until(
+            client,
+            "#vouch-method-push",
+            "push button",
+            |_, disabled| disabled.is_none(),
+            "disabled",
+        )
+        .await;
+        client
+            .find(Locator::Id("vouch-method-push"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        wait_until(
+            client,
+            "#vouch-error",
+            "mismatch explained",
+            |_, code| code.as_deref() == Some("preferred_method_mismatch"),
+            "data-code",
+        )
+        .await;
+        let message = client
+            .find(Locator::Id("vouch-error"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(message.contains("Entra admin center"), "{message}");
+        let fix = client.find(Locator::Id("vouch-fix-default")).await.unwrap();
+        assert!(fix.is_displayed().await.unwrap(), "the fix is offered");
 
-    world
-        .microsoft
-        .script_push("dana@contoso.example", PushScript::Deny);
-    client.enter_parent_frame().await.ok();
-    client
-        .goto(&world.psa.halopsa().ticket_screen_url(sbx::HALO_TICKET_DANA))
-        .await
-        .unwrap();
-    enter_pod(client).await;
-    wait_until(
-        client,
-        "#vouch-method-push",
-        "push button",
-        |_, disabled| disabled.is_none(),
-        "disabled",
-    )
-    .await;
-    client
-        .find(Locator::Id("vouch-method-push"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    shield_state(client, "failed").await;
-    wait_until(
-        client,
-        "#vouch-shield",
-        "denied shown",
-        |text, _| text.to_lowercase().contains("denied"),
-        "id",
-    )
+        world
+            .microsoft
+            .script_push("dana@contoso.example", PushScript::Deny);
+        client.enter_parent_frame().await.ok();
+        client
+            .goto(&world.psa.halopsa().ticket_screen_url(sbx::HALO_TICKET_DANA))
+            .await
+            .unwrap();
+        enter_pod(client).await;
+        wait_until(
+            client,
+            "#vouch-method-push",
+            "push button",
+            |_, disabled| disabled.is_none(),
+            "disabled",
+        )
+        .await;
+        client
+            .find(Locator::Id("vouch-method-push"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        shield_state(client, "failed").await;
+        wait_until(
+            client,
+            "#vouch-shield",
+            "denied shown",
+            |text, _| text.to_lowercase().contains("denied"),
+            "id",
+        )
+        .await;
+    })
     .await;
 }
