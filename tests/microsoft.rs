@@ -2,10 +2,12 @@
 //! Microsoft sandbox: every success and error class, throttling, an upstream that never
 //! answers, single-flight tokens, and the push with its preferred-method check.
 
+mod backends;
 mod common;
 
 use std::time::{Duration, Instant};
 
+use backends::on_every_backend;
 use chrono::Utc;
 use common::{TestApp, TestDb};
 use secrecy::{ExposeSecret, SecretString};
@@ -678,20 +680,19 @@ async fn pushes_classify_every_outcome_and_the_mismatch_sends_none() {
 }
 
 // --------------------------------------------------------------------------------------
-// The integrations, through Vouch's HTTP API
+// The integrations, through Vouch's HTTP API, on every database backend
 // --------------------------------------------------------------------------------------
 
 struct Integrated {
     sandbox: MicrosoftSandbox,
     app: TestApp,
     api_key: String,
-    _db: TestDb,
 }
 
-async fn integrated() -> Integrated {
+/// Vouch on `db`, pointed at a fresh Microsoft sandbox, with one MSP and its API key.
+async fn integrated(db: &TestDb) -> Integrated {
     let sandbox = MicrosoftSandbox::start().await.unwrap();
-    let db = TestDb::sqlite().await;
-    let app = TestApp::spawn_with(&db, true, |config| point_at(&sandbox, config)).await;
+    let app = TestApp::spawn_with(db, true, |config| point_at(&sandbox, config)).await;
     let msp = app
         .store
         .create_msp(NewMspAccount {
@@ -707,7 +708,6 @@ async fn integrated() -> Integrated {
         sandbox,
         app,
         api_key: key.expose_secret().to_owned(),
-        _db: db,
     }
 }
 
@@ -801,272 +801,284 @@ impl Integrated {
 
 #[tokio::test]
 async fn authenticator_onboarding_by_admin_consent() {
-    let env = integrated().await;
-    let page = env
-        .consent(DEMO_TENANT_ID, "cloud_app_admin", "accept")
-        .await;
-    assert!(page.contains("Tap to finish onboarding"), "{page}");
-    assert!(page.contains("Contoso"), "{page}");
-    let list = env.list().await;
-    assert_eq!(list.len(), 1);
-    assert_eq!(list[0]["kind"], "authenticator");
-    assert_eq!(list[0]["status"], "active");
-    assert_eq!(list[0]["client_id"], MFA_CLIENT_APP_ID);
-    assert_eq!(list[0]["expiry"], "ok");
-    assert!(list[0]["days_left"].as_i64().unwrap() >= 729);
-    assert!(list[0].get("secret").is_none());
-    assert_eq!(env.sandbox.count(Service::Graph, "POST", "/addPassword"), 1);
+    on_every_backend(async |db| {
+        let env = integrated(db).await;
+        let page = env
+            .consent(DEMO_TENANT_ID, "cloud_app_admin", "accept")
+            .await;
+        assert!(page.contains("Tap to finish onboarding"), "{page}");
+        assert!(page.contains("Contoso"), "{page}");
+        let list = env.list().await;
+        assert_eq!(list.len(), 1);
+        assert_eq!(list[0]["kind"], "authenticator");
+        assert_eq!(list[0]["status"], "active");
+        assert_eq!(list[0]["client_id"], MFA_CLIENT_APP_ID);
+        assert_eq!(list[0]["expiry"], "ok");
+        assert!(list[0]["days_left"].as_i64().unwrap() >= 729);
+        assert!(list[0].get("secret").is_none());
+        assert_eq!(env.sandbox.count(Service::Graph, "POST", "/addPassword"), 1);
 
-    // The stored connector credential really works for a push.
-    let id = list[0]["id"].as_str().unwrap();
-    let recheck = env
-        .request(
-            reqwest::Method::POST,
-            &format!("/api/v1/integrations/{id}/recheck"),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(recheck.status(), 200);
-    let body: serde_json::Value = recheck.json().await.unwrap();
-    assert_eq!(body["last_check_code"], "ok");
+        // The stored connector credential really works for a push.
+        let id = list[0]["id"].as_str().unwrap();
+        let recheck = env
+            .request(
+                reqwest::Method::POST,
+                &format!("/api/v1/integrations/{id}/recheck"),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(recheck.status(), 200);
+        let body: serde_json::Value = recheck.json().await.unwrap();
+        assert_eq!(body["last_check_code"], "ok");
 
-    // Renewal before the end date replaces the credential.
-    let renewed = env
-        .app
-        .ctx
-        .integrations
-        .renew_connector_credentials(Utc::now() + chrono::Duration::days(720))
-        .await
-        .unwrap();
-    assert_eq!(renewed, 1);
-    assert_eq!(env.sandbox.count(Service::Graph, "POST", "/addPassword"), 2);
-    assert_eq!(env.list().await[0]["last_check_code"], "renewed");
-    assert_eq!(
-        env.app
+        // Renewal before the end date replaces the credential.
+        let renewed = env
+            .app
             .ctx
             .integrations
-            .renew_connector_credentials(Utc::now())
+            .renew_connector_credentials(Utc::now() + chrono::Duration::days(720))
             .await
-            .unwrap(),
-        0
-    );
+            .unwrap();
+        assert_eq!(renewed, 1);
+        assert_eq!(env.sandbox.count(Service::Graph, "POST", "/addPassword"), 2);
+        assert_eq!(env.list().await[0]["last_check_code"], "renewed");
+        assert_eq!(
+            env.app
+                .ctx
+                .integrations
+                .renew_connector_credentials(Utc::now())
+                .await
+                .unwrap(),
+            0
+        );
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn authenticator_onboarding_failures_name_the_prerequisite() {
-    let env = integrated().await;
-    let page = env.consent(DEMO_TENANT_ID, "user", "accept").await;
-    assert!(page.contains("consent_admin_lacked_role"), "{page}");
-    assert!(page.contains("Cloud Application Administrator"), "{page}");
-    let page = env.consent(DEMO_TENANT_ID, "global_admin", "cancel").await;
-    assert!(page.contains("consent_refused"), "{page}");
-    assert!(env.list().await.is_empty());
+    on_every_backend(async |db| {
+        let env = integrated(db).await;
+        let page = env.consent(DEMO_TENANT_ID, "user", "accept").await;
+        assert!(page.contains("consent_admin_lacked_role"), "{page}");
+        assert!(page.contains("Cloud Application Administrator"), "{page}");
+        let page = env.consent(DEMO_TENANT_ID, "global_admin", "cancel").await;
+        assert!(page.contains("consent_refused"), "{page}");
+        assert!(env.list().await.is_empty());
 
-    let page = env.consent(NO_P1_TENANT_ID, "global_admin", "accept").await;
-    assert!(page.contains("microsoft_no_p1_licence"), "{page}");
-    assert!(page.contains("P1"), "{page}");
-    let list = env.list().await;
-    assert_eq!(list[0]["status"], "failed");
-    assert_eq!(list[0]["last_check_code"], "microsoft_no_p1_licence");
-    assert_eq!(env.sandbox.count(Service::Graph, "POST", "/addPassword"), 0);
+        let page = env.consent(NO_P1_TENANT_ID, "global_admin", "accept").await;
+        assert!(page.contains("microsoft_no_p1_licence"), "{page}");
+        assert!(page.contains("P1"), "{page}");
+        let list = env.list().await;
+        assert_eq!(list[0]["status"], "failed");
+        assert_eq!(list[0]["last_check_code"], "microsoft_no_p1_licence");
+        assert_eq!(env.sandbox.count(Service::Graph, "POST", "/addPassword"), 0);
 
-    // A forged or unknown state is refused outright.
-    let forged = reqwest::get(format!(
-        "{}/microsoft/consent/callback?admin_consent=True&tenant={DEMO_TENANT_ID}&state=forged",
-        env.app.base_url
-    ))
-    .await
-    .unwrap()
-    .text()
-    .await
-    .unwrap();
-    assert!(forged.contains("consent_state_invalid"));
-}
-
-#[tokio::test]
-async fn identity_management_is_proven_before_it_is_saved() {
-    let env = integrated().await;
-    let connect = |secret: &'static str, expires: Option<chrono::DateTime<Utc>>| {
-        env.request(
-            reqwest::Method::POST,
-            "/api/v1/integrations/identity-management",
-        )
-        .json(&serde_json::json!({
-            "tenant_id": DEMO_TENANT_ID,
-            "client_id": IDENTITY_APP_CLIENT_ID,
-            "client_secret": secret,
-            "secret_expires_at": expires,
-        }))
-        .send()
-    };
-
-    let refused = connect("wrong-secret", None).await.unwrap();
-    assert_eq!(refused.status(), 400);
-    let body: serde_json::Value = refused.json().await.unwrap();
-    assert_eq!(body["code"], "microsoft_invalid_client_secret");
-    assert!(!body["message"].as_str().unwrap().contains("wrong-secret"));
-    assert!(env.list().await.is_empty(), "nothing saved that failed");
-
-    let past = connect(
-        IDENTITY_APP_SECRET,
-        Some(Utc::now() - chrono::Duration::days(1)),
-    )
-    .await
-    .unwrap();
-    assert_eq!(past.status(), 400);
-    assert_eq!(
-        past.json::<serde_json::Value>().await.unwrap()["code"],
-        "invalid_request"
-    );
-
-    let created = connect(
-        IDENTITY_APP_SECRET,
-        Some(Utc::now() + chrono::Duration::days(10)),
-    )
-    .await
-    .unwrap();
-    assert_eq!(created.status(), 201);
-    let integration: serde_json::Value = created.json().await.unwrap();
-    assert_eq!(integration["kind"], "identity_management");
-    assert_eq!(integration["tenant_name"], "Contoso (demo customer)");
-    assert_eq!(integration["expiry"], "expiring_soon");
-    assert!(
-        integration["warning"]
-            .as_str()
-            .unwrap()
-            .contains("expires in")
-    );
-    let metrics = env
-        .app
-        .client
-        .get(env.app.url("/metrics"))
-        .send()
+        // A forged or unknown state is refused outright.
+        let forged = reqwest::get(format!(
+            "{}/microsoft/consent/callback?admin_consent=True&tenant={DEMO_TENANT_ID}&state=forged",
+            env.app.base_url
+        ))
         .await
         .unwrap()
         .text()
         .await
         .unwrap();
-    assert!(
-        metrics.contains("vouch_integration_secret_days_left"),
-        "{metrics}"
-    );
+        assert!(forged.contains("consent_state_invalid"));
+    })
+    .await;
+}
 
-    // The default expiry is 730 days.
-    let replaced = connect(IDENTITY_APP_SECRET, None).await.unwrap();
-    let integration: serde_json::Value = replaced.json().await.unwrap();
-    assert!(integration["days_left"].as_i64().unwrap() >= 729);
-    assert_eq!(
-        env.list().await.len(),
-        1,
-        "one integration of a kind per tenant"
-    );
+#[tokio::test]
+async fn identity_management_is_proven_before_it_is_saved() {
+    on_every_backend(async |db| {
+        let env = integrated(db).await;
+        let connect = |secret: &'static str, expires: Option<chrono::DateTime<Utc>>| {
+            env.request(
+                reqwest::Method::POST,
+                "/api/v1/integrations/identity-management",
+            )
+            .json(&serde_json::json!({
+                "tenant_id": DEMO_TENANT_ID,
+                "client_id": IDENTITY_APP_CLIENT_ID,
+                "client_secret": secret,
+                "secret_expires_at": expires,
+            }))
+            .send()
+        };
 
-    let id = integration["id"].as_str().unwrap().to_owned();
-    let unauthenticated = env
-        .app
-        .client
-        .delete(env.app.url(&format!("/api/v1/integrations/{id}")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(unauthenticated.status(), 401);
-    assert_eq!(
-        unauthenticated.json::<serde_json::Value>().await.unwrap()["code"],
-        "unauthorized"
-    );
+        let refused = connect("wrong-secret", None).await.unwrap();
+        assert_eq!(refused.status(), 400);
+        let body: serde_json::Value = refused.json().await.unwrap();
+        assert_eq!(body["code"], "microsoft_invalid_client_secret");
+        assert!(!body["message"].as_str().unwrap().contains("wrong-secret"));
+        assert!(env.list().await.is_empty(), "nothing saved that failed");
 
-    // Another MSP cannot see or remove it.
-    let other = env
-        .app
-        .store
-        .create_msp(NewMspAccount {
-            name: "Other".into(),
-            brand_logo_url: None,
-            brand_color: None,
-            policy: MspPolicy::default(),
-        })
-        .await
-        .unwrap();
-    let (_, other_key) = env
-        .app
-        .store
-        .create_api_key(other.id, "other")
-        .await
-        .unwrap();
-    let foreign = env
-        .app
-        .client
-        .delete(env.app.url(&format!("/api/v1/integrations/{id}")))
-        .bearer_auth(other_key.expose_secret())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(foreign.status(), 404);
-
-    let removed = env
-        .request(
-            reqwest::Method::DELETE,
-            &format!("/api/v1/integrations/{id}"),
+        let past = connect(
+            IDENTITY_APP_SECRET,
+            Some(Utc::now() - chrono::Duration::days(1)),
         )
-        .send()
         .await
         .unwrap();
-    assert_eq!(removed.status(), 204);
-    assert!(env.list().await.is_empty());
+        assert_eq!(past.status(), 400);
+        assert_eq!(
+            past.json::<serde_json::Value>().await.unwrap()["code"],
+            "invalid_request"
+        );
+
+        let created = connect(
+            IDENTITY_APP_SECRET,
+            Some(Utc::now() + chrono::Duration::days(10)),
+        )
+        .await
+        .unwrap();
+        assert_eq!(created.status(), 201);
+        let integration: serde_json::Value = created.json().await.unwrap();
+        assert_eq!(integration["kind"], "identity_management");
+        assert_eq!(integration["tenant_name"], "Contoso (demo customer)");
+        assert_eq!(integration["expiry"], "expiring_soon");
+        assert!(
+            integration["warning"]
+                .as_str()
+                .unwrap()
+                .contains("expires in")
+        );
+        let metrics = env
+            .app
+            .client
+            .get(env.app.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            metrics.contains("vouch_integration_secret_days_left"),
+            "{metrics}"
+        );
+
+        // The default expiry is 730 days.
+        let replaced = connect(IDENTITY_APP_SECRET, None).await.unwrap();
+        let integration: serde_json::Value = replaced.json().await.unwrap();
+        assert!(integration["days_left"].as_i64().unwrap() >= 729);
+        assert_eq!(
+            env.list().await.len(),
+            1,
+            "one integration of a kind per tenant"
+        );
+
+        let id = integration["id"].as_str().unwrap().to_owned();
+        let unauthenticated = env
+            .app
+            .client
+            .delete(env.app.url(&format!("/api/v1/integrations/{id}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(unauthenticated.status(), 401);
+        assert_eq!(
+            unauthenticated.json::<serde_json::Value>().await.unwrap()["code"],
+            "unauthorized"
+        );
+
+        // Another MSP cannot see or remove it.
+        let other = env
+            .app
+            .store
+            .create_msp(NewMspAccount {
+                name: "Other".into(),
+                brand_logo_url: None,
+                brand_color: None,
+                policy: MspPolicy::default(),
+            })
+            .await
+            .unwrap();
+        let (_, other_key) = env
+            .app
+            .store
+            .create_api_key(other.id, "other")
+            .await
+            .unwrap();
+        let foreign = env
+            .app
+            .client
+            .delete(env.app.url(&format!("/api/v1/integrations/{id}")))
+            .bearer_auth(other_key.expose_secret())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(foreign.status(), 404);
+
+        let removed = env
+            .request(
+                reqwest::Method::DELETE,
+                &format!("/api/v1/integrations/{id}"),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(removed.status(), 204);
+        assert!(env.list().await.is_empty());
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn a_recheck_reports_an_expired_secret() {
-    let env = integrated().await;
-    let client_id = "0e0e0e0e-0000-4000-8000-000000000003";
-    env.sandbox.add_app(SandboxApp {
-        client_id: client_id.into(),
-        secret: "rotating-secret".into(),
-        secret_expires_at: Some(Utc::now() + chrono::Duration::seconds(2)),
-        tenant_id: DEMO_TENANT_ID.into(),
-        permissions: vec!["User.Read.All".into()],
-    });
-    let created = env
-        .request(
-            reqwest::Method::POST,
-            "/api/v1/integrations/identity-management",
-        )
-        .json(&serde_json::json!({
-            "tenant_id": "contoso.example",
-            "client_id": client_id,
-            "client_secret": "rotating-secret",
-        }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(created.status(), 201);
-    let id = created.json::<serde_json::Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    tokio::time::sleep(Duration::from_millis(2100)).await;
-    // A re-check asks Microsoft afresh rather than trusting a cached token.
-    let checked: serde_json::Value = env
-        .request(
-            reqwest::Method::POST,
-            &format!("/api/v1/integrations/{id}/recheck"),
-        )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(checked["status"], "failed");
-    assert_eq!(
-        checked["last_check_code"],
-        "microsoft_client_secret_expired"
-    );
-    assert!(
-        checked["last_check_message"]
+    on_every_backend(async |db| {
+        let env = integrated(db).await;
+        let client_id = "0e0e0e0e-0000-4000-8000-000000000003";
+        env.sandbox.add_app(SandboxApp {
+            client_id: client_id.into(),
+            secret: "rotating-secret".into(),
+            secret_expires_at: Some(Utc::now() + chrono::Duration::seconds(2)),
+            tenant_id: DEMO_TENANT_ID.into(),
+            permissions: vec!["User.Read.All".into()],
+        });
+        let created = env
+            .request(
+                reqwest::Method::POST,
+                "/api/v1/integrations/identity-management",
+            )
+            .json(&serde_json::json!({
+                "tenant_id": "contoso.example",
+                "client_id": client_id,
+                "client_secret": "rotating-secret",
+            }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(created.status(), 201);
+        let id = created.json::<serde_json::Value>().await.unwrap()["id"]
             .as_str()
             .unwrap()
-            .contains("expired")
-    );
+            .to_owned();
+        tokio::time::sleep(Duration::from_millis(2100)).await;
+        // A re-check asks Microsoft afresh rather than trusting a cached token.
+        let checked: serde_json::Value = env
+            .request(
+                reqwest::Method::POST,
+                &format!("/api/v1/integrations/{id}/recheck"),
+            )
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(checked["status"], "failed");
+        assert_eq!(
+            checked["last_check_code"],
+            "microsoft_client_secret_expired"
+        );
+        assert!(
+            checked["last_check_message"]
+                .as_str()
+                .unwrap()
+                .contains("expired")
+        );
+    })
+    .await;
 }

@@ -2,12 +2,13 @@
 //! and the pages the recipient opens (a GET never counts a view; a POST reveals once), on
 //! every backend.
 
+mod backends;
 mod common;
 
+use backends::{contains, raw_database_contents};
 use chrono::{Duration, Utc};
-use common::{Backend, TestApp, TestDb};
+use common::{TestApp, TestDb};
 use reqwest::StatusCode;
-use sea_orm::{ConnectionTrait, Statement};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 use vouch::store::access::{ApiKeyRepository, random_token, sha256_hex};
@@ -551,58 +552,6 @@ async fn the_list_shows_status_but_never_content_or_link() {
     }
 }
 
-/// Everything the database holds, as bytes: the raw SQLite files, or every row of every table.
-async fn raw_database_contents(env: &Env) -> Vec<u8> {
-    let conn = env.app.store.connection();
-    match env._db.backend {
-        Backend::Sqlite => {
-            conn.execute_unprepared("PRAGMA wal_checkpoint(FULL)")
-                .await
-                .ok();
-            let file = env._db.sqlite_file.clone().unwrap();
-            let mut bytes = Vec::new();
-            for suffix in ["", "-wal", "-journal", "-shm"] {
-                if let Ok(content) = std::fs::read(format!("{}{suffix}", file.display())) {
-                    bytes.extend(content);
-                }
-            }
-            bytes
-        }
-        Backend::Postgres => {
-            let backend = conn.get_database_backend();
-            let tables = conn
-                .query_all_raw(Statement::from_string(
-                    backend,
-                    "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'",
-                ))
-                .await
-                .unwrap();
-            let mut text = String::new();
-            for row in tables {
-                let table: String = row.try_get("", "table_name").unwrap();
-                for row in conn
-                    .query_all_raw(Statement::from_string(
-                        backend,
-                        format!("SELECT row_to_json(t)::text AS row FROM \"{table}\" t"),
-                    ))
-                    .await
-                    .unwrap()
-                {
-                    text.push_str(&row.try_get::<String>("", "row").unwrap());
-                    text.push('\n');
-                }
-            }
-            text.into_bytes()
-        }
-    }
-}
-
-fn contains(haystack: &[u8], needle: &str) -> bool {
-    haystack
-        .windows(needle.len())
-        .any(|window| window == needle.as_bytes())
-}
-
 #[tokio::test]
 async fn the_database_holds_neither_the_content_nor_the_token() {
     for db in TestDb::all().await {
@@ -613,7 +562,7 @@ async fn the_database_holds_neither_the_content_nor_the_token() {
             .await;
         let (status, _, _) = env.reveal(&token).await;
         assert_eq!(status, StatusCode::OK);
-        let contents = raw_database_contents(&env).await;
+        let contents = raw_database_contents(&env._db, &env.app.store).await;
         assert!(
             contains(&contents, "Northwind IT") && contains(&contents, "share.revealed"),
             "{backend:?}: the scan must see ordinary values, or it proves nothing"

@@ -1,10 +1,12 @@
 //! Repository tests, run on SQLite and (when configured) PostgreSQL alike.
 
+mod backends;
 mod common;
 
+use backends::{contains, raw_database_contents};
 use chrono::{Duration, Utc};
-use common::{Backend, TestDb, keyring, new_key};
-use sea_orm::{ConnectionTrait, Statement};
+use common::{TestDb, keyring, new_key};
+use sea_orm::ConnectionTrait;
 use sea_orm_migration::MigratorTrait;
 use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
@@ -499,69 +501,11 @@ async fn write_every_kind_of_secret(store: &vouch::store::Store) {
         .unwrap();
 }
 
-/// Everything the database holds, as text: the raw SQLite files, or every row of every table.
-async fn raw_database_contents(db: &TestDb, store: &vouch::store::Store) -> Vec<u8> {
-    match db.backend {
-        Backend::Sqlite => {
-            let file = db.sqlite_file.clone().unwrap();
-            let mut bytes = Vec::new();
-            for suffix in ["", "-wal", "-journal", "-shm"] {
-                let path = format!("{}{suffix}", file.display());
-                if let Ok(content) = std::fs::read(&path) {
-                    bytes.extend(content);
-                }
-            }
-            bytes
-        }
-        Backend::Postgres => {
-            let conn = store.connection();
-            let tables = conn
-                .query_all_raw(Statement::from_string(
-                    conn.get_database_backend(),
-                    "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'",
-                ))
-                .await
-                .unwrap();
-            let mut text = String::new();
-            for row in tables {
-                let table: String = row.try_get("", "table_name").unwrap();
-                let rows = conn
-                    .query_all_raw(Statement::from_string(
-                        conn.get_database_backend(),
-                        format!("SELECT row_to_json(t)::text AS row FROM \"{table}\" t"),
-                    ))
-                    .await
-                    .unwrap();
-                for row in rows {
-                    let json: String = row.try_get("", "row").unwrap();
-                    text.push_str(&json);
-                    text.push('\n');
-                }
-            }
-            text.into_bytes()
-        }
-    }
-}
-
-fn contains(haystack: &[u8], needle: &str) -> bool {
-    haystack
-        .windows(needle.len())
-        .any(|w| w == needle.as_bytes())
-}
-
 #[tokio::test]
 async fn secrets_are_never_stored_in_plaintext() {
     for db in TestDb::all().await {
         let store = db.migrated_store(keyring()).await;
         write_every_kind_of_secret(&store).await;
-        if db.backend == Backend::Sqlite {
-            // Make sure everything reached the file rather than a cache.
-            store
-                .connection()
-                .execute_unprepared("PRAGMA wal_checkpoint(FULL)")
-                .await
-                .ok();
-        }
         let contents = raw_database_contents(&db, &store).await;
         assert!(
             contains(&contents, VISIBLE_MARKER),

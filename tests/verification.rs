@@ -1,10 +1,12 @@
 //! Verification and password reset through the real HTTP API, against the Microsoft and SMS
 //! sandboxes: the rules the core enforces whatever the caller.
 
+mod backends;
 mod common;
 
 use std::time::{Duration, Instant};
 
+use backends::{contains, on_every_backend, raw_database_contents};
 use common::TestDb;
 use common::world::World;
 use reqwest::Method;
@@ -477,106 +479,111 @@ async fn resets_are_refused_without_a_fresh_verification_of_that_user() {
 
 #[tokio::test]
 async fn ten_concurrent_resets_with_one_key_reach_microsoft_once_and_deliver_the_password() {
-    let db = TestDb::sqlite().await;
-    let world = World::start(&db, MspPolicy::default()).await;
-    let verification = verified(&world, DANA).await;
-    world.microsoft.clear_requests();
-    let attempts = (0..10).map(|_| reset(&world, DANA, &verification, "same-key-for-all-10"));
-    let results = futures_util::future::join_all(attempts).await;
-    let ids: std::collections::HashSet<String> = results
-        .iter()
-        .map(|(status, body)| {
-            assert_eq!(*status, 201, "{body}");
-            assert_eq!(body["status"], "completed", "{body}");
-            assert!(
-                body["password"].is_null(),
-                "technicians do not see passwords by default"
-            );
-            body["id"].as_str().unwrap().to_owned()
-        })
-        .collect();
-    assert_eq!(ids.len(), 1, "one reset");
-    assert_eq!(
-        world
-            .microsoft
-            .count(Service::Graph, "PATCH", "/v1.0/users/"),
-        1,
-        "exactly one PATCH"
-    );
-    assert_eq!(results[0].1["sent_to"], "+1 ••• ••• ••01");
+    on_every_backend(async |db| {
+        let world = World::start(db, MspPolicy::default()).await;
+        let verification = verified(&world, DANA).await;
+        world.microsoft.clear_requests();
+        let attempts = (0..10).map(|_| reset(&world, DANA, &verification, "same-key-for-all-10"));
+        let results = futures_util::future::join_all(attempts).await;
+        let ids: std::collections::HashSet<String> = results
+            .iter()
+            .map(|(status, body)| {
+                assert_eq!(*status, 201, "{body}");
+                assert_eq!(body["status"], "completed", "{body}");
+                assert!(
+                    body["password"].is_null(),
+                    "technicians do not see passwords by default"
+                );
+                body["id"].as_str().unwrap().to_owned()
+            })
+            .collect();
+        assert_eq!(ids.len(), 1, "one reset");
+        assert_eq!(
+            world
+                .microsoft
+                .count(Service::Graph, "PATCH", "/v1.0/users/"),
+            1,
+            "exactly one PATCH"
+        );
+        assert_eq!(results[0].1["sent_to"], "+1 ••• ••• ••01");
 
-    // The link reached Dana's phone and reveals exactly the password Microsoft received.
-    let messages = world.sms.messages_to(DANA_MOBILE);
-    assert_eq!(messages.len(), 1, "one SMS");
-    let link = messages[0]
-        .body
-        .split_whitespace()
-        .find(|w| w.starts_with("http"))
-        .unwrap()
-        .to_owned();
-    let path = url::Url::parse(&link).unwrap().path().to_owned();
-    let page = world
-        .app
-        .client
-        .post(world.app.url(&path))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(page.status(), 200);
-    let html = page.text().await.unwrap();
-    let (password, force) = world.microsoft.user_password(DEMO_TENANT_ID, DANA).unwrap();
-    assert!(force, "change at next sign-in by default");
-    let escaped = password
-        .replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&#x27;");
-    assert!(
-        html.contains(&password) || html.contains(&escaped),
-        "the revealed password is the one Microsoft got"
-    );
+        // The link reached Dana's phone and reveals exactly the password Microsoft received.
+        let messages = world.sms.messages_to(DANA_MOBILE);
+        assert_eq!(messages.len(), 1, "one SMS");
+        let link = messages[0]
+            .body
+            .split_whitespace()
+            .find(|w| w.starts_with("http"))
+            .unwrap()
+            .to_owned();
+        let path = url::Url::parse(&link).unwrap().path().to_owned();
+        let page = world
+            .app
+            .client
+            .post(world.app.url(&path))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(page.status(), 200);
+        let html = page.text().await.unwrap();
+        let (password, force) = world.microsoft.user_password(DEMO_TENANT_ID, DANA).unwrap();
+        assert!(force, "change at next sign-in by default");
+        let escaped = password
+            .replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('"', "&quot;")
+            .replace('\'', "&#x27;");
+        assert!(
+            html.contains(&password) || html.contains(&escaped),
+            "the revealed password is the one Microsoft got"
+        );
 
-    // The password is nowhere in the database, the audit log or its export.
-    let raw = std::fs::read(db.sqlite_file.as_ref().unwrap()).unwrap();
-    assert!(
-        !raw.windows(password.len())
-            .any(|w| w == password.as_bytes())
-    );
-    let csv = world
-        .api(Method::GET, "/api/v1/audit/export")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(csv.contains("password.reset"));
-    assert!(!csv.contains(&password));
+        // The password is nowhere in the database, the audit log or its export.
+        let raw = raw_database_contents(db, &world.app.store).await;
+        assert!(
+            contains(&raw, "password.reset"),
+            "the scan must see the audit log, or it proves nothing"
+        );
+        assert!(!contains(&raw, &password), "the password is stored");
+        let csv = world
+            .api(Method::GET, "/api/v1/audit/export")
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(csv.contains("password.reset"));
+        assert!(!csv.contains(&password));
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn technicians_see_the_password_only_when_policy_allows() {
-    let db = TestDb::sqlite().await;
-    let world = World::start(
-        &db,
-        MspPolicy {
-            show_password_to_technician: true,
-            password_style: "passphrase".into(),
-            ..MspPolicy::default()
-        },
-    )
+    on_every_backend(async |db| {
+        let world = World::start(
+            db,
+            MspPolicy {
+                show_password_to_technician: true,
+                password_style: "passphrase".into(),
+                ..MspPolicy::default()
+            },
+        )
+        .await;
+        let verification = verified(&world, DANA).await;
+        let (status, body) = reset(&world, DANA, &verification, "key-shown-0001").await;
+        assert_eq!(status, 201, "{body}");
+        let (password, _) = world.microsoft.user_password(DEMO_TENANT_ID, DANA).unwrap();
+        assert_eq!(body["password"], password.as_str());
+        // A retry returns the outcome, but never the password again.
+        let (status, again) = reset(&world, DANA, &verification, "key-shown-0001").await;
+        assert_eq!(status, 201);
+        assert_eq!(again["id"], body["id"]);
+        assert!(again["password"].is_null());
+    })
     .await;
-    let verification = verified(&world, DANA).await;
-    let (status, body) = reset(&world, DANA, &verification, "key-shown-0001").await;
-    assert_eq!(status, 201, "{body}");
-    let (password, _) = world.microsoft.user_password(DEMO_TENANT_ID, DANA).unwrap();
-    assert_eq!(body["password"], password.as_str());
-    // A retry returns the outcome, but never the password again.
-    let (status, again) = reset(&world, DANA, &verification, "key-shown-0001").await;
-    assert_eq!(status, 201);
-    assert_eq!(again["id"], body["id"]);
-    assert!(again["password"].is_null());
 }
 
 #[tokio::test]
