@@ -9,20 +9,16 @@
 //! Goals (issue "PSA pods"): pod render throughput at least 40% of the bare endpoint's, and
 //! p99 under 20 ms. It prints numbers; it does not fail a build.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use poem::listener::TcpListener;
 use poem::{Route, Server, get, handler};
-use vouch::app::AppContext;
+use vouch::app::App;
 use vouch::config::Config;
 use vouch::psa::signing;
 use vouch::sandbox::psa::{self as sbx, PsaSandbox};
-use vouch::server;
-use vouch::store::Store;
-use vouch::store::crypto::{Keyring, MasterKey};
+use vouch::store::crypto::MasterKey;
 use vouch::store::repos::{MspPolicy, MspRepository, NewMspAccount, NewTenant, TenantRepository};
-use vouch::telemetry::Metrics;
 
 const CONNECTIONS: usize = 64;
 const WARM_UP: Duration = Duration::from_secs(1);
@@ -36,13 +32,12 @@ fn bare() -> &'static str {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let key =
-        MasterKey::parse(&MasterKey::generate_encoded()).map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut config = Config::default();
     config.database.url = format!("sqlite://{}", dir.path().join("bench.db").display());
     config.http.bind = "127.0.0.1:0".parse()?;
-    let store = Store::connect(&config.database, Arc::new(Keyring::new(key, []))).await?;
-    store.migrate().await?;
+    config.encryption.master_key = Some(MasterKey::generate_encoded());
+    let running = App::build(config).await?.start().await?;
+    let store = &running.context().store;
     let msp = store
         .create_msp(NewMspAccount {
             name: "Bench MSP".into(),
@@ -60,12 +55,8 @@ async fn main() -> anyhow::Result<()> {
         })
         .await?;
     let psa = PsaSandbox::start().await?;
-    let acceptor = server::bind(config.http.bind).await?;
-    let addr = server::local_addr(&acceptor).expect("socket address");
-    let base = format!("http://{addr}");
-    let urls = vouch::demo::connect_psa_sandbox(&store, msp.id, tenant.id, &psa, &base).await?;
-    let ctx = Arc::new(AppContext::new(config, store, Metrics::new(), Vec::new()));
-    tokio::spawn(server::serve(ctx, acceptor, std::future::pending()));
+    let base = running.base_url();
+    let urls = vouch::demo::connect_psa_sandbox(store, msp.id, tenant.id, &psa, &base).await?;
 
     let bare_listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     let bare_addr = bare_listener.local_addr()?;
@@ -120,7 +111,7 @@ async fn main() -> anyhow::Result<()> {
             "MISSES"
         }
     );
-    Ok(())
+    running.stop().await
 }
 
 struct LoadResult {

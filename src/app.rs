@@ -1,12 +1,26 @@
 //! The composition root: the one place that builds the application from a `Config`.
-//! `serve`, `demo`, the tests and the benchmarks all start here.
+//! `serve`, `demo`, the tests and the benchmarks all start here, and nothing else wires
+//! services: the store (and its keyring), the Microsoft, PSA and SMS clients, the services,
+//! the caches and the background jobs.
+//!
+//! ```text
+//! App::build(config)  ->  App          (store open and migrated, services wired)
+//! app.start()         ->  RunningApp   (listening, background jobs running)
+//! running.stop()                       (graceful: in-flight requests finish, jobs end)
+//! ```
 
+use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
+use anyhow::{Context, anyhow};
 use sea_orm::DatabaseBackend;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
 
 use crate::api;
-use crate::config::Config;
+use crate::config::{CacheLimits, Config};
 use crate::core::directory::Directory;
 use crate::core::integrations::{IntegrationsDeps, IntegrationsService, VouchApp};
 use crate::core::messaging::Messenger;
@@ -16,29 +30,241 @@ use crate::core::verification::VerificationService;
 use crate::microsoft::Microsoft;
 use crate::psa::PsaAdapters;
 use crate::psa::notes::TicketNotes;
+use crate::server;
 use crate::sms::TwilioSms;
 use crate::store::Store;
+use crate::store::crypto::{Keyring, MasterKey};
 use crate::telemetry::Metrics;
+
+/// Connector credentials are renewed well before they end; hourly is plenty, and every
+/// instance may do it (renewal of an already-renewed credential finds nothing due).
+const CREDENTIAL_RENEWAL_INTERVAL: Duration = Duration::from_secs(3600);
+
+/// What the application is built with beyond its configuration.
+#[derive(Debug, Clone)]
+pub struct AppOptions {
+    /// Apply pending database migrations before wiring (`serve` and `demo` do; a test of
+    /// readiness before migration does not).
+    pub migrate: bool,
+    /// Extra links shown on the landing page (the demo adds its sandbox pages).
+    pub landing_links: Vec<(String, String)>,
+}
+
+impl Default for AppOptions {
+    fn default() -> Self {
+        AppOptions {
+            migrate: true,
+            landing_links: Vec::new(),
+        }
+    }
+}
+
+/// The whole application, wired and not yet serving.
+pub struct App {
+    ctx: Arc<AppContext>,
+}
+
+impl App {
+    /// Opens the store with the configured keyring, applies pending migrations and wires
+    /// every service.
+    pub async fn build(config: Config) -> anyhow::Result<App> {
+        Self::build_with(config, AppOptions::default()).await
+    }
+
+    /// Like [`App::build`], with the given options.
+    pub async fn build_with(config: Config, options: AppOptions) -> anyhow::Result<App> {
+        let store = open_store(&config).await?;
+        if options.migrate {
+            store.migrate().await.context("migrating the database")?;
+        }
+        let ctx = AppContext::new(config, store, Metrics::new(), options.landing_links);
+        Ok(App { ctx: Arc::new(ctx) })
+    }
+
+    /// What the handlers reach: for set-up done before serving (the demo's seeding).
+    pub fn context(&self) -> &Arc<AppContext> {
+        &self.ctx
+    }
+
+    /// Listens on `http.bind` (port 0 picks a free port) and starts the background jobs.
+    pub async fn start(self) -> anyhow::Result<RunningApp> {
+        let ctx = self.ctx;
+        let bind = ctx.config.http.bind;
+        let acceptor = server::bind(bind)
+            .await
+            .with_context(|| format!("listening on http.bind = {bind}"))?;
+        let addr = server::local_addr(&acceptor)
+            .ok_or_else(|| anyhow!("http.bind = {bind} gave no socket address"))?;
+        tracing::info!(%addr, public_url = %ctx.config.http.public_url, "listening");
+        let (shutdown, stopped) = oneshot::channel::<()>();
+        let serving = tokio::spawn(server::serve(ctx.clone(), acceptor, async move {
+            // A dropped sender stops the server as well.
+            let _ = stopped.await;
+        }));
+        let jobs = vec![tokio::spawn(renew_credentials_periodically(ctx.clone()))];
+        Ok(RunningApp {
+            ctx,
+            addr,
+            shutdown: Some(shutdown),
+            serving: Some(serving),
+            jobs,
+        })
+    }
+}
+
+/// The application serving: its address, and the way to stop it.
+pub struct RunningApp {
+    ctx: Arc<AppContext>,
+    addr: SocketAddr,
+    shutdown: Option<oneshot::Sender<()>>,
+    serving: Option<JoinHandle<std::io::Result<()>>>,
+    jobs: Vec<JoinHandle<()>>,
+}
+
+impl RunningApp {
+    /// The bound address (the real port when `http.bind` asked for port 0).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://` and the bound address, without a trailing slash.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn context(&self) -> &Arc<AppContext> {
+        &self.ctx
+    }
+
+    /// Serves until `signal` resolves (or the server fails), then stops.
+    pub async fn run_until(mut self, signal: impl Future<Output = ()>) -> anyhow::Result<()> {
+        let serving = self.serving.as_mut().expect("a running app is serving");
+        tokio::select! {
+            () = signal => {}
+            ended = serving => {
+                self.serving = None;
+                self.stop().await?;
+                ended.context("the server task")?.context("serving HTTP")?;
+                return Err(anyhow!("the server stopped on its own"));
+            }
+        }
+        self.stop().await
+    }
+
+    /// Stops accepting connections, lets in-flight requests finish (for at most
+    /// `http.shutdown_grace_seconds`), ends the background jobs and closes the database.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        let served = match self.serving.take() {
+            Some(serving) => serving.await.context("the server task")?,
+            None => Ok(()),
+        };
+        for job in std::mem::take(&mut self.jobs) {
+            job.abort();
+            let _ = job.await;
+        }
+        self.ctx.store.clone().close().await?;
+        tracing::info!("stopped");
+        served.context("serving HTTP")
+    }
+}
+
+impl Drop for RunningApp {
+    /// An app dropped without `stop` (a test that panicked) still stops serving and ends its
+    /// jobs; only the graceful wait is skipped.
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        for job in &self.jobs {
+            job.abort();
+        }
+    }
+}
+
+/// Renews MFA connector credentials that are due, now and then every hour.
+async fn renew_credentials_periodically(ctx: Arc<AppContext>) {
+    let mut interval = tokio::time::interval(CREDENTIAL_RENEWAL_INTERVAL);
+    loop {
+        interval.tick().await;
+        match ctx
+            .integrations
+            .renew_connector_credentials(chrono::Utc::now())
+            .await
+        {
+            Ok(0) => {}
+            Ok(renewed) => tracing::info!(renewed, "renewed MFA connector credentials"),
+            Err(err) => tracing::warn!(code = err.code(), "connector credential renewal failed"),
+        }
+    }
+}
+
+/// The keyring from configuration; `serve` refuses to start without a master key.
+pub fn keyring_from(config: &Config) -> anyhow::Result<Keyring> {
+    let encoded = config.encryption.master_key.as_ref().ok_or_else(|| {
+        anyhow!(
+            "encryption.master_key is not set. Generate one with `vouch rotate-key --generate` \
+             and set it as VOUCH__ENCRYPTION__MASTER_KEY (or VOUCH__ENCRYPTION__MASTER_KEY_FILE)."
+        )
+    })?;
+    let active = MasterKey::parse(encoded).map_err(|err| anyhow!("encryption.master_key {err}"))?;
+    let previous = config
+        .encryption
+        .previous_keys
+        .iter()
+        .map(MasterKey::parse)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|err| anyhow!("encryption.previous_keys {err}"))?;
+    Ok(Keyring::new(active, previous))
+}
+
+/// The store alone, with the configured keyring, not migrated: for the commands that need
+/// the database but no services (`migrate`, `rotate-key`, `msp`, `api-key`).
+pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
+    let keyring = Arc::new(keyring_from(config)?);
+    Store::connect(&config.database, keyring)
+        .await
+        .with_context(|| {
+            format!(
+                "connecting to the database {}",
+                crate::config::redact_url_password(&config.database.url)
+            )
+        })
+}
+
+fn cache<K, V>(limits: CacheLimits) -> moka::future::Cache<K, V>
+where
+    K: std::hash::Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    moka::future::Cache::builder()
+        .max_capacity(limits.max_entries)
+        .time_to_live(Duration::from_secs(limits.ttl_seconds))
+        .build()
+}
 
 /// What every handler may reach.
 pub struct AppContext {
     pub config: Config,
     pub store: Store,
     pub metrics: Metrics,
-    pub microsoft: Microsoft,
     pub integrations: IntegrationsService,
     pub directory: Directory,
     pub verifications: VerificationService,
     pub resets: ResetService,
+    /// Secure shares, for the API and the share pages.
     pub shares: ShareService,
     /// Sends SMS and keeps a (sealed) record of each.
     pub messenger: Messenger,
     pub psa: PsaAdapters,
     /// Technicians the PSA vouched for recently, so a pod load does not write to the
-    /// database every time (their "last seen" is refreshed every five minutes).
+    /// database every time (their "last seen" is refreshed once per `cache.technicians`
+    /// lifetime).
     pub technicians: moka::future::Cache<(uuid::Uuid, String), crate::store::repos::Technician>,
     /// PSA connections read recently: every pod load and pod call needs its connection, and
-    /// connections change rarely (a changed one is seen within a minute).
+    /// connections change rarely (a changed one is seen within `cache.connections`' lifetime).
     connections: moka::future::Cache<uuid::Uuid, crate::store::repos::PsaConnection>,
     /// Extra links shown on the landing page (the demo adds its sandbox pages).
     pub landing_links: Vec<(String, String)>,
@@ -62,7 +288,7 @@ impl AppContext {
     }
 
     /// Wires the services from configuration: the only place that knows the concrete types.
-    pub fn new(
+    fn new(
         config: Config,
         store: Store,
         metrics: Metrics,
@@ -131,10 +357,11 @@ impl AppContext {
             observer: Some(ticket_notes),
         });
         AppContext {
+            technicians: cache(config.cache.technicians),
+            connections: cache(config.cache.connections),
             config,
             store,
             metrics,
-            microsoft,
             integrations,
             directory,
             verifications,
@@ -142,14 +369,6 @@ impl AppContext {
             shares,
             messenger,
             psa,
-            technicians: moka::future::Cache::builder()
-                .max_capacity(10_000)
-                .time_to_live(std::time::Duration::from_secs(300))
-                .build(),
-            connections: moka::future::Cache::builder()
-                .max_capacity(10_000)
-                .time_to_live(std::time::Duration::from_secs(60))
-                .build(),
             landing_links,
         }
     }

@@ -1,21 +1,20 @@
-//! The `vouch` command line.
+//! The `vouch` command line: it parses the arguments and the configuration, then hands over
+//! to the composition root (`crate::app`) or, for `demo`, to `crate::demo`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
-use anyhow::{Context, anyhow};
+use anyhow::anyhow;
 use clap::{Parser, Subcommand};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 
-use crate::app::AppContext;
-use crate::config::{Config, LogFormat};
+use crate::app::{App, open_store};
+use crate::config::Config;
 use crate::server;
-use crate::store::Store;
 use crate::store::access::ApiKeyRepository;
-use crate::store::crypto::{Keyring, MasterKey};
+use crate::store::crypto::MasterKey;
 use crate::store::repos::{MspPolicy, MspRepository, NewMspAccount};
-use crate::telemetry::{self, Metrics};
+use crate::telemetry;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -35,7 +34,8 @@ pub struct Cli {
 pub enum Command {
     /// Run Vouch (production): migrate the database, then serve.
     Serve,
-    /// Run Vouch with the sandbox upstreams and a seeded demo MSP, on SQLite under ./vouch-data/.
+    /// Run Vouch with the sandbox upstreams and a seeded demo MSP, on SQLite under ./vouch-data/
+    /// (needs the default `sandbox` feature).
     Demo,
     /// Apply pending database migrations and exit.
     Migrate,
@@ -154,11 +154,14 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         }
         Command::Serve => {
             telemetry::init_logging(&config.log);
-            let store = open_store(&config).await?;
-            store.migrate().await.context("migrating the database")?;
-            run_server(config, store, Vec::new()).await
+            App::build(config)
+                .await?
+                .start()
+                .await?
+                .run_until(server::shutdown_signal())
+                .await
         }
-        Command::Demo => crate::demo::run(config).await,
+        Command::Demo => demo(config).await,
         Command::Msp(command) => {
             let store = open_store(&config).await?;
             store.migrate().await?;
@@ -205,115 +208,17 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
     }
 }
 
-/// The keyring from configuration; `serve` refuses to start without a master key.
-pub fn keyring_from(config: &Config) -> anyhow::Result<Keyring> {
-    let encoded = config.encryption.master_key.as_ref().ok_or_else(|| {
-        anyhow!(
-            "encryption.master_key is not set. Generate one with `vouch rotate-key --generate` \
-             and set it as VOUCH__ENCRYPTION__MASTER_KEY (or VOUCH__ENCRYPTION__MASTER_KEY_FILE)."
-        )
-    })?;
-    let active = MasterKey::parse(encoded).map_err(|err| anyhow!("encryption.master_key {err}"))?;
-    let previous = config
-        .encryption
-        .previous_keys
-        .iter()
-        .map(MasterKey::parse)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|err| anyhow!("encryption.previous_keys {err}"))?;
-    Ok(Keyring::new(active, previous))
+/// `vouch demo` without the sandbox compiled in.
+#[cfg(not(feature = "sandbox"))]
+async fn demo(_config: Config) -> anyhow::Result<()> {
+    Err(anyhow!(
+        "the sandbox is not built in: this binary was built without the `sandbox` feature \
+         (cargo build --no-default-features). Rebuild with the default features to run \
+         `vouch demo`."
+    ))
 }
 
-pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
-    let keyring = Arc::new(keyring_from(config)?);
-    Store::connect(&config.database, keyring)
-        .await
-        .with_context(|| {
-            format!(
-                "connecting to the database {}",
-                crate::config::redact_url_password(&config.database.url)
-            )
-        })
-}
-
-pub async fn run_server(
-    config: Config,
-    store: Store,
-    landing_links: Vec<(String, String)>,
-) -> anyhow::Result<()> {
-    let ctx = Arc::new(AppContext::new(
-        config,
-        store,
-        Metrics::new(),
-        landing_links,
-    ));
-    serve_context(ctx).await
-}
-
-/// Serves `ctx` until SIGTERM / Ctrl-C, renewing connector credentials in the background.
-pub async fn serve_context(ctx: Arc<AppContext>) -> anyhow::Result<()> {
-    let acceptor = server::bind(ctx.config.http.bind)
-        .await
-        .with_context(|| format!("listening on http.bind = {}", ctx.config.http.bind))?;
-    let addr = server::local_addr(&acceptor);
-    tracing::info!(addr = ?addr, public_url = %ctx.config.http.public_url, "listening");
-    let renewal = tokio::spawn(renew_credentials_periodically(ctx.clone()));
-    server::serve(ctx.clone(), acceptor, server::shutdown_signal()).await?;
-    renewal.abort();
-    ctx.store.clone().close().await?;
-    tracing::info!("stopped");
-    Ok(())
-}
-
-/// Connector credentials are renewed well before they end; hourly is plenty, and every
-/// instance may do it (renewal of an already-renewed credential finds nothing due).
-async fn renew_credentials_periodically(ctx: Arc<AppContext>) {
-    let mut interval = tokio::time::interval(std::time::Duration::from_secs(3600));
-    loop {
-        interval.tick().await;
-        match ctx
-            .integrations
-            .renew_connector_credentials(chrono::Utc::now())
-            .await
-        {
-            Ok(0) => {}
-            Ok(renewed) => tracing::info!(renewed, "renewed MFA connector credentials"),
-            Err(err) => tracing::warn!(code = err.code(), "connector credential renewal failed"),
-        }
-    }
-}
-
-/// `demo` reads people-friendly logs unless told otherwise.
-pub fn prefer_pretty_logs(config: &mut Config, env: &[(String, String)]) {
-    let explicit = env.iter().any(|(name, _)| name == "VOUCH__LOG__FORMAT");
-    if !explicit {
-        config.log.format = LogFormat::Pretty;
-    }
-}
-
-/// Reads or creates the demo master key file.
-pub fn demo_master_key(path: &std::path::Path) -> anyhow::Result<(SecretString, bool)> {
-    if let Ok(existing) = std::fs::read_to_string(path) {
-        return Ok((SecretString::from(existing.trim().to_owned()), false));
-    }
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
-    let key = MasterKey::generate_encoded();
-    write_private_file(path, key.expose_secret())?;
-    Ok((key, true))
-}
-
-fn write_private_file(path: &std::path::Path, content: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options.open(path)?;
-    file.write_all(content.as_bytes())?;
-    file.write_all(b"\n")
+#[cfg(feature = "sandbox")]
+async fn demo(config: Config) -> anyhow::Result<()> {
+    crate::demo::run(config).await
 }

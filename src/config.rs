@@ -33,6 +33,7 @@ pub struct Config {
     pub microsoft: MicrosoftConfig,
     pub sms: SmsConfig,
     pub psa: PsaConfig,
+    pub cache: CacheConfig,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -163,6 +164,33 @@ pub struct HaloPsaConfig {
     pub max_signature_age_seconds: u64,
 }
 
+/// The in-memory caches each instance keeps in front of the database. Several instances
+/// behind a load balancer each keep their own, so a lifetime is also how long a change made
+/// through another instance may go unseen here.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheConfig {
+    /// Technicians the PSA vouched for recently: a pod load within the lifetime does not write
+    /// the technician's "last seen" to the database again.
+    pub technicians: CacheLimits,
+    /// PSA connections read recently: every pod load and pod call needs its connection, and
+    /// connections change rarely.
+    pub connections: CacheLimits,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheLimits {
+    /// How many entries the cache holds at most; the least useful are dropped first.
+    pub max_entries: u64,
+    /// How long an entry is kept after it was read from (or written to) the database.
+    pub ttl_seconds: u64,
+}
+
+/// The longest a cache entry may live: a day-old PSA connection or technician is as stale as
+/// any operator would accept.
+pub const MAX_CACHE_TTL_SECONDS: u64 = 86_400;
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -219,6 +247,16 @@ impl Default for Config {
                 },
                 halopsa: HaloPsaConfig {
                     max_signature_age_seconds: 300,
+                },
+            },
+            cache: CacheConfig {
+                technicians: CacheLimits {
+                    max_entries: 10_000,
+                    ttl_seconds: 300,
+                },
+                connections: CacheLimits {
+                    max_entries: 10_000,
+                    ttl_seconds: 60,
                 },
             },
         }
@@ -305,6 +343,16 @@ impl Config {
                 "log.filter is not a valid filter: {:?} (try \"info\" or \"vouch=debug,info\")",
                 self.log.filter
             )));
+        }
+        for (name, limits) in [
+            ("technicians", &self.cache.technicians),
+            ("connections", &self.cache.connections),
+        ] {
+            if limits.ttl_seconds > MAX_CACHE_TTL_SECONDS {
+                return Err(ConfigError::Invalid(format!(
+                    "cache.{name}.ttl_seconds must be at most {MAX_CACHE_TTL_SECONDS} (one day)"
+                )));
+            }
         }
         if let Some(key) = &self.encryption.master_key {
             crate::store::crypto::MasterKey::parse(key)

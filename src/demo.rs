@@ -1,29 +1,30 @@
 //! `vouch demo`: Vouch on SQLite under `./vouch-data/`, with a demo key, a seeded demo MSP and
 //! the sandbox upstreams, so a newcomer can click through without any real service.
 //!
-//! Only the configuration differs from `serve`: the upstream URLs point at the sandbox. Vouch's
-//! own code paths are the same.
+//! Only the configuration differs from `serve`: the upstream URLs point at the sandbox, and the
+//! application is built by the same composition root (`crate::app`). Vouch's own code paths
+//! are the same. Built only with the `sandbox` feature (a default).
 
 use std::path::Path;
-use std::sync::Arc;
 
 use anyhow::Context;
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::app::AppContext;
-use crate::cli;
-use crate::config::Config;
+use crate::app::{App, AppContext, AppOptions};
+use crate::config::{Config, LogFormat};
 use crate::core::integrations::IdentityManagementInput;
 use crate::sandbox::microsoft::{self, MicrosoftSandbox};
 use crate::sandbox::psa::PsaSandbox;
 use crate::sandbox::sms::SmsSandbox;
+use crate::server;
 use crate::store::Store;
 use crate::store::access::ApiKeyRepository;
+use crate::store::crypto::MasterKey;
 use crate::store::repos::{
     AuditActor, AuditLog, IntegrationKind, MspAccount, MspPolicy, MspRepository, NewAuditEvent,
     NewMspAccount, NewTenant, TenantRepository,
 };
-use crate::telemetry::{self, Metrics};
+use crate::telemetry;
 
 pub const DEMO_DATA_DIR: &str = "vouch-data";
 pub const DEMO_MSP_NAME: &str = "Northwind IT (demo)";
@@ -32,7 +33,7 @@ pub const DEMO_TENANT_ID: &str = microsoft::DEMO_TENANT_ID;
 
 pub async fn run(mut config: Config) -> anyhow::Result<()> {
     let env: Vec<(String, String)> = std::env::vars().collect();
-    cli::prefer_pretty_logs(&mut config, &env);
+    prefer_pretty_logs(&mut config, &env);
     if !env
         .iter()
         .any(|(name, _)| name == "VOUCH__HTTP__PUBLIC_URL")
@@ -72,30 +73,16 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
     let key_path = Path::new(DEMO_DATA_DIR).join("demo-master.key");
     let mut created_key = false;
     if config.encryption.master_key.is_none() {
-        let (key, created) = cli::demo_master_key(&key_path)?;
+        let (key, created) = demo_master_key(&key_path)?;
         config.encryption.master_key = Some(key);
         created_key = created;
     }
-
-    let store = cli::open_store(&config).await?;
-    store
-        .migrate()
-        .await
-        .context("migrating the demo database")?;
-    let msp = seed(&store).await.context("seeding the demo MSP")?;
-    let (_, api_key) = store.create_api_key(msp.id, "vouch demo").await?;
-
     let base = config
         .http
         .public_url
         .as_str()
         .trim_end_matches('/')
         .to_owned();
-    let tenant = store
-        .find_tenant_by_microsoft_id(msp.id, DEMO_TENANT_ID)
-        .await?
-        .context("the demo tenant")?;
-    connect_psa_sandbox(&store, msp.id, tenant.id, &psa, &base).await?;
     let links = vec![
         (
             "ConnectWise PSA ticket (sandbox): Dana Whitfield, locked out".to_owned(),
@@ -127,18 +114,32 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
             sms.outbox_url(),
         ),
     ];
-    let ctx = Arc::new(AppContext::new(
+
+    let app = App::build_with(
         config,
-        store.clone(),
-        Metrics::new(),
-        links,
-    ));
-    connect_demo_identity_management(&ctx, &store, msp.id)
+        AppOptions {
+            landing_links: links,
+            ..AppOptions::default()
+        },
+    )
+    .await
+    .context("building the demo")?;
+    let ctx = app.context().clone();
+    let store = &ctx.store;
+    let msp = seed(store).await.context("seeding the demo MSP")?;
+    let (_, api_key) = store.create_api_key(msp.id, "vouch demo").await?;
+    let tenant = store
+        .find_tenant_by_microsoft_id(msp.id, DEMO_TENANT_ID)
+        .await?
+        .context("the demo tenant")?;
+    connect_psa_sandbox(store, msp.id, tenant.id, &psa, &base).await?;
+    connect_demo_identity_management(&ctx, store, msp.id)
         .await
         .context("connecting the demo tenant")?;
     connect_demo_authenticator(&ctx, &sandbox, msp.id)
         .await
         .context("connecting Microsoft Authenticator for the demo tenant")?;
+    let running = app.start().await?;
 
     let rule = "=".repeat(76);
     println!("{rule}");
@@ -162,7 +163,43 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
     println!("       then \"Reset password\" and open the secure link from the SMS outbox.");
     println!("{rule}");
 
-    cli::serve_context(ctx).await
+    running.run_until(server::shutdown_signal()).await
+}
+
+/// `demo` reads people-friendly logs unless told otherwise.
+fn prefer_pretty_logs(config: &mut Config, env: &[(String, String)]) {
+    let explicit = env.iter().any(|(name, _)| name == "VOUCH__LOG__FORMAT");
+    if !explicit {
+        config.log.format = LogFormat::Pretty;
+    }
+}
+
+/// Reads or creates the demo master key file.
+fn demo_master_key(path: &Path) -> anyhow::Result<(SecretString, bool)> {
+    if let Ok(existing) = std::fs::read_to_string(path) {
+        return Ok((SecretString::from(existing.trim().to_owned()), false));
+    }
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let key = MasterKey::generate_encoded();
+    write_private_file(path, key.expose_secret())?;
+    Ok((key, true))
+}
+
+/// Creates `path` readable by its owner only: it holds the demo's master key.
+fn write_private_file(path: &Path, content: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(content.as_bytes())?;
+    file.write_all(b"\n")
 }
 
 /// Creates the demo MSP and its customer tenant once; later runs find them and change nothing.

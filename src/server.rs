@@ -1,4 +1,5 @@
-//! The HTTP server: routes, the request-id and metrics middleware, graceful shutdown.
+//! The HTTP server: routes, the request-id and metrics middleware, graceful shutdown. It
+//! wires nothing: the context it serves comes built from the composition root (`crate::app`).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -41,8 +42,8 @@ where
         })
 }
 
-/// Builds the whole application.
-pub fn build_app(ctx: Arc<AppContext>) -> impl Endpoint<Output = Response> {
+/// Mounts every route and the middleware over `ctx`.
+pub fn routes(ctx: Arc<AppContext>) -> impl Endpoint<Output = Response> {
     let api_service = api::service();
     let swagger = api_service.swagger_ui();
     let spec_yaml = api_service.spec_endpoint_yaml();
@@ -138,7 +139,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
     let grace = Duration::from_secs(ctx.config.http.shutdown_grace_seconds);
-    let app = build_app(ctx);
+    let app = routes(ctx);
     Server::new_with_acceptor(acceptor)
         .run_with_graceful_shutdown(app, shutdown, Some(grace))
         .await

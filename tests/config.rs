@@ -211,3 +211,65 @@ fn serve_without_a_master_key_says_how_to_make_one() {
     );
     assert!(stderr.contains("vouch rotate-key --generate"), "{stderr}");
 }
+
+#[test]
+fn cache_sizes_and_lifetimes_are_configuration() {
+    let defaults = load(None, &[]).unwrap();
+    assert_eq!(defaults.cache.technicians.max_entries, 10_000);
+    assert_eq!(defaults.cache.technicians.ttl_seconds, 300);
+    assert_eq!(defaults.cache.connections.max_entries, 10_000);
+    assert_eq!(defaults.cache.connections.ttl_seconds, 60);
+
+    let config = load(
+        None,
+        &[
+            ("VOUCH__CACHE__TECHNICIANS__MAX_ENTRIES", "50"),
+            ("VOUCH__CACHE__CONNECTIONS__TTL_SECONDS", "5"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(config.cache.technicians.max_entries, 50);
+    assert_eq!(
+        config.cache.technicians.ttl_seconds, 300,
+        "the rest keeps its default"
+    );
+    assert_eq!(config.cache.connections.ttl_seconds, 5);
+
+    let err = load(None, &[("VOUCH__CACHE__CONNECTIONS__TTL_SECONDS", "86401")]).unwrap_err();
+    assert!(err.contains("cache.connections.ttl_seconds"), "{err}");
+}
+
+/// Every key `vouch config` knows is a row of the README's configuration table.
+#[test]
+fn the_readme_documents_every_key() {
+    fn leaves(prefix: &str, value: &serde_json::Value, out: &mut Vec<String>) {
+        match value {
+            serde_json::Value::Object(map) => {
+                for (name, inner) in map {
+                    let key = if prefix.is_empty() {
+                        name.clone()
+                    } else {
+                        format!("{prefix}.{name}")
+                    };
+                    leaves(&key, inner, out);
+                }
+            }
+            _ => out.push(prefix.to_owned()),
+        }
+    }
+    let mut config = Config::default();
+    // Secrets left unset are not serialised at all; set them so their keys are listed too.
+    config.encryption.master_key = Some(vouch::store::crypto::MasterKey::generate_encoded());
+    config.microsoft.app_client_secret = Some("x".to_owned().into());
+    config.sms.auth_token = Some("x".to_owned().into());
+    let mut keys = Vec::new();
+    leaves("", &serde_json::to_value(&config).unwrap(), &mut keys);
+    assert!(keys.len() > 30, "{keys:?}");
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let missing: Vec<_> = keys
+        .iter()
+        .filter(|key| !readme.contains(&format!("| `{key}` |")))
+        .collect();
+    assert!(missing.is_empty(), "not in the README's table: {missing:?}");
+}

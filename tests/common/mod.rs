@@ -8,12 +8,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use sea_orm::{ConnectionTrait, Database};
-use vouch::app::AppContext;
+use vouch::app::{App, AppContext, AppOptions, RunningApp};
 use vouch::config::Config;
-use vouch::server;
 use vouch::store::Store;
 use vouch::store::crypto::{Keyring, MasterKey};
-use vouch::telemetry::Metrics;
 
 pub mod world;
 
@@ -140,14 +138,13 @@ pub fn keyring() -> Keyring {
     Keyring::new(new_key().1, [])
 }
 
-/// Vouch running in this process on a free port.
+/// Vouch running in this process on a free port, built by the composition root.
 pub struct TestApp {
     pub base_url: String,
     pub store: Store,
     pub ctx: Arc<AppContext>,
     pub client: reqwest::Client,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    running: RunningApp,
 }
 
 impl TestApp {
@@ -165,7 +162,6 @@ impl TestApp {
         let (encoded, _) = new_key();
         let mut config = db.config(&encoded);
         adjust(&mut config);
-        let key = MasterKey::parse(config.encryption.master_key.as_ref().unwrap()).unwrap();
         // VOUCH_TEST_LOG=debug (say) shows Vouch's logs while a test runs.
         if let Ok(filter) = std::env::var("VOUCH_TEST_LOG") {
             vouch::telemetry::init_logging(&vouch::config::LogConfig {
@@ -173,29 +169,23 @@ impl TestApp {
                 filter,
             });
         }
-        let store = db.store(Keyring::new(key, [])).await;
-        if migrate {
-            store.migrate().await.expect("migrations apply");
-        }
-        let acceptor = server::bind(config.http.bind).await.expect("bind port 0");
-        let addr = server::local_addr(&acceptor).expect("a socket address");
-        let ctx = Arc::new(AppContext::new(
-            config,
-            store.clone(),
-            Metrics::new(),
-            Vec::new(),
-        ));
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(server::serve(ctx.clone(), acceptor, async move {
-            let _ = rx.await;
-        }));
+        let options = AppOptions {
+            migrate,
+            ..AppOptions::default()
+        };
+        let running = App::build_with(config, options)
+            .await
+            .expect("Vouch builds over the test database")
+            .start()
+            .await
+            .expect("Vouch listens on a free port");
+        let ctx = running.context().clone();
         TestApp {
-            base_url: format!("http://{addr}"),
-            store,
+            base_url: running.base_url(),
+            store: ctx.store.clone(),
             ctx,
             client: reqwest::Client::new(),
-            shutdown: Some(tx),
-            task: Some(task),
+            running,
         }
     }
 
@@ -203,13 +193,9 @@ impl TestApp {
         format!("{}{}", self.base_url, path)
     }
 
-    pub async fn stop(mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(task) = self.task.take() {
-            let _ = task.await;
-        }
+    /// Stops gracefully: in-flight requests finish, background jobs end, the pool closes.
+    pub async fn stop(self) {
+        self.running.stop().await.expect("Vouch stops cleanly");
     }
 }
 
