@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod core;
 pub mod demo;
+pub mod domain;
 pub mod microsoft;
 pub mod psa;
 pub mod sandbox;
