@@ -196,7 +196,10 @@ async fn renew_credentials_periodically(ctx: Arc<AppContext>) {
         {
             Ok(0) => {}
             Ok(renewed) => tracing::info!(renewed, "renewed MFA connector credentials"),
-            Err(err) => tracing::warn!(code = err.code(), "connector credential renewal failed"),
+            Err(err) => tracing::warn!(
+                code = err.code().as_str(),
+                "connector credential renewal failed"
+            ),
         }
     }
 }

@@ -14,6 +14,7 @@ pub mod config;
 pub mod core;
 #[cfg(feature = "sandbox")]
 pub mod demo;
+pub mod domain;
 pub mod microsoft;
 pub mod psa;
 #[cfg(feature = "sandbox")]

@@ -54,7 +54,7 @@ pub async fn consent_callback(
             format!(
                 "<p>{}</p><p class=\"code\">Error code: {}</p><p><a class=\"button\" href=\"{}\">Back to Vouch</a></p>",
                 crate::web::escape_html(&err.to_string()),
-                crate::web::escape_html(err.code()),
+                crate::web::escape_html(err.code().as_str()),
                 crate::web::escape_html(&return_url)
             ),
         ),

@@ -7,27 +7,24 @@ use poem::web::{Data, Json};
 use poem::{IntoResponse, Response, handler};
 
 use crate::app::AppContext;
+use crate::store::Readiness;
 
 #[handler]
 pub fn healthz() -> Json<serde_json::Value> {
     Json(serde_json::json!({ "status": "ok" }))
 }
 
+/// `{"status": "ready"}` (200) or `{"status": "not_ready"}` (503), nothing more: the cause
+/// is logged by the store, not shown to whoever probes.
 #[handler]
 pub async fn readyz(ctx: Data<&Arc<AppContext>>) -> Response {
-    let readiness = ctx.store.readiness().await;
-    let body = serde_json::json!({
-        "status": if readiness.is_ready() { "ready" } else { "not_ready" },
-        "database": if readiness.database_reachable { "reachable" } else { "unreachable" },
-        "pending_migrations": readiness.pending_migrations,
-        "problem": readiness.problem,
-    });
-    let status = if readiness.is_ready() {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
+    let (status, code) = match ctx.store.readiness().await {
+        Readiness::Ready => ("ready", StatusCode::OK),
+        Readiness::NotReady => ("not_ready", StatusCode::SERVICE_UNAVAILABLE),
     };
-    Json(body).with_status(status).into_response()
+    Json(serde_json::json!({ "status": status }))
+        .with_status(code)
+        .into_response()
 }
 
 #[handler]

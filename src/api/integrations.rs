@@ -13,8 +13,7 @@ use uuid::Uuid;
 use super::ApiError;
 use super::auth::MspApiKey;
 use crate::app::AppContext;
-use crate::core::integrations::{IdentityManagementInput, IntegrationError, IntegrationView};
-use crate::microsoft::MicrosoftErrorKind;
+use crate::core::integrations::{IdentityManagementInput, IntegrationView};
 use crate::store::repos::IntegrationKind;
 
 #[derive(Tags)]
@@ -148,33 +147,6 @@ enum Removed {
     Removed,
 }
 
-pub(crate) fn integration_error(err: IntegrationError) -> ApiError {
-    let status = match &err {
-        IntegrationError::Microsoft(ms) => match ms.kind {
-            MicrosoftErrorKind::Throttled { .. } => 429,
-            MicrosoftErrorKind::Unavailable { .. } => 503,
-            MicrosoftErrorKind::TimedOut => 504,
-            MicrosoftErrorKind::Unexpected { .. } => 502,
-            _ => 400,
-        },
-        IntegrationError::InvalidInput { .. }
-        | IntegrationError::ConsentStateInvalid
-        | IntegrationError::ConsentRefused
-        | IntegrationError::ConsentAdminLackedRole
-        | IntegrationError::ConsentFailed(_) => 400,
-        IntegrationError::AppNotConfigured => 503,
-        IntegrationError::NotFound => 404,
-        IntegrationError::Store(cause) => return ApiError::internal(cause),
-    };
-    let message = match &err {
-        IntegrationError::InvalidInput { field, problem } => {
-            format!("`{field}` {problem}.")
-        }
-        other => other.to_string(),
-    };
-    ApiError::with_status(status, err.code(), message)
-}
-
 pub struct IntegrationsApi;
 
 #[OpenApi(prefix_path = "/v1/integrations", tag = "ApiTags::Integrations")]
@@ -188,11 +160,7 @@ impl IntegrationsApi {
         auth: MspApiKey,
         ctx: Data<&Arc<AppContext>>,
     ) -> Result<Json<Vec<Integration>>, ApiError> {
-        let views = ctx
-            .integrations
-            .list(auth.msp_id())
-            .await
-            .map_err(integration_error)?;
+        let views = ctx.integrations.list(auth.msp_id()).await?;
         Ok(Json(views.into_iter().map(Integration::from).collect()))
     }
 
@@ -224,8 +192,7 @@ impl IntegrationsApi {
                     secret_expires_at: body.secret_expires_at,
                 },
             )
-            .await
-            .map_err(integration_error)?;
+            .await?;
         Ok(Created::Created(Json(view.into())))
     }
 
@@ -246,8 +213,7 @@ impl IntegrationsApi {
         let url = ctx
             .integrations
             .start_authenticator_consent(auth.msp_id())
-            .await
-            .map_err(integration_error)?;
+            .await?;
         Ok(Json(ConsentLink {
             url: url.to_string(),
         }))
@@ -265,11 +231,7 @@ impl IntegrationsApi {
         ctx: Data<&Arc<AppContext>>,
         id: Path<Uuid>,
     ) -> Result<Json<Integration>, ApiError> {
-        let view = ctx
-            .integrations
-            .recheck(auth.msp_id(), id.0)
-            .await
-            .map_err(integration_error)?;
+        let view = ctx.integrations.recheck(auth.msp_id(), id.0).await?;
         Ok(Json(view.into()))
     }
 
@@ -283,8 +245,7 @@ impl IntegrationsApi {
     ) -> Result<Removed, ApiError> {
         ctx.integrations
             .remove(auth.msp_id(), &auth.actor(), id.0)
-            .await
-            .map_err(integration_error)?;
+            .await?;
         Ok(Removed::Removed)
     }
 }

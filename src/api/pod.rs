@@ -18,13 +18,13 @@ use uuid::Uuid;
 
 use super::ApiError;
 use super::error::{ErrorCode, error_response};
-use super::verifications::{MethodDto, core_error};
+use super::verifications::MethodDto;
 use crate::app::AppContext;
 use crate::core::directory::DirectoryUser;
 use crate::core::error::CoreError;
 use crate::core::verification::{Requester, StartRequest, TicketContext, verified_now};
 use crate::psa::pod_token::{self, PodClaims, TokenError};
-use crate::psa::{ConnectWiseMember, EmbedLoad, PsaError, TicketContact};
+use crate::psa::{ConnectWiseMember, EmbedLoad, TicketContact};
 use crate::store::repos::{
     AuditActor, MspAccount, MspRepository, PsaConnection, PsaConnectionRepository, Technician,
     TechnicianSighting, Tenant, TenantRepository,
@@ -121,19 +121,6 @@ impl PodToken {
     }
 }
 
-pub(crate) fn psa_error(err: PsaError) -> ApiError {
-    let status = match &err {
-        e if e.is_embed_refusal() => 403,
-        PsaError::NotFound(_) => 404,
-        PsaError::Throttled => 429,
-        PsaError::Unavailable => 503,
-        PsaError::TimedOut => 504,
-        PsaError::CredentialsRejected | PsaError::Misconfigured(_) => 502,
-        _ => 502,
-    };
-    ApiError::with_status(status, err.code(), err.to_string())
-}
-
 /// Issues a pod token once the PSA vouched for `load` on `connection_id`.
 pub async fn open_session(
     ctx: &AppContext,
@@ -149,8 +136,7 @@ pub async fn open_session(
         .psa
         .adapter(connection.kind)
         .authenticate_embed(&connection, &load)
-        .await
-        .map_err(psa_error)?;
+        .await?;
     let sighting = TechnicianSighting {
         msp_id: connection.msp_id,
         psa_connection_id: connection.id,
@@ -230,7 +216,7 @@ pub struct UserInfo {
 #[derive(Debug, Object)]
 pub struct Problem {
     /// Stable code.
-    pub code: String,
+    pub code: ErrorCode,
     /// What to do.
     pub message: String,
 }
@@ -434,8 +420,7 @@ async fn resolve(
     let ticket = ctx
         .psa
         .ticket(&session.connection, &session.claims.ticket)
-        .await
-        .map_err(psa_error)?;
+        .await?;
     let tenant = match &ticket.company {
         Some(company) => ctx
             .store
@@ -496,7 +481,7 @@ async fn own_verification(
         {
             Ok(())
         }
-        _ => Err(core_error(CoreError::VerificationNotFound)),
+        _ => Err(CoreError::VerificationNotFound.into()),
     }
 }
 
@@ -631,7 +616,7 @@ impl PodApi {
             (Some(tenant), Ok(user)) => (tenant, user),
             (_, Err(err)) => {
                 context.user_error = Some(Problem {
-                    code: err.code().into(),
+                    code: err.code(),
                     message: err.to_string(),
                 });
                 return Ok(Json(context));
@@ -642,11 +627,7 @@ impl PodApi {
             upn: user.upn.clone(),
             display_name: user.display_name.clone(),
         });
-        let history = ctx
-            .verifications
-            .history(&tenant, &user, 10)
-            .await
-            .map_err(core_error)?;
+        let history = ctx.verifications.history(&tenant, &user, 10).await?;
         context.shield = shield_of(&history, now);
         context.history = history
             .iter()
@@ -680,7 +661,7 @@ impl PodApi {
             }
             Err(err) => {
                 context.user_error = Some(Problem {
-                    code: err.code().into(),
+                    code: err.code(),
                     message: err.to_string(),
                 })
             }
@@ -722,8 +703,8 @@ impl PodApi {
         let resolved = resolve(&ctx, session, other.map(|o| o.email.as_str())).await?;
         let tenant = resolved
             .tenant
-            .ok_or_else(|| core_error(CoreError::TenantNotFound))?;
-        let user = resolved.user.map_err(core_error)?;
+            .ok_or_else(|| ApiError::from(CoreError::TenantNotFound))?;
+        let user = resolved.user?;
         let contact = resolved.ticket.contact.as_ref();
         let verification = ctx
             .verifications
@@ -746,8 +727,7 @@ impl PodApi {
                 reason: other.map(|o| o.reason.clone()),
                 requester: auth.requester(),
             })
-            .await
-            .map_err(core_error)?;
+            .await?;
         Ok(PodStarted::Started(Json(verification.into())))
     }
 
@@ -766,11 +746,7 @@ impl PodApi {
     ) -> Result<Json<PodVerification>, ApiError> {
         own_verification(&ctx, &auth.0, id.0).await?;
         let wait = Duration::from_secs(wait_seconds.0.unwrap_or(0).min(30));
-        let verification = ctx
-            .verifications
-            .get(auth.0.msp.id, id.0, wait)
-            .await
-            .map_err(core_error)?;
+        let verification = ctx.verifications.get(auth.0.msp.id, id.0, wait).await?;
         Ok(Json(verification.into()))
     }
 
@@ -791,8 +767,7 @@ impl PodApi {
         let verification = ctx
             .verifications
             .submit_code(&auth.0.msp, id.0, &body.0.code)
-            .await
-            .map_err(core_error)?;
+            .await?;
         Ok(Json(verification.into()))
     }
 
@@ -809,11 +784,7 @@ impl PodApi {
         id: Path<Uuid>,
     ) -> Result<Json<PodVerification>, ApiError> {
         own_verification(&ctx, &auth.0, id.0).await?;
-        let verification = ctx
-            .verifications
-            .cancel(&auth.0.msp, id.0)
-            .await
-            .map_err(core_error)?;
+        let verification = ctx.verifications.cancel(&auth.0.msp, id.0).await?;
         Ok(Json(verification.into()))
     }
 
@@ -830,17 +801,16 @@ impl PodApi {
         body: Json<PodConfirm>,
     ) -> Result<PodNoContent, ApiError> {
         if !body.0.confirm {
-            return Err(core_error(CoreError::ConfirmationRequired));
+            return Err(CoreError::ConfirmationRequired.into());
         }
         let resolved = resolve(&ctx, &auth.0, None).await?;
         let tenant = resolved
             .tenant
-            .ok_or_else(|| core_error(CoreError::TenantNotFound))?;
-        let user = resolved.user.map_err(core_error)?;
+            .ok_or_else(|| ApiError::from(CoreError::TenantNotFound))?;
+        let user = resolved.user?;
         ctx.verifications
             .make_push_default(auth.0.msp.id, &auth.requester().actor, &tenant, &user)
-            .await
-            .map_err(core_error)?;
+            .await?;
         Ok(PodNoContent::Done)
     }
 
@@ -862,7 +832,7 @@ impl PodApi {
             .get_verification(body.0.verification_id)
             .await
             .map_err(|e| ApiError::internal(&e))?
-            .ok_or_else(|| core_error(CoreError::VerificationNotFound))?;
+            .ok_or_else(|| ApiError::from(CoreError::VerificationNotFound))?;
         let result = ctx
             .resets
             .reset(crate::core::reset::ResetRequest {
@@ -875,8 +845,7 @@ impl PodApi {
                 actor: auth.requester().actor,
                 technician_id: Some(auth.0.technician.id),
             })
-            .await
-            .map_err(core_error)?;
+            .await?;
         Ok(PodResetResponse::Done(Json(PodResetOutcome {
             status: result.reset.status,
             sent_to: result.reset.sent_to_masked,

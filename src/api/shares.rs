@@ -3,23 +3,17 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
-use poem::IntoResponse;
-use poem::http::StatusCode;
 use poem::web::Data;
-use poem_openapi::error::AuthorizationError;
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
-use poem_openapi::registry::{MetaResponses, Registry};
 use poem_openapi::{ApiResponse, Enum, Object, OpenApi, Tags};
 use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
 
 use super::auth::MspApiKey;
-use super::error::error_response;
-use super::verifications::core_error;
 use super::{ApiError, ErrorCode};
 use crate::app::AppContext;
-use crate::core::share::{ShareError, ShareOptions, ShareStatus, ShareSummary};
+use crate::core::share::{ShareOptions, ShareStatus, ShareSummary};
 use crate::store::repos::MspRepository;
 use crate::web::share::share_service;
 
@@ -171,61 +165,6 @@ enum Revoked {
     Revoked,
 }
 
-/// A success response, or the documented `{code, message}` error when poem-openapi cannot
-/// read the request: for `Result<T, E>` only `T` may answer extraction errors, and left
-/// alone they would be plain-text 400s. Documents exactly what `T` documents.
-enum Readable<T> {
-    Answer(T),
-    Refused(poem::Response),
-}
-
-impl<T: ApiResponse> ApiResponse for Readable<T> {
-    const BAD_REQUEST_HANDLER: bool = true;
-
-    fn meta() -> MetaResponses {
-        T::meta()
-    }
-
-    fn register(registry: &mut Registry) {
-        T::register(registry);
-    }
-
-    /// Called for every extraction failure, the API key's included.
-    fn from_parse_request_error(err: poem::Error) -> Self {
-        let response = if err.is::<AuthorizationError>() {
-            error_response(
-                ErrorCode::Unauthorized,
-                "This operation needs an API key: send `Authorization: Bearer <key>` (create one with `vouch api-key create`).",
-            )
-        } else if err.status() == StatusCode::BAD_REQUEST {
-            // Type errors quote the value found ("..., found [\"...\"]"); that value may be
-            // the secret itself, so it is not repeated.
-            let reason = err.to_string();
-            let reason = reason.split(", found").next().unwrap_or_default();
-            ApiError::new(
-                ErrorCode::InvalidRequest,
-                format!(
-                    "The request could not be read ({reason}). Send JSON such as {{\"content\": \"...\", \"expires_in_minutes\": 1440, \"max_views\": 1}}, and a share id as a UUID; see /api/docs."
-                ),
-            )
-            .into_response()
-        } else {
-            // The API key checker's own answers (401, 503) are already in the documented shape.
-            err.into_response()
-        };
-        Readable::Refused(response)
-    }
-}
-
-impl<T: IntoResponse> IntoResponse for Readable<T> {
-    fn into_response(self) -> poem::Response {
-        match self {
-            Readable::Answer(answer) => answer.into_response(),
-            Readable::Refused(response) => response,
-        }
-    }
-}
-
 fn invalid(field: &str, problem: String) -> ApiError {
     ApiError::new(ErrorCode::InvalidRequest, format!("`{field}` {problem}."))
 }
@@ -266,30 +205,6 @@ fn share_options(body: &ShareRequest) -> Result<ShareOptions, ApiError> {
     })
 }
 
-fn share_error(err: ShareError) -> ApiError {
-    match &err {
-        ShareError::InvalidRequest { field, problem } => {
-            // The core speaks of a duration; the API's field counts minutes.
-            let field = if *field == "expires_in" {
-                "expires_in_minutes"
-            } else {
-                field
-            };
-            invalid(field, problem.clone())
-        }
-        ShareError::NotFound => ApiError::with_status(
-            404,
-            err.code(),
-            "No share with this id belongs to your MSP. List your shares with GET /api/v1/shares.",
-        ),
-        ShareError::Store(cause) => ApiError::internal(cause),
-        // Only reveals meet these, and the API does not reveal.
-        ShareError::Expired(_) | ShareError::Exhausted(_) | ShareError::Revoked(_) => {
-            ApiError::with_status(409, err.code(), err.to_string())
-        }
-    }
-}
-
 pub struct SharesApi;
 
 #[OpenApi(prefix_path = "/v1/shares", tag = "ApiTags::SecureShares")]
@@ -306,7 +221,7 @@ impl SharesApi {
         auth: MspApiKey,
         ctx: Data<&Arc<AppContext>>,
         body: Json<ShareRequest>,
-    ) -> Result<Readable<Created>, ApiError> {
+    ) -> Result<Created, ApiError> {
         let body = body.0;
         let options = share_options(&body)?;
         // The recipient and their phone are found first, so nothing is created for nobody.
@@ -315,24 +230,17 @@ impl SharesApi {
                 let msp = ctx
                     .store
                     .get_msp(auth.msp_id())
-                    .await
-                    .map_err(|e| ApiError::internal(&e))?
+                    .await?
                     .ok_or_else(|| ApiError::internal(&"API key of a removed MSP"))?;
-                let tenant = ctx
-                    .directory
-                    .tenant(msp.id, to.tenant_id.trim())
-                    .await
-                    .map_err(core_error)?;
+                let tenant = ctx.directory.tenant(msp.id, to.tenant_id.trim()).await?;
                 let user = ctx
                     .directory
                     .resolve_user(&tenant, std::slice::from_ref(&to.user))
-                    .await
-                    .map_err(core_error)?;
+                    .await?;
                 let (phone, _) = ctx
                     .verifications
                     .mobile_for(&msp, &tenant, &user, None)
-                    .await
-                    .map_err(core_error)?;
+                    .await?;
                 Some((msp, phone))
             }
             None => None,
@@ -346,8 +254,7 @@ impl SharesApi {
                 None,
                 &auth.actor(),
             )
-            .await
-            .map_err(share_error)?;
+            .await?;
         let mut sent_to = None;
         if let Some((msp, phone)) = recipient {
             let text = SecretString::from(format!(
@@ -360,11 +267,11 @@ impl SharesApi {
             if let Err(err) = ctx.messenger.send_sms(msp.id, &phone, text).await {
                 // An undelivered link must not stay usable somewhere.
                 let _ = service.revoke(msp.id, created.id, &auth.actor()).await;
-                return Err(core_error(err.into()));
+                return Err(err.into());
             }
             sent_to = Some(phone.masked());
         }
-        Ok(Readable::Answer(Created::Created(Json(CreatedShareBody {
+        Ok(Created::Created(Json(CreatedShareBody {
             id: created.id,
             // Once the link went by SMS, the caller does not need it (and should not hold it).
             url: if sent_to.is_some() {
@@ -375,7 +282,7 @@ impl SharesApi {
             expires_at: created.expires_at,
             max_views: created.max_views,
             sent_to,
-        }))))
+        })))
     }
 
     /// List the MSP's shares, newest first (at most the 1,000 most recent).
@@ -383,10 +290,7 @@ impl SharesApi {
     /// Shows each share's status and views; never its content or link.
     #[oai(path = "/", method = "get", operation_id = "shares_list")]
     async fn list(&self, auth: MspApiKey, ctx: Data<&Arc<AppContext>>) -> Result<Listed, ApiError> {
-        let shares = share_service(&ctx)
-            .list(auth.msp_id())
-            .await
-            .map_err(share_error)?;
+        let shares = share_service(&ctx).list(auth.msp_id()).await?;
         Ok(Listed::Shares(Json(
             shares.into_iter().map(Share::from).collect(),
         )))
@@ -402,11 +306,10 @@ impl SharesApi {
         ctx: Data<&Arc<AppContext>>,
         /// The share's id.
         id: Path<Uuid>,
-    ) -> Result<Readable<Revoked>, ApiError> {
+    ) -> Result<Revoked, ApiError> {
         share_service(&ctx)
             .revoke(auth.msp_id(), id.0, &auth.actor())
-            .await
-            .map_err(share_error)?;
-        Ok(Readable::Answer(Revoked::Revoked))
+            .await?;
+        Ok(Revoked::Revoked)
     }
 }

@@ -15,7 +15,7 @@ use super::ApiError;
 use super::auth::MspApiKey;
 use crate::app::AppContext;
 use crate::core::directory::DirectoryUser;
-use crate::core::error::{CoreError, ErrorClass};
+use crate::core::error::CoreError;
 use crate::core::verification::{Method, Requester, StartRequest, TicketContext};
 use crate::store::repos::{MspAccount, MspRepository, Tenant};
 use crate::store::verifications::{PasswordReset, Verification as VerificationRecord};
@@ -268,33 +268,10 @@ enum NoContent {
     Done,
 }
 
-/// Maps core errors to the documented shape and a fitting status.
-pub(crate) fn core_error(err: CoreError) -> ApiError {
-    if let CoreError::Microsoft(ms) = &err
-        && let crate::microsoft::MicrosoftErrorKind::PreferredMethodMismatch { can_fix, .. } =
-            ms.kind
-    {
-        return ApiError::with_status(409, err.code(), err.to_string()).with_can_fix(can_fix);
-    }
-    let status = match err.class() {
-        ErrorClass::BadRequest => 400,
-        ErrorClass::NotFound => 404,
-        ErrorClass::Conflict => 409,
-        ErrorClass::Forbidden => 403,
-        ErrorClass::RateLimited => 429,
-        ErrorClass::Upstream => 502,
-        ErrorClass::Unavailable => 503,
-        ErrorClass::Timeout => 504,
-        ErrorClass::Internal => return ApiError::internal(&err.code()),
-    };
-    ApiError::with_status(status, err.code(), err.to_string())
-}
-
 async fn msp(ctx: &AppContext, auth: &MspApiKey) -> Result<MspAccount, ApiError> {
     ctx.store
         .get_msp(auth.msp_id())
-        .await
-        .map_err(|e| ApiError::internal(&e))?
+        .await?
         .ok_or_else(|| ApiError::internal(&"API key of a removed MSP"))
 }
 
@@ -304,16 +281,11 @@ async fn tenant_and_user(
     tenant: &str,
     user: &str,
 ) -> Result<(Tenant, DirectoryUser), ApiError> {
-    let tenant = ctx
-        .directory
-        .tenant(msp_id, tenant.trim())
-        .await
-        .map_err(core_error)?;
+    let tenant = ctx.directory.tenant(msp_id, tenant.trim()).await?;
     let user = ctx
         .directory
         .resolve_user(&tenant, &[user.to_owned()])
-        .await
-        .map_err(core_error)?;
+        .await?;
     Ok((tenant, user))
 }
 
@@ -361,8 +333,7 @@ impl VerificationsApi {
                     technician_id: None,
                 },
             })
-            .await
-            .map_err(core_error)?;
+            .await?;
         Ok(Started::Started(Json(verification.into())))
     }
 
@@ -381,11 +352,7 @@ impl VerificationsApi {
         wait_seconds: Query<Option<u64>>,
     ) -> Result<Json<Verification>, ApiError> {
         let wait = Duration::from_secs(wait_seconds.0.unwrap_or(0).min(30));
-        let verification = ctx
-            .verifications
-            .get(auth.msp_id(), id.0, wait)
-            .await
-            .map_err(core_error)?;
+        let verification = ctx.verifications.get(auth.msp_id(), id.0, wait).await?;
         Ok(Json(verification.into()))
     }
 
@@ -406,8 +373,7 @@ impl VerificationsApi {
         let verification = ctx
             .verifications
             .submit_code(&msp, id.0, &body.0.code)
-            .await
-            .map_err(core_error)?;
+            .await?;
         Ok(Json(verification.into()))
     }
 
@@ -424,11 +390,7 @@ impl VerificationsApi {
         id: Path<Uuid>,
     ) -> Result<Json<Verification>, ApiError> {
         let msp = msp(&ctx, &auth).await?;
-        let verification = ctx
-            .verifications
-            .cancel(&msp, id.0)
-            .await
-            .map_err(core_error)?;
+        let verification = ctx.verifications.cancel(&msp, id.0).await?;
         Ok(Json(verification.into()))
     }
 
@@ -454,8 +416,7 @@ impl VerificationsApi {
         let methods = ctx
             .verifications
             .available_methods(&msp, &tenant, &user, contact_mobile.0.as_deref())
-            .await
-            .map_err(core_error)?;
+            .await?;
         Ok(Json(UserMethods {
             user_id: user.object_id,
             user_principal_name: user.upn,
@@ -492,8 +453,7 @@ impl VerificationsApi {
         let items = ctx
             .verifications
             .history(&tenant, &user, limit.0.unwrap_or(20).clamp(1, 200))
-            .await
-            .map_err(core_error)?;
+            .await?;
         Ok(Json(items.into_iter().map(Verification::from).collect()))
     }
 
@@ -513,14 +473,13 @@ impl VerificationsApi {
         body: Json<DefaultMethodRequest>,
     ) -> Result<NoContent, ApiError> {
         if !body.0.confirm {
-            return Err(core_error(CoreError::ConfirmationRequired));
+            return Err(CoreError::ConfirmationRequired.into());
         }
         let (tenant, user) =
             tenant_and_user(&ctx, auth.msp_id(), &body.0.tenant_id, &body.0.user).await?;
         ctx.verifications
             .make_push_default(auth.msp_id(), &auth.actor(), &tenant, &user)
-            .await
-            .map_err(core_error)?;
+            .await?;
         Ok(NoContent::Done)
     }
 }
@@ -559,8 +518,7 @@ impl ResetsApi {
                 actor: auth.actor(),
                 technician_id: None,
             })
-            .await
-            .map_err(core_error)?;
+            .await?;
         let password = result.password.map(|p| p.expose_secret().to_owned());
         Ok(ResetResponse::Done(Json(reset_dto(
             result.reset,
@@ -577,11 +535,7 @@ impl ResetsApi {
         ctx: Data<&Arc<AppContext>>,
         id: Path<Uuid>,
     ) -> Result<Json<PasswordResetDto>, ApiError> {
-        let reset = ctx
-            .resets
-            .get(auth.msp_id(), id.0)
-            .await
-            .map_err(core_error)?;
+        let reset = ctx.resets.get(auth.msp_id(), id.0).await?;
         Ok(Json(reset_dto(reset, None, None)))
     }
 }

@@ -3,23 +3,10 @@
 
 use chrono::Duration;
 
+use crate::domain::ErrorCode;
 use crate::microsoft::MicrosoftError;
 use crate::sms::SmsError;
 use crate::store::StoreError;
-
-/// How the API should answer an error (the core does not speak HTTP).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorClass {
-    BadRequest,
-    NotFound,
-    Conflict,
-    Forbidden,
-    RateLimited,
-    Upstream,
-    Unavailable,
-    Timeout,
-    Internal,
-}
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum CoreError {
@@ -95,71 +82,34 @@ pub enum CoreError {
 }
 
 impl CoreError {
-    pub fn code(&self) -> &'static str {
+    /// The stable code of this error; the API derives the HTTP status from it.
+    pub fn code(&self) -> ErrorCode {
         match self {
             CoreError::Microsoft(err) => err.code(),
             CoreError::Sms(err) => err.code(),
-            CoreError::InvalidInput { .. } => "invalid_request",
-            CoreError::TenantNotConnected => "tenant_not_connected",
-            CoreError::AuthenticatorNotConnected => "authenticator_not_connected",
-            CoreError::TenantNotFound => "tenant_not_found",
-            CoreError::UserNotFound { .. } => "user_not_found",
-            CoreError::UserAmbiguous { .. } => "user_ambiguous",
-            CoreError::NoMobilePhone => "no_mobile_phone",
-            CoreError::PushAlreadyPending { .. } => "push_already_pending",
-            CoreError::PushRateLimited { .. } => "push_rate_limited",
-            CoreError::ReasonRequired => "reason_required",
-            CoreError::VerificationNotFound => "verification_not_found",
-            CoreError::VerificationFinished { .. } => "verification_finished",
-            CoreError::CodeIncorrect { .. } => "code_incorrect",
-            CoreError::TooManyAttempts => "too_many_attempts",
-            CoreError::CodeExpired => "code_expired",
-            CoreError::ConfirmationRequired => "confirmation_required",
-            CoreError::NotVerified { .. } => "not_verified",
-            CoreError::VerificationUsed => "verification_used",
-            CoreError::VerificationForOtherUser => "verification_for_other_user",
-            CoreError::IdempotencyKeyReused => "idempotency_key_reused",
-            CoreError::ResetInProgress => "reset_in_progress",
-            CoreError::ResetNotFound => "reset_not_found",
-            CoreError::Store(_) => "internal_error",
-        }
-    }
-
-    pub fn class(&self) -> ErrorClass {
-        use crate::microsoft::MicrosoftErrorKind as K;
-        match self {
-            CoreError::Microsoft(err) => match err.kind {
-                K::Throttled { .. } => ErrorClass::RateLimited,
-                K::Unavailable { .. } => ErrorClass::Unavailable,
-                K::TimedOut => ErrorClass::Timeout,
-                K::Unexpected { .. } => ErrorClass::Upstream,
-                K::UserNotFound => ErrorClass::NotFound,
-                K::UserSyncedFromOnPremises
-                | K::UserHoldsAdminRole { .. }
-                | K::PreferredMethodMismatch { .. } => ErrorClass::Conflict,
-                _ => ErrorClass::Upstream,
-            },
-            CoreError::Sms(err) => match err {
-                SmsError::Throttled => ErrorClass::RateLimited,
-                SmsError::Unavailable => ErrorClass::Unavailable,
-                SmsError::TimedOut => ErrorClass::Timeout,
-                SmsError::NotConfigured => ErrorClass::Unavailable,
-                _ => ErrorClass::Upstream,
-            },
-            CoreError::InvalidInput { .. }
-            | CoreError::ReasonRequired
-            | CoreError::ConfirmationRequired
-            | CoreError::CodeIncorrect { .. } => ErrorClass::BadRequest,
-            CoreError::TenantNotFound
-            | CoreError::UserNotFound { .. }
-            | CoreError::VerificationNotFound
-            | CoreError::ResetNotFound => ErrorClass::NotFound,
-            CoreError::PushRateLimited { .. } => ErrorClass::RateLimited,
-            CoreError::NotVerified { .. } | CoreError::VerificationForOtherUser => {
-                ErrorClass::Forbidden
-            }
-            CoreError::Store(_) => ErrorClass::Internal,
-            _ => ErrorClass::Conflict,
+            CoreError::InvalidInput { .. } => ErrorCode::InvalidRequest,
+            CoreError::TenantNotConnected => ErrorCode::TenantNotConnected,
+            CoreError::AuthenticatorNotConnected => ErrorCode::AuthenticatorNotConnected,
+            CoreError::TenantNotFound => ErrorCode::TenantNotFound,
+            CoreError::UserNotFound { .. } => ErrorCode::UserNotFound,
+            CoreError::UserAmbiguous { .. } => ErrorCode::UserAmbiguous,
+            CoreError::NoMobilePhone => ErrorCode::NoMobilePhone,
+            CoreError::PushAlreadyPending { .. } => ErrorCode::PushAlreadyPending,
+            CoreError::PushRateLimited { .. } => ErrorCode::PushRateLimited,
+            CoreError::ReasonRequired => ErrorCode::ReasonRequired,
+            CoreError::VerificationNotFound => ErrorCode::VerificationNotFound,
+            CoreError::VerificationFinished { .. } => ErrorCode::VerificationFinished,
+            CoreError::CodeIncorrect { .. } => ErrorCode::CodeIncorrect,
+            CoreError::TooManyAttempts => ErrorCode::TooManyAttempts,
+            CoreError::CodeExpired => ErrorCode::CodeExpired,
+            CoreError::ConfirmationRequired => ErrorCode::ConfirmationRequired,
+            CoreError::NotVerified { .. } => ErrorCode::NotVerified,
+            CoreError::VerificationUsed => ErrorCode::VerificationUsed,
+            CoreError::VerificationForOtherUser => ErrorCode::VerificationForOtherUser,
+            CoreError::IdempotencyKeyReused => ErrorCode::IdempotencyKeyReused,
+            CoreError::ResetInProgress => ErrorCode::ResetInProgress,
+            CoreError::ResetNotFound => ErrorCode::ResetNotFound,
+            CoreError::Store(_) => ErrorCode::InternalError,
         }
     }
 

@@ -15,6 +15,7 @@ use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 use uuid::Uuid;
 
+use crate::domain::ErrorCode;
 use crate::microsoft::graph::MFA_CLIENT_APP_ID;
 use crate::microsoft::token::Audience;
 use crate::microsoft::{
@@ -46,7 +47,7 @@ pub const STATUS_FAILED: &str = "failed";
 pub enum IntegrationError {
     #[error("{}", .0.message())]
     Microsoft(MicrosoftError),
-    #[error("{field}: {problem}")]
+    #[error("`{field}` {problem}.")]
     InvalidInput {
         field: &'static str,
         problem: String,
@@ -76,17 +77,17 @@ pub enum IntegrationError {
 }
 
 impl IntegrationError {
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
             IntegrationError::Microsoft(err) => err.code(),
-            IntegrationError::InvalidInput { .. } => "invalid_request",
-            IntegrationError::AppNotConfigured => "microsoft_app_not_configured",
-            IntegrationError::NotFound => "not_found",
-            IntegrationError::ConsentStateInvalid => "consent_state_invalid",
-            IntegrationError::ConsentRefused => "consent_refused",
-            IntegrationError::ConsentAdminLackedRole => "consent_admin_lacked_role",
-            IntegrationError::ConsentFailed(_) => "consent_failed",
-            IntegrationError::Store(_) => "internal_error",
+            IntegrationError::InvalidInput { .. } => ErrorCode::InvalidRequest,
+            IntegrationError::AppNotConfigured => ErrorCode::MicrosoftAppNotConfigured,
+            IntegrationError::NotFound => ErrorCode::NotFound,
+            IntegrationError::ConsentStateInvalid => ErrorCode::ConsentStateInvalid,
+            IntegrationError::ConsentRefused => ErrorCode::ConsentRefused,
+            IntegrationError::ConsentAdminLackedRole => ErrorCode::ConsentAdminLackedRole,
+            IntegrationError::ConsentFailed(_) => ErrorCode::ConsentFailed,
+            IntegrationError::Store(_) => ErrorCode::InternalError,
         }
     }
 }
@@ -333,7 +334,7 @@ impl IntegrationsService {
                 &tenant_ref.to_string(),
                 "failure",
                 err.request_id.clone(),
-                Some(err.code()),
+                Some(err.code().as_str()),
             )
             .await;
             return Err(err.into());
@@ -415,7 +416,7 @@ impl IntegrationsService {
                 callback.tenant.as_deref().unwrap_or("unknown"),
                 "failure",
                 None,
-                Some(err.code()),
+                Some(err.code().as_str()),
             )
             .await;
             return Err(err);
@@ -437,7 +438,7 @@ impl IntegrationsService {
         let result = self.onboard_authenticator(msp_id, &tenant_ref).await;
         let (outcome, code) = match &result {
             Ok(_) => ("success", None),
-            Err(err) => ("failure", Some(err.code())),
+            Err(err) => ("failure", Some(err.code().as_str())),
         };
         self.audit_integration(
             msp_id,
@@ -565,7 +566,11 @@ impl IntegrationsService {
         let now = Utc::now();
         let (status, code, message) = match &outcome {
             Ok(()) => (STATUS_ACTIVE, "ok".to_owned(), None),
-            Err(err) => (STATUS_FAILED, err.code().to_owned(), Some(err.message())),
+            Err(err) => (
+                STATUS_FAILED,
+                err.code().as_str().to_owned(),
+                Some(err.message()),
+            ),
         };
         let saved = self
             .tenants
@@ -692,7 +697,7 @@ impl IntegrationsService {
                     renewed += 1;
                 }
                 Err(err) => {
-                    tracing::warn!(tenant = %tenant.microsoft_tenant_id, code = err.code(), "connector credential renewal failed");
+                    tracing::warn!(tenant = %tenant.microsoft_tenant_id, code = err.code().as_str(), "connector credential renewal failed");
                     if let IntegrationError::Microsoft(ms) = &err {
                         self.record_failed_check(
                             &tenant,
@@ -806,7 +811,7 @@ impl IntegrationsService {
                 secret: existing.as_ref().and_then(|i| i.secret.clone()),
                 secret_expires_at: existing.as_ref().and_then(|i| i.secret_expires_at),
                 last_checked_at: Some(Utc::now()),
-                last_check_code: Some(err.code().to_owned()),
+                last_check_code: Some(err.code().as_str().to_owned()),
                 last_check_message: Some(err.message()),
             })
             .await?;

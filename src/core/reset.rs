@@ -156,7 +156,7 @@ impl ResetService {
                 &verification,
                 "refused",
                 err.upstream_request_id(),
-                Some(err.code()),
+                Some(err.code().as_str()),
                 None,
             )
             .await;
@@ -263,7 +263,7 @@ impl ResetService {
             Ok(id) => id,
             Err(err) => {
                 self.resets
-                    .complete_reset(reset.id, failed(err.code()))
+                    .complete_reset(reset.id, failed(err.code().as_str()))
                     .await?;
                 return Err(err.into());
             }
@@ -295,7 +295,7 @@ impl ResetService {
                     ),
                     Err(err) => (
                         STATUS_COMPLETED_SMS_FAILED,
-                        Some(err.code().to_owned()),
+                        Some(err.code().as_str().to_owned()),
                         Some(share.id),
                         Some(share.expires_at),
                     ),
@@ -303,7 +303,7 @@ impl ResetService {
             }
             Err(err) => (
                 STATUS_COMPLETED_SMS_FAILED,
-                Some(err.code().to_owned()),
+                Some(err.code().as_str().to_owned()),
                 None,
                 None,
             ),

@@ -17,6 +17,7 @@ use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 use uuid::Uuid;
 
+use crate::domain::ErrorCode;
 use crate::store::StoreError;
 use crate::store::access::{random_token, sha256_hex};
 use crate::store::repos::{
@@ -71,14 +72,14 @@ pub enum ShareError {
 }
 
 impl ShareError {
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            ShareError::InvalidRequest { .. } => "invalid_request",
-            ShareError::NotFound => "share_not_found",
-            ShareError::Expired(_) => "share_expired",
-            ShareError::Exhausted(_) => "share_exhausted",
-            ShareError::Revoked(_) => "share_revoked",
-            ShareError::Store(_) => "internal_error",
+            ShareError::InvalidRequest { .. } => ErrorCode::InvalidRequest,
+            ShareError::NotFound => ErrorCode::ShareNotFound,
+            ShareError::Expired(_) => ErrorCode::ShareExpired,
+            ShareError::Exhausted(_) => ErrorCode::ShareExhausted,
+            ShareError::Revoked(_) => ErrorCode::ShareRevoked,
+            ShareError::Store(_) => ErrorCode::InternalError,
         }
     }
 

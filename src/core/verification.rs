@@ -262,7 +262,11 @@ impl VerificationService {
         };
         let (outcome, code, upstream) = match &result {
             Ok(_) => ("started", None, None),
-            Err(err) => ("refused", Some(err.code()), err.upstream_request_id()),
+            Err(err) => (
+                "refused",
+                Some(err.code().as_str()),
+                err.upstream_request_id(),
+            ),
         };
         self.audit_event(
             &request,
@@ -351,7 +355,7 @@ impl VerificationService {
                 Err(err) => (
                     Decision {
                         status: status::FAILED,
-                        failure_code: Some(err.code().to_owned()),
+                        failure_code: Some(err.code().as_str().to_owned()),
                         verified_until: None,
                     },
                     err.request_id.clone(),
@@ -414,8 +418,13 @@ impl VerificationService {
             "{msp} help desk: your verification code is {code}. Read it to the technician you are speaking with. It expires in {CODE_LIFETIME_MINUTES} minutes. Not talking to {msp}? Ignore this message."
         ));
         if let Err(err) = self.messenger.send_sms(request.msp.id, &phone, body).await {
-            self.decide(verification.id, status::FAILED, Some(err.code()), None)
-                .await?;
+            self.decide(
+                verification.id,
+                status::FAILED,
+                Some(err.code().as_str()),
+                None,
+            )
+            .await?;
             return Err(err.into());
         }
         Ok(verification)
@@ -455,8 +464,13 @@ impl VerificationService {
             "{msp} help desk: are you on the phone with us right now? Confirm it is you: {link} (valid {LINK_LIFETIME_MINUTES} minutes). If not, do not open the link."
         ));
         if let Err(err) = self.messenger.send_sms(request.msp.id, &phone, body).await {
-            self.decide(verification.id, status::FAILED, Some(err.code()), None)
-                .await?;
+            self.decide(
+                verification.id,
+                status::FAILED,
+                Some(err.code().as_str()),
+                None,
+            )
+            .await?;
             return Err(err.into());
         }
         Ok(verification)

@@ -5,6 +5,8 @@
 use std::fmt;
 use std::time::Duration;
 
+use crate::domain::ErrorCode;
+
 /// What went wrong, precisely enough to tell someone how to fix it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MicrosoftErrorKind {
@@ -82,25 +84,25 @@ impl MicrosoftError {
     }
 
     /// The stable machine code used in API errors, audit entries and metrics.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         use MicrosoftErrorKind::*;
         match &self.kind {
-            InvalidClientSecret => "microsoft_invalid_client_secret",
-            ExpiredClientSecret => "microsoft_client_secret_expired",
-            AppNotConsented => "microsoft_app_not_consented",
-            TenantNotFound => "microsoft_tenant_not_found",
-            AppDisabled => "microsoft_app_disabled",
-            MissingPermission { .. } => "microsoft_missing_permission",
-            NoP1Licence => "microsoft_no_p1_licence",
-            UserNotFound => "microsoft_user_not_found",
-            UserSyncedFromOnPremises => "user_synced_from_on_premises",
-            UserHoldsAdminRole { .. } => "user_holds_admin_role",
-            PasswordRejectedByPolicy => "password_rejected_by_policy",
-            PreferredMethodMismatch { .. } => "preferred_method_mismatch",
-            Throttled { .. } => "microsoft_throttled",
-            Unavailable { .. } => "microsoft_unavailable",
-            TimedOut => "microsoft_timed_out",
-            Unexpected { .. } => "microsoft_unexpected_response",
+            InvalidClientSecret => ErrorCode::MicrosoftInvalidClientSecret,
+            ExpiredClientSecret => ErrorCode::MicrosoftClientSecretExpired,
+            AppNotConsented => ErrorCode::MicrosoftAppNotConsented,
+            TenantNotFound => ErrorCode::MicrosoftTenantNotFound,
+            AppDisabled => ErrorCode::MicrosoftAppDisabled,
+            MissingPermission { .. } => ErrorCode::MicrosoftMissingPermission,
+            NoP1Licence => ErrorCode::MicrosoftNoP1Licence,
+            UserNotFound => ErrorCode::MicrosoftUserNotFound,
+            UserSyncedFromOnPremises => ErrorCode::UserSyncedFromOnPremises,
+            UserHoldsAdminRole { .. } => ErrorCode::UserHoldsAdminRole,
+            PasswordRejectedByPolicy => ErrorCode::PasswordRejectedByPolicy,
+            PreferredMethodMismatch { .. } => ErrorCode::PreferredMethodMismatch,
+            Throttled { .. } => ErrorCode::MicrosoftThrottled,
+            Unavailable { .. } => ErrorCode::MicrosoftUnavailable,
+            TimedOut => ErrorCode::MicrosoftTimedOut,
+            Unexpected { .. } => ErrorCode::MicrosoftUnexpectedResponse,
         }
     }
 

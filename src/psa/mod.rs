@@ -22,6 +22,7 @@ use reqwest::Response;
 use uuid::Uuid;
 
 use crate::config::Config;
+use crate::domain::ErrorCode;
 use crate::store::repos::{PsaConnection, PsaKind};
 use crate::telemetry::Metrics;
 use crate::upstream::TransportError;
@@ -130,20 +131,20 @@ pub enum PsaError {
 }
 
 impl PsaError {
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            PsaError::Unsigned => "embed_unsigned",
-            PsaError::BadSignature => "embed_bad_signature",
-            PsaError::Stale => "embed_stale",
-            PsaError::MemberRejected => "embed_member_rejected",
-            PsaError::WrongCompany => "embed_wrong_company",
-            PsaError::CredentialsRejected => "psa_credentials_rejected",
-            PsaError::NotFound(_) => "psa_not_found",
-            PsaError::Throttled => "psa_throttled",
-            PsaError::Unavailable => "psa_unavailable",
-            PsaError::TimedOut => "psa_timed_out",
-            PsaError::Misconfigured(_) => "psa_misconfigured",
-            PsaError::Unexpected(_) => "psa_unexpected_response",
+            PsaError::Unsigned => ErrorCode::EmbedUnsigned,
+            PsaError::BadSignature => ErrorCode::EmbedBadSignature,
+            PsaError::Stale => ErrorCode::EmbedStale,
+            PsaError::MemberRejected => ErrorCode::EmbedMemberRejected,
+            PsaError::WrongCompany => ErrorCode::EmbedWrongCompany,
+            PsaError::CredentialsRejected => ErrorCode::PsaCredentialsRejected,
+            PsaError::NotFound(_) => ErrorCode::PsaNotFound,
+            PsaError::Throttled => ErrorCode::PsaThrottled,
+            PsaError::Unavailable => ErrorCode::PsaUnavailable,
+            PsaError::TimedOut => ErrorCode::PsaTimedOut,
+            PsaError::Misconfigured(_) => ErrorCode::PsaMisconfigured,
+            PsaError::Unexpected(_) => ErrorCode::PsaUnexpectedResponse,
         }
     }
 

@@ -42,7 +42,7 @@ impl TicketNotes {
             .await
         {
             tracing::warn!(
-                code = err.code(),
+                code = err.code().as_str(),
                 psa = connection.kind.as_str(),
                 "could not write the ticket note"
             );

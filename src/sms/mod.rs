@@ -6,6 +6,8 @@
 use async_trait::async_trait;
 use secrecy::SecretString;
 
+use crate::domain::ErrorCode;
+
 mod phone;
 mod twilio;
 
@@ -61,16 +63,16 @@ pub enum SmsError {
 }
 
 impl SmsError {
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            SmsError::NotConfigured => "sms_not_configured",
-            SmsError::InvalidNumber { .. } => "sms_invalid_number",
-            SmsError::Undeliverable { .. } => "sms_undeliverable",
-            SmsError::AuthFailed => "sms_auth_failed",
-            SmsError::Throttled => "sms_throttled",
-            SmsError::Unavailable => "sms_unavailable",
-            SmsError::TimedOut => "sms_timed_out",
-            SmsError::Rejected { .. } => "sms_rejected",
+            SmsError::NotConfigured => ErrorCode::SmsNotConfigured,
+            SmsError::InvalidNumber { .. } => ErrorCode::SmsInvalidNumber,
+            SmsError::Undeliverable { .. } => ErrorCode::SmsUndeliverable,
+            SmsError::AuthFailed => ErrorCode::SmsAuthFailed,
+            SmsError::Throttled => ErrorCode::SmsThrottled,
+            SmsError::Unavailable => ErrorCode::SmsUnavailable,
+            SmsError::TimedOut => ErrorCode::SmsTimedOut,
+            SmsError::Rejected { .. } => ErrorCode::SmsRejected,
         }
     }
 }

@@ -198,7 +198,7 @@ impl SmsProvider for TwilioSms {
             status = status.as_u16(),
             twilio_code = code,
             to = %masked,
-            error_code = error.code(),
+            error_code = error.code().as_str(),
             "SMS refused"
         );
         Err(error)

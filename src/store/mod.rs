@@ -11,7 +11,7 @@ pub mod rotation;
 pub mod verifications;
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sea_orm::{
@@ -43,20 +43,28 @@ pub enum StoreError {
 pub struct Store {
     db: DatabaseConnection,
     keyring: Arc<Keyring>,
+    readiness: Arc<ReadinessMemory>,
 }
 
-/// What `/readyz` reports about the database.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Readiness {
-    pub database_reachable: bool,
-    pub pending_migrations: Vec<String>,
-    pub problem: Option<String>,
+/// Whether the database can serve requests. Only the answer leaves the process: the cause
+/// (driver text, the database's name) goes to the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Readiness {
+    Ready,
+    NotReady,
 }
 
 impl Readiness {
-    pub fn is_ready(&self) -> bool {
-        self.database_reachable && self.pending_migrations.is_empty()
+    pub fn is_ready(self) -> bool {
+        self == Readiness::Ready
     }
+}
+
+/// What readiness checks remember between calls: the cause last logged, so a lasting
+/// problem is logged once, not on every probe.
+#[derive(Default)]
+struct ReadinessMemory {
+    last_problem: Mutex<Option<String>>,
 }
 
 impl Store {
@@ -75,7 +83,11 @@ impl Store {
             // include bound values.
             .sqlx_logging(false);
         let db = Database::connect(options).await?;
-        Ok(Store { db, keyring })
+        Ok(Store {
+            db,
+            keyring,
+            readiness: Arc::default(),
+        })
     }
 
     pub fn connection(&self) -> &DatabaseConnection {
@@ -120,27 +132,56 @@ impl Store {
         }
     }
 
+    /// Whether the database is reachable and migrated. The migration table is only read:
+    /// `Migrator::get_pending_migrations` issues `CREATE TABLE IF NOT EXISTS` three times per
+    /// call, and on PostgreSQL each logs an INFO notice ("relation already exists"), three
+    /// lines per probe.
     pub async fn readiness(&self) -> Readiness {
+        let problem = match self.readiness_problem().await {
+            None => {
+                if self.remember_problem(None) {
+                    tracing::info!("the database is ready");
+                }
+                return Readiness::Ready;
+            }
+            Some(problem) => problem,
+        };
+        if self.remember_problem(Some(&problem)) {
+            tracing::warn!(problem = %problem, "not ready");
+        }
+        Readiness::NotReady
+    }
+
+    async fn readiness_problem(&self) -> Option<String> {
         if let Err(err) = self.db.execute_unprepared("SELECT 1").await {
-            return Readiness {
-                database_reachable: false,
-                pending_migrations: Vec::new(),
-                problem: Some(format!("database unreachable: {err}")),
-            };
+            return Some(format!("database unreachable: {err}"));
         }
-        match Migrator::get_pending_migrations(&self.db).await {
-            Ok(pending) => Readiness {
-                database_reachable: true,
-                problem: (!pending.is_empty())
-                    .then(|| "migrations pending: run `vouch migrate`".to_owned()),
-                pending_migrations: pending.iter().map(|m| m.name().to_owned()).collect(),
-            },
-            Err(err) => Readiness {
-                database_reachable: true,
-                pending_migrations: Vec::new(),
-                problem: Some(format!("cannot read the migration table: {err}")),
-            },
+        match Migrator::get_pending_migrations_read_only(&self.db).await {
+            Ok(pending) if pending.is_empty() => None,
+            Ok(pending) => {
+                let names: Vec<&str> = pending.iter().map(|m| m.name()).collect();
+                Some(format!(
+                    "migrations pending ({}): run `vouch migrate`",
+                    names.join(", ")
+                ))
+            }
+            Err(err) => Some(format!("cannot read the migration table: {err}")),
         }
+    }
+
+    /// Records the current problem; true when it differs from the last one recorded (the
+    /// first success after start-up counts only after a problem).
+    fn remember_problem(&self, problem: Option<&str>) -> bool {
+        let mut last = self
+            .readiness
+            .last_problem
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if last.as_deref() == problem {
+            return false;
+        }
+        *last = problem.map(str::to_owned);
+        true
     }
 
     pub async fn close(self) -> Result<(), StoreError> {

@@ -1,0 +1,173 @@
+//! Every machine-readable error code Vouch returns, in one enum. A code never changes meaning
+//! once published: clients (`pods/pod.js`, PSA integrations, scripts) branch on it.
+
+/// Declares the codes once: the enum, its wire values and the list of all of them.
+macro_rules! error_codes {
+    ($($(#[$doc:meta])* $variant:ident = $wire:literal,)+) => {
+        /// A stable, machine-readable error code: the `code` of every error body.
+        #[derive(
+            Debug,
+            Clone,
+            Copy,
+            PartialEq,
+            Eq,
+            Hash,
+            poem_openapi::Enum,
+            serde::Serialize,
+            serde::Deserialize,
+        )]
+        #[oai(rename_all = "snake_case")]
+        #[serde(rename_all = "snake_case")]
+        pub enum ErrorCode {
+            $($(#[$doc])* $variant,)+
+        }
+
+        impl ErrorCode {
+            /// Every code, in declaration order.
+            pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$variant,)+];
+
+            /// The wire value, as the API, the audit log and the metrics spell it.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $(ErrorCode::$variant => $wire,)+
+                }
+            }
+        }
+    };
+}
+
+error_codes! {
+    // The request itself.
+    /// The request body, a parameter or a header could not be read, or a value is invalid.
+    InvalidRequest = "invalid_request",
+    /// The request body is not `application/json` (or the operation's declared type).
+    UnsupportedMediaType = "unsupported_media_type",
+    /// The request body is larger than Vouch reads.
+    PayloadTooLarge = "payload_too_large",
+    /// Nothing is at this address.
+    NotFound = "not_found",
+    /// The address exists but does not accept this method (see the `Allow` header).
+    MethodNotAllowed = "method_not_allowed",
+    /// No valid API key or pod session was presented.
+    Unauthorized = "unauthorized",
+    /// The credentials are valid but do not allow this.
+    Forbidden = "forbidden",
+    /// Something failed inside Vouch; the cause is in Vouch's log.
+    InternalError = "internal_error",
+    /// A dependency of Vouch (its database) is unavailable.
+    Unavailable = "unavailable",
+
+    // Tenants, users and verifications.
+    TenantNotConnected = "tenant_not_connected",
+    AuthenticatorNotConnected = "authenticator_not_connected",
+    TenantNotFound = "tenant_not_found",
+    UserNotFound = "user_not_found",
+    UserAmbiguous = "user_ambiguous",
+    NoMobilePhone = "no_mobile_phone",
+    PushAlreadyPending = "push_already_pending",
+    PushRateLimited = "push_rate_limited",
+    ReasonRequired = "reason_required",
+    VerificationNotFound = "verification_not_found",
+    VerificationFinished = "verification_finished",
+    CodeIncorrect = "code_incorrect",
+    TooManyAttempts = "too_many_attempts",
+    CodeExpired = "code_expired",
+    ConfirmationRequired = "confirmation_required",
+    NotVerified = "not_verified",
+    VerificationUsed = "verification_used",
+    VerificationForOtherUser = "verification_for_other_user",
+    IdempotencyKeyReused = "idempotency_key_reused",
+    ResetInProgress = "reset_in_progress",
+    ResetNotFound = "reset_not_found",
+
+    // Microsoft.
+    MicrosoftInvalidClientSecret = "microsoft_invalid_client_secret",
+    MicrosoftClientSecretExpired = "microsoft_client_secret_expired",
+    MicrosoftAppNotConsented = "microsoft_app_not_consented",
+    MicrosoftTenantNotFound = "microsoft_tenant_not_found",
+    MicrosoftAppDisabled = "microsoft_app_disabled",
+    MicrosoftMissingPermission = "microsoft_missing_permission",
+    MicrosoftNoP1Licence = "microsoft_no_p1_licence",
+    MicrosoftUserNotFound = "microsoft_user_not_found",
+    UserSyncedFromOnPremises = "user_synced_from_on_premises",
+    UserHoldsAdminRole = "user_holds_admin_role",
+    PasswordRejectedByPolicy = "password_rejected_by_policy",
+    PreferredMethodMismatch = "preferred_method_mismatch",
+    MicrosoftThrottled = "microsoft_throttled",
+    MicrosoftUnavailable = "microsoft_unavailable",
+    MicrosoftTimedOut = "microsoft_timed_out",
+    MicrosoftUnexpectedResponse = "microsoft_unexpected_response",
+    /// Vouch's own multi-tenant Microsoft app is not configured on this instance.
+    MicrosoftAppNotConfigured = "microsoft_app_not_configured",
+
+    // Admin consent (Microsoft Authenticator onboarding).
+    ConsentStateInvalid = "consent_state_invalid",
+    ConsentRefused = "consent_refused",
+    ConsentAdminLackedRole = "consent_admin_lacked_role",
+    ConsentFailed = "consent_failed",
+
+    // SMS.
+    SmsNotConfigured = "sms_not_configured",
+    SmsInvalidNumber = "sms_invalid_number",
+    SmsUndeliverable = "sms_undeliverable",
+    SmsAuthFailed = "sms_auth_failed",
+    SmsThrottled = "sms_throttled",
+    SmsUnavailable = "sms_unavailable",
+    SmsTimedOut = "sms_timed_out",
+    SmsRejected = "sms_rejected",
+
+    // The PSA and its embed.
+    EmbedUnsigned = "embed_unsigned",
+    EmbedBadSignature = "embed_bad_signature",
+    EmbedStale = "embed_stale",
+    EmbedMemberRejected = "embed_member_rejected",
+    EmbedWrongCompany = "embed_wrong_company",
+    PsaCredentialsRejected = "psa_credentials_rejected",
+    PsaNotFound = "psa_not_found",
+    PsaThrottled = "psa_throttled",
+    PsaUnavailable = "psa_unavailable",
+    PsaTimedOut = "psa_timed_out",
+    PsaMisconfigured = "psa_misconfigured",
+    PsaUnexpectedResponse = "psa_unexpected_response",
+
+    // Secure shares.
+    ShareNotFound = "share_not_found",
+    ShareExpired = "share_expired",
+    ShareExhausted = "share_exhausted",
+    ShareRevoked = "share_revoked",
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Comparing with a wire value reads as what it checks: that the published spelling holds.
+impl PartialEq<&str> for ErrorCode {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use poem_openapi::types::{ParseFromJSON, ToJSON};
+
+    #[test]
+    fn every_wire_value_is_what_serde_and_the_spec_write_and_read() {
+        let mut seen = std::collections::HashSet::new();
+        for &code in ErrorCode::ALL {
+            assert!(seen.insert(code.as_str()), "{code} is declared twice");
+            let wire = serde_json::Value::String(code.as_str().to_owned());
+            assert_eq!(serde_json::to_value(code).unwrap(), wire);
+            assert_eq!(
+                serde_json::from_value::<ErrorCode>(wire.clone()).unwrap(),
+                code
+            );
+            assert_eq!(code.to_json(), Some(wire.clone()));
+            assert_eq!(ErrorCode::parse_from_json(Some(wire)).ok(), Some(code));
+        }
+    }
+}
