@@ -16,8 +16,8 @@ use vouch::microsoft::mfa::PushOutcome;
 use vouch::microsoft::token::Audience;
 use vouch::microsoft::{ClientCredentials, Microsoft, MicrosoftErrorKind, TenantRef, Upn};
 use vouch::sandbox::microsoft::{
-    DEMO_TENANT_ID, Fault, IDENTITY_APP_CLIENT_ID, IDENTITY_APP_SECRET, MFA_CLIENT_APP_ID,
-    MicrosoftSandbox, NO_P1_TENANT_ID, PushScript, SandboxApp, Service,
+    ConsentDecision, DEMO_TENANT_ID, Fault, IDENTITY_APP_CLIENT_ID, IDENTITY_APP_SECRET,
+    MFA_CLIENT_APP_ID, MicrosoftSandbox, NO_P1_TENANT_ID, PushScript, SandboxApp, Service,
 };
 use vouch::store::access::ApiKeyRepository;
 use vouch::store::repos::{MspPolicy, MspRepository, NewMspAccount};
@@ -730,7 +730,7 @@ impl Integrated {
     }
 
     /// Plays the customer's admin on the sandbox consent page; returns Vouch's callback page.
-    async fn consent(&self, tenant: &str, role: &str, decision: &str) -> String {
+    async fn consent(&self, tenant: &str, role: &str, decision: ConsentDecision) -> String {
         let link: serde_json::Value = self
             .request(
                 reqwest::Method::POST,
@@ -758,31 +758,12 @@ impl Integrated {
                     .trim_end_matches('/')
             )
         );
-        let page = reqwest::get(url.clone()).await.unwrap();
-        assert_eq!(page.status(), 200, "the consent page opens");
-        let no_redirects = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap();
-        let decision_url = url.join("adminconsent/decision").unwrap();
-        let redirect = no_redirects
-            .post(decision_url.as_str().split('?').next().unwrap())
-            .form(&[
-                ("client_id", query["client_id"].as_str()),
-                ("scope", query["scope"].as_str()),
-                ("redirect_uri", query["redirect_uri"].as_str()),
-                ("state", query["state"].as_str()),
-                ("tenant", tenant),
-                ("role", role),
-                ("decision", decision),
-            ])
-            .send()
+        let callback = self
+            .sandbox
+            .answer_admin_consent(&url, tenant, role, decision)
             .await
             .unwrap();
-        assert_eq!(redirect.status(), 302);
-        let location = redirect.headers()["location"].to_str().unwrap().to_owned();
         // The test's Vouch listens on a port the public URL does not know; follow by path.
-        let callback = url::Url::parse(&location).unwrap();
         let local = format!(
             "{}{}?{}",
             self.app.base_url,
@@ -804,7 +785,7 @@ async fn authenticator_onboarding_by_admin_consent() {
     on_every_backend(async |db| {
         let env = integrated(db).await;
         let page = env
-            .consent(DEMO_TENANT_ID, "cloud_app_admin", "accept")
+            .consent(DEMO_TENANT_ID, "cloud_app_admin", ConsentDecision::Accept)
             .await;
         assert!(page.contains("Tap to finish onboarding"), "{page}");
         assert!(page.contains("Contoso"), "{page}");
@@ -860,14 +841,20 @@ async fn authenticator_onboarding_by_admin_consent() {
 async fn authenticator_onboarding_failures_name_the_prerequisite() {
     on_every_backend(async |db| {
         let env = integrated(db).await;
-        let page = env.consent(DEMO_TENANT_ID, "user", "accept").await;
+        let page = env
+            .consent(DEMO_TENANT_ID, "user", ConsentDecision::Accept)
+            .await;
         assert!(page.contains("consent_admin_lacked_role"), "{page}");
         assert!(page.contains("Cloud Application Administrator"), "{page}");
-        let page = env.consent(DEMO_TENANT_ID, "global_admin", "cancel").await;
+        let page = env
+            .consent(DEMO_TENANT_ID, "global_admin", ConsentDecision::Cancel)
+            .await;
         assert!(page.contains("consent_refused"), "{page}");
         assert!(env.list().await.is_empty());
 
-        let page = env.consent(NO_P1_TENANT_ID, "global_admin", "accept").await;
+        let page = env
+            .consent(NO_P1_TENANT_ID, "global_admin", ConsentDecision::Accept)
+            .await;
         assert!(page.contains("microsoft_no_p1_licence"), "{page}");
         assert!(page.contains("P1"), "{page}");
         let list = env.list().await;

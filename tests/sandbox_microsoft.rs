@@ -1276,6 +1276,80 @@ async fn admin_consent_accept_refuse_and_cancel() {
     assert!(page.text().await.unwrap().contains("AADSTS700016"));
 }
 
+#[tokio::test]
+async fn answer_admin_consent_opens_the_page_and_submits_its_form() {
+    let (sandbox, _) = start().await;
+    let redirect_uri = "https://vouch.example/consent/callback";
+    let consent_url = |client_id: &str| {
+        let mut url: url::Url = format!("{}organizations/v2.0/adminconsent", sandbox.login_url())
+            .parse()
+            .unwrap();
+        url.query_pairs_mut()
+            .append_pair("client_id", client_id)
+            .append_pair("scope", "https://graph.microsoft.com/.default")
+            .append_pair("redirect_uri", redirect_uri)
+            .append_pair("state", "secret state");
+        url
+    };
+    let pairs = |url: &url::Url| url.query_pairs().into_owned().collect::<Vec<_>>();
+
+    let cancelled = sandbox
+        .answer_admin_consent(
+            &consent_url(VOUCH_APP_CLIENT_ID),
+            TENANT,
+            "global_admin",
+            ConsentDecision::Cancel,
+        )
+        .await
+        .unwrap();
+    assert_eq!(param(&pairs(&cancelled), "error"), Some("access_denied"));
+    assert!(sandbox.consented_tenants(VOUCH_APP_CLIENT_ID).is_empty());
+
+    let accepted = sandbox
+        .answer_admin_consent(
+            &consent_url(VOUCH_APP_CLIENT_ID),
+            TENANT,
+            "cloud_app_admin",
+            ConsentDecision::Accept,
+        )
+        .await
+        .unwrap();
+    assert!(accepted.as_str().starts_with(redirect_uri), "{accepted}");
+    let answer = pairs(&accepted);
+    assert_eq!(param(&answer, "admin_consent"), Some("True"));
+    assert_eq!(param(&answer, "tenant"), Some(TENANT));
+    assert_eq!(param(&answer, "state"), Some("secret state"));
+    assert_eq!(sandbox.consented_tenants(VOUCH_APP_CLIENT_ID), vec![TENANT]);
+    // As a browser: the page was opened before each decision was posted.
+    assert_eq!(sandbox.count(Service::Login, "GET", "/adminconsent"), 2);
+    assert_eq!(
+        sandbox.count(Service::Login, "POST", "/adminconsent/decision"),
+        2
+    );
+
+    // An unknown app gets an error page, not a redirect.
+    let unknown = sandbox
+        .answer_admin_consent(
+            &consent_url("99999999-9999-4999-8999-999999999999"),
+            TENANT,
+            "global_admin",
+            ConsentDecision::Accept,
+        )
+        .await;
+    assert!(unknown.is_err());
+
+    // Another server's link is refused, without repeating its `state`.
+    let mut elsewhere = consent_url(VOUCH_APP_CLIENT_ID);
+    elsewhere.set_host(Some("login.example")).unwrap();
+    let err = sandbox
+        .answer_admin_consent(&elsewhere, TENANT, "global_admin", ConsentDecision::Accept)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("is not the admin consent page"), "{err}");
+    assert!(!err.contains("secret"), "{err}");
+}
+
 // ---------------------------------------------------------------------------------------
 // Faults and recording
 // ---------------------------------------------------------------------------------------

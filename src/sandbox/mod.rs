@@ -1,9 +1,14 @@
 //! Test doubles of the upstream services (Microsoft, the PSAs, the SMS provider): local servers
 //! speaking the same wire protocols, used by `vouch demo` and the tests, never by Vouch itself.
+//! All three are built on one skeleton (`server.rs`): bind, state, fault injection, the request
+//! log and the decoding of what arrives.
 
 pub mod microsoft;
 pub mod psa;
+mod server;
 pub mod sms;
+
+pub use server::{Fault, RecordedRequest};
 
 use poem::Response;
 use poem::http::StatusCode;
@@ -11,25 +16,6 @@ use poem::http::StatusCode;
 /// Escapes text for HTML element content and quoted attribute values (the sandbox pages).
 pub(crate) fn html_escape(text: &str) -> String {
     crate::web::escape_html(text)
-}
-
-/// An injected fault's answer: the status, the body as given (JSON when it looks like JSON)
-/// and `Retry-After` when set.
-pub(crate) fn fault_response(status: u16, body: String, retry_after: Option<u64>) -> Response {
-    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let trimmed = body.trim_start();
-    let content_type = if trimmed.starts_with('{') || trimmed.starts_with('[') {
-        "application/json; charset=utf-8"
-    } else {
-        "text/plain; charset=utf-8"
-    };
-    let mut builder = Response::builder()
-        .status(status)
-        .content_type(content_type);
-    if let Some(seconds) = retry_after {
-        builder = builder.header("Retry-After", seconds.to_string());
-    }
-    builder.body(body)
 }
 
 pub(crate) fn plain(status: StatusCode, text: &str) -> Response {
@@ -52,4 +38,16 @@ pub(crate) fn html_response(status: StatusCode, html: String) -> Response {
         .content_type("text/html; charset=utf-8")
         .header("Cache-Control", "no-store")
         .body(html)
+}
+
+/// Letters and digits, for generated tokens, hashes and ids.
+const ALPHANUMERIC: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+
+/// A random string of `len` characters from `alphabet`.
+fn random_string(len: usize, alphabet: &[u8]) -> String {
+    use rand::Rng;
+    let mut rng = rand::thread_rng();
+    (0..len)
+        .map(|_| alphabet[rng.gen_range(0..alphabet.len())] as char)
+        .collect()
 }

@@ -4,7 +4,7 @@
 use secrecy::{ExposeSecret, SecretString};
 use vouch::config::Config;
 use vouch::sandbox::microsoft::{
-    DEMO_TENANT_ID, IDENTITY_APP_CLIENT_ID, IDENTITY_APP_SECRET, MicrosoftSandbox,
+    ConsentDecision, DEMO_TENANT_ID, IDENTITY_APP_CLIENT_ID, IDENTITY_APP_SECRET, MicrosoftSandbox,
 };
 use vouch::sandbox::psa::{PodUrls, PsaSandbox};
 use vouch::sandbox::sms::SmsSandbox;
@@ -147,29 +147,16 @@ impl World {
             .start_authenticator_consent(self.msp.id)
             .await
             .unwrap();
-        let query: std::collections::HashMap<String, String> =
-            url.query_pairs().into_owned().collect();
-        let no_redirects = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap();
-        let decision = url.join("adminconsent/decision").unwrap();
-        let redirect = no_redirects
-            .post(decision.as_str().split('?').next().unwrap())
-            .form(&[
-                ("client_id", query["client_id"].as_str()),
-                ("scope", query["scope"].as_str()),
-                ("redirect_uri", query["redirect_uri"].as_str()),
-                ("state", query["state"].as_str()),
-                ("tenant", DEMO_TENANT_ID),
-                ("role", "global_admin"),
-                ("decision", "accept"),
-            ])
-            .send()
+        let callback = self
+            .microsoft
+            .answer_admin_consent(
+                &url,
+                DEMO_TENANT_ID,
+                "global_admin",
+                ConsentDecision::Accept,
+            )
             .await
             .unwrap();
-        let location = redirect.headers()["location"].to_str().unwrap().to_owned();
-        let callback = url::Url::parse(&location).unwrap();
         let local = format!(
             "{}{}?{}",
             self.app.base_url,

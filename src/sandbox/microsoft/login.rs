@@ -201,7 +201,7 @@ fn issue_token(
         TokenEndpoint::V1 => {
             let resource =
                 pair(&form, "resource").ok_or_else(|| LoginError::missing("resource"))?;
-            let own_connector = format!("{}/mfa", shared.base_url);
+            let own_connector = format!("{}/mfa", shared.base_url());
             let resource_trimmed = resource.trim_end_matches('/');
             if !(resource_trimmed.ends_with("StrongAuthenticationService.svc/Connector")
                 || resource_trimmed == own_connector)

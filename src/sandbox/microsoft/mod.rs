@@ -11,8 +11,9 @@
 //! | `/mfa/`    | the MFA (NPS extension) connector             | [`mfa`]   |
 //! | `/phone`   | a demo "Authenticator phone" page             | [`phone`] |
 //!
-//! State lives in one [`std::sync::Mutex`] that is never held across an `.await`; a held
-//! push waits on a tokio oneshot channel instead.
+//! Built on the sandboxes' one server skeleton (`server.rs`), which binds, records the
+//! requests and injects the faults. The directory lives in its state mutex, never held across
+//! an `.await`; a held push waits on a tokio oneshot channel instead.
 //!
 //! Choices made where the reference says "unconfirmed" are named constants or doc comments
 //! next to the code that makes them, so they can be changed in one place.
@@ -25,16 +26,21 @@ mod phone;
 mod seed;
 mod state;
 
-pub(super) use crate::sandbox::{fault_response, html_escape, html_response, json_response, plain};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context;
 use chrono::{DateTime, Utc};
-use poem::http::{HeaderMap, Method, StatusCode};
-use poem::listener::{Acceptor, Listener, TcpListener};
-use poem::{Endpoint, Request, Response, Server};
+use poem::http::StatusCode;
+use poem::{Request, Response};
 
+use crate::sandbox::server::{self, Incoming, pair};
+use crate::sandbox::{
+    ALPHANUMERIC, html_escape, html_response, json_response, plain, random_string,
+};
 use state::{Outcome, State};
+
+pub use crate::sandbox::Fault;
 
 pub use graph::{ON_PREMISES_MESSAGE, PASSWORD_COMPLEXITY_ERROR_CODE, PASSWORD_COMPLEXITY_MESSAGE};
 
@@ -101,8 +107,6 @@ pub const DEFAULT_PUSH_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The largest request body the sandbox reads (all real bodies are tiny).
 const MAX_BODY_BYTES: usize = 1024 * 1024;
-/// Recorded requests kept (oldest dropped first), so a long demo does not grow without end.
-const MAX_RECORDED_REQUESTS: usize = 10_000;
 
 /// Which Microsoft service a request was addressed to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -159,33 +163,26 @@ pub struct PendingPush {
     pub created_at: DateTime<Utc>,
 }
 
-/// A failure to simulate on the next matching requests.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Fault {
-    /// Answer with this status and body (sent as given), with a `Retry-After` header (seconds)
-    /// when set.
-    Status {
-        status: u16,
-        body: String,
-        retry_after: Option<u64>,
-    },
-    /// Never answer (the handler sleeps for an hour): for client timeouts.
-    Hang,
+/// One request as the sandbox received it (to Login, Graph or Mfa).
+pub type RecordedRequest = crate::sandbox::RecordedRequest<Service>;
+
+/// What the customer's administrator does on the admin consent page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConsentDecision {
+    /// "Accept": grant the app its permissions (if the role allows it).
+    Accept,
+    /// "Cancel": refuse.
+    Cancel,
 }
 
-/// One request as the sandbox received it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RecordedRequest {
-    pub service: Service,
-    /// Upper case, e.g. `GET`.
-    pub method: String,
-    /// The full path, percent-decoded, without the query (e.g.
-    /// `/graph/v1.0/users/dana@contoso.example`).
-    pub path: String,
-    /// The raw query string (empty when there is none).
-    pub query: String,
-    /// Whether an `Authorization` header was sent (never its value: it is a secret).
-    pub authorization_present: bool,
+impl ConsentDecision {
+    /// The value of the page's `decision` button.
+    fn form_value(self) -> &'static str {
+        match self {
+            ConsentDecision::Accept => "accept",
+            ConsentDecision::Cancel => "cancel",
+        }
+    }
 }
 
 /// An app that can get tokens in one tenant: either registered there or consented there.
@@ -210,71 +207,41 @@ pub struct MicrosoftSandbox {
     shared: Arc<Shared>,
 }
 
-/// What the server task and the handles share.
-pub(crate) struct Shared {
-    base_url: String,
-    state: Mutex<State>,
-}
-
-impl Shared {
-    /// Locks the state. A panic while locked cannot leave it half-written in a way that
-    /// matters to a test double, so a poisoned lock is simply taken over.
-    fn state(&self) -> MutexGuard<'_, State> {
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-}
+/// What the server task and the handles share: the directory, the request log and the faults.
+type Shared = server::Shared<State, Service>;
 
 impl MicrosoftSandbox {
     /// Binds `127.0.0.1:0`, seeds the demo tenants, users and apps, and serves on a tokio
     /// task.
     pub async fn start() -> std::io::Result<MicrosoftSandbox> {
-        let acceptor = TcpListener::bind("127.0.0.1:0").into_acceptor().await?;
-        let port = acceptor
-            .local_addr()
-            .into_iter()
-            .find_map(|addr| addr.as_socket_addr().map(|a| a.port()))
-            .ok_or_else(|| std::io::Error::other("the sandbox listener has no socket address"))?;
-        let shared = Arc::new(Shared {
-            base_url: format!("http://127.0.0.1:{port}"),
-            state: Mutex::new(seed::demo_state()),
-        });
-        let endpoint = SandboxEndpoint {
-            shared: shared.clone(),
-        };
-        tokio::spawn(async move {
-            if let Err(err) = Server::new_with_acceptor(acceptor).run(endpoint).await {
-                tracing::warn!(error = %err, "the Microsoft sandbox stopped");
-            }
-        });
+        let shared = server::start("Microsoft", seed::demo_state(), handle).await?;
         Ok(MicrosoftSandbox { shared })
     }
 
     /// `http://127.0.0.1:PORT`, without a trailing slash.
     pub fn base_url(&self) -> String {
-        self.shared.base_url.clone()
+        self.shared.base_url().to_owned()
     }
 
     /// Stands for `https://login.microsoftonline.com/`.
     pub fn login_url(&self) -> String {
-        format!("{}/login/", self.shared.base_url)
+        format!("{}/login/", self.shared.base_url())
     }
 
     /// Stands for `https://graph.microsoft.com/`.
     pub fn graph_url(&self) -> String {
-        format!("{}/graph/", self.shared.base_url)
+        format!("{}/graph/", self.shared.base_url())
     }
 
     /// Stands for
     /// `https://adnotifications.windowsazure.com/StrongAuthenticationService.svc/Connector/`.
     pub fn mfa_connector_url(&self) -> String {
-        format!("{}/mfa/", self.shared.base_url)
+        format!("{}/mfa/", self.shared.base_url())
     }
 
     /// The demo "Authenticator phone" page (add `?upn=` to show one user's pushes only).
     pub fn phone_url(&self) -> String {
-        format!("{}/phone", self.shared.base_url)
+        format!("{}/phone", self.shared.base_url())
     }
 
     /// `(client_id, client_secret)` of Vouch's own multi-tenant app registration.
@@ -312,40 +279,24 @@ impl MicrosoftSandbox {
     /// Makes the next `times` requests to `service` whose decoded path contains
     /// `path_contains` fail with `fault`. Faulted requests are still recorded.
     pub fn inject_fault(&self, service: Service, path_contains: &str, fault: Fault, times: usize) {
-        if times == 0 {
-            return;
-        }
-        self.shared.state().faults.push(state::FaultRule {
-            service,
-            path_contains: path_contains.to_owned(),
-            fault,
-            remaining: times,
-        });
+        self.shared
+            .inject_fault(service, path_contains, fault, times);
     }
 
     /// Every request received (to Login, Graph and Mfa; not the phone page), oldest first.
     pub fn requests(&self) -> Vec<RecordedRequest> {
-        self.shared.state().requests.iter().cloned().collect()
+        self.shared.requests()
     }
 
     /// How many recorded requests went to `service` with `method` (case-insensitive) and a
     /// path containing `path_contains`.
     pub fn count(&self, service: Service, method: &str, path_contains: &str) -> usize {
-        self.shared
-            .state()
-            .requests
-            .iter()
-            .filter(|r| {
-                r.service == service
-                    && r.method.eq_ignore_ascii_case(method)
-                    && r.path.contains(path_contains)
-            })
-            .count()
+        self.shared.count(service, method, path_contains)
     }
 
     /// Forgets the recorded requests.
     pub fn clear_requests(&self) {
-        self.shared.state().requests.clear();
+        self.shared.clear_requests();
     }
 
     /// The last password set through Graph for that user, and its
@@ -397,6 +348,68 @@ impl MicrosoftSandbox {
         tenants.retain(|t| seen.insert(t.to_lowercase()));
         tenants
     }
+
+    /// Plays the customer's administrator on this sandbox's admin consent page, the way a
+    /// browser would: opens `consent_url` (the link Vouch hands out), chooses the
+    /// organization `tenant` and the admin `role` (the page's choices: `global_admin`,
+    /// `cloud_app_admin`, or `user` for no admin role), and presses Accept or Cancel.
+    ///
+    /// Returns where the page sends the browser back, without going there: the request's
+    /// `redirect_uri` with the answer in its query (`admin_consent`, `tenant`, `state` and
+    /// `scope`; or `error`, `error_description` and `state`). An error when the link is not
+    /// this sandbox's, or the page does not open or does not redirect (it shows an error page
+    /// instead, e.g. for an unknown app or tenant).
+    pub async fn answer_admin_consent(
+        &self,
+        consent_url: &url::Url,
+        tenant: &str,
+        role: &str,
+        decision: ConsentDecision,
+    ) -> anyhow::Result<url::Url> {
+        let own = url::Url::parse(self.shared.base_url())?;
+        // Named without its query: the `state` there is Vouch's anti-forgery secret.
+        anyhow::ensure!(
+            consent_url.origin() == own.origin() && consent_url.path().ends_with("/adminconsent"),
+            "{}{} is not the admin consent page of this sandbox ({own})",
+            consent_url.origin().ascii_serialization(),
+            consent_url.path()
+        );
+        let browser = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?;
+        let page = browser.get(consent_url.clone()).send().await?;
+        anyhow::ensure!(
+            page.status() == reqwest::StatusCode::OK,
+            "the consent page answered {}",
+            page.status()
+        );
+        // The page's form: the request's own parameters as hidden fields, then the choices.
+        let query: Vec<(String, String)> = consent_url.query_pairs().into_owned().collect();
+        let mut form: Vec<(&str, &str)> = ["client_id", "scope", "redirect_uri", "state"]
+            .into_iter()
+            .filter_map(|name| pair(&query, name).map(|value| (name, value)))
+            .collect();
+        form.extend([
+            ("tenant", tenant),
+            ("role", role),
+            ("decision", decision.form_value()),
+        ]);
+        let mut action = consent_url.clone();
+        action.set_query(None);
+        action.set_path(&format!("{}/decision", consent_url.path()));
+        let answer = browser.post(action).form(&form).send().await?;
+        anyhow::ensure!(
+            answer.status() == reqwest::StatusCode::FOUND,
+            "the consent decision answered {} instead of a redirect",
+            answer.status()
+        );
+        let location = answer
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|value| value.to_str().ok())
+            .context("the consent decision redirected without a Location")?;
+        Ok(url::Url::parse(location)?)
+    }
 }
 
 impl Shared {
@@ -418,121 +431,26 @@ impl Shared {
     }
 }
 
-/// A request with its body read, its path split and decoded: what every handler gets.
-pub(crate) struct Incoming {
-    method: Method,
-    /// Decoded path segments after the service prefix (`/graph/v1.0/users` -> `v1.0`, `users`).
-    segments: Vec<String>,
-    /// Decoded query pairs, in order.
-    query: Vec<(String, String)>,
-    headers: HeaderMap,
-    body: Vec<u8>,
-}
-
-impl Incoming {
-    fn query_param(&self, name: &str) -> Option<&str> {
-        self.query
-            .iter()
-            .find(|(key, _)| key == name)
-            .map(|(_, value)| value.as_str())
-    }
-
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-
-    /// The bearer token, if the `Authorization` header carries a non-empty one.
-    fn bearer(&self) -> Option<&str> {
-        let value = self.header("authorization")?.trim();
-        let (scheme, token) = value.split_once(' ')?;
-        let token = token.trim();
-        (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
-    }
-
-    /// The body as `application/x-www-form-urlencoded` pairs (later duplicates ignored).
-    fn form(&self) -> Vec<(String, String)> {
-        url::form_urlencoded::parse(&self.body)
-            .map(|(k, v)| (k.into_owned(), v.into_owned()))
-            .collect()
-    }
-}
-
-/// The first value of `name` in decoded form or query pairs.
-fn pair<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    pairs
-        .iter()
-        .find(|(key, _)| key == name)
-        .map(|(_, value)| value.as_str())
-}
-
-/// The single endpoint: records, applies faults, then hands the request to its service.
-struct SandboxEndpoint {
-    shared: Arc<Shared>,
-}
-
-impl Endpoint for SandboxEndpoint {
-    type Output = Response;
-
-    async fn call(&self, req: Request) -> poem::Result<Response> {
-        Ok(handle(self.shared.clone(), req).await)
-    }
-}
-
+/// Every request: routed by its prefix; those to a service are recorded and may be faulted
+/// (not the phone page).
 async fn handle(shared: Arc<Shared>, mut req: Request) -> Response {
-    let raw_path = req.uri().path().to_owned();
-    let raw_segments: Vec<&str> = raw_path.split('/').filter(|s| !s.is_empty()).collect();
-    let decoded: Vec<String> = raw_segments.iter().map(|s| percent_decode(s)).collect();
-    let service = match decoded.first().map(String::as_str) {
+    let mut incoming = Incoming::head(&req);
+    let service = match incoming.segments.first().map(String::as_str) {
         Some("login") => Some(Service::Login),
         Some("graph") => Some(Service::Graph),
         Some("mfa") => Some(Service::Mfa),
         Some("phone") => None,
         _ => return plain(StatusCode::NOT_FOUND, "Not found"),
     };
-    let raw_query = req.uri().query().unwrap_or("").to_owned();
-    let method = req.method().clone();
-    let headers = req.headers().clone();
-
-    if let Some(service) = service {
-        let path = format!("/{}", decoded.join("/"));
-        let fault = {
-            let mut state = shared.state();
-            state.record(RecordedRequest {
-                service,
-                method: method.as_str().to_owned(),
-                path: path.clone(),
-                query: raw_query.clone(),
-                authorization_present: headers.contains_key("authorization"),
-            });
-            state.take_fault(service, &path)
-        };
-        match fault {
-            Some(Fault::Hang) => {
-                tokio::time::sleep(Duration::from_secs(3600)).await;
-                return plain(StatusCode::GATEWAY_TIMEOUT, "");
-            }
-            Some(Fault::Status {
-                status,
-                body,
-                retry_after,
-            }) => return fault_response(status, body, retry_after),
-            None => {}
-        }
+    if let Some(service) = service
+        && let Some(fault) = shared.record(&incoming, service, true)
+    {
+        return fault.answer().await;
     }
-
-    let body = match req.take_body().into_bytes_limit(MAX_BODY_BYTES).await {
-        Ok(bytes) => bytes.to_vec(),
-        Err(_) => return plain(StatusCode::PAYLOAD_TOO_LARGE, "Request body too large"),
-    };
-    let incoming = Incoming {
-        method,
-        segments: decoded.into_iter().skip(1).collect(),
-        query: url::form_urlencoded::parse(raw_query.as_bytes())
-            .map(|(k, v)| (k.into_owned(), v.into_owned()))
-            .collect(),
-        headers,
-        body,
-    };
+    if incoming.read_body(&mut req, MAX_BODY_BYTES).await.is_err() {
+        return plain(StatusCode::PAYLOAD_TOO_LARGE, "Request body too large");
+    }
+    incoming.strip_prefix();
     match service {
         Some(Service::Login) => login::handle(&shared, incoming),
         Some(Service::Graph) => graph::handle(&shared, incoming),
@@ -548,72 +466,7 @@ fn redirect(status: StatusCode, location: &str) -> Response {
         .body(())
 }
 
-/// Decodes `%XX` escapes in one path segment (invalid escapes are kept as they are; invalid
-/// UTF-8 is replaced), so `dana%40contoso.example` and `dana@contoso.example` are the same.
-fn percent_decode(segment: &str) -> String {
-    let bytes = segment.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && i + 2 < bytes.len()
-            && let (Some(hi), Some(lo)) = (hex_value(bytes[i + 1]), hex_value(bytes[i + 2]))
-        {
-            out.push(hi * 16 + lo);
-            i += 3;
-            continue;
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn hex_value(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
-}
-
 /// A fresh GUID, as Microsoft uses for ids, request ids and trace ids.
 fn new_guid() -> String {
     uuid::Uuid::new_v4().to_string()
-}
-
-/// A random string of `len` characters from `alphabet`.
-fn random_string(len: usize, alphabet: &[u8]) -> String {
-    use rand::Rng;
-    let mut rng = rand::thread_rng();
-    (0..len)
-        .map(|_| alphabet[rng.gen_range(0..alphabet.len())] as char)
-        .collect()
-}
-
-const ALPHANUMERIC: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-
-impl State {
-    fn record(&mut self, request: RecordedRequest) {
-        if self.requests.len() >= MAX_RECORDED_REQUESTS {
-            self.requests.pop_front();
-        }
-        self.requests.push_back(request);
-    }
-
-    /// The fault for this request, if a rule matches (using up one of its `times`).
-    fn take_fault(&mut self, service: Service, path: &str) -> Option<Fault> {
-        let index = self
-            .faults
-            .iter()
-            .position(|rule| rule.service == service && path.contains(&rule.path_contains))?;
-        let rule = &mut self.faults[index];
-        rule.remaining -= 1;
-        let fault = rule.fault.clone();
-        if rule.remaining == 0 {
-            self.faults.remove(index);
-        }
-        Some(fault)
-    }
 }

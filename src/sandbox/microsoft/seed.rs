@@ -1,7 +1,7 @@
 //! The demo directory every sandbox starts with (see the brief in the module docs of
 //! [`super`]): two customer tenants, their users, and three app registrations.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
@@ -62,8 +62,6 @@ pub(super) fn demo_state() -> State {
         tokens: HashMap::new(),
         pending: Vec::new(),
         scripts: HashMap::new(),
-        faults: Vec::new(),
-        requests: VecDeque::new(),
         push_timeout: DEFAULT_PUSH_TIMEOUT,
         propagation_delay: Duration::ZERO,
     };

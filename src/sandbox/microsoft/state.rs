@@ -1,5 +1,6 @@
-//! The sandbox's directory: tenants, users, apps, issued tokens, waiting pushes, faults and
-//! the request log. Plain data behind the one mutex in [`super::Shared`].
+//! The sandbox's directory: tenants, users, apps, issued tokens and waiting pushes. Plain data
+//! behind the state mutex of [`super::Shared`] (the request log and the faults are the
+//! skeleton's).
 
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -7,7 +8,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use tokio::sync::oneshot;
 
-use super::{Fault, PendingPush, PushAnswer, PushScript, RecordedRequest, SandboxApp, Service};
+use super::{PendingPush, PushAnswer, PushScript, SandboxApp};
 
 pub(super) struct State {
     pub tenants: Vec<Tenant>,
@@ -20,8 +21,6 @@ pub(super) struct State {
     pub pending: Vec<PendingEntry>,
     /// Push scripts by lower-case UPN.
     pub scripts: HashMap<String, VecDeque<PushScript>>,
-    pub faults: Vec<FaultRule>,
-    pub requests: VecDeque<RecordedRequest>,
     pub push_timeout: Duration,
     pub propagation_delay: Duration,
 }
@@ -136,13 +135,6 @@ pub(super) struct IssuedToken {
 pub(super) struct PendingEntry {
     pub push: PendingPush,
     pub answer: oneshot::Sender<Outcome>,
-}
-
-pub(super) struct FaultRule {
-    pub service: Service,
-    pub path_contains: String,
-    pub fault: Fault,
-    pub remaining: usize,
 }
 
 /// How a push ended (besides timing out).

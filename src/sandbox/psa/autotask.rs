@@ -85,8 +85,8 @@ fn zone_information(shared: &Shared, incoming: &Incoming) -> Response {
         StatusCode::OK,
         &json!({
             "zoneName": "Sandbox",
-            "url": format!("{}/autotask/atservicesrest/", shared.base_url),
-            "webUrl": format!("{}/autotask/", shared.base_url),
+            "url": format!("{}/autotask/atservicesrest/", shared.base_url()),
+            "webUrl": format!("{}/autotask/", shared.base_url()),
             "ci": 0,
         }),
     )

@@ -2,7 +2,6 @@
 //! member verification (`system/myMembers/info` by cookies), the company info lookup, and
 //! the service ticket screen with a Hosted API pod.
 
-use base64::Engine;
 use poem::Response;
 use poem::http::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -119,19 +118,7 @@ fn client_id_ok(incoming: &Incoming) -> bool {
 /// `Basic base64("{companyId}+{publicKey}:{privateKey}")`; the company id is compared
 /// without regard to case, the keys exactly.
 fn basic_auth_ok(incoming: &Incoming) -> bool {
-    let Some(value) = incoming.header("authorization") else {
-        return false;
-    };
-    let Some((scheme, encoded)) = value.trim().split_once(' ') else {
-        return false;
-    };
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return false;
-    }
-    let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(encoded.trim()) else {
-        return false;
-    };
-    let Ok(decoded) = String::from_utf8(decoded) else {
+    let Some(decoded) = incoming.basic() else {
         return false;
     };
     let Some((user, private_key)) = decoded.split_once(':') else {

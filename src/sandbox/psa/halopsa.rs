@@ -148,16 +148,9 @@ fn token(shared: &Shared, incoming: &Incoming) -> Response {
 }
 
 fn bearer_ok(shared: &Shared, incoming: &Incoming) -> bool {
-    let Some((scheme, token)) = incoming
-        .header("authorization")
-        .and_then(|v| v.trim().split_once(' '))
-    else {
+    let Some(token) = incoming.bearer() else {
         return false;
     };
-    if !scheme.eq_ignore_ascii_case("bearer") {
-        return false;
-    }
-    let token = token.trim();
     let now = Utc::now();
     shared
         .state()

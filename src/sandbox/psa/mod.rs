@@ -15,8 +15,9 @@
 //! belong to the k-th contact: Dana, Sam, Noel, Omar, Ada, Lee, Blake (Contoso Ltd), Kim
 //! (Fabrikam).
 //!
-//! Every request under a prefix is recorded ([`PsaSandbox::count`]). Faults
-//! ([`PsaSandbox::inject_fault`]) apply to the REST APIs only, never to the host pages.
+//! Built on the sandboxes' one server skeleton (`server.rs`). Every request under a prefix is
+//! recorded ([`PsaSandbox::count`]). Faults ([`PsaSandbox::inject_fault`]) apply to the REST
+//! APIs only, never to the host pages.
 //!
 //! # REST
 //!
@@ -92,16 +93,18 @@ mod page;
 mod seed;
 pub mod signing;
 
-pub(super) use crate::sandbox::{fault_response, html_escape, html_response, json_response, plain};
 use std::collections::VecDeque;
 use std::fmt::Display;
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use poem::http::{HeaderMap, Method, StatusCode};
-use poem::listener::{Acceptor, Listener, TcpListener};
-use poem::{Endpoint, Request, Response, Server};
+use poem::http::StatusCode;
+use poem::{Request, Response};
+
+use crate::sandbox::server::{self, Incoming, pair};
+use crate::sandbox::{
+    ALPHANUMERIC, html_escape, html_response, json_response, plain, random_string,
+};
 
 pub use autotask::{AUTOTASK_INTERNAL_NOTE, AutotaskNoteKind};
 pub use halopsa::HALO_PRIVATE_NOTE_OUTCOME;
@@ -109,8 +112,6 @@ pub use seed::*;
 
 /// The largest request body the sandbox reads (all real bodies are tiny).
 const MAX_BODY_BYTES: usize = 1024 * 1024;
-/// Recorded requests kept (oldest dropped first), so a long demo does not grow without end.
-const MAX_RECORDED_REQUESTS: usize = 10_000;
 /// Member hashes kept (oldest forgotten first): every ConnectWise host page load issues one.
 const MAX_MEMBER_HASHES: usize = 10_000;
 
@@ -234,34 +235,12 @@ pub struct SandboxNote {
     pub created_at: DateTime<Utc>,
 }
 
-/// A failure to simulate on the next matching REST requests.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PsaFault {
-    /// Answer with this status and body (sent as given; JSON content type when it starts with
-    /// `{` or `[`), with a `Retry-After` header (seconds) when set.
-    Status {
-        status: u16,
-        body: String,
-        retry_after: Option<u64>,
-    },
-    /// Never answer (the handler sleeps for an hour): for client timeouts.
-    Hang,
-}
+/// A failure to simulate on the next matching REST requests (the sandboxes' one fault type,
+/// [`crate::sandbox::Fault`]).
+pub use crate::sandbox::Fault as PsaFault;
 
-/// One request as the sandbox received it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PsaRequest {
-    pub psa: Psa,
-    /// Upper case, e.g. `GET`.
-    pub method: String,
-    /// The full path, percent-decoded, without the query (e.g.
-    /// `/cw/v4_6_release/apis/3.0/service/tickets/1001`).
-    pub path: String,
-    /// The raw query string (empty when there is none).
-    pub query: String,
-    /// Whether an `Authorization` header was sent (never its value).
-    pub authorization_present: bool,
-}
+/// One request as the sandbox received it; `service` is the PSA it was addressed to.
+pub type PsaRequest = crate::sandbox::RecordedRequest<Psa>;
 
 /// A running PSA sandbox. Cheap to clone: every clone drives the same server.
 ///
@@ -271,47 +250,19 @@ pub struct PsaSandbox {
     shared: Arc<Shared>,
 }
 
-/// What the server task and the handles share.
-struct Shared {
-    base_url: String,
-    state: Mutex<State>,
-}
-
-impl Shared {
-    /// Locks the state; a poisoned lock is taken over (nothing in it can be half-written in a
-    /// way that matters to a test double).
-    fn state(&self) -> MutexGuard<'_, State> {
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// `127.0.0.1:PORT`, what a PSA would call its host name.
-    fn host(&self) -> &str {
-        self.base_url
-            .strip_prefix("http://")
-            .unwrap_or(&self.base_url)
-    }
-}
+/// What the server task and the handles share: the PSAs' data, the request log and the
+/// faults.
+type Shared = server::Shared<State, Psa>;
 
 #[derive(Default)]
 struct State {
     pod_urls: PodUrls,
     notes: Vec<StoredNote>,
     next_note_id: u64,
-    requests: VecDeque<PsaRequest>,
-    faults: Vec<FaultRule>,
     /// ConnectWise member hashes, oldest first.
     member_hashes: VecDeque<MemberHash>,
     /// Halo access tokens and when they expire.
     halo_tokens: Vec<(String, DateTime<Utc>)>,
-}
-
-struct FaultRule {
-    psa: Psa,
-    path_contains: String,
-    fault: PsaFault,
-    remaining: usize,
 }
 
 struct MemberHash {
@@ -334,28 +285,6 @@ struct StoredNote {
 }
 
 impl State {
-    fn record(&mut self, request: PsaRequest) {
-        if self.requests.len() >= MAX_RECORDED_REQUESTS {
-            self.requests.pop_front();
-        }
-        self.requests.push_back(request);
-    }
-
-    /// The fault for this request, if a rule matches (using up one of its `times`).
-    fn take_fault(&mut self, psa: Psa, path: &str) -> Option<PsaFault> {
-        let index = self
-            .faults
-            .iter()
-            .position(|rule| rule.psa == psa && path.contains(&rule.path_contains))?;
-        let rule = &mut self.faults[index];
-        rule.remaining -= 1;
-        let fault = rule.fault.clone();
-        if rule.remaining == 0 {
-            self.faults.remove(index);
-        }
-        Some(fault)
-    }
-
     fn add_note(
         &mut self,
         psa: Psa,
@@ -407,30 +336,13 @@ impl State {
 impl PsaSandbox {
     /// Binds `127.0.0.1:0` and serves the three PSAs on a tokio task.
     pub async fn start() -> std::io::Result<PsaSandbox> {
-        let acceptor = TcpListener::bind("127.0.0.1:0").into_acceptor().await?;
-        let port = acceptor
-            .local_addr()
-            .into_iter()
-            .find_map(|addr| addr.as_socket_addr().map(|a| a.port()))
-            .ok_or_else(|| std::io::Error::other("the sandbox listener has no socket address"))?;
-        let shared = Arc::new(Shared {
-            base_url: format!("http://127.0.0.1:{port}"),
-            state: Mutex::new(State::default()),
-        });
-        let endpoint = SandboxEndpoint {
-            shared: shared.clone(),
-        };
-        tokio::spawn(async move {
-            if let Err(err) = Server::new_with_acceptor(acceptor).run(endpoint).await {
-                tracing::warn!(error = %err, "the PSA sandbox stopped");
-            }
-        });
+        let shared = server::start("PSA", State::default(), handle).await?;
         Ok(PsaSandbox { shared })
     }
 
     /// `http://127.0.0.1:PORT`, without a trailing slash.
     pub fn base_url(&self) -> String {
-        self.shared.base_url.clone()
+        self.shared.base_url().to_owned()
     }
 
     /// Sets where Vouch's pods live; host pages loaded afterwards embed them.
@@ -446,7 +358,7 @@ impl PsaSandbox {
     /// The ConnectWise site, keys and technician.
     pub fn connectwise(&self) -> ConnectWiseInfo {
         ConnectWiseInfo {
-            site_url: format!("{}/cw", self.shared.base_url),
+            site_url: format!("{}/cw", self.shared.base_url()),
             company_id: CW_COMPANY_ID.to_owned(),
             public_key: CW_PUBLIC_KEY.to_owned(),
             private_key: CW_PRIVATE_KEY.to_owned(),
@@ -458,8 +370,8 @@ impl PsaSandbox {
     /// The Halo instance, API application and tab secret.
     pub fn halopsa(&self) -> HaloInfo {
         HaloInfo {
-            resource_url: format!("{}/halo", self.shared.base_url),
-            auth_url: format!("{}/halo/auth", self.shared.base_url),
+            resource_url: format!("{}/halo", self.shared.base_url()),
+            auth_url: format!("{}/halo/auth", self.shared.base_url()),
             client_id: HALO_API_CLIENT_ID.to_owned(),
             client_secret: HALO_API_CLIENT_SECRET.to_owned(),
             tab_secret: HALO_TAB_SECRET.to_owned(),
@@ -470,13 +382,13 @@ impl PsaSandbox {
     /// The Autotask zone lookup, API user and Insight secret.
     pub fn autotask(&self) -> AutotaskInfo {
         AutotaskInfo {
-            zone_lookup_url: format!("{}/autotask/atservicesrest/", self.shared.base_url),
+            zone_lookup_url: format!("{}/autotask/atservicesrest/", self.shared.base_url()),
             api_user: AUTOTASK_API_USER.to_owned(),
             api_secret: AUTOTASK_API_SECRET.to_owned(),
             integration_code: AUTOTASK_INTEGRATION_CODE.to_owned(),
             insight_secret: AUTOTASK_INSIGHT_SECRET.to_owned(),
             resource_id: AUTOTASK_RESOURCE_ID,
-            web_url: format!("{}/autotask/", self.shared.base_url),
+            web_url: format!("{}/autotask/", self.shared.base_url()),
         }
     }
 
@@ -494,42 +406,25 @@ impl PsaSandbox {
 
     /// Every request received under the PSA prefixes (host pages included), oldest first.
     pub fn requests(&self) -> Vec<PsaRequest> {
-        self.shared.state().requests.iter().cloned().collect()
+        self.shared.requests()
     }
 
     /// How many recorded requests went to `psa` with `method` (case-insensitive) and a
     /// decoded path containing `path_contains`.
     pub fn count(&self, psa: Psa, method: &str, path_contains: &str) -> usize {
-        self.shared
-            .state()
-            .requests
-            .iter()
-            .filter(|r| {
-                r.psa == psa
-                    && r.method.eq_ignore_ascii_case(method)
-                    && r.path.contains(path_contains)
-            })
-            .count()
+        self.shared.count(psa, method, path_contains)
     }
 
     /// Forgets the recorded requests.
     pub fn clear_requests(&self) {
-        self.shared.state().requests.clear();
+        self.shared.clear_requests();
     }
 
     /// Makes the next `times` REST requests to `psa` whose decoded path (with its prefix,
     /// e.g. `/halo/api/Tickets/2001`) contains `path_contains` fail with `fault`. Host pages
     /// are never faulted. Faulted requests are still recorded.
     pub fn inject_fault(&self, psa: Psa, path_contains: &str, fault: PsaFault, times: usize) {
-        if times == 0 {
-            return;
-        }
-        self.shared.state().faults.push(FaultRule {
-            psa,
-            path_contains: path_contains.to_owned(),
-            fault,
-            remaining: times,
-        });
+        self.shared.inject_fault(psa, path_contains, fault, times);
     }
 
     /// A member hash for `member_id` at the sandbox's company, as Manage hands to a pod;
@@ -549,193 +444,30 @@ impl PsaSandbox {
     }
 }
 
-/// A request with its body read and its path split and decoded: what every handler gets.
-struct Incoming {
-    method: Method,
-    /// Decoded path segments after the PSA prefix (`/cw/ticket/1001` -> `ticket`, `1001`).
-    segments: Vec<String>,
-    /// Decoded query pairs, in order.
-    query: Vec<(String, String)>,
-    headers: HeaderMap,
-    body: Vec<u8>,
-}
-
-impl Incoming {
-    fn segments(&self) -> Vec<&str> {
-        self.segments.iter().map(String::as_str).collect()
-    }
-
-    fn query_param(&self, name: &str) -> Option<&str> {
-        pair(&self.query, name)
-    }
-
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-
-    /// Whether the body was declared as JSON (`application/json`, any parameters).
-    fn is_json(&self) -> bool {
-        self.header("content-type").is_some_and(|value| {
-            value
-                .split(';')
-                .next()
-                .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"))
-        })
-    }
-
-    /// The body as `application/x-www-form-urlencoded` pairs.
-    fn form(&self) -> Vec<(String, String)> {
-        url::form_urlencoded::parse(&self.body)
-            .map(|(k, v)| (k.into_owned(), v.into_owned()))
-            .collect()
-    }
-
-    /// The cookies sent (`Cookie` headers, `name=value; ...`), in order.
-    fn cookies(&self) -> Vec<(String, String)> {
-        self.headers
-            .get_all("cookie")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(';'))
-            .filter_map(|c| {
-                let (name, value) = c.trim().split_once('=')?;
-                Some((
-                    name.trim().to_owned(),
-                    value.trim().trim_matches('"').to_owned(),
-                ))
-            })
-            .collect()
-    }
-}
-
-/// The first value of `name` in decoded form, query or cookie pairs.
-fn pair<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    pairs
-        .iter()
-        .find(|(key, _)| key == name)
-        .map(|(_, value)| value.as_str())
-}
-
-/// The single endpoint: records, applies faults, then hands the request to its PSA.
-struct SandboxEndpoint {
-    shared: Arc<Shared>,
-}
-
-impl Endpoint for SandboxEndpoint {
-    type Output = Response;
-
-    async fn call(&self, req: Request) -> poem::Result<Response> {
-        Ok(handle(self.shared.clone(), req).await)
-    }
-}
-
+/// Every request: the index page at `/`, else routed by its PSA prefix. Every request under a
+/// prefix is recorded; the REST APIs may be faulted, the host pages never.
 async fn handle(shared: Arc<Shared>, mut req: Request) -> Response {
-    let raw_path = req.uri().path().to_owned();
-    let decoded: Vec<String> = raw_path
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .map(percent_decode)
-        .collect();
-    let Some(first) = decoded.first() else {
+    let mut incoming = Incoming::head(&req);
+    let Some(first) = incoming.segments.first() else {
         return page::index(&shared);
     };
     let Some(psa) = Psa::from_prefix(first) else {
         return plain(StatusCode::NOT_FOUND, "Not found");
     };
-    let raw_query = req.uri().query().unwrap_or("").to_owned();
-    let method = req.method().clone();
-    let headers = req.headers().clone();
-    let path = format!("/{}", decoded.join("/"));
-    let host_page = decoded.get(1).is_some_and(|s| s == "ticket");
-
-    let fault = {
-        let mut state = shared.state();
-        state.record(PsaRequest {
-            psa,
-            method: method.as_str().to_owned(),
-            path: path.clone(),
-            query: raw_query.clone(),
-            authorization_present: headers.contains_key("authorization"),
-        });
-        if host_page {
-            None
-        } else {
-            state.take_fault(psa, &path)
-        }
-    };
-    match fault {
-        Some(PsaFault::Hang) => {
-            tokio::time::sleep(Duration::from_secs(3600)).await;
-            return plain(StatusCode::GATEWAY_TIMEOUT, "");
-        }
-        Some(PsaFault::Status {
-            status,
-            body,
-            retry_after,
-        }) => return fault_response(status, body, retry_after),
-        None => {}
+    let host_page = incoming.segments.get(1).is_some_and(|s| s == "ticket");
+    if let Some(fault) = shared.record(&incoming, psa, !host_page) {
+        return fault.answer().await;
     }
-
-    let body = match req.take_body().into_bytes_limit(MAX_BODY_BYTES).await {
-        Ok(bytes) => bytes.to_vec(),
-        Err(_) => return plain(StatusCode::PAYLOAD_TOO_LARGE, "Request body too large"),
-    };
-    let incoming = Incoming {
-        method,
-        segments: decoded.into_iter().skip(1).collect(),
-        query: url::form_urlencoded::parse(raw_query.as_bytes())
-            .map(|(k, v)| (k.into_owned(), v.into_owned()))
-            .collect(),
-        headers,
-        body,
-    };
+    if incoming.read_body(&mut req, MAX_BODY_BYTES).await.is_err() {
+        return plain(StatusCode::PAYLOAD_TOO_LARGE, "Request body too large");
+    }
+    incoming.strip_prefix();
     match psa {
         Psa::ConnectWise => connectwise::handle(&shared, incoming),
         Psa::HaloPsa => halopsa::handle(&shared, incoming),
         Psa::Autotask => autotask::handle(&shared, incoming),
     }
 }
-
-/// Decodes `%XX` escapes in one path segment (invalid escapes are kept as they are; invalid
-/// UTF-8 is replaced).
-fn percent_decode(segment: &str) -> String {
-    let bytes = segment.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && i + 2 < bytes.len()
-            && let (Some(hi), Some(lo)) = (hex_value(bytes[i + 1]), hex_value(bytes[i + 2]))
-        {
-            out.push(hi * 16 + lo);
-            i += 3;
-            continue;
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn hex_value(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
-}
-
-/// A random string of `len` characters from `alphabet`.
-fn random_string(len: usize, alphabet: &[u8]) -> String {
-    use rand::Rng;
-    let mut rng = rand::thread_rng();
-    (0..len)
-        .map(|_| alphabet[rng.gen_range(0..alphabet.len())] as char)
-        .collect()
-}
-
-const ALPHANUMERIC: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 
 /// The time format the PSAs use in JSON (`2026-11-25T15:04:05Z`).
 fn iso(time: DateTime<Utc>) -> String {

@@ -5,6 +5,8 @@
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
+use crate::sandbox::server::form_pairs;
+
 /// The parameter carrying the signature (lowercase hex HMAC-SHA256).
 pub const SIGNATURE_PARAM: &str = "sig";
 /// The parameter carrying the signing time (Unix seconds, UTC).
@@ -91,8 +93,7 @@ pub(super) fn signed_pod(
         .split('&')
         .filter(|piece| !piece.is_empty())
         .filter(|piece| {
-            let name = decode_pairs(piece)
-                .into_iter()
+            let name = url::form_urlencoded::parse(piece.as_bytes())
                 .next()
                 .map(|(name, _)| name)
                 .unwrap_or_default();
@@ -102,7 +103,7 @@ pub(super) fn signed_pod(
         .collect();
     pieces.extend(added.iter().map(|(name, value)| encode_pair(name, value)));
     let unsigned = pieces.join("&");
-    let signature = sign(secret, &canonical(&decode_pairs(&unsigned)));
+    let signature = sign(secret, &canonical(&form_pairs(unsigned.as_bytes())));
     pieces.push(encode_pair(SIGNATURE_PARAM, &signature));
     load(&format!("{base}?{}{fragment}", pieces.join("&")))
 }
@@ -142,7 +143,7 @@ fn load(url: &str) -> Result<PodLoad, String> {
     Ok(PodLoad {
         url: url.to_owned(),
         action: action.to_owned(),
-        params: decode_pairs(query),
+        params: form_pairs(query.as_bytes()),
         origin: parsed.origin().ascii_serialization(),
     })
 }
@@ -173,12 +174,6 @@ fn encode_pair(name: &str, value: &str) -> String {
     url::form_urlencoded::Serializer::new(String::new())
         .append_pair(name, value)
         .finish()
-}
-
-fn decode_pairs(query: &str) -> Vec<(String, String)> {
-    url::form_urlencoded::parse(query.as_bytes())
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect()
 }
 
 #[cfg(test)]
