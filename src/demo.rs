@@ -13,7 +13,7 @@ use secrecy::{ExposeSecret, SecretString};
 use crate::app::{App, AppContext, AppOptions};
 use crate::config::{Config, LogFormat};
 use crate::core::integrations::IdentityManagementInput;
-use crate::sandbox::microsoft::{self, MicrosoftSandbox};
+use crate::sandbox::microsoft::{self, ConsentDecision, MicrosoftSandbox};
 use crate::sandbox::psa::PsaSandbox;
 use crate::sandbox::sms::SmsSandbox;
 use crate::server;
@@ -264,53 +264,17 @@ async fn connect_demo_authenticator(
         .start_authenticator_consent(msp_id)
         .await
         .map_err(|err| anyhow::anyhow!("{}: {err}", err.code()))?;
-    let query: std::collections::HashMap<String, String> = url.query_pairs().into_owned().collect();
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()?;
-    let decision = url.join("adminconsent/decision")?;
-    let mut decision_url = decision.clone();
-    decision_url.set_query(None);
-    let redirect = client
-        .post(decision_url)
-        .form(&[
-            (
-                "client_id",
-                query
-                    .get("client_id")
-                    .map(String::as_str)
-                    .unwrap_or_default(),
-            ),
-            (
-                "scope",
-                query.get("scope").map(String::as_str).unwrap_or_default(),
-            ),
-            (
-                "redirect_uri",
-                query
-                    .get("redirect_uri")
-                    .map(String::as_str)
-                    .unwrap_or_default(),
-            ),
-            (
-                "state",
-                query.get("state").map(String::as_str).unwrap_or_default(),
-            ),
-            ("tenant", DEMO_TENANT_ID),
-            ("role", "global_admin"),
-            ("decision", "accept"),
-        ])
-        .send()
-        .await?;
-    let location = redirect
-        .headers()
-        .get("location")
-        .and_then(|l| l.to_str().ok())
-        .context("the consent page did not redirect")?;
-    let callback = url::Url::parse(location)?;
+    let callback = sandbox
+        .answer_admin_consent(
+            &url,
+            DEMO_TENANT_ID,
+            "global_admin",
+            ConsentDecision::Accept,
+        )
+        .await
+        .context("answering the sandbox's admin consent page")?;
     let pairs: std::collections::HashMap<String, String> =
         callback.query_pairs().into_owned().collect();
-    let _ = sandbox;
     ctx.integrations
         .complete_authenticator_consent(crate::core::integrations::ConsentCallback {
             state: pairs.get("state").cloned(),
