@@ -6,9 +6,11 @@
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
 };
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
 
 use crate::config::{LogConfig, LogFormat};
 
@@ -18,15 +20,7 @@ pub fn init_logging(config: &LogConfig) {
     let filter = EnvFilter::try_new(&config.filter).unwrap_or_else(|_| EnvFilter::new("info"));
     let registry = tracing_subscriber::registry().with(filter);
     let result = match config.format {
-        LogFormat::Json => registry
-            .with(
-                tracing_subscriber::fmt::layer()
-                    .json()
-                    .with_current_span(true)
-                    .with_span_list(false)
-                    .with_target(true),
-            )
-            .try_init(),
+        LogFormat::Json => registry.with(json_layer(std::io::stdout)).try_init(),
         LogFormat::Pretty => registry
             .with(
                 tracing_subscriber::fmt::layer()
@@ -36,6 +30,23 @@ pub fn init_logging(config: &LogConfig) {
             .try_init(),
     };
     let _ = result;
+}
+
+/// The JSON log lines of `serve`, written to `writer`: one object per event, with the fields
+/// of every span the event is in (`spans`, outermost first), so that a line logged deep in a
+/// service, or by a task it spawned, still carries the request's id. Tests read this very
+/// format.
+pub fn json_layer<S, W>(writer: W) -> impl Layer<S>
+where
+    S: tracing::Subscriber + for<'span> LookupSpan<'span>,
+    W: for<'writer> MakeWriter<'writer> + Send + Sync + 'static,
+{
+    tracing_subscriber::fmt::layer()
+        .json()
+        .with_current_span(true)
+        .with_span_list(true)
+        .with_target(true)
+        .with_writer(writer)
 }
 
 /// The outcome of a call to an upstream service, as counted in metrics.

@@ -14,7 +14,9 @@ use secrecy::{ExposeSecret, SecretString};
 use vouch::config::Config;
 use vouch::microsoft::mfa::PushOutcome;
 use vouch::microsoft::token::Audience;
-use vouch::microsoft::{ClientCredentials, Microsoft, MicrosoftErrorKind, TenantRef, Upn};
+use vouch::microsoft::{
+    ClientCredentials, Microsoft, MicrosoftErrorKind, ResettableUser, TenantRef, Upn,
+};
 use vouch::sandbox::microsoft::{
     ConsentDecision, DEMO_TENANT_ID, Fault, IDENTITY_APP_CLIENT_ID, IDENTITY_APP_SECRET,
     MFA_CLIENT_APP_ID, MicrosoftSandbox, NO_P1_TENANT_ID, PushScript, SandboxApp, Service,
@@ -326,8 +328,13 @@ async fn password_resets_and_each_refusal() {
     let (microsoft, _) = client(&sandbox);
     let creds = identity_credentials();
     let password = SecretString::from("Vq7#mT2!pLx9zR".to_owned());
+    let dana = microsoft
+        .check_resettable(&creds, "dana@contoso.example", false)
+        .await
+        .unwrap()
+        .expect("Dana exists");
     microsoft
-        .reset_password_checked(&creds, "dana@contoso.example", &password, true, false)
+        .reset_password_checked(&creds, &dana, &password, true)
         .await
         .unwrap();
     assert_eq!(
@@ -335,38 +342,51 @@ async fn password_resets_and_each_refusal() {
         Some((password.expose_secret().to_owned(), true))
     );
 
-    let kind = |r: Result<Option<String>, vouch::microsoft::MicrosoftError>| r.unwrap_err().kind;
+    let refusal =
+        |r: Result<Option<ResettableUser>, vouch::microsoft::MicrosoftError>| r.unwrap_err().kind;
     assert_eq!(
-        kind(
+        refusal(
             microsoft
-                .reset_password_checked(&creds, "omar@contoso.example", &password, true, false)
+                .check_resettable(&creds, "omar@contoso.example", false)
                 .await
         ),
         MicrosoftErrorKind::UserSyncedFromOnPremises
     );
     assert!(matches!(
-        kind(
+        refusal(
             microsoft
-                .reset_password_checked(&creds, "ada@contoso.example", &password, true, false)
+                .check_resettable(&creds, "ada@contoso.example", false)
                 .await
         ),
         MicrosoftErrorKind::UserHoldsAdminRole { .. }
     ));
-    assert_eq!(
-        kind(
-            microsoft
-                .reset_password_checked(&creds, "ghost@contoso.example", &password, true, false)
-                .await
-        ),
-        MicrosoftErrorKind::UserNotFound
+    assert!(
+        microsoft
+            .check_resettable(&creds, "ada@contoso.example", true)
+            .await
+            .unwrap()
+            .is_some(),
+        "an MSP may allow resetting admins"
     );
+    assert!(
+        microsoft
+            .check_resettable(&creds, "ghost@contoso.example", false)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let lee = microsoft
+        .check_resettable(&creds, "lee@contoso.example", false)
+        .await
+        .unwrap()
+        .expect("Lee exists");
     let weak = SecretString::from("password".to_owned());
     assert_eq!(
-        kind(
-            microsoft
-                .reset_password_checked(&creds, "lee@contoso.example", &weak, true, false)
-                .await
-        ),
+        microsoft
+            .reset_password_checked(&creds, &lee, &weak, true)
+            .await
+            .unwrap_err()
+            .kind,
         MicrosoftErrorKind::PasswordRejectedByPolicy
     );
     assert_eq!(
@@ -570,15 +590,10 @@ async fn pushes_classify_every_outcome_and_the_mismatch_sends_none() {
         let connector = connector.clone();
         async move {
             let user = microsoft.graph.user(&graph, upn).await.unwrap().unwrap();
-            microsoft
-                .push_if_push_is_default(
-                    &graph,
-                    &connector,
-                    &user.id,
-                    &Upn::parse(upn).unwrap(),
-                    true,
-                )
-                .await
+            let pushable = microsoft
+                .check_push_is_default(&graph, &user.id, Upn::parse(upn).unwrap(), true)
+                .await?;
+            microsoft.push_checked(&connector, &pushable).await
         }
     };
 
@@ -597,16 +612,16 @@ async fn pushes_classify_every_outcome_and_the_mismatch_sends_none() {
         .unwrap();
     sandbox.clear_requests();
     sandbox.script_push("dana@contoso.example", PushScript::Deny);
-    let denied = microsoft
-        .push_if_push_is_default(
+    let pushable = microsoft
+        .check_push_is_default(
             &graph,
-            &connector,
             &dana.id,
-            &Upn::parse("dana@contoso.example").unwrap(),
+            Upn::parse("dana@contoso.example").unwrap(),
             true,
         )
         .await
         .unwrap();
+    let denied = microsoft.push_checked(&connector, &pushable).await.unwrap();
     assert_eq!(denied.outcome, PushOutcome::Denied);
     assert_eq!(
         sandbox.count(Service::Mfa, "POST", "BeginTwoWayAuthentication"),

@@ -7,14 +7,14 @@ mod common;
 use std::time::{Duration, Instant};
 
 use backends::{contains, on_every_backend, raw_database_contents};
-use common::TestDb;
 use common::world::World;
+use common::{Backend, TestDb};
 use reqwest::Method;
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Statement};
 use serde_json::{Value, json};
 use vouch::sandbox::microsoft::{DEMO_TENANT_ID, PushScript, Service};
-use vouch::store::entities::verification;
+use vouch::store::entities::{password_reset, verification};
 use vouch::store::repos::MspPolicy;
 
 const DANA: &str = "dana@contoso.example";
@@ -556,6 +556,98 @@ async fn ten_concurrent_resets_with_one_key_reach_microsoft_once_and_deliver_the
             .unwrap();
         assert!(csv.contains("password.reset"));
         assert!(!csv.contains(&password));
+    })
+    .await;
+}
+
+/// Counts every insert into `password_resets` that PostgreSQL attempts, failed ones too: a
+/// trigger bumps a sequence, and sequences ignore rollbacks. A failed insert is not harmless
+/// there: it leaves a dead row in the table until vacuum.
+async fn count_reset_insert_attempts(world: &World) {
+    for statement in [
+        "CREATE SEQUENCE reset_insert_attempts",
+        "CREATE FUNCTION count_reset_insert_attempt() RETURNS trigger LANGUAGE plpgsql AS \
+         $$ BEGIN PERFORM nextval('reset_insert_attempts'); RETURN NEW; END $$",
+        "CREATE TRIGGER count_reset_insert_attempts BEFORE INSERT ON password_resets \
+         FOR EACH ROW EXECUTE FUNCTION count_reset_insert_attempt()",
+    ] {
+        world
+            .app
+            .store
+            .connection()
+            .execute_unprepared(statement)
+            .await
+            .unwrap();
+    }
+}
+
+async fn reset_insert_attempts(world: &World) -> i64 {
+    let conn = world.app.store.connection();
+    let row = conn
+        .query_one_raw(Statement::from_string(
+            conn.get_database_backend(),
+            "SELECT CASE WHEN is_called THEN last_value ELSE 0 END AS attempts \
+             FROM reset_insert_attempts",
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    row.try_get("", "attempts").unwrap()
+}
+
+#[tokio::test]
+async fn a_replayed_or_refused_reset_writes_no_row_and_tries_no_insert() {
+    on_every_backend(async |db| {
+        let world = World::start(db, MspPolicy::default()).await;
+        if db.backend == Backend::Postgres {
+            count_reset_insert_attempts(&world).await;
+        }
+        let verification = verified(&world, DANA).await;
+        let (status, first) = reset(&world, DANA, &verification, "key-replayed-01").await;
+        assert_eq!(status, 201, "{first}");
+
+        // Retries with the key get the reset's outcome.
+        for _ in 0..3 {
+            let (status, again) = reset(&world, DANA, &verification, "key-replayed-01").await;
+            assert_eq!(status, 201, "{again}");
+            assert_eq!(again["id"], first["id"]);
+        }
+        // The spent verification under another key, and the key for another verification,
+        // are refused.
+        let (status, body) = reset(&world, DANA, &verification, "key-replayed-02").await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (409, Some("verification_used")),
+            "{body}"
+        );
+        let other = verified(&world, DANA).await;
+        let (status, body) = reset(&world, DANA, &other, "key-replayed-01").await;
+        assert!((400..500).contains(&status), "{status} {body}");
+        assert_eq!(body["code"], "idempotency_key_reused", "{body}");
+
+        let resets = password_reset::Entity::find()
+            .all(world.app.store.connection())
+            .await
+            .unwrap();
+        assert_eq!(resets.len(), 1, "one reset row: {resets:?}");
+        assert_eq!(resets[0].id.to_string(), first["id"].as_str().unwrap());
+        assert_eq!(resets[0].status, "completed");
+        let other = verification::Entity::find_by_id(uuid::Uuid::parse_str(&other).unwrap())
+            .one(world.app.store.connection())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            other.consumed_at.is_none(),
+            "the refused verification is unspent"
+        );
+        if db.backend == Backend::Postgres {
+            assert_eq!(
+                reset_insert_attempts(&world).await,
+                1,
+                "only the reset that happened tried an insert"
+            );
+        }
     })
     .await;
 }

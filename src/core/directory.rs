@@ -73,6 +73,7 @@ impl Directory {
     }
 
     /// The MSP's tenant with this Microsoft tenant id (or Vouch tenant id).
+    #[tracing::instrument(skip_all, fields(msp_id = %msp_id, tenant = %tenant))]
     pub async fn tenant(&self, msp_id: Uuid, tenant: &str) -> Result<Tenant, CoreError> {
         let by_vouch_id = match Uuid::parse_str(tenant) {
             Ok(id) => self.tenants.get_tenant(id).await?,
@@ -161,6 +162,7 @@ impl Directory {
     /// The one Microsoft user these addresses mean, trying them in order (primary first):
     /// as a UPN, then as `mail`, then among `proxyAddresses`. No match, or several, is an
     /// error: Vouch never guesses who the caller is.
+    #[tracing::instrument(skip_all, fields(tenant_id = %tenant.id))]
     pub async fn resolve_user(
         &self,
         tenant: &Tenant,

@@ -272,6 +272,7 @@ impl IntegrationsService {
         }
     }
 
+    #[tracing::instrument(skip_all, fields(msp_id = %msp_id))]
     pub async fn list(&self, msp_id: Uuid) -> Result<Vec<IntegrationView>, IntegrationError> {
         let now = Utc::now();
         Ok(self
@@ -284,6 +285,7 @@ impl IntegrationsService {
     }
 
     /// Proves the MSP's app credentials, then saves them. Nothing is saved when the check fails.
+    #[tracing::instrument(skip_all, fields(msp_id = %msp_id, tenant = %input.tenant))]
     pub async fn connect_identity_management(
         &self,
         msp_id: Uuid,
@@ -368,6 +370,7 @@ impl IntegrationsService {
     }
 
     /// The admin-consent URL to send the customer's administrator to.
+    #[tracing::instrument(skip_all, fields(msp_id = %msp_id))]
     pub async fn start_authenticator_consent(&self, msp_id: Uuid) -> Result<Url, IntegrationError> {
         let app = self
             .vouch_app
@@ -391,6 +394,7 @@ impl IntegrationsService {
 
     /// Handles Microsoft's redirect after admin consent: checks `state`, the prerequisites,
     /// and creates the connector credential. Returns the tenant's integration.
+    #[tracing::instrument(skip_all, fields(tenant = callback.tenant.as_deref()))]
     pub async fn complete_authenticator_consent(
         &self,
         callback: ConsentCallback,
@@ -545,6 +549,7 @@ impl IntegrationsService {
     }
 
     /// Checks an integration again and records the outcome.
+    #[tracing::instrument(skip_all, fields(msp_id = %msp_id, integration_id = %id))]
     pub async fn recheck(
         &self,
         msp_id: Uuid,
@@ -632,6 +637,7 @@ impl IntegrationsService {
             .map(|_| ())
     }
 
+    #[tracing::instrument(skip_all, fields(msp_id = %msp_id, integration_id = %id))]
     pub async fn remove(
         &self,
         msp_id: Uuid,
@@ -655,6 +661,7 @@ impl IntegrationsService {
 
     /// Replaces every connector credential that ends within [`EXPIRY_WARNING_DAYS`] of `now`.
     /// Returns how many were renewed; failures are recorded on the integration and logged.
+    #[tracing::instrument(skip_all)]
     pub async fn renew_connector_credentials(
         &self,
         now: DateTime<Utc>,

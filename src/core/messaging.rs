@@ -23,6 +23,7 @@ impl Messenger {
         Messenger { sms, records }
     }
 
+    #[tracing::instrument(skip_all, fields(msp_id = %msp_id, to = %to.masked()))]
     pub async fn send_sms(
         &self,
         msp_id: Uuid,

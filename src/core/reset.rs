@@ -12,6 +12,7 @@ use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Utc};
 use secrecy::SecretString;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use super::activity::ActivityObserver;
@@ -21,7 +22,6 @@ use super::messaging::Messenger;
 use super::password::{PasswordStyle, generate};
 use super::share::{ShareOptions, ShareService};
 use super::verification::{VerificationService, verified_now};
-use crate::microsoft::MicrosoftErrorKind;
 use crate::store::repos::{
     AuditActor, AuditLog, MspAccount, NewAuditEvent, Tenant, TenantRepository,
 };
@@ -104,6 +104,12 @@ impl ResetService {
         }
     }
 
+    #[tracing::instrument(skip_all, fields(
+        msp_id = %request.msp.id,
+        tenant_id = %request.tenant_id,
+        verification_id = %request.verification_id,
+        reset_id = tracing::field::Empty,
+    ))]
     pub async fn reset(&self, request: ResetRequest) -> Result<ResetResult, CoreError> {
         if !request.confirmed {
             return Err(CoreError::ConfirmationRequired);
@@ -150,16 +156,23 @@ impl ResetService {
         let result = self
             .reset_verified(&request, key, &verification, &tenant)
             .await;
-        if let Err(err) = &result {
-            self.audit_reset(
-                &request,
-                &verification,
-                "refused",
-                err.upstream_request_id(),
-                Some(err.code().as_str()),
-                None,
-            )
-            .await;
+        match &result {
+            Ok(done) => {
+                tracing::Span::current().record("reset_id", tracing::field::display(done.reset.id));
+                tracing::info!(status = %done.reset.status, "password reset finished");
+            }
+            Err(err) => {
+                tracing::info!(code = err.code().as_str(), "password reset refused");
+                self.audit_reset(
+                    &request,
+                    &verification,
+                    "refused",
+                    err.upstream_request_id(),
+                    Some(err.code().as_str()),
+                    None,
+                )
+                .await;
+            }
         }
         result
     }
@@ -183,33 +196,16 @@ impl ResetService {
         let graph = self.directory.graph_credentials(tenant).await?;
         let microsoft = self.directory.microsoft();
         let user = microsoft
-            .graph
-            .user(&graph, &verification.user_object_id)
+            .check_resettable(
+                &graph,
+                &verification.user_object_id,
+                request.msp.policy.allow_admin_reset,
+            )
             .await?
             .ok_or_else(|| CoreError::UserNotFound {
                 searched: verification.user_principal_name.clone(),
             })?;
-        if user.is_synced_from_on_premises() {
-            return Err(crate::microsoft::MicrosoftError::new(
-                MicrosoftErrorKind::UserSyncedFromOnPremises,
-            )
-            .into());
-        }
-        if !request.msp.policy.allow_admin_reset {
-            let roles = microsoft.graph.directory_roles(&graph, &user.id).await?;
-            if !roles.is_empty() {
-                return Err(crate::microsoft::MicrosoftError::new(
-                    MicrosoftErrorKind::UserHoldsAdminRole {
-                        roles: roles
-                            .into_iter()
-                            .map(|r| r.display_name.unwrap_or(r.id))
-                            .collect(),
-                    },
-                )
-                .into());
-            }
-        }
-        let directory_user = user.clone().into();
+        let directory_user = user.user().clone().into();
         // The link must reach the user themselves: only the mobile registered in Microsoft.
         let (phone, _) = self
             .verification_service
@@ -251,10 +247,9 @@ impl ResetService {
             policy.password_length,
         );
         let upstream_request_id = match microsoft
-            .graph
-            .reset_password(
+            .reset_password_checked(
                 &graph,
-                &user.id,
+                &user,
                 &password,
                 policy.force_change_at_next_sign_in,
             )
@@ -332,7 +327,10 @@ impl ResetService {
         .await;
         if let Some(observer) = self.observer.clone() {
             let (reset, verification) = (completed.clone(), verification.clone());
-            tokio::spawn(async move { observer.reset_finished(&reset, &verification).await });
+            tokio::spawn(
+                async move { observer.reset_finished(&reset, &verification).await }
+                    .in_current_span(),
+            );
         }
         Ok(ResetResult {
             reset: completed,
@@ -396,6 +394,7 @@ impl ResetService {
         })
     }
 
+    #[tracing::instrument(skip_all, fields(msp_id = %msp_id, reset_id = %id))]
     pub async fn get(&self, msp_id: Uuid, id: Uuid) -> Result<PasswordReset, CoreError> {
         match self.resets.get_reset(id).await? {
             Some(reset) if reset.msp_id == msp_id => Ok(reset),

@@ -304,6 +304,7 @@ impl ShareService {
     }
 
     /// Creates a share of `content` for the MSP and returns its link.
+    #[tracing::instrument(skip_all, fields(msp_id = %msp_id))]
     pub async fn create(
         &self,
         msp_id: Uuid,
@@ -384,6 +385,7 @@ impl ShareService {
     }
 
     /// What the link leads to, without counting a view (safe for link previews).
+    #[tracing::instrument(skip_all)]
     pub async fn peek(&self, token: &str) -> Result<PeekOutcome, ShareError> {
         if !is_well_formed_token(token) {
             return Ok(PeekOutcome::NotFound);
@@ -409,6 +411,7 @@ impl ShareService {
     }
 
     /// Counts one view and returns the content, or says why the link no longer works.
+    #[tracing::instrument(skip_all)]
     pub async fn reveal(&self, token: &str) -> Result<Revealed, ShareError> {
         if !is_well_formed_token(token) {
             return Err(ShareError::NotFound);
@@ -468,6 +471,7 @@ impl ShareService {
 
     /// Withdraws the MSP's share so its link stops working. Revoking twice is not an error
     /// (and is audited once).
+    #[tracing::instrument(skip_all, fields(msp_id = %msp_id, share_id = %id))]
     pub async fn revoke(
         &self,
         msp_id: Uuid,
@@ -496,6 +500,7 @@ impl ShareService {
     }
 
     /// The MSP's recent shares, newest first, without content or links.
+    #[tracing::instrument(skip_all, fields(msp_id = %msp_id))]
     pub async fn list(&self, msp_id: Uuid) -> Result<Vec<ShareSummary>, ShareError> {
         let now = Utc::now();
         Ok(self

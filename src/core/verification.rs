@@ -13,15 +13,16 @@ use chrono::{DateTime, Duration, Utc};
 use rand::Rng;
 use secrecy::SecretString;
 use tokio::sync::watch;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use super::activity::ActivityObserver;
 use super::directory::{Directory, DirectoryUser};
 use super::error::CoreError;
 use super::messaging::Messenger;
+use crate::microsoft::Upn;
 use crate::microsoft::graph::PUSH_METHOD;
 use crate::microsoft::mfa::PushOutcome;
-use crate::microsoft::{MicrosoftError, MicrosoftErrorKind, Upn};
 use crate::sms::E164;
 use crate::store::crypto::{Keyring, MacPurpose};
 use crate::store::repos::{AuditActor, AuditLog, MspAccount, NewAuditEvent, Tenant};
@@ -145,6 +146,7 @@ impl VerificationService {
     }
 
     /// Which methods can reach this user, and why the others cannot.
+    #[tracing::instrument(skip_all, fields(msp_id = %msp.id, tenant_id = %tenant.id))]
     pub async fn available_methods(
         &self,
         msp: &MspAccount,
@@ -245,6 +247,12 @@ impl VerificationService {
         Err(CoreError::NoMobilePhone)
     }
 
+    #[tracing::instrument(skip_all, fields(
+        msp_id = %request.msp.id,
+        tenant_id = %request.tenant.id,
+        method = ?request.method,
+        verification_id = tracing::field::Empty,
+    ))]
     pub async fn start(&self, request: StartRequest) -> Result<Verification, CoreError> {
         let reason = request
             .reason
@@ -260,6 +268,10 @@ impl VerificationService {
             Method::SmsCode => self.start_sms_code(&request, reason.clone()).await,
             Method::SmsLink => self.start_sms_link(&request, reason.clone()).await,
         };
+        if let Ok(verification) = &result {
+            tracing::Span::current()
+                .record("verification_id", tracing::field::display(verification.id));
+        }
         let (outcome, code, upstream) = match &result {
             Ok(_) => ("started", None, None),
             Err(err) => (
@@ -296,26 +308,15 @@ impl VerificationService {
     ) -> Result<Verification, CoreError> {
         let credentials = self.directory.push_credentials(&request.tenant).await?;
         let microsoft = self.directory.microsoft().clone();
-        // Read the default method first: when it is not the push, the connector would not
-        // prompt the user, so no push is sent at all.
-        let preferences = microsoft
-            .graph
-            .sign_in_preferences(&credentials.graph, &request.user.object_id)
-            .await?;
-        let current = preferences.user_preferred_method_for_secondary_authentication;
-        if current.as_deref() != Some(PUSH_METHOD) {
-            return Err(
-                MicrosoftError::new(MicrosoftErrorKind::PreferredMethodMismatch {
-                    current_method: current.unwrap_or_else(|| "not set".into()),
-                    can_fix: true,
-                })
-                .into(),
-            );
-        }
         let upn = Upn::parse(&request.user.upn).map_err(|err| CoreError::InvalidInput {
             field: "user",
             problem: err.to_string(),
         })?;
+        // Read the default method first: when it is not the push, the connector would not
+        // prompt the user, so no push is sent at all.
+        let pushable = microsoft
+            .check_push_is_default(&credentials.graph, &request.user.object_id, upn, true)
+            .await?;
         let policy = &request.msp.policy;
         let verification = self
             .verifications
@@ -348,37 +349,52 @@ impl VerificationService {
         let id = verification.id;
         let window = Duration::seconds(policy.verified_window_seconds.max(60) as i64);
         let audit_request = request.clone();
-        tokio::spawn(async move {
-            let result = microsoft.connector.push(&credentials.connector, &upn).await;
-            let (decision, upstream) = match &result {
-                Ok(push) => (decision_for(&push.outcome, window), None),
-                Err(err) => (
-                    Decision {
-                        status: status::FAILED,
-                        failure_code: Some(err.code().as_str().to_owned()),
-                        verified_until: None,
-                    },
-                    err.request_id.clone(),
-                ),
-            };
-            let status_text = decision.status;
-            let failure = decision.failure_code.clone();
-            match service.record_decision(id, decision).await {
-                Ok(true) => {
-                    service
-                        .audit_event(
-                            &audit_request,
-                            "verification.push.result",
-                            status_text,
-                            upstream,
-                            serde_json::json!({ "verification_id": id, "code": failure }),
-                        )
-                        .await;
+        // The task keeps the request's span, so that the outcome is logged with its id.
+        tokio::spawn(
+            async move {
+                let result = microsoft
+                    .push_checked(&credentials.connector, &pushable)
+                    .await;
+                let (decision, upstream) = match &result {
+                    Ok(push) => (decision_for(&push.outcome, window), None),
+                    Err(err) => (
+                        Decision {
+                            status: status::FAILED,
+                            failure_code: Some(err.code().as_str().to_owned()),
+                            verified_until: None,
+                        },
+                        err.request_id.clone(),
+                    ),
+                };
+                let status_text = decision.status;
+                let failure = decision.failure_code.clone();
+                // Logged before the decision is stored, so that whoever sees the decision can
+                // also find this line.
+                tracing::info!(
+                    verification_id = %id,
+                    status = status_text,
+                    failure_code = failure.as_deref(),
+                    microsoft_request_id = upstream.as_deref(),
+                    "push answered"
+                );
+                match service.record_decision(id, decision).await {
+                    Ok(true) => {
+                        service
+                            .audit_event(
+                                &audit_request,
+                                "verification.push.result",
+                                status_text,
+                                upstream,
+                                serde_json::json!({ "verification_id": id, "code": failure }),
+                            )
+                            .await;
+                    }
+                    Ok(false) => {} // cancelled meanwhile: the answer no longer matters
+                    Err(err) => tracing::error!(error = %err, "could not record a push outcome"),
                 }
-                Ok(false) => {} // cancelled meanwhile: the answer no longer matters
-                Err(err) => tracing::error!(error = %err, "could not record a push outcome"),
             }
-        });
+            .in_current_span(),
+        );
         Ok(verification)
     }
 
@@ -477,6 +493,7 @@ impl VerificationService {
     }
 
     /// What the user's one-tap link shows: the MSP's name while the link is usable.
+    #[tracing::instrument(skip_all)]
     pub async fn link_status(&self, token: &str) -> Result<(Verification, LinkState), CoreError> {
         let verification = self.link_verification(token).await?;
         let state = if verification.status != status::PENDING {
@@ -490,6 +507,11 @@ impl VerificationService {
     }
 
     /// The user tapped "Yes, it's me" (`confirmed`) or "No" on their link.
+    #[tracing::instrument(skip_all, fields(
+        msp_id = %msp.id,
+        confirmed = confirmed,
+        verification_id = tracing::field::Empty,
+    ))]
     pub async fn answer_link(
         &self,
         msp: &MspAccount,
@@ -497,6 +519,8 @@ impl VerificationService {
         confirmed: bool,
     ) -> Result<Verification, CoreError> {
         let verification = self.link_verification(token).await?;
+        tracing::Span::current()
+            .record("verification_id", tracing::field::display(verification.id));
         if verification.status != status::PENDING {
             return Err(CoreError::VerificationFinished {
                 status: verification.status,
@@ -548,6 +572,7 @@ impl VerificationService {
 
     /// Checks a code the caller read out. Wrong codes are counted; after
     /// [`MAX_CODE_ATTEMPTS`] the verification fails, and later attempts are refused.
+    #[tracing::instrument(skip_all, fields(msp_id = %msp.id, verification_id = %id))]
     pub async fn submit_code(
         &self,
         msp: &MspAccount,
@@ -612,14 +637,16 @@ impl VerificationService {
                 attempts_left: MAX_CODE_ATTEMPTS - attempts,
             })
         };
+        let outcome = if matches {
+            "approved"
+        } else {
+            "code_incorrect"
+        };
+        tracing::info!(outcome, attempts, "SMS code checked");
         self.audit_plain(
             msp.id,
             "verification.sms_code.submit",
-            if matches {
-                "approved"
-            } else {
-                "code_incorrect"
-            },
+            outcome,
             &verification,
         )
         .await;
@@ -627,6 +654,7 @@ impl VerificationService {
         self.owned(msp.id, id).await
     }
 
+    #[tracing::instrument(skip_all, fields(msp_id = %msp.id, verification_id = %id))]
     pub async fn cancel(&self, msp: &MspAccount, id: Uuid) -> Result<Verification, CoreError> {
         let verification = self.owned(msp.id, id).await?;
         if !self.decide(id, status::CANCELLED, None, None).await? {
@@ -640,6 +668,7 @@ impl VerificationService {
     }
 
     /// The verification now, or when it stops being pending (at most `wait`).
+    #[tracing::instrument(skip_all, fields(msp_id = %msp_id, verification_id = %id))]
     pub async fn get(
         &self,
         msp_id: Uuid,
@@ -664,6 +693,7 @@ impl VerificationService {
 
     /// Sets the user's default sign-in method to the Authenticator push (after the
     /// technician confirmed), so that the next push reaches them.
+    #[tracing::instrument(skip_all, fields(msp_id = %msp_id, tenant_id = %tenant.id))]
     pub async fn make_push_default(
         &self,
         msp_id: Uuid,
@@ -696,6 +726,7 @@ impl VerificationService {
         Ok(result?)
     }
 
+    #[tracing::instrument(skip_all, fields(tenant_id = %tenant.id))]
     pub async fn history(
         &self,
         tenant: &Tenant,
@@ -759,7 +790,9 @@ impl VerificationService {
             && let Some(verification) = self.verifications.get_verification(id).await?
         {
             // Off the request path: a slow PSA must not slow the technician down.
-            tokio::spawn(async move { observer.verification_decided(&verification).await });
+            tokio::spawn(
+                async move { observer.verification_decided(&verification).await }.in_current_span(),
+            );
         }
         Ok(changed)
     }

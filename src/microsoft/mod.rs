@@ -1,6 +1,8 @@
 //! Clients of Microsoft: the token endpoint (`token`), Graph (`graph`) and the MFA connector
 //! (`mfa`), behind one [`Microsoft`] handle built from configuration. Every base URL comes
 //! from configuration, so the same code talks to Microsoft, a national cloud or the sandbox.
+//! The checked steps the core builds on (a reset only after its refusals were checked, a push
+//! only when it would prompt the user) live on [`Microsoft`].
 
 pub mod error;
 pub mod graph;
@@ -14,7 +16,7 @@ use crate::config::MicrosoftConfig;
 use crate::telemetry::Metrics;
 use crate::upstream::{RetryPolicy, Upstream};
 pub use error::{MicrosoftError, MicrosoftErrorKind};
-use graph::{GraphClient, PUSH_METHOD};
+use graph::{GraphClient, GraphUser, PUSH_METHOD};
 use mfa::{MfaConnectorClient, PushResult};
 use token::TokenClient;
 pub use types::{ClientCredentials, TenantRef, Upn};
@@ -58,23 +60,20 @@ impl Microsoft {
         }
     }
 
-    /// Resets a user's password after the checks that make Microsoft's own refusals
-    /// explainable: a user synchronised from on-premises, or one holding an admin role
-    /// (unless `allow_admin` is set), is refused before anything is changed. Returns
-    /// Microsoft's request id.
-    pub async fn reset_password_checked(
+    /// The checks that make Microsoft's own refusals of a password reset explainable, made
+    /// before anything is changed: a user synchronised from on-premises, or one holding an
+    /// admin role (unless `allow_admin` is set), is refused. `None` when the tenant has no such
+    /// user. Only this makes a [`ResettableUser`], so [`Microsoft::reset_password_checked`]
+    /// cannot skip the checks; in between, the caller may refuse for reasons of its own.
+    pub async fn check_resettable(
         &self,
         credentials: &ClientCredentials,
         user_id: &str,
-        password: &secrecy::SecretString,
-        force_change_next_sign_in: bool,
         allow_admin: bool,
-    ) -> Result<Option<String>, MicrosoftError> {
-        let user = self
-            .graph
-            .user(credentials, user_id)
-            .await?
-            .ok_or_else(|| MicrosoftError::new(MicrosoftErrorKind::UserNotFound))?;
+    ) -> Result<Option<ResettableUser>, MicrosoftError> {
+        let Some(user) = self.graph.user(credentials, user_id).await? else {
+            return Ok(None);
+        };
         if user.is_synced_from_on_premises() {
             return Err(MicrosoftError::new(
                 MicrosoftErrorKind::UserSyncedFromOnPremises,
@@ -93,23 +92,35 @@ impl Microsoft {
                 ));
             }
         }
+        Ok(Some(ResettableUser(user)))
+    }
+
+    /// Sets the password of a user that passed [`Microsoft::check_resettable`]. Returns
+    /// Microsoft's request id.
+    pub async fn reset_password_checked(
+        &self,
+        credentials: &ClientCredentials,
+        user: &ResettableUser,
+        password: &secrecy::SecretString,
+        force_change_next_sign_in: bool,
+    ) -> Result<Option<String>, MicrosoftError> {
         self.graph
-            .reset_password(credentials, &user.id, password, force_change_next_sign_in)
+            .reset_password(credentials, &user.0.id, password, force_change_next_sign_in)
             .await
     }
 
-    /// Sends an Authenticator push to `upn`, but only when the user's default sign-in method
-    /// is the push: otherwise the connector would not prompt the user and the technician
-    /// would wait for nothing. `graph_credentials` read the preference (one Graph call);
-    /// `connector_credentials` send the push (one connector call).
-    pub async fn push_if_push_is_default(
+    /// Whether an Authenticator push would prompt `upn`: only when the user's default sign-in
+    /// method is the push; otherwise the connector would not prompt the user and the
+    /// technician would wait for nothing. One Graph call with `graph_credentials`. Only this
+    /// makes a [`PushableUser`], so [`Microsoft::push_checked`] cannot skip the check; in
+    /// between, the caller may record the push it is about to send.
+    pub async fn check_push_is_default(
         &self,
         graph_credentials: &ClientCredentials,
-        connector_credentials: &ClientCredentials,
         user_id: &str,
-        upn: &Upn,
+        upn: Upn,
         can_fix_preference: bool,
-    ) -> Result<PushResult, MicrosoftError> {
+    ) -> Result<PushableUser, MicrosoftError> {
         let preferences = self
             .graph
             .sign_in_preferences(graph_credentials, user_id)
@@ -118,7 +129,7 @@ impl Microsoft {
             .user_preferred_method_for_secondary_authentication
             .as_deref()
         {
-            Some(PUSH_METHOD) => self.connector.push(connector_credentials, upn).await,
+            Some(PUSH_METHOD) => Ok(PushableUser { upn }),
             other => Err(MicrosoftError::new(
                 MicrosoftErrorKind::PreferredMethodMismatch {
                     current_method: other.unwrap_or("not set").to_owned(),
@@ -127,4 +138,33 @@ impl Microsoft {
             )),
         }
     }
+
+    /// Sends the push to a user that passed [`Microsoft::check_push_is_default`] and waits
+    /// for the answer (one connector call with `connector_credentials`).
+    pub async fn push_checked(
+        &self,
+        connector_credentials: &ClientCredentials,
+        user: &PushableUser,
+    ) -> Result<PushResult, MicrosoftError> {
+        self.connector.push(connector_credentials, &user.upn).await
+    }
+}
+
+/// A user whose password Vouch may reset: found in the tenant, cloud-only, and holding no
+/// admin role unless that was allowed. Made only by [`Microsoft::check_resettable`].
+#[derive(Debug, Clone)]
+pub struct ResettableUser(GraphUser);
+
+impl ResettableUser {
+    /// The user as Graph described them when checked.
+    pub fn user(&self) -> &GraphUser {
+        &self.0
+    }
+}
+
+/// A user whose default sign-in method is the Authenticator push, so a push prompts them.
+/// Made only by [`Microsoft::check_push_is_default`].
+#[derive(Debug, Clone)]
+pub struct PushableUser {
+    upn: Upn,
 }

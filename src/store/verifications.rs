@@ -361,12 +361,17 @@ fn insert_model(new: NewVerification, now: DateTime<Utc>) -> verification::Activ
 #[async_trait]
 impl ResetRepository for Store {
     async fn claim_reset(&self, new: NewReset) -> Result<ClaimOutcome, StoreError> {
+        // Look first, so that a retry or a spent verification writes nothing: an insert that
+        // fails on a unique index still leaves a dead row behind on PostgreSQL.
+        if let Some(outcome) = self.claim_taken(&new).await? {
+            return Ok(outcome);
+        }
         let model = password_reset::ActiveModel {
             id: Set(Uuid::now_v7()),
             msp_id: Set(new.msp_id),
             verification_id: Set(new.verification_id),
             tenant_id: Set(new.tenant_id),
-            user_object_id: Set(new.user_object_id),
+            user_object_id: Set(new.user_object_id.clone()),
             technician_id: Set(new.technician_id),
             idempotency_key: Set(new.idempotency_key.clone()),
             status: Set("in_progress".to_owned()),
@@ -382,17 +387,13 @@ impl ResetRepository for Store {
             .await
         {
             Ok(reset) => Ok(ClaimOutcome::Claimed(reset)),
+            // The unique indexes settle a race between identical requests: the losers find
+            // the winner's reset (committed before their insert failed).
             Err(err) if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
-                if let Some(existing) = password_reset::Entity::find()
-                    .filter(password_reset::Column::MspId.eq(new.msp_id))
-                    .filter(password_reset::Column::IdempotencyKey.eq(new.idempotency_key))
-                    .one(self.connection())
+                Ok(self
+                    .claim_taken(&new)
                     .await?
-                {
-                    Ok(ClaimOutcome::Existing(existing))
-                } else {
-                    Ok(ClaimOutcome::VerificationSpent)
-                }
+                    .unwrap_or(ClaimOutcome::VerificationSpent))
             }
             Err(err) => Err(err.into()),
         }
@@ -440,5 +441,27 @@ impl ResetRepository for Store {
         Ok(password_reset::Entity::find_by_id(id)
             .one(self.connection())
             .await?)
+    }
+}
+
+impl Store {
+    /// Why `new` cannot be claimed, if it cannot: a reset with its idempotency key exists
+    /// (the key comes first, so that a retry gets its outcome), or its verification was spent
+    /// by a reset under another key.
+    async fn claim_taken(&self, new: &NewReset) -> Result<Option<ClaimOutcome>, StoreError> {
+        if let Some(existing) = password_reset::Entity::find()
+            .filter(password_reset::Column::MspId.eq(new.msp_id))
+            .filter(password_reset::Column::IdempotencyKey.eq(new.idempotency_key.as_str()))
+            .one(self.connection())
+            .await?
+        {
+            return Ok(Some(ClaimOutcome::Existing(existing)));
+        }
+        let spent = password_reset::Entity::find()
+            .filter(password_reset::Column::VerificationId.eq(new.verification_id))
+            .one(self.connection())
+            .await?
+            .is_some();
+        Ok(spent.then_some(ClaimOutcome::VerificationSpent))
     }
 }
