@@ -1,0 +1,388 @@
+//! The one page layout. Every HTML page Vouch serves renders here, from templates that extend
+//! `templates/base.html`: the pod (`pods/pod.html`), the secure-share pages, the one-tap
+//! verification page, the admin-consent result and the landing page. Values are
+//! HTML-escaped, and a template that reads a variable nobody passed fails instead of printing
+//! nothing. The templates are compiled into the binary and parsed once.
+//!
+//! The brand colour reaches every page in one way: the layout links the brand stylesheet of
+//! the page's (validated) colour, `/pods/assets/brand/{rrggbb}.css`, which sets the CSS
+//! custom properties the page and pod stylesheets use. No page carries inline CSS, so every
+//! CSP says `style-src 'self'`.
+
+use std::sync::LazyLock;
+
+use minijinja::{AutoEscape, Environment, UndefinedBehavior, Value, context};
+use poem::http::StatusCode;
+use poem::http::header::{self, HeaderName, HeaderValue};
+use poem::web::Path;
+use poem::{Response, handler};
+use url::Url;
+
+use crate::core::share::{DEFAULT_BRAND_COLOR, ShareBranding};
+
+/// Where the pages' stylesheets and scripts are served (under the pod routes).
+pub const ASSETS: &str = "/pods/assets";
+
+const PAGE_CSS: &str = include_str!("assets/page.css");
+
+static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    // Said outright rather than left to minijinja's default, so that escaping every `.html`
+    // template does not hang on a default. The brand stylesheet holds only values built
+    // here from a parsed colour.
+    env.set_auto_escape_callback(|name| {
+        if name.ends_with(".html") {
+            AutoEscape::Html
+        } else {
+            AutoEscape::None
+        }
+    });
+    for (name, source) in [
+        ("base.html", include_str!("templates/base.html")),
+        ("pod.html", include_str!("../../pods/pod.html")),
+        (
+            "pod_refused.html",
+            include_str!("templates/pod_refused.html"),
+        ),
+        ("share_base.html", include_str!("templates/share_base.html")),
+        (
+            "share_available.html",
+            include_str!("templates/share_available.html"),
+        ),
+        (
+            "share_revealed.html",
+            include_str!("templates/share_revealed.html"),
+        ),
+        (
+            "share_unavailable.html",
+            include_str!("templates/share_unavailable.html"),
+        ),
+        ("verify.html", include_str!("templates/verify.html")),
+        ("consent.html", include_str!("templates/consent.html")),
+        ("landing.html", include_str!("templates/landing.html")),
+        ("brand.css", include_str!("templates/brand.css")),
+    ] {
+        env.add_template(name, source)
+            .expect("the page templates are valid");
+    }
+    env
+});
+
+/// A colour as `#rrggbb`, parsed from `#rgb` or `#rrggbb`: nothing else reaches the CSS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Color([u8; 3]);
+
+impl Color {
+    pub fn parse(value: &str) -> Option<Color> {
+        let hex = value.strip_prefix('#')?;
+        if !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        let digit = |i: usize| u8::from_str_radix(&hex[i..i + 1], 16).ok();
+        match hex.len() {
+            3 => Some(Color([digit(0)? * 17, digit(1)? * 17, digit(2)? * 17])),
+            6 => Some(Color([
+                u8::from_str_radix(&hex[0..2], 16).ok()?,
+                u8::from_str_radix(&hex[2..4], 16).ok()?,
+                u8::from_str_radix(&hex[4..6], 16).ok()?,
+            ])),
+            _ => None,
+        }
+    }
+
+    /// Vouch's own colour, for pages that know no MSP or whose MSP set none.
+    pub fn vouch() -> Color {
+        Color::parse(DEFAULT_BRAND_COLOR).expect("the default brand colour is a hex colour")
+    }
+
+    /// `rrggbb`, lower case, as in the brand stylesheet's file name.
+    fn digits(self) -> String {
+        hex::encode(self.0)
+    }
+
+    fn css(self) -> String {
+        format!("#{}", self.digits())
+    }
+
+    /// This colour moved `share` of the way towards `other`.
+    fn mix(self, other: [u8; 3], share: f64) -> Color {
+        let channel = |i: usize| {
+            (f64::from(self.0[i]) * (1.0 - share) + f64::from(other[i]) * share).round() as u8
+        };
+        Color([channel(0), channel(1), channel(2)])
+    }
+
+    /// Black or white, whichever reads better on this colour (WCAG contrast).
+    fn text_on(self) -> Color {
+        let channel = |i: usize| {
+            let c = f64::from(self.0[i]) / 255.0;
+            if c <= 0.04045 {
+                c / 12.92
+            } else {
+                ((c + 0.055) / 1.055).powf(2.4)
+            }
+        };
+        let luminance = 0.2126 * channel(0) + 0.7152 * channel(1) + 0.0722 * channel(2);
+        let with_white = 1.05 / (luminance + 0.05);
+        let with_black = (luminance + 0.05) / 0.05;
+        if with_white >= with_black {
+            Color([0xff; 3])
+        } else {
+            Color([0x11; 3])
+        }
+    }
+}
+
+/// Whose page it is: the MSP's name, logo and colour, or Vouch's own look.
+#[derive(Debug, Clone)]
+pub struct Brand {
+    name: Option<String>,
+    /// Only an `https` URL is ever shown.
+    logo_url: Option<Url>,
+    color: Color,
+}
+
+impl Brand {
+    /// Pages that know no MSP.
+    pub fn vouch() -> Brand {
+        Brand {
+            name: None,
+            logo_url: None,
+            color: Color::vouch(),
+        }
+    }
+
+    /// An MSP whose record could not be read: a neutral name in Vouch's colours.
+    pub fn unnamed_msp() -> Brand {
+        Brand {
+            name: Some("Your IT provider".to_owned()),
+            ..Brand::vouch()
+        }
+    }
+
+    pub fn of(branding: &ShareBranding) -> Brand {
+        Brand {
+            name: Some(branding.msp_name.clone()),
+            logo_url: branding
+                .logo_url
+                .clone()
+                .filter(|url| url.scheme() == "https"),
+            // Parsed again here because it goes into CSS.
+            color: Color::parse(&branding.color).unwrap_or_else(Color::vouch),
+        }
+    }
+
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    pub fn color(&self) -> Color {
+        self.color
+    }
+
+    /// The CSP `img-src` that lets the logo, and nothing else, load.
+    pub fn img_src(&self) -> String {
+        match &self.logo_url {
+            Some(url) => url.origin().ascii_serialization(),
+            None => "'none'".to_owned(),
+        }
+    }
+
+    fn stylesheet(&self) -> String {
+        format!("{ASSETS}/brand/{}.css", self.color.digits())
+    }
+
+    fn view(&self) -> Value {
+        context! {
+            name => self.name.as_deref(),
+            logo_url => self.logo_url.as_ref().map(Url::as_str),
+            // Built from constants and hex digits only.
+            stylesheet => Value::from_safe_string(self.stylesheet()),
+        }
+    }
+}
+
+/// Renders `template` for `brand` with the page's own values. Templates only fail through a
+/// bug (a variable the handler does not pass); the tests render every page.
+pub fn render(template: &str, brand: &Brand, page: Value) -> Result<String, minijinja::Error> {
+    TEMPLATES.get_template(template)?.render(context! {
+        brand => brand.view(),
+        assets => Value::from_safe_string(ASSETS.to_owned()),
+        ..page
+    })
+}
+
+/// The HTML response of a rendered page, or a plain 500 (logged) when it did not render.
+pub fn respond(
+    status: StatusCode,
+    template: &str,
+    brand: &Brand,
+    page: Value,
+    headers: &[(HeaderName, String)],
+) -> Response {
+    let (status, content_type, body) = match render(template, brand, page) {
+        Ok(body) => (status, "text/html; charset=utf-8", body),
+        Err(err) => {
+            tracing::error!(error = %err, template, "page failed to render");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "text/plain; charset=utf-8",
+                "Something went wrong. Try again in a few minutes.".to_owned(),
+            )
+        }
+    };
+    let mut response = Response::builder()
+        .status(status)
+        .content_type(content_type)
+        .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")
+        .body(body);
+    for (name, value) in headers {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            response.headers_mut().insert(name.clone(), value);
+        }
+    }
+    response
+}
+
+/// A static file of the pages: cached briefly, never sniffed.
+pub fn asset(body: impl Into<poem::Body>, content_type: &str) -> Response {
+    Response::builder()
+        .content_type(content_type)
+        .header("Cache-Control", "public, max-age=300")
+        .header("X-Content-Type-Options", "nosniff")
+        .body(body)
+}
+
+/// `GET /pods/assets/page.css`: the stylesheet of every page outside the pod.
+#[handler]
+pub fn page_css() -> Response {
+    asset(PAGE_CSS, "text/css; charset=utf-8")
+}
+
+/// `GET /pods/assets/brand/{rrggbb}.css`: the brand colours for one colour. Its content
+/// follows from its name, so browsers may keep it.
+#[handler]
+pub fn brand_css(Path(file): Path<String>) -> poem::Result<Response> {
+    let color = file
+        .strip_suffix(".css")
+        .filter(|digits| digits.len() == 6)
+        .and_then(|digits| Color::parse(&format!("#{digits}")))
+        .ok_or(poem::error::NotFoundError)?;
+    let css = TEMPLATES
+        .get_template("brand.css")
+        .and_then(|tmpl| tmpl.render(brand_colors(color)))
+        .map_err(|err| {
+            tracing::error!(error = %err, "brand stylesheet failed to render");
+            poem::Error::from_status(StatusCode::INTERNAL_SERVER_ERROR)
+        })?;
+    Ok(asset(css, "text/css; charset=utf-8"))
+}
+
+fn brand_colors(color: Color) -> Value {
+    context! {
+        brand => color.css(),
+        // Hover and pressed states, and a tint for notices and focus rings.
+        strong => color.mix([0, 0, 0], 0.18).css(),
+        line => color.mix([0xff; 3], 0.75).css(),
+        soft => color.mix([0xff; 3], 0.9).css(),
+        on_brand => color.text_on().css(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn colours_parse_only_from_hex() {
+        assert_eq!(Color::parse("#0B5CAD"), Some(Color([0x0b, 0x5c, 0xad])));
+        assert_eq!(Color::parse("#fa0"), Some(Color([0xff, 0xaa, 0x00])));
+        for bad in [
+            "0b5cad", "#0b5ca", "#0b5cadd", "red", "#12345g", "#+12", "", "#",
+        ] {
+            assert_eq!(Color::parse(bad), None, "{bad}");
+        }
+        assert_eq!(Color::vouch().css(), DEFAULT_BRAND_COLOR);
+    }
+
+    #[test]
+    fn text_on_the_brand_colour_has_the_better_contrast() {
+        assert_eq!(Color::parse("#fff").unwrap().text_on().css(), "#111111");
+        assert_eq!(Color::parse("#ffd400").unwrap().text_on().css(), "#111111");
+        assert_eq!(Color::parse("#000").unwrap().text_on().css(), "#ffffff");
+        assert_eq!(Color::vouch().text_on().css(), "#ffffff");
+    }
+
+    #[test]
+    fn the_brand_stylesheet_sets_the_colours_of_its_name() {
+        let css = TEMPLATES
+            .get_template("brand.css")
+            .unwrap()
+            .render(brand_colors(Color::parse("#a1b2c3").unwrap()))
+            .unwrap();
+        assert!(css.contains("--brand: #a1b2c3;"), "{css}");
+        assert!(css.contains("--on-brand: #111111;"), "{css}");
+        assert!(css.contains("--brand-strong: #8492a0;"), "{css}");
+        assert!(css.contains("--brand-soft: #f6f7f9;"), "{css}");
+    }
+
+    #[tokio::test]
+    async fn the_brand_stylesheet_is_served_only_for_a_hex_colour() {
+        use poem::Endpoint;
+        let route = poem::Route::new().at("/brand/:file", poem::get(brand_css));
+        let get = |path: String| {
+            route.get_response(poem::Request::builder().uri(path.parse().unwrap()).finish())
+        };
+        let response = get("/brand/a1b2c3.css".into()).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(
+            response.headers()["content-type"],
+            "text/css; charset=utf-8"
+        );
+        assert_eq!(response.headers()["x-content-type-options"], "nosniff");
+        let css = response.into_body().into_string().await.unwrap();
+        assert!(css.contains("--brand: #a1b2c3;"), "{css}");
+        for bad in [
+            "a1b2c3",
+            "fff.css",
+            "a1b2c3d.css",
+            "red.css",
+            "a1b2c%3B.css",
+            "a1b2cg.css",
+        ] {
+            let response = get(format!("/brand/{bad}")).await;
+            assert_eq!(response.status(), StatusCode::NOT_FOUND, "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_variable_nobody_passed_fails_the_render() {
+        let err = render("landing.html", &Brand::vouch(), context! {}).unwrap_err();
+        assert_eq!(err.kind(), minijinja::ErrorKind::UndefinedError);
+    }
+
+    #[test]
+    fn every_page_links_its_brand_stylesheet_and_no_inline_style() {
+        let brand = Brand::of(&ShareBranding {
+            msp_name: "Northwind <IT>".into(),
+            logo_url: Some(Url::parse("https://cdn.example/logo.png").unwrap()),
+            color: "#A1B2C3".into(),
+        });
+        let html = render(
+            "landing.html",
+            &brand,
+            context! { links => Vec::<(String, String)>::new(), version => "1" },
+        )
+        .unwrap();
+        assert!(
+            html.contains("<link rel=\"stylesheet\" href=\"/pods/assets/brand/a1b2c3.css\">"),
+            "{html}"
+        );
+        assert!(html.contains("alt=\"Northwind &lt;IT&gt;\""), "{html}");
+        assert!(
+            !html.contains("<style") && !html.contains("style="),
+            "{html}"
+        );
+    }
+}
