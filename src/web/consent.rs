@@ -16,12 +16,14 @@ pub fn result_page(
 ) -> Response {
     let values = match result {
         Ok(view) => context! {
+            brand => Brand::vouch().view(),
             connected => true,
             heading => "Microsoft Authenticator is connected",
             tenant_name => &view.tenant_name,
             return_url => return_url.as_str(),
         },
         Err(err) => context! {
+            brand => Brand::vouch().view(),
             connected => false,
             heading => "The connection was not completed",
             message => err.to_string(),
@@ -32,7 +34,6 @@ pub fn result_page(
     page::respond(
         StatusCode::OK,
         "consent.html",
-        &Brand::vouch(),
         values,
         &[
             // The callback's URL carries the consent state.

@@ -15,8 +15,8 @@ pub fn landing(ctx: Data<&Arc<AppContext>>) -> Response {
     page::respond(
         StatusCode::OK,
         "landing.html",
-        &Brand::vouch(),
         context! {
+            brand => Brand::vouch().view(),
             links => &ctx.landing_links,
             version => env!("CARGO_PKG_VERSION"),
         },

@@ -2,7 +2,8 @@
 //! `templates/base.html`: the pod (`pods/pod.html`), the secure-share pages, the one-tap
 //! verification page, the admin-consent result and the landing page. Values are
 //! HTML-escaped, and a template that reads a variable nobody passed fails instead of printing
-//! nothing. The templates are compiled into the binary and parsed once.
+//! nothing. The templates are compiled into the binary and parsed once. Every page passes
+//! its `brand` ([`Brand::view`]): the MSP's name, logo and colour, or Vouch's own.
 //!
 //! The brand colour reaches every page in one way: the layout links the brand stylesheet of
 //! the page's (validated) colour, `/pods/assets/brand/{rrggbb}.css`, which sets the CSS
@@ -28,8 +29,8 @@ const PAGE_CSS: &str = include_str!("assets/page.css");
 static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
-    // Said outright rather than left to minijinja's default, so that escaping every `.html`
-    // template does not hang on a default. The brand stylesheet holds only values built
+    // Set here rather than left to minijinja's default, so that every `.html` template is
+    // escaped whatever that default becomes. The brand stylesheet holds only values built
     // here from a parsed colour.
     env.set_auto_escape_callback(|name| {
         if name.ends_with(".html") {
@@ -38,6 +39,8 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
             AutoEscape::None
         }
     });
+    // A constant every page links its files from.
+    env.add_global("assets", Value::from_safe_string(ASSETS.to_owned()));
     for (name, source) in [
         ("base.html", include_str!("templates/base.html")),
         ("pod.html", include_str!("../../pods/pod.html")),
@@ -137,48 +140,59 @@ impl Color {
 /// Whose page it is: the MSP's name, logo and colour, or Vouch's own look.
 #[derive(Debug, Clone)]
 pub struct Brand {
-    name: Option<String>,
     /// Only an `https` URL is ever shown.
     logo_url: Option<Url>,
     color: Color,
+    /// What the templates see as `brand`, built once (the pod renders on every load).
+    view: Value,
 }
 
+static VOUCH_BRAND: LazyLock<Brand> = LazyLock::new(|| Brand::new(None, None, Color::vouch()));
+
 impl Brand {
+    fn new(name: Option<&str>, logo_url: Option<Url>, color: Color) -> Brand {
+        let view = context! {
+            name,
+            logo_url => logo_url.as_ref().map(Url::as_str),
+            // Built from constants and hex digits only.
+            stylesheet => Value::from_safe_string(format!("{ASSETS}/brand/{}.css", color.digits())),
+        };
+        Brand {
+            logo_url,
+            color,
+            view,
+        }
+    }
+
     /// Pages that know no MSP.
     pub fn vouch() -> Brand {
-        Brand {
-            name: None,
-            logo_url: None,
-            color: Color::vouch(),
-        }
+        VOUCH_BRAND.clone()
     }
 
     /// An MSP whose record could not be read: a neutral name in Vouch's colours.
     pub fn unnamed_msp() -> Brand {
-        Brand {
-            name: Some("Your IT provider".to_owned()),
-            ..Brand::vouch()
-        }
+        Brand::new(Some("Your IT provider"), None, Color::vouch())
     }
 
     pub fn of(branding: &ShareBranding) -> Brand {
-        Brand {
-            name: Some(branding.msp_name.clone()),
-            logo_url: branding
+        Brand::new(
+            Some(&branding.msp_name),
+            branding
                 .logo_url
                 .clone()
                 .filter(|url| url.scheme() == "https"),
             // Parsed again here because it goes into CSS.
-            color: Color::parse(&branding.color).unwrap_or_else(Color::vouch),
-        }
-    }
-
-    pub fn name(&self) -> Option<&str> {
-        self.name.as_deref()
+            Color::parse(&branding.color).unwrap_or_else(Color::vouch),
+        )
     }
 
     pub fn color(&self) -> Color {
         self.color
+    }
+
+    /// What the templates read as `brand`: `name`, `logo_url` and `stylesheet`.
+    pub fn view(&self) -> Value {
+        self.view.clone()
     }
 
     /// The CSP `img-src` that lets the logo, and nothing else, load.
@@ -188,40 +202,24 @@ impl Brand {
             None => "'none'".to_owned(),
         }
     }
-
-    fn stylesheet(&self) -> String {
-        format!("{ASSETS}/brand/{}.css", self.color.digits())
-    }
-
-    fn view(&self) -> Value {
-        context! {
-            name => self.name.as_deref(),
-            logo_url => self.logo_url.as_ref().map(Url::as_str),
-            // Built from constants and hex digits only.
-            stylesheet => Value::from_safe_string(self.stylesheet()),
-        }
-    }
 }
 
-/// Renders `template` for `brand` with the page's own values. Templates only fail through a
-/// bug (a variable the handler does not pass); the tests render every page.
-pub fn render(template: &str, brand: &Brand, page: Value) -> Result<String, minijinja::Error> {
-    TEMPLATES.get_template(template)?.render(context! {
-        brand => brand.view(),
-        assets => Value::from_safe_string(ASSETS.to_owned()),
-        ..page
-    })
+/// Renders `template` with `values`, which hold the page's `brand` (its [`Brand::view`]) and
+/// the page's own values. One map, not a merge of two: the pod renders on every load.
+/// Templates fail only through a bug (a variable the handler does not pass, such as a
+/// missing `brand`); the tests render every page.
+pub fn render(template: &str, values: Value) -> Result<String, minijinja::Error> {
+    TEMPLATES.get_template(template)?.render(values)
 }
 
 /// The HTML response of a rendered page, or a plain 500 (logged) when it did not render.
 pub fn respond(
     status: StatusCode,
     template: &str,
-    brand: &Brand,
-    page: Value,
+    values: Value,
     headers: &[(HeaderName, String)],
 ) -> Response {
-    let (status, content_type, body) = match render(template, brand, page) {
+    let (status, content_type, body) = match render(template, values) {
         Ok(body) => (status, "text/html; charset=utf-8", body),
         Err(err) => {
             tracing::error!(error = %err, template, "page failed to render");
@@ -358,7 +356,7 @@ mod tests {
 
     #[test]
     fn a_variable_nobody_passed_fails_the_render() {
-        let err = render("landing.html", &Brand::vouch(), context! {}).unwrap_err();
+        let err = render("landing.html", context! { brand => Brand::vouch().view() }).unwrap_err();
         assert_eq!(err.kind(), minijinja::ErrorKind::UndefinedError);
     }
 
@@ -371,8 +369,7 @@ mod tests {
         });
         let html = render(
             "landing.html",
-            &brand,
-            context! { links => Vec::<(String, String)>::new(), version => "1" },
+            context! { brand => brand.view(), links => Vec::<(String, String)>::new(), version => "1" },
         )
         .unwrap();
         assert!(

@@ -193,7 +193,9 @@ async fn frame_ancestors(
 }
 
 fn render(ancestors: &str, psa: &str, token: &str, connection: &str, ticket: &str) -> Response {
+    // The pod is the MSP's own tool inside its PSA: it wears Vouch's colours.
     let values = context! {
+        brand => Brand::vouch().view(),
         psa,
         token,
         connection,
@@ -202,7 +204,6 @@ fn render(ancestors: &str, psa: &str, token: &str, connection: &str, ticket: &st
         session => "/api/v1/pod/connectwise/session",
         title => "Vouch",
     };
-    // The pod is the MSP's own tool inside its PSA: it wears Vouch's colours.
     page(StatusCode::OK, ancestors, "pod.html", values)
 }
 
@@ -211,7 +212,7 @@ fn refusal(ancestors: &str, message: &str) -> Response {
         StatusCode::FORBIDDEN,
         ancestors,
         "pod_refused.html",
-        context! { message },
+        context! { brand => Brand::vouch().view(), message },
     )
 }
 
@@ -223,7 +224,6 @@ fn page(status: StatusCode, ancestors: &str, template: &str, values: minijinja::
     page::respond(
         status,
         template,
-        &Brand::vouch(),
         values,
         &[
             (header::CACHE_CONTROL, "no-store".to_owned()),

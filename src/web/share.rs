@@ -176,8 +176,7 @@ impl Page {
         page::respond(
             status,
             template,
-            &self.brand,
-            context! { nonce => &self.nonce, ..extra },
+            context! { brand => self.brand.view(), nonce => &self.nonce, ..extra },
             &[
                 (header::CACHE_CONTROL, "no-store".to_owned()),
                 (header::PRAGMA, "no-cache".to_owned()),

@@ -100,8 +100,7 @@ fn page(view: View, brand: &Brand) -> Response {
     page::respond(
         view.status(),
         "verify.html",
-        brand,
-        context! { view },
+        context! { brand => brand.view(), view },
         &[
             (header::CACHE_CONTROL, "no-store".to_owned()),
             (header::REFERRER_POLICY, "no-referrer".to_owned()),
