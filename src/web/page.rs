@@ -212,34 +212,42 @@ pub fn render(template: &str, values: Value) -> Result<String, minijinja::Error>
     TEMPLATES.get_template(template)?.render(values)
 }
 
-/// The HTML response of a rendered page, or a plain 500 (logged) when it did not render.
+/// The HTML response of a rendered page with its (security) headers, or a plain 500
+/// (logged) when it did not render or a header is not a valid value: a page never goes out
+/// without the headers it asked for.
 pub fn respond(
     status: StatusCode,
     template: &str,
     values: Value,
     headers: &[(HeaderName, String)],
 ) -> Response {
-    let (status, content_type, body) = match render(template, values) {
-        Ok(body) => (status, "text/html; charset=utf-8", body),
-        Err(err) => {
+    let rendered = render(template, values).map_err(|err| err.to_string());
+    let checked = headers
+        .iter()
+        .map(|(name, value)| {
+            HeaderValue::from_str(value)
+                .map(|value| (name.clone(), value))
+                .map_err(|_| format!("invalid value for header {name}"))
+        })
+        .collect::<Result<Vec<_>, _>>();
+    let (body, headers) = match (rendered, checked) {
+        (Ok(body), Ok(headers)) => (body, headers),
+        (Err(err), _) | (_, Err(err)) => {
             tracing::error!(error = %err, template, "page failed to render");
-            (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "text/plain; charset=utf-8",
-                "Something went wrong. Try again in a few minutes.".to_owned(),
-            )
+            return Response::builder()
+                .status(StatusCode::INTERNAL_SERVER_ERROR)
+                .content_type("text/plain; charset=utf-8")
+                .header(header::CACHE_CONTROL, "no-store")
+                .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")
+                .body("Something went wrong. Try again in a few minutes.");
         }
     };
     let mut response = Response::builder()
         .status(status)
-        .content_type(content_type)
+        .content_type("text/html; charset=utf-8")
         .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")
         .body(body);
-    for (name, value) in headers {
-        if let Ok(value) = HeaderValue::from_str(value) {
-            response.headers_mut().insert(name.clone(), value);
-        }
-    }
+    response.headers_mut().extend(headers);
     response
 }
 
@@ -352,6 +360,21 @@ mod tests {
             let response = get(format!("/brand/{bad}")).await;
             assert_eq!(response.status(), StatusCode::NOT_FOUND, "{bad}");
         }
+    }
+
+    #[test]
+    fn a_page_whose_header_is_invalid_is_not_sent() {
+        let response = respond(
+            StatusCode::OK,
+            "landing.html",
+            context! { brand => Brand::vouch().view(), links => Vec::<(String, String)>::new(), version => "1" },
+            &[(
+                header::CONTENT_SECURITY_POLICY,
+                "frame-ancestors \n evil".to_owned(),
+            )],
+        );
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(response.headers().get("content-security-policy").is_none());
     }
 
     #[test]
