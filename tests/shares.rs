@@ -597,7 +597,19 @@ async fn pages_carry_the_msp_branding_and_refuse_an_unsafe_colour() {
     let (status, headers, page) = env.get_page(&token).await;
     assert_eq!(status, StatusCode::OK);
     assert!(page.contains("Contoso Support has shared a secure message with you"));
-    assert!(page.contains("--brand: #a1b2c3;"), "{page}");
+    // The brand colour reaches the page through its brand stylesheet.
+    assert!(page.contains("/pods/assets/brand/a1b2c3.css"), "{page}");
+    let css = env
+        .app
+        .client
+        .get(env.app.url("/pods/assets/brand/a1b2c3.css"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(css.contains("--brand: #a1b2c3;"), "{css}");
     assert!(page.contains("cdn.contoso.example"));
     let csp = headers["content-security-policy"].to_str().unwrap();
     assert!(
@@ -622,8 +634,8 @@ async fn pages_carry_the_msp_branding_and_refuse_an_unsafe_colour() {
         assert!(!page.contains("javascript:"), "{page}");
         assert!(page.contains("Evil &lt;script&gt;alert(1)&lt;&#x2f;script&gt; IT"));
         assert!(page.contains(&format!(
-            "--brand: {};",
-            vouch::core::share::DEFAULT_BRAND_COLOR
+            "/pods/assets/brand/{}.css",
+            vouch::core::share::DEFAULT_BRAND_COLOR.trim_start_matches('#')
         )));
         let csp = headers["content-security-policy"].to_str().unwrap();
         assert!(csp.contains("img-src 'none'"), "{csp}");

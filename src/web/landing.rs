@@ -2,24 +2,29 @@
 
 use std::sync::Arc;
 
-use poem::handler;
-use poem::web::{Data, Html};
+use minijinja::context;
+use poem::http::{StatusCode, header};
+use poem::web::Data;
+use poem::{Response, handler};
 
 use crate::app::AppContext;
+use crate::web::page::{self, Brand};
 
 #[handler]
-pub fn landing(ctx: Data<&Arc<AppContext>>) -> Html<String> {
-    let mut links = String::new();
-    for (title, href) in &ctx.landing_links {
-        links.push_str(&format!(
-            "<li><a href=\"{}\">{}</a></li>",
-            crate::web::escape_html(href),
-            crate::web::escape_html(title)
-        ));
-    }
-    Html(format!(
-        include_str!("../landing.html"),
-        version = env!("CARGO_PKG_VERSION"),
-        links = links
-    ))
+pub fn landing(ctx: Data<&Arc<AppContext>>) -> Response {
+    page::respond(
+        StatusCode::OK,
+        "landing.html",
+        context! {
+            brand => Brand::vouch().view(),
+            links => &ctx.landing_links,
+            version => env!("CARGO_PKG_VERSION"),
+        },
+        &[(
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; style-src 'self'; base-uri 'none'; form-action 'none'; \
+             frame-ancestors 'none'"
+                .to_owned(),
+        )],
+    )
 }

@@ -1,12 +1,16 @@
-//! Browser pages that are not part of the JSON API: the secure-share pages end users open
-//! from an SMS.
+//! Browser pages that are not part of the JSON API: the pod, the secure-share pages end
+//! users open from an SMS, the one-tap verification page, the admin-consent result and the
+//! landing page. All of them render through [`page`], under one layout.
 
+pub mod consent;
 pub mod landing;
+pub mod page;
 pub mod pod;
 pub mod share;
 pub mod verify;
 
-/// Escapes text for HTML element content and quoted attribute values.
+/// Escapes text for HTML element content and quoted attribute values. The pages escape
+/// through their templates; the sandbox's hand-built pages use this.
 pub fn escape_html(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 16);
     for c in text.chars() {

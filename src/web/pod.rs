@@ -1,19 +1,21 @@
 //! Serving the pods: the page each PSA embeds, after the PSA vouched for the load (HaloPSA
 //! and Autotask sign it; ConnectWise's pod performs the Hosted API handshake and then opens
-//! its session through the API), plus the pod's static files from `pods/`.
+//! its session through the API), plus the pod's static files from `pods/` and the pages'
+//! stylesheets (every page's assets live under `/pods/assets`).
 
 use std::sync::Arc;
 
-use poem::http::StatusCode;
+use minijinja::context;
+use poem::http::{StatusCode, header};
 use poem::web::{Data, Form};
-use poem::{IntoResponse, Request, Response, Route, get, handler};
+use poem::{Request, Response, Route, get, handler};
 
 use crate::api::pod::open_session;
 use crate::app::AppContext;
 use crate::psa::EmbedLoad;
 use crate::store::repos::PsaKind;
+use crate::web::page::{self, Brand};
 
-const POD_HTML: &str = include_str!("../../pods/pod.html");
 const POD_JS: &str = include_str!("../../pods/pod.js");
 const POD_CSS: &str = include_str!("../../pods/pod.css");
 
@@ -24,6 +26,8 @@ pub fn routes() -> Route {
     Route::new()
         .at("/assets/pod.js", get(pod_js))
         .at("/assets/pod.css", get(pod_css))
+        .at("/assets/page.css", get(page::page_css))
+        .at("/assets/brand/:file", get(page::brand_css))
         .at("/connectwise", get(connectwise))
         .at("/halopsa", get(halopsa_get).post(halopsa_post))
         .at("/autotask", get(autotask_get).post(autotask_post))
@@ -31,20 +35,12 @@ pub fn routes() -> Route {
 
 #[handler]
 fn pod_js() -> Response {
-    asset(POD_JS, "text/javascript; charset=utf-8")
+    page::asset(POD_JS, "text/javascript; charset=utf-8")
 }
 
 #[handler]
 fn pod_css() -> Response {
-    asset(POD_CSS, "text/css; charset=utf-8")
-}
-
-fn asset(body: &'static str, content_type: &str) -> Response {
-    Response::builder()
-        .content_type(content_type)
-        .header("Cache-Control", "public, max-age=300")
-        .header("X-Content-Type-Options", "nosniff")
-        .body(body)
+    page::asset(POD_CSS, "text/css; charset=utf-8")
 }
 
 #[handler]
@@ -196,74 +192,107 @@ async fn frame_ancestors(
     }
 }
 
-/// The pod page split at its placeholders once, so each load is one pass over the template.
-fn template() -> &'static [TemplatePart] {
-    static PARTS: std::sync::OnceLock<Vec<TemplatePart>> = std::sync::OnceLock::new();
-    PARTS.get_or_init(|| {
-        let mut parts = Vec::new();
-        let mut rest = POD_HTML;
-        while let Some(start) = rest.find("{{") {
-            let Some(len) = rest[start..].find("}}") else {
-                break;
-            };
-            parts.push(TemplatePart::Text(&rest[..start]));
-            parts.push(TemplatePart::Slot(&rest[start + 2..start + len]));
-            rest = &rest[start + len + 2..];
-        }
-        parts.push(TemplatePart::Text(rest));
-        parts
-    })
-}
-
-enum TemplatePart {
-    Text(&'static str),
-    Slot(&'static str),
-}
-
 fn render(ancestors: &str, psa: &str, token: &str, connection: &str, ticket: &str) -> Response {
-    let mut html = String::with_capacity(POD_HTML.len() + token.len() + 64);
-    for part in template() {
-        match part {
-            TemplatePart::Text(text) => html.push_str(text),
-            TemplatePart::Slot(name) => html.push_str(&match name.trim() {
-                "psa" => crate::web::escape_html(psa),
-                "token" => crate::web::escape_html(token),
-                "connection" => crate::web::escape_html(connection),
-                "ticket" => crate::web::escape_html(ticket),
-                "api" => "/api/v1/pod".to_owned(),
-                "session" => "/api/v1/pod/connectwise/session".to_owned(),
-                "assets" => "/pods/assets".to_owned(),
-                "title" => "Vouch".to_owned(),
-                // Unknown placeholders are left out rather than shown.
-                _ => String::new(),
-            }),
-        }
-    }
-    page(StatusCode::OK, ancestors, html)
+    // The pod is the MSP's own tool inside its PSA: it wears Vouch's colours.
+    let values = context! {
+        brand => Brand::vouch().view(),
+        psa,
+        token,
+        connection,
+        ticket,
+        api => "/api/v1/pod",
+        session => "/api/v1/pod/connectwise/session",
+        title => "Vouch",
+    };
+    page(StatusCode::OK, ancestors, "pod.html", values)
 }
 
 fn refusal(ancestors: &str, message: &str) -> Response {
-    let html = format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Vouch</title>\
-         <link rel=\"stylesheet\" href=\"/pods/assets/pod.css\"></head><body>\
-         <main class=\"vouch-refused\"><p role=\"alert\" id=\"vouch-refused\">{}</p></main></body></html>",
-        crate::web::escape_html(message)
-    );
-    page(StatusCode::FORBIDDEN, ancestors, html)
+    page(
+        StatusCode::FORBIDDEN,
+        ancestors,
+        "pod_refused.html",
+        context! { brand => Brand::vouch().view(), message },
+    )
 }
 
-fn page(status: StatusCode, ancestors: &str, html: String) -> Response {
-    poem::web::Html(html)
-        .with_status(status)
-        .with_header("Cache-Control", "no-store")
-        .with_header("Referrer-Policy", "no-referrer")
-        .with_header("X-Content-Type-Options", "nosniff")
-        .with_header(
-            "Content-Security-Policy",
-            format!(
-                "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; \
-                 base-uri 'none'; form-action 'self'; frame-ancestors {ancestors}"
+fn page(status: StatusCode, ancestors: &str, template: &str, values: minijinja::Value) -> Response {
+    let csp = format!(
+        "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; \
+         base-uri 'none'; form-action 'self'; frame-ancestors {ancestors}"
+    );
+    page::respond(
+        status,
+        template,
+        values,
+        &[
+            (header::CACHE_CONTROL, "no-store".to_owned()),
+            (header::REFERRER_POLICY, "no-referrer".to_owned()),
+            (header::CONTENT_SECURITY_POLICY, csp),
+        ],
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body_of(response: Response) -> String {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(response.into_body().into_string())
+            .unwrap()
+    }
+
+    #[test]
+    fn the_pod_page_carries_its_values_escaped_under_the_layout() {
+        let response = render(
+            "https://psa.example",
+            "halopsa",
+            "payload.mac",
+            "0f0e0d0c-0000-4000-8000-000000000001",
+            "42\"><script>",
+        );
+        assert_eq!(response.status(), StatusCode::OK);
+        let csp = response.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            csp.ends_with("frame-ancestors https://psa.example"),
+            "{csp}"
+        );
+        assert!(csp.contains("style-src 'self';"), "{csp}");
+        let body = body_of(response);
+        assert!(body.starts_with("<!doctype html>"), "{body}");
+        assert!(body.contains("data-token=\"payload.mac\""), "{body}");
+        assert!(
+            body.contains("data-ticket=\"42&quot;&gt;&lt;script&gt;\""),
+            "{body}"
+        );
+        assert!(!body.contains("<script>"), "{body}");
+        assert!(body.contains("<link rel=\"stylesheet\" href=\"/pods/assets/brand/0b5cad.css\">"));
+        assert!(body.contains("<script src=\"/pods/assets/pod.js\" defer></script>"));
+        assert!(body.contains("<main id=\"vouch\" class=\"pod\" aria-busy=\"true\">"));
+        assert!(
+            !body.contains("<style") && !body.contains("style="),
+            "{body}"
+        );
+    }
+
+    #[test]
+    fn a_refusal_says_why_escaped() {
+        let response = refusal("'none'", "No <b>connection</b>.");
+        assert_eq!(response.status(), StatusCode::FORBIDDEN);
+        assert_eq!(response.headers()["cache-control"], "no-store");
+        let body = body_of(response);
+        assert!(
+            body.contains(
+                "<p role=\"alert\" id=\"vouch-refused\">No &lt;b&gt;connection&lt;&#x2f;b&gt;.</p>"
             ),
-        )
-        .into_response()
+            "{body}"
+        );
+        assert!(body.contains("/pods/assets/pod.css"), "{body}");
+    }
 }

@@ -2,70 +2,38 @@
 //! page with a Reveal button and never counts a view (link-preview bots and mail scanners
 //! fetch links); `POST /s/{token}` reveals the message and counts one view.
 //!
-//! Every page is `no-store`, `no-referrer`, `noindex` and under a strict CSP whose only
-//! inline style and script carry a per-response nonce. Nothing here logs the path: it
-//! carries the token.
+//! Every page is `no-store`, `no-referrer`, `noindex` and under a strict CSP: styles come
+//! from Vouch's stylesheets only, and the only inline scripts carry a per-response nonce.
+//! Nothing here logs the path: it carries the token.
 
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use minijinja::{Environment, context};
-use poem::http::StatusCode;
+use minijinja::context;
+use poem::http::{StatusCode, header};
 use poem::web::{Data, Path};
 use poem::{Response, Route, get, handler};
 use secrecy::ExposeSecret;
-use url::Url;
 
 use crate::app::AppContext;
-use crate::core::share::{
-    PeekOutcome, Revealed, ShareBranding, ShareDeps, ShareError, ShareService,
-};
+use crate::core::share::{PeekOutcome, Revealed, ShareBranding, ShareError, ShareService};
 use crate::store::access::random_token;
+use crate::web::page::{self, Brand};
 
 /// The routes under `/s`.
 pub fn routes() -> Route {
     Route::new().at("/:token", get(show).post(reveal))
 }
 
-/// The share service over the application's store, for the pages and the API. Cheap to
-/// build: it only clones handles.
+/// The application's share service. The pages read `ctx.shares` directly; this stays for
+/// the API handlers that still call it.
 pub fn share_service(ctx: &AppContext) -> ShareService {
-    let store = Arc::new(ctx.store.clone());
-    ShareService::new(ShareDeps {
-        shares: store.clone(),
-        msps: store.clone(),
-        audit: store,
-        public_url: ctx.config.http.public_url.clone(),
-    })
+    ctx.shares.clone()
 }
-
-static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
-    let mut env = Environment::new();
-    // `.html` names switch on HTML auto-escaping for every value.
-    for (name, source) in [
-        ("share_base.html", include_str!("templates/share_base.html")),
-        (
-            "share_available.html",
-            include_str!("templates/share_available.html"),
-        ),
-        (
-            "share_revealed.html",
-            include_str!("templates/share_revealed.html"),
-        ),
-        (
-            "share_unavailable.html",
-            include_str!("templates/share_unavailable.html"),
-        ),
-    ] {
-        env.add_template(name, source)
-            .expect("the share templates are valid");
-    }
-    env
-});
 
 #[handler]
 async fn show(Path(token): Path<String>, ctx: Data<&Arc<AppContext>>) -> Response {
-    match share_service(&ctx).peek(&token).await {
+    match ctx.shares.peek(&token).await {
         Ok(PeekOutcome::Available {
             branding,
             expires_at,
@@ -94,7 +62,7 @@ async fn show(Path(token): Path<String>, ctx: Data<&Arc<AppContext>>) -> Respons
 
 #[handler]
 async fn reveal(Path(token): Path<String>, ctx: Data<&Arc<AppContext>>) -> Response {
-    match share_service(&ctx).reveal(&token).await {
+    match ctx.shares.reveal(&token).await {
         Ok(revealed) => revealed_page(&revealed),
         Err(err) => unavailable(&err),
     }
@@ -185,104 +153,46 @@ fn unavailable(err: &ShareError) -> Response {
 /// One response's branding and CSP nonce.
 struct Page {
     nonce: String,
-    msp_name: Option<String>,
-    logo_url: Option<Url>,
-    color: String,
+    brand: Brand,
 }
 
 impl Page {
     fn new(branding: Option<&ShareBranding>) -> Page {
-        let fallback = crate::core::share::DEFAULT_BRAND_COLOR;
-        let color = branding
-            .map(|b| b.color.as_str())
-            // Checked again here because it goes into CSS.
-            .filter(|color| crate::core::share::is_hex_color(color))
-            .unwrap_or(fallback)
-            .to_owned();
         Page {
             // 128 random bits.
             nonce: random_token()[..32].to_owned(),
-            msp_name: branding.map(|b| b.msp_name.clone()),
-            logo_url: branding
-                .and_then(|b| b.logo_url.clone())
-                .filter(|url| url.scheme() == "https"),
-            color,
+            // An unknown link names no MSP.
+            brand: branding.map_or_else(Brand::vouch, Brand::of),
         }
     }
 
     fn render(&self, status: StatusCode, template: &str, extra: minijinja::Value) -> Response {
-        let base = context! {
-            nonce => &self.nonce,
-            msp_name => &self.msp_name,
-            logo_url => self.logo_url.as_ref().map(Url::as_str),
-            color => &self.color,
-            on_color => text_color_on(&self.color),
-        };
-        let rendered = TEMPLATES
-            .get_template(template)
-            .and_then(|tmpl| tmpl.render(context! { ..base, ..extra }));
-        let (status, body) = match rendered {
-            Ok(body) => (status, body),
-            Err(err) => {
-                tracing::error!(error = %err, template, "share page failed to render");
-                (
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "<!doctype html><title>Error</title><p>Something went wrong. Try the link again in a few minutes.</p>".to_owned(),
-                )
-            }
-        };
-        self.respond(status, body)
-    }
-
-    fn respond(&self, status: StatusCode, body: String) -> Response {
-        let img_src = match &self.logo_url {
-            Some(url) => url.origin().ascii_serialization(),
-            None => "'none'".to_owned(),
-        };
         let csp = format!(
-            "default-src 'none'; style-src 'nonce-{nonce}'; script-src 'nonce-{nonce}'; \
+            "default-src 'none'; style-src 'self'; script-src 'nonce-{nonce}'; \
              img-src {img_src}; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-            nonce = self.nonce
+            nonce = self.nonce,
+            img_src = self.brand.img_src(),
         );
-        Response::builder()
-            .status(status)
-            .content_type("text/html; charset=utf-8")
-            .header("Cache-Control", "no-store")
-            .header("Pragma", "no-cache")
-            .header("Referrer-Policy", "no-referrer")
-            .header("X-Robots-Tag", "noindex, nofollow")
-            .header("X-Content-Type-Options", "nosniff")
-            .header("X-Frame-Options", "DENY")
-            .header("Cross-Origin-Opener-Policy", "same-origin")
-            .header("Content-Security-Policy", csp)
-            .body(body)
-    }
-}
-
-/// Black or white, whichever reads better on the brand colour (WCAG contrast).
-fn text_color_on(hex: &str) -> &'static str {
-    let digits = hex.trim_start_matches('#');
-    let expanded: String = if digits.len() == 3 {
-        digits.chars().flat_map(|c| [c, c]).collect()
-    } else {
-        digits.to_owned()
-    };
-    let channel = |i: usize| {
-        let value = u8::from_str_radix(expanded.get(i..i + 2).unwrap_or("00"), 16).unwrap_or(0);
-        let c = f64::from(value) / 255.0;
-        if c <= 0.04045 {
-            c / 12.92
-        } else {
-            ((c + 0.055) / 1.055).powf(2.4)
-        }
-    };
-    let luminance = 0.2126 * channel(0) + 0.7152 * channel(2) + 0.0722 * channel(4);
-    let with_white = 1.05 / (luminance + 0.05);
-    let with_black = (luminance + 0.05) / 0.05;
-    if with_white >= with_black {
-        "#ffffff"
-    } else {
-        "#111111"
+        page::respond(
+            status,
+            template,
+            context! { brand => self.brand.view(), nonce => &self.nonce, ..extra },
+            &[
+                (header::CACHE_CONTROL, "no-store".to_owned()),
+                (header::PRAGMA, "no-cache".to_owned()),
+                (header::REFERRER_POLICY, "no-referrer".to_owned()),
+                (
+                    header::HeaderName::from_static("x-robots-tag"),
+                    "noindex, nofollow".to_owned(),
+                ),
+                (header::X_FRAME_OPTIONS, "DENY".to_owned()),
+                (
+                    header::HeaderName::from_static("cross-origin-opener-policy"),
+                    "same-origin".to_owned(),
+                ),
+                (header::CONTENT_SECURITY_POLICY, csp),
+            ],
+        )
     }
 }
 
@@ -312,6 +222,7 @@ fn format_relative(at: DateTime<Utc>, now: DateTime<Utc>) -> String {
 mod tests {
     use chrono::Duration;
     use secrecy::SecretString;
+    use url::Url;
 
     use super::*;
 
@@ -356,7 +267,11 @@ mod tests {
         assert!(body.contains("&lt;b&gt;pw&lt;&#x2f;b&gt;"), "{body}");
         assert!(!body.contains("<b>pw"));
         assert!(body.contains("Northwind &lt;IT&gt;"));
-        assert!(body.contains("--on-brand: #111111"), "dark text on white");
+        assert!(body.contains("/pods/assets/brand/ffffff.css"), "{body}");
+        assert!(
+            !body.contains("<style") && !body.contains("style="),
+            "{body}"
+        );
         assert!(body.contains("no longer works"));
 
         for err in [
@@ -369,7 +284,7 @@ mod tests {
             assert_eq!(response.headers().get("cache-control").unwrap(), "no-store");
             let body = body_of(response);
             assert!(body.contains("Northwind &lt;IT&gt;"));
-            assert!(body.contains("--on-brand: #ffffff"));
+            assert!(body.contains("/pods/assets/brand/000000.css"), "{body}");
         }
         let response = unavailable(&ShareError::NotFound);
         assert_eq!(response.status(), StatusCode::NOT_FOUND);
@@ -387,7 +302,7 @@ mod tests {
     #[test]
     fn a_colour_that_is_not_hex_never_reaches_the_css() {
         let page = Page::new(Some(&branding("red;}</style><script>")));
-        assert_eq!(page.color, crate::core::share::DEFAULT_BRAND_COLOR);
+        assert_eq!(page.brand.color(), page::Color::vouch());
     }
 
     #[test]

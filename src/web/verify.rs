@@ -4,15 +4,18 @@
 
 use std::sync::Arc;
 
-use poem::http::StatusCode;
-use poem::web::{Data, Form, Html, Path};
-use poem::{IntoResponse, Response, Route, get, handler};
-use serde::Deserialize;
+use minijinja::context;
+use poem::http::{StatusCode, header};
+use poem::web::{Data, Form, Path};
+use poem::{Response, Route, get, handler};
+use serde::{Deserialize, Serialize};
 
 use crate::app::AppContext;
 use crate::core::error::CoreError;
+use crate::core::share::ShareBranding;
 use crate::core::verification::LinkState;
 use crate::store::repos::MspRepository;
+use crate::web::page::{self, Brand};
 
 pub fn routes() -> Route {
     Route::new().at("/:token", get(show).post(answer))
@@ -23,38 +26,38 @@ struct Answer {
     answer: String,
 }
 
+/// What the page says; `verify.html` words each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+enum View {
+    /// The question, with the two answers.
+    Ask,
+    Confirmed,
+    Denied,
+    Expired,
+    Answered,
+    NotFound,
+}
+
+impl View {
+    fn status(self) -> StatusCode {
+        match self {
+            View::Ask | View::Confirmed | View::Denied => StatusCode::OK,
+            View::Expired | View::Answered => StatusCode::GONE,
+            View::NotFound => StatusCode::NOT_FOUND,
+        }
+    }
+}
+
 #[handler]
 async fn show(ctx: Data<&Arc<AppContext>>, Path(token): Path<String>) -> Response {
     match ctx.verifications.link_status(&token).await {
         Ok((verification, LinkState::Open)) => {
-            let msp = msp_name(&ctx, verification.msp_id).await;
-            page(
-                StatusCode::OK,
-                "Is it you?",
-                &format!(
-                    "<p><strong>{msp}</strong> is asking whether you are on the phone with them right now.</p>\
-                     <form method=\"post\"><button name=\"answer\" value=\"yes\" class=\"primary\">Yes, it's me</button>\
-                     <button name=\"answer\" value=\"no\">No, it's not me</button></form>\
-                     <p class=\"hint\">If you are not talking to {msp}, choose \"No\": someone may be pretending to be you.</p>",
-                    msp = crate::web::escape_html(&msp)
-                ),
-            )
+            page(View::Ask, &brand_of(&ctx, verification.msp_id).await)
         }
-        Ok((_, LinkState::Expired)) => page(
-            StatusCode::GONE,
-            "This link has expired",
-            "<p>This link has expired. If you are still on the phone, ask for a new one.</p>",
-        ),
-        Ok((_, LinkState::Used)) => page(
-            StatusCode::GONE,
-            "Already answered",
-            "<p>This link has already been answered. There is nothing more to do.</p>",
-        ),
-        Err(_) => page(
-            StatusCode::NOT_FOUND,
-            "Link not found",
-            "<p>This link is not valid. Check that you opened the whole link from the message.</p>",
-        ),
+        Ok((_, LinkState::Expired)) => page(View::Expired, &Brand::vouch()),
+        Ok((_, LinkState::Used)) => page(View::Answered, &Brand::vouch()),
+        Err(_) => page(View::NotFound, &Brand::vouch()),
     }
 }
 
@@ -65,75 +68,111 @@ async fn answer(
     Form(form): Form<Answer>,
 ) -> Response {
     let Ok((verification, _)) = ctx.verifications.link_status(&token).await else {
-        return page(
-            StatusCode::NOT_FOUND,
-            "Link not found",
-            "<p>This link is not valid.</p>",
-        );
+        return page(View::NotFound, &Brand::vouch());
     };
     let Ok(Some(msp)) = ctx.store.get_msp(verification.msp_id).await else {
-        return page(
-            StatusCode::NOT_FOUND,
-            "Link not found",
-            "<p>This link is not valid.</p>",
-        );
+        return page(View::NotFound, &Brand::vouch());
     };
+    let brand = Brand::of(&ShareBranding::of(&msp));
     let confirmed = form.answer == "yes";
     match ctx.verifications.answer_link(&msp, &token, confirmed).await {
-        Ok(_) if confirmed => page(
-            StatusCode::OK,
-            "Thank you",
-            &format!(
-                "<p>Thank you. {} now knows it is you; you can continue your call.</p>",
-                crate::web::escape_html(&msp.name)
-            ),
-        ),
-        Ok(_) => page(
-            StatusCode::OK,
-            "Thank you for telling us",
-            &format!(
-                "<p>{} has been told this was not you. If you are worried, call them on a number you know.</p>",
-                crate::web::escape_html(&msp.name)
-            ),
-        ),
-        Err(CoreError::CodeExpired) => page(
-            StatusCode::GONE,
-            "This link has expired",
-            "<p>This link has expired. If you are still on the phone, ask for a new one.</p>",
-        ),
-        Err(_) => page(
-            StatusCode::GONE,
-            "Already answered",
-            "<p>This link has already been answered.</p>",
-        ),
+        Ok(_) if confirmed => page(View::Confirmed, &brand),
+        Ok(_) => page(View::Denied, &brand),
+        Err(CoreError::CodeExpired) => page(View::Expired, &brand),
+        Err(_) => page(View::Answered, &brand),
     }
 }
 
-async fn msp_name(ctx: &AppContext, msp_id: uuid::Uuid) -> String {
+/// The MSP's look, or a neutral name when its record cannot be read.
+async fn brand_of(ctx: &AppContext, msp_id: uuid::Uuid) -> Brand {
     match ctx.store.get_msp(msp_id).await {
-        Ok(Some(msp)) => msp.name,
-        _ => "Your IT provider".to_owned(),
+        Ok(Some(msp)) => Brand::of(&ShareBranding::of(&msp)),
+        _ => Brand::unnamed_msp(),
     }
 }
 
-fn page(status: StatusCode, title: &str, body: &str) -> Response {
-    let html = format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{title}</title><style>body{{font:17px/1.5 system-ui,sans-serif;max-width:30rem;margin:2.5rem auto;padding:0 1rem;color:#1b2733}}\
-         button{{font:inherit;padding:.8rem 1.2rem;margin:.4rem .4rem .4rem 0;border-radius:.4rem;border:1px solid #8a99a8;background:#fff}}\
-         .primary{{background:#0b5cad;color:#fff;border-color:#0b5cad;font-weight:600}}.hint{{color:#52606d;font-size:.9rem}}</style></head>\
-         <body><main><h1>{title}</h1>{body}</main></body></html>",
-        title = crate::web::escape_html(title)
+fn page(view: View, brand: &Brand) -> Response {
+    let csp = format!(
+        "default-src 'none'; style-src 'self'; img-src {}; form-action 'self'; \
+         frame-ancestors 'none'; base-uri 'none'",
+        brand.img_src()
     );
-    Html(html)
-        .with_status(status)
-        .with_header("Cache-Control", "no-store")
-        .with_header("Referrer-Policy", "no-referrer")
-        .with_header("X-Robots-Tag", "noindex, nofollow")
-        .with_header("X-Content-Type-Options", "nosniff")
-        .with_header(
-            "Content-Security-Policy",
-            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-        )
-        .into_response()
+    page::respond(
+        view.status(),
+        "verify.html",
+        context! { brand => brand.view(), view },
+        &[
+            (header::CACHE_CONTROL, "no-store".to_owned()),
+            (header::REFERRER_POLICY, "no-referrer".to_owned()),
+            (
+                header::HeaderName::from_static("x-robots-tag"),
+                "noindex, nofollow".to_owned(),
+            ),
+            (header::CONTENT_SECURITY_POLICY, csp),
+        ],
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use url::Url;
+
+    use super::*;
+
+    fn northwind() -> Brand {
+        Brand::of(&ShareBranding {
+            msp_name: "Northwind <IT>".into(),
+            logo_url: Some(Url::parse("https://cdn.example/logo.png").unwrap()),
+            color: "#123456".into(),
+        })
+    }
+
+    fn body_of(response: Response) -> String {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(response.into_body().into_string())
+            .unwrap()
+    }
+
+    #[test]
+    fn every_answer_renders_with_its_status_and_the_msps_brand() {
+        for (view, words) in [
+            (View::Ask, "is asking whether you are on the phone"),
+            (View::Confirmed, "now knows it is you"),
+            (View::Denied, "has been told this was not you"),
+            (View::Expired, "This link has expired."),
+            (View::Answered, "already been answered"),
+            (View::NotFound, "This link is not valid."),
+        ] {
+            let response = page(view, &northwind());
+            assert_eq!(response.status(), view.status());
+            let csp = response.headers()["content-security-policy"]
+                .to_str()
+                .unwrap()
+                .to_owned();
+            assert!(csp.contains("style-src 'self';"), "{csp}");
+            assert!(!csp.contains("unsafe-inline"), "{csp}");
+            assert!(csp.contains("img-src https://cdn.example;"), "{csp}");
+            assert_eq!(response.headers()["cache-control"], "no-store");
+            let body = body_of(response);
+            assert!(body.contains(words), "{view:?}: {body}");
+            assert!(body.contains("/pods/assets/brand/123456.css"), "{body}");
+            assert!(
+                !body.contains("<style") && !body.contains("style="),
+                "{body}"
+            );
+        }
+        let body = body_of(page(View::Ask, &northwind()));
+        assert!(
+            body.contains("<strong>Northwind &lt;IT&gt;</strong> is asking"),
+            "{body}"
+        );
+        assert!(body.contains("<title>Is it you?</title>"), "{body}");
+        assert!(
+            body.contains("<h1 id=\"heading\">Is it you?</h1>"),
+            "{body}"
+        );
+        assert!(body.contains("name=\"answer\" value=\"yes\""), "{body}");
+    }
 }
