@@ -10,8 +10,8 @@ use chrono::{DateTime, Duration, Utc};
 use sea_orm::ActiveValue::Set;
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{
-    ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, SqlErr, SqliteTransactionMode,
-    TransactionOptions, TransactionTrait,
+    ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect, SqlErr,
+    SqliteTransactionMode, TransactionOptions, TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -449,19 +449,30 @@ impl Store {
     /// (the key comes first, so that a retry gets its outcome), or its verification was spent
     /// by a reset under another key.
     async fn claim_taken(&self, new: &NewReset) -> Result<Option<ClaimOutcome>, StoreError> {
-        if let Some(existing) = password_reset::Entity::find()
-            .filter(password_reset::Column::MspId.eq(new.msp_id))
-            .filter(password_reset::Column::IdempotencyKey.eq(new.idempotency_key.as_str()))
-            .one(self.connection())
-            .await?
+        // One statement reads both facts: with two reads, a concurrent identical request
+        // could insert between them, and this one would see "verification spent" instead
+        // of its own key's reset.
+        let taken = password_reset::Entity::find()
+            .filter(
+                Condition::any()
+                    .add(
+                        Condition::all()
+                            .add(password_reset::Column::MspId.eq(new.msp_id))
+                            .add(
+                                password_reset::Column::IdempotencyKey
+                                    .eq(new.idempotency_key.as_str()),
+                            ),
+                    )
+                    .add(password_reset::Column::VerificationId.eq(new.verification_id)),
+            )
+            .all(self.connection())
+            .await?;
+        if let Some(existing) = taken
+            .iter()
+            .find(|r| r.msp_id == new.msp_id && r.idempotency_key == new.idempotency_key)
         {
-            return Ok(Some(ClaimOutcome::Existing(existing)));
+            return Ok(Some(ClaimOutcome::Existing(existing.clone())));
         }
-        let spent = password_reset::Entity::find()
-            .filter(password_reset::Column::VerificationId.eq(new.verification_id))
-            .one(self.connection())
-            .await?
-            .is_some();
-        Ok(spent.then_some(ClaimOutcome::VerificationSpent))
+        Ok((!taken.is_empty()).then_some(ClaimOutcome::VerificationSpent))
     }
 }
