@@ -160,6 +160,10 @@ pub struct Shield {
     pub detail: String,
     /// A sentence for the technician.
     pub message: String,
+    /// The headline once `verified_until` passes (only while verified).
+    pub expired_label: Option<String>,
+    /// The second line once `verified_until` passes (only while verified).
+    pub expired_detail: Option<String>,
 }
 
 impl From<pod::Shield> for Shield {
@@ -173,6 +177,8 @@ impl From<pod::Shield> for Shield {
             label: shield.label,
             detail: shield.detail,
             message: shield.message,
+            expired_label: shield.expired_label,
+            expired_detail: shield.expired_detail,
         }
     }
 }
@@ -308,11 +314,15 @@ pub struct PodVerification {
     pub created_at: DateTime<Utc>,
     /// Lapses.
     pub expires_at: DateTime<Utc>,
+    /// The shield this verification shows on its own, worded for the technician.
+    pub shield: Shield,
 }
 
 impl From<VerificationRecord> for PodVerification {
     fn from(v: VerificationRecord) -> Self {
+        let shield = pod::shield_of(std::slice::from_ref(&v), Utc::now()).into();
         PodVerification {
+            shield,
             id: v.id,
             method: v.method,
             status: v.status,

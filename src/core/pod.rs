@@ -132,6 +132,9 @@ pub struct Shield {
     pub detail: String,
     /// One sentence saying where the verification stands.
     pub message: String,
+    /// What the shield says once `verified_until` passes (the pod's clock sees it first).
+    pub expired_label: Option<String>,
+    pub expired_detail: Option<String>,
 }
 
 /// A past verification, worded for the history list.
@@ -613,6 +616,8 @@ pub fn shield_of(history: &[Verification], now: DateTime<Utc>) -> Shield {
             label: "Not verified".into(),
             detail: String::new(),
             message: "Not verified".into(),
+            expired_label: None,
+            expired_detail: None,
         };
     };
     let (state, label, detail, message) = match latest.status.as_str() {
@@ -666,7 +671,10 @@ pub fn shield_of(history: &[Verification], now: DateTime<Utc>) -> Shield {
             )
         }
     };
+    let verified = state == ShieldState::Verified;
     Shield {
+        expired_label: verified.then(|| "Not verified".to_owned()),
+        expired_detail: verified.then(|| "The verification has expired.".to_owned()),
         state,
         verification_id: Some(latest.id),
         method: Some(latest.method.clone()),
