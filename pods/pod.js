@@ -287,50 +287,9 @@
     }
   }
 
-  function failureText(code, status) {
-    switch (code) {
-      case "denied":
-        return "Denied on the phone";
-      case "fraud_reported":
-        return "Reported as fraud";
-      case "no_response":
-        return "No response";
-      case "expired":
-        return "Expired";
-      case "link_expired":
-        return "Link expired";
-      case "denied_by_user":
-        return "Refused by the user";
-      case "code_expired":
-        return "Code expired";
-      case "too_many_attempts":
-        return "Too many wrong codes";
-      case "cancelled":
-        return "Cancelled";
-      case null:
-      case undefined:
-      case "":
-        break;
-      default:
-        if (code.startsWith("other:")) return "Failed";
-        return code.charAt(0).toUpperCase() + code.slice(1).replace(/_/g, " ");
-    }
-    switch (status) {
-      case "denied":
-        return "Denied";
-      case "expired":
-        return "Expired";
-      case "cancelled":
-        return "Cancelled";
-      default:
-        return "Failed";
-    }
-  }
-
   /** How a history entry reads: short, with a glyph so colour is not the only signal. */
   function statusView(item) {
-    const short = { denied: "Denied", denied_by_user: "Refused", too_many_attempts: "Wrong codes" };
-    const text = short[item.failure_code] || failureText(item.failure_code, item.status);
+    const text = typeof item.label === "string" && item.label ? item.label : "Failed";
     switch (item.status) {
       case "approved":
         return { tone: "ok", glyph: "✓", text: "Approved" };
@@ -664,37 +623,21 @@
       else label = `Waiting for ${who} to approve on their phone…`;
       return { state: "pending", label, detail: "" };
     }
-    const shield = (ctx && ctx.shield) || { state: "not_verified" };
-    const message = typeof shield.message === "string" ? shield.message.trim() : "";
-    switch (shield.state) {
-      case "verified": {
-        const until = parseTime(shield.verified_until);
-        if (!Number.isNaN(until)) {
-          const left = until - now();
-          if (left <= 0) {
-            return { state: "not_verified", label: "Not verified", detail: "The verification has expired." };
-          }
-          return { state: "verified", label: "Verified", detail: joinDetail(timeLeft(left), message, "verified"), expiresIn: left };
+    // Everything the shield says comes from the server; only the countdown is local.
+    const shield = (ctx && ctx.shield) || { state: "not_verified", label: "", detail: "" };
+    const label = shield.label || "";
+    const detail = shield.detail || "";
+    if (shield.state === "verified") {
+      const until = parseTime(shield.verified_until);
+      if (!Number.isNaN(until)) {
+        const left = until - now();
+        if (left <= 0) {
+          return { state: "not_verified", label: shield.expired_label || label, detail: shield.expired_detail || "" };
         }
-        return { state: "verified", label: "Verified", detail: joinDetail("", message, "verified") };
+        return { state: "verified", label, detail: [timeLeft(left), detail].filter(Boolean).join(" · "), expiresIn: left };
       }
-      case "failed": {
-        let label = "Failed";
-        if (message) label = /^failed\b/i.test(message) ? message : `Failed: ${message}`;
-        else if (shield.failure_code) label = `Failed: ${failureText(shield.failure_code)}`;
-        return { state: "failed", label, detail: "" };
-      }
-      case "pending":
-        // Pending without an id to wait on: show what the server says.
-        return { state: "pending", label: message || "Waiting for the user…", detail: "" };
-      default:
-        return { state: "not_verified", label: "Not verified", detail: joinDetail("", message, "not verified") };
     }
-  }
-
-  function joinDetail(first, message, skipPrefix) {
-    const extra = message && message.toLowerCase() !== skipPrefix && message.toLowerCase() !== skipPrefix + "." ? message : "";
-    return [first, extra].filter(Boolean).join(" · ");
+    return { state: shield.state || "not_verified", label, detail };
   }
 
   function render() {
@@ -784,7 +727,12 @@
     const view = shieldView();
     if (view.state === "not_verified" && ctx.shield && ctx.shield.state === "verified") {
       // The verification ran out: nothing may be reset on it any more.
-      ctx.shield = { ...ctx.shield, state: "not_verified", message: "The verification has expired." };
+      ctx.shield = {
+        ...ctx.shield,
+        state: "not_verified",
+        label: ctx.shield.expired_label || ctx.shield.label,
+        detail: ctx.shield.expired_detail || "",
+      };
       ctx.reset = { ...(ctx.reset || {}), allowed: false, reason: NOT_VERIFIED_REASON };
       render();
       if (state.dialogOpen && !state.resetting) closeResetDialog();
@@ -1070,13 +1018,7 @@
     const ctx = state.ctx;
     if (ctx) {
       // Show the decision at once; the context fetched below replaces it.
-      if (v.status === "approved") {
-        ctx.shield = { state: "verified", verification_id: v.id, method: v.method, verified_until: v.verified_until, failure_code: null, message: "" };
-      } else if (v.status === "cancelled") {
-        ctx.shield = { state: "not_verified", verification_id: null, method: null, verified_until: null, failure_code: null, message: "Verification cancelled." };
-      } else {
-        ctx.shield = { state: "failed", verification_id: v.id, method: v.method, verified_until: null, failure_code: v.failure_code, message: failureText(v.failure_code, v.status) };
-      }
+      if (v.shield) ctx.shield = v.shield;
     }
     if (v.status === "cancelled") {
       announce("Verification cancelled.");
@@ -1361,7 +1303,7 @@
           : " Verify the user again and reset again to send a new link.",
       );
     } else {
-      const reason = result.message || (result.failure_code ? failureText(result.failure_code) : "");
+      const reason = result.message || (result.failure_code ? result.failure_code.replace(/_/g, " ") : "");
       parts = [reason ? `The password was not reset: ${reason}` : "The password was not reset."];
     }
     el.outcome.dataset.status = status;

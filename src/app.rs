@@ -20,12 +20,13 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::api;
-use crate::config::{CacheLimits, Config};
+use crate::config::Config;
 use crate::core::directory::Directory;
 use crate::core::integrations::{IntegrationsDeps, IntegrationsService, VouchApp};
 use crate::core::messaging::Messenger;
+use crate::core::pod::{PodDeps, PodService};
 use crate::core::reset::{ResetDeps, ResetService};
-use crate::core::share::{ShareDeps, ShareService};
+use crate::core::share::{ShareDelivery, ShareDeps, ShareService};
 use crate::core::verification::VerificationService;
 use crate::microsoft::Microsoft;
 use crate::psa::PsaAdapters;
@@ -237,17 +238,6 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
         })
 }
 
-fn cache<K, V>(limits: CacheLimits) -> moka::future::Cache<K, V>
-where
-    K: std::hash::Hash + Eq + Send + Sync + 'static,
-    V: Clone + Send + Sync + 'static,
-{
-    moka::future::Cache::builder()
-        .max_capacity(limits.max_entries)
-        .time_to_live(Duration::from_secs(limits.ttl_seconds))
-        .build()
-}
-
 /// What every handler may reach.
 pub struct AppContext {
     pub config: Config,
@@ -262,32 +252,19 @@ pub struct AppContext {
     /// Sends SMS and keeps a (sealed) record of each.
     pub messenger: Messenger,
     pub psa: PsaAdapters,
-    /// Technicians the PSA vouched for recently, so a pod load does not write to the
-    /// database every time (their "last seen" is refreshed once per `cache.technicians`
-    /// lifetime).
-    pub technicians: moka::future::Cache<(uuid::Uuid, String), crate::store::repos::Technician>,
-    /// PSA connections read recently: every pod load and pod call needs its connection, and
-    /// connections change rarely (a changed one is seen within `cache.connections`' lifetime).
-    connections: moka::future::Cache<uuid::Uuid, crate::store::repos::PsaConnection>,
+    /// The pod's sessions, ticket lookups and shield.
+    pub pods: PodService,
     /// Extra links shown on the landing page (the demo adds its sandbox pages).
     pub landing_links: Vec<(String, String)>,
 }
 
 impl AppContext {
-    /// A PSA connection, from the short cache or the database.
+    /// A PSA connection, from the pod service's short cache or the database.
     pub async fn psa_connection(
         &self,
         id: uuid::Uuid,
     ) -> Result<Option<crate::store::repos::PsaConnection>, crate::store::StoreError> {
-        use crate::store::repos::PsaConnectionRepository;
-        if let Some(connection) = self.connections.get(&id).await {
-            return Ok(Some(connection));
-        }
-        let connection = self.store.get_connection(id).await?;
-        if let Some(connection) = &connection {
-            self.connections.insert(id, connection.clone()).await;
-        }
-        Ok(connection)
+        self.pods.connection(id).await
     }
 
     /// Wires the services from configuration: the only place that knows the concrete types.
@@ -347,21 +324,38 @@ impl AppContext {
             msps: shared.clone(),
             audit: shared.clone(),
             public_url: config.http.public_url.clone(),
+        })
+        .with_delivery(ShareDelivery {
+            directory: directory.clone(),
+            verifications: verifications.clone(),
+            messenger: messenger.clone(),
         });
         let resets = ResetService::new(ResetDeps {
             verifications: shared.clone(),
             resets: shared.clone(),
             tenants: shared.clone(),
-            audit: shared,
+            audit: shared.clone(),
             directory: directory.clone(),
             verification_service: verifications.clone(),
             shares: shares.clone(),
             messenger: messenger.clone(),
             observer: Some(ticket_notes),
         });
+        let pods = PodService::new(PodDeps {
+            connections: shared.clone(),
+            msps: shared.clone(),
+            tenants: shared.clone(),
+            verification_records: shared,
+            keyring: store.shared_keyring(),
+            psa: psa.clone(),
+            directory: directory.clone(),
+            verifications: verifications.clone(),
+            resets: resets.clone(),
+            technician_cache: config.cache.technicians,
+            connection_cache: config.cache.connections,
+        });
         AppContext {
-            technicians: cache(config.cache.technicians),
-            connections: cache(config.cache.connections),
+            pods,
             config,
             store,
             metrics,

@@ -454,6 +454,8 @@ async fn verify_then_reset_from_the_pod_writes_ticket_notes() {
         )
         .await;
         assert_eq!(context["shield"]["state"], "verified");
+        assert_eq!(context["shield"]["label"], "Verified");
+        assert_eq!(context["history"][0]["label"], "Approved");
         assert_eq!(context["reset"]["allowed"], true);
         assert_eq!(context["reset"]["masked_phone"], "+1 ••• ••• ••01");
 
@@ -567,6 +569,13 @@ async fn the_mismatch_and_a_denied_push_show_in_the_pod() {
         .await;
         assert_eq!(context["shield"]["state"], "failed");
         assert_eq!(context["shield"]["message"], "The user denied the request.");
+        // The pod shows the server's wording as it is.
+        assert_eq!(
+            context["shield"]["label"],
+            "Failed: The user denied the request."
+        );
+        assert_eq!(context["shield"]["detail"], "");
+        assert_eq!(context["history"][0]["label"], "Denied");
     })
     .await;
 }

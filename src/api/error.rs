@@ -25,7 +25,8 @@ use super::nul::{self, NulAt};
 use super::routes;
 use crate::core::error::CoreError;
 use crate::core::integrations::IntegrationError;
-use crate::core::share::ShareError;
+use crate::core::pod::PodError;
+use crate::core::share::{ShareError, ShareSendError};
 pub use crate::domain::ErrorCode;
 use crate::microsoft::{MicrosoftError, MicrosoftErrorKind};
 use crate::psa::PsaError;
@@ -245,6 +246,16 @@ impl From<PsaError> for ApiError {
     }
 }
 
+impl From<PodError> for ApiError {
+    fn from(err: PodError) -> Self {
+        match err {
+            PodError::Psa(err) => err.into(),
+            PodError::Core(err) => err.into(),
+            other => ApiError::new(other.code(), other.to_string()),
+        }
+    }
+}
+
 impl From<ShareError> for ApiError {
     fn from(err: ShareError) -> Self {
         match err {
@@ -264,6 +275,15 @@ impl From<ShareError> for ApiError {
             ShareError::Store(cause) => ApiError::internal(&cause),
             // Only reveals meet these, and the API does not reveal.
             other => ApiError::new(other.code(), other.to_string()),
+        }
+    }
+}
+
+impl From<ShareSendError> for ApiError {
+    fn from(err: ShareSendError) -> Self {
+        match err {
+            ShareSendError::Share(err) => err.into(),
+            ShareSendError::Recipient(err) => err.into(),
         }
     }
 }

@@ -7,42 +7,29 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use poem::Request;
 use poem::web::Data;
+use poem::{IntoResponse, Request};
 use poem_openapi::auth::Bearer;
 use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::payload::Json;
-use poem_openapi::{ApiResponse, Object, OpenApi, SecurityScheme, Tags};
+use poem_openapi::{ApiResponse, Enum, Object, OpenApi, SecurityScheme, Tags};
 use secrecy::ExposeSecret;
 use uuid::Uuid;
 
 use super::ApiError;
-use super::error::{ErrorCode, error_response};
+use super::error::ErrorCode;
 use super::verifications::MethodDto;
 use crate::app::AppContext;
-use crate::core::directory::DirectoryUser;
 use crate::core::error::CoreError;
-use crate::core::verification::{Requester, StartRequest, TicketContext, verified_now};
-use crate::psa::pod_token::{self, PodClaims, TokenError};
-use crate::psa::{ConnectWiseMember, EmbedLoad, TicketContact};
-use crate::store::repos::{
-    AuditActor, MspAccount, MspRepository, PsaConnection, PsaConnectionRepository, Technician,
-    TechnicianSighting, Tenant, TenantRepository,
-};
-use crate::store::verifications::{Verification as VerificationRecord, status};
+use crate::core::pod::{self, PodOverview, PodSession, ShieldState};
+use crate::core::verification::Method;
+use crate::psa::{ConnectWiseMember, EmbedLoad};
+use crate::store::verifications::Verification as VerificationRecord;
 
 #[derive(Tags)]
 enum ApiTags {
     /// What the panel inside the PSA ticket uses.
     Pod,
-}
-
-/// The session of a pod: the PSA vouched for this technician on this ticket.
-pub struct PodSession {
-    pub claims: PodClaims,
-    pub connection: PsaConnection,
-    pub msp: MspAccount,
-    pub technician: Technician,
 }
 
 /// A pod token (`Authorization: Bearer ...`), issued when the PSA vouched for the embed load.
@@ -54,71 +41,10 @@ async fn check_pod_token(req: &Request, bearer: Bearer) -> poem::Result<PodSessi
     let ctx = req
         .data::<Arc<AppContext>>()
         .expect("the application context is attached to every request");
-    let refuse = |message: &str| {
-        poem::Error::from_response(error_response(ErrorCode::Unauthorized, message))
-    };
-    let claims = match pod_token::verify(ctx.store.keyring(), bearer.token.trim()) {
-        Ok(claims) => claims,
-        Err(TokenError::Expired) => {
-            return Err(refuse(
-                "This panel's session has expired. Reload the ticket in the PSA.",
-            ));
-        }
-        Err(TokenError::Invalid) => {
-            return Err(refuse(
-                "This panel's session is not valid. Reload the ticket in the PSA.",
-            ));
-        }
-    };
-    let internal = |e: &dyn std::fmt::Display| {
-        tracing::error!(error = %e, "pod session lookup failed");
-        poem::Error::from_response(error_response(
-            ErrorCode::Unavailable,
-            "Vouch cannot load this session right now. Try again.",
-        ))
-    };
-    let connection = ctx
-        .psa_connection(claims.connection)
+    ctx.pods
+        .session(&bearer.token)
         .await
-        .map_err(|e| internal(&e))?;
-    let msp = ctx
-        .store
-        .get_msp(claims.msp)
-        .await
-        .map_err(|e| internal(&e))?;
-    let technician = ctx
-        .store
-        .get_technician(claims.technician)
-        .await
-        .map_err(|e| internal(&e))?;
-    match (connection, msp, technician) {
-        (Some(connection), Some(msp), Some(technician))
-            if connection.msp_id == msp.id && technician.msp_id == msp.id =>
-        {
-            Ok(PodSession {
-                claims,
-                connection,
-                msp,
-                technician,
-            })
-        }
-        _ => Err(refuse(
-            "This panel's session is no longer valid. Reload the ticket in the PSA.",
-        )),
-    }
-}
-
-impl PodToken {
-    fn requester(&self) -> Requester {
-        Requester {
-            actor: AuditActor {
-                kind: "technician".into(),
-                id: Some(self.0.technician.psa_member_id.clone()),
-                name: Some(self.0.technician.display_name.clone()),
-            },
-            technician_id: Some(self.0.technician.id),
-        }
-    }
+        .map_err(|err| poem::Error::from_response(ApiError::from(err).into_response()))
 }
 
 /// Issues a pod token once the PSA vouched for `load` on `connection_id`.
@@ -127,38 +53,7 @@ pub async fn open_session(
     connection_id: Uuid,
     load: EmbedLoad,
 ) -> Result<String, ApiError> {
-    let connection = ctx
-        .psa_connection(connection_id)
-        .await
-        .map_err(|e| ApiError::internal(&e))?
-        .ok_or_else(|| ApiError::new(ErrorCode::Forbidden, "This Vouch panel URL names no PSA connection. Copy the URL again from Vouch's settings."))?;
-    let vouched = ctx
-        .psa
-        .adapter(connection.kind)
-        .authenticate_embed(&connection, &load)
-        .await?;
-    let sighting = TechnicianSighting {
-        msp_id: connection.msp_id,
-        psa_connection_id: connection.id,
-        psa_member_id: vouched.technician.member_id.clone(),
-        display_name: vouched.technician.name.clone(),
-        email: vouched.technician.email.clone(),
-    };
-    let technician = ctx
-        .technicians
-        .try_get_with(
-            (connection.id, sighting.psa_member_id.clone()),
-            ctx.store.record_technician(sighting),
-        )
-        .await
-        .map_err(|e| ApiError::internal(&e))?;
-    Ok(pod_token::issue(
-        ctx.store.keyring(),
-        connection.msp_id,
-        connection.id,
-        technician.id,
-        &vouched.ticket_id,
-    ))
+    Ok(ctx.pods.open_session(connection_id, load).await?)
 }
 
 /// The ConnectWise Hosted API member data, as the pod received it.
@@ -221,11 +116,36 @@ pub struct Problem {
     pub message: String,
 }
 
-/// The verification shield.
+/// Where the verification shield stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename = "ShieldState", rename_all = "snake_case")]
+pub enum ShieldStateDto {
+    /// No usable verification: verify the caller first.
+    NotVerified,
+    /// A verification is waiting for the user's answer.
+    Pending,
+    /// The user is verified; a reset may be made until `verified_until`.
+    Verified,
+    /// The last verification did not succeed.
+    Failed,
+}
+
+impl From<ShieldState> for ShieldStateDto {
+    fn from(state: ShieldState) -> Self {
+        match state {
+            ShieldState::NotVerified => ShieldStateDto::NotVerified,
+            ShieldState::Pending => ShieldStateDto::Pending,
+            ShieldState::Verified => ShieldStateDto::Verified,
+            ShieldState::Failed => ShieldStateDto::Failed,
+        }
+    }
+}
+
+/// The verification shield. The pod shows `label` and `detail` as they are.
 #[derive(Debug, Object)]
 pub struct Shield {
-    /// `not_verified`, `pending`, `verified` or `failed`.
-    pub state: String,
+    /// Where the shield stands.
+    pub state: ShieldStateDto,
     /// The verification behind the state.
     pub verification_id: Option<Uuid>,
     /// Its method.
@@ -234,8 +154,33 @@ pub struct Shield {
     pub verified_until: Option<DateTime<Utc>>,
     /// Why it failed.
     pub failure_code: Option<String>,
+    /// The shield's headline for the technician.
+    pub label: String,
+    /// A second line for the technician; empty when the label says it all.
+    pub detail: String,
     /// A sentence for the technician.
     pub message: String,
+    /// The headline once `verified_until` passes (only while verified).
+    pub expired_label: Option<String>,
+    /// The second line once `verified_until` passes (only while verified).
+    pub expired_detail: Option<String>,
+}
+
+impl From<pod::Shield> for Shield {
+    fn from(shield: pod::Shield) -> Self {
+        Shield {
+            state: shield.state.into(),
+            verification_id: shield.verification_id,
+            method: shield.method,
+            verified_until: shield.verified_until,
+            failure_code: shield.failure_code,
+            label: shield.label,
+            detail: shield.detail,
+            message: shield.message,
+            expired_label: shield.expired_label,
+            expired_detail: shield.expired_detail,
+        }
+    }
 }
 
 #[derive(Debug, Object)]
@@ -273,6 +218,8 @@ pub struct HistoryItem {
     pub created_at: DateTime<Utc>,
     /// Why it failed.
     pub failure_code: Option<String>,
+    /// The outcome in a few words, for the technician.
+    pub label: String,
 }
 
 /// Everything the pod shows.
@@ -367,11 +314,15 @@ pub struct PodVerification {
     pub created_at: DateTime<Utc>,
     /// Lapses.
     pub expires_at: DateTime<Utc>,
+    /// The shield this verification shows on its own, worded for the technician.
+    pub shield: Shield,
 }
 
 impl From<VerificationRecord> for PodVerification {
     fn from(v: VerificationRecord) -> Self {
+        let shield = pod::shield_of(std::slice::from_ref(&v), Utc::now()).into();
         PodVerification {
+            shield,
             id: v.id,
             method: v.method,
             status: v.status,
@@ -405,128 +356,76 @@ enum PodResetResponse {
     Done(Json<PodResetOutcome>),
 }
 
-/// The ticket, its tenant and the Microsoft user of `email` (or of the contact).
-struct Resolved {
-    ticket: TicketContact,
-    tenant: Option<Tenant>,
-    user: Result<DirectoryUser, CoreError>,
-}
-
-async fn resolve(
-    ctx: &AppContext,
-    session: &PodSession,
-    email: Option<&str>,
-) -> Result<Resolved, ApiError> {
-    let ticket = ctx
-        .psa
-        .ticket(&session.connection, &session.claims.ticket)
-        .await?;
-    let tenant = match &ticket.company {
-        Some(company) => ctx
-            .store
-            .tenant_for_company(session.connection.id, &company.id)
-            .await
-            .map_err(|e| ApiError::internal(&e))?,
-        None => None,
-    };
-    let user = match (&tenant, email, &ticket.contact) {
-        (None, _, _) => Err(CoreError::InvalidInput {
-            field: "company",
-            problem: format!(
-                "{} is not mapped to a Microsoft 365 tenant in Vouch; map it under Companies",
-                ticket
-                    .company
-                    .as_ref()
-                    .map(|c| c.name.as_str())
-                    .unwrap_or("This ticket's company")
-            ),
-        }),
-        (Some(tenant), Some(email), _) => {
-            ctx.directory
-                .resolve_user(tenant, &[email.to_owned()])
-                .await
-        }
-        (Some(tenant), None, Some(contact)) => {
-            ctx.directory.resolve_user(tenant, &contact.emails).await
-        }
-        (Some(_), None, None) => Err(CoreError::InvalidInput {
-            field: "contact",
-            problem: "the ticket has no contact; set one in the PSA".into(),
-        }),
-    };
-    Ok(Resolved {
-        ticket,
-        tenant,
-        user,
-    })
-}
-
-/// A verification of this pod's ticket (another ticket's is "not found").
-async fn own_verification(
-    ctx: &AppContext,
-    session: &PodSession,
-    id: Uuid,
-) -> Result<(), ApiError> {
-    use crate::store::verifications::VerificationRepository;
-    let verification = ctx
-        .store
-        .get_verification(id)
-        .await
-        .map_err(|e| ApiError::internal(&e))?;
-    match verification {
-        Some(v)
-            if v.msp_id == session.msp.id
-                && v.psa_connection_id == Some(session.connection.id)
-                && v.psa_ticket_id.as_deref() == Some(session.claims.ticket.as_str()) =>
-        {
-            Ok(())
-        }
-        _ => Err(CoreError::VerificationNotFound.into()),
+fn method_dto(method: Method) -> MethodDto {
+    match method {
+        Method::Push => MethodDto::Push,
+        Method::SmsCode => MethodDto::SmsCode,
+        Method::SmsLink => MethodDto::SmsLink,
     }
 }
 
-fn shield_of(history: &[VerificationRecord], now: DateTime<Utc>) -> Shield {
-    let Some(latest) = history.first() else {
-        return Shield {
-            state: "not_verified".into(),
-            verification_id: None,
-            method: None,
-            verified_until: None,
-            failure_code: None,
-            message: "Not verified".into(),
-        };
-    };
-    let (state, message) = match latest.status.as_str() {
-        status::PENDING => ("pending", "Waiting for the user to answer…".to_owned()),
-        status::APPROVED if verified_now(latest, now).is_ok() && latest.consumed_at.is_none() => {
-            ("verified", "Verified".to_owned())
+fn problem(err: &CoreError) -> Problem {
+    Problem {
+        code: err.code(),
+        message: err.to_string(),
+    }
+}
+
+impl From<PodOverview> for PodContext {
+    fn from(overview: PodOverview) -> Self {
+        let ticket = overview.ticket;
+        let company = ticket.company.as_ref().map(|co| co.name.clone());
+        PodContext {
+            technician: NamedThing {
+                name: overview.technician_name,
+            },
+            ticket: TicketInfo {
+                id: ticket.ticket_id,
+                summary: ticket.summary,
+            },
+            contact: ticket.contact.map(|c| ContactInfo {
+                id: c.id,
+                name: c.name,
+                company,
+                emails: c.emails,
+            }),
+            tenant: overview.tenant.map(|t| NamedThing {
+                name: t.display_name,
+            }),
+            user: overview.user.map(|user| UserInfo {
+                upn: user.upn,
+                display_name: user.display_name,
+            }),
+            user_error: overview.user_error.as_ref().map(problem),
+            shield: overview.shield.into(),
+            methods: overview
+                .methods
+                .into_iter()
+                .map(|m| MethodState {
+                    method: method_dto(m.method),
+                    available: m.available,
+                    detail: m.detail,
+                })
+                .collect(),
+            reset: ResetState {
+                allowed: overview.reset.allowed,
+                reason: overview.reset.reason,
+                masked_phone: overview.reset.masked_phone,
+                verification_id: overview.reset.verification_id,
+            },
+            history: overview
+                .history
+                .into_iter()
+                .map(|entry| HistoryItem {
+                    id: entry.verification.id,
+                    method: entry.verification.method,
+                    status: entry.verification.status,
+                    created_at: entry.verification.created_at,
+                    failure_code: entry.verification.failure_code,
+                    label: entry.label,
+                })
+                .collect(),
         }
-        status::APPROVED => (
-            "not_verified",
-            "Not verified (the last verification has been used or has expired)".to_owned(),
-        ),
-        status::CANCELLED => ("not_verified", "Not verified".to_owned()),
-        status::DENIED if latest.failure_code.as_deref() == Some("fraud_reported") => (
-            "failed",
-            "The user reported the request as fraud.".to_owned(),
-        ),
-        status::DENIED => ("failed", "The user denied the request.".to_owned()),
-        status::EXPIRED => ("failed", "No answer in time.".to_owned()),
-        _ => (
-            "failed",
-            format!(
-                "The verification failed ({}).",
-                latest.failure_code.as_deref().unwrap_or("error")
-            ),
-        ),
-    };
-    Shield {
-        state: state.into(),
-        verification_id: Some(latest.id),
-        method: Some(latest.method.clone()),
-        verified_until: latest.verified_until,
-        failure_code: latest.failure_code.clone(),
-        message,
     }
 }
 
@@ -579,111 +478,7 @@ impl PodApi {
         auth: PodToken,
         ctx: Data<&Arc<AppContext>>,
     ) -> Result<Json<PodContext>, ApiError> {
-        let session = &auth.0;
-        let resolved = resolve(&ctx, session, None).await?;
-        let now = Utc::now();
-        let contact = resolved.ticket.contact.as_ref();
-        let mut context = PodContext {
-            technician: NamedThing {
-                name: session.technician.display_name.clone(),
-            },
-            ticket: TicketInfo {
-                id: resolved.ticket.ticket_id.clone(),
-                summary: resolved.ticket.summary.clone(),
-            },
-            contact: contact.map(|c| ContactInfo {
-                id: c.id.clone(),
-                name: c.name.clone(),
-                company: resolved.ticket.company.as_ref().map(|co| co.name.clone()),
-                emails: c.emails.clone(),
-            }),
-            tenant: resolved.tenant.as_ref().map(|t| NamedThing {
-                name: t.display_name.clone(),
-            }),
-            user: None,
-            user_error: None,
-            shield: shield_of(&[], now),
-            methods: Vec::new(),
-            reset: ResetState {
-                allowed: false,
-                reason: Some("Verify the user's identity first".into()),
-                masked_phone: None,
-                verification_id: None,
-            },
-            history: Vec::new(),
-        };
-        let (tenant, user) = match (resolved.tenant, resolved.user) {
-            (Some(tenant), Ok(user)) => (tenant, user),
-            (_, Err(err)) => {
-                context.user_error = Some(Problem {
-                    code: err.code(),
-                    message: err.to_string(),
-                });
-                return Ok(Json(context));
-            }
-            (None, Ok(_)) => return Ok(Json(context)),
-        };
-        context.user = Some(UserInfo {
-            upn: user.upn.clone(),
-            display_name: user.display_name.clone(),
-        });
-        let history = ctx.verifications.history(&tenant, &user, 10).await?;
-        context.shield = shield_of(&history, now);
-        context.history = history
-            .iter()
-            .map(|v| HistoryItem {
-                id: v.id,
-                method: v.method.clone(),
-                status: v.status.clone(),
-                created_at: v.created_at,
-                failure_code: v.failure_code.clone(),
-            })
-            .collect();
-        let contact_mobile = contact.and_then(|c| c.mobile.clone());
-        match ctx
-            .verifications
-            .available_methods(&session.msp, &tenant, &user, contact_mobile.as_deref())
-            .await
-        {
-            Ok(methods) => {
-                context.methods = methods
-                    .into_iter()
-                    .map(|m| MethodState {
-                        method: match m.method {
-                            crate::core::verification::Method::Push => MethodDto::Push,
-                            crate::core::verification::Method::SmsCode => MethodDto::SmsCode,
-                            crate::core::verification::Method::SmsLink => MethodDto::SmsLink,
-                        },
-                        available: m.available,
-                        detail: m.detail,
-                    })
-                    .collect()
-            }
-            Err(err) => {
-                context.user_error = Some(Problem {
-                    code: err.code(),
-                    message: err.to_string(),
-                })
-            }
-        }
-        if context.shield.state == "verified" {
-            match ctx
-                .verifications
-                .mobile_for(&session.msp, &tenant, &user, None)
-                .await
-            {
-                Ok((phone, _)) => {
-                    context.reset = ResetState {
-                        allowed: true,
-                        reason: None,
-                        masked_phone: Some(phone.masked()),
-                        verification_id: context.shield.verification_id,
-                    }
-                }
-                Err(err) => context.reset.reason = Some(err.to_string()),
-            }
-        }
-        Ok(Json(context))
+        Ok(Json(ctx.pods.overview(&auth.0).await?.into()))
     }
 
     /// Start verifying the ticket's contact (or, with a reason, someone else).
@@ -698,36 +493,12 @@ impl PodApi {
         ctx: Data<&Arc<AppContext>>,
         body: Json<PodStartRequest>,
     ) -> Result<PodStarted, ApiError> {
-        let session = &auth.0;
-        let other = body.0.other_user.as_ref();
-        let resolved = resolve(&ctx, session, other.map(|o| o.email.as_str())).await?;
-        let tenant = resolved
-            .tenant
-            .ok_or_else(|| ApiError::from(CoreError::TenantNotFound))?;
-        let user = resolved.user?;
-        let contact = resolved.ticket.contact.as_ref();
-        let verification = ctx
-            .verifications
-            .start(StartRequest {
-                msp: session.msp.clone(),
-                tenant,
-                user,
-                method: body.0.method.into(),
-                context: TicketContext {
-                    psa_connection_id: Some(session.connection.id),
-                    ticket_id: Some(session.claims.ticket.clone()),
-                    contact_id: contact.map(|c| c.id.clone()),
-                    contact_mobile: if other.is_some() {
-                        None
-                    } else {
-                        contact.and_then(|c| c.mobile.clone())
-                    },
-                },
-                is_ticket_contact: other.is_none(),
-                reason: other.map(|o| o.reason.clone()),
-                requester: auth.requester(),
-            })
-            .await?;
+        let body = body.0;
+        let other = body.other_user.map(|o| pod::OtherUser {
+            email: o.email,
+            reason: o.reason,
+        });
+        let verification = ctx.pods.start(&auth.0, body.method.into(), other).await?;
         Ok(PodStarted::Started(Json(verification.into())))
     }
 
@@ -744,9 +515,8 @@ impl PodApi {
         id: Path<Uuid>,
         wait_seconds: Query<Option<u64>>,
     ) -> Result<Json<PodVerification>, ApiError> {
-        own_verification(&ctx, &auth.0, id.0).await?;
         let wait = Duration::from_secs(wait_seconds.0.unwrap_or(0).min(30));
-        let verification = ctx.verifications.get(auth.0.msp.id, id.0, wait).await?;
+        let verification = ctx.pods.verification(&auth.0, id.0, wait).await?;
         Ok(Json(verification.into()))
     }
 
@@ -763,11 +533,7 @@ impl PodApi {
         id: Path<Uuid>,
         body: Json<super::verifications::CodeSubmission>,
     ) -> Result<Json<PodVerification>, ApiError> {
-        own_verification(&ctx, &auth.0, id.0).await?;
-        let verification = ctx
-            .verifications
-            .submit_code(&auth.0.msp, id.0, &body.0.code)
-            .await?;
+        let verification = ctx.pods.submit_code(&auth.0, id.0, &body.0.code).await?;
         Ok(Json(verification.into()))
     }
 
@@ -783,8 +549,7 @@ impl PodApi {
         ctx: Data<&Arc<AppContext>>,
         id: Path<Uuid>,
     ) -> Result<Json<PodVerification>, ApiError> {
-        own_verification(&ctx, &auth.0, id.0).await?;
-        let verification = ctx.verifications.cancel(&auth.0.msp, id.0).await?;
+        let verification = ctx.pods.cancel(&auth.0, id.0).await?;
         Ok(Json(verification.into()))
     }
 
@@ -800,17 +565,7 @@ impl PodApi {
         ctx: Data<&Arc<AppContext>>,
         body: Json<PodConfirm>,
     ) -> Result<PodNoContent, ApiError> {
-        if !body.0.confirm {
-            return Err(CoreError::ConfirmationRequired.into());
-        }
-        let resolved = resolve(&ctx, &auth.0, None).await?;
-        let tenant = resolved
-            .tenant
-            .ok_or_else(|| ApiError::from(CoreError::TenantNotFound))?;
-        let user = resolved.user?;
-        ctx.verifications
-            .make_push_default(auth.0.msp.id, &auth.requester().actor, &tenant, &user)
-            .await?;
+        ctx.pods.make_push_default(&auth.0, body.0.confirm).await?;
         Ok(PodNoContent::Done)
     }
 
@@ -825,26 +580,14 @@ impl PodApi {
         idempotency_key: Header<String>,
         body: Json<PodResetRequest>,
     ) -> Result<PodResetResponse, ApiError> {
-        use crate::store::verifications::VerificationRepository;
-        own_verification(&ctx, &auth.0, body.0.verification_id).await?;
-        let verification = ctx
-            .store
-            .get_verification(body.0.verification_id)
-            .await
-            .map_err(|e| ApiError::internal(&e))?
-            .ok_or_else(|| ApiError::from(CoreError::VerificationNotFound))?;
         let result = ctx
-            .resets
-            .reset(crate::core::reset::ResetRequest {
-                msp: auth.0.msp.clone(),
-                tenant_id: verification.tenant_id,
-                user_object_id: verification.user_object_id.clone(),
-                verification_id: verification.id,
-                idempotency_key: idempotency_key.0,
-                confirmed: body.0.confirm,
-                actor: auth.requester().actor,
-                technician_id: Some(auth.0.technician.id),
-            })
+            .pods
+            .reset(
+                &auth.0,
+                body.0.verification_id,
+                idempotency_key.0,
+                body.0.confirm,
+            )
             .await?;
         Ok(PodResetResponse::Done(Json(PodResetOutcome {
             status: result.reset.status,

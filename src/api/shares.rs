@@ -13,9 +13,7 @@ use uuid::Uuid;
 use super::auth::MspApiKey;
 use super::{ApiError, ErrorCode};
 use crate::app::AppContext;
-use crate::core::share::{ShareOptions, ShareStatus, ShareSummary};
-use crate::store::repos::MspRepository;
-use crate::web::share::share_service;
+use crate::core::share::{self as core_share, ShareOptions, ShareStatus, ShareSummary};
 
 #[derive(Tags)]
 enum ApiTags {
@@ -224,64 +222,32 @@ impl SharesApi {
     ) -> Result<Created, ApiError> {
         let body = body.0;
         let options = share_options(&body)?;
-        // The recipient and their phone are found first, so nothing is created for nobody.
-        let recipient = match &body.send_to {
-            Some(to) => {
-                let msp = ctx
-                    .store
-                    .get_msp(auth.msp_id())
-                    .await?
-                    .ok_or_else(|| ApiError::internal(&"API key of a removed MSP"))?;
-                let tenant = ctx.directory.tenant(msp.id, to.tenant_id.trim()).await?;
-                let user = ctx
-                    .directory
-                    .resolve_user(&tenant, std::slice::from_ref(&to.user))
-                    .await?;
-                let (phone, _) = ctx
-                    .verifications
-                    .mobile_for(&msp, &tenant, &user, None)
-                    .await?;
-                Some((msp, phone))
-            }
-            None => None,
-        };
-        let service = share_service(&ctx);
-        let created = service
-            .create(
+        let recipient = body.send_to.map(|to| core_share::ShareRecipient {
+            tenant: to.tenant_id,
+            user: to.user,
+        });
+        let delivered = ctx
+            .shares
+            .create_and_send(
                 auth.msp_id(),
                 SecretString::from(body.content),
                 options,
-                None,
+                recipient,
                 &auth.actor(),
             )
             .await?;
-        let mut sent_to = None;
-        if let Some((msp, phone)) = recipient {
-            let text = SecretString::from(format!(
-                "{}: a secure message for you. Open it here (it works {} time(s), until {} UTC): {}",
-                msp.name,
-                created.max_views,
-                created.expires_at.format("%Y-%m-%d %H:%M"),
-                created.url.expose_secret()
-            ));
-            if let Err(err) = ctx.messenger.send_sms(msp.id, &phone, text).await {
-                // An undelivered link must not stay usable somewhere.
-                let _ = service.revoke(msp.id, created.id, &auth.actor()).await;
-                return Err(err.into());
-            }
-            sent_to = Some(phone.masked());
-        }
+        let created = delivered.share;
         Ok(Created::Created(Json(CreatedShareBody {
             id: created.id,
             // Once the link went by SMS, the caller does not need it (and should not hold it).
-            url: if sent_to.is_some() {
+            url: if delivered.sent_to.is_some() {
                 String::new()
             } else {
                 created.url.expose_secret().to_owned()
             },
             expires_at: created.expires_at,
             max_views: created.max_views,
-            sent_to,
+            sent_to: delivered.sent_to,
         })))
     }
 
@@ -290,7 +256,7 @@ impl SharesApi {
     /// Shows each share's status and views; never its content or link.
     #[oai(path = "/", method = "get", operation_id = "shares_list")]
     async fn list(&self, auth: MspApiKey, ctx: Data<&Arc<AppContext>>) -> Result<Listed, ApiError> {
-        let shares = share_service(&ctx).list(auth.msp_id()).await?;
+        let shares = ctx.shares.list(auth.msp_id()).await?;
         Ok(Listed::Shares(Json(
             shares.into_iter().map(Share::from).collect(),
         )))
@@ -307,7 +273,7 @@ impl SharesApi {
         /// The share's id.
         id: Path<Uuid>,
     ) -> Result<Revoked, ApiError> {
-        share_service(&ctx)
+        ctx.shares
             .revoke(auth.msp_id(), id.0, &auth.actor())
             .await?;
         Ok(Revoked::Revoked)

@@ -7,6 +7,7 @@ pub mod error;
 pub mod integrations;
 pub mod messaging;
 pub mod password;
+pub mod pod;
 pub mod reset;
 pub mod share;
 pub mod verification;

@@ -17,6 +17,10 @@ use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 use uuid::Uuid;
 
+use crate::core::directory::Directory;
+use crate::core::error::CoreError;
+use crate::core::messaging::Messenger;
+use crate::core::verification::VerificationService;
 use crate::domain::ErrorCode;
 use crate::store::StoreError;
 use crate::store::access::{random_token, sha256_hex};
@@ -98,6 +102,28 @@ impl From<StoreError> for ShareError {
     }
 }
 
+/// Why creating a share and sending its link by SMS failed: the share itself, or finding
+/// and texting its recipient.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ShareSendError {
+    #[error("{0}")]
+    Share(ShareError),
+    #[error("{0}")]
+    Recipient(CoreError),
+}
+
+impl From<ShareError> for ShareSendError {
+    fn from(err: ShareError) -> Self {
+        ShareSendError::Share(err)
+    }
+}
+
+impl From<CoreError> for ShareSendError {
+    fn from(err: CoreError) -> Self {
+        ShareSendError::Recipient(err)
+    }
+}
+
 /// How the MSP's pages look; every value is safe to place in a page as it is (the colour
 /// is a validated hex colour, the logo an `https` URL), though still to be HTML-escaped.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -168,6 +194,32 @@ pub struct CreatedShare {
     pub url: SecretString,
     pub expires_at: DateTime<Utc>,
     pub max_views: u32,
+}
+
+/// Who receives a share's link by SMS: a Microsoft 365 user of one of the MSP's tenants, at
+/// the mobile phone Microsoft has for them.
+#[derive(Debug, Clone)]
+pub struct ShareRecipient {
+    /// The customer's Microsoft tenant id (or Vouch's id of the tenant).
+    pub tenant: String,
+    /// The user's sign-in name or e-mail address.
+    pub user: String,
+}
+
+/// A new share, and where its link went when it went by SMS.
+#[derive(Debug, Clone)]
+pub struct DeliveredShare {
+    pub share: CreatedShare,
+    /// The masked number the link was texted to; `None` when it is the caller's to deliver.
+    pub sent_to: Option<String>,
+}
+
+/// What sending links by SMS needs: the user's mobile phone from Microsoft, and the SMS.
+#[derive(Clone)]
+pub struct ShareDelivery {
+    pub directory: Directory,
+    pub verifications: VerificationService,
+    pub messenger: Messenger,
 }
 
 /// What opening a link (without revealing) finds.
@@ -291,6 +343,7 @@ pub struct ShareService {
     msps: Arc<dyn MspRepository>,
     audit: Arc<dyn AuditLog>,
     public_url: Url,
+    delivery: Option<ShareDelivery>,
 }
 
 impl ShareService {
@@ -300,7 +353,80 @@ impl ShareService {
             msps: deps.msps,
             audit: deps.audit,
             public_url: deps.public_url,
+            delivery: None,
         }
+    }
+
+    /// Lets [`ShareService::create_and_send`] text links to Microsoft 365 users.
+    pub fn with_delivery(mut self, delivery: ShareDelivery) -> ShareService {
+        self.delivery = Some(delivery);
+        self
+    }
+
+    /// Creates a share of `content` and, with a `recipient`, texts its link to them; a link
+    /// that could not be sent is revoked at once, so an undelivered link stays usable
+    /// nowhere. The recipient and their phone are found first, so nothing is created for
+    /// nobody.
+    #[tracing::instrument(skip(self, content, actor))]
+    pub async fn create_and_send(
+        &self,
+        msp_id: Uuid,
+        content: SecretString,
+        options: ShareOptions,
+        recipient: Option<ShareRecipient>,
+        actor: &AuditActor,
+    ) -> Result<DeliveredShare, ShareSendError> {
+        let Some(recipient) = recipient else {
+            let share = self.create(msp_id, content, options, None, actor).await?;
+            return Ok(DeliveredShare {
+                share,
+                sent_to: None,
+            });
+        };
+        let delivery = self.delivery.as_ref().ok_or_else(|| {
+            tracing::error!("share delivery by SMS is not wired");
+            ShareError::Store("share delivery by SMS is not wired".into())
+        })?;
+        let msp = self
+            .msps
+            .get_msp(msp_id)
+            .await
+            .map_err(ShareError::from)?
+            .ok_or_else(|| {
+                tracing::error!(%msp_id, "API key of a removed MSP");
+                ShareError::Store("API key of a removed MSP".into())
+            })?;
+        let tenant = delivery
+            .directory
+            .tenant(msp.id, recipient.tenant.trim())
+            .await?;
+        let user = delivery
+            .directory
+            .resolve_user(&tenant, std::slice::from_ref(&recipient.user))
+            .await?;
+        let (phone, _) = delivery
+            .verifications
+            .mobile_for(&msp, &tenant, &user, None)
+            .await?;
+        let share = self.create(msp.id, content, options, None, actor).await?;
+        let text = SecretString::from(format!(
+            "{}: a secure message for you. Open it here (it works {} time(s), until {} UTC): {}",
+            msp.name,
+            share.max_views,
+            share.expires_at.format("%Y-%m-%d %H:%M"),
+            share.url.expose_secret()
+        ));
+        if let Err(err) = delivery.messenger.send_sms(msp.id, &phone, text).await {
+            // An undelivered link must not stay usable somewhere.
+            if let Err(revoke) = self.revoke(msp.id, share.id, actor).await {
+                tracing::error!(share_id = %share.id, error = %revoke, "revoking an undelivered share failed");
+            }
+            return Err(CoreError::from(err).into());
+        }
+        Ok(DeliveredShare {
+            share,
+            sent_to: Some(phone.masked()),
+        })
     }
 
     /// Creates a share of `content` for the MSP and returns its link.

@@ -1,0 +1,723 @@
+//! The pod: the panel inside a PSA ticket. A pod session is what the PSA vouched for (this
+//! technician, on this ticket, for this MSP); everything a pod does is derived from the
+//! session's ticket, so a pod can never act on another ticket's contact or for another MSP.
+//!
+//! This service holds the session rules, the ticket -> tenant -> Microsoft user lookup and
+//! the wording of the verification shield. It reaches the PSA only through the adapters'
+//! trait (`PsaAdapters`) and knows no HTTP.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::config::CacheLimits;
+use crate::core::directory::{Directory, DirectoryUser};
+use crate::core::error::CoreError;
+use crate::core::reset::{ResetRequest, ResetResult, ResetService};
+use crate::core::verification::{
+    MethodAvailability, Requester, StartRequest, TicketContext, VerificationService, verified_now,
+};
+use crate::domain::ErrorCode;
+use crate::psa::pod_token::{self, PodClaims, TokenError};
+use crate::psa::{EmbedLoad, PsaAdapters, PsaError, TicketContact};
+use crate::store::StoreError;
+use crate::store::crypto::Keyring;
+use crate::store::repos::{
+    AuditActor, MspAccount, MspRepository, PsaConnection, PsaConnectionRepository, Technician,
+    TechnicianSighting, Tenant, TenantRepository,
+};
+use crate::store::verifications::{Verification, VerificationRepository, status};
+
+/// Why a pod request failed. `code()` is stable; the message says what to do.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum PodError {
+    #[error("This panel's session has expired. Reload the ticket in the PSA.")]
+    SessionExpired,
+    #[error("This panel's session is not valid. Reload the ticket in the PSA.")]
+    SessionInvalid,
+    /// The token is genuine, but its connection, MSP or technician is gone or moved.
+    #[error("This panel's session is no longer valid. Reload the ticket in the PSA.")]
+    SessionRevoked,
+    /// The session could not be read (the cause is logged).
+    #[error("Vouch cannot load this session right now. Try again.")]
+    SessionUnavailable,
+    #[error(
+        "This Vouch panel URL names no PSA connection. Copy the URL again from Vouch's settings."
+    )]
+    UnknownConnection,
+    #[error("{0}")]
+    Psa(PsaError),
+    #[error("{0}")]
+    Core(CoreError),
+}
+
+impl PodError {
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            PodError::SessionExpired | PodError::SessionInvalid | PodError::SessionRevoked => {
+                ErrorCode::Unauthorized
+            }
+            PodError::SessionUnavailable => ErrorCode::Unavailable,
+            PodError::UnknownConnection => ErrorCode::Forbidden,
+            PodError::Psa(err) => err.code(),
+            PodError::Core(err) => err.code(),
+        }
+    }
+}
+
+impl From<PsaError> for PodError {
+    fn from(err: PsaError) -> Self {
+        PodError::Psa(err)
+    }
+}
+
+impl From<CoreError> for PodError {
+    fn from(err: CoreError) -> Self {
+        PodError::Core(err)
+    }
+}
+
+impl From<StoreError> for PodError {
+    fn from(err: StoreError) -> Self {
+        PodError::Core(err.into())
+    }
+}
+
+/// The session of a pod: the PSA vouched for this technician on this ticket.
+#[derive(Debug, Clone)]
+pub struct PodSession {
+    pub claims: PodClaims,
+    pub connection: PsaConnection,
+    pub msp: MspAccount,
+    pub technician: Technician,
+}
+
+impl PodSession {
+    /// The technician, as the audit log and the verification service name them.
+    pub fn requester(&self) -> Requester {
+        Requester {
+            actor: AuditActor {
+                kind: "technician".into(),
+                id: Some(self.technician.psa_member_id.clone()),
+                name: Some(self.technician.display_name.clone()),
+            },
+            technician_id: Some(self.technician.id),
+        }
+    }
+}
+
+/// Where the verification shield stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShieldState {
+    NotVerified,
+    Pending,
+    Verified,
+    Failed,
+}
+
+/// The verification shield, worded for the technician: the pod shows `label` and `detail`
+/// as they are.
+#[derive(Debug, Clone)]
+pub struct Shield {
+    pub state: ShieldState,
+    pub verification_id: Option<Uuid>,
+    pub method: Option<String>,
+    pub verified_until: Option<DateTime<Utc>>,
+    pub failure_code: Option<String>,
+    /// The headline ("Verified", "Failed: the user denied the request.").
+    pub label: String,
+    /// A second line, empty when the label says it all.
+    pub detail: String,
+    /// One sentence saying where the verification stands.
+    pub message: String,
+    /// What the shield says once `verified_until` passes (the pod's clock sees it first).
+    pub expired_label: Option<String>,
+    pub expired_detail: Option<String>,
+}
+
+/// A past verification, worded for the history list.
+#[derive(Debug, Clone)]
+pub struct HistoryEntry {
+    pub verification: Verification,
+    /// The outcome in a few words ("Approved", "Denied on the phone").
+    pub label: String,
+}
+
+/// Whether the password can be reset now.
+#[derive(Debug, Clone)]
+pub struct ResetReadiness {
+    pub allowed: bool,
+    pub reason: Option<String>,
+    pub masked_phone: Option<String>,
+    pub verification_id: Option<Uuid>,
+}
+
+/// Everything the pod shows about its ticket.
+#[derive(Debug, Clone)]
+pub struct PodOverview {
+    pub technician_name: String,
+    pub ticket: TicketContact,
+    pub tenant: Option<Tenant>,
+    pub user: Option<DirectoryUser>,
+    /// Why there is no user (or why its methods could not be read).
+    pub user_error: Option<CoreError>,
+    pub shield: Shield,
+    pub methods: Vec<MethodAvailability>,
+    pub reset: ResetReadiness,
+    pub history: Vec<HistoryEntry>,
+}
+
+/// Verify someone other than the ticket's contact.
+#[derive(Debug, Clone)]
+pub struct OtherUser {
+    pub email: String,
+    pub reason: String,
+}
+
+/// What the pod service needs.
+pub struct PodDeps {
+    pub connections: Arc<dyn PsaConnectionRepository>,
+    pub msps: Arc<dyn MspRepository>,
+    pub tenants: Arc<dyn TenantRepository>,
+    pub verification_records: Arc<dyn VerificationRepository>,
+    /// Signs and checks pod tokens.
+    pub keyring: Arc<Keyring>,
+    pub psa: PsaAdapters,
+    pub directory: Directory,
+    pub verifications: VerificationService,
+    pub resets: ResetService,
+    /// Technicians the PSA vouched for recently, so a pod load does not write to the
+    /// database every time (their "last seen" is refreshed once per lifetime).
+    pub technician_cache: CacheLimits,
+    /// Every pod load and pod call needs its connection, and connections change rarely (a
+    /// changed one is seen within the cache's lifetime).
+    pub connection_cache: CacheLimits,
+}
+
+#[derive(Clone)]
+pub struct PodService {
+    connections: Arc<dyn PsaConnectionRepository>,
+    msps: Arc<dyn MspRepository>,
+    tenants: Arc<dyn TenantRepository>,
+    verification_records: Arc<dyn VerificationRepository>,
+    keyring: Arc<Keyring>,
+    psa: PsaAdapters,
+    directory: Directory,
+    verifications: VerificationService,
+    resets: ResetService,
+    technicians: moka::future::Cache<(Uuid, String), Technician>,
+    connection_cache: moka::future::Cache<Uuid, PsaConnection>,
+}
+
+fn cache<K, V>(limits: CacheLimits) -> moka::future::Cache<K, V>
+where
+    K: std::hash::Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    moka::future::Cache::builder()
+        .max_capacity(limits.max_entries)
+        .time_to_live(Duration::from_secs(limits.ttl_seconds))
+        .build()
+}
+
+/// The ticket, its tenant and the Microsoft user of `email` (or of the contact).
+struct Resolved {
+    ticket: TicketContact,
+    tenant: Option<Tenant>,
+    user: Result<DirectoryUser, CoreError>,
+}
+
+impl PodService {
+    pub fn new(deps: PodDeps) -> PodService {
+        PodService {
+            connections: deps.connections,
+            msps: deps.msps,
+            tenants: deps.tenants,
+            verification_records: deps.verification_records,
+            keyring: deps.keyring,
+            psa: deps.psa,
+            directory: deps.directory,
+            verifications: deps.verifications,
+            resets: deps.resets,
+            technicians: cache(deps.technician_cache),
+            connection_cache: cache(deps.connection_cache),
+        }
+    }
+
+    /// A PSA connection, from the short cache or the database.
+    pub async fn connection(&self, id: Uuid) -> Result<Option<PsaConnection>, StoreError> {
+        if let Some(connection) = self.connection_cache.get(&id).await {
+            return Ok(Some(connection));
+        }
+        let connection = self.connections.get_connection(id).await?;
+        if let Some(connection) = &connection {
+            self.connection_cache.insert(id, connection.clone()).await;
+        }
+        Ok(connection)
+    }
+
+    /// Checks a pod token and loads what it names; all of it must still belong together.
+    #[tracing::instrument(skip_all)]
+    pub async fn session(&self, token: &str) -> Result<PodSession, PodError> {
+        let claims = pod_token::verify(&self.keyring, token.trim()).map_err(|err| match err {
+            TokenError::Expired => PodError::SessionExpired,
+            TokenError::Invalid => PodError::SessionInvalid,
+        })?;
+        let unavailable = |err: StoreError| {
+            tracing::error!(error = %err, "pod session lookup failed");
+            PodError::SessionUnavailable
+        };
+        let connection = self
+            .connection(claims.connection)
+            .await
+            .map_err(unavailable)?;
+        let msp = self.msps.get_msp(claims.msp).await.map_err(unavailable)?;
+        let technician = self
+            .connections
+            .get_technician(claims.technician)
+            .await
+            .map_err(unavailable)?;
+        match (connection, msp, technician) {
+            (Some(connection), Some(msp), Some(technician))
+                if connection.msp_id == msp.id && technician.msp_id == msp.id =>
+            {
+                Ok(PodSession {
+                    claims,
+                    connection,
+                    msp,
+                    technician,
+                })
+            }
+            _ => Err(PodError::SessionRevoked),
+        }
+    }
+
+    /// Issues a pod token once the PSA vouched for `load` on `connection_id`.
+    #[tracing::instrument(skip(self, load))]
+    pub async fn open_session(
+        &self,
+        connection_id: Uuid,
+        load: EmbedLoad,
+    ) -> Result<String, PodError> {
+        let connection = self
+            .connection(connection_id)
+            .await?
+            .ok_or(PodError::UnknownConnection)?;
+        let vouched = self
+            .psa
+            .adapter(connection.kind)
+            .authenticate_embed(&connection, &load)
+            .await?;
+        let sighting = TechnicianSighting {
+            msp_id: connection.msp_id,
+            psa_connection_id: connection.id,
+            psa_member_id: vouched.technician.member_id.clone(),
+            display_name: vouched.technician.name.clone(),
+            email: vouched.technician.email.clone(),
+        };
+        let technician = self
+            .technicians
+            .try_get_with(
+                (connection.id, sighting.psa_member_id.clone()),
+                self.connections.record_technician(sighting),
+            )
+            .await
+            .map_err(|err| {
+                tracing::error!(error = %err, "recording a technician failed");
+                PodError::Core(CoreError::Store(err.to_string()))
+            })?;
+        Ok(pod_token::issue(
+            &self.keyring,
+            connection.msp_id,
+            connection.id,
+            technician.id,
+            &vouched.ticket_id,
+        ))
+    }
+
+    async fn resolve(
+        &self,
+        session: &PodSession,
+        email: Option<&str>,
+    ) -> Result<Resolved, PodError> {
+        let ticket = self
+            .psa
+            .ticket(&session.connection, &session.claims.ticket)
+            .await?;
+        let tenant = match &ticket.company {
+            Some(company) => {
+                self.tenants
+                    .tenant_for_company(session.connection.id, &company.id)
+                    .await?
+            }
+            None => None,
+        };
+        let user = match (&tenant, email, &ticket.contact) {
+            (None, _, _) => Err(CoreError::InvalidInput {
+                field: "company",
+                problem: format!(
+                    "{} is not mapped to a Microsoft 365 tenant in Vouch; map it under Companies",
+                    ticket
+                        .company
+                        .as_ref()
+                        .map(|c| c.name.as_str())
+                        .unwrap_or("This ticket's company")
+                ),
+            }),
+            (Some(tenant), Some(email), _) => {
+                self.directory
+                    .resolve_user(tenant, &[email.to_owned()])
+                    .await
+            }
+            (Some(tenant), None, Some(contact)) => {
+                self.directory.resolve_user(tenant, &contact.emails).await
+            }
+            (Some(_), None, None) => Err(CoreError::InvalidInput {
+                field: "contact",
+                problem: "the ticket has no contact; set one in the PSA".into(),
+            }),
+        };
+        Ok(Resolved {
+            ticket,
+            tenant,
+            user,
+        })
+    }
+
+    /// The tenant and user a verification or a change would act on.
+    async fn target(
+        &self,
+        session: &PodSession,
+        email: Option<&str>,
+    ) -> Result<(Resolved, Tenant, DirectoryUser), PodError> {
+        let mut resolved = self.resolve(session, email).await?;
+        let tenant = resolved.tenant.clone().ok_or(CoreError::TenantNotFound)?;
+        let user = std::mem::replace(&mut resolved.user, Err(CoreError::TenantNotFound))?;
+        Ok((resolved, tenant, user))
+    }
+
+    /// A verification of this pod's ticket (another ticket's is "not found").
+    async fn own_verification(
+        &self,
+        session: &PodSession,
+        id: Uuid,
+    ) -> Result<Verification, PodError> {
+        match self.verification_records.get_verification(id).await? {
+            Some(v)
+                if v.msp_id == session.msp.id
+                    && v.psa_connection_id == Some(session.connection.id)
+                    && v.psa_ticket_id.as_deref() == Some(session.claims.ticket.as_str()) =>
+            {
+                Ok(v)
+            }
+            _ => Err(CoreError::VerificationNotFound.into()),
+        }
+    }
+
+    /// Everything the pod shows: the contact, the Microsoft user, the shield, the methods,
+    /// whether a reset is possible, and the history.
+    #[tracing::instrument(skip_all, fields(ticket = %session.claims.ticket))]
+    pub async fn overview(&self, session: &PodSession) -> Result<PodOverview, PodError> {
+        let resolved = self.resolve(session, None).await?;
+        let now = Utc::now();
+        let mut overview = PodOverview {
+            technician_name: session.technician.display_name.clone(),
+            ticket: resolved.ticket,
+            tenant: resolved.tenant,
+            user: None,
+            user_error: None,
+            shield: shield_of(&[], now),
+            methods: Vec::new(),
+            reset: ResetReadiness {
+                allowed: false,
+                reason: Some("Verify the user's identity first".into()),
+                masked_phone: None,
+                verification_id: None,
+            },
+            history: Vec::new(),
+        };
+        let user = match resolved.user {
+            Ok(user) => user,
+            Err(err) => {
+                overview.user_error = Some(err);
+                return Ok(overview);
+            }
+        };
+        let Some(tenant) = overview.tenant.clone() else {
+            return Ok(overview);
+        };
+        overview.user = Some(user.clone());
+        let history = self.verifications.history(&tenant, &user, 10).await?;
+        overview.shield = shield_of(&history, now);
+        overview.history = history
+            .into_iter()
+            .map(|verification| HistoryEntry {
+                label: outcome_label(&verification),
+                verification,
+            })
+            .collect();
+        let contact_mobile = overview
+            .ticket
+            .contact
+            .as_ref()
+            .and_then(|c| c.mobile.clone());
+        match self
+            .verifications
+            .available_methods(&session.msp, &tenant, &user, contact_mobile.as_deref())
+            .await
+        {
+            Ok(methods) => overview.methods = methods,
+            Err(err) => overview.user_error = Some(err),
+        }
+        if overview.shield.state == ShieldState::Verified {
+            match self
+                .verifications
+                .mobile_for(&session.msp, &tenant, &user, None)
+                .await
+            {
+                Ok((phone, _)) => {
+                    overview.reset = ResetReadiness {
+                        allowed: true,
+                        reason: None,
+                        masked_phone: Some(phone.masked()),
+                        verification_id: overview.shield.verification_id,
+                    }
+                }
+                Err(err) => overview.reset.reason = Some(err.to_string()),
+            }
+        }
+        Ok(overview)
+    }
+
+    /// Starts verifying the ticket's contact (or, with a reason, someone else).
+    #[tracing::instrument(skip_all, fields(ticket = %session.claims.ticket))]
+    pub async fn start(
+        &self,
+        session: &PodSession,
+        method: crate::core::verification::Method,
+        other: Option<OtherUser>,
+    ) -> Result<Verification, PodError> {
+        let (resolved, tenant, user) = self
+            .target(session, other.as_ref().map(|o| o.email.as_str()))
+            .await?;
+        let contact = resolved.ticket.contact.as_ref();
+        let verification = self
+            .verifications
+            .start(StartRequest {
+                msp: session.msp.clone(),
+                tenant,
+                user,
+                method,
+                context: TicketContext {
+                    psa_connection_id: Some(session.connection.id),
+                    ticket_id: Some(session.claims.ticket.clone()),
+                    contact_id: contact.map(|c| c.id.clone()),
+                    contact_mobile: if other.is_some() {
+                        None
+                    } else {
+                        contact.and_then(|c| c.mobile.clone())
+                    },
+                },
+                is_ticket_contact: other.is_none(),
+                reason: other.map(|o| o.reason),
+                requester: session.requester(),
+            })
+            .await?;
+        Ok(verification)
+    }
+
+    /// A verification of this ticket; waits up to `wait` for a decision (long-poll).
+    pub async fn verification(
+        &self,
+        session: &PodSession,
+        id: Uuid,
+        wait: Duration,
+    ) -> Result<Verification, PodError> {
+        self.own_verification(session, id).await?;
+        Ok(self.verifications.get(session.msp.id, id, wait).await?)
+    }
+
+    /// Checks the code the caller read out.
+    #[tracing::instrument(skip(self, session, code))]
+    pub async fn submit_code(
+        &self,
+        session: &PodSession,
+        id: Uuid,
+        code: &str,
+    ) -> Result<Verification, PodError> {
+        self.own_verification(session, id).await?;
+        Ok(self
+            .verifications
+            .submit_code(&session.msp, id, code)
+            .await?)
+    }
+
+    /// Cancels a pending verification of this ticket.
+    #[tracing::instrument(skip(self, session))]
+    pub async fn cancel(&self, session: &PodSession, id: Uuid) -> Result<Verification, PodError> {
+        self.own_verification(session, id).await?;
+        Ok(self.verifications.cancel(&session.msp, id).await?)
+    }
+
+    /// Makes the Authenticator push the contact's default sign-in method.
+    #[tracing::instrument(skip(self, session))]
+    pub async fn make_push_default(
+        &self,
+        session: &PodSession,
+        confirmed: bool,
+    ) -> Result<(), PodError> {
+        if !confirmed {
+            return Err(CoreError::ConfirmationRequired.into());
+        }
+        let (_, tenant, user) = self.target(session, None).await?;
+        self.verifications
+            .make_push_default(session.msp.id, &session.requester().actor, &tenant, &user)
+            .await?;
+        Ok(())
+    }
+
+    /// Resets the password of the user verified from this ticket.
+    #[tracing::instrument(skip(self, session, idempotency_key))]
+    pub async fn reset(
+        &self,
+        session: &PodSession,
+        verification_id: Uuid,
+        idempotency_key: String,
+        confirmed: bool,
+    ) -> Result<ResetResult, PodError> {
+        let verification = self.own_verification(session, verification_id).await?;
+        Ok(self
+            .resets
+            .reset(ResetRequest {
+                msp: session.msp.clone(),
+                tenant_id: verification.tenant_id,
+                user_object_id: verification.user_object_id.clone(),
+                verification_id: verification.id,
+                idempotency_key,
+                confirmed,
+                actor: session.requester().actor,
+                technician_id: Some(session.technician.id),
+            })
+            .await?)
+    }
+}
+
+/// The shield for the newest verification of `history`.
+pub fn shield_of(history: &[Verification], now: DateTime<Utc>) -> Shield {
+    let Some(latest) = history.first() else {
+        return Shield {
+            state: ShieldState::NotVerified,
+            verification_id: None,
+            method: None,
+            verified_until: None,
+            failure_code: None,
+            label: "Not verified".into(),
+            detail: String::new(),
+            message: "Not verified".into(),
+            expired_label: None,
+            expired_detail: None,
+        };
+    };
+    let (state, label, detail, message) = match latest.status.as_str() {
+        status::PENDING => {
+            let waiting = "Waiting for the user to answer…";
+            (
+                ShieldState::Pending,
+                waiting.to_owned(),
+                String::new(),
+                waiting.to_owned(),
+            )
+        }
+        status::APPROVED if verified_now(latest, now).is_ok() && latest.consumed_at.is_none() => (
+            ShieldState::Verified,
+            "Verified".to_owned(),
+            String::new(),
+            "Verified".to_owned(),
+        ),
+        status::APPROVED => {
+            let why = "The last verification has been used or has expired.";
+            (
+                ShieldState::NotVerified,
+                "Not verified".to_owned(),
+                why.to_owned(),
+                "Not verified (the last verification has been used or has expired)".to_owned(),
+            )
+        }
+        status::CANCELLED => (
+            ShieldState::NotVerified,
+            "Not verified".to_owned(),
+            String::new(),
+            "Not verified".to_owned(),
+        ),
+        _ => {
+            let message = match latest.status.as_str() {
+                status::DENIED if latest.failure_code.as_deref() == Some("fraud_reported") => {
+                    "The user reported the request as fraud.".to_owned()
+                }
+                status::DENIED => "The user denied the request.".to_owned(),
+                status::EXPIRED => "No answer in time.".to_owned(),
+                _ => format!(
+                    "The verification failed ({}).",
+                    latest.failure_code.as_deref().unwrap_or("error")
+                ),
+            };
+            (
+                ShieldState::Failed,
+                format!("Failed: {message}"),
+                String::new(),
+                message,
+            )
+        }
+    };
+    let verified = state == ShieldState::Verified;
+    Shield {
+        expired_label: verified.then(|| "Not verified".to_owned()),
+        expired_detail: verified.then(|| "The verification has expired.".to_owned()),
+        state,
+        verification_id: Some(latest.id),
+        method: Some(latest.method.clone()),
+        verified_until: latest.verified_until,
+        failure_code: latest.failure_code.clone(),
+        label,
+        detail,
+        message,
+    }
+}
+
+/// How a past verification reads in the history list: a few words (the list is narrow).
+pub fn outcome_label(verification: &Verification) -> String {
+    match verification.status.as_str() {
+        status::APPROVED => return "Approved".to_owned(),
+        status::PENDING => return "Pending".to_owned(),
+        status::CANCELLED => return "Cancelled".to_owned(),
+        _ => {}
+    }
+    let by_code = match verification.failure_code.as_deref() {
+        Some("denied") => "Denied",
+        Some("denied_by_user") => "Refused",
+        Some("too_many_attempts") => "Wrong codes",
+        Some("fraud_reported") => "Reported as fraud",
+        Some("no_response") => "No response",
+        Some("expired") => "Expired",
+        Some("link_expired") => "Link expired",
+        Some("code_expired") => "Code expired",
+        Some("cancelled") => "Cancelled",
+        Some(code) if code.starts_with("other:") => "Failed",
+        Some(code) if !code.is_empty() => {
+            let words = code.replace('_', " ");
+            let mut chars = words.chars();
+            return match chars.next() {
+                Some(first) => first.to_uppercase().chain(chars).collect(),
+                None => "Failed".to_owned(),
+            };
+        }
+        _ => match verification.status.as_str() {
+            status::DENIED => "Denied",
+            status::EXPIRED => "Expired",
+            _ => "Failed",
+        },
+    };
+    by_code.to_owned()
+}
