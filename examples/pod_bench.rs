@@ -18,7 +18,10 @@ use vouch::config::Config;
 use vouch::psa::signing;
 use vouch::sandbox::psa::{self as sbx, PsaSandbox};
 use vouch::store::crypto::MasterKey;
-use vouch::store::repos::{MspPolicy, MspRepository, NewMspAccount, NewTenant, TenantRepository};
+use vouch::store::{
+    msp::{MspPolicy, NewMspAccount},
+    tenants::NewTenant,
+};
 
 const CONNECTIONS: usize = 64;
 const WARM_UP: Duration = Duration::from_secs(1);

@@ -263,7 +263,8 @@ impl AppContext {
     pub async fn psa_connection(
         &self,
         id: uuid::Uuid,
-    ) -> Result<Option<crate::store::repos::PsaConnection>, crate::store::StoreError> {
+    ) -> Result<Option<crate::store::psa_connections::PsaConnection>, crate::store::StoreError>
+    {
         self.pods.connection(id).await
     }
 
@@ -285,11 +286,8 @@ impl AppContext {
             }),
             _ => None,
         };
-        let shared = Arc::new(store.clone());
         let integrations = IntegrationsService::new(IntegrationsDeps {
-            tenants: shared.clone(),
-            consent_states: shared.clone(),
-            audit: shared.clone(),
+            store: store.clone(),
             microsoft: microsoft.clone(),
             metrics: metrics.clone(),
             vouch_app: vouch_app.clone(),
@@ -301,16 +299,15 @@ impl AppContext {
                 .join(api::consent::CALLBACK_PATH)
                 .expect("a relative path joins onto the public URL"),
         });
-        let directory = Directory::new(shared.clone(), microsoft.clone(), vouch_app);
+        let directory = Directory::new(store.clone(), microsoft.clone(), vouch_app);
         let messenger = Messenger::new(
             Arc::new(TwilioSms::new(&config.sms, &metrics)),
-            shared.clone(),
+            store.clone(),
         );
         let psa = PsaAdapters::new(&config, &metrics);
         let ticket_notes = TicketNotes::new(store.clone(), psa.clone());
         let verifications = VerificationService::new(
-            shared.clone(),
-            shared.clone(),
+            store.clone(),
             directory.clone(),
             messenger.clone(),
             store.shared_keyring(),
@@ -320,9 +317,7 @@ impl AppContext {
         )
         .with_observer(ticket_notes.clone());
         let shares = ShareService::new(ShareDeps {
-            shares: shared.clone(),
-            msps: shared.clone(),
-            audit: shared.clone(),
+            store: store.clone(),
             public_url: config.http.public_url.clone(),
         })
         .with_delivery(ShareDelivery {
@@ -331,10 +326,7 @@ impl AppContext {
             messenger: messenger.clone(),
         });
         let resets = ResetService::new(ResetDeps {
-            verifications: shared.clone(),
-            resets: shared.clone(),
-            tenants: shared.clone(),
-            audit: shared.clone(),
+            store: store.clone(),
             directory: directory.clone(),
             verification_service: verifications.clone(),
             shares: shares.clone(),
@@ -342,10 +334,7 @@ impl AppContext {
             observer: Some(ticket_notes),
         });
         let pods = PodService::new(PodDeps {
-            connections: shared.clone(),
-            msps: shared.clone(),
-            tenants: shared.clone(),
-            verification_records: shared,
+            store: store.clone(),
             keyring: store.shared_keyring(),
             psa: psa.clone(),
             directory: directory.clone(),

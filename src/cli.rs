@@ -11,9 +11,8 @@ use secrecy::ExposeSecret;
 use crate::app::{App, open_store};
 use crate::config::Config;
 use crate::server;
-use crate::store::access::ApiKeyRepository;
 use crate::store::crypto::MasterKey;
-use crate::store::repos::{MspPolicy, MspRepository, NewMspAccount};
+use crate::store::msp::{MspPolicy, NewMspAccount};
 use crate::telemetry;
 
 #[derive(Debug, Parser)]

@@ -18,11 +18,11 @@ use crate::sandbox::psa::PsaSandbox;
 use crate::sandbox::sms::SmsSandbox;
 use crate::server;
 use crate::store::Store;
-use crate::store::access::ApiKeyRepository;
 use crate::store::crypto::MasterKey;
-use crate::store::repos::{
-    AuditActor, AuditLog, IntegrationKind, MspAccount, MspPolicy, MspRepository, NewAuditEvent,
-    NewMspAccount, NewTenant, TenantRepository,
+use crate::store::{
+    audit::{AuditActor, NewAuditEvent},
+    msp::{MspAccount, MspPolicy, NewMspAccount},
+    tenants::{IntegrationKind, NewTenant},
 };
 use crate::telemetry;
 
@@ -350,7 +350,10 @@ pub async fn connect_psa_sandbox(
     vouch_base_url: &str,
 ) -> anyhow::Result<crate::sandbox::psa::PodUrls> {
     use crate::sandbox::psa as sbx;
-    use crate::store::repos::{CompanyMapping, NewPsaConnection, PsaConnectionRepository, PsaKind};
+    use crate::store::{
+        psa_connections::{NewPsaConnection, PsaKind},
+        tenants::CompanyMapping,
+    };
 
     let origins = serde_json::json!([psa.base_url()]);
     let cw = psa.connectwise();

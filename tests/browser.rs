@@ -23,7 +23,7 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use futures_util::FutureExt;
 use vouch::sandbox::microsoft::{DEMO_TENANT_ID, PushScript};
 use vouch::sandbox::psa as sbx;
-use vouch::store::repos::MspPolicy;
+use vouch::store::msp::MspPolicy;
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";

@@ -16,7 +16,7 @@ use common::world::World;
 use reqwest::Method;
 use serde_json::{Value, json};
 use vouch::sandbox::psa as sbx;
-use vouch::store::repos::MspPolicy;
+use vouch::store::msp::MspPolicy;
 
 /// Sent in every probe; no answer may repeat it (values can be secrets).
 const MARKER: &str = "SECRETPROBE";
@@ -591,7 +591,7 @@ async fn nul_is_refused_in_pod_loads_and_nothing_is_stored() {
             .await
             .unwrap();
         assert_eq!(response.status(), 400, "{:?}", db.backend);
-        use vouch::store::repos::SecureShareRepository;
+
         assert!(
             world
                 .app

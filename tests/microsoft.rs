@@ -21,8 +21,7 @@ use vouch::sandbox::microsoft::{
     ConsentDecision, DEMO_TENANT_ID, Fault, IDENTITY_APP_CLIENT_ID, IDENTITY_APP_SECRET,
     MFA_CLIENT_APP_ID, MicrosoftSandbox, NO_P1_TENANT_ID, PushScript, SandboxApp, Service,
 };
-use vouch::store::access::ApiKeyRepository;
-use vouch::store::repos::{MspPolicy, MspRepository, NewMspAccount};
+use vouch::store::msp::{MspPolicy, NewMspAccount};
 use vouch::telemetry::Metrics;
 
 fn point_at(sandbox: &MicrosoftSandbox, config: &mut Config) {

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use vouch::psa::signing;
 use vouch::sandbox::microsoft::PushScript;
 use vouch::sandbox::psa::{self as sbx, Psa};
-use vouch::store::repos::{MspPolicy, MspRepository, PsaConnectionRepository};
+use vouch::store::msp::MspPolicy;
 
 /// The iframe `src` of a sandbox ticket screen (HTML-unescaped).
 async fn iframe_src(screen_url: &str) -> String {
@@ -198,7 +198,7 @@ async fn connectwise_members_are_checked_with_connectwise() {
             .await
             .unwrap()
             .into_iter()
-            .find(|c| c.kind == vouch::store::repos::PsaKind::ConnectWise)
+            .find(|c| c.kind == vouch::store::psa_connections::PsaKind::ConnectWise)
             .unwrap();
         let session = |member: Value| {
             world
@@ -338,7 +338,7 @@ async fn a_pod_token_is_bound_to_its_ticket_and_its_msp() {
         let other_msp = world
             .app
             .store
-            .create_msp(vouch::store::repos::NewMspAccount {
+            .create_msp(vouch::store::msp::NewMspAccount {
                 name: "Other MSP".into(),
                 brand_logo_url: None,
                 brand_color: None,
@@ -350,9 +350,9 @@ async fn a_pod_token_is_bound_to_its_ticket_and_its_msp() {
         let other_connection = world
             .app
             .store
-            .create_connection(vouch::store::repos::NewPsaConnection {
+            .create_connection(vouch::store::psa_connections::NewPsaConnection {
                 msp_id: other_msp.id,
-                kind: vouch::store::repos::PsaKind::HaloPsa,
+                kind: vouch::store::psa_connections::PsaKind::HaloPsa,
                 name: "Other".into(),
                 base_url: halo.resource_url.clone(),
                 settings: json!({ "auth_url": halo.auth_url }),

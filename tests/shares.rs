@@ -11,10 +11,11 @@ use common::{TestApp, TestDb};
 use reqwest::StatusCode;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
-use vouch::store::access::{ApiKeyRepository, random_token, sha256_hex};
-use vouch::store::repos::{
-    AuditLog, AuditQuery, MspAccount, MspPolicy, MspRepository, NewMspAccount, NewSecureShare,
-    SecureShareRepository,
+use vouch::store::access::{random_token, sha256_hex};
+use vouch::store::{
+    audit::AuditQuery,
+    msp::{MspAccount, MspPolicy, NewMspAccount},
+    shares::NewSecureShare,
 };
 
 const SECRET: &str = "Plaintext-Share-Secret-7Qx2";
@@ -120,7 +121,7 @@ impl Env {
             .views
     }
 
-    async fn audit(&self) -> Vec<vouch::store::repos::AuditEvent> {
+    async fn audit(&self) -> Vec<vouch::store::audit::AuditEvent> {
         self.app
             .store
             .query(AuditQuery {

@@ -10,10 +10,11 @@ use sea_orm::ConnectionTrait;
 use sea_orm_migration::MigratorTrait;
 use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
+use vouch::store::SEALED_COLUMNS;
 use vouch::store::StoreError;
 use vouch::store::crypto::{Keyring, SealedPlace};
 use vouch::store::migration::Migrator;
-use vouch::store::repos::*;
+use vouch::store::{audit::*, msp::*, outbound::*, psa_connections::*, shares::*, tenants::*};
 
 fn secret(text: &str) -> SecretString {
     SecretString::from(text.to_owned())

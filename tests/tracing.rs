@@ -16,7 +16,7 @@ use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use tracing_subscriber::layer::SubscriberExt;
 use vouch::sandbox::microsoft::{DEMO_TENANT_ID, IDENTITY_APP_SECRET, PushScript};
-use vouch::store::repos::{IntegrationKind, MspPolicy, TenantRepository};
+use vouch::store::{msp::MspPolicy, tenants::IntegrationKind};
 
 const DANA: &str = "dana@contoso.example";
 const DANA_MOBILE: &str = "+12065550101";

@@ -15,7 +15,7 @@ use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Statement}
 use serde_json::{Value, json};
 use vouch::sandbox::microsoft::{DEMO_TENANT_ID, PushScript, Service};
 use vouch::store::entities::{password_reset, verification};
-use vouch::store::repos::MspPolicy;
+use vouch::store::msp::MspPolicy;
 
 const DANA: &str = "dana@contoso.example";
 const DANA_MOBILE: &str = "+12065550101";

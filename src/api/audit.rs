@@ -12,7 +12,7 @@ use uuid::Uuid;
 use super::ApiError;
 use super::auth::MspApiKey;
 use crate::app::AppContext;
-use crate::store::repos::{AuditEvent, AuditLog, AuditQuery};
+use crate::store::audit::{AuditEvent, AuditQuery};
 
 #[derive(Tags)]
 enum ApiTags {

@@ -9,8 +9,8 @@ use poem_openapi::auth::Bearer;
 
 use super::error::{ErrorCode, error_response};
 use crate::app::AppContext;
-use crate::store::access::{ApiKey, ApiKeyRepository};
-use crate::store::repos::AuditActor;
+use crate::store::access::ApiKey;
+use crate::store::audit::AuditActor;
 
 /// A per-MSP API key (`Authorization: Bearer vouch_...`), created with `vouch api-key create`.
 #[derive(SecurityScheme)]

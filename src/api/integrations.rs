@@ -14,7 +14,7 @@ use super::ApiError;
 use super::auth::MspApiKey;
 use crate::app::AppContext;
 use crate::core::integrations::{IdentityManagementInput, IntegrationView};
-use crate::store::repos::IntegrationKind;
+use crate::store::tenants::IntegrationKind;
 
 #[derive(Tags)]
 enum ApiTags {

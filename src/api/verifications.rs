@@ -17,8 +17,8 @@ use crate::app::AppContext;
 use crate::core::directory::DirectoryUser;
 use crate::core::error::CoreError;
 use crate::core::verification::{Method, Requester, StartRequest, TicketContext};
-use crate::store::repos::{MspAccount, MspRepository, Tenant};
 use crate::store::verifications::{PasswordReset, Verification as VerificationRecord};
+use crate::store::{msp::MspAccount, tenants::Tenant};
 
 #[derive(Tags)]
 enum ApiTags {

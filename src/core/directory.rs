@@ -4,7 +4,6 @@
 //! Resolved users are cached briefly (moka, in application state) so that a verification with
 //! warm caches needs no lookup; PSAs and Microsoft both rate-limit.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use moka::future::Cache;
@@ -14,7 +13,8 @@ use super::error::CoreError;
 use super::integrations::{STATUS_ACTIVE, VouchApp};
 use crate::microsoft::graph::{GraphUser, MFA_CLIENT_APP_ID};
 use crate::microsoft::{ClientCredentials, Microsoft, TenantRef};
-use crate::store::repos::{IntegrationKind, Tenant, TenantRepository};
+use crate::store::Store;
+use crate::store::tenants::{IntegrationKind, Tenant};
 
 /// The Microsoft user a verification or reset is about.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,20 +45,16 @@ pub struct PushCredentials {
 
 #[derive(Clone)]
 pub struct Directory {
-    tenants: Arc<dyn TenantRepository>,
+    store: Store,
     microsoft: Microsoft,
     vouch_app: Option<VouchApp>,
     users: Cache<(Uuid, String), DirectoryUser>,
 }
 
 impl Directory {
-    pub fn new(
-        tenants: Arc<dyn TenantRepository>,
-        microsoft: Microsoft,
-        vouch_app: Option<VouchApp>,
-    ) -> Directory {
+    pub fn new(store: Store, microsoft: Microsoft, vouch_app: Option<VouchApp>) -> Directory {
         Directory {
-            tenants,
+            store,
             microsoft,
             vouch_app,
             users: Cache::builder()
@@ -76,13 +72,13 @@ impl Directory {
     #[tracing::instrument(skip_all, fields(msp_id = %msp_id, tenant = %tenant))]
     pub async fn tenant(&self, msp_id: Uuid, tenant: &str) -> Result<Tenant, CoreError> {
         let by_vouch_id = match Uuid::parse_str(tenant) {
-            Ok(id) => self.tenants.get_tenant(id).await?,
+            Ok(id) => self.store.get_tenant(id).await?,
             Err(_) => None,
         };
         let found = match by_vouch_id {
             Some(t) => Some(t),
             None => {
-                self.tenants
+                self.store
                     .find_tenant_by_microsoft_id(msp_id, tenant)
                     .await?
             }
@@ -98,7 +94,7 @@ impl Directory {
     pub async fn graph_credentials(&self, tenant: &Tenant) -> Result<ClientCredentials, CoreError> {
         let tenant_ref = tenant_ref(tenant)?;
         if let Some(integration) = self
-            .tenants
+            .store
             .get_integration(tenant.id, IntegrationKind::IdentityManagement)
             .await?
             && integration.status == STATUS_ACTIVE
@@ -151,9 +147,9 @@ impl Directory {
     async fn authenticator(
         &self,
         tenant: &Tenant,
-    ) -> Result<Option<crate::store::repos::TenantIntegration>, CoreError> {
+    ) -> Result<Option<crate::store::tenants::TenantIntegration>, CoreError> {
         Ok(self
-            .tenants
+            .store
             .get_integration(tenant.id, IntegrationKind::Authenticator)
             .await?
             .filter(|i| i.status == STATUS_ACTIVE && i.secret.is_some()))

@@ -7,7 +7,6 @@
 //! - **M365 Identity Management**: an app the MSP registered in the customer tenant. Vouch
 //!   proves the credentials with a token and a harmless read before saving anything.
 
-use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Duration, Utc};
@@ -21,11 +20,11 @@ use crate::microsoft::token::Audience;
 use crate::microsoft::{
     ClientCredentials, Microsoft, MicrosoftError, MicrosoftErrorKind, TenantRef,
 };
+use crate::store::Store;
 use crate::store::StoreError;
-use crate::store::access::ConsentStateRepository;
-use crate::store::repos::{
-    AuditActor, AuditLog, IntegrationKind, IntegrationUpdate, NewAuditEvent, NewTenant, Tenant,
-    TenantIntegration, TenantRepository,
+use crate::store::{
+    audit::{AuditActor, NewAuditEvent},
+    tenants::{IntegrationKind, IntegrationUpdate, NewTenant, Tenant, TenantIntegration},
 };
 use crate::telemetry::Metrics;
 
@@ -183,9 +182,7 @@ pub struct VouchApp {
 
 #[derive(Clone)]
 pub struct IntegrationsService {
-    tenants: Arc<dyn TenantRepository>,
-    consent_states: Arc<dyn ConsentStateRepository>,
-    audit: Arc<dyn AuditLog>,
+    store: Store,
     microsoft: Microsoft,
     metrics: Metrics,
     vouch_app: Option<VouchApp>,
@@ -195,9 +192,7 @@ pub struct IntegrationsService {
 }
 
 pub struct IntegrationsDeps {
-    pub tenants: Arc<dyn TenantRepository>,
-    pub consent_states: Arc<dyn ConsentStateRepository>,
-    pub audit: Arc<dyn AuditLog>,
+    pub store: Store,
     pub microsoft: Microsoft,
     pub metrics: Metrics,
     pub vouch_app: Option<VouchApp>,
@@ -216,9 +211,7 @@ impl IntegrationsService {
             format!("{graph}/.default")
         };
         IntegrationsService {
-            tenants: deps.tenants,
-            consent_states: deps.consent_states,
-            audit: deps.audit,
+            store: deps.store,
             microsoft: deps.microsoft,
             metrics: deps.metrics,
             vouch_app: deps.vouch_app,
@@ -276,7 +269,7 @@ impl IntegrationsService {
     pub async fn list(&self, msp_id: Uuid) -> Result<Vec<IntegrationView>, IntegrationError> {
         let now = Utc::now();
         Ok(self
-            .tenants
+            .store
             .list_integrations(msp_id)
             .await?
             .iter()
@@ -343,7 +336,7 @@ impl IntegrationsService {
         }
         let tenant = self.tenant_for(msp_id, &credentials).await?;
         let integration = self
-            .tenants
+            .store
             .save_integration(IntegrationUpdate {
                 tenant_id: tenant.id,
                 kind: IntegrationKind::IdentityManagement,
@@ -377,7 +370,7 @@ impl IntegrationsService {
             .as_ref()
             .ok_or(IntegrationError::AppNotConfigured)?;
         let state = self
-            .consent_states
+            .store
             .create_consent_state(msp_id, Duration::minutes(CONSENT_STATE_TTL_MINUTES))
             .await?;
         let mut url = self
@@ -401,7 +394,7 @@ impl IntegrationsService {
     ) -> Result<IntegrationView, IntegrationError> {
         let state = callback.state.as_deref().unwrap_or_default();
         let msp_id = self
-            .consent_states
+            .store
             .consume_consent_state(state)
             .await?
             .ok_or(IntegrationError::ConsentStateInvalid)?;
@@ -490,7 +483,7 @@ impl IntegrationsService {
         }
         let credential = self.create_connector_credential(&graph_credentials).await?;
         let integration = self
-            .tenants
+            .store
             .save_integration(IntegrationUpdate {
                 tenant_id: tenant.id,
                 kind: IntegrationKind::Authenticator,
@@ -578,7 +571,7 @@ impl IntegrationsService {
             ),
         };
         let saved = self
-            .tenants
+            .store
             .save_integration(IntegrationUpdate {
                 tenant_id: tenant.id,
                 kind: integration.kind,
@@ -645,7 +638,7 @@ impl IntegrationsService {
         id: Uuid,
     ) -> Result<(), IntegrationError> {
         let (tenant, integration) = self.owned(msp_id, id).await?;
-        self.tenants.delete_integration(integration.id).await?;
+        self.store.delete_integration(integration.id).await?;
         self.audit_integration(
             msp_id,
             actor,
@@ -670,7 +663,7 @@ impl IntegrationsService {
             return Ok(0);
         };
         let due = self
-            .tenants
+            .store
             .integrations_expiring_before(
                 IntegrationKind::Authenticator,
                 now + Duration::days(EXPIRY_WARNING_DAYS),
@@ -688,7 +681,7 @@ impl IntegrationsService {
             };
             match self.create_connector_credential(&graph_credentials).await {
                 Ok((secret, end)) => {
-                    self.tenants
+                    self.store
                         .save_integration(IntegrationUpdate {
                             tenant_id: tenant.id,
                             kind: IntegrationKind::Authenticator,
@@ -747,7 +740,7 @@ impl IntegrationsService {
         msp_id: Uuid,
         id: Uuid,
     ) -> Result<(Tenant, TenantIntegration), IntegrationError> {
-        match self.tenants.get_integration_by_id(id).await? {
+        match self.store.get_integration_by_id(id).await? {
             // Another MSP's integration is "not found", not "forbidden": no existence oracle.
             Some((tenant, integration)) if tenant.msp_id == msp_id => Ok((tenant, integration)),
             _ => Err(IntegrationError::NotFound),
@@ -772,7 +765,7 @@ impl IntegrationsService {
             .map(|org| org.id.to_ascii_lowercase())
             .unwrap_or_else(|| credentials.tenant.as_str().to_owned());
         if let Some(existing) = self
-            .tenants
+            .store
             .find_tenant_by_microsoft_id(msp_id, &tenant_id)
             .await?
         {
@@ -791,7 +784,7 @@ impl IntegrationsService {
             })
             .unwrap_or_default();
         Ok(self
-            .tenants
+            .store
             .create_tenant(NewTenant {
                 msp_id,
                 microsoft_tenant_id: tenant_id,
@@ -808,8 +801,8 @@ impl IntegrationsService {
         client_id: &str,
         err: &MicrosoftError,
     ) -> Result<(), IntegrationError> {
-        let existing = self.tenants.get_integration(tenant.id, kind).await?;
-        self.tenants
+        let existing = self.store.get_integration(tenant.id, kind).await?;
+        self.store
             .save_integration(IntegrationUpdate {
                 tenant_id: tenant.id,
                 kind,
@@ -848,7 +841,7 @@ impl IntegrationsService {
             upstream_request_id,
             details: serde_json::json!({ "code": code }),
         };
-        if let Err(err) = self.audit.append(event).await {
+        if let Err(err) = self.store.append(event).await {
             tracing::error!(error = %err, "audit append failed");
         }
     }

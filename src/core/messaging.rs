@@ -7,20 +7,18 @@ use secrecy::SecretString;
 use uuid::Uuid;
 
 use crate::sms::{E164, SentSms, SmsError, SmsMessage, SmsProvider};
-use crate::store::repos::{NewOutboundMessage, OutboundMessageRepository};
+use crate::store::Store;
+use crate::store::outbound::NewOutboundMessage;
 
 #[derive(Clone)]
 pub struct Messenger {
     sms: Arc<dyn SmsProvider>,
-    records: Arc<dyn OutboundMessageRepository>,
+    store: Store,
 }
 
 impl Messenger {
-    pub fn new(
-        sms: Arc<dyn SmsProvider>,
-        records: Arc<dyn OutboundMessageRepository>,
-    ) -> Messenger {
-        Messenger { sms, records }
+    pub fn new(sms: Arc<dyn SmsProvider>, store: Store) -> Messenger {
+        Messenger { sms, store }
     }
 
     #[tracing::instrument(skip_all, fields(msp_id = %msp_id, to = %to.masked()))]
@@ -42,7 +40,7 @@ impl Messenger {
             Err(err) => format!("failed:{}", err.code()),
         };
         if let Err(err) = self
-            .records
+            .store
             .record_message(NewOutboundMessage {
                 msp_id,
                 channel: "sms".into(),

@@ -22,13 +22,16 @@ use crate::core::verification::{
 use crate::domain::ErrorCode;
 use crate::psa::pod_token::{self, PodClaims, TokenError};
 use crate::psa::{EmbedLoad, PsaAdapters, PsaError, TicketContact};
+use crate::store::Store;
 use crate::store::StoreError;
 use crate::store::crypto::Keyring;
-use crate::store::repos::{
-    AuditActor, MspAccount, MspRepository, PsaConnection, PsaConnectionRepository, Technician,
-    TechnicianSighting, Tenant, TenantRepository,
+use crate::store::verifications::{Verification, status};
+use crate::store::{
+    audit::AuditActor,
+    msp::MspAccount,
+    psa_connections::{PsaConnection, Technician, TechnicianSighting},
+    tenants::Tenant,
 };
-use crate::store::verifications::{Verification, VerificationRepository, status};
 
 /// Why a pod request failed. `code()` is stable; the message says what to do.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -178,10 +181,7 @@ pub struct OtherUser {
 
 /// What the pod service needs.
 pub struct PodDeps {
-    pub connections: Arc<dyn PsaConnectionRepository>,
-    pub msps: Arc<dyn MspRepository>,
-    pub tenants: Arc<dyn TenantRepository>,
-    pub verification_records: Arc<dyn VerificationRepository>,
+    pub store: Store,
     /// Signs and checks pod tokens.
     pub keyring: Arc<Keyring>,
     pub psa: PsaAdapters,
@@ -198,10 +198,7 @@ pub struct PodDeps {
 
 #[derive(Clone)]
 pub struct PodService {
-    connections: Arc<dyn PsaConnectionRepository>,
-    msps: Arc<dyn MspRepository>,
-    tenants: Arc<dyn TenantRepository>,
-    verification_records: Arc<dyn VerificationRepository>,
+    store: Store,
     keyring: Arc<Keyring>,
     psa: PsaAdapters,
     directory: Directory,
@@ -232,10 +229,7 @@ struct Resolved {
 impl PodService {
     pub fn new(deps: PodDeps) -> PodService {
         PodService {
-            connections: deps.connections,
-            msps: deps.msps,
-            tenants: deps.tenants,
-            verification_records: deps.verification_records,
+            store: deps.store,
             keyring: deps.keyring,
             psa: deps.psa,
             directory: deps.directory,
@@ -251,7 +245,7 @@ impl PodService {
         if let Some(connection) = self.connection_cache.get(&id).await {
             return Ok(Some(connection));
         }
-        let connection = self.connections.get_connection(id).await?;
+        let connection = self.store.get_connection(id).await?;
         if let Some(connection) = &connection {
             self.connection_cache.insert(id, connection.clone()).await;
         }
@@ -273,9 +267,9 @@ impl PodService {
             .connection(claims.connection)
             .await
             .map_err(unavailable)?;
-        let msp = self.msps.get_msp(claims.msp).await.map_err(unavailable)?;
+        let msp = self.store.get_msp(claims.msp).await.map_err(unavailable)?;
         let technician = self
-            .connections
+            .store
             .get_technician(claims.technician)
             .await
             .map_err(unavailable)?;
@@ -321,7 +315,7 @@ impl PodService {
             .technicians
             .try_get_with(
                 (connection.id, sighting.psa_member_id.clone()),
-                self.connections.record_technician(sighting),
+                self.store.record_technician(sighting),
             )
             .await
             .map_err(|err| {
@@ -348,7 +342,7 @@ impl PodService {
             .await?;
         let tenant = match &ticket.company {
             Some(company) => {
-                self.tenants
+                self.store
                     .tenant_for_company(session.connection.id, &company.id)
                     .await?
             }
@@ -404,7 +398,7 @@ impl PodService {
         session: &PodSession,
         id: Uuid,
     ) -> Result<Verification, PodError> {
-        match self.verification_records.get_verification(id).await? {
+        match self.store.get_verification(id).await? {
             Some(v)
                 if v.msp_id == session.msp.id
                     && v.psa_connection_id == Some(session.connection.id)

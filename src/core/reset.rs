@@ -22,12 +22,14 @@ use super::messaging::Messenger;
 use super::password::{PasswordStyle, generate};
 use super::share::{ShareOptions, ShareService};
 use super::verification::{VerificationService, verified_now};
-use crate::store::repos::{
-    AuditActor, AuditLog, MspAccount, NewAuditEvent, Tenant, TenantRepository,
-};
+use crate::store::Store;
 use crate::store::verifications::{
-    ClaimOutcome, NewReset, PasswordReset, ResetCompletion, ResetRepository, Verification,
-    VerificationRepository,
+    ClaimOutcome, NewReset, PasswordReset, ResetCompletion, Verification,
+};
+use crate::store::{
+    audit::{AuditActor, NewAuditEvent},
+    msp::MspAccount,
+    tenants::Tenant,
 };
 
 pub const STATUS_IN_PROGRESS: &str = "in_progress";
@@ -65,10 +67,7 @@ pub struct ResetResult {
 
 #[derive(Clone)]
 pub struct ResetService {
-    verifications: Arc<dyn VerificationRepository>,
-    resets: Arc<dyn ResetRepository>,
-    tenants: Arc<dyn TenantRepository>,
-    audit: Arc<dyn AuditLog>,
+    store: Store,
     directory: Directory,
     verification_service: VerificationService,
     shares: ShareService,
@@ -77,10 +76,7 @@ pub struct ResetService {
 }
 
 pub struct ResetDeps {
-    pub verifications: Arc<dyn VerificationRepository>,
-    pub resets: Arc<dyn ResetRepository>,
-    pub tenants: Arc<dyn TenantRepository>,
-    pub audit: Arc<dyn AuditLog>,
+    pub store: Store,
     pub directory: Directory,
     pub verification_service: VerificationService,
     pub shares: ShareService,
@@ -92,10 +88,7 @@ pub struct ResetDeps {
 impl ResetService {
     pub fn new(deps: ResetDeps) -> ResetService {
         ResetService {
-            verifications: deps.verifications,
-            resets: deps.resets,
-            tenants: deps.tenants,
-            audit: deps.audit,
+            store: deps.store,
             directory: deps.directory,
             verification_service: deps.verification_service,
             shares: deps.shares,
@@ -125,11 +118,7 @@ impl ResetService {
                 problem: "must be 8 to 128 letters, digits or - _ . : (a UUID is ideal)".into(),
             });
         }
-        let verification = match self
-            .verifications
-            .get_verification(request.verification_id)
-            .await?
-        {
+        let verification = match self.store.get_verification(request.verification_id).await? {
             Some(v) if v.msp_id == request.msp.id => v,
             _ => return Err(CoreError::VerificationNotFound),
         };
@@ -148,7 +137,7 @@ impl ResetService {
             return Err(CoreError::VerificationForOtherUser);
         }
         let tenant = self
-            .tenants
+            .store
             .get_tenant(verification.tenant_id)
             .await?
             .ok_or(CoreError::TenantNotFound)?;
@@ -213,7 +202,7 @@ impl ResetService {
             .await?;
 
         let reset = match self
-            .resets
+            .store
             .claim_reset(NewReset {
                 msp_id: request.msp.id,
                 verification_id: verification.id,
@@ -230,12 +219,8 @@ impl ResetService {
             }
             ClaimOutcome::VerificationSpent => return Err(CoreError::VerificationUsed),
         };
-        if !self
-            .verifications
-            .spend_verification(verification.id)
-            .await?
-        {
-            self.resets
+        if !self.store.spend_verification(verification.id).await? {
+            self.store
                 .complete_reset(reset.id, failed("verification_used"))
                 .await?;
             return Err(CoreError::VerificationUsed);
@@ -257,7 +242,7 @@ impl ResetService {
         {
             Ok(id) => id,
             Err(err) => {
-                self.resets
+                self.store
                     .complete_reset(reset.id, failed(err.code().as_str()))
                     .await?;
                 return Err(err.into());
@@ -304,7 +289,7 @@ impl ResetService {
             ),
         };
         let completed = self
-            .resets
+            .store
             .complete_reset(
                 reset.id,
                 ResetCompletion {
@@ -346,7 +331,7 @@ impl ResetService {
         verification: &Verification,
     ) -> Result<ResetResult, CoreError> {
         match self
-            .resets
+            .store
             .claim_reset(NewReset {
                 msp_id: request.msp.id,
                 verification_id: verification.id,
@@ -382,7 +367,7 @@ impl ResetService {
             }
             tokio::time::sleep(StdDuration::from_millis(100)).await;
             current = self
-                .resets
+                .store
                 .get_reset(current.id)
                 .await?
                 .ok_or(CoreError::ResetNotFound)?;
@@ -396,7 +381,7 @@ impl ResetService {
 
     #[tracing::instrument(skip_all, fields(msp_id = %msp_id, reset_id = %id))]
     pub async fn get(&self, msp_id: Uuid, id: Uuid) -> Result<PasswordReset, CoreError> {
-        match self.resets.get_reset(id).await? {
+        match self.store.get_reset(id).await? {
             Some(reset) if reset.msp_id == msp_id => Ok(reset),
             _ => Err(CoreError::ResetNotFound),
         }
@@ -428,7 +413,7 @@ impl ResetService {
                 "sent_to": reset.and_then(|r| r.sent_to_masked.clone()),
             }),
         };
-        if let Err(err) = self.audit.append(event).await {
+        if let Err(err) = self.store.append(event).await {
             tracing::error!(error = %err, "audit append failed");
         }
     }

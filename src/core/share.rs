@@ -10,8 +10,6 @@
 //!
 //! Nothing here knows about PSAs or HTTP.
 
-use std::sync::Arc;
-
 use chrono::{DateTime, Duration, Utc};
 use secrecy::{ExposeSecret, SecretString};
 use url::Url;
@@ -22,11 +20,13 @@ use crate::core::error::CoreError;
 use crate::core::messaging::Messenger;
 use crate::core::verification::VerificationService;
 use crate::domain::ErrorCode;
+use crate::store::Store;
 use crate::store::StoreError;
 use crate::store::access::{random_token, sha256_hex};
-use crate::store::repos::{
-    AuditActor, AuditLog, ConsumeOutcome, MspAccount, MspRepository, NewAuditEvent, NewSecureShare,
-    RevokeOutcome, SecureShare, SecureShareListing, SecureShareRepository,
+use crate::store::{
+    audit::{AuditActor, NewAuditEvent},
+    msp::MspAccount,
+    shares::{ConsumeOutcome, NewSecureShare, RevokeOutcome, SecureShare, SecureShareListing},
 };
 
 /// A share lives this long unless asked otherwise.
@@ -330,18 +330,14 @@ pub fn is_well_formed_token(token: &str) -> bool {
 
 /// What the share service needs.
 pub struct ShareDeps {
-    pub shares: Arc<dyn SecureShareRepository>,
-    pub msps: Arc<dyn MspRepository>,
-    pub audit: Arc<dyn AuditLog>,
+    pub store: Store,
     /// Where users reach Vouch; links are `{public_url}s/{token}`.
     pub public_url: Url,
 }
 
 #[derive(Clone)]
 pub struct ShareService {
-    shares: Arc<dyn SecureShareRepository>,
-    msps: Arc<dyn MspRepository>,
-    audit: Arc<dyn AuditLog>,
+    store: Store,
     public_url: Url,
     delivery: Option<ShareDelivery>,
 }
@@ -349,9 +345,7 @@ pub struct ShareService {
 impl ShareService {
     pub fn new(deps: ShareDeps) -> ShareService {
         ShareService {
-            shares: deps.shares,
-            msps: deps.msps,
-            audit: deps.audit,
+            store: deps.store,
             public_url: deps.public_url,
             delivery: None,
         }
@@ -388,7 +382,7 @@ impl ShareService {
             ShareError::Store("share delivery by SMS is not wired".into())
         })?;
         let msp = self
-            .msps
+            .store
             .get_msp(msp_id)
             .await
             .map_err(ShareError::from)?
@@ -478,7 +472,7 @@ impl ShareService {
         }
         let token = random_token();
         let share = self
-            .shares
+            .store
             .create_share(NewSecureShare {
                 msp_id,
                 token_hash: sha256_hex(&token),
@@ -517,7 +511,7 @@ impl ShareService {
             return Ok(PeekOutcome::NotFound);
         }
         let Some(share) = self
-            .shares
+            .store
             .find_share_by_token_hash(&sha256_hex(&token.to_ascii_lowercase()))
             .await?
         else {
@@ -543,7 +537,7 @@ impl ShareService {
             return Err(ShareError::NotFound);
         }
         let outcome = self
-            .shares
+            .store
             .consume_share_view(&sha256_hex(&token.to_ascii_lowercase()), Utc::now())
             .await?;
         let (share, error): (SecureShare, fn(ShareBranding) -> ShareError) = match outcome {
@@ -604,7 +598,7 @@ impl ShareService {
         id: Uuid,
         actor: &AuditActor,
     ) -> Result<(), ShareError> {
-        match self.shares.revoke_share(msp_id, id).await? {
+        match self.store.revoke_share(msp_id, id).await? {
             RevokeOutcome::Revoked(share) => {
                 self.audit_share(
                     msp_id,
@@ -630,7 +624,7 @@ impl ShareService {
     pub async fn list(&self, msp_id: Uuid) -> Result<Vec<ShareSummary>, ShareError> {
         let now = Utc::now();
         Ok(self
-            .shares
+            .store
             .list_shares(msp_id)
             .await?
             .into_iter()
@@ -647,7 +641,7 @@ impl ShareService {
     }
 
     async fn branding(&self, msp_id: Uuid) -> ShareBranding {
-        match self.msps.get_msp(msp_id).await {
+        match self.store.get_msp(msp_id).await {
             Ok(Some(msp)) => ShareBranding::of(&msp),
             Ok(None) => ShareBranding::fallback(),
             Err(err) => {
@@ -678,7 +672,7 @@ impl ShareService {
             upstream_request_id: None,
             details,
         };
-        if let Err(err) = self.audit.append(event).await {
+        if let Err(err) = self.store.append(event).await {
             tracing::error!(error = %err, action, "audit append failed");
         }
     }

@@ -24,11 +24,15 @@ use crate::microsoft::Upn;
 use crate::microsoft::graph::PUSH_METHOD;
 use crate::microsoft::mfa::PushOutcome;
 use crate::sms::E164;
+use crate::store::Store;
 use crate::store::crypto::{Keyring, MacPurpose};
-use crate::store::repos::{AuditActor, AuditLog, MspAccount, NewAuditEvent, Tenant};
 use crate::store::verifications::{
-    BeginPushError, Decision, NewVerification, PushLimits, Verification, VerificationRepository,
-    method, status,
+    BeginPushError, Decision, NewVerification, PushLimits, Verification, method, status,
+};
+use crate::store::{
+    audit::{AuditActor, NewAuditEvent},
+    msp::MspAccount,
+    tenants::Tenant,
 };
 
 /// SMS codes: 6 digits, 10 minutes, 5 attempts.
@@ -96,8 +100,7 @@ pub enum LinkState {
 
 #[derive(Clone)]
 pub struct VerificationService {
-    verifications: Arc<dyn VerificationRepository>,
-    audit: Arc<dyn AuditLog>,
+    store: Store,
     directory: Directory,
     messenger: Messenger,
     keyring: Arc<Keyring>,
@@ -112,8 +115,7 @@ pub struct VerificationService {
 impl VerificationService {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
-        verifications: Arc<dyn VerificationRepository>,
-        audit: Arc<dyn AuditLog>,
+        store: Store,
         directory: Directory,
         messenger: Messenger,
         keyring: Arc<Keyring>,
@@ -122,8 +124,7 @@ impl VerificationService {
         push_lifetime: StdDuration,
     ) -> VerificationService {
         VerificationService {
-            verifications,
-            audit,
+            store,
             directory,
             messenger,
             keyring,
@@ -319,7 +320,7 @@ impl VerificationService {
             .await?;
         let policy = &request.msp.policy;
         let verification = self
-            .verifications
+            .store
             .begin_push(
                 self.new_verification(
                     request,
@@ -419,7 +420,7 @@ impl VerificationService {
                 .mac_hex(MacPurpose::SmsCode, &format!("{salt}:{code}"))
         );
         let verification = self
-            .verifications
+            .store
             .create_verification(self.new_verification(
                 request,
                 method::SMS_CODE,
@@ -461,7 +462,7 @@ impl VerificationService {
             .await?;
         let token = crate::store::access::random_token();
         let verification = self
-            .verifications
+            .store
             .create_verification(self.new_verification(
                 request,
                 method::SMS_LINK,
@@ -564,7 +565,7 @@ impl VerificationService {
         if token.len() != 64 || !token.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(CoreError::VerificationNotFound);
         }
-        self.verifications
+        self.store
             .find_by_code_hash(method::SMS_LINK, &crate::store::access::sha256_hex(token))
             .await?
             .ok_or(CoreError::VerificationNotFound)
@@ -605,11 +606,7 @@ impl VerificationService {
                 .await?;
             return Err(CoreError::CodeExpired);
         }
-        let Some(attempts) = self
-            .verifications
-            .count_code_attempt(id, MAX_CODE_ATTEMPTS)
-            .await?
-        else {
+        let Some(attempts) = self.store.count_code_attempt(id, MAX_CODE_ATTEMPTS).await? else {
             return Err(CoreError::TooManyAttempts);
         };
         let code = code.trim();
@@ -720,7 +717,7 @@ impl VerificationService {
             upstream_request_id: result.as_ref().err().and_then(|e| e.request_id.clone()),
             details: serde_json::json!({ "code": result.as_ref().err().map(|e| e.code()) }),
         };
-        if let Err(err) = self.audit.append(event).await {
+        if let Err(err) = self.store.append(event).await {
             tracing::error!(error = %err, "audit append failed");
         }
         Ok(result?)
@@ -734,7 +731,7 @@ impl VerificationService {
         limit: u64,
     ) -> Result<Vec<Verification>, CoreError> {
         let mut items = self
-            .verifications
+            .store
             .verification_history(tenant.id, &user.object_id, limit)
             .await?;
         for item in items.iter_mut() {
@@ -746,7 +743,7 @@ impl VerificationService {
     }
 
     async fn owned(&self, msp_id: Uuid, id: Uuid) -> Result<Verification, CoreError> {
-        match self.verifications.get_verification(id).await? {
+        match self.store.get_verification(id).await? {
             Some(v) if v.msp_id == msp_id => Ok(v),
             _ => Err(CoreError::VerificationNotFound),
         }
@@ -783,11 +780,11 @@ impl VerificationService {
 
     /// Ends a pending verification, wakes its watchers and tells the observer.
     async fn record_decision(&self, id: Uuid, decision: Decision) -> Result<bool, CoreError> {
-        let changed = self.verifications.decide_verification(id, decision).await?;
+        let changed = self.store.decide_verification(id, decision).await?;
         self.changes.send_modify(|n| *n += 1);
         if changed
             && let Some(observer) = self.observer.clone()
-            && let Some(verification) = self.verifications.get_verification(id).await?
+            && let Some(verification) = self.store.get_verification(id).await?
         {
             // Off the request path: a slow PSA must not slow the technician down.
             tokio::spawn(
@@ -843,7 +840,7 @@ impl VerificationService {
             upstream_request_id,
             details,
         };
-        if let Err(err) = self.audit.append(event).await {
+        if let Err(err) = self.store.append(event).await {
             tracing::error!(error = %err, "audit append failed");
         }
     }
@@ -871,7 +868,7 @@ impl VerificationService {
             upstream_request_id: None,
             details: serde_json::json!({ "verification_id": verification.id }),
         };
-        if let Err(err) = self.audit.append(event).await {
+        if let Err(err) = self.store.append(event).await {
             tracing::error!(error = %err, "audit append failed");
         }
     }

@@ -23,7 +23,7 @@ use uuid::Uuid;
 
 use crate::config::Config;
 use crate::domain::ErrorCode;
-use crate::store::repos::{PsaConnection, PsaKind};
+use crate::store::psa_connections::{PsaConnection, PsaKind};
 use crate::telemetry::Metrics;
 use crate::upstream::TransportError;
 

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use super::PsaAdapters;
 use crate::core::activity::ActivityObserver;
 use crate::store::Store;
-use crate::store::repos::PsaConnectionRepository;
+
 use crate::store::verifications::{PasswordReset, Verification, method, status};
 
 pub struct TicketNotes {

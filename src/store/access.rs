@@ -2,7 +2,6 @@
 //! is stored: a leaked database does not hand out working keys. They are 256-bit random
 //! values, so a fast hash is enough (no password-hashing function needed).
 
-use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 use rand::RngCore;
 use sea_orm::ActiveValue::Set;
@@ -53,36 +52,9 @@ fn key_from_model(m: api_key::Model) -> ApiKey {
     }
 }
 
-#[async_trait]
-pub trait ApiKeyRepository: Send + Sync {
+impl Store {
     /// Creates a key; the returned secret is shown once and never stored.
-    async fn create_api_key(
-        &self,
-        msp_id: Uuid,
-        name: &str,
-    ) -> Result<(ApiKey, SecretString), StoreError>;
-    /// The key's record when `presented` is a valid, unrevoked key.
-    async fn authenticate_api_key(&self, presented: &str) -> Result<Option<ApiKey>, StoreError>;
-    async fn list_api_keys(&self, msp_id: Uuid) -> Result<Vec<ApiKey>, StoreError>;
-    async fn revoke_api_key(&self, msp_id: Uuid, id: Uuid) -> Result<bool, StoreError>;
-}
-
-#[async_trait]
-pub trait ConsentStateRepository: Send + Sync {
-    /// A fresh single-use state for `msp_id`, valid for `ttl`.
-    async fn create_consent_state(
-        &self,
-        msp_id: Uuid,
-        ttl: Duration,
-    ) -> Result<SecretString, StoreError>;
-    /// Spends `state`: the MSP it was issued to, or `None` when unknown, used or expired.
-    /// One statement, so two callbacks racing with the same state cannot both succeed.
-    async fn consume_consent_state(&self, state: &str) -> Result<Option<Uuid>, StoreError>;
-}
-
-#[async_trait]
-impl ApiKeyRepository for Store {
-    async fn create_api_key(
+    pub async fn create_api_key(
         &self,
         msp_id: Uuid,
         name: &str,
@@ -104,7 +76,11 @@ impl ApiKeyRepository for Store {
         Ok((key_from_model(model), SecretString::from(key)))
     }
 
-    async fn authenticate_api_key(&self, presented: &str) -> Result<Option<ApiKey>, StoreError> {
+    /// The key's record when `presented` is a valid, unrevoked key.
+    pub async fn authenticate_api_key(
+        &self,
+        presented: &str,
+    ) -> Result<Option<ApiKey>, StoreError> {
         if !presented.starts_with(API_KEY_PREFIX) {
             return Ok(None);
         }
@@ -132,7 +108,7 @@ impl ApiKeyRepository for Store {
         Ok(Some(key_from_model(model)))
     }
 
-    async fn list_api_keys(&self, msp_id: Uuid) -> Result<Vec<ApiKey>, StoreError> {
+    pub async fn list_api_keys(&self, msp_id: Uuid) -> Result<Vec<ApiKey>, StoreError> {
         Ok(api_key::Entity::find()
             .filter(api_key::Column::MspId.eq(msp_id))
             .order_by_asc(api_key::Column::CreatedAt)
@@ -143,7 +119,7 @@ impl ApiKeyRepository for Store {
             .collect())
     }
 
-    async fn revoke_api_key(&self, msp_id: Uuid, id: Uuid) -> Result<bool, StoreError> {
+    pub async fn revoke_api_key(&self, msp_id: Uuid, id: Uuid) -> Result<bool, StoreError> {
         let result = api_key::Entity::update_many()
             .col_expr(api_key::Column::RevokedAt, Expr::value(Utc::now()))
             .filter(api_key::Column::Id.eq(id))
@@ -155,9 +131,9 @@ impl ApiKeyRepository for Store {
     }
 }
 
-#[async_trait]
-impl ConsentStateRepository for Store {
-    async fn create_consent_state(
+impl Store {
+    /// A fresh single-use state for `msp_id`, valid for `ttl`.
+    pub async fn create_consent_state(
         &self,
         msp_id: Uuid,
         ttl: Duration,
@@ -178,7 +154,9 @@ impl ConsentStateRepository for Store {
         Ok(SecretString::from(state))
     }
 
-    async fn consume_consent_state(&self, state: &str) -> Result<Option<Uuid>, StoreError> {
+    /// Spends `state`: the MSP it was issued to, or `None` when unknown, used or expired.
+    /// One statement, so two callbacks racing with the same state cannot both succeed.
+    pub async fn consume_consent_state(&self, state: &str) -> Result<Option<Uuid>, StoreError> {
         let hash = sha256_hex(state);
         let now = Utc::now();
         let spent = consent_state::Entity::update_many()

@@ -1,13 +1,21 @@
 //! Storage: sea-orm over SQLite (the embedded default) or PostgreSQL (production, several
-//! instances behind a load balancer). Services see the repository traits in [`repos`], never
-//! sea-orm, so they can be tested with fakes.
+//! instances behind a load balancer). One file per aggregate, each adding methods to
+//! [`Store`] that take and return domain records, never sea-orm models. There are no
+//! repository traits: the rules that matter (push limits, one reset per verification and per
+//! key, single-use shares) are enforced by SQL, so the tests run them on both real databases
+//! instead of on in-memory fakes that could disagree with SQL.
 
 pub mod access;
+pub mod audit;
 pub mod crypto;
 pub mod entities;
 pub mod migration;
-pub mod repos;
+pub mod msp;
+pub mod outbound;
+pub mod psa_connections;
 pub mod rotation;
+pub mod shares;
+pub mod tenants;
 pub mod verifications;
 
 use std::path::Path;
@@ -22,6 +30,23 @@ use sea_orm_migration::MigratorTrait;
 use crate::config::DatabaseConfig;
 use crypto::Keyring;
 use migration::Migrator;
+
+/// Where each sealed column lives; `vouch rotate-key` walks this list, so a new sealed
+/// column must be added here.
+pub const SEALED_COLUMNS: &[(&str, &str)] = &[
+    ("psa_connections", "credentials_sealed"),
+    ("tenant_integrations", "secret_sealed"),
+    ("secure_shares", "content_sealed"),
+    ("outbound_messages", "body_sealed"),
+];
+
+/// A unique-index violation is a conflict on `what`; anything else is a database error.
+pub(crate) fn conflict_or(err: sea_orm::DbErr, what: &'static str) -> StoreError {
+    match err.sql_err() {
+        Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => StoreError::Conflict(what),
+        _ => StoreError::Database(err),
+    }
+}
 
 /// A storage failure. Messages never carry secret values: sealed columns hold ciphertext only.
 #[derive(Debug, thiserror::Error)]

@@ -12,8 +12,8 @@ use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use secrecy::ExposeSecret;
 use uuid::Uuid;
 
+use super::SEALED_COLUMNS;
 use super::crypto::SealedPlace;
-use super::repos::SEALED_COLUMNS;
 use super::{Store, StoreError};
 
 /// What a rotation did, per sealed column.

@@ -5,7 +5,6 @@
 //! a per-user lock row), one reset per verification (a unique index), and one reset per
 //! idempotency key (a unique index).
 
-use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::ActiveValue::Set;
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
@@ -110,52 +109,9 @@ pub struct ResetCompletion {
     pub upstream_request_id: Option<String>,
 }
 
-#[async_trait]
-pub trait VerificationRepository: Send + Sync {
+impl Store {
     /// Records a pending push if the user has none pending and the window allows another.
-    async fn begin_push(
-        &self,
-        new: NewVerification,
-        limits: PushLimits,
-    ) -> Result<Verification, BeginPushError>;
-    /// Records a pending SMS-code or link verification.
-    async fn create_verification(&self, new: NewVerification) -> Result<Verification, StoreError>;
-    async fn get_verification(&self, id: Uuid) -> Result<Option<Verification>, StoreError>;
-    /// The verification of `method` whose stored hash is `code_hash` (one-tap links).
-    async fn find_by_code_hash(
-        &self,
-        method: &str,
-        code_hash: &str,
-    ) -> Result<Option<Verification>, StoreError>;
-    /// Ends a pending verification; false when it was no longer pending (cancelled, expired).
-    async fn decide_verification(&self, id: Uuid, decision: Decision) -> Result<bool, StoreError>;
-    /// Counts one code attempt if fewer than `max` were made; the attempts so far, or None
-    /// when the attempt is not allowed (limit reached or no longer pending).
-    async fn count_code_attempt(&self, id: Uuid, max: i32) -> Result<Option<i32>, StoreError>;
-    async fn verification_history(
-        &self,
-        tenant_id: Uuid,
-        user_object_id: &str,
-        limit: u64,
-    ) -> Result<Vec<Verification>, StoreError>;
-    /// Marks an approved verification as used by a reset; false when it was already used.
-    async fn spend_verification(&self, id: Uuid) -> Result<bool, StoreError>;
-}
-
-#[async_trait]
-pub trait ResetRepository: Send + Sync {
-    async fn claim_reset(&self, new: NewReset) -> Result<ClaimOutcome, StoreError>;
-    async fn complete_reset(
-        &self,
-        id: Uuid,
-        completion: ResetCompletion,
-    ) -> Result<PasswordReset, StoreError>;
-    async fn get_reset(&self, id: Uuid) -> Result<Option<PasswordReset>, StoreError>;
-}
-
-#[async_trait]
-impl VerificationRepository for Store {
-    async fn begin_push(
+    pub async fn begin_push(
         &self,
         new: NewVerification,
         limits: PushLimits,
@@ -240,19 +196,24 @@ impl VerificationRepository for Store {
         Ok(inserted)
     }
 
-    async fn create_verification(&self, new: NewVerification) -> Result<Verification, StoreError> {
+    /// Records a pending SMS-code or link verification.
+    pub async fn create_verification(
+        &self,
+        new: NewVerification,
+    ) -> Result<Verification, StoreError> {
         Ok(verification::Entity::insert(insert_model(new, Utc::now()))
             .exec_with_returning(self.connection())
             .await?)
     }
 
-    async fn get_verification(&self, id: Uuid) -> Result<Option<Verification>, StoreError> {
+    pub async fn get_verification(&self, id: Uuid) -> Result<Option<Verification>, StoreError> {
         Ok(verification::Entity::find_by_id(id)
             .one(self.connection())
             .await?)
     }
 
-    async fn find_by_code_hash(
+    /// The verification of `method` whose stored hash is `code_hash` (one-tap links).
+    pub async fn find_by_code_hash(
         &self,
         method: &str,
         code_hash: &str,
@@ -264,7 +225,12 @@ impl VerificationRepository for Store {
             .await?)
     }
 
-    async fn decide_verification(&self, id: Uuid, decision: Decision) -> Result<bool, StoreError> {
+    /// Ends a pending verification; false when it was no longer pending (cancelled, expired).
+    pub async fn decide_verification(
+        &self,
+        id: Uuid,
+        decision: Decision,
+    ) -> Result<bool, StoreError> {
         let result = verification::Entity::update_many()
             .col_expr(verification::Column::Status, Expr::value(decision.status))
             .col_expr(
@@ -286,7 +252,9 @@ impl VerificationRepository for Store {
         Ok(result.rows_affected == 1)
     }
 
-    async fn count_code_attempt(&self, id: Uuid, max: i32) -> Result<Option<i32>, StoreError> {
+    /// Counts one code attempt if fewer than `max` were made; the attempts so far, or None
+    /// when the attempt is not allowed (limit reached or no longer pending).
+    pub async fn count_code_attempt(&self, id: Uuid, max: i32) -> Result<Option<i32>, StoreError> {
         let result = verification::Entity::update_many()
             .col_expr(
                 verification::Column::Attempts,
@@ -303,7 +271,7 @@ impl VerificationRepository for Store {
         Ok(self.get_verification(id).await?.map(|v| v.attempts))
     }
 
-    async fn verification_history(
+    pub async fn verification_history(
         &self,
         tenant_id: Uuid,
         user_object_id: &str,
@@ -318,7 +286,8 @@ impl VerificationRepository for Store {
             .await?)
     }
 
-    async fn spend_verification(&self, id: Uuid) -> Result<bool, StoreError> {
+    /// Marks an approved verification as used by a reset; false when it was already used.
+    pub async fn spend_verification(&self, id: Uuid) -> Result<bool, StoreError> {
         let result = verification::Entity::update_many()
             .col_expr(
                 verification::Column::ConsumedAt,
@@ -358,9 +327,8 @@ fn insert_model(new: NewVerification, now: DateTime<Utc>) -> verification::Activ
     }
 }
 
-#[async_trait]
-impl ResetRepository for Store {
-    async fn claim_reset(&self, new: NewReset) -> Result<ClaimOutcome, StoreError> {
+impl Store {
+    pub async fn claim_reset(&self, new: NewReset) -> Result<ClaimOutcome, StoreError> {
         // Look first, so that a retry or a spent verification writes nothing: an insert that
         // fails on a unique index still leaves a dead row behind on PostgreSQL.
         if let Some(outcome) = self.claim_taken(&new).await? {
@@ -399,7 +367,7 @@ impl ResetRepository for Store {
         }
     }
 
-    async fn complete_reset(
+    pub async fn complete_reset(
         &self,
         id: Uuid,
         completion: ResetCompletion,
@@ -437,7 +405,7 @@ impl ResetRepository for Store {
             .ok_or(StoreError::NotFound("password reset"))
     }
 
-    async fn get_reset(&self, id: Uuid) -> Result<Option<PasswordReset>, StoreError> {
+    pub async fn get_reset(&self, id: Uuid) -> Result<Option<PasswordReset>, StoreError> {
         Ok(password_reset::Entity::find_by_id(id)
             .one(self.connection())
             .await?)
@@ -448,7 +416,7 @@ impl Store {
     /// Why `new` cannot be claimed, if it cannot: a reset with its idempotency key exists
     /// (the key comes first, so that a retry gets its outcome), or its verification was spent
     /// by a reset under another key.
-    async fn claim_taken(&self, new: &NewReset) -> Result<Option<ClaimOutcome>, StoreError> {
+    pub async fn claim_taken(&self, new: &NewReset) -> Result<Option<ClaimOutcome>, StoreError> {
         // One statement reads both facts: with two reads, a concurrent identical request
         // could insert between them, and this one would see "verification spent" instead
         // of its own key's reset.

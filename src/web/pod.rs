@@ -13,7 +13,7 @@ use poem::{Request, Response, Route, get, handler};
 use crate::api::pod::open_session;
 use crate::app::AppContext;
 use crate::psa::EmbedLoad;
-use crate::store::repos::PsaKind;
+use crate::store::psa_connections::PsaKind;
 use crate::web::page::{self, Brand};
 
 const POD_JS: &str = include_str!("../../pods/pod.js");

@@ -14,7 +14,7 @@ use crate::app::AppContext;
 use crate::core::error::CoreError;
 use crate::core::share::ShareBranding;
 use crate::core::verification::LinkState;
-use crate::store::repos::MspRepository;
+
 use crate::web::page::{self, Brand};
 
 pub fn routes() -> Route {

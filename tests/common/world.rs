@@ -8,9 +8,9 @@ use vouch::sandbox::microsoft::{
 };
 use vouch::sandbox::psa::{PodUrls, PsaSandbox};
 use vouch::sandbox::sms::SmsSandbox;
-use vouch::store::access::ApiKeyRepository;
-use vouch::store::repos::{
-    AuditActor, MspAccount, MspPolicy, MspRepository, NewMspAccount, TenantRepository,
+use vouch::store::{
+    audit::AuditActor,
+    msp::{MspAccount, MspPolicy, NewMspAccount},
 };
 
 use super::{TestApp, TestDb};

@@ -1,0 +1,128 @@
+//! MSP accounts and their policy.
+
+use chrono::{DateTime, Utc};
+use sea_orm::{ActiveValue::Set, EntityTrait, QueryOrder};
+use uuid::Uuid;
+
+use super::entities::msp_account;
+use super::{Store, StoreError};
+/// The policies an MSP admin sets; the defaults are what a cautious MSP would choose.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MspPolicy {
+    /// How long a contact stays "verified" after an approved verification.
+    pub verified_window_seconds: i32,
+    /// At most this many pushes per user per window (push-bombing protection).
+    pub push_limit_count: i32,
+    pub push_limit_window_seconds: i32,
+    /// May an SMS code go to the PSA contact's mobile when Microsoft has none registered?
+    pub allow_contact_phone_fallback: bool,
+    /// May users holding admin roles be reset?
+    pub allow_admin_reset: bool,
+    /// May the technician see a generated password (otherwise only the user, by link)?
+    pub show_password_to_technician: bool,
+    /// Length of generated passwords (random style) or minimum length (passphrase style).
+    pub password_length: i32,
+    /// `random` or `passphrase`.
+    pub password_style: String,
+    /// Make the user choose a new password at their next sign-in.
+    pub force_change_at_next_sign_in: bool,
+}
+
+impl Default for MspPolicy {
+    fn default() -> Self {
+        MspPolicy {
+            verified_window_seconds: 15 * 60,
+            push_limit_count: 3,
+            push_limit_window_seconds: 15 * 60,
+            allow_contact_phone_fallback: false,
+            allow_admin_reset: false,
+            show_password_to_technician: false,
+            password_length: 16,
+            password_style: "random".to_owned(),
+            force_change_at_next_sign_in: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewMspAccount {
+    pub name: String,
+    pub brand_logo_url: Option<String>,
+    pub brand_color: Option<String>,
+    pub policy: MspPolicy,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MspAccount {
+    pub id: Uuid,
+    pub name: String,
+    pub brand_logo_url: Option<String>,
+    pub brand_color: Option<String>,
+    pub policy: MspPolicy,
+    pub created_at: DateTime<Utc>,
+}
+
+fn msp_from_model(m: msp_account::Model) -> MspAccount {
+    MspAccount {
+        id: m.id,
+        name: m.name,
+        brand_logo_url: m.brand_logo_url,
+        brand_color: m.brand_color,
+        policy: MspPolicy {
+            verified_window_seconds: m.verified_window_seconds,
+            push_limit_count: m.push_limit_count,
+            push_limit_window_seconds: m.push_limit_window_seconds,
+            allow_contact_phone_fallback: m.allow_contact_phone_fallback,
+            allow_admin_reset: m.allow_admin_reset,
+            show_password_to_technician: m.show_password_to_technician,
+            password_length: m.password_length,
+            password_style: m.password_style,
+            force_change_at_next_sign_in: m.force_change_at_next_sign_in,
+        },
+        created_at: m.created_at,
+    }
+}
+
+impl Store {
+    pub async fn create_msp(&self, new: NewMspAccount) -> Result<MspAccount, StoreError> {
+        let now = Utc::now();
+        let model = msp_account::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            name: Set(new.name),
+            brand_logo_url: Set(new.brand_logo_url),
+            brand_color: Set(new.brand_color),
+            verified_window_seconds: Set(new.policy.verified_window_seconds),
+            push_limit_count: Set(new.policy.push_limit_count),
+            push_limit_window_seconds: Set(new.policy.push_limit_window_seconds),
+            allow_contact_phone_fallback: Set(new.policy.allow_contact_phone_fallback),
+            allow_admin_reset: Set(new.policy.allow_admin_reset),
+            show_password_to_technician: Set(new.policy.show_password_to_technician),
+            password_length: Set(new.policy.password_length),
+            password_style: Set(new.policy.password_style),
+            force_change_at_next_sign_in: Set(new.policy.force_change_at_next_sign_in),
+            created_at: Set(now),
+            updated_at: Set(now),
+        };
+        let model = msp_account::Entity::insert(model)
+            .exec_with_returning(self.connection())
+            .await?;
+        Ok(msp_from_model(model))
+    }
+
+    pub async fn get_msp(&self, id: Uuid) -> Result<Option<MspAccount>, StoreError> {
+        Ok(msp_account::Entity::find_by_id(id)
+            .one(self.connection())
+            .await?
+            .map(msp_from_model))
+    }
+
+    pub async fn list_msps(&self) -> Result<Vec<MspAccount>, StoreError> {
+        Ok(msp_account::Entity::find()
+            .order_by_asc(msp_account::Column::Name)
+            .all(self.connection())
+            .await?
+            .into_iter()
+            .map(msp_from_model)
+            .collect())
+    }
+}

@@ -1,0 +1,346 @@
+//! Customer tenants, their Microsoft integrations (sealed secrets) and PSA company mappings.
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+use secrecy::{ExposeSecret, SecretString};
+use uuid::Uuid;
+
+use super::crypto::SealedPlace;
+use super::entities::{company_tenant_mapping, tenant, tenant_integration};
+use super::{Store, StoreError, conflict_or};
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewTenant {
+    pub msp_id: Uuid,
+    pub microsoft_tenant_id: String,
+    pub display_name: String,
+    pub verified_domains: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tenant {
+    pub id: Uuid,
+    pub msp_id: Uuid,
+    pub microsoft_tenant_id: String,
+    pub display_name: String,
+    pub verified_domains: Vec<String>,
+}
+
+/// The two ways Vouch reaches a customer tenant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum IntegrationKind {
+    /// Vouch's multi-tenant app, consented by the customer's admin, plus the MFA connector
+    /// credential it creates.
+    Authenticator,
+    /// An app the MSP registered in the customer tenant and gave Vouch the secret of.
+    IdentityManagement,
+}
+
+impl IntegrationKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IntegrationKind::Authenticator => "authenticator",
+            IntegrationKind::IdentityManagement => "identity_management",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<IntegrationKind> {
+        [
+            IntegrationKind::Authenticator,
+            IntegrationKind::IdentityManagement,
+        ]
+        .into_iter()
+        .find(|kind| kind.as_str() == value)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct IntegrationUpdate {
+    pub tenant_id: Uuid,
+    pub kind: IntegrationKind,
+    pub status: String,
+    pub client_id: String,
+    pub secret: Option<SecretString>,
+    pub secret_expires_at: Option<DateTime<Utc>>,
+    pub last_checked_at: Option<DateTime<Utc>>,
+    pub last_check_code: Option<String>,
+    pub last_check_message: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TenantIntegration {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub kind: IntegrationKind,
+    pub status: String,
+    pub client_id: String,
+    pub secret: Option<SecretString>,
+    pub secret_expires_at: Option<DateTime<Utc>>,
+    pub last_checked_at: Option<DateTime<Utc>>,
+    pub last_check_code: Option<String>,
+    pub last_check_message: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompanyMapping {
+    pub msp_id: Uuid,
+    pub psa_connection_id: Uuid,
+    pub psa_company_id: String,
+    pub psa_company_name: String,
+    pub tenant_id: Uuid,
+}
+
+impl Store {
+    fn integration_from_model(
+        &self,
+        m: tenant_integration::Model,
+    ) -> Result<TenantIntegration, StoreError> {
+        let place = SealedPlace::new("tenant_integrations", "secret_sealed", m.id);
+        let secret = m
+            .secret_sealed
+            .as_deref()
+            .map(|sealed| self.keyring().open(&place, sealed))
+            .transpose()?;
+        Ok(TenantIntegration {
+            kind: IntegrationKind::parse(&m.kind)
+                .ok_or(StoreError::NotFound("integration kind"))?,
+            id: m.id,
+            tenant_id: m.tenant_id,
+            status: m.status,
+            client_id: m.client_id,
+            secret,
+            secret_expires_at: m.secret_expires_at,
+            last_checked_at: m.last_checked_at,
+            last_check_code: m.last_check_code,
+            last_check_message: m.last_check_message,
+        })
+    }
+}
+
+fn tenant_from_model(m: tenant::Model) -> Tenant {
+    Tenant {
+        id: m.id,
+        msp_id: m.msp_id,
+        microsoft_tenant_id: m.microsoft_tenant_id,
+        display_name: m.display_name,
+        verified_domains: serde_json::from_value(m.verified_domains).unwrap_or_default(),
+    }
+}
+
+impl Store {
+    pub async fn create_tenant(&self, new: NewTenant) -> Result<Tenant, StoreError> {
+        let now = Utc::now();
+        let model = tenant::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            msp_id: Set(new.msp_id),
+            microsoft_tenant_id: Set(new.microsoft_tenant_id.to_ascii_lowercase()),
+            display_name: Set(new.display_name),
+            verified_domains: Set(serde_json::json!(new.verified_domains)),
+            created_at: Set(now),
+            updated_at: Set(now),
+        };
+        let model = tenant::Entity::insert(model)
+            .exec_with_returning(self.connection())
+            .await
+            .map_err(|err| {
+                conflict_or(err, "a tenant with this Microsoft tenant id for this MSP")
+            })?;
+        Ok(tenant_from_model(model))
+    }
+
+    pub async fn get_tenant(&self, id: Uuid) -> Result<Option<Tenant>, StoreError> {
+        Ok(tenant::Entity::find_by_id(id)
+            .one(self.connection())
+            .await?
+            .map(tenant_from_model))
+    }
+
+    pub async fn list_tenants(&self, msp_id: Uuid) -> Result<Vec<Tenant>, StoreError> {
+        Ok(tenant::Entity::find()
+            .filter(tenant::Column::MspId.eq(msp_id))
+            .order_by_asc(tenant::Column::DisplayName)
+            .all(self.connection())
+            .await?
+            .into_iter()
+            .map(tenant_from_model)
+            .collect())
+    }
+
+    /// Creates or replaces the tenant's integration of that kind.
+    pub async fn save_integration(
+        &self,
+        update: IntegrationUpdate,
+    ) -> Result<TenantIntegration, StoreError> {
+        let now = Utc::now();
+        let existing = tenant_integration::Entity::find()
+            .filter(tenant_integration::Column::TenantId.eq(update.tenant_id))
+            .filter(tenant_integration::Column::Kind.eq(update.kind.as_str()))
+            .one(self.connection())
+            .await?;
+        let id = existing.as_ref().map(|m| m.id).unwrap_or_else(Uuid::now_v7);
+        let place = SealedPlace::new("tenant_integrations", "secret_sealed", id);
+        let sealed = update
+            .secret
+            .as_ref()
+            .map(|secret| self.keyring().seal(&place, secret.expose_secret()));
+        let model = tenant_integration::ActiveModel {
+            id: Set(id),
+            tenant_id: Set(update.tenant_id),
+            kind: Set(update.kind.as_str().to_owned()),
+            status: Set(update.status),
+            client_id: Set(update.client_id),
+            secret_sealed: Set(sealed),
+            secret_expires_at: Set(update.secret_expires_at),
+            last_checked_at: Set(update.last_checked_at),
+            last_check_code: Set(update.last_check_code),
+            last_check_message: Set(update.last_check_message),
+            created_at: Set(existing.as_ref().map(|m| m.created_at).unwrap_or(now)),
+            updated_at: Set(now),
+        };
+        let saved = match existing {
+            Some(_) => {
+                tenant_integration::Entity::update(model)
+                    .exec(self.connection())
+                    .await?
+            }
+            None => tenant_integration::Entity::insert(model)
+                .exec_with_returning(self.connection())
+                .await
+                .map_err(|err| conflict_or(err, "an integration of this kind for this tenant"))?,
+        };
+        self.integration_from_model(saved)
+    }
+
+    pub async fn get_integration(
+        &self,
+        tenant_id: Uuid,
+        kind: IntegrationKind,
+    ) -> Result<Option<TenantIntegration>, StoreError> {
+        tenant_integration::Entity::find()
+            .filter(tenant_integration::Column::TenantId.eq(tenant_id))
+            .filter(tenant_integration::Column::Kind.eq(kind.as_str()))
+            .one(self.connection())
+            .await?
+            .map(|m| self.integration_from_model(m))
+            .transpose()
+    }
+
+    pub async fn find_tenant_by_microsoft_id(
+        &self,
+        msp_id: Uuid,
+        microsoft_tenant_id: &str,
+    ) -> Result<Option<Tenant>, StoreError> {
+        Ok(tenant::Entity::find()
+            .filter(tenant::Column::MspId.eq(msp_id))
+            .filter(tenant::Column::MicrosoftTenantId.eq(microsoft_tenant_id.to_ascii_lowercase()))
+            .one(self.connection())
+            .await?
+            .map(tenant_from_model))
+    }
+
+    /// Every integration of the MSP's tenants, with its tenant.
+    pub async fn list_integrations(
+        &self,
+        msp_id: Uuid,
+    ) -> Result<Vec<(Tenant, TenantIntegration)>, StoreError> {
+        let mut result = Vec::new();
+        for tenant in self.list_tenants(msp_id).await? {
+            let integrations = tenant_integration::Entity::find()
+                .filter(tenant_integration::Column::TenantId.eq(tenant.id))
+                .order_by_asc(tenant_integration::Column::Kind)
+                .all(self.connection())
+                .await?;
+            for model in integrations {
+                result.push((tenant.clone(), self.integration_from_model(model)?));
+            }
+        }
+        Ok(result)
+    }
+
+    pub async fn get_integration_by_id(
+        &self,
+        id: Uuid,
+    ) -> Result<Option<(Tenant, TenantIntegration)>, StoreError> {
+        let Some(model) = tenant_integration::Entity::find_by_id(id)
+            .one(self.connection())
+            .await?
+        else {
+            return Ok(None);
+        };
+        let tenant = self
+            .get_tenant(model.tenant_id)
+            .await?
+            .ok_or(StoreError::NotFound("tenant"))?;
+        Ok(Some((tenant, self.integration_from_model(model)?)))
+    }
+
+    pub async fn delete_integration(&self, id: Uuid) -> Result<bool, StoreError> {
+        let result = tenant_integration::Entity::delete_by_id(id)
+            .exec(self.connection())
+            .await?;
+        Ok(result.rows_affected == 1)
+    }
+
+    /// Active integrations of `kind` whose secret ends before `before` (for renewal).
+    pub async fn integrations_expiring_before(
+        &self,
+        kind: IntegrationKind,
+        before: DateTime<Utc>,
+    ) -> Result<Vec<(Tenant, TenantIntegration)>, StoreError> {
+        let models = tenant_integration::Entity::find()
+            .filter(tenant_integration::Column::Kind.eq(kind.as_str()))
+            .filter(tenant_integration::Column::SecretExpiresAt.lt(before))
+            .all(self.connection())
+            .await?;
+        let mut result = Vec::new();
+        for model in models {
+            if let Some(tenant) = self.get_tenant(model.tenant_id).await? {
+                result.push((tenant, self.integration_from_model(model)?));
+            }
+        }
+        Ok(result)
+    }
+
+    pub async fn map_company(&self, mapping: CompanyMapping) -> Result<(), StoreError> {
+        let model = company_tenant_mapping::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            msp_id: Set(mapping.msp_id),
+            psa_connection_id: Set(mapping.psa_connection_id),
+            psa_company_id: Set(mapping.psa_company_id),
+            psa_company_name: Set(mapping.psa_company_name),
+            tenant_id: Set(mapping.tenant_id),
+            created_at: Set(Utc::now()),
+        };
+        company_tenant_mapping::Entity::insert(model)
+            .on_conflict(
+                OnConflict::columns([
+                    company_tenant_mapping::Column::PsaConnectionId,
+                    company_tenant_mapping::Column::PsaCompanyId,
+                ])
+                .update_columns([
+                    company_tenant_mapping::Column::TenantId,
+                    company_tenant_mapping::Column::PsaCompanyName,
+                ])
+                .to_owned(),
+            )
+            .exec(self.connection())
+            .await?;
+        Ok(())
+    }
+
+    pub async fn tenant_for_company(
+        &self,
+        psa_connection_id: Uuid,
+        psa_company_id: &str,
+    ) -> Result<Option<Tenant>, StoreError> {
+        let Some(mapping) = company_tenant_mapping::Entity::find()
+            .filter(company_tenant_mapping::Column::PsaConnectionId.eq(psa_connection_id))
+            .filter(company_tenant_mapping::Column::PsaCompanyId.eq(psa_company_id))
+            .one(self.connection())
+            .await?
+        else {
+            return Ok(None);
+        };
+        self.get_tenant(mapping.tenant_id).await
+    }
+}
