@@ -557,3 +557,223 @@ async fn the_mismatch_shows_the_fix_and_a_denied_push_shows_denied() {
     })
     .await;
 }
+
+async fn click(client: &Client, id: &str) {
+    client
+        .find(Locator::Id(id))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+async fn attribute(client: &Client, id: &str, name: &str) -> Option<String> {
+    client
+        .find(Locator::Id(id))
+        .await
+        .unwrap()
+        .attr(name)
+        .await
+        .unwrap()
+}
+
+async fn text_of(client: &Client, id: &str) -> String {
+    client
+        .find(Locator::Id(id))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+async fn enabled(client: &Client, css: &str) {
+    wait_until(client, css, "enabled", |_, d| d.is_none(), "disabled").await;
+}
+
+async fn shown(client: &Client, css: &str) {
+    wait_until(client, css, "shown", |_, h| h.is_none(), "hidden").await;
+}
+
+async fn error_code(client: &Client, code: &'static str) {
+    wait_until(
+        client,
+        "#vouch-error",
+        code,
+        |_, c| c.as_deref() == Some(code),
+        "data-code",
+    )
+    .await;
+}
+
+/// Every action besides the push and the reset: cancelling, the SMS code (badly typed,
+/// wrong, right), the reset dialog's Escape, "Verify someone else" without a reason, and
+/// making the push the default before pushing again.
+#[tokio::test]
+async fn cancel_code_someone_else_and_the_default_fix() {
+    in_browser(async |client| {
+        let db = TestDb::sqlite().await;
+        let world = World::start(&db, MspPolicy::default()).await;
+        client
+            .goto(&world.psa.halopsa().ticket_screen_url(sbx::HALO_TICKET_DANA))
+            .await
+            .unwrap();
+        enter_pod(client).await;
+
+        // A push nobody answers, cancelled.
+        world
+            .microsoft
+            .script_push("dana@contoso.example", PushScript::NeverAnswer);
+        enabled(client, "#vouch-method-push").await;
+        click(client, "vouch-method-push").await;
+        shield_state(client, "pending").await;
+        assert!(
+            attribute(client, "vouch-method-sms_code", "disabled")
+                .await
+                .is_some(),
+            "no second method while one is pending"
+        );
+        shown(client, "#vouch-cancel").await;
+        click(client, "vouch-cancel").await;
+        shield_state(client, "not_verified").await;
+        wait_until(
+            client,
+            "#vouch-history",
+            "the cancelled push listed",
+            |text, _| text.contains("Cancelled"),
+            "id",
+        )
+        .await;
+
+        // An SMS code: too short, then wrong, then right.
+        enabled(client, "#vouch-method-sms_code").await;
+        click(client, "vouch-method-sms_code").await;
+        shield_state(client, "pending").await;
+        shown(client, "#vouch-code").await;
+        assert_eq!(
+            text_of(client, "vouch-code-label").await,
+            "Code Dana reads out"
+        );
+        let input = client.find(Locator::Id("vouch-code-input")).await.unwrap();
+        input.send_keys("12a").await.unwrap();
+        click(client, "vouch-code-submit").await;
+        error_code(client, "code_format").await;
+        assert_eq!(
+            attribute(client, "vouch-code-input", "aria-invalid")
+                .await
+                .as_deref(),
+            Some("true")
+        );
+        input.send_keys("3456").await.unwrap();
+        assert_eq!(
+            attribute(client, "vouch-code-input", "aria-invalid").await,
+            None
+        );
+        click(client, "vouch-code-submit").await;
+        error_code(client, "code_incorrect").await;
+        let sms = world.sms.last_message_to(DANA_MOBILE).unwrap().body;
+        let code = sms
+            .split(|c: char| !c.is_ascii_digit())
+            .find(|digits| digits.len() == 6)
+            .expect("the SMS carries the code")
+            .to_owned();
+        input.clear().await.unwrap();
+        input.send_keys(&code).await.unwrap();
+        click(client, "vouch-code-submit").await;
+        shield_state(client, "verified").await;
+        wait_until(
+            client,
+            "#vouch-error",
+            "the error cleared",
+            |_, h| h.is_some(),
+            "hidden",
+        )
+        .await;
+
+        // The reset dialog closes with Escape.
+        enabled(client, "#vouch-reset").await;
+        click(client, "vouch-reset").await;
+        shown(client, "#vouch-reset-confirm").await;
+        let escape = "\u{e00c}";
+        client
+            .active_element()
+            .await
+            .unwrap()
+            .send_keys(escape)
+            .await
+            .unwrap();
+        wait_until(
+            client,
+            "#vouch-reset-confirm",
+            "dialog closed",
+            |_, h| h.is_some(),
+            "hidden",
+        )
+        .await;
+
+        // Someone else, without a reason: flagged next to the field, cleared by typing.
+        client
+            .find(Locator::Css("#vouch-other summary"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        client
+            .find(Locator::Id("vouch-other-email"))
+            .await
+            .unwrap()
+            .send_keys("sam@contoso.example")
+            .await
+            .unwrap();
+        enabled(client, "#vouch-method-push").await;
+        click(client, "vouch-method-push").await;
+        error_code(client, "reason_required").await;
+        assert_eq!(
+            attribute(client, "vouch-other-reason", "aria-describedby")
+                .await
+                .as_deref(),
+            Some("vouch-other-error")
+        );
+        client
+            .find(Locator::Id("vouch-other-reason"))
+            .await
+            .unwrap()
+            .send_keys("manager")
+            .await
+            .unwrap();
+        assert_eq!(
+            attribute(client, "vouch-other-reason", "aria-invalid").await,
+            None
+        );
+
+        // Sam's default is not the push: make it the default, then push again.
+        client.enter_parent_frame().await.ok();
+        client
+            .goto(&world.psa.halopsa().ticket_screen_url(sbx::HALO_TICKET_SAM))
+            .await
+            .unwrap();
+        enter_pod(client).await;
+        enabled(client, "#vouch-method-push").await;
+        click(client, "vouch-method-push").await;
+        error_code(client, "preferred_method_mismatch").await;
+        click(client, "vouch-fix-default").await;
+        shown(client, "#vouch-fix-confirm").await;
+        assert!(
+            text_of(client, "vouch-fix-question")
+                .await
+                .contains("Sam's default sign-in method"),
+        );
+        click(client, "vouch-fix-default-yes").await;
+        shown(client, "#vouch-notice").await;
+        assert!(
+            text_of(client, "vouch-notice")
+                .await
+                .contains("Authenticator is now Sam's default sign-in method."),
+        );
+        click(client, "vouch-fix-push").await;
+        shield_state(client, "pending").await;
+    })
+    .await;
+}

@@ -2,6 +2,10 @@
 //! and Autotask sign it; ConnectWise's pod performs the Hosted API handshake and then opens
 //! its session through the API), plus the pod's static files from `pods/` and the pages'
 //! stylesheets (every page's assets live under `/pods/assets`).
+//!
+//! The pod's script is three ES modules, served as they are in `pods/` (no build step):
+//! `pod.js`, the controller the page loads, imports `pod/api.js` (the API client) and
+//! `pod/view.js` (the view) by relative URL, so their routes mirror the files' paths.
 
 use std::sync::Arc;
 
@@ -17,6 +21,8 @@ use crate::store::psa_connections::PsaKind;
 use crate::web::page::{self, Brand};
 
 const POD_JS: &str = include_str!("../../pods/pod.js");
+const POD_API_JS: &str = include_str!("../../pods/pod/api.js");
+const POD_VIEW_JS: &str = include_str!("../../pods/pod/view.js");
 const POD_CSS: &str = include_str!("../../pods/pod.css");
 
 /// The query parameter of every pod URL naming Vouch's PSA connection.
@@ -25,6 +31,8 @@ pub const CONNECTION_PARAM: &str = "connection";
 pub fn routes() -> Route {
     Route::new()
         .at("/assets/pod.js", get(pod_js))
+        .at("/assets/pod/api.js", get(pod_api_js))
+        .at("/assets/pod/view.js", get(pod_view_js))
         .at("/assets/pod.css", get(pod_css))
         .at("/assets/page.css", get(page::page_css))
         .at("/assets/brand/:file", get(page::brand_css))
@@ -33,9 +41,21 @@ pub fn routes() -> Route {
         .at("/autotask", get(autotask_get).post(autotask_post))
 }
 
+const JAVASCRIPT: &str = "text/javascript; charset=utf-8";
+
 #[handler]
 fn pod_js() -> Response {
-    page::asset(POD_JS, "text/javascript; charset=utf-8")
+    page::asset(POD_JS, JAVASCRIPT)
+}
+
+#[handler]
+fn pod_api_js() -> Response {
+    page::asset(POD_API_JS, JAVASCRIPT)
+}
+
+#[handler]
+fn pod_view_js() -> Response {
+    page::asset(POD_VIEW_JS, JAVASCRIPT)
 }
 
 #[handler]
@@ -273,12 +293,65 @@ mod tests {
         );
         assert!(!body.contains("<script>"), "{body}");
         assert!(body.contains("<link rel=\"stylesheet\" href=\"/pods/assets/brand/0b5cad.css\">"));
-        assert!(body.contains("<script src=\"/pods/assets/pod.js\" defer></script>"));
+        assert!(
+            body.contains("<script type=\"module\" src=\"/pods/assets/pod.js\"></script>"),
+            "{body}"
+        );
+        for module in ["api", "view"] {
+            assert!(
+                body.contains(&format!(
+                    "<link rel=\"modulepreload\" href=\"/pods/assets/pod/{module}.js\">"
+                )),
+                "{body}"
+            );
+        }
         assert!(body.contains("<main id=\"vouch\" class=\"pod\" aria-busy=\"true\">"));
         assert!(
             !body.contains("<style") && !body.contains("style="),
             "{body}"
         );
+    }
+
+    /// The pod's modules, by the path under `/pods` each is served at.
+    const MODULES: [(&str, &str); 3] = [
+        ("/assets/pod.js", POD_JS),
+        ("/assets/pod/api.js", POD_API_JS),
+        ("/assets/pod/view.js", POD_VIEW_JS),
+    ];
+
+    #[test]
+    fn every_module_is_served_as_javascript_and_every_import_names_one() {
+        use poem::Endpoint;
+
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let app = routes();
+        for (path, source) in MODULES {
+            let response =
+                runtime.block_on(app.get_response(poem::Request::builder().uri_str(path).finish()));
+            assert_eq!(response.status(), StatusCode::OK, "{path}");
+            assert_eq!(
+                response.headers()[header::CONTENT_TYPE],
+                "text/javascript; charset=utf-8",
+                "{path}"
+            );
+            // A browser refuses a module whose import it cannot load: each one must resolve,
+            // relative to the importing module, to a module served here.
+            let base = &path[..=path.rfind('/').unwrap()];
+            for import in source
+                .split(" from \"./")
+                .skip(1)
+                .map(|rest| &rest[..rest.find('"').unwrap()])
+            {
+                let target = format!("{base}{import}");
+                assert!(
+                    MODULES.iter().any(|(served, _)| *served == target),
+                    "{path} imports {target}, which is not served"
+                );
+            }
+        }
+        assert!(POD_JS.contains(" from \"./pod/api.js\""));
     }
 
     #[test]
