@@ -5,13 +5,13 @@
 //! warm caches needs no lookup; PSAs and Microsoft both rate-limit.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use moka::future::Cache;
 use uuid::Uuid;
 
 use super::error::CoreError;
 use super::integrations::{STATUS_ACTIVE, VouchApp};
+use crate::config::CacheLimits;
 use crate::microsoft::graph::{GraphUser, MFA_CLIENT_APP_ID};
 use crate::microsoft::{ClientCredentials, Microsoft, TenantRef};
 use crate::store::repos::{IntegrationKind, Tenant, TenantRepository};
@@ -52,19 +52,18 @@ pub struct Directory {
 }
 
 impl Directory {
+    /// Users resolved by e-mail are kept within `users_cache` (`cache.microsoft_users`).
     pub fn new(
         tenants: Arc<dyn TenantRepository>,
         microsoft: Microsoft,
         vouch_app: Option<VouchApp>,
+        users_cache: CacheLimits,
     ) -> Directory {
         Directory {
             tenants,
             microsoft,
             vouch_app,
-            users: Cache::builder()
-                .max_capacity(50_000)
-                .time_to_live(Duration::from_secs(300))
-                .build(),
+            users: users_cache.build(),
         }
     }
 
