@@ -275,7 +275,7 @@ impl AppContext {
         metrics: Metrics,
         landing_links: Vec<(String, String)>,
     ) -> AppContext {
-        let microsoft = Microsoft::new(&config.microsoft, &metrics);
+        let microsoft = Microsoft::new(&config.microsoft, config.cache.microsoft_tokens, &metrics);
         let vouch_app = match (
             &config.microsoft.app_client_id,
             &config.microsoft.app_client_secret,
@@ -299,11 +299,18 @@ impl AppContext {
                 .join(api::consent::CALLBACK_PATH)
                 .expect("a relative path joins onto the public URL"),
         });
-        let directory = Directory::new(store.clone(), microsoft.clone(), vouch_app);
+        let directory = Directory::new(
+            store.clone(),
+            microsoft.clone(),
+            vouch_app,
+            config.cache.microsoft_users,
+        );
         let messenger = Messenger::new(
             Arc::new(TwilioSms::new(&config.sms, &metrics)),
             store.clone(),
         );
+        // The PSA adapters take their caches (`cache.tickets`, `cache.halopsa_*`,
+        // `cache.autotask_*`) from the configuration, like the rest of their settings.
         let psa = PsaAdapters::new(&config, &metrics);
         let ticket_notes = TicketNotes::new(store.clone(), psa.clone());
         let verifications = VerificationService::new(

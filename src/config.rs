@@ -164,9 +164,10 @@ pub struct HaloPsaConfig {
     pub max_signature_age_seconds: u64,
 }
 
-/// The in-memory caches each instance keeps in front of the database. Several instances
-/// behind a load balancer each keep their own, so a lifetime is also how long a change made
-/// through another instance may go unseen here.
+/// The in-memory caches each instance keeps in front of the database and the upstream APIs.
+/// Several instances behind a load balancer each keep their own, so a lifetime is also how
+/// long a change made elsewhere (through another instance, or in the PSA or Microsoft 365)
+/// may go unseen here. Each is built by [`CacheLimits::build`] (see [`crate::cache`]).
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct CacheConfig {
@@ -176,19 +177,63 @@ pub struct CacheConfig {
     /// PSA connections read recently: every pod load and pod call needs its connection, and
     /// connections change rarely.
     pub connections: CacheLimits,
+    /// Tickets and their contact, read through the PSA's API: a pod load and the
+    /// verification started from it read the ticket once (PSAs rate-limit; HaloPSA allows
+    /// about 450 requests per 5 minutes). Short, so a contact corrected in the PSA is seen
+    /// within a minute.
+    pub tickets: CacheLimits,
+    /// HaloPSA API tokens per connection. A token leaves 5 minutes before the expiry Halo
+    /// states; the lifetime is a ceiling, and its default (50 minutes, under the hour Halo's
+    /// tokens usually last) keeps even a token whose expiry Halo does not state from being
+    /// used stale.
+    pub halopsa_tokens: CacheLimits,
+    /// HaloPSA agents (the technician's name) per connection: every tab load names one, and
+    /// names rarely change.
+    pub halopsa_agents: CacheLimits,
+    /// The REST base URL of each Autotask connection's zone, from the zone lookup: it changes
+    /// only when Autotask moves a tenant.
+    pub autotask_zones: CacheLimits,
+    /// Autotask resources (the technician's name) per connection: every Insight load names
+    /// one, and names rarely change.
+    pub autotask_resources: CacheLimits,
+    /// Microsoft app-only tokens per tenant, app and API. A token always leaves 5 minutes
+    /// before its own expiry (Microsoft's last 60 to 90 minutes); the lifetime is a ceiling.
+    pub microsoft_tokens: CacheLimits,
+    /// The Microsoft user an e-mail address resolved to, per tenant: a verification with warm
+    /// caches needs no Graph lookup. A user renamed or deleted in Microsoft 365 is seen within
+    /// the lifetime; a password reset reads the user again regardless.
+    pub microsoft_users: CacheLimits,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, Serialize)]
+impl CacheConfig {
+    /// Every cache with the name of its `cache.<name>` section.
+    pub fn named(&self) -> [(&'static str, CacheLimits); 9] {
+        [
+            ("technicians", self.technicians),
+            ("connections", self.connections),
+            ("tickets", self.tickets),
+            ("halopsa_tokens", self.halopsa_tokens),
+            ("halopsa_agents", self.halopsa_agents),
+            ("autotask_zones", self.autotask_zones),
+            ("autotask_resources", self.autotask_resources),
+            ("microsoft_tokens", self.microsoft_tokens),
+            ("microsoft_users", self.microsoft_users),
+        ]
+    }
+}
+
+/// The size and lifetime of one cache (`cache.<name>.max_entries` and `.ttl_seconds`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct CacheLimits {
     /// How many entries the cache holds at most; the least useful are dropped first.
     pub max_entries: u64,
-    /// How long an entry is kept after it was read from (or written to) the database.
+    /// How long an entry is kept after it was read from (or written to) its source.
     pub ttl_seconds: u64,
 }
 
-/// The longest a cache entry may live: a day-old PSA connection or technician is as stale as
-/// any operator would accept.
+/// The longest a cache entry may live: a day-old connection, ticket, name or user is as stale
+/// as any operator would accept.
 pub const MAX_CACHE_TTL_SECONDS: u64 = 86_400;
 
 impl Default for Config {
@@ -257,6 +302,34 @@ impl Default for Config {
                 connections: CacheLimits {
                     max_entries: 10_000,
                     ttl_seconds: 60,
+                },
+                tickets: CacheLimits {
+                    max_entries: 10_000,
+                    ttl_seconds: 60,
+                },
+                halopsa_tokens: CacheLimits {
+                    max_entries: 10_000,
+                    ttl_seconds: 50 * 60,
+                },
+                halopsa_agents: CacheLimits {
+                    max_entries: 10_000,
+                    ttl_seconds: 300,
+                },
+                autotask_zones: CacheLimits {
+                    max_entries: 10_000,
+                    ttl_seconds: 3600,
+                },
+                autotask_resources: CacheLimits {
+                    max_entries: 10_000,
+                    ttl_seconds: 300,
+                },
+                microsoft_tokens: CacheLimits {
+                    max_entries: 10_000,
+                    ttl_seconds: 3600,
+                },
+                microsoft_users: CacheLimits {
+                    max_entries: 50_000,
+                    ttl_seconds: 300,
                 },
             },
         }
@@ -344,10 +417,7 @@ impl Config {
                 self.log.filter
             )));
         }
-        for (name, limits) in [
-            ("technicians", &self.cache.technicians),
-            ("connections", &self.cache.connections),
-        ] {
+        for (name, limits) in self.cache.named() {
             if limits.ttl_seconds > MAX_CACHE_TTL_SECONDS {
                 return Err(ConfigError::Invalid(format!(
                     "cache.{name}.ttl_seconds must be at most {MAX_CACHE_TTL_SECONDS} (one day)"

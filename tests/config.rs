@@ -239,6 +239,47 @@ fn cache_sizes_and_lifetimes_are_configuration() {
     assert!(err.contains("cache.connections.ttl_seconds"), "{err}");
 }
 
+#[test]
+fn every_cache_has_its_defaults_and_the_same_ceiling() {
+    let defaults = load(None, &[]).unwrap().cache;
+    let expected = [
+        ("technicians", 10_000, 300),
+        ("connections", 10_000, 60),
+        ("tickets", 10_000, 60),
+        ("halopsa_tokens", 10_000, 3000),
+        ("halopsa_agents", 10_000, 300),
+        ("autotask_zones", 10_000, 3600),
+        ("autotask_resources", 10_000, 300),
+        ("microsoft_tokens", 10_000, 3600),
+        ("microsoft_users", 50_000, 300),
+    ];
+    let named = defaults.named();
+    assert_eq!(named.len(), expected.len());
+    for ((name, limits), (expected_name, max_entries, ttl_seconds)) in named.iter().zip(expected) {
+        assert_eq!(*name, expected_name);
+        assert_eq!(limits.max_entries, max_entries, "cache.{name}.max_entries");
+        assert_eq!(limits.ttl_seconds, ttl_seconds, "cache.{name}.ttl_seconds");
+    }
+
+    let config = load(
+        None,
+        &[
+            ("VOUCH__CACHE__HALOPSA_TOKENS__TTL_SECONDS", "600"),
+            ("VOUCH__CACHE__MICROSOFT_USERS__MAX_ENTRIES", "7"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(config.cache.halopsa_tokens.ttl_seconds, 600);
+    assert_eq!(config.cache.halopsa_tokens.max_entries, 10_000);
+    assert_eq!(config.cache.microsoft_users.max_entries, 7);
+
+    for (name, _) in named {
+        let key = format!("VOUCH__CACHE__{}__TTL_SECONDS", name.to_uppercase());
+        let err = load(None, &[(key.as_str(), "86401")]).unwrap_err();
+        assert!(err.contains(&format!("cache.{name}.ttl_seconds")), "{err}");
+    }
+}
+
 /// Every key `vouch config` knows is a row of the README's configuration table.
 #[test]
 fn the_readme_documents_every_key() {

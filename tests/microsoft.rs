@@ -39,7 +39,10 @@ fn client(sandbox: &MicrosoftSandbox) -> (Microsoft, Metrics) {
     let mut config = Config::default();
     point_at(sandbox, &mut config);
     let metrics = Metrics::new();
-    (Microsoft::new(&config.microsoft, &metrics), metrics)
+    (
+        Microsoft::new(&config.microsoft, config.cache.microsoft_tokens, &metrics),
+        metrics,
+    )
 }
 
 fn calls_to(sandbox: &MicrosoftSandbox, service: Service) -> usize {
@@ -528,7 +531,10 @@ async fn an_upstream_that_never_answers_times_out() {
         let mut config = Config::default();
         config.microsoft.login_url = "http://127.0.0.1:9/".parse().unwrap();
         let metrics = Metrics::new();
-        (Microsoft::new(&config.microsoft, &metrics), metrics)
+        (
+            Microsoft::new(&config.microsoft, config.cache.microsoft_tokens, &metrics),
+            metrics,
+        )
     };
     let err = dead
         .tokens

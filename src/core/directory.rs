@@ -4,13 +4,13 @@
 //! Resolved users are cached briefly (moka, in application state) so that a verification with
 //! warm caches needs no lookup; PSAs and Microsoft both rate-limit.
 
-use std::time::Duration;
 
 use moka::future::Cache;
 use uuid::Uuid;
 
 use super::error::CoreError;
 use super::integrations::{STATUS_ACTIVE, VouchApp};
+use crate::config::CacheLimits;
 use crate::microsoft::graph::{GraphUser, MFA_CLIENT_APP_ID};
 use crate::microsoft::{ClientCredentials, Microsoft, TenantRef};
 use crate::store::Store;
@@ -52,15 +52,18 @@ pub struct Directory {
 }
 
 impl Directory {
-    pub fn new(store: Store, microsoft: Microsoft, vouch_app: Option<VouchApp>) -> Directory {
+    /// Users resolved by e-mail are kept within `users_cache` (`cache.microsoft_users`).
+    pub fn new(
+        store: Store,
+        microsoft: Microsoft,
+        vouch_app: Option<VouchApp>,
+        users_cache: CacheLimits,
+    ) -> Directory {
         Directory {
             store,
             microsoft,
             vouch_app,
-            users: Cache::builder()
-                .max_capacity(50_000)
-                .time_to_live(Duration::from_secs(300))
-                .build(),
+            users: users_cache.build(),
         }
     }
 

@@ -12,7 +12,7 @@ pub mod types;
 
 use std::time::Duration;
 
-use crate::config::MicrosoftConfig;
+use crate::config::{CacheLimits, MicrosoftConfig};
 use crate::telemetry::Metrics;
 use crate::upstream::{RetryPolicy, Upstream};
 pub use error::{MicrosoftError, MicrosoftErrorKind};
@@ -29,7 +29,8 @@ pub struct Microsoft {
 }
 
 impl Microsoft {
-    pub fn new(config: &MicrosoftConfig, metrics: &Metrics) -> Microsoft {
+    /// The clients of `config`'s endpoints; app-only tokens are cached within `token_cache`.
+    pub fn new(config: &MicrosoftConfig, token_cache: CacheLimits, metrics: &Metrics) -> Microsoft {
         let request_timeout = Duration::from_secs(config.request_timeout_seconds);
         let policy = RetryPolicy::default();
         let tokens = TokenClient::new(
@@ -37,6 +38,7 @@ impl Microsoft {
             config.login_url.clone(),
             &config.graph_url,
             &config.mfa_connector_url,
+            token_cache,
         );
         let graph = GraphClient::new(
             Upstream::new("microsoft_graph", request_timeout, metrics.clone(), policy),

@@ -2,14 +2,13 @@
 //! Graph, the v1 endpoint (`resource`) for the MFA connector.
 //!
 //! Tokens are cached with moka per (tenant, client, secret fingerprint, audience) and renewed
-//! before they expire. `try_get_with` makes the cache single-flight: many concurrent requests
-//! for the same token make one upstream call and share its result (or its error, which is
-//! not cached).
+//! before they expire (or after `cache.microsoft_tokens.ttl_seconds`, if that is sooner).
+//! `try_get_with` makes the cache single-flight: many concurrent requests for the same token
+//! make one upstream call and share its result (or its error, which is not cached).
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use moka::Expiry;
 use moka::future::Cache;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -18,6 +17,8 @@ use url::Url;
 
 use super::error::{MicrosoftError, MicrosoftErrorKind};
 use super::types::ClientCredentials;
+use crate::cache::{KeepFor, renewal_horizon};
+use crate::config::CacheLimits;
 use crate::upstream::{Idempotency, TransportError, Upstream};
 
 /// Which API a token is for.
@@ -58,16 +59,9 @@ impl AccessToken {
     }
 }
 
-struct RenewBeforeExpiry;
-
-impl Expiry<TokenKey, Arc<AccessToken>> for RenewBeforeExpiry {
-    fn expire_after_create(
-        &self,
-        _key: &TokenKey,
-        token: &Arc<AccessToken>,
-        _created_at: Instant,
-    ) -> Option<Duration> {
-        Some(token.keep_for)
+impl KeepFor for AccessToken {
+    fn keep_for(&self) -> Option<Duration> {
+        Some(self.keep_for)
     }
 }
 
@@ -98,11 +92,14 @@ pub struct TokenClient {
 }
 
 impl TokenClient {
+    /// A client of the token endpoint at `login_url`, caching tokens within `cache` (each
+    /// token also leaves the cache shortly before its own expiry).
     pub fn new(
         upstream: Upstream,
         login_url: Url,
         graph_url: &Url,
         connector_url: &Url,
+        cache: CacheLimits,
     ) -> TokenClient {
         TokenClient {
             upstream,
@@ -111,10 +108,7 @@ impl TokenClient {
             // (graph.microsoft.com, graph.microsoft.us...): deriving it keeps one setting.
             graph_scope: format!("{}.default", ensure_trailing_slash(graph_url.as_str())),
             connector_resource: connector_url.as_str().trim_end_matches('/').to_owned(),
-            cache: Cache::builder()
-                .max_capacity(10_000)
-                .expire_after(RenewBeforeExpiry)
-                .build(),
+            cache: cache.build_keeping_for(),
         }
     }
 
@@ -208,13 +202,6 @@ impl TokenClient {
     }
 }
 
-/// Keep a token until 5 minutes before it expires (or half its life, if shorter), so a token
-/// handed out never expires in the middle of a call.
-fn renewal_horizon(lifetime: Duration) -> Duration {
-    let margin = Duration::from_secs(300).min(lifetime / 2);
-    lifetime.saturating_sub(margin).max(Duration::from_secs(1))
-}
-
 fn ensure_trailing_slash(url: &str) -> String {
     if url.ends_with('/') {
         url.to_owned()
@@ -271,22 +258,6 @@ fn classify_token_error(status: u16, body: &TokenErrorBody) -> MicrosoftError {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn tokens_are_renewed_before_they_expire() {
-        assert_eq!(
-            renewal_horizon(Duration::from_secs(3599)),
-            Duration::from_secs(3299)
-        );
-        assert_eq!(
-            renewal_horizon(Duration::from_secs(60)),
-            Duration::from_secs(30)
-        );
-        assert_eq!(
-            renewal_horizon(Duration::from_secs(0)),
-            Duration::from_secs(1)
-        );
-    }
 
     #[test]
     fn aadsts_codes_become_specific_errors() {

@@ -47,13 +47,16 @@ pub struct Autotask {
     upstream: Upstream,
     zone_lookup_url: String,
     max_signature_age: u64,
-    /// The zone's REST base per connection (it changes only when Autotask moves a tenant).
+    /// The zone's REST base per connection (it changes only when Autotask moves a tenant):
+    /// `cache.autotask_zones`.
     zones: Cache<Uuid, String>,
-    /// Resources by (connection, resource id): every Insight load names one.
+    /// Resources by (connection, resource id), `cache.autotask_resources`: every Insight load
+    /// names one.
     resources: Cache<(Uuid, u64), PsaTechnician>,
 }
 
 impl Autotask {
+    /// The adapter, configured (caches included) from `config`.
     pub fn new(config: &Config, metrics: &Metrics) -> Autotask {
         Autotask {
             upstream: Upstream::new(
@@ -64,14 +67,8 @@ impl Autotask {
             ),
             zone_lookup_url: config.psa.autotask.zone_lookup_url.to_string(),
             max_signature_age: config.psa.autotask.max_signature_age_seconds,
-            zones: Cache::builder()
-                .max_capacity(10_000)
-                .time_to_live(Duration::from_secs(3600))
-                .build(),
-            resources: Cache::builder()
-                .max_capacity(10_000)
-                .time_to_live(Duration::from_secs(300))
-                .build(),
+            zones: config.cache.autotask_zones.build(),
+            resources: config.cache.autotask_resources.build(),
         }
     }
 

@@ -15,6 +15,7 @@ use super::{
     EmbedLoad, PsaAdapter, PsaCompany, PsaContact, PsaError, PsaTechnician, TicketContact,
     VouchedEmbed, clean_list, parse_json, status_error,
 };
+use crate::cache::{KeepFor, renewal_horizon};
 use crate::config::Config;
 use crate::store::psa_connections::{PsaConnection, PsaKind};
 use crate::telemetry::Metrics;
@@ -48,15 +49,32 @@ struct TokenResponse {
     expires_in: Option<u64>,
 }
 
+/// A Halo API token, with how long it may be handed out.
+struct HaloToken {
+    value: SecretString,
+    /// Until shortly before the expiry Halo stated; `None` when it stated none.
+    keep_for: Option<Duration>,
+}
+
+impl KeepFor for HaloToken {
+    fn keep_for(&self) -> Option<Duration> {
+        self.keep_for
+    }
+}
+
 pub struct HaloPsa {
     upstream: Upstream,
     max_signature_age: u64,
-    tokens: Cache<Uuid, Arc<SecretString>>,
-    /// Agents by (connection, agent id): every tab load names one, names rarely change.
+    /// API tokens per connection, `cache.halopsa_tokens`: each leaves the cache before it
+    /// expires, and at the latest after the configured lifetime.
+    tokens: Cache<Uuid, Arc<HaloToken>>,
+    /// Agents by (connection, agent id), `cache.halopsa_agents`: every tab load names one,
+    /// names rarely change.
     agents: Cache<(Uuid, u64), PsaTechnician>,
 }
 
 impl HaloPsa {
+    /// The adapter, configured (caches included) from `config`.
     pub fn new(config: &Config, metrics: &Metrics) -> HaloPsa {
         HaloPsa {
             upstream: Upstream::new(
@@ -66,15 +84,8 @@ impl HaloPsa {
                 RetryPolicy::default(),
             ),
             max_signature_age: config.psa.halopsa.max_signature_age_seconds,
-            // Halo tokens last an hour; re-asking after 50 minutes never uses a stale one.
-            tokens: Cache::builder()
-                .max_capacity(10_000)
-                .time_to_live(Duration::from_secs(50 * 60))
-                .build(),
-            agents: Cache::builder()
-                .max_capacity(10_000)
-                .time_to_live(Duration::from_secs(300))
-                .build(),
+            tokens: config.cache.halopsa_tokens.build_keeping_for(),
+            agents: config.cache.halopsa_agents.build(),
         }
     }
 
@@ -86,14 +97,14 @@ impl HaloPsa {
         })
     }
 
-    async fn token(&self, connection: &PsaConnection) -> Result<Arc<SecretString>, PsaError> {
+    async fn token(&self, connection: &PsaConnection) -> Result<Arc<HaloToken>, PsaError> {
         self.tokens
             .try_get_with(connection.id, self.fetch_token(connection))
             .await
             .map_err(|err| (*err).clone())
     }
 
-    async fn fetch_token(&self, connection: &PsaConnection) -> Result<Arc<SecretString>, PsaError> {
+    async fn fetch_token(&self, connection: &PsaConnection) -> Result<Arc<HaloToken>, PsaError> {
         let settings: Settings = parse_json(&connection.settings, "HaloPSA settings")?;
         let credentials = Self::credentials(connection)?;
         let mut url = format!("{}/token", settings.auth_url.trim_end_matches('/'));
@@ -124,8 +135,12 @@ impl HaloPsa {
             .json()
             .await
             .map_err(|_| PsaError::Unexpected("unreadable token".into()))?;
-        let _ = token.expires_in;
-        Ok(Arc::new(SecretString::from(token.access_token)))
+        Ok(Arc::new(HaloToken {
+            value: SecretString::from(token.access_token),
+            keep_for: token
+                .expires_in
+                .map(|seconds| renewal_horizon(Duration::from_secs(seconds))),
+        }))
     }
 
     async fn call(
@@ -143,7 +158,7 @@ impl HaloPsa {
         } else {
             Idempotency::NotIdempotent
         };
-        let bearer = format!("Bearer {}", token.expose_secret());
+        let bearer = format!("Bearer {}", token.value.expose_secret());
         let response = self
             .upstream
             .send(idempotency, |client| {

@@ -14,7 +14,6 @@ pub mod signing;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use moka::future::Cache;
@@ -212,8 +211,8 @@ pub trait PsaAdapter: Send + Sync {
     async fn test_connection(&self, connection: &PsaConnection) -> Result<(), PsaError>;
 }
 
-/// Every PSA adapter, with a short cache of ticket reads (PSAs rate-limit; Halo allows
-/// about 450 requests per 5 minutes).
+/// Every PSA adapter, with a short cache of ticket reads (`cache.tickets`: PSAs rate-limit;
+/// Halo allows about 450 requests per 5 minutes).
 #[derive(Clone)]
 pub struct PsaAdapters {
     adapters: HashMap<PsaKind, Arc<dyn PsaAdapter>>,
@@ -221,6 +220,7 @@ pub struct PsaAdapters {
 }
 
 impl PsaAdapters {
+    /// Every adapter, configured (caches included) from `config`.
     pub fn new(config: &Config, metrics: &Metrics) -> PsaAdapters {
         let adapters: Vec<Arc<dyn PsaAdapter>> = vec![
             Arc::new(connectwise::ConnectWise::new(config, metrics)),
@@ -229,10 +229,7 @@ impl PsaAdapters {
         ];
         PsaAdapters {
             adapters: adapters.into_iter().map(|a| (a.kind(), a)).collect(),
-            tickets: Cache::builder()
-                .max_capacity(10_000)
-                .time_to_live(Duration::from_secs(60))
-                .build(),
+            tickets: config.cache.tickets.build(),
         }
     }
 
@@ -242,7 +239,7 @@ impl PsaAdapters {
             .expect("every PSA kind has an adapter")
     }
 
-    /// The ticket and contact, from the cache when read in the last minute.
+    /// The ticket and contact, from the cache when read within `cache.tickets.ttl_seconds`.
     pub async fn ticket(
         &self,
         connection: &PsaConnection,
