@@ -4,7 +4,6 @@
 //! Resolved users are cached briefly (moka, in application state) so that a verification with
 //! warm caches needs no lookup; PSAs and Microsoft both rate-limit.
 
-
 use moka::future::Cache;
 use uuid::Uuid;
 

@@ -208,17 +208,6 @@ pub struct PodService {
     connection_cache: moka::future::Cache<Uuid, PsaConnection>,
 }
 
-fn cache<K, V>(limits: CacheLimits) -> moka::future::Cache<K, V>
-where
-    K: std::hash::Hash + Eq + Send + Sync + 'static,
-    V: Clone + Send + Sync + 'static,
-{
-    moka::future::Cache::builder()
-        .max_capacity(limits.max_entries)
-        .time_to_live(Duration::from_secs(limits.ttl_seconds))
-        .build()
-}
-
 /// The ticket, its tenant and the Microsoft user of `email` (or of the contact).
 struct Resolved {
     ticket: TicketContact,
@@ -235,8 +224,8 @@ impl PodService {
             directory: deps.directory,
             verifications: deps.verifications,
             resets: deps.resets,
-            technicians: cache(deps.technician_cache),
-            connection_cache: cache(deps.connection_cache),
+            technicians: deps.technician_cache.build(),
+            connection_cache: deps.connection_cache.build(),
         }
     }
 
