@@ -445,7 +445,10 @@ impl Probes<'_> {
         }
         // ...and every address outside it.
         for (template, methods) in vouch::api::routes::OTHER_ROUTES {
-            let path = template.replace("{token}", "probe").replace('*', "probe");
+            let path = template
+                .replace("{token}", "probe")
+                .replace("{file}", "probe.css")
+                .replace('*', "probe");
             expectations.push((path, methods.iter().map(|m| m.to_string()).collect()));
         }
         for (path, mut methods) in expectations {
