@@ -263,7 +263,7 @@ impl AppContext {
     pub async fn psa_connection(
         &self,
         id: uuid::Uuid,
-    ) -> Result<Option<crate::store::psa_connections::PsaConnection>, crate::store::StoreError>
+    ) -> Result<Option<Arc<crate::store::psa_connections::PsaConnection>>, crate::store::StoreError>
     {
         self.pods.connection(id).await
     }

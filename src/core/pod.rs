@@ -92,7 +92,7 @@ impl From<StoreError> for PodError {
 #[derive(Debug, Clone)]
 pub struct PodSession {
     pub claims: PodClaims,
-    pub connection: PsaConnection,
+    pub connection: Arc<PsaConnection>,
     pub msp: MspAccount,
     pub technician: Technician,
 }
@@ -205,7 +205,8 @@ pub struct PodService {
     verifications: VerificationService,
     resets: ResetService,
     technicians: moka::future::Cache<(Uuid, String), Technician>,
-    connection_cache: moka::future::Cache<Uuid, PsaConnection>,
+    /// Shared, not cloned, per request: a connection carries its settings as a JSON tree.
+    connection_cache: moka::future::Cache<Uuid, Arc<PsaConnection>>,
 }
 
 /// The ticket, its tenant and the Microsoft user of `email` (or of the contact).
@@ -230,11 +231,11 @@ impl PodService {
     }
 
     /// A PSA connection, from the short cache or the database.
-    pub async fn connection(&self, id: Uuid) -> Result<Option<PsaConnection>, StoreError> {
+    pub async fn connection(&self, id: Uuid) -> Result<Option<Arc<PsaConnection>>, StoreError> {
         if let Some(connection) = self.connection_cache.get(&id).await {
             return Ok(Some(connection));
         }
-        let connection = self.store.get_connection(id).await?;
+        let connection = self.store.get_connection(id).await?.map(Arc::new);
         if let Some(connection) = &connection {
             self.connection_cache.insert(id, connection.clone()).await;
         }

@@ -85,6 +85,19 @@ fn share_from_model(m: secure_share::Model) -> SecureShare {
     }
 }
 
+/// The columns `list_shares` reads, in its `select_only` order.
+type ListingRow = (
+    Uuid,
+    Uuid,
+    DateTime<Utc>,
+    i32,
+    i32,
+    DateTime<Utc>,
+    Option<DateTime<Utc>>,
+    Option<Uuid>,
+    Option<DateTime<Utc>>,
+);
+
 impl Store {
     pub async fn create_share(&self, new: NewSecureShare) -> Result<SecureShare, StoreError> {
         let id = Uuid::now_v7();
@@ -221,17 +234,7 @@ impl Store {
     /// their content.
     pub async fn list_shares(&self, msp_id: Uuid) -> Result<Vec<SecureShareListing>, StoreError> {
         // Only the listed columns are read: the sealed content never leaves the database here.
-        let rows: Vec<(
-            Uuid,
-            Uuid,
-            DateTime<Utc>,
-            i32,
-            i32,
-            DateTime<Utc>,
-            Option<DateTime<Utc>>,
-            Option<Uuid>,
-            Option<DateTime<Utc>>,
-        )> = secure_share::Entity::find()
+        let rows: Vec<ListingRow> = secure_share::Entity::find()
             .select_only()
             .columns([
                 secure_share::Column::Id,
