@@ -13,6 +13,7 @@ use reqwest::Method;
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Statement};
 use serde_json::{Value, json};
+use vouch::domain::ResetStatus;
 use vouch::sandbox::microsoft::{DEMO_TENANT_ID, PushScript, Service};
 use vouch::store::entities::{password_reset, verification};
 use vouch::store::msp::MspPolicy;
@@ -631,7 +632,7 @@ async fn a_replayed_or_refused_reset_writes_no_row_and_tries_no_insert() {
             .unwrap();
         assert_eq!(resets.len(), 1, "one reset row: {resets:?}");
         assert_eq!(resets[0].id.to_string(), first["id"].as_str().unwrap());
-        assert_eq!(resets[0].status, "completed");
+        assert_eq!(resets[0].status, ResetStatus::Completed);
         let other = verification::Entity::find_by_id(uuid::Uuid::parse_str(&other).unwrap())
             .one(world.app.store.connection())
             .await

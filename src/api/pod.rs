@@ -18,11 +18,10 @@ use uuid::Uuid;
 
 use super::ApiError;
 use super::error::ErrorCode;
-use super::verifications::MethodDto;
 use crate::app::AppContext;
 use crate::core::error::CoreError;
 use crate::core::pod::{self, PodOverview, PodSession, ShieldState};
-use crate::core::verification::Method;
+use crate::domain::{ResetStatus, VerificationMethod, VerificationStatus};
 use crate::psa::{ConnectWiseMember, EmbedLoad};
 use crate::store::verifications::Verification as VerificationRecord;
 
@@ -149,7 +148,7 @@ pub struct Shield {
     /// The verification behind the state.
     pub verification_id: Option<Uuid>,
     /// Its method.
-    pub method: Option<String>,
+    pub method: Option<VerificationMethod>,
     /// Until when the user counts as verified.
     pub verified_until: Option<DateTime<Utc>>,
     /// Why it failed.
@@ -186,7 +185,7 @@ impl From<pod::Shield> for Shield {
 #[derive(Debug, Object)]
 pub struct MethodState {
     /// The method.
-    pub method: MethodDto,
+    pub method: VerificationMethod,
     /// Whether it can be used now.
     pub available: bool,
     /// Why not, or where it goes.
@@ -211,9 +210,9 @@ pub struct HistoryItem {
     /// Verification id.
     pub id: Uuid,
     /// Method.
-    pub method: String,
+    pub method: VerificationMethod,
     /// Outcome.
-    pub status: String,
+    pub status: VerificationStatus,
     /// When it started.
     pub created_at: DateTime<Utc>,
     /// Why it failed.
@@ -251,7 +250,7 @@ pub struct PodContext {
 #[derive(Debug, Object)]
 pub struct PodStartRequest {
     /// How to verify.
-    pub method: MethodDto,
+    pub method: VerificationMethod,
     /// Verify someone other than the ticket's contact (needs a reason).
     pub other_user: Option<OtherUser>,
 }
@@ -283,8 +282,8 @@ pub struct PodResetRequest {
 /// The outcome of a reset.
 #[derive(Debug, Object)]
 pub struct PodResetOutcome {
-    /// `completed`, `completed_sms_failed` or `failed`.
-    pub status: String,
+    /// Where the reset ended (a reset still running is never answered here).
+    pub status: ResetStatus,
     /// Where the link went (masked).
     pub sent_to: Option<String>,
     /// Only when the MSP allows technicians to see passwords.
@@ -301,9 +300,9 @@ pub struct PodVerification {
     /// Id.
     pub id: Uuid,
     /// Method.
-    pub method: String,
-    /// `pending`, `approved`, `denied`, `expired`, `failed`, `cancelled`.
-    pub status: String,
+    pub method: VerificationMethod,
+    /// Where it stands.
+    pub status: VerificationStatus,
     /// Why it did not succeed.
     pub failure_code: Option<String>,
     /// Until when the user counts as verified.
@@ -356,14 +355,6 @@ enum PodResetResponse {
     Done(Json<PodResetOutcome>),
 }
 
-fn method_dto(method: Method) -> MethodDto {
-    match method {
-        Method::Push => MethodDto::Push,
-        Method::SmsCode => MethodDto::SmsCode,
-        Method::SmsLink => MethodDto::SmsLink,
-    }
-}
-
 fn problem(err: &CoreError) -> Problem {
     Problem {
         code: err.code(),
@@ -402,7 +393,7 @@ impl From<PodOverview> for PodContext {
                 .methods
                 .into_iter()
                 .map(|m| MethodState {
-                    method: method_dto(m.method),
+                    method: m.method,
                     available: m.available,
                     detail: m.detail,
                 })
@@ -498,7 +489,7 @@ impl PodApi {
             email: o.email,
             reason: o.reason,
         });
-        let verification = ctx.pods.start(&auth.0, body.method.into(), other).await?;
+        let verification = ctx.pods.start(&auth.0, body.method, other).await?;
         Ok(PodStarted::Started(Json(verification.into())))
     }
 

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use poem::web::Data;
 use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::payload::Json;
-use poem_openapi::{ApiResponse, Enum, Object, OpenApi, Tags};
+use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
 use secrecy::ExposeSecret;
 use uuid::Uuid;
 
@@ -16,7 +16,8 @@ use super::auth::MspApiKey;
 use crate::app::AppContext;
 use crate::core::directory::DirectoryUser;
 use crate::core::error::CoreError;
-use crate::core::verification::{Method, Requester, StartRequest, TicketContext};
+use crate::core::verification::{Requester, StartRequest, TicketContext};
+use crate::domain::{ResetStatus, VerificationMethod, VerificationStatus};
 use crate::store::verifications::{PasswordReset, Verification as VerificationRecord};
 use crate::store::{msp::MspAccount, tenants::Tenant};
 
@@ -26,36 +27,6 @@ enum ApiTags {
     Verifications,
     /// Resetting Microsoft 365 passwords after a verification.
     PasswordResets,
-}
-
-/// How to verify the caller.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
-#[oai(rename_all = "snake_case")]
-pub enum MethodDto {
-    /// A Microsoft Authenticator push to the user's phone.
-    Push,
-    /// A 6-digit code by SMS to the user's registered mobile phone, read back by the caller.
-    SmsCode,
-    /// A one-tap "Yes, it's me" link by SMS, valid 5 minutes.
-    SmsLink,
-}
-
-impl From<MethodDto> for Method {
-    fn from(method: MethodDto) -> Self {
-        match method {
-            MethodDto::Push => Method::Push,
-            MethodDto::SmsCode => Method::SmsCode,
-            MethodDto::SmsLink => Method::SmsLink,
-        }
-    }
-}
-
-fn method_dto(method: Method) -> MethodDto {
-    match method {
-        Method::Push => MethodDto::Push,
-        Method::SmsCode => MethodDto::SmsCode,
-        Method::SmsLink => MethodDto::SmsLink,
-    }
 }
 
 /// The PSA ticket a verification belongs to.
@@ -77,7 +48,7 @@ pub struct StartVerificationRequest {
     /// The user's sign-in name or e-mail address.
     pub user: String,
     /// How to verify.
-    pub method: MethodDto,
+    pub method: VerificationMethod,
     /// The ticket this verification is for.
     pub ticket: Option<TicketRef>,
     /// False when the person verified is not the ticket's own contact; then `reason` is required.
@@ -103,10 +74,10 @@ pub struct Verification {
     pub user_id: String,
     /// The Microsoft user's sign-in name.
     pub user_principal_name: String,
-    /// `push` or `sms_code`.
-    pub method: String,
-    /// `pending`, `approved`, `denied`, `expired`, `failed` or `cancelled`.
-    pub status: String,
+    /// How the caller is verified.
+    pub method: VerificationMethod,
+    /// Where it stands.
+    pub status: VerificationStatus,
     /// Why it did not succeed (e.g. `denied`, `fraud_reported`, `no_response`, `too_many_attempts`).
     pub failure_code: Option<String>,
     /// When it was started.
@@ -162,7 +133,7 @@ pub struct CodeSubmission {
 #[derive(Debug, Object)]
 pub struct MethodOption {
     /// The method.
-    pub method: MethodDto,
+    pub method: VerificationMethod,
     /// Whether it can be used now.
     pub available: bool,
     /// Why not, or where it would go (masked number).
@@ -211,8 +182,8 @@ pub struct ResetRequestBody {
 pub struct PasswordResetDto {
     /// Vouch's id of the reset.
     pub id: Uuid,
-    /// `in_progress`, `completed`, `completed_sms_failed` or `failed`.
-    pub status: String,
+    /// Where the reset stands.
+    pub status: ResetStatus,
     /// Why it failed, or why the SMS did not go.
     pub failure_code: Option<String>,
     /// The masked mobile number the secure link was sent to.
@@ -319,7 +290,7 @@ impl VerificationsApi {
                 msp,
                 tenant,
                 user,
-                method: body.method.into(),
+                method: body.method,
                 context: TicketContext {
                     psa_connection_id: ticket.connection_id,
                     ticket_id: ticket.ticket_id,
@@ -424,7 +395,7 @@ impl VerificationsApi {
             methods: methods
                 .into_iter()
                 .map(|m| MethodOption {
-                    method: method_dto(m.method),
+                    method: m.method,
                     available: m.available,
                     detail: m.detail,
                 })

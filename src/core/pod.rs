@@ -20,12 +20,13 @@ use crate::core::verification::{
     MethodAvailability, Requester, StartRequest, TicketContext, VerificationService, verified_now,
 };
 use crate::domain::ErrorCode;
+use crate::domain::{VerificationMethod, VerificationStatus};
 use crate::psa::pod_token::{self, PodClaims, TokenError};
 use crate::psa::{EmbedLoad, PsaAdapters, PsaError, TicketContact};
 use crate::store::Store;
 use crate::store::StoreError;
 use crate::store::crypto::Keyring;
-use crate::store::verifications::{Verification, status};
+use crate::store::verifications::Verification;
 use crate::store::{
     audit::AuditActor,
     msp::MspAccount,
@@ -126,7 +127,7 @@ pub enum ShieldState {
 pub struct Shield {
     pub state: ShieldState,
     pub verification_id: Option<Uuid>,
-    pub method: Option<String>,
+    pub method: Option<VerificationMethod>,
     pub verified_until: Option<DateTime<Utc>>,
     pub failure_code: Option<String>,
     /// The headline ("Verified", "Failed: the user denied the request.").
@@ -480,7 +481,7 @@ impl PodService {
     pub async fn start(
         &self,
         session: &PodSession,
-        method: crate::core::verification::Method,
+        method: VerificationMethod,
         other: Option<OtherUser>,
     ) -> Result<Verification, PodError> {
         let (resolved, tenant, user) = self
@@ -604,8 +605,8 @@ pub fn shield_of(history: &[Verification], now: DateTime<Utc>) -> Shield {
             expired_detail: None,
         };
     };
-    let (state, label, detail, message) = match latest.status.as_str() {
-        status::PENDING => {
+    let (state, label, detail, message) = match latest.status {
+        VerificationStatus::Pending => {
             let waiting = "Waiting for the user to answer…";
             (
                 ShieldState::Pending,
@@ -614,13 +615,17 @@ pub fn shield_of(history: &[Verification], now: DateTime<Utc>) -> Shield {
                 waiting.to_owned(),
             )
         }
-        status::APPROVED if verified_now(latest, now).is_ok() && latest.consumed_at.is_none() => (
-            ShieldState::Verified,
-            "Verified".to_owned(),
-            String::new(),
-            "Verified".to_owned(),
-        ),
-        status::APPROVED => {
+        VerificationStatus::Approved
+            if verified_now(latest, now).is_ok() && latest.consumed_at.is_none() =>
+        {
+            (
+                ShieldState::Verified,
+                "Verified".to_owned(),
+                String::new(),
+                "Verified".to_owned(),
+            )
+        }
+        VerificationStatus::Approved => {
             let why = "The last verification has been used or has expired.";
             (
                 ShieldState::NotVerified,
@@ -629,19 +634,21 @@ pub fn shield_of(history: &[Verification], now: DateTime<Utc>) -> Shield {
                 "Not verified (the last verification has been used or has expired)".to_owned(),
             )
         }
-        status::CANCELLED => (
+        VerificationStatus::Cancelled => (
             ShieldState::NotVerified,
             "Not verified".to_owned(),
             String::new(),
             "Not verified".to_owned(),
         ),
         _ => {
-            let message = match latest.status.as_str() {
-                status::DENIED if latest.failure_code.as_deref() == Some("fraud_reported") => {
+            let message = match latest.status {
+                VerificationStatus::Denied
+                    if latest.failure_code.as_deref() == Some("fraud_reported") =>
+                {
                     "The user reported the request as fraud.".to_owned()
                 }
-                status::DENIED => "The user denied the request.".to_owned(),
-                status::EXPIRED => "No answer in time.".to_owned(),
+                VerificationStatus::Denied => "The user denied the request.".to_owned(),
+                VerificationStatus::Expired => "No answer in time.".to_owned(),
                 _ => format!(
                     "The verification failed ({}).",
                     latest.failure_code.as_deref().unwrap_or("error")
@@ -661,7 +668,7 @@ pub fn shield_of(history: &[Verification], now: DateTime<Utc>) -> Shield {
         expired_detail: verified.then(|| "The verification has expired.".to_owned()),
         state,
         verification_id: Some(latest.id),
-        method: Some(latest.method.clone()),
+        method: Some(latest.method),
         verified_until: latest.verified_until,
         failure_code: latest.failure_code.clone(),
         label,
@@ -672,10 +679,10 @@ pub fn shield_of(history: &[Verification], now: DateTime<Utc>) -> Shield {
 
 /// How a past verification reads in the history list: a few words (the list is narrow).
 pub fn outcome_label(verification: &Verification) -> String {
-    match verification.status.as_str() {
-        status::APPROVED => return "Approved".to_owned(),
-        status::PENDING => return "Pending".to_owned(),
-        status::CANCELLED => return "Cancelled".to_owned(),
+    match verification.status {
+        VerificationStatus::Approved => return "Approved".to_owned(),
+        VerificationStatus::Pending => return "Pending".to_owned(),
+        VerificationStatus::Cancelled => return "Cancelled".to_owned(),
         _ => {}
     }
     let by_code = match verification.failure_code.as_deref() {
@@ -697,9 +704,9 @@ pub fn outcome_label(verification: &Verification) -> String {
                 None => "Failed".to_owned(),
             };
         }
-        _ => match verification.status.as_str() {
-            status::DENIED => "Denied",
-            status::EXPIRED => "Expired",
+        _ => match verification.status {
+            VerificationStatus::Denied => "Denied",
+            VerificationStatus::Expired => "Expired",
             _ => "Failed",
         },
     };

@@ -22,6 +22,7 @@ use super::messaging::Messenger;
 use super::password::{PasswordStyle, generate};
 use super::share::{ShareOptions, ShareService};
 use super::verification::{VerificationService, verified_now};
+use crate::domain::ResetStatus;
 use crate::store::Store;
 use crate::store::verifications::{
     ClaimOutcome, NewReset, PasswordReset, ResetCompletion, Verification,
@@ -31,12 +32,6 @@ use crate::store::{
     msp::MspAccount,
     tenants::Tenant,
 };
-
-pub const STATUS_IN_PROGRESS: &str = "in_progress";
-pub const STATUS_COMPLETED: &str = "completed";
-/// The password was changed but the SMS with the link failed: the technician must resend.
-pub const STATUS_COMPLETED_SMS_FAILED: &str = "completed_sms_failed";
-pub const STATUS_FAILED: &str = "failed";
 
 /// How long a duplicate request waits for the first one to finish.
 const DUPLICATE_WAIT: StdDuration = StdDuration::from_secs(60);
@@ -268,13 +263,13 @@ impl ResetService {
                 ));
                 match self.messenger.send_sms(request.msp.id, &phone, body).await {
                     Ok(_) => (
-                        STATUS_COMPLETED,
+                        ResetStatus::Completed,
                         None,
                         Some(share.id),
                         Some(share.expires_at),
                     ),
                     Err(err) => (
-                        STATUS_COMPLETED_SMS_FAILED,
+                        ResetStatus::CompletedSmsFailed,
                         Some(err.code().as_str().to_owned()),
                         Some(share.id),
                         Some(share.expires_at),
@@ -282,7 +277,7 @@ impl ResetService {
                 }
             }
             Err(err) => (
-                STATUS_COMPLETED_SMS_FAILED,
+                ResetStatus::CompletedSmsFailed,
                 Some(err.code().as_str().to_owned()),
                 None,
                 None,
@@ -304,7 +299,7 @@ impl ResetService {
         self.audit_reset(
             request,
             verification,
-            status,
+            status.as_str(),
             upstream_request_id,
             failure_code.as_deref(),
             Some(&completed),
@@ -361,7 +356,7 @@ impl ResetService {
         }
         let deadline = tokio::time::Instant::now() + DUPLICATE_WAIT;
         let mut current = existing;
-        while current.status == STATUS_IN_PROGRESS {
+        while current.status == ResetStatus::InProgress {
             if tokio::time::Instant::now() >= deadline {
                 return Err(CoreError::ResetInProgress);
             }
@@ -421,7 +416,7 @@ impl ResetService {
 
 fn failed(code: &str) -> ResetCompletion {
     ResetCompletion {
-        status: STATUS_FAILED,
+        status: ResetStatus::Failed,
         failure_code: Some(code.to_owned()),
         share_id: None,
         sent_to_masked: None,

@@ -20,6 +20,7 @@ use super::activity::ActivityObserver;
 use super::directory::{Directory, DirectoryUser};
 use super::error::CoreError;
 use super::messaging::Messenger;
+use crate::domain::{VerificationMethod, VerificationStatus};
 use crate::microsoft::Upn;
 use crate::microsoft::graph::PUSH_METHOD;
 use crate::microsoft::mfa::PushOutcome;
@@ -27,7 +28,7 @@ use crate::sms::E164;
 use crate::store::Store;
 use crate::store::crypto::{Keyring, MacPurpose};
 use crate::store::verifications::{
-    BeginPushError, Decision, NewVerification, PushLimits, Verification, method, status,
+    BeginPushError, Decision, NewVerification, PushLimits, Verification,
 };
 use crate::store::{
     audit::{AuditActor, NewAuditEvent},
@@ -56,14 +57,6 @@ pub struct Requester {
     pub technician_id: Option<Uuid>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Method {
-    Push,
-    SmsCode,
-    /// A one-tap "Yes, it's me" link by SMS, valid [`LINK_LIFETIME_MINUTES`].
-    SmsLink,
-}
-
 /// One-tap links last 5 minutes.
 pub const LINK_LIFETIME_MINUTES: i64 = 5;
 
@@ -73,7 +66,7 @@ pub struct StartRequest {
     pub msp: MspAccount,
     pub tenant: Tenant,
     pub user: DirectoryUser,
-    pub method: Method,
+    pub method: VerificationMethod,
     pub context: TicketContext,
     /// False when the person verified is not the ticket's own contact.
     pub is_ticket_contact: bool,
@@ -84,7 +77,7 @@ pub struct StartRequest {
 /// What a technician may use for a user, and why not the others.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MethodAvailability {
-    pub method: Method,
+    pub method: VerificationMethod,
     pub available: bool,
     /// Why not, or a note (e.g. the masked number a code would go to).
     pub detail: String,
@@ -166,27 +159,27 @@ impl VerificationService {
                     .await?;
                 if methods.is_empty() {
                     MethodAvailability {
-                        method: Method::Push,
+                        method: VerificationMethod::Push,
                         available: false,
                         detail: "The user has no Microsoft Authenticator app registered.".into(),
                     }
                 } else {
                     MethodAvailability {
-                        method: Method::Push,
+                        method: VerificationMethod::Push,
                         available: true,
                         detail: "A push to the user's Microsoft Authenticator app.".into(),
                     }
                 }
             }
             Err(err) => MethodAvailability {
-                method: Method::Push,
+                method: VerificationMethod::Push,
                 available: false,
                 detail: err.to_string(),
             },
         };
         let sms = match self.mobile_for(msp, tenant, user, contact_mobile).await {
             Ok((phone, fallback)) => MethodAvailability {
-                method: Method::SmsCode,
+                method: VerificationMethod::SmsCode,
                 available: true,
                 detail: if fallback {
                     format!(
@@ -198,13 +191,13 @@ impl VerificationService {
                 },
             },
             Err(err) => MethodAvailability {
-                method: Method::SmsCode,
+                method: VerificationMethod::SmsCode,
                 available: false,
                 detail: err.to_string(),
             },
         };
         let link = MethodAvailability {
-            method: Method::SmsLink,
+            method: VerificationMethod::SmsLink,
             available: sms.available,
             detail: if sms.available {
                 sms.detail
@@ -265,9 +258,9 @@ impl VerificationService {
             return Err(CoreError::ReasonRequired);
         }
         let result = match request.method {
-            Method::Push => self.start_push(&request, reason.clone()).await,
-            Method::SmsCode => self.start_sms_code(&request, reason.clone()).await,
-            Method::SmsLink => self.start_sms_link(&request, reason.clone()).await,
+            VerificationMethod::Push => self.start_push(&request, reason.clone()).await,
+            VerificationMethod::SmsCode => self.start_sms_code(&request, reason.clone()).await,
+            VerificationMethod::SmsLink => self.start_sms_link(&request, reason.clone()).await,
         };
         if let Ok(verification) = &result {
             tracing::Span::current()
@@ -284,9 +277,9 @@ impl VerificationService {
         self.audit_event(
             &request,
             match request.method {
-                Method::Push => "verification.push.start",
-                Method::SmsCode => "verification.sms_code.start",
-                Method::SmsLink => "verification.sms_link.start",
+                VerificationMethod::Push => "verification.push.start",
+                VerificationMethod::SmsCode => "verification.sms_code.start",
+                VerificationMethod::SmsLink => "verification.sms_link.start",
             },
             outcome,
             upstream,
@@ -324,7 +317,7 @@ impl VerificationService {
             .begin_push(
                 self.new_verification(
                     request,
-                    method::PUSH,
+                    VerificationMethod::Push,
                     None,
                     reason,
                     false,
@@ -360,14 +353,14 @@ impl VerificationService {
                     Ok(push) => (decision_for(&push.outcome, window), None),
                     Err(err) => (
                         Decision {
-                            status: status::FAILED,
+                            status: VerificationStatus::Failed,
                             failure_code: Some(err.code().as_str().to_owned()),
                             verified_until: None,
                         },
                         err.request_id.clone(),
                     ),
                 };
-                let status_text = decision.status;
+                let status_text = decision.status.as_str();
                 let failure = decision.failure_code.clone();
                 // Logged before the decision is stored, so that whoever sees the decision can
                 // also find this line.
@@ -423,7 +416,7 @@ impl VerificationService {
             .store
             .create_verification(self.new_verification(
                 request,
-                method::SMS_CODE,
+                VerificationMethod::SmsCode,
                 Some(code_hash),
                 reason,
                 fallback,
@@ -437,7 +430,7 @@ impl VerificationService {
         if let Err(err) = self.messenger.send_sms(request.msp.id, &phone, body).await {
             self.decide(
                 verification.id,
-                status::FAILED,
+                VerificationStatus::Failed,
                 Some(err.code().as_str()),
                 None,
             )
@@ -465,7 +458,7 @@ impl VerificationService {
             .store
             .create_verification(self.new_verification(
                 request,
-                method::SMS_LINK,
+                VerificationMethod::SmsLink,
                 Some(crate::store::access::sha256_hex(&token)),
                 reason,
                 fallback,
@@ -483,7 +476,7 @@ impl VerificationService {
         if let Err(err) = self.messenger.send_sms(request.msp.id, &phone, body).await {
             self.decide(
                 verification.id,
-                status::FAILED,
+                VerificationStatus::Failed,
                 Some(err.code().as_str()),
                 None,
             )
@@ -497,7 +490,7 @@ impl VerificationService {
     #[tracing::instrument(skip_all)]
     pub async fn link_status(&self, token: &str) -> Result<(Verification, LinkState), CoreError> {
         let verification = self.link_verification(token).await?;
-        let state = if verification.status != status::PENDING {
+        let state = if verification.status != VerificationStatus::Pending {
             LinkState::Used
         } else if Utc::now() >= verification.expires_at {
             LinkState::Expired
@@ -522,25 +515,35 @@ impl VerificationService {
         let verification = self.link_verification(token).await?;
         tracing::Span::current()
             .record("verification_id", tracing::field::display(verification.id));
-        if verification.status != status::PENDING {
+        if verification.status != VerificationStatus::Pending {
             return Err(CoreError::VerificationFinished {
-                status: verification.status,
+                status: verification.status.as_str().to_owned(),
             });
         }
         if Utc::now() >= verification.expires_at {
-            self.decide(verification.id, status::EXPIRED, Some("link_expired"), None)
-                .await?;
+            self.decide(
+                verification.id,
+                VerificationStatus::Expired,
+                Some("link_expired"),
+                None,
+            )
+            .await?;
             return Err(CoreError::CodeExpired);
         }
         let decided = if confirmed {
             let until =
                 Utc::now() + Duration::seconds(msp.policy.verified_window_seconds.max(60) as i64);
-            self.decide(verification.id, status::APPROVED, None, Some(until))
-                .await?
+            self.decide(
+                verification.id,
+                VerificationStatus::Approved,
+                None,
+                Some(until),
+            )
+            .await?
         } else {
             self.decide(
                 verification.id,
-                status::DENIED,
+                VerificationStatus::Denied,
                 Some("denied_by_user"),
                 None,
             )
@@ -554,7 +557,11 @@ impl VerificationService {
         self.audit_plain(
             msp.id,
             "verification.sms_link.answer",
-            if confirmed { "approved" } else { "denied" },
+            if confirmed {
+                VerificationStatus::Approved.as_str()
+            } else {
+                VerificationStatus::Denied.as_str()
+            },
             &verification,
         )
         .await;
@@ -566,7 +573,10 @@ impl VerificationService {
             return Err(CoreError::VerificationNotFound);
         }
         self.store
-            .find_by_code_hash(method::SMS_LINK, &crate::store::access::sha256_hex(token))
+            .find_by_code_hash(
+                VerificationMethod::SmsLink,
+                &crate::store::access::sha256_hex(token),
+            )
             .await?
             .ok_or(CoreError::VerificationNotFound)
     }
@@ -581,28 +591,27 @@ impl VerificationService {
         code: &str,
     ) -> Result<Verification, CoreError> {
         let verification = self.owned(msp.id, id).await?;
-        if verification.method != method::SMS_CODE {
+        if verification.method != VerificationMethod::SmsCode {
             return Err(CoreError::InvalidInput {
                 field: "code",
                 problem: "applies only to SMS-code verifications".into(),
             });
         }
-        if verification.status != status::PENDING {
+        if verification.status != VerificationStatus::Pending {
             return Err(
-                match (
-                    verification.status.as_str(),
-                    verification.failure_code.as_deref(),
-                ) {
-                    (status::FAILED, Some("too_many_attempts")) => CoreError::TooManyAttempts,
-                    (status::EXPIRED, _) => CoreError::CodeExpired,
+                match (verification.status, verification.failure_code.as_deref()) {
+                    (VerificationStatus::Failed, Some("too_many_attempts")) => {
+                        CoreError::TooManyAttempts
+                    }
+                    (VerificationStatus::Expired, _) => CoreError::CodeExpired,
                     (other, _) => CoreError::VerificationFinished {
-                        status: other.to_owned(),
+                        status: other.as_str().to_owned(),
                     },
                 },
             );
         }
         if Utc::now() >= verification.expires_at {
-            self.decide(id, status::EXPIRED, Some("code_expired"), None)
+            self.decide(id, VerificationStatus::Expired, Some("code_expired"), None)
                 .await?;
             return Err(CoreError::CodeExpired);
         }
@@ -623,11 +632,17 @@ impl VerificationService {
         let decided = if matches {
             let until =
                 Utc::now() + Duration::seconds(msp.policy.verified_window_seconds.max(60) as i64);
-            self.decide(id, status::APPROVED, None, Some(until)).await?;
+            self.decide(id, VerificationStatus::Approved, None, Some(until))
+                .await?;
             Ok(())
         } else if attempts >= MAX_CODE_ATTEMPTS {
-            self.decide(id, status::FAILED, Some("too_many_attempts"), None)
-                .await?;
+            self.decide(
+                id,
+                VerificationStatus::Failed,
+                Some("too_many_attempts"),
+                None,
+            )
+            .await?;
             Err(CoreError::CodeIncorrect { attempts_left: 0 })
         } else {
             Err(CoreError::CodeIncorrect {
@@ -635,7 +650,7 @@ impl VerificationService {
             })
         };
         let outcome = if matches {
-            "approved"
+            VerificationStatus::Approved.as_str()
         } else {
             "code_incorrect"
         };
@@ -654,13 +669,21 @@ impl VerificationService {
     #[tracing::instrument(skip_all, fields(msp_id = %msp.id, verification_id = %id))]
     pub async fn cancel(&self, msp: &MspAccount, id: Uuid) -> Result<Verification, CoreError> {
         let verification = self.owned(msp.id, id).await?;
-        if !self.decide(id, status::CANCELLED, None, None).await? {
+        if !self
+            .decide(id, VerificationStatus::Cancelled, None, None)
+            .await?
+        {
             return Err(CoreError::VerificationFinished {
-                status: verification.status,
+                status: verification.status.as_str().to_owned(),
             });
         }
-        self.audit_plain(msp.id, "verification.cancel", "cancelled", &verification)
-            .await;
+        self.audit_plain(
+            msp.id,
+            "verification.cancel",
+            VerificationStatus::Cancelled.as_str(),
+            &verification,
+        )
+        .await;
         self.owned(msp.id, id).await
     }
 
@@ -676,7 +699,9 @@ impl VerificationService {
         let mut changes = self.changes.subscribe();
         loop {
             let verification = self.expire_if_stale(self.owned(msp_id, id).await?).await?;
-            if verification.status != status::PENDING || tokio::time::Instant::now() >= deadline {
+            if verification.status != VerificationStatus::Pending
+                || tokio::time::Instant::now() >= deadline
+            {
                 return Ok(verification);
             }
             // Woken by a decision in this instance; the timeout also catches decisions made
@@ -735,8 +760,8 @@ impl VerificationService {
             .verification_history(tenant.id, &user.object_id, limit)
             .await?;
         for item in items.iter_mut() {
-            if item.status == status::PENDING && Utc::now() >= item.expires_at {
-                item.status = status::EXPIRED.into();
+            if item.status == VerificationStatus::Pending && Utc::now() >= item.expires_at {
+                item.status = VerificationStatus::Expired;
             }
         }
         Ok(items)
@@ -752,9 +777,16 @@ impl VerificationService {
     /// A pending verification past its end (its push task died with an instance, say) is
     /// recorded as expired when next read.
     async fn expire_if_stale(&self, verification: Verification) -> Result<Verification, CoreError> {
-        if verification.status == status::PENDING && Utc::now() >= verification.expires_at {
-            self.decide(verification.id, status::EXPIRED, Some("expired"), None)
-                .await?;
+        if verification.status == VerificationStatus::Pending
+            && Utc::now() >= verification.expires_at
+        {
+            self.decide(
+                verification.id,
+                VerificationStatus::Expired,
+                Some("expired"),
+                None,
+            )
+            .await?;
             return self.owned(verification.msp_id, verification.id).await;
         }
         Ok(verification)
@@ -763,7 +795,7 @@ impl VerificationService {
     async fn decide(
         &self,
         id: Uuid,
-        status_value: &'static str,
+        status_value: VerificationStatus,
         failure_code: Option<&str>,
         verified_until: Option<DateTime<Utc>>,
     ) -> Result<bool, CoreError> {
@@ -797,7 +829,7 @@ impl VerificationService {
     fn new_verification(
         &self,
         request: &StartRequest,
-        method: &'static str,
+        method: VerificationMethod,
         code_hash: Option<String>,
         reason: Option<String>,
         used_contact_phone_fallback: bool,
@@ -877,28 +909,28 @@ impl VerificationService {
 /// What a push outcome means for the verification.
 fn decision_for(outcome: &PushOutcome, window: Duration) -> Decision {
     let failed = |code: &str| Decision {
-        status: status::FAILED,
+        status: VerificationStatus::Failed,
         failure_code: Some(code.to_owned()),
         verified_until: None,
     };
     match outcome {
         PushOutcome::Approved => Decision {
-            status: status::APPROVED,
+            status: VerificationStatus::Approved,
             failure_code: None,
             verified_until: Some(Utc::now() + window),
         },
         PushOutcome::Denied => Decision {
-            status: status::DENIED,
+            status: VerificationStatus::Denied,
             failure_code: Some("denied".into()),
             verified_until: None,
         },
         PushOutcome::FraudReported => Decision {
-            status: status::DENIED,
+            status: VerificationStatus::Denied,
             failure_code: Some("fraud_reported".into()),
             verified_until: None,
         },
         PushOutcome::NoResponse => Decision {
-            status: status::EXPIRED,
+            status: VerificationStatus::Expired,
             failure_code: Some("no_response".into()),
             verified_until: None,
         },
@@ -912,7 +944,7 @@ fn decision_for(outcome: &PushOutcome, window: Duration) -> Decision {
 
 /// Whether `verification` currently proves the user's identity, and if not, why not.
 pub fn verified_now(verification: &Verification, now: DateTime<Utc>) -> Result<(), String> {
-    if verification.status != status::APPROVED {
+    if verification.status != VerificationStatus::Approved {
         return Err(format!("the verification is {}", verification.status));
     }
     match verification.verified_until {

@@ -5,3 +5,7 @@
 mod error_code;
 
 pub use error_code::ErrorCode;
+
+mod verification;
+
+pub use verification::{ResetStatus, VerificationMethod, VerificationStatus};

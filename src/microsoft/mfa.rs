@@ -13,6 +13,7 @@ use url::Url;
 use super::error::{MicrosoftError, MicrosoftErrorKind};
 use super::token::{Audience, TokenClient, transport_error};
 use super::types::{ClientCredentials, Upn};
+use crate::domain::VerificationStatus;
 use crate::upstream::{Idempotency, Upstream};
 
 /// How a push ended.
@@ -44,7 +45,8 @@ impl PushOutcome {
     /// A stable code for storage, the audit log and the API.
     pub fn code(&self) -> &str {
         match self {
-            PushOutcome::Approved => "approved",
+            // The verification state it leads to, spelled the same.
+            PushOutcome::Approved => VerificationStatus::Approved.as_str(),
             PushOutcome::Denied => "denied",
             PushOutcome::NoResponse => "no_response",
             PushOutcome::FraudReported => "fraud_reported",

@@ -9,7 +9,8 @@ use super::PsaAdapters;
 use crate::core::activity::ActivityObserver;
 use crate::store::Store;
 
-use crate::store::verifications::{PasswordReset, Verification, method, status};
+use crate::domain::{ResetStatus, VerificationMethod, VerificationStatus};
+use crate::store::verifications::{PasswordReset, Verification};
 
 pub struct TicketNotes {
     store: Store,
@@ -60,21 +61,17 @@ impl TicketNotes {
     }
 }
 
-fn method_name(method_value: &str) -> &'static str {
-    match method_value {
-        method::PUSH => "Microsoft Authenticator push",
-        method::SMS_CODE => "SMS code",
-        method::SMS_LINK => "one-tap SMS link",
-        _ => "verification",
+fn method_name(method: VerificationMethod) -> &'static str {
+    match method {
+        VerificationMethod::Push => "Microsoft Authenticator push",
+        VerificationMethod::SmsCode => "SMS code",
+        VerificationMethod::SmsLink => "one-tap SMS link",
     }
 }
 
 fn outcome_text(verification: &Verification) -> String {
-    match (
-        verification.status.as_str(),
-        verification.failure_code.as_deref(),
-    ) {
-        (status::APPROVED, _) => {
+    match (verification.status, verification.failure_code.as_deref()) {
+        (VerificationStatus::Approved, _) => {
             let minutes = verification
                 .verified_until
                 .zip(verification.decided_at)
@@ -82,14 +79,14 @@ fn outcome_text(verification: &Verification) -> String {
                 .unwrap_or(0);
             format!("VERIFIED (valid for {minutes} minutes)")
         }
-        (status::DENIED, Some("fraud_reported")) => {
+        (VerificationStatus::Denied, Some("fraud_reported")) => {
             "DENIED: the user reported it as fraud (\"It's not me\")".to_owned()
         }
-        (status::DENIED, _) => "DENIED by the user".to_owned(),
-        (status::EXPIRED, _) => "EXPIRED: no answer in time".to_owned(),
-        (status::CANCELLED, _) => "cancelled by the technician".to_owned(),
-        (other, Some(code)) => format!("{} ({code})", other.to_ascii_uppercase()),
-        (other, None) => other.to_ascii_uppercase(),
+        (VerificationStatus::Denied, _) => "DENIED by the user".to_owned(),
+        (VerificationStatus::Expired, _) => "EXPIRED: no answer in time".to_owned(),
+        (VerificationStatus::Cancelled, _) => "cancelled by the technician".to_owned(),
+        (other, Some(code)) => format!("{} ({code})", other.as_str().to_ascii_uppercase()),
+        (other, None) => other.as_str().to_ascii_uppercase(),
     }
 }
 
@@ -99,7 +96,7 @@ impl ActivityObserver for TicketNotes {
         let mut text = format!(
             "Vouch identity check of {} by {}: {}. Requested by {}.",
             verification.user_principal_name,
-            method_name(&verification.method),
+            method_name(verification.method),
             outcome_text(verification),
             self.technician_name(verification).await
         );
@@ -115,8 +112,8 @@ impl ActivityObserver for TicketNotes {
     }
 
     async fn reset_finished(&self, reset: &PasswordReset, verification: &Verification) {
-        let text = match reset.status.as_str() {
-            "completed" => format!(
+        let text = match reset.status {
+            ResetStatus::Completed => format!(
                 "Vouch: the Microsoft 365 password of {} was reset by {}. A one-time secure link to the new password was sent by SMS to {}.",
                 verification.user_principal_name,
                 self.technician_name(verification).await,
@@ -125,7 +122,7 @@ impl ActivityObserver for TicketNotes {
                     .as_deref()
                     .unwrap_or("the user's mobile")
             ),
-            "completed_sms_failed" => format!(
+            ResetStatus::CompletedSmsFailed => format!(
                 "Vouch: the Microsoft 365 password of {} was reset by {}, but the SMS with the secure link could not be sent ({}). Send a new link.",
                 verification.user_principal_name,
                 self.technician_name(verification).await,

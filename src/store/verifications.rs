@@ -16,26 +16,10 @@ use uuid::Uuid;
 
 use super::entities::{password_reset, verification, verification_lock};
 use super::{Store, StoreError};
+use crate::domain::{ResetStatus, VerificationMethod, VerificationStatus};
 
 pub type Verification = verification::Model;
 pub type PasswordReset = password_reset::Model;
-
-/// Verification states (stored as text).
-pub mod status {
-    pub const PENDING: &str = "pending";
-    pub const APPROVED: &str = "approved";
-    pub const DENIED: &str = "denied";
-    pub const EXPIRED: &str = "expired";
-    pub const FAILED: &str = "failed";
-    pub const CANCELLED: &str = "cancelled";
-}
-
-/// Verification methods (stored as text).
-pub mod method {
-    pub const PUSH: &str = "push";
-    pub const SMS_CODE: &str = "sms_code";
-    pub const SMS_LINK: &str = "sms_link";
-}
 
 #[derive(Debug, Clone)]
 pub struct NewVerification {
@@ -47,7 +31,7 @@ pub struct NewVerification {
     pub psa_contact_id: Option<String>,
     pub user_object_id: String,
     pub user_principal_name: String,
-    pub method: &'static str,
+    pub method: VerificationMethod,
     /// Keyed hash of the SMS code, or hash of the link token.
     pub code_hash: Option<String>,
     pub reason: Option<String>,
@@ -75,7 +59,7 @@ pub enum BeginPushError {
 /// The end of a verification.
 #[derive(Debug, Clone)]
 pub struct Decision {
-    pub status: &'static str,
+    pub status: VerificationStatus,
     pub failure_code: Option<String>,
     pub verified_until: Option<DateTime<Utc>>,
 }
@@ -102,7 +86,7 @@ pub enum ClaimOutcome {
 
 #[derive(Debug, Clone)]
 pub struct ResetCompletion {
-    pub status: &'static str,
+    pub status: ResetStatus,
     pub failure_code: Option<String>,
     pub share_id: Option<Uuid>,
     pub sent_to_masked: Option<String>,
@@ -161,10 +145,10 @@ impl Store {
             verification::Entity::find()
                 .filter(verification::Column::TenantId.eq(new.tenant_id))
                 .filter(verification::Column::UserObjectId.eq(new.user_object_id.clone()))
-                .filter(verification::Column::Method.eq(method::PUSH))
+                .filter(verification::Column::Method.eq(VerificationMethod::Push))
         };
         if let Some(pending) = user_pushes()
-            .filter(verification::Column::Status.eq(status::PENDING))
+            .filter(verification::Column::Status.eq(VerificationStatus::Pending))
             .filter(verification::Column::ExpiresAt.gt(now))
             .one(&txn)
             .await
@@ -215,7 +199,7 @@ impl Store {
     /// The verification of `method` whose stored hash is `code_hash` (one-tap links).
     pub async fn find_by_code_hash(
         &self,
-        method: &str,
+        method: VerificationMethod,
         code_hash: &str,
     ) -> Result<Option<Verification>, StoreError> {
         Ok(verification::Entity::find()
@@ -246,7 +230,7 @@ impl Store {
                 Expr::value(decision.verified_until),
             )
             .filter(verification::Column::Id.eq(id))
-            .filter(verification::Column::Status.eq(status::PENDING))
+            .filter(verification::Column::Status.eq(VerificationStatus::Pending))
             .exec(self.connection())
             .await?;
         Ok(result.rows_affected == 1)
@@ -261,7 +245,7 @@ impl Store {
                 Expr::col(verification::Column::Attempts).add(1),
             )
             .filter(verification::Column::Id.eq(id))
-            .filter(verification::Column::Status.eq(status::PENDING))
+            .filter(verification::Column::Status.eq(VerificationStatus::Pending))
             .filter(verification::Column::Attempts.lt(max))
             .exec(self.connection())
             .await?;
@@ -312,8 +296,8 @@ fn insert_model(new: NewVerification, now: DateTime<Utc>) -> verification::Activ
         psa_contact_id: Set(new.psa_contact_id),
         user_object_id: Set(new.user_object_id),
         user_principal_name: Set(new.user_principal_name),
-        method: Set(new.method.to_owned()),
-        status: Set(status::PENDING.to_owned()),
+        method: Set(new.method),
+        status: Set(VerificationStatus::Pending),
         failure_code: Set(None),
         code_hash: Set(new.code_hash),
         attempts: Set(0),
@@ -342,7 +326,7 @@ impl Store {
             user_object_id: Set(new.user_object_id.clone()),
             technician_id: Set(new.technician_id),
             idempotency_key: Set(new.idempotency_key.clone()),
-            status: Set("in_progress".to_owned()),
+            status: Set(ResetStatus::InProgress),
             failure_code: Set(None),
             share_id: Set(None),
             sent_to_masked: Set(None),

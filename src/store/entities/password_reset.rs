@@ -2,6 +2,8 @@
 
 use sea_orm::entity::prelude::*;
 
+use crate::domain::ResetStatus;
+
 #[sea_orm::model]
 #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
 #[sea_orm(table_name = "password_resets")]
@@ -14,7 +16,7 @@ pub struct Model {
     pub user_object_id: String,
     pub technician_id: Option<Uuid>,
     pub idempotency_key: String,
-    pub status: String,
+    pub status: ResetStatus,
     pub failure_code: Option<String>,
     pub share_id: Option<Uuid>,
     pub sent_to_masked: Option<String>,

@@ -2,6 +2,8 @@
 
 use sea_orm::entity::prelude::*;
 
+use crate::domain::{VerificationMethod, VerificationStatus};
+
 #[sea_orm::model]
 #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
 #[sea_orm(table_name = "verifications")]
@@ -16,8 +18,8 @@ pub struct Model {
     pub psa_contact_id: Option<String>,
     pub user_object_id: String,
     pub user_principal_name: String,
-    pub method: String,
-    pub status: String,
+    pub method: VerificationMethod,
+    pub status: VerificationStatus,
     pub failure_code: Option<String>,
     pub code_hash: Option<String>,
     pub attempts: i32,

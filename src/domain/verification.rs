@@ -1,0 +1,170 @@
+//! The verification and password-reset vocabulary: states and methods, as stored in the
+//! database (`string_value`), sent on the wire (`oai`/`serde`, snake_case) and read by the
+//! pod (`pods/pod.js`). The spellings are the ones the migrations and clients already use.
+
+use sea_orm::{DeriveActiveEnum, EnumIter};
+
+/// Declares the `as_str` of an enum from the same spellings the derives use.
+macro_rules! wire_names {
+    ($name:ident { $($variant:ident = $wire:literal,)+ }) => {
+        impl $name {
+            /// The stored and wire spelling (logs, audit, PSA notes).
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $wire,)+
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+/// The state of a verification: `pending` until it ends in one of the others.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    EnumIter,
+    DeriveActiveEnum,
+    poem_openapi::Enum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[sea_orm(rs_type = "String", db_type = "Text")]
+#[oai(rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
+pub enum VerificationStatus {
+    /// Waiting for the user (push) or the caller (code, link).
+    #[sea_orm(string_value = "pending")]
+    Pending,
+    /// The user proved their identity.
+    #[sea_orm(string_value = "approved")]
+    Approved,
+    /// The user said no (see `failure_code`, e.g. `fraud_reported`).
+    #[sea_orm(string_value = "denied")]
+    Denied,
+    /// No answer in time.
+    #[sea_orm(string_value = "expired")]
+    Expired,
+    /// Something went wrong (see `failure_code`).
+    #[sea_orm(string_value = "failed")]
+    Failed,
+    /// The technician cancelled it.
+    #[sea_orm(string_value = "cancelled")]
+    Cancelled,
+}
+
+wire_names!(VerificationStatus {
+    Pending = "pending",
+    Approved = "approved",
+    Denied = "denied",
+    Expired = "expired",
+    Failed = "failed",
+    Cancelled = "cancelled",
+});
+
+/// How to verify the caller.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    EnumIter,
+    DeriveActiveEnum,
+    poem_openapi::Enum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[sea_orm(rs_type = "String", db_type = "Text")]
+#[oai(rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
+pub enum VerificationMethod {
+    /// A Microsoft Authenticator push to the user's phone.
+    #[sea_orm(string_value = "push")]
+    Push,
+    /// A 6-digit code by SMS to the user's registered mobile phone, read back by the caller.
+    #[sea_orm(string_value = "sms_code")]
+    SmsCode,
+    /// A one-tap "Yes, it's me" link by SMS, valid 5 minutes.
+    #[sea_orm(string_value = "sms_link")]
+    SmsLink,
+}
+
+wire_names!(VerificationMethod {
+    Push = "push",
+    SmsCode = "sms_code",
+    SmsLink = "sms_link",
+});
+
+/// The state of a password reset.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    EnumIter,
+    DeriveActiveEnum,
+    poem_openapi::Enum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[sea_orm(rs_type = "String", db_type = "Text")]
+#[oai(rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
+pub enum ResetStatus {
+    /// Claimed and still being carried out (a duplicate request waits for it).
+    #[sea_orm(string_value = "in_progress")]
+    InProgress,
+    /// The password was changed and the secure link sent.
+    #[sea_orm(string_value = "completed")]
+    Completed,
+    /// The password was changed but the SMS with the link failed: the technician must resend.
+    #[sea_orm(string_value = "completed_sms_failed")]
+    CompletedSmsFailed,
+    /// The password was not changed (see `failure_code`).
+    #[sea_orm(string_value = "failed")]
+    Failed,
+}
+
+wire_names!(ResetStatus {
+    InProgress = "in_progress",
+    Completed = "completed",
+    CompletedSmsFailed = "completed_sms_failed",
+    Failed = "failed",
+});
+
+#[cfg(test)]
+mod tests {
+    use sea_orm::{ActiveEnum, Iterable};
+
+    use super::*;
+
+    /// The stored, serde and `as_str` spellings agree (the database and the pod read them).
+    #[test]
+    fn spellings_agree() {
+        fn check<T: ActiveEnum<Value = String> + serde::Serialize + Iterable>(
+            as_str: fn(&T) -> &'static str,
+        ) {
+            for value in T::iter() {
+                let stored = value.to_value();
+                assert_eq!(stored, as_str(&value));
+                assert_eq!(serde_json::to_value(&value).unwrap(), stored);
+            }
+        }
+        check::<VerificationStatus>(|v| v.as_str());
+        check::<VerificationMethod>(|v| v.as_str());
+        check::<ResetStatus>(|v| v.as_str());
+    }
+}
