@@ -3,5 +3,7 @@
 //! OpenAPI document, so no layer spells them as free strings.
 
 mod error_code;
+mod kinds;
 
 pub use error_code::ErrorCode;
+pub use kinds::{ActorKind, IntegrationKind, IntegrationStatus, PasswordStyle, PsaKind};
