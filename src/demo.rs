@@ -13,6 +13,7 @@ use secrecy::{ExposeSecret, SecretString};
 use crate::app::{App, AppContext, AppOptions};
 use crate::config::{Config, LogFormat};
 use crate::core::integrations::IdentityManagementInput;
+use crate::domain::{ActorKind, IntegrationKind};
 use crate::sandbox::microsoft::{self, ConsentDecision, MicrosoftSandbox};
 use crate::sandbox::psa::PsaSandbox;
 use crate::sandbox::sms::SmsSandbox;
@@ -22,7 +23,7 @@ use crate::store::crypto::MasterKey;
 use crate::store::{
     audit::{AuditActor, NewAuditEvent},
     msp::{MspAccount, MspPolicy, NewMspAccount},
-    tenants::{IntegrationKind, NewTenant},
+    tenants::NewTenant,
 };
 use crate::telemetry;
 
@@ -235,7 +236,7 @@ pub async fn seed(store: &Store) -> anyhow::Result<MspAccount> {
         .append(NewAuditEvent {
             msp_id: msp.id,
             actor: AuditActor {
-                kind: "system".to_owned(),
+                kind: ActorKind::System,
                 id: None,
                 name: Some("vouch demo".to_owned()),
             },
@@ -323,7 +324,7 @@ async fn connect_demo_identity_management(
         .connect_identity_management(
             msp_id,
             &AuditActor {
-                kind: "system".into(),
+                kind: ActorKind::System,
                 id: None,
                 name: Some("vouch demo".into()),
             },
@@ -349,11 +350,9 @@ pub async fn connect_psa_sandbox(
     psa: &crate::sandbox::psa::PsaSandbox,
     vouch_base_url: &str,
 ) -> anyhow::Result<crate::sandbox::psa::PodUrls> {
+    use crate::domain::PsaKind;
     use crate::sandbox::psa as sbx;
-    use crate::store::{
-        psa_connections::{NewPsaConnection, PsaKind},
-        tenants::CompanyMapping,
-    };
+    use crate::store::{psa_connections::NewPsaConnection, tenants::CompanyMapping};
 
     let origins = serde_json::json!([psa.base_url()]);
     let cw = psa.connectwise();
@@ -420,11 +419,17 @@ pub async fn connect_psa_sandbox(
         let id = connection.id;
         match kind {
             PsaKind::ConnectWise => {
-                urls.connectwise =
-                    format!("{base}/pods/connectwise?connection={id}&id=[cw_id]&screen=[cw_screen]")
+                urls.connectwise = format!(
+                    "{base}/pods/{}?connection={id}&id=[cw_id]&screen=[cw_screen]",
+                    kind.as_str()
+                )
             }
-            PsaKind::HaloPsa => urls.halopsa = format!("{base}/pods/halopsa?connection={id}"),
-            PsaKind::Autotask => urls.autotask = format!("{base}/pods/autotask?connection={id}"),
+            PsaKind::HaloPsa => {
+                urls.halopsa = format!("{base}/pods/{}?connection={id}", kind.as_str())
+            }
+            PsaKind::Autotask => {
+                urls.autotask = format!("{base}/pods/{}?connection={id}", kind.as_str())
+            }
         }
     }
     psa.set_pod_urls(urls.clone());

@@ -198,7 +198,7 @@ async fn connectwise_members_are_checked_with_connectwise() {
             .await
             .unwrap()
             .into_iter()
-            .find(|c| c.kind == vouch::store::psa_connections::PsaKind::ConnectWise)
+            .find(|c| c.kind == vouch::domain::PsaKind::ConnectWise)
             .unwrap();
         let session = |member: Value| {
             world
@@ -352,7 +352,7 @@ async fn a_pod_token_is_bound_to_its_ticket_and_its_msp() {
             .store
             .create_connection(vouch::store::psa_connections::NewPsaConnection {
                 msp_id: other_msp.id,
-                kind: vouch::store::psa_connections::PsaKind::HaloPsa,
+                kind: vouch::domain::PsaKind::HaloPsa,
                 name: "Other".into(),
                 base_url: halo.resource_url.clone(),
                 settings: json!({ "auth_url": halo.auth_url }),

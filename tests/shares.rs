@@ -248,7 +248,7 @@ async fn a_share_is_created_by_api_and_revealed_once_by_its_link() {
             assert!(!text.contains(SECRET), "audit holds the content: {text}");
             assert!(!text.contains(&token), "audit holds the token: {text}");
         }
-        assert_eq!(events[2].event.actor.kind, "api_key");
+        assert_eq!(events[2].event.actor.kind, vouch::domain::ActorKind::ApiKey);
         assert_eq!(events[1].event.outcome, "success");
         assert_eq!(events[0].event.outcome, "failure");
         assert_eq!(events[0].event.details["code"], "share_exhausted");
@@ -475,7 +475,10 @@ async fn a_revoked_share_is_gone_and_only_its_msp_can_revoke_it() {
             .collect();
         assert_eq!(revoked.len(), 1, "a second revoke changes nothing");
         assert_eq!(revoked[0].event.subject_id.as_deref(), Some(id.as_str()));
-        assert_eq!(revoked[0].event.actor.kind, "api_key");
+        assert_eq!(
+            revoked[0].event.actor.kind,
+            vouch::domain::ActorKind::ApiKey
+        );
         let refused = events
             .iter()
             .find(|e| e.event.action == "share.reveal_refused")

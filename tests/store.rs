@@ -10,6 +10,7 @@ use sea_orm::ConnectionTrait;
 use sea_orm_migration::MigratorTrait;
 use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
+use vouch::domain::{ActorKind, IntegrationKind, IntegrationStatus, PsaKind};
 use vouch::store::SEALED_COLUMNS;
 use vouch::store::StoreError;
 use vouch::store::crypto::{Keyring, SealedPlace};
@@ -204,7 +205,7 @@ async fn tenants_integrations_and_company_mappings() {
             .save_integration(IntegrationUpdate {
                 tenant_id: tenant.id,
                 kind: IntegrationKind::IdentityManagement,
-                status: "active".into(),
+                status: IntegrationStatus::Active,
                 client_id: "client-1".into(),
                 secret: Some(secret("first-secret")),
                 secret_expires_at: Some(expires),
@@ -218,7 +219,7 @@ async fn tenants_integrations_and_company_mappings() {
             .save_integration(IntegrationUpdate {
                 tenant_id: tenant.id,
                 kind: IntegrationKind::IdentityManagement,
-                status: "active".into(),
+                status: IntegrationStatus::Active,
                 client_id: "client-2".into(),
                 secret: Some(secret("second-secret")),
                 secret_expires_at: Some(expires),
@@ -355,7 +356,7 @@ async fn shares_messages_and_the_append_only_audit_log() {
                 .append(NewAuditEvent {
                     msp_id: msp.id,
                     actor: AuditActor {
-                        kind: "technician".into(),
+                        kind: ActorKind::Technician,
                         id: Some("jdoe".into()),
                         name: Some("Jane Doe".into()),
                     },
@@ -468,7 +469,7 @@ async fn write_every_kind_of_secret(store: &vouch::store::Store) {
             .save_integration(IntegrationUpdate {
                 tenant_id: tenant.id,
                 kind,
-                status: "active".into(),
+                status: IntegrationStatus::Active,
                 client_id: "client".into(),
                 secret: Some(secret(value)),
                 secret_expires_at: None,

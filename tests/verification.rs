@@ -660,7 +660,7 @@ async fn technicians_see_the_password_only_when_policy_allows() {
             db,
             MspPolicy {
                 show_password_to_technician: true,
-                password_style: "passphrase".into(),
+                password_style: vouch::domain::PasswordStyle::Passphrase,
                 ..MspPolicy::default()
             },
         )

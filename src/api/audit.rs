@@ -7,11 +7,13 @@ use poem::web::Data;
 use poem_openapi::param::Query;
 use poem_openapi::payload::{Json, PlainText};
 use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
+use sea_orm::ActiveEnum;
 use uuid::Uuid;
 
 use super::ApiError;
 use super::auth::MspApiKey;
 use crate::app::AppContext;
+use crate::domain::ActorKind;
 use crate::store::audit::{AuditEvent, AuditQuery};
 
 #[derive(Tags)]
@@ -27,8 +29,8 @@ pub struct AuditEntry {
     pub id: Uuid,
     /// When it happened.
     pub occurred_at: DateTime<Utc>,
-    /// `technician`, `api_key`, `customer_admin`, `system`...
-    pub actor_kind: String,
+    /// Who did it.
+    pub actor_kind: ActorKind,
     /// The actor's id (PSA member id, API key prefix...).
     pub actor_id: Option<String>,
     /// The actor's name.
@@ -171,7 +173,7 @@ impl AuditApi {
                 e.occurred_at.to_rfc3339(),
                 ev.action,
                 ev.outcome,
-                ev.actor.kind,
+                ev.actor.kind.to_value(),
                 ev.actor.id.unwrap_or_default(),
                 ev.actor.name.unwrap_or_default(),
                 ev.subject_kind.unwrap_or_default(),

@@ -25,7 +25,7 @@ impl MspApiKey {
     /// How this caller appears in the audit log.
     pub fn actor(&self) -> AuditActor {
         AuditActor {
-            kind: "api_key".into(),
+            kind: crate::domain::ActorKind::ApiKey,
             id: Some(self.0.key_prefix.clone()),
             name: Some(self.0.name.clone()),
         }

@@ -14,31 +14,12 @@ use super::ApiError;
 use super::auth::MspApiKey;
 use crate::app::AppContext;
 use crate::core::integrations::{IdentityManagementInput, IntegrationView};
-use crate::store::tenants::IntegrationKind;
+use crate::domain::{IntegrationKind, IntegrationStatus};
 
 #[derive(Tags)]
 enum ApiTags {
     /// How Vouch reaches each customer's Microsoft 365 tenant.
     Integrations,
-}
-
-/// Which integration.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
-#[oai(rename_all = "snake_case")]
-pub enum IntegrationKindDto {
-    /// Vouch's own app, consented by the customer's admin; sends Authenticator pushes.
-    Authenticator,
-    /// The MSP's own app registration; looks users up and resets passwords.
-    IdentityManagement,
-}
-
-impl From<IntegrationKind> for IntegrationKindDto {
-    fn from(kind: IntegrationKind) -> Self {
-        match kind {
-            IntegrationKind::Authenticator => IntegrationKindDto::Authenticator,
-            IntegrationKind::IdentityManagement => IntegrationKindDto::IdentityManagement,
-        }
-    }
 }
 
 /// How close the integration's secret is to its end.
@@ -61,13 +42,13 @@ pub struct Integration {
     /// Vouch's id of this integration.
     pub id: Uuid,
     /// Which integration.
-    pub kind: IntegrationKindDto,
+    pub kind: IntegrationKind,
     /// The customer's Microsoft tenant id.
     pub tenant_id: String,
     /// The customer's organisation name in Microsoft.
     pub tenant_name: String,
-    /// `active` when the last check passed, `failed` otherwise.
-    pub status: String,
+    /// Whether the integration worked at its last check.
+    pub status: IntegrationStatus,
     /// The app (client) id the integration uses.
     pub client_id: String,
     /// When the secret stops working.
@@ -91,7 +72,7 @@ impl From<IntegrationView> for Integration {
         use crate::core::integrations::ExpiryState;
         Integration {
             id: view.id,
-            kind: view.kind.into(),
+            kind: view.kind,
             tenant_id: view.tenant_id,
             tenant_name: view.tenant_name,
             status: view.status,

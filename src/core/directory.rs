@@ -8,12 +8,13 @@ use moka::future::Cache;
 use uuid::Uuid;
 
 use super::error::CoreError;
-use super::integrations::{STATUS_ACTIVE, VouchApp};
+use super::integrations::VouchApp;
 use crate::config::CacheLimits;
+use crate::domain::{IntegrationKind, IntegrationStatus};
 use crate::microsoft::graph::{GraphUser, MFA_CLIENT_APP_ID};
 use crate::microsoft::{ClientCredentials, Microsoft, TenantRef};
 use crate::store::Store;
-use crate::store::tenants::{IntegrationKind, Tenant};
+use crate::store::tenants::Tenant;
 
 /// The Microsoft user a verification or reset is about.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,7 +100,7 @@ impl Directory {
             .store
             .get_integration(tenant.id, IntegrationKind::IdentityManagement)
             .await?
-            && integration.status == STATUS_ACTIVE
+            && integration.status == IntegrationStatus::Active
             && let Some(secret) = integration.secret
         {
             return Ok(ClientCredentials {
@@ -154,7 +155,7 @@ impl Directory {
             .store
             .get_integration(tenant.id, IntegrationKind::Authenticator)
             .await?
-            .filter(|i| i.status == STATUS_ACTIVE && i.secret.is_some()))
+            .filter(|i| i.status == IntegrationStatus::Active && i.secret.is_some()))
     }
 
     /// The one Microsoft user these addresses mean, trying them in order (primary first):

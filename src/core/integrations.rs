@@ -14,7 +14,7 @@ use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 use uuid::Uuid;
 
-use crate::domain::ErrorCode;
+use crate::domain::{ActorKind, ErrorCode, IntegrationKind, IntegrationStatus};
 use crate::microsoft::graph::MFA_CLIENT_APP_ID;
 use crate::microsoft::token::Audience;
 use crate::microsoft::{
@@ -24,7 +24,7 @@ use crate::store::Store;
 use crate::store::StoreError;
 use crate::store::{
     audit::{AuditActor, NewAuditEvent},
-    tenants::{IntegrationKind, IntegrationUpdate, NewTenant, Tenant, TenantIntegration},
+    tenants::{IntegrationUpdate, NewTenant, Tenant, TenantIntegration},
 };
 use crate::telemetry::Metrics;
 
@@ -38,9 +38,6 @@ const CONNECTOR_CREDENTIAL_LIFETIME_DAYS: i64 = 730;
 const CONSENT_STATE_TTL_MINUTES: i64 = 30;
 /// How long to keep retrying a brand-new connector secret that Microsoft does not know yet.
 const CREDENTIAL_PROPAGATION_BUDGET: StdDuration = StdDuration::from_secs(60);
-
-pub const STATUS_ACTIVE: &str = "active";
-pub const STATUS_FAILED: &str = "failed";
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IntegrationError {
@@ -143,7 +140,7 @@ pub struct IntegrationView {
     pub kind: IntegrationKind,
     pub tenant_id: String,
     pub tenant_name: String,
-    pub status: String,
+    pub status: IntegrationStatus,
     pub client_id: String,
     pub secret_expires_at: Option<DateTime<Utc>>,
     pub expiry: ExpiryState,
@@ -253,7 +250,7 @@ impl IntegrationsService {
             kind: integration.kind,
             tenant_id: tenant.microsoft_tenant_id.clone(),
             tenant_name: tenant.display_name.clone(),
-            status: integration.status.clone(),
+            status: integration.status,
             client_id: integration.client_id.clone(),
             secret_expires_at: integration.secret_expires_at,
             expiry,
@@ -340,7 +337,7 @@ impl IntegrationsService {
             .save_integration(IntegrationUpdate {
                 tenant_id: tenant.id,
                 kind: IntegrationKind::IdentityManagement,
-                status: STATUS_ACTIVE.into(),
+                status: IntegrationStatus::Active,
                 client_id,
                 secret: Some(credentials.client_secret.clone()),
                 secret_expires_at: Some(expires_at),
@@ -399,7 +396,7 @@ impl IntegrationsService {
             .await?
             .ok_or(IntegrationError::ConsentStateInvalid)?;
         let actor = AuditActor {
-            kind: "customer_admin".into(),
+            kind: ActorKind::CustomerAdmin,
             id: None,
             name: None,
         };
@@ -487,7 +484,7 @@ impl IntegrationsService {
             .save_integration(IntegrationUpdate {
                 tenant_id: tenant.id,
                 kind: IntegrationKind::Authenticator,
-                status: STATUS_ACTIVE.into(),
+                status: IntegrationStatus::Active,
                 client_id: MFA_CLIENT_APP_ID.into(),
                 secret: Some(credential.0),
                 secret_expires_at: Some(credential.1),
@@ -563,9 +560,9 @@ impl IntegrationsService {
         };
         let now = Utc::now();
         let (status, code, message) = match &outcome {
-            Ok(()) => (STATUS_ACTIVE, "ok".to_owned(), None),
+            Ok(()) => (IntegrationStatus::Active, "ok".to_owned(), None),
             Err(err) => (
-                STATUS_FAILED,
+                IntegrationStatus::Failed,
                 err.code().as_str().to_owned(),
                 Some(err.message()),
             ),
@@ -575,7 +572,7 @@ impl IntegrationsService {
             .save_integration(IntegrationUpdate {
                 tenant_id: tenant.id,
                 kind: integration.kind,
-                status: status.into(),
+                status,
                 client_id: integration.client_id.clone(),
                 secret: integration.secret.clone(),
                 secret_expires_at: integration.secret_expires_at,
@@ -685,7 +682,7 @@ impl IntegrationsService {
                         .save_integration(IntegrationUpdate {
                             tenant_id: tenant.id,
                             kind: IntegrationKind::Authenticator,
-                            status: STATUS_ACTIVE.into(),
+                            status: IntegrationStatus::Active,
                             client_id: integration.client_id.clone(),
                             secret: Some(secret),
                             secret_expires_at: Some(end),
@@ -806,7 +803,7 @@ impl IntegrationsService {
             .save_integration(IntegrationUpdate {
                 tenant_id: tenant.id,
                 kind,
-                status: STATUS_FAILED.into(),
+                status: IntegrationStatus::Failed,
                 client_id: client_id.to_owned(),
                 secret: existing.as_ref().and_then(|i| i.secret.clone()),
                 secret_expires_at: existing.as_ref().and_then(|i| i.secret_expires_at),

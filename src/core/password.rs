@@ -6,6 +6,8 @@ use rand::Rng;
 use rand::seq::SliceRandom;
 use secrecy::SecretString;
 
+use crate::domain::PasswordStyle;
+
 const LOWER: &[u8] = b"abcdefghijkmnopqrstuvwxyz";
 const UPPER: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ";
 const DIGITS: &[u8] = b"23456789";
@@ -26,22 +28,6 @@ const WORDS: &[&str] = &[
     "summit", "tango", "thistle", "timber", "topaz", "tulip", "tundra", "velvet", "violet",
     "walnut", "willow", "zephyr",
 ];
-
-/// The two styles an MSP can choose.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PasswordStyle {
-    Random,
-    Passphrase,
-}
-
-impl PasswordStyle {
-    pub fn parse(value: &str) -> PasswordStyle {
-        match value {
-            "passphrase" => PasswordStyle::Passphrase,
-            _ => PasswordStyle::Random,
-        }
-    }
-}
 
 /// A new password of at least `length` characters (clamped to 12..=64).
 pub fn generate(style: PasswordStyle, length: i32) -> SecretString {

@@ -103,7 +103,7 @@ impl PodSession {
     pub fn requester(&self) -> Requester {
         Requester {
             actor: AuditActor {
-                kind: "technician".into(),
+                kind: crate::domain::ActorKind::Technician,
                 id: Some(self.technician.psa_member_id.clone()),
                 name: Some(self.technician.display_name.clone()),
             },

@@ -19,7 +19,7 @@ use super::activity::ActivityObserver;
 use super::directory::Directory;
 use super::error::CoreError;
 use super::messaging::Messenger;
-use super::password::{PasswordStyle, generate};
+use super::password::generate;
 use super::share::{ShareOptions, ShareService};
 use super::verification::{VerificationService, verified_now};
 use crate::domain::ResetStatus;
@@ -222,10 +222,7 @@ impl ResetService {
         }
 
         let policy = &request.msp.policy;
-        let password = generate(
-            PasswordStyle::parse(&policy.password_style),
-            policy.password_length,
-        );
+        let password = generate(policy.password_style, policy.password_length);
         let upstream_request_id = match microsoft
             .reset_password_checked(
                 &graph,

@@ -681,7 +681,7 @@ impl ShareService {
 /// The person who opened the link; anonymous by nature.
 fn recipient() -> AuditActor {
     AuditActor {
-        kind: "share_recipient".into(),
+        kind: crate::domain::ActorKind::ShareRecipient,
         id: None,
         name: None,
     }

@@ -887,7 +887,7 @@ impl VerificationService {
         let event = NewAuditEvent {
             msp_id,
             actor: AuditActor {
-                kind: "technician".into(),
+                kind: crate::domain::ActorKind::Technician,
                 id: verification.technician_id.map(|id| id.to_string()),
                 name: None,
             },

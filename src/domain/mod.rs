@@ -1,11 +1,11 @@
 //! Vouch's vocabulary: the closed sets of values that cross the layers and the wire (error
-//! codes, and later statuses, methods and kinds). Each is a Rust enum, published in the
-//! OpenAPI document, so no layer spells them as free strings.
+//! codes, statuses, methods and kinds). Each is a Rust enum, stored as its string through
+//! sea-orm and published in the OpenAPI document, so no layer spells them as free strings.
 
 mod error_code;
-
-pub use error_code::ErrorCode;
-
+mod kinds;
 mod verification;
 
+pub use error_code::ErrorCode;
+pub use kinds::{ActorKind, IntegrationKind, IntegrationStatus, PasswordStyle, PsaKind};
 pub use verification::{ResetStatus, VerificationMethod, VerificationStatus};

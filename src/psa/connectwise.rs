@@ -16,7 +16,8 @@ use super::{
     VouchedEmbed, clean_list, parse_json, status_error,
 };
 use crate::config::Config;
-use crate::store::psa_connections::{PsaConnection, PsaKind};
+use crate::domain::PsaKind;
+use crate::store::psa_connections::PsaConnection;
 use crate::telemetry::Metrics;
 use crate::upstream::{Idempotency, RetryPolicy, Upstream};
 use secrecy::ExposeSecret;

@@ -17,7 +17,8 @@ use super::{
 };
 use crate::cache::{KeepFor, renewal_horizon};
 use crate::config::Config;
-use crate::store::psa_connections::{PsaConnection, PsaKind};
+use crate::domain::PsaKind;
+use crate::store::psa_connections::PsaConnection;
 use crate::telemetry::Metrics;
 use crate::upstream::{Idempotency, RetryPolicy, Upstream};
 

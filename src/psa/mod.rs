@@ -22,7 +22,8 @@ use uuid::Uuid;
 
 use crate::config::Config;
 use crate::domain::ErrorCode;
-use crate::store::psa_connections::{PsaConnection, PsaKind};
+use crate::domain::PsaKind;
+use crate::store::psa_connections::PsaConnection;
 use crate::telemetry::Metrics;
 use crate::upstream::TransportError;
 

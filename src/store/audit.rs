@@ -6,10 +6,12 @@ use uuid::Uuid;
 
 use super::entities::audit_event;
 use super::{Store, StoreError};
+use crate::domain::ActorKind;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditActor {
-    /// `technician`, `api_key`, `system`...
-    pub kind: String,
+    /// Who: a technician, an API key, Vouch itself...
+    pub kind: ActorKind,
     pub id: Option<String>,
     pub name: Option<String>,
 }

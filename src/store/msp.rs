@@ -6,6 +6,8 @@ use uuid::Uuid;
 
 use super::entities::msp_account;
 use super::{Store, StoreError};
+use crate::domain::PasswordStyle;
+
 /// The policies an MSP admin sets; the defaults are what a cautious MSP would choose.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MspPolicy {
@@ -22,8 +24,8 @@ pub struct MspPolicy {
     pub show_password_to_technician: bool,
     /// Length of generated passwords (random style) or minimum length (passphrase style).
     pub password_length: i32,
-    /// `random` or `passphrase`.
-    pub password_style: String,
+    /// How generated passwords look.
+    pub password_style: PasswordStyle,
     /// Make the user choose a new password at their next sign-in.
     pub force_change_at_next_sign_in: bool,
 }
@@ -38,7 +40,7 @@ impl Default for MspPolicy {
             allow_admin_reset: false,
             show_password_to_technician: false,
             password_length: 16,
-            password_style: "random".to_owned(),
+            password_style: PasswordStyle::Random,
             force_change_at_next_sign_in: true,
         }
     }

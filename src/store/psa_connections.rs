@@ -9,29 +9,7 @@ use uuid::Uuid;
 use super::crypto::SealedPlace;
 use super::entities::{psa_connection, technician};
 use super::{Store, StoreError};
-/// The PSAs Vouch embeds in. Stored by these names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum PsaKind {
-    ConnectWise,
-    HaloPsa,
-    Autotask,
-}
-
-impl PsaKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PsaKind::ConnectWise => "connectwise",
-            PsaKind::HaloPsa => "halopsa",
-            PsaKind::Autotask => "autotask",
-        }
-    }
-
-    pub fn parse(value: &str) -> Option<PsaKind> {
-        [PsaKind::ConnectWise, PsaKind::HaloPsa, PsaKind::Autotask]
-            .into_iter()
-            .find(|kind| kind.as_str() == value)
-    }
-}
+use crate::domain::PsaKind;
 
 #[derive(Debug, Clone)]
 pub struct NewPsaConnection {
@@ -81,7 +59,7 @@ impl Store {
         let place = SealedPlace::new("psa_connections", "credentials_sealed", m.id);
         Ok(PsaConnection {
             credentials: self.keyring().open(&place, &m.credentials_sealed)?,
-            kind: PsaKind::parse(&m.kind).ok_or(StoreError::NotFound("PSA kind"))?,
+            kind: m.kind,
             id: m.id,
             msp_id: m.msp_id,
             name: m.name,
@@ -106,7 +84,7 @@ impl Store {
         let model = psa_connection::ActiveModel {
             id: Set(id),
             msp_id: Set(new.msp_id),
-            kind: Set(new.kind.as_str().to_owned()),
+            kind: Set(new.kind),
             name: Set(new.name),
             base_url: Set(new.base_url),
             settings: Set(new.settings),

@@ -9,6 +9,8 @@ use uuid::Uuid;
 use super::crypto::SealedPlace;
 use super::entities::{company_tenant_mapping, tenant, tenant_integration};
 use super::{Store, StoreError, conflict_or};
+use crate::domain::{IntegrationKind, IntegrationStatus};
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewTenant {
     pub msp_id: Uuid,
@@ -26,39 +28,11 @@ pub struct Tenant {
     pub verified_domains: Vec<String>,
 }
 
-/// The two ways Vouch reaches a customer tenant.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum IntegrationKind {
-    /// Vouch's multi-tenant app, consented by the customer's admin, plus the MFA connector
-    /// credential it creates.
-    Authenticator,
-    /// An app the MSP registered in the customer tenant and gave Vouch the secret of.
-    IdentityManagement,
-}
-
-impl IntegrationKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            IntegrationKind::Authenticator => "authenticator",
-            IntegrationKind::IdentityManagement => "identity_management",
-        }
-    }
-
-    pub fn parse(value: &str) -> Option<IntegrationKind> {
-        [
-            IntegrationKind::Authenticator,
-            IntegrationKind::IdentityManagement,
-        ]
-        .into_iter()
-        .find(|kind| kind.as_str() == value)
-    }
-}
-
 #[derive(Debug, Clone)]
 pub struct IntegrationUpdate {
     pub tenant_id: Uuid,
     pub kind: IntegrationKind,
-    pub status: String,
+    pub status: IntegrationStatus,
     pub client_id: String,
     pub secret: Option<SecretString>,
     pub secret_expires_at: Option<DateTime<Utc>>,
@@ -72,7 +46,7 @@ pub struct TenantIntegration {
     pub id: Uuid,
     pub tenant_id: Uuid,
     pub kind: IntegrationKind,
-    pub status: String,
+    pub status: IntegrationStatus,
     pub client_id: String,
     pub secret: Option<SecretString>,
     pub secret_expires_at: Option<DateTime<Utc>>,
@@ -102,8 +76,7 @@ impl Store {
             .map(|sealed| self.keyring().open(&place, sealed))
             .transpose()?;
         Ok(TenantIntegration {
-            kind: IntegrationKind::parse(&m.kind)
-                .ok_or(StoreError::NotFound("integration kind"))?,
+            kind: m.kind,
             id: m.id,
             tenant_id: m.tenant_id,
             status: m.status,
@@ -174,7 +147,7 @@ impl Store {
         let now = Utc::now();
         let existing = tenant_integration::Entity::find()
             .filter(tenant_integration::Column::TenantId.eq(update.tenant_id))
-            .filter(tenant_integration::Column::Kind.eq(update.kind.as_str()))
+            .filter(tenant_integration::Column::Kind.eq(update.kind))
             .one(self.connection())
             .await?;
         let id = existing.as_ref().map(|m| m.id).unwrap_or_else(Uuid::now_v7);
@@ -186,7 +159,7 @@ impl Store {
         let model = tenant_integration::ActiveModel {
             id: Set(id),
             tenant_id: Set(update.tenant_id),
-            kind: Set(update.kind.as_str().to_owned()),
+            kind: Set(update.kind),
             status: Set(update.status),
             client_id: Set(update.client_id),
             secret_sealed: Set(sealed),
@@ -218,7 +191,7 @@ impl Store {
     ) -> Result<Option<TenantIntegration>, StoreError> {
         tenant_integration::Entity::find()
             .filter(tenant_integration::Column::TenantId.eq(tenant_id))
-            .filter(tenant_integration::Column::Kind.eq(kind.as_str()))
+            .filter(tenant_integration::Column::Kind.eq(kind))
             .one(self.connection())
             .await?
             .map(|m| self.integration_from_model(m))
@@ -288,7 +261,7 @@ impl Store {
         before: DateTime<Utc>,
     ) -> Result<Vec<(Tenant, TenantIntegration)>, StoreError> {
         let models = tenant_integration::Entity::find()
-            .filter(tenant_integration::Column::Kind.eq(kind.as_str()))
+            .filter(tenant_integration::Column::Kind.eq(kind))
             .filter(tenant_integration::Column::SecretExpiresAt.lt(before))
             .all(self.connection())
             .await?;

@@ -16,8 +16,8 @@ use poem::{Request, Response, Route, get, handler};
 
 use crate::api::pod::open_session;
 use crate::app::AppContext;
+use crate::domain::PsaKind;
 use crate::psa::EmbedLoad;
-use crate::store::psa_connections::PsaKind;
 use crate::web::page::{self, Brand};
 
 const POD_JS: &str = include_str!("../../pods/pod.js");
@@ -82,7 +82,7 @@ async fn connectwise(ctx: Data<&Arc<AppContext>>, req: &Request) -> Response {
     // The token comes after the handshake, from POST /api/v1/pod/connectwise/session.
     render(
         &ancestors,
-        "connectwise",
+        PsaKind::ConnectWise,
         "",
         &connection_id.to_string(),
         &ticket,
@@ -136,7 +136,7 @@ async fn signed_load(ctx: &AppContext, kind: PsaKind, params: Vec<(String, Strin
     match open_session(ctx, connection_id, EmbedLoad::Signed(params)).await {
         Ok(token) => render(
             &ancestors,
-            kind.as_str(),
+            kind,
             &token,
             &connection_id.to_string(),
             &ticket,
@@ -212,11 +212,11 @@ async fn frame_ancestors(
     }
 }
 
-fn render(ancestors: &str, psa: &str, token: &str, connection: &str, ticket: &str) -> Response {
+fn render(ancestors: &str, psa: PsaKind, token: &str, connection: &str, ticket: &str) -> Response {
     // The pod is the MSP's own tool inside its PSA: it wears Vouch's colours.
     let values = context! {
         brand => Brand::vouch().view(),
-        psa,
+        psa => psa.as_str(),
         token,
         connection,
         ticket,
@@ -269,7 +269,7 @@ mod tests {
     fn the_pod_page_carries_its_values_escaped_under_the_layout() {
         let response = render(
             "https://psa.example",
-            "halopsa",
+            PsaKind::HaloPsa,
             "payload.mac",
             "0f0e0d0c-0000-4000-8000-000000000001",
             "42\"><script>",

@@ -123,7 +123,7 @@ impl World {
             .connect_identity_management(
                 self.msp.id,
                 &AuditActor {
-                    kind: "test".into(),
+                    kind: vouch::domain::ActorKind::System,
                     id: None,
                     name: None,
                 },

@@ -2,6 +2,8 @@
 
 use sea_orm::entity::prelude::*;
 
+use crate::domain::PasswordStyle;
+
 #[sea_orm::model]
 #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
 #[sea_orm(table_name = "msp_accounts")]
@@ -20,7 +22,7 @@ pub struct Model {
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
     pub password_length: i32,
-    pub password_style: String,
+    pub password_style: PasswordStyle,
     pub force_change_at_next_sign_in: bool,
 }
 

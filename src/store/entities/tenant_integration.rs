@@ -2,6 +2,8 @@
 
 use sea_orm::entity::prelude::*;
 
+use crate::domain::{IntegrationKind, IntegrationStatus};
+
 #[sea_orm::model]
 #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
 #[sea_orm(table_name = "tenant_integrations")]
@@ -9,8 +11,8 @@ pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: Uuid,
     pub tenant_id: Uuid,
-    pub kind: String,
-    pub status: String,
+    pub kind: IntegrationKind,
+    pub status: IntegrationStatus,
     pub client_id: String,
     pub secret_sealed: Option<String>,
     pub secret_expires_at: Option<DateTimeUtc>,
