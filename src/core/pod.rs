@@ -607,7 +607,16 @@ pub fn shield_of(history: &[Verification], now: DateTime<Utc>) -> Shield {
     };
     let (state, label, detail, message) = match latest.status {
         VerificationStatus::Pending => {
-            let waiting = "Waiting for the user to answer…";
+            // What the technician waits for depends on how the user was asked.
+            let waiting = match latest.method {
+                VerificationMethod::Push => {
+                    "Waiting for the user to approve the push on their phone…"
+                }
+                VerificationMethod::SmsCode => {
+                    "Waiting for the user to read out the code we texted…"
+                }
+                VerificationMethod::SmsLink => "Waiting for the user to tap the link we texted…",
+            };
             (
                 ShieldState::Pending,
                 waiting.to_owned(),
