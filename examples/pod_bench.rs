@@ -15,13 +15,11 @@ use poem::listener::TcpListener;
 use poem::{Route, Server, get, handler};
 use vouch::app::App;
 use vouch::config::Config;
+use vouch::domain::MspPolicy;
 use vouch::psa::signing;
 use vouch::sandbox::psa::{self as sbx, PsaSandbox};
 use vouch::store::crypto::MasterKey;
-use vouch::store::{
-    msp::{MspPolicy, NewMspAccount},
-    tenants::NewTenant,
-};
+use vouch::store::{msp::NewMspAccount, tenants::NewTenant};
 
 const CONNECTIONS: usize = 64;
 const WARM_UP: Duration = Duration::from_secs(1);

@@ -10,9 +10,10 @@ use secrecy::ExposeSecret;
 
 use crate::app::{App, open_store};
 use crate::config::Config;
+use crate::domain::MspPolicy;
 use crate::server;
 use crate::store::crypto::MasterKey;
-use crate::store::msp::{MspPolicy, NewMspAccount};
+use crate::store::msp::NewMspAccount;
 use crate::telemetry;
 
 #[derive(Debug, Parser)]

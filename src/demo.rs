@@ -13,7 +13,7 @@ use secrecy::{ExposeSecret, SecretString};
 use crate::app::{App, AppContext, AppOptions};
 use crate::config::{Config, LogFormat};
 use crate::core::integrations::IdentityManagementInput;
-use crate::domain::{ActorKind, IntegrationKind};
+use crate::domain::{ActorKind, IntegrationKind, MspPolicy};
 use crate::sandbox::microsoft::{self, ConsentDecision, MicrosoftSandbox};
 use crate::sandbox::psa::PsaSandbox;
 use crate::sandbox::sms::SmsSandbox;
@@ -22,7 +22,7 @@ use crate::store::Store;
 use crate::store::crypto::MasterKey;
 use crate::store::{
     audit::{AuditActor, NewAuditEvent},
-    msp::{MspAccount, MspPolicy, NewMspAccount},
+    msp::{MspAccount, NewMspAccount},
     tenants::NewTenant,
 };
 use crate::telemetry;

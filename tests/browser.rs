@@ -21,9 +21,9 @@ use common::TestDb;
 use common::world::World;
 use fantoccini::{Client, ClientBuilder, Locator};
 use futures_util::FutureExt;
+use vouch::domain::MspPolicy;
 use vouch::sandbox::microsoft::{DEMO_TENANT_ID, PushScript};
 use vouch::sandbox::psa as sbx;
-use vouch::store::msp::MspPolicy;
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";

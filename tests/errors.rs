@@ -15,8 +15,8 @@ use common::TestDb;
 use common::world::World;
 use reqwest::Method;
 use serde_json::{Value, json};
+use vouch::domain::MspPolicy;
 use vouch::sandbox::psa as sbx;
-use vouch::store::msp::MspPolicy;
 
 /// Sent in every probe; no answer may repeat it (values can be secrets).
 const MARKER: &str = "SECRETPROBE";

@@ -12,6 +12,7 @@ use chrono::Utc;
 use common::{TestApp, TestDb};
 use secrecy::{ExposeSecret, SecretString};
 use vouch::config::Config;
+use vouch::domain::MspPolicy;
 use vouch::microsoft::mfa::PushOutcome;
 use vouch::microsoft::token::Audience;
 use vouch::microsoft::{
@@ -21,7 +22,7 @@ use vouch::sandbox::microsoft::{
     ConsentDecision, DEMO_TENANT_ID, Fault, IDENTITY_APP_CLIENT_ID, IDENTITY_APP_SECRET,
     MFA_CLIENT_APP_ID, MicrosoftSandbox, NO_P1_TENANT_ID, PushScript, SandboxApp, Service,
 };
-use vouch::store::msp::{MspPolicy, NewMspAccount};
+use vouch::store::msp::NewMspAccount;
 use vouch::telemetry::Metrics;
 
 fn point_at(sandbox: &MicrosoftSandbox, config: &mut Config) {

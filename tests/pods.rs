@@ -11,10 +11,10 @@ use backends::on_every_backend;
 use common::world::World;
 use reqwest::Method;
 use serde_json::{Value, json};
+use vouch::domain::MspPolicy;
 use vouch::psa::signing;
 use vouch::sandbox::microsoft::PushScript;
 use vouch::sandbox::psa::{self as sbx, Psa};
-use vouch::store::msp::MspPolicy;
 
 /// The iframe `src` of a sandbox ticket screen (HTML-unescaped).
 async fn iframe_src(screen_url: &str) -> String {

@@ -11,10 +11,11 @@ use common::{TestApp, TestDb};
 use reqwest::StatusCode;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
+use vouch::domain::MspPolicy;
 use vouch::store::access::{random_token, sha256_hex};
 use vouch::store::{
     audit::AuditQuery,
-    msp::{MspAccount, MspPolicy, NewMspAccount},
+    msp::{MspAccount, NewMspAccount},
     shares::NewSecureShare,
 };
 

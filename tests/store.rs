@@ -10,7 +10,7 @@ use sea_orm::ConnectionTrait;
 use sea_orm_migration::MigratorTrait;
 use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
-use vouch::domain::{ActorKind, IntegrationKind, IntegrationStatus, PsaKind};
+use vouch::domain::{ActorKind, IntegrationKind, IntegrationStatus, MspPolicy, PsaKind};
 use vouch::store::SEALED_COLUMNS;
 use vouch::store::StoreError;
 use vouch::store::crypto::{Keyring, SealedPlace};

@@ -16,8 +16,8 @@ use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use tracing_subscriber::layer::SubscriberExt;
 use vouch::domain::IntegrationKind;
+use vouch::domain::MspPolicy;
 use vouch::sandbox::microsoft::{DEMO_TENANT_ID, IDENTITY_APP_SECRET, PushScript};
-use vouch::store::msp::MspPolicy;
 
 const DANA: &str = "dana@contoso.example";
 const DANA_MOBILE: &str = "+12065550101";

@@ -13,10 +13,10 @@ use reqwest::Method;
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Statement};
 use serde_json::{Value, json};
+use vouch::domain::MspPolicy;
 use vouch::domain::ResetStatus;
 use vouch::sandbox::microsoft::{DEMO_TENANT_ID, PushScript, Service};
 use vouch::store::entities::{password_reset, verification};
-use vouch::store::msp::MspPolicy;
 
 const DANA: &str = "dana@contoso.example";
 const DANA_MOBILE: &str = "+12065550101";

@@ -92,7 +92,19 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         | PreferredMethodMismatch
         | ShareExpired
         | ShareExhausted
-        | ShareRevoked => StatusCode::CONFLICT,
+        | ShareRevoked
+        // How a verification ended: answered as a conflict if ever returned as an error.
+        | Denied
+        | FraudReported
+        | NoResponse
+        | UserBlocked
+        | NoMethodRegistered
+        | NotPrompted
+        | UpnMismatch
+        | MfaUnknownResult
+        | VerificationExpired
+        | LinkExpired
+        | DeniedByUser => StatusCode::CONFLICT,
         PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         PushRateLimited | MicrosoftThrottled | SmsThrottled | PsaThrottled => {

@@ -152,7 +152,7 @@ pub struct Shield {
     /// Until when the user counts as verified.
     pub verified_until: Option<DateTime<Utc>>,
     /// Why it failed.
-    pub failure_code: Option<String>,
+    pub failure_code: Option<ErrorCode>,
     /// The shield's headline for the technician.
     pub label: String,
     /// A second line for the technician; empty when the label says it all.
@@ -216,7 +216,7 @@ pub struct HistoryItem {
     /// When it started.
     pub created_at: DateTime<Utc>,
     /// Why it failed.
-    pub failure_code: Option<String>,
+    pub failure_code: Option<ErrorCode>,
     /// The outcome in a few words, for the technician.
     pub label: String,
 }
@@ -289,7 +289,7 @@ pub struct PodResetOutcome {
     /// Only when the MSP allows technicians to see passwords.
     pub password: Option<String>,
     /// Why it failed or the SMS did not go.
-    pub failure_code: Option<String>,
+    pub failure_code: Option<ErrorCode>,
     /// When the link stops working.
     pub link_expires_at: Option<DateTime<Utc>>,
 }
@@ -304,7 +304,7 @@ pub struct PodVerification {
     /// Where it stands.
     pub status: VerificationStatus,
     /// Why it did not succeed.
-    pub failure_code: Option<String>,
+    pub failure_code: Option<ErrorCode>,
     /// Until when the user counts as verified.
     pub verified_until: Option<DateTime<Utc>>,
     /// Codes entered so far.

@@ -17,7 +17,7 @@ use crate::app::AppContext;
 use crate::core::directory::DirectoryUser;
 use crate::core::error::CoreError;
 use crate::core::verification::{Requester, StartRequest, TicketContext};
-use crate::domain::{ResetStatus, VerificationMethod, VerificationStatus};
+use crate::domain::{ErrorCode, ResetStatus, VerificationMethod, VerificationStatus};
 use crate::store::verifications::{PasswordReset, Verification as VerificationRecord};
 use crate::store::{msp::MspAccount, tenants::Tenant};
 
@@ -79,7 +79,7 @@ pub struct Verification {
     /// Where it stands.
     pub status: VerificationStatus,
     /// Why it did not succeed (e.g. `denied`, `fraud_reported`, `no_response`, `too_many_attempts`).
-    pub failure_code: Option<String>,
+    pub failure_code: Option<ErrorCode>,
     /// When it was started.
     pub created_at: DateTime<Utc>,
     /// When a pending verification lapses.
@@ -185,7 +185,7 @@ pub struct PasswordResetDto {
     /// Where the reset stands.
     pub status: ResetStatus,
     /// Why it failed, or why the SMS did not go.
-    pub failure_code: Option<String>,
+    pub failure_code: Option<ErrorCode>,
     /// The masked mobile number the secure link was sent to.
     pub sent_to: Option<String>,
     /// The new password, only when the MSP's policy allows technicians to see it.

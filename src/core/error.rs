@@ -3,7 +3,7 @@
 
 use chrono::Duration;
 
-use crate::domain::ErrorCode;
+use crate::domain::{ErrorCode, VerificationStatus};
 use crate::microsoft::MicrosoftError;
 use crate::sms::SmsError;
 use crate::store::StoreError;
@@ -54,7 +54,7 @@ pub enum CoreError {
     #[error("No such verification.")]
     VerificationNotFound,
     #[error("This verification is {status}; it cannot be changed any more. Start a new one.")]
-    VerificationFinished { status: String },
+    VerificationFinished { status: VerificationStatus },
     #[error("The code is not correct. {attempts_left} attempts left.")]
     CodeIncorrect { attempts_left: i32 },
     #[error("Too many wrong codes: this verification is closed. Start a new one.")]

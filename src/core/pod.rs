@@ -129,7 +129,7 @@ pub struct Shield {
     pub verification_id: Option<Uuid>,
     pub method: Option<VerificationMethod>,
     pub verified_until: Option<DateTime<Utc>>,
-    pub failure_code: Option<String>,
+    pub failure_code: Option<ErrorCode>,
     /// The headline ("Verified", "Failed: the user denied the request.").
     pub label: String,
     /// A second line, empty when the label says it all.
@@ -652,7 +652,7 @@ pub fn shield_of(history: &[Verification], now: DateTime<Utc>) -> Shield {
         _ => {
             let message = match latest.status {
                 VerificationStatus::Denied
-                    if latest.failure_code.as_deref() == Some("fraud_reported") =>
+                    if latest.failure_code == Some(ErrorCode::FraudReported) =>
                 {
                     "The user reported the request as fraud.".to_owned()
                 }
@@ -660,7 +660,7 @@ pub fn shield_of(history: &[Verification], now: DateTime<Utc>) -> Shield {
                 VerificationStatus::Expired => "No answer in time.".to_owned(),
                 _ => format!(
                     "The verification failed ({}).",
-                    latest.failure_code.as_deref().unwrap_or("error")
+                    latest.failure_code.map_or("error", ErrorCode::as_str)
                 ),
             };
             (
@@ -679,7 +679,7 @@ pub fn shield_of(history: &[Verification], now: DateTime<Utc>) -> Shield {
         verification_id: Some(latest.id),
         method: Some(latest.method),
         verified_until: latest.verified_until,
-        failure_code: latest.failure_code.clone(),
+        failure_code: latest.failure_code,
         label,
         detail,
         message,
@@ -694,26 +694,25 @@ pub fn outcome_label(verification: &Verification) -> String {
         VerificationStatus::Cancelled => return "Cancelled".to_owned(),
         _ => {}
     }
-    let by_code = match verification.failure_code.as_deref() {
-        Some("denied") => "Denied",
-        Some("denied_by_user") => "Refused",
-        Some("too_many_attempts") => "Wrong codes",
-        Some("fraud_reported") => "Reported as fraud",
-        Some("no_response") => "No response",
-        Some("expired") => "Expired",
-        Some("link_expired") => "Link expired",
-        Some("code_expired") => "Code expired",
-        Some("cancelled") => "Cancelled",
-        Some(code) if code.starts_with("other:") => "Failed",
-        Some(code) if !code.is_empty() => {
-            let words = code.replace('_', " ");
+    let by_code = match verification.failure_code {
+        Some(ErrorCode::Denied) => "Denied",
+        Some(ErrorCode::DeniedByUser) => "Refused",
+        Some(ErrorCode::TooManyAttempts) => "Wrong codes",
+        Some(ErrorCode::FraudReported) => "Reported as fraud",
+        Some(ErrorCode::NoResponse) => "No response",
+        Some(ErrorCode::VerificationExpired) => "Expired",
+        Some(ErrorCode::LinkExpired) => "Link expired",
+        Some(ErrorCode::CodeExpired) => "Code expired",
+        Some(ErrorCode::MfaUnknownResult) => "Failed",
+        Some(code) => {
+            let words = code.as_str().replace('_', " ");
             let mut chars = words.chars();
             return match chars.next() {
                 Some(first) => first.to_uppercase().chain(chars).collect(),
                 None => "Failed".to_owned(),
             };
         }
-        _ => match verification.status {
+        None => match verification.status {
             VerificationStatus::Denied => "Denied",
             VerificationStatus::Expired => "Expired",
             _ => "Failed",

@@ -22,7 +22,7 @@ use super::messaging::Messenger;
 use super::password::generate;
 use super::share::{ShareOptions, ShareService};
 use super::verification::{VerificationService, verified_now};
-use crate::domain::ResetStatus;
+use crate::domain::{ErrorCode, ResetStatus};
 use crate::store::Store;
 use crate::store::verifications::{
     ClaimOutcome, NewReset, PasswordReset, ResetCompletion, Verification,
@@ -125,7 +125,7 @@ impl ResetService {
                 &verification,
                 "refused",
                 None,
-                Some("verification_for_other_user"),
+                Some(ErrorCode::VerificationForOtherUser),
                 None,
             )
             .await;
@@ -152,7 +152,7 @@ impl ResetService {
                     &verification,
                     "refused",
                     err.upstream_request_id(),
-                    Some(err.code().as_str()),
+                    Some(err.code()),
                     None,
                 )
                 .await;
@@ -216,7 +216,7 @@ impl ResetService {
         };
         if !self.store.spend_verification(verification.id).await? {
             self.store
-                .complete_reset(reset.id, failed("verification_used"))
+                .complete_reset(reset.id, failed(ErrorCode::VerificationUsed))
                 .await?;
             return Err(CoreError::VerificationUsed);
         }
@@ -235,7 +235,7 @@ impl ResetService {
             Ok(id) => id,
             Err(err) => {
                 self.store
-                    .complete_reset(reset.id, failed(err.code().as_str()))
+                    .complete_reset(reset.id, failed(err.code()))
                     .await?;
                 return Err(err.into());
             }
@@ -267,7 +267,7 @@ impl ResetService {
                     ),
                     Err(err) => (
                         ResetStatus::CompletedSmsFailed,
-                        Some(err.code().as_str().to_owned()),
+                        Some(err.code()),
                         Some(share.id),
                         Some(share.expires_at),
                     ),
@@ -275,7 +275,7 @@ impl ResetService {
             }
             Err(err) => (
                 ResetStatus::CompletedSmsFailed,
-                Some(err.code().as_str().to_owned()),
+                Some(err.code()),
                 None,
                 None,
             ),
@@ -286,7 +286,7 @@ impl ResetService {
                 reset.id,
                 ResetCompletion {
                     status,
-                    failure_code: failure_code.clone(),
+                    failure_code,
                     share_id,
                     sent_to_masked: Some(phone.masked()),
                     upstream_request_id: upstream_request_id.clone(),
@@ -298,7 +298,7 @@ impl ResetService {
             verification,
             status.as_str(),
             upstream_request_id,
-            failure_code.as_deref(),
+            failure_code,
             Some(&completed),
         )
         .await;
@@ -385,7 +385,7 @@ impl ResetService {
         verification: &Verification,
         outcome: &str,
         upstream_request_id: Option<String>,
-        code: Option<&str>,
+        code: Option<ErrorCode>,
         reset: Option<&PasswordReset>,
     ) {
         let event = NewAuditEvent {
@@ -411,10 +411,10 @@ impl ResetService {
     }
 }
 
-fn failed(code: &str) -> ResetCompletion {
+fn failed(code: ErrorCode) -> ResetCompletion {
     ResetCompletion {
         status: ResetStatus::Failed,
-        failure_code: Some(code.to_owned()),
+        failure_code: Some(code),
         share_id: None,
         sent_to_masked: None,
         upstream_request_id: None,

@@ -20,7 +20,7 @@ use super::activity::ActivityObserver;
 use super::directory::{Directory, DirectoryUser};
 use super::error::CoreError;
 use super::messaging::Messenger;
-use crate::domain::{VerificationMethod, VerificationStatus};
+use crate::domain::{ErrorCode, VerificationMethod, VerificationStatus};
 use crate::microsoft::Upn;
 use crate::microsoft::graph::PUSH_METHOD;
 use crate::microsoft::mfa::PushOutcome;
@@ -268,11 +268,7 @@ impl VerificationService {
         }
         let (outcome, code, upstream) = match &result {
             Ok(_) => ("started", None, None),
-            Err(err) => (
-                "refused",
-                Some(err.code().as_str()),
-                err.upstream_request_id(),
-            ),
+            Err(err) => ("refused", Some(err.code()), err.upstream_request_id()),
         };
         self.audit_event(
             &request,
@@ -354,20 +350,20 @@ impl VerificationService {
                     Err(err) => (
                         Decision {
                             status: VerificationStatus::Failed,
-                            failure_code: Some(err.code().as_str().to_owned()),
+                            failure_code: Some(err.code()),
                             verified_until: None,
                         },
                         err.request_id.clone(),
                     ),
                 };
                 let status_text = decision.status.as_str();
-                let failure = decision.failure_code.clone();
+                let failure = decision.failure_code.map(ErrorCode::as_str);
                 // Logged before the decision is stored, so that whoever sees the decision can
                 // also find this line.
                 tracing::info!(
                     verification_id = %id,
                     status = status_text,
-                    failure_code = failure.as_deref(),
+                    failure_code = failure,
                     microsoft_request_id = upstream.as_deref(),
                     "push answered"
                 );
@@ -431,7 +427,7 @@ impl VerificationService {
             self.decide(
                 verification.id,
                 VerificationStatus::Failed,
-                Some(err.code().as_str()),
+                Some(err.code()),
                 None,
             )
             .await?;
@@ -477,7 +473,7 @@ impl VerificationService {
             self.decide(
                 verification.id,
                 VerificationStatus::Failed,
-                Some(err.code().as_str()),
+                Some(err.code()),
                 None,
             )
             .await?;
@@ -517,14 +513,14 @@ impl VerificationService {
             .record("verification_id", tracing::field::display(verification.id));
         if verification.status != VerificationStatus::Pending {
             return Err(CoreError::VerificationFinished {
-                status: verification.status.as_str().to_owned(),
+                status: verification.status,
             });
         }
         if Utc::now() >= verification.expires_at {
             self.decide(
                 verification.id,
                 VerificationStatus::Expired,
-                Some("link_expired"),
+                Some(ErrorCode::LinkExpired),
                 None,
             )
             .await?;
@@ -544,15 +540,13 @@ impl VerificationService {
             self.decide(
                 verification.id,
                 VerificationStatus::Denied,
-                Some("denied_by_user"),
+                Some(ErrorCode::DeniedByUser),
                 None,
             )
             .await?
         };
         if !decided {
-            return Err(CoreError::VerificationFinished {
-                status: "decided".into(),
-            });
+            return Err(self.finished_meanwhile(msp.id, verification.id).await);
         }
         self.audit_plain(
             msp.id,
@@ -598,21 +592,22 @@ impl VerificationService {
             });
         }
         if verification.status != VerificationStatus::Pending {
-            return Err(
-                match (verification.status, verification.failure_code.as_deref()) {
-                    (VerificationStatus::Failed, Some("too_many_attempts")) => {
-                        CoreError::TooManyAttempts
-                    }
-                    (VerificationStatus::Expired, _) => CoreError::CodeExpired,
-                    (other, _) => CoreError::VerificationFinished {
-                        status: other.as_str().to_owned(),
-                    },
-                },
-            );
+            return Err(match (verification.status, verification.failure_code) {
+                (VerificationStatus::Failed, Some(ErrorCode::TooManyAttempts)) => {
+                    CoreError::TooManyAttempts
+                }
+                (VerificationStatus::Expired, _) => CoreError::CodeExpired,
+                (other, _) => CoreError::VerificationFinished { status: other },
+            });
         }
         if Utc::now() >= verification.expires_at {
-            self.decide(id, VerificationStatus::Expired, Some("code_expired"), None)
-                .await?;
+            self.decide(
+                id,
+                VerificationStatus::Expired,
+                Some(ErrorCode::CodeExpired),
+                None,
+            )
+            .await?;
             return Err(CoreError::CodeExpired);
         }
         let Some(attempts) = self.store.count_code_attempt(id, MAX_CODE_ATTEMPTS).await? else {
@@ -639,7 +634,7 @@ impl VerificationService {
             self.decide(
                 id,
                 VerificationStatus::Failed,
-                Some("too_many_attempts"),
+                Some(ErrorCode::TooManyAttempts),
                 None,
             )
             .await?;
@@ -673,9 +668,7 @@ impl VerificationService {
             .decide(id, VerificationStatus::Cancelled, None, None)
             .await?
         {
-            return Err(CoreError::VerificationFinished {
-                status: verification.status.as_str().to_owned(),
-            });
+            return Err(self.finished_meanwhile(msp.id, verification.id).await);
         }
         self.audit_plain(
             msp.id,
@@ -767,6 +760,16 @@ impl VerificationService {
         Ok(items)
     }
 
+    /// The error for a verification that another request ended first, naming how it ended.
+    async fn finished_meanwhile(&self, msp_id: Uuid, id: Uuid) -> CoreError {
+        match self.owned(msp_id, id).await {
+            Ok(verification) => CoreError::VerificationFinished {
+                status: verification.status,
+            },
+            Err(err) => err,
+        }
+    }
+
     async fn owned(&self, msp_id: Uuid, id: Uuid) -> Result<Verification, CoreError> {
         match self.store.get_verification(id).await? {
             Some(v) if v.msp_id == msp_id => Ok(v),
@@ -783,7 +786,7 @@ impl VerificationService {
             self.decide(
                 verification.id,
                 VerificationStatus::Expired,
-                Some("expired"),
+                Some(ErrorCode::VerificationExpired),
                 None,
             )
             .await?;
@@ -796,14 +799,14 @@ impl VerificationService {
         &self,
         id: Uuid,
         status_value: VerificationStatus,
-        failure_code: Option<&str>,
+        failure_code: Option<ErrorCode>,
         verified_until: Option<DateTime<Utc>>,
     ) -> Result<bool, CoreError> {
         self.record_decision(
             id,
             Decision {
                 status: status_value,
-                failure_code: failure_code.map(str::to_owned),
+                failure_code,
                 verified_until,
             },
         )
@@ -908,37 +911,20 @@ impl VerificationService {
 
 /// What a push outcome means for the verification.
 fn decision_for(outcome: &PushOutcome, window: Duration) -> Decision {
-    let failed = |code: &str| Decision {
-        status: VerificationStatus::Failed,
-        failure_code: Some(code.to_owned()),
-        verified_until: None,
+    let status = match outcome {
+        PushOutcome::Approved => VerificationStatus::Approved,
+        PushOutcome::Denied | PushOutcome::FraudReported => VerificationStatus::Denied,
+        PushOutcome::NoResponse => VerificationStatus::Expired,
+        _ => VerificationStatus::Failed,
     };
-    match outcome {
-        PushOutcome::Approved => Decision {
-            status: VerificationStatus::Approved,
-            failure_code: None,
-            verified_until: Some(Utc::now() + window),
-        },
-        PushOutcome::Denied => Decision {
-            status: VerificationStatus::Denied,
-            failure_code: Some("denied".into()),
-            verified_until: None,
-        },
-        PushOutcome::FraudReported => Decision {
-            status: VerificationStatus::Denied,
-            failure_code: Some("fraud_reported".into()),
-            verified_until: None,
-        },
-        PushOutcome::NoResponse => Decision {
-            status: VerificationStatus::Expired,
-            failure_code: Some("no_response".into()),
-            verified_until: None,
-        },
-        PushOutcome::Other { code } => failed(&format!(
-            "other:{}",
-            code.chars().take(60).collect::<String>()
-        )),
-        other => failed(other.code()),
+    if let PushOutcome::Other { code } = outcome {
+        // The raw result is kept for whoever investigates; the stored code is the stable one.
+        tracing::warn!(result = %code.chars().take(60).collect::<String>(), "unknown MFA result");
+    }
+    Decision {
+        status,
+        failure_code: outcome.failure_code(),
+        verified_until: (status == VerificationStatus::Approved).then(|| Utc::now() + window),
     }
 }
 

@@ -12,14 +12,18 @@ macro_rules! error_codes {
             PartialEq,
             Eq,
             Hash,
+            sea_orm::EnumIter,
+            sea_orm::DeriveActiveEnum,
             poem_openapi::Enum,
             serde::Serialize,
             serde::Deserialize,
         )]
+        // Stored as its wire value (a verification's or a reset's `failure_code`).
+        #[sea_orm(rs_type = "String", db_type = "Text")]
         #[oai(rename_all = "snake_case")]
         #[serde(rename_all = "snake_case")]
         pub enum ErrorCode {
-            $($(#[$doc])* $variant,)+
+            $($(#[$doc])* #[sea_orm(string_value = $wire)] $variant,)+
         }
 
         impl ErrorCode {
@@ -79,6 +83,32 @@ error_codes! {
     IdempotencyKeyReused = "idempotency_key_reused",
     ResetInProgress = "reset_in_progress",
     ResetNotFound = "reset_not_found",
+
+    // How a push ended, when it did not end approved (a verification's `failure_code`).
+    /// The user pressed "Deny" in Microsoft Authenticator.
+    Denied = "denied",
+    /// The user pressed "It's not me": treat the call as a social-engineering attempt.
+    FraudReported = "fraud_reported",
+    /// The user did not answer the push in time.
+    NoResponse = "no_response",
+    /// Microsoft has blocked the user from MFA.
+    UserBlocked = "user_blocked",
+    /// The user has no Microsoft Authenticator (or no MFA method) registered.
+    NoMethodRegistered = "no_method_registered",
+    /// Microsoft did not prompt the user, typically because their default method is not
+    /// the Authenticator push.
+    NotPrompted = "not_prompted",
+    /// Microsoft answered for a different account than the one asked about; never trusted.
+    UpnMismatch = "upn_mismatch",
+    /// The MFA connector answered with a result Vouch does not know (it is in Vouch's log).
+    MfaUnknownResult = "mfa_unknown_result",
+    /// The verification's time ran out before anyone answered (its wait ended with an
+    /// instance, say).
+    VerificationExpired = "verification_expired",
+    /// The one-tap link was opened after its 5 minutes.
+    LinkExpired = "link_expired",
+    /// The user answered "No, it wasn't me" on the one-tap page.
+    DeniedByUser = "denied_by_user",
 
     // Microsoft.
     MicrosoftInvalidClientSecret = "microsoft_invalid_client_secret",

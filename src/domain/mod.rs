@@ -4,8 +4,12 @@
 
 mod error_code;
 mod kinds;
+mod policy;
 mod verification;
 
 pub use error_code::ErrorCode;
 pub use kinds::{ActorKind, IntegrationKind, IntegrationStatus, PasswordStyle, PsaKind};
-pub use verification::{ResetStatus, VerificationMethod, VerificationStatus};
+pub use policy::MspPolicy;
+pub use verification::{
+    PasswordReset, ResetStatus, Verification, VerificationMethod, VerificationStatus,
+};

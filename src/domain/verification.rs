@@ -2,7 +2,11 @@
 //! database (`string_value`), sent on the wire (`oai`/`serde`, snake_case) and read by the
 //! pod (`pods/pod.js`). The spellings are the ones the migrations and clients already use.
 
+use chrono::{DateTime, Utc};
 use sea_orm::{DeriveActiveEnum, EnumIter};
+use uuid::Uuid;
+
+use super::ErrorCode;
 
 /// Declares the `as_str` of an enum from the same spellings the derives use.
 macro_rules! wire_names {
@@ -144,6 +148,63 @@ wire_names!(ResetStatus {
     CompletedSmsFailed = "completed_sms_failed",
     Failed = "failed",
 });
+
+/// One attempt to verify a caller as a Microsoft user.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verification {
+    pub id: Uuid,
+    pub msp_id: Uuid,
+    pub tenant_id: Uuid,
+    /// The technician who asked (`None` when an API key did).
+    pub technician_id: Option<Uuid>,
+    pub psa_connection_id: Option<Uuid>,
+    pub psa_ticket_id: Option<String>,
+    pub psa_contact_id: Option<String>,
+    pub user_object_id: String,
+    pub user_principal_name: String,
+    pub method: VerificationMethod,
+    pub status: VerificationStatus,
+    /// Why it did not end approved.
+    pub failure_code: Option<ErrorCode>,
+    /// Keyed digest of the SMS code, or digest of the link token; never the code itself.
+    pub code_hash: Option<String>,
+    /// Wrong codes entered so far.
+    pub attempts: i32,
+    /// Why the technician verified someone other than the ticket's contact.
+    pub reason: Option<String>,
+    pub used_contact_phone_fallback: bool,
+    pub created_at: DateTime<Utc>,
+    /// When a pending verification stops waiting.
+    pub expires_at: DateTime<Utc>,
+    pub decided_at: Option<DateTime<Utc>>,
+    /// An approval proves the identity until then.
+    pub verified_until: Option<DateTime<Utc>>,
+    /// When a password reset spent it.
+    pub consumed_at: Option<DateTime<Utc>>,
+}
+
+/// A password reset, spending exactly one verification.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PasswordReset {
+    pub id: Uuid,
+    pub msp_id: Uuid,
+    pub verification_id: Uuid,
+    pub tenant_id: Uuid,
+    pub user_object_id: String,
+    pub technician_id: Option<Uuid>,
+    pub idempotency_key: String,
+    pub status: ResetStatus,
+    /// Why it failed, or why the SMS with the link did not go.
+    pub failure_code: Option<ErrorCode>,
+    /// The secure link holding the new password.
+    pub share_id: Option<Uuid>,
+    /// Where the link was sent, masked (`+1 ••• ••• ••01`).
+    pub sent_to_masked: Option<String>,
+    /// Microsoft's request id of the password change, for support cases.
+    pub upstream_request_id: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub completed_at: Option<DateTime<Utc>>,
+}
 
 #[cfg(test)]
 mod tests {

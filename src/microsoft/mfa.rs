@@ -13,7 +13,7 @@ use url::Url;
 use super::error::{MicrosoftError, MicrosoftErrorKind};
 use super::token::{Audience, TokenClient, transport_error};
 use super::types::{ClientCredentials, Upn};
-use crate::domain::VerificationStatus;
+use crate::domain::ErrorCode;
 use crate::upstream::{Idempotency, Upstream};
 
 /// How a push ended.
@@ -42,20 +42,20 @@ pub enum PushOutcome {
 }
 
 impl PushOutcome {
-    /// A stable code for storage, the audit log and the API.
-    pub fn code(&self) -> &str {
-        match self {
-            // The verification state it leads to, spelled the same.
-            PushOutcome::Approved => VerificationStatus::Approved.as_str(),
-            PushOutcome::Denied => "denied",
-            PushOutcome::NoResponse => "no_response",
-            PushOutcome::FraudReported => "fraud_reported",
-            PushOutcome::UserBlocked => "user_blocked",
-            PushOutcome::NoMethodRegistered => "no_method_registered",
-            PushOutcome::NotPrompted => "not_prompted",
-            PushOutcome::UpnMismatch { .. } => "upn_mismatch",
-            PushOutcome::Other { .. } => "other",
-        }
+    /// Why the verification did not succeed, as stored, audited and sent on the API; `None`
+    /// for an approval.
+    pub fn failure_code(&self) -> Option<ErrorCode> {
+        Some(match self {
+            PushOutcome::Approved => return None,
+            PushOutcome::Denied => ErrorCode::Denied,
+            PushOutcome::NoResponse => ErrorCode::NoResponse,
+            PushOutcome::FraudReported => ErrorCode::FraudReported,
+            PushOutcome::UserBlocked => ErrorCode::UserBlocked,
+            PushOutcome::NoMethodRegistered => ErrorCode::NoMethodRegistered,
+            PushOutcome::NotPrompted => ErrorCode::NotPrompted,
+            PushOutcome::UpnMismatch { .. } => ErrorCode::UpnMismatch,
+            PushOutcome::Other { .. } => ErrorCode::MfaUnknownResult,
+        })
     }
 }
 

@@ -9,7 +9,7 @@ use super::PsaAdapters;
 use crate::core::activity::ActivityObserver;
 use crate::store::Store;
 
-use crate::domain::{ResetStatus, VerificationMethod, VerificationStatus};
+use crate::domain::{ErrorCode, ResetStatus, VerificationMethod, VerificationStatus};
 use crate::store::verifications::{PasswordReset, Verification};
 
 pub struct TicketNotes {
@@ -70,7 +70,7 @@ fn method_name(method: VerificationMethod) -> &'static str {
 }
 
 fn outcome_text(verification: &Verification) -> String {
-    match (verification.status, verification.failure_code.as_deref()) {
+    match (verification.status, verification.failure_code) {
         (VerificationStatus::Approved, _) => {
             let minutes = verification
                 .verified_until
@@ -79,7 +79,7 @@ fn outcome_text(verification: &Verification) -> String {
                 .unwrap_or(0);
             format!("VERIFIED (valid for {minutes} minutes)")
         }
-        (VerificationStatus::Denied, Some("fraud_reported")) => {
+        (VerificationStatus::Denied, Some(ErrorCode::FraudReported)) => {
             "DENIED: the user reported it as fraud (\"It's not me\")".to_owned()
         }
         (VerificationStatus::Denied, _) => "DENIED by the user".to_owned(),
@@ -126,12 +126,12 @@ impl ActivityObserver for TicketNotes {
                 "Vouch: the Microsoft 365 password of {} was reset by {}, but the SMS with the secure link could not be sent ({}). Send a new link.",
                 verification.user_principal_name,
                 self.technician_name(verification).await,
-                reset.failure_code.as_deref().unwrap_or("error")
+                reset.failure_code.map_or("error", ErrorCode::as_str)
             ),
             _ => format!(
                 "Vouch: the password reset of {} failed ({}).",
                 verification.user_principal_name,
-                reset.failure_code.as_deref().unwrap_or("error")
+                reset.failure_code.map_or("error", ErrorCode::as_str)
             ),
         };
         self.write(verification, text).await;

@@ -16,10 +16,58 @@ use uuid::Uuid;
 
 use super::entities::{password_reset, verification, verification_lock};
 use super::{Store, StoreError};
-use crate::domain::{ResetStatus, VerificationMethod, VerificationStatus};
+use crate::domain::{ErrorCode, ResetStatus, VerificationMethod, VerificationStatus};
 
-pub type Verification = verification::Model;
-pub type PasswordReset = password_reset::Model;
+pub use crate::domain::{PasswordReset, Verification};
+
+impl From<verification::Model> for Verification {
+    fn from(m: verification::Model) -> Self {
+        Verification {
+            id: m.id,
+            msp_id: m.msp_id,
+            tenant_id: m.tenant_id,
+            technician_id: m.technician_id,
+            psa_connection_id: m.psa_connection_id,
+            psa_ticket_id: m.psa_ticket_id,
+            psa_contact_id: m.psa_contact_id,
+            user_object_id: m.user_object_id,
+            user_principal_name: m.user_principal_name,
+            method: m.method,
+            status: m.status,
+            failure_code: m.failure_code,
+            code_hash: m.code_hash,
+            attempts: m.attempts,
+            reason: m.reason,
+            used_contact_phone_fallback: m.used_contact_phone_fallback,
+            created_at: m.created_at,
+            expires_at: m.expires_at,
+            decided_at: m.decided_at,
+            verified_until: m.verified_until,
+            consumed_at: m.consumed_at,
+        }
+    }
+}
+
+impl From<password_reset::Model> for PasswordReset {
+    fn from(m: password_reset::Model) -> Self {
+        PasswordReset {
+            id: m.id,
+            msp_id: m.msp_id,
+            verification_id: m.verification_id,
+            tenant_id: m.tenant_id,
+            user_object_id: m.user_object_id,
+            technician_id: m.technician_id,
+            idempotency_key: m.idempotency_key,
+            status: m.status,
+            failure_code: m.failure_code,
+            share_id: m.share_id,
+            sent_to_masked: m.sent_to_masked,
+            upstream_request_id: m.upstream_request_id,
+            created_at: m.created_at,
+            completed_at: m.completed_at,
+        }
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct NewVerification {
@@ -60,7 +108,7 @@ pub enum BeginPushError {
 #[derive(Debug, Clone)]
 pub struct Decision {
     pub status: VerificationStatus,
-    pub failure_code: Option<String>,
+    pub failure_code: Option<ErrorCode>,
     pub verified_until: Option<DateTime<Utc>>,
 }
 
@@ -87,7 +135,7 @@ pub enum ClaimOutcome {
 #[derive(Debug, Clone)]
 pub struct ResetCompletion {
     pub status: ResetStatus,
-    pub failure_code: Option<String>,
+    pub failure_code: Option<ErrorCode>,
     pub share_id: Option<Uuid>,
     pub sent_to_masked: Option<String>,
     pub upstream_request_id: Option<String>,
@@ -159,7 +207,7 @@ impl Store {
             });
         }
         let window_start = now - limits.window;
-        let recent: Vec<Verification> = user_pushes()
+        let recent: Vec<verification::Model> = user_pushes()
             .filter(verification::Column::CreatedAt.gt(window_start))
             .order_by_asc(verification::Column::CreatedAt)
             .all(&txn)
@@ -177,7 +225,7 @@ impl Store {
             .await
             .map_err(store_err)?;
         txn.commit().await.map_err(store_err)?;
-        Ok(inserted)
+        Ok(inserted.into())
     }
 
     /// Records a pending SMS-code or link verification.
@@ -187,13 +235,15 @@ impl Store {
     ) -> Result<Verification, StoreError> {
         Ok(verification::Entity::insert(insert_model(new, Utc::now()))
             .exec_with_returning(self.connection())
-            .await?)
+            .await?
+            .into())
     }
 
     pub async fn get_verification(&self, id: Uuid) -> Result<Option<Verification>, StoreError> {
         Ok(verification::Entity::find_by_id(id)
             .one(self.connection())
-            .await?)
+            .await?
+            .map(Into::into))
     }
 
     /// The verification of `method` whose stored hash is `code_hash` (one-tap links).
@@ -206,7 +256,8 @@ impl Store {
             .filter(verification::Column::Method.eq(method))
             .filter(verification::Column::CodeHash.eq(code_hash))
             .one(self.connection())
-            .await?)
+            .await?
+            .map(Into::into))
     }
 
     /// Ends a pending verification; false when it was no longer pending (cancelled, expired).
@@ -267,7 +318,10 @@ impl Store {
             .order_by_desc(verification::Column::CreatedAt)
             .limit(limit)
             .all(self.connection())
-            .await?)
+            .await?
+            .into_iter()
+            .map(Into::into)
+            .collect())
     }
 
     /// Marks an approved verification as used by a reset; false when it was already used.
@@ -338,7 +392,7 @@ impl Store {
             .exec_with_returning(self.connection())
             .await
         {
-            Ok(reset) => Ok(ClaimOutcome::Claimed(reset)),
+            Ok(reset) => Ok(ClaimOutcome::Claimed(reset.into())),
             // The unique indexes settle a race between identical requests: the losers find
             // the winner's reset (committed before their insert failed).
             Err(err) if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
@@ -392,7 +446,8 @@ impl Store {
     pub async fn get_reset(&self, id: Uuid) -> Result<Option<PasswordReset>, StoreError> {
         Ok(password_reset::Entity::find_by_id(id)
             .one(self.connection())
-            .await?)
+            .await?
+            .map(Into::into))
     }
 }
 
@@ -423,7 +478,7 @@ impl Store {
             .iter()
             .find(|r| r.msp_id == new.msp_id && r.idempotency_key == new.idempotency_key)
         {
-            return Ok(Some(ClaimOutcome::Existing(existing.clone())));
+            return Ok(Some(ClaimOutcome::Existing(existing.clone().into())));
         }
         Ok((!taken.is_empty()).then_some(ClaimOutcome::VerificationSpent))
     }

@@ -3,6 +3,7 @@
 
 use secrecy::{ExposeSecret, SecretString};
 use vouch::config::Config;
+use vouch::domain::MspPolicy;
 use vouch::sandbox::microsoft::{
     ConsentDecision, DEMO_TENANT_ID, IDENTITY_APP_CLIENT_ID, IDENTITY_APP_SECRET, MicrosoftSandbox,
 };
@@ -10,7 +11,7 @@ use vouch::sandbox::psa::{PodUrls, PsaSandbox};
 use vouch::sandbox::sms::SmsSandbox;
 use vouch::store::{
     audit::AuditActor,
-    msp::{MspAccount, MspPolicy, NewMspAccount},
+    msp::{MspAccount, NewMspAccount},
 };
 
 use super::{TestApp, TestDb};

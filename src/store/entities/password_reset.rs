@@ -2,7 +2,7 @@
 
 use sea_orm::entity::prelude::*;
 
-use crate::domain::ResetStatus;
+use crate::domain::{ErrorCode, ResetStatus};
 
 #[sea_orm::model]
 #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
@@ -17,7 +17,7 @@ pub struct Model {
     pub technician_id: Option<Uuid>,
     pub idempotency_key: String,
     pub status: ResetStatus,
-    pub failure_code: Option<String>,
+    pub failure_code: Option<ErrorCode>,
     pub share_id: Option<Uuid>,
     pub sent_to_masked: Option<String>,
     pub upstream_request_id: Option<String>,

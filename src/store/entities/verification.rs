@@ -2,7 +2,7 @@
 
 use sea_orm::entity::prelude::*;
 
-use crate::domain::{VerificationMethod, VerificationStatus};
+use crate::domain::{ErrorCode, VerificationMethod, VerificationStatus};
 
 #[sea_orm::model]
 #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
@@ -20,7 +20,7 @@ pub struct Model {
     pub user_principal_name: String,
     pub method: VerificationMethod,
     pub status: VerificationStatus,
-    pub failure_code: Option<String>,
+    pub failure_code: Option<ErrorCode>,
     pub code_hash: Option<String>,
     pub attempts: i32,
     pub reason: Option<String>,

@@ -7,6 +7,7 @@ use sea_orm_migration::prelude::*;
 mod m20261125_000001_foundation;
 mod m20261125_000002_access;
 mod m20261125_000003_verification;
+mod m20261202_000004_failure_codes;
 
 pub struct Migrator;
 
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000001_foundation::Migration),
             Box::new(m20261125_000002_access::Migration),
             Box::new(m20261125_000003_verification::Migration),
+            Box::new(m20261202_000004_failure_codes::Migration),
         ]
     }
 }
