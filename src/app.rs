@@ -25,7 +25,7 @@ use crate::core::directory::Directory;
 use crate::core::integrations::{IntegrationsDeps, IntegrationsService, VouchApp};
 use crate::core::messaging::Messenger;
 use crate::core::pod::{PodDeps, PodService};
-use crate::core::reset::{ResetDeps, ResetService};
+use crate::core::reset::{ResetDeps, ResetService, ResetSettings};
 use crate::core::share::{ShareDelivery, ShareDeps, ShareService};
 use crate::core::verification::VerificationService;
 use crate::microsoft::Microsoft;
@@ -339,6 +339,7 @@ impl AppContext {
             shares: shares.clone(),
             messenger: messenger.clone(),
             observer: Some(ticket_notes),
+            settings: ResetSettings::from_config(&config.resets),
         });
         let pods = PodService::new(PodDeps {
             store: store.clone(),

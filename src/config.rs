@@ -34,6 +34,7 @@ pub struct Config {
     pub sms: SmsConfig,
     pub psa: PsaConfig,
     pub cache: CacheConfig,
+    pub resets: ResetConfig,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -222,6 +223,26 @@ impl CacheConfig {
     }
 }
 
+/// How a password reset makes sure it ends known (`resets.*`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResetConfig {
+    /// How many times Vouch sends the same password change when Microsoft's answer is lost
+    /// or unclear (timeout, dropped connection, 5xx), before it calls the outcome unknown.
+    /// Setting the same password again changes nothing, so repeating is safe.
+    pub patch_attempts: u32,
+    /// The wait before the first repeat, doubled for each one after (with jitter).
+    pub patch_retry_base_ms: u64,
+    /// How long the instance carrying a reset out owns it without news. A reset left in
+    /// progress past this (its instance was killed, or lost the database) is finished or
+    /// failed by the sweeper of any instance.
+    pub lease_seconds: u64,
+    /// How often each instance looks for such resets.
+    pub sweep_interval_seconds: u64,
+    /// How many times the technician may send a reset's link again.
+    pub max_resends: u32,
+}
+
 /// The size and lifetime of one cache (`cache.<name>.max_entries` and `.ttl_seconds`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -332,6 +353,13 @@ impl Default for Config {
                     ttl_seconds: 300,
                 },
             },
+            resets: ResetConfig {
+                patch_attempts: 4,
+                patch_retry_base_ms: 1000,
+                lease_seconds: 180,
+                sweep_interval_seconds: 60,
+                max_resends: 3,
+            },
         }
     }
 }
@@ -416,6 +444,21 @@ impl Config {
                 "log.filter is not a valid filter: {:?} (try \"info\" or \"vouch=debug,info\")",
                 self.log.filter
             )));
+        }
+        if self.resets.patch_attempts == 0 || self.resets.patch_attempts > 10 {
+            return Err(ConfigError::Invalid(
+                "resets.patch_attempts must be from 1 to 10".into(),
+            ));
+        }
+        if self.resets.lease_seconds < 30 {
+            return Err(ConfigError::Invalid(
+                "resets.lease_seconds must be at least 30 (a reset in progress must not be swept from under its instance)".into(),
+            ));
+        }
+        if self.resets.sweep_interval_seconds == 0 {
+            return Err(ConfigError::Invalid(
+                "resets.sweep_interval_seconds must be at least 1".into(),
+            ));
         }
         for (name, limits) in self.cache.named() {
             if limits.ttl_seconds > MAX_CACHE_TTL_SECONDS {

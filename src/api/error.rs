@@ -87,6 +87,8 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         | VerificationUsed
         | IdempotencyKeyReused
         | ResetInProgress
+        | ResetInterrupted
+        | ResendNotAllowed
         | UserSyncedFromOnPremises
         | UserHoldsAdminRole
         | PreferredMethodMismatch

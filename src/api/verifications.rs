@@ -18,7 +18,7 @@ use crate::core::directory::DirectoryUser;
 use crate::core::error::CoreError;
 use crate::core::verification::{Requester, StartRequest, TicketContext};
 use crate::domain::{ErrorCode, ResetStatus, VerificationMethod, VerificationStatus};
-use crate::store::verifications::{PasswordReset, Verification as VerificationRecord};
+use crate::domain::{PasswordReset, Verification as VerificationRecord};
 use crate::store::{msp::MspAccount, tenants::Tenant};
 
 #[derive(Tags)]

@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 
-use crate::store::verifications::{PasswordReset, Verification};
+use crate::domain::{PasswordReset, Verification};
 
 #[async_trait]
 pub trait ActivityObserver: Send + Sync {

@@ -3,6 +3,7 @@
 
 use chrono::Duration;
 
+use crate::core::share::ShareError;
 use crate::domain::{ErrorCode, VerificationStatus};
 use crate::microsoft::MicrosoftError;
 use crate::sms::SmsError;
@@ -12,6 +13,12 @@ use crate::store::StoreError;
 pub enum CoreError {
     #[error("{}", .0.message())]
     Microsoft(MicrosoftError),
+    #[error("{0}")]
+    Share(ShareError),
+    /// The reset's link cannot be sent again; `code` says why (expired, opened, withdrawn,
+    /// or `resend_not_allowed`).
+    #[error("{why}")]
+    ResendNotAllowed { code: ErrorCode, why: String },
     #[error("{0}")]
     Sms(SmsError),
     #[error("`{field}` {problem}.")]
@@ -109,6 +116,8 @@ impl CoreError {
             CoreError::IdempotencyKeyReused => ErrorCode::IdempotencyKeyReused,
             CoreError::ResetInProgress => ErrorCode::ResetInProgress,
             CoreError::ResetNotFound => ErrorCode::ResetNotFound,
+            CoreError::Share(err) => err.code(),
+            CoreError::ResendNotAllowed { code, .. } => *code,
             CoreError::Store(_) => ErrorCode::InternalError,
         }
     }
@@ -125,6 +134,12 @@ impl CoreError {
 impl From<MicrosoftError> for CoreError {
     fn from(err: MicrosoftError) -> Self {
         CoreError::Microsoft(err)
+    }
+}
+
+impl CoreError {
+    pub fn from_share(err: ShareError) -> CoreError {
+        CoreError::Share(err)
     }
 }
 

@@ -10,8 +10,9 @@
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
-use chrono::{DateTime, Utc};
-use secrecy::SecretString;
+use chrono::{DateTime, Duration, Utc};
+use rand::Rng;
+use secrecy::{ExposeSecret, SecretString};
 use tracing::Instrument;
 use uuid::Uuid;
 
@@ -22,16 +23,24 @@ use super::messaging::Messenger;
 use super::password::generate;
 use super::share::{ShareOptions, ShareService};
 use super::verification::{VerificationService, verified_now};
-use crate::domain::{ErrorCode, ResetStatus};
-use crate::store::Store;
-use crate::store::verifications::{
-    ClaimOutcome, NewReset, PasswordReset, ResetCompletion, Verification,
+use crate::config::ResetConfig;
+use crate::domain::{ErrorCode, PasswordReset, ResetStatus, Verification};
+use crate::microsoft::{
+    ClientCredentials, MicrosoftError, MicrosoftErrorKind, PasswordChangeError, ResettableUser,
 };
+use crate::sms::E164;
+use crate::store::Store;
+use crate::store::resets::{ClaimOutcome, NewReset, ResetCompletion};
 use crate::store::{
     audit::{AuditActor, NewAuditEvent},
     msp::MspAccount,
     tenants::Tenant,
 };
+
+/// The audit action of a reset, of a reset finished by the sweeper, and of a resent link.
+pub const ACTION_RESET: &str = "password.reset";
+pub const ACTION_SWEPT: &str = "password.reset.swept";
+pub const ACTION_RESENT: &str = "password.reset.resend";
 
 /// How long a duplicate request waits for the first one to finish.
 const DUPLICATE_WAIT: StdDuration = StdDuration::from_secs(60);
@@ -68,6 +77,7 @@ pub struct ResetService {
     shares: ShareService,
     messenger: Messenger,
     observer: Option<Arc<dyn ActivityObserver>>,
+    settings: ResetSettings,
 }
 
 pub struct ResetDeps {
@@ -78,6 +88,7 @@ pub struct ResetDeps {
     pub messenger: Messenger,
     /// Told when a reset finishes (ticket notes).
     pub observer: Option<Arc<dyn ActivityObserver>>,
+    pub settings: ResetSettings,
 }
 
 impl ResetService {
@@ -89,6 +100,7 @@ impl ResetService {
             shares: deps.shares,
             messenger: deps.messenger,
             observer: deps.observer,
+            settings: deps.settings,
         }
     }
 
@@ -205,6 +217,7 @@ impl ResetService {
                 user_object_id: verification.user_object_id.clone(),
                 technician_id: request.technician_id,
                 idempotency_key: key.to_owned(),
+                lease: self.settings.lease,
             })
             .await?
         {
@@ -223,24 +236,61 @@ impl ResetService {
 
         let policy = &request.msp.policy;
         let password = generate(policy.password_style, policy.password_length);
-        let upstream_request_id = match microsoft
-            .reset_password_checked(
+        // The password and its link are sealed with the reset before Microsoft sees the
+        // password: whatever happens next, Vouch can still deliver what it set.
+        let link = match self.prepare(&reset, request, &password).await {
+            Ok(link) => link,
+            Err(err) => {
+                // Nothing was sent to Microsoft: give the verification back (the sweeper does it
+                // if the database is what failed).
+                if let Err(release) = self
+                    .store
+                    .release_reset(reset.id, verification.id, err.code())
+                    .await
+                {
+                    tracing::warn!(error = %release, "releasing an unprepared reset failed");
+                }
+                return Err(err);
+            }
+        };
+        let change = self
+            .change_until_known(
+                &reset,
                 &graph,
-                &user,
+                ChangeTarget::Checked(&user),
                 &password,
                 policy.force_change_at_next_sign_in,
             )
-            .await
-        {
-            Ok(id) => id,
-            Err(err) => {
-                self.store
-                    .complete_reset(reset.id, failed(err.code()))
-                    .await?;
-                return Err(err.into());
-            }
-        };
+            .await;
+        let finished = self
+            .finish(
+                &request.msp,
+                &request.actor,
+                verification,
+                tenant,
+                &reset,
+                &link,
+                change,
+                Some(phone),
+            )
+            .await?;
+        Ok(ResetResult {
+            password: (policy.show_password_to_technician
+                && finished.reset.status != ResetStatus::Failed)
+                .then_some(password),
+            reset: finished.reset,
+            share_expires_at: Some(link.expires_at),
+        })
+    }
 
+    /// Creates the (not yet sent) secure link holding `password` and seals both with the
+    /// reset.
+    async fn prepare(
+        &self,
+        reset: &PasswordReset,
+        request: &ResetRequest,
+        password: &SecretString,
+    ) -> Result<PreparedLink, CoreError> {
         let share = self
             .shares
             .create(
@@ -250,70 +300,231 @@ impl ResetService {
                 request.technician_id,
                 &request.actor,
             )
-            .await;
-        let (status, failure_code, share_id, share_expires_at) = match share {
-            Ok(share) => {
-                let body = SecretString::from(format!(
-                    "{msp}: your password was reset, as you asked on the phone. Open this link to see the new one (it works once, for 24 hours): {url}",
-                    msp = request.msp.name,
-                    url = secrecy::ExposeSecret::expose_secret(&share.url),
-                ));
-                match self.messenger.send_sms(request.msp.id, &phone, body).await {
-                    Ok(_) => (
-                        ResetStatus::Completed,
-                        None,
-                        Some(share.id),
-                        Some(share.expires_at),
-                    ),
-                    Err(err) => (
-                        ResetStatus::CompletedSmsFailed,
-                        Some(err.code()),
-                        Some(share.id),
-                        Some(share.expires_at),
-                    ),
-                }
-            }
-            Err(err) => (
-                ResetStatus::CompletedSmsFailed,
-                Some(err.code()),
-                None,
-                None,
-            ),
-        };
-        let completed = self
+            .await
+            .map_err(CoreError::from_share)?;
+        let prepared = self
             .store
-            .complete_reset(
+            .prepare_reset(
                 reset.id,
-                ResetCompletion {
-                    status,
-                    failure_code,
-                    share_id,
-                    sent_to_masked: Some(phone.masked()),
-                    upstream_request_id: upstream_request_id.clone(),
-                },
+                password,
+                share.id,
+                &share.url,
+                Utc::now() + self.settings.lease,
             )
             .await?;
-        self.audit_reset(
-            request,
+        if !prepared {
+            return Err(CoreError::ResetInProgress);
+        }
+        Ok(PreparedLink {
+            share_id: share.id,
+            url: share.url,
+            expires_at: share.expires_at,
+        })
+    }
+
+    /// Sends the password change until Microsoft's answer is definite, at most
+    /// `resets.patch_attempts` times. Repeating is safe: it is the same body, with the same
+    /// password. `first_answer_lost` says an earlier sending (by a stopped instance) may have
+    /// been applied already.
+    async fn change_until_known(
+        &self,
+        reset: &PasswordReset,
+        graph: &ClientCredentials,
+        target: ChangeTarget<'_>,
+        password: &SecretString,
+        force_change: bool,
+    ) -> ChangeOutcome {
+        let microsoft = self.directory.microsoft();
+        let mut lost: Option<MicrosoftError> = match target {
+            ChangeTarget::Checked(_) => None,
+            ChangeTarget::Abandoned => Some(MicrosoftError::new(
+                MicrosoftErrorKind::TimedOut,
+            )),
+        };
+        for attempt in 1..=self.settings.patch_attempts {
+            if attempt > 1 {
+                tokio::time::sleep(self.settings.backoff(attempt - 1)).await;
+            }
+            // The lease is renewed before each sending, so no sweeper takes a reset that is
+            // being carried out.
+            if let Err(err) = self
+                .store
+                .record_patch_attempt(reset.id, Utc::now() + self.settings.lease)
+                .await
+            {
+                tracing::warn!(error = %err, "recording a password change attempt failed");
+            }
+            let answer = match target {
+                ChangeTarget::Checked(user) if lost.is_none() => {
+                    microsoft
+                        .reset_password_checked(graph, user, password, force_change)
+                        .await
+                }
+                _ => {
+                    microsoft
+                        .repeat_password_change(
+                            graph,
+                            &reset.user_object_id,
+                            password,
+                            force_change,
+                        )
+                        .await
+                }
+            };
+            match answer {
+                Ok(request_id) => return ChangeOutcome::Applied { request_id },
+                Err(err) if lost.is_some() && err.means_already_set_on_repeat() => {
+                    tracing::info!(attempt, "the repeated password change is already in place");
+                    return ChangeOutcome::Applied {
+                        request_id: err.error().request_id.clone(),
+                    };
+                }
+                Err(PasswordChangeError::NotApplied(err)) if lost.is_none() => {
+                    return ChangeOutcome::NotApplied(err);
+                }
+                // After a lost answer, a refusal of the repeat says nothing of the first.
+                Err(PasswordChangeError::NotApplied(err) | PasswordChangeError::Unknown(err)) => {
+                    tracing::warn!(attempt, code = err.code().as_str(), "password change answer lost or unclear");
+                    lost = Some(err);
+                }
+            }
+        }
+        ChangeOutcome::Unknown(lost.unwrap_or_else(|| {
+            MicrosoftError::new(MicrosoftErrorKind::TimedOut)
+        }))
+    }
+
+    /// Ends a reset once the change's outcome is known (or known to be unknown): a change
+    /// that was not applied gives the verification back; an applied one revokes the user's
+    /// older links and texts the new one to `phone` (looked up when `None`); an unknown one
+    /// sends nothing and says so. Audited, and told to the observer (ticket notes).
+    #[allow(clippy::too_many_arguments)]
+    async fn finish(
+        &self,
+        msp: &MspAccount,
+        actor: &AuditActor,
+        verification: &Verification,
+        tenant: &Tenant,
+        reset: &PasswordReset,
+        link: &PreparedLink,
+        change: ChangeOutcome,
+        phone: Option<E164>,
+    ) -> Result<Finished, CoreError> {
+        let (completion, upstream_request_id) = match change {
+            ChangeOutcome::NotApplied(err) => {
+                self.store
+                    .release_reset(reset.id, verification.id, err.code())
+                    .await?;
+                self.withdraw_link(msp.id, link.share_id, actor).await;
+                return Err(err.into());
+            }
+            ChangeOutcome::Unknown(err) => (
+                ResetCompletion {
+                    status: ResetStatus::OutcomeUnknown,
+                    failure_code: Some(err.code()),
+                    sent_to_masked: None,
+                    upstream_request_id: err.request_id.clone(),
+                },
+                err.request_id,
+            ),
+            ChangeOutcome::Applied { request_id } => {
+                self.revoke_older_links(reset, actor).await;
+                let sent = match phone {
+                    Some(phone) => Ok(phone),
+                    None => self
+                        .verification_service
+                        .registered_mobile(tenant, &reset.user_object_id)
+                        .await
+                        .and_then(|phone| phone.ok_or(CoreError::NoMobilePhone)),
+                };
+                let sent = match sent {
+                    Ok(phone) => self
+                        .send_link(msp, &phone, &link.url)
+                        .await
+                        .map(|()| phone.masked()),
+                    Err(err) => Err(err),
+                };
+                let completion = match sent {
+                    Ok(masked) => ResetCompletion {
+                        status: ResetStatus::Completed,
+                        failure_code: None,
+                        sent_to_masked: Some(masked),
+                        upstream_request_id: request_id.clone(),
+                    },
+                    Err(err) => ResetCompletion {
+                        status: ResetStatus::CompletedSmsFailed,
+                        failure_code: Some(err.code()),
+                        sent_to_masked: None,
+                        upstream_request_id: request_id.clone(),
+                    },
+                };
+                (completion, request_id)
+            }
+        };
+        let failure_code = completion.failure_code;
+        let completed = self.store.complete_reset(reset.id, completion).await?;
+        self.audit(
+            msp.id,
+            actor,
             verification,
-            status.as_str(),
+            ACTION_RESET,
+            completed.status.as_str(),
             upstream_request_id,
             failure_code,
             Some(&completed),
         )
         .await;
+        self.tell_observer(&completed, verification);
+        Ok(Finished { reset: completed })
+    }
+
+    /// Texts the reset link to the user.
+    async fn send_link(
+        &self,
+        msp: &MspAccount,
+        phone: &E164,
+        url: &SecretString,
+    ) -> Result<(), CoreError> {
+        let body = SecretString::from(format!(
+            "{msp}: your password was reset, as you asked on the phone. Open this link to see the new one (it works once, for 24 hours): {url}",
+            msp = msp.name,
+            url = url.expose_secret(),
+        ));
+        self.messenger.send_sms(msp.id, phone, body).await?;
+        Ok(())
+    }
+
+    /// A newer password makes the older links of the same user show a stale one: withdraw
+    /// those nobody has opened yet.
+    async fn revoke_older_links(&self, reset: &PasswordReset, actor: &AuditActor) {
+        match self
+            .store
+            .open_links_of_earlier_resets(reset, Utc::now())
+            .await
+        {
+            Ok(shares) => {
+                for share_id in shares {
+                    self.withdraw_link(reset.msp_id, share_id, actor).await;
+                }
+            }
+            Err(err) => tracing::warn!(error = %err, "finding older reset links failed"),
+        }
+    }
+
+    async fn withdraw_link(&self, msp_id: Uuid, share_id: Uuid, actor: &AuditActor) {
+        if let Err(err) = self.shares.revoke(msp_id, share_id, actor).await {
+            tracing::warn!(%share_id, error = %err, "withdrawing a reset link failed");
+        }
+    }
+
+    fn tell_observer(&self, reset: &PasswordReset, verification: &Verification) {
         if let Some(observer) = self.observer.clone() {
-            let (reset, verification) = (completed.clone(), verification.clone());
+            let (reset, verification) = (reset.clone(), verification.clone());
             tokio::spawn(
                 async move { observer.reset_finished(&reset, &verification).await }
                     .in_current_span(),
             );
         }
-        Ok(ResetResult {
-            reset: completed,
-            password: policy.show_password_to_technician.then_some(password),
-            share_expires_at,
-        })
     }
 
     async fn existing_or_used(
@@ -331,6 +542,7 @@ impl ResetService {
                 user_object_id: verification.user_object_id.clone(),
                 technician_id: request.technician_id,
                 idempotency_key: key.to_owned(),
+                lease: self.settings.lease,
             })
             .await?
         {
@@ -388,10 +600,35 @@ impl ResetService {
         code: Option<ErrorCode>,
         reset: Option<&PasswordReset>,
     ) {
+        self.audit(
+            request.msp.id,
+            &request.actor,
+            verification,
+            ACTION_RESET,
+            outcome,
+            upstream_request_id,
+            code,
+            reset,
+        )
+        .await;
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn audit(
+        &self,
+        msp_id: Uuid,
+        actor: &AuditActor,
+        verification: &Verification,
+        action: &str,
+        outcome: &str,
+        upstream_request_id: Option<String>,
+        code: Option<ErrorCode>,
+        reset: Option<&PasswordReset>,
+    ) {
         let event = NewAuditEvent {
-            msp_id: request.msp.id,
-            actor: request.actor.clone(),
-            action: "password.reset".into(),
+            msp_id,
+            actor: actor.clone(),
+            action: action.to_owned(),
             subject_kind: Some("user".into()),
             subject_id: Some(verification.user_object_id.clone()),
             subject_name: Some(verification.user_principal_name.clone()),
@@ -403,6 +640,7 @@ impl ResetService {
                 "verification_id": verification.id,
                 "reset_id": reset.map(|r| r.id),
                 "sent_to": reset.and_then(|r| r.sent_to_masked.clone()),
+                "attempts": reset.map(|r| r.patch_attempts),
             }),
         };
         if let Err(err) = self.store.append(event).await {
@@ -415,8 +653,64 @@ fn failed(code: ErrorCode) -> ResetCompletion {
     ResetCompletion {
         status: ResetStatus::Failed,
         failure_code: Some(code),
-        share_id: None,
         sent_to_masked: None,
         upstream_request_id: None,
     }
+}
+
+/// What the reset service is configured with (`resets.*`).
+#[derive(Debug, Clone, Copy)]
+pub struct ResetSettings {
+    pub patch_attempts: u32,
+    pub patch_retry_base: StdDuration,
+    pub lease: Duration,
+    pub max_resends: u32,
+}
+
+impl ResetSettings {
+    pub fn from_config(config: &ResetConfig) -> ResetSettings {
+        ResetSettings {
+            patch_attempts: config.patch_attempts.max(1),
+            patch_retry_base: StdDuration::from_millis(config.patch_retry_base_ms),
+            lease: Duration::seconds(config.lease_seconds as i64),
+            max_resends: config.max_resends,
+        }
+    }
+
+    /// The wait before repeat `n` (1-based): the base doubled each time, with up to a quarter
+    /// of jitter, so instances repeating at once do not stay in step.
+    fn backoff(&self, n: u32) -> StdDuration {
+        let base = self.patch_retry_base * 2u32.saturating_pow(n.saturating_sub(1));
+        let jitter = rand::thread_rng().gen_range(0..=base.as_millis() as u64 / 4);
+        base + StdDuration::from_millis(jitter)
+    }
+}
+
+/// Whom a password change is for.
+#[derive(Clone, Copy)]
+enum ChangeTarget<'a> {
+    /// A user just checked as resettable: the first sending.
+    Checked(&'a ResettableUser),
+    /// A reset a stopped instance left: its change may have been sent already.
+    Abandoned,
+}
+
+/// Where a password change stands once Vouch stops sending it.
+enum ChangeOutcome {
+    Applied { request_id: Option<String> },
+    /// Definitely not made.
+    NotApplied(MicrosoftError),
+    /// Every answer was lost or unclear.
+    Unknown(MicrosoftError),
+}
+
+/// The secure link of a reset, created before the password change and sent after it.
+struct PreparedLink {
+    share_id: Uuid,
+    url: SecretString,
+    expires_at: DateTime<Utc>,
+}
+
+struct Finished {
+    reset: PasswordReset,
 }

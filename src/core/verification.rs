@@ -209,6 +209,26 @@ impl VerificationService {
         Ok(vec![push, sms, link])
     }
 
+    /// The mobile phone the user registered in Microsoft (their authentication methods),
+    /// if any: the only number a password link may go to.
+    pub async fn registered_mobile(
+        &self,
+        tenant: &Tenant,
+        user_object_id: &str,
+    ) -> Result<Option<E164>, CoreError> {
+        let graph = self.directory.graph_credentials(tenant).await?;
+        let phones = self
+            .directory
+            .microsoft()
+            .graph
+            .phone_methods(&graph, user_object_id)
+            .await?;
+        Ok(phones
+            .iter()
+            .filter(|p| p.phone_type == "mobile")
+            .find_map(|p| E164::parse(&p.phone_number, &self.sms_region).ok()))
+    }
+
     /// The user's mobile phone as registered in Microsoft, or (only where the MSP allows it)
     /// the PSA contact's. The flag says the fallback was used.
     pub async fn mobile_for(
@@ -218,18 +238,7 @@ impl VerificationService {
         user: &DirectoryUser,
         contact_mobile: Option<&str>,
     ) -> Result<(E164, bool), CoreError> {
-        let graph = self.directory.graph_credentials(tenant).await?;
-        let phones = self
-            .directory
-            .microsoft()
-            .graph
-            .phone_methods(&graph, &user.object_id)
-            .await?;
-        if let Some(phone) = phones
-            .iter()
-            .filter(|p| p.phone_type == "mobile")
-            .find_map(|p| E164::parse(&p.phone_number, &self.sms_region).ok())
-        {
+        if let Some(phone) = self.registered_mobile(tenant, &user.object_id).await? {
             return Ok((phone, false));
         }
         if msp.policy.allow_contact_phone_fallback

@@ -83,6 +83,12 @@ error_codes! {
     IdempotencyKeyReused = "idempotency_key_reused",
     ResetInProgress = "reset_in_progress",
     ResetNotFound = "reset_not_found",
+    /// Vouch stopped (or lost its database) before it sent the new password to Microsoft:
+    /// nothing changed, and the verification may be used again.
+    ResetInterrupted = "reset_interrupted",
+    /// This reset's link cannot be sent again (the password did not change, or it was sent
+    /// as often as allowed); the message says which.
+    ResendNotAllowed = "resend_not_allowed",
 
     // How a push ended, when it did not end approved (a verification's `failure_code`).
     /// The user pressed "Deny" in Microsoft Authenticator.

@@ -140,6 +140,11 @@ pub enum ResetStatus {
     /// The password was not changed (see `failure_code`).
     #[sea_orm(string_value = "failed")]
     Failed,
+    /// Microsoft's answer to the change was lost every time it was sent (see
+    /// `failure_code`): the password may have changed. The secure link holds the password
+    /// Vouch sent; send it anyway, or start over with a new verification.
+    #[sea_orm(string_value = "outcome_unknown")]
+    OutcomeUnknown,
 }
 
 wire_names!(ResetStatus {
@@ -147,6 +152,7 @@ wire_names!(ResetStatus {
     Completed = "completed",
     CompletedSmsFailed = "completed_sms_failed",
     Failed = "failed",
+    OutcomeUnknown = "outcome_unknown",
 });
 
 /// One attempt to verify a caller as a Microsoft user.
@@ -204,6 +210,11 @@ pub struct PasswordReset {
     pub upstream_request_id: Option<String>,
     pub created_at: DateTime<Utc>,
     pub completed_at: Option<DateTime<Utc>>,
+    /// How many times the password change was sent to Microsoft (more than one when an
+    /// answer was lost).
+    pub patch_attempts: i32,
+    /// How many times the technician sent the link again.
+    pub resends: i32,
 }
 
 #[cfg(test)]

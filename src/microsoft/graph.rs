@@ -181,6 +181,38 @@ enum Failure {
     Error(MicrosoftError),
 }
 
+/// Why a password change did not come back done.
+#[derive(Debug, Clone)]
+pub enum PasswordChangeError {
+    /// Microsoft refused it, or it was never sent: the password did not change.
+    NotApplied(MicrosoftError),
+    /// The answer was lost or unclear (a timeout, a dropped connection, a 5xx): the password
+    /// may have changed. Sending the same change again is safe.
+    Unknown(MicrosoftError),
+}
+
+impl PasswordChangeError {
+    pub fn error(&self) -> &MicrosoftError {
+        match self {
+            PasswordChangeError::NotApplied(err) | PasswordChangeError::Unknown(err) => err,
+        }
+    }
+
+    /// Whether this answer to a *repeat* of a change whose first answer was lost means that
+    /// the first one was applied. Graph refuses a password that is the user's current (or a
+    /// recent) one with the same 400 it uses for a password that fails the complexity policy
+    /// (the code is unconfirmed, see `PASSWORD_POLICY_ERROR_CODES`). Vouch's generated
+    /// passwords always meet that policy, so on a repeat this refusal says the password is
+    /// already set: the choice is made here, and only here.
+    pub fn means_already_set_on_repeat(&self) -> bool {
+        matches!(
+            self,
+            PasswordChangeError::NotApplied(err)
+                if err.kind == MicrosoftErrorKind::PasswordRejectedByPolicy
+        )
+    }
+}
+
 #[derive(Clone)]
 pub struct GraphClient {
     upstream: Upstream,
@@ -351,7 +383,13 @@ impl GraphClient {
         user_id: &str,
         password: &SecretString,
         force_change_next_sign_in: bool,
-    ) -> Result<Option<String>, MicrosoftError> {
+    ) -> Result<Option<String>, PasswordChangeError> {
+        const PERMISSION: &str = "User-PasswordProfile.ReadWrite.All";
+        // Without a token the change is never sent: a failure here is definite.
+        self.tokens
+            .token(creds, Audience::Graph)
+            .await
+            .map_err(PasswordChangeError::NotApplied)?;
         let call = Call {
             method: Method::PATCH,
             path: format!("v1.0/users/{}", path_segment(user_id)),
@@ -362,7 +400,7 @@ impl GraphClient {
                     "forceChangePasswordNextSignIn": force_change_next_sign_in,
                 }
             })),
-            permission: "User-PasswordProfile.ReadWrite.All",
+            permission: PERMISSION,
             advanced_query: false,
         };
         match self.execute_with_request_id(creds, call).await {
@@ -372,11 +410,20 @@ impl GraphClient {
                 code,
                 request_id,
                 ..
-            }) if PASSWORD_POLICY_ERROR_CODES.contains(&code.as_str()) => Err(MicrosoftError::new(
-                MicrosoftErrorKind::PasswordRejectedByPolicy,
-            )
-            .with_request_id(request_id)),
-            Err(failure) => Err(self.user_scoped(failure, "User-PasswordProfile.ReadWrite.All")),
+            }) if PASSWORD_POLICY_ERROR_CODES.contains(&code.as_str()) => {
+                Err(PasswordChangeError::NotApplied(
+                    MicrosoftError::new(MicrosoftErrorKind::PasswordRejectedByPolicy)
+                        .with_request_id(request_id),
+                ))
+            }
+            // A 4xx (429 included) is Graph saying it did not make the change.
+            Err(failure @ Failure::Status { status, .. }) if status.is_client_error() => Err(
+                PasswordChangeError::NotApplied(self.user_scoped(failure, PERMISSION)),
+            ),
+            // A 5xx, a timeout or a dropped connection: the change may have been made.
+            Err(failure) => Err(PasswordChangeError::Unknown(
+                self.user_scoped(failure, PERMISSION),
+            )),
         }
     }
 

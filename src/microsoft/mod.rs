@@ -16,6 +16,7 @@ use crate::config::{CacheLimits, MicrosoftConfig};
 use crate::telemetry::Metrics;
 use crate::upstream::{RetryPolicy, Upstream};
 pub use error::{MicrosoftError, MicrosoftErrorKind};
+pub use graph::PasswordChangeError;
 use graph::{GraphClient, GraphUser, PUSH_METHOD};
 use mfa::{MfaConnectorClient, PushResult};
 use token::TokenClient;
@@ -105,9 +106,30 @@ impl Microsoft {
         user: &ResettableUser,
         password: &secrecy::SecretString,
         force_change_next_sign_in: bool,
-    ) -> Result<Option<String>, MicrosoftError> {
+    ) -> Result<Option<String>, PasswordChangeError> {
         self.graph
             .reset_password(credentials, &user.0.id, password, force_change_next_sign_in)
+            .await
+    }
+
+    /// Sends again a password change that [`Microsoft::reset_password_checked`] sent once and
+    /// whose answer was lost (or that a stopped instance may have sent): the same body, with
+    /// the same password, so it changes nothing that the first did not. The user was checked
+    /// before the first sending.
+    pub async fn repeat_password_change(
+        &self,
+        credentials: &ClientCredentials,
+        user_object_id: &str,
+        password: &secrecy::SecretString,
+        force_change_next_sign_in: bool,
+    ) -> Result<Option<String>, PasswordChangeError> {
+        self.graph
+            .reset_password(
+                credentials,
+                user_object_id,
+                password,
+                force_change_next_sign_in,
+            )
             .await
     }
 

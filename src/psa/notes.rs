@@ -10,7 +10,7 @@ use crate::core::activity::ActivityObserver;
 use crate::store::Store;
 
 use crate::domain::{ErrorCode, ResetStatus, VerificationMethod, VerificationStatus};
-use crate::store::verifications::{PasswordReset, Verification};
+use crate::domain::{PasswordReset, Verification};
 
 pub struct TicketNotes {
     store: Store,

@@ -13,6 +13,7 @@ pub mod migration;
 pub mod msp;
 pub mod outbound;
 pub mod psa_connections;
+pub mod resets;
 pub mod rotation;
 pub mod shares;
 pub mod tenants;
@@ -38,6 +39,8 @@ pub const SEALED_COLUMNS: &[(&str, &str)] = &[
     ("tenant_integrations", "secret_sealed"),
     ("secure_shares", "content_sealed"),
     ("outbound_messages", "body_sealed"),
+    ("password_resets", "password_sealed"),
+    ("password_resets", "link_sealed"),
 ];
 
 /// A unique-index violation is a conflict on `what`; anything else is a database error.

@@ -1,24 +1,23 @@
-//! Verifications and password resets.
+//! Verifications.
 //!
 //! The rules that must hold across several Vouch instances are enforced here, in the
 //! database: at most one pending push per user and at most N pushes per window (serialised by
-//! a per-user lock row), one reset per verification (a unique index), and one reset per
-//! idempotency key (a unique index).
+//! a per-user lock row), and a verification spent at most once (see [`super::resets`]).
 
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::ActiveValue::Set;
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{
-    ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect, SqlErr,
+    ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
     SqliteTransactionMode, TransactionOptions, TransactionTrait,
 };
 use uuid::Uuid;
 
-use super::entities::{password_reset, verification, verification_lock};
+use super::entities::{verification, verification_lock};
 use super::{Store, StoreError};
-use crate::domain::{ErrorCode, ResetStatus, VerificationMethod, VerificationStatus};
+use crate::domain::{ErrorCode, VerificationMethod, VerificationStatus};
 
-pub use crate::domain::{PasswordReset, Verification};
+pub use crate::domain::Verification;
 
 impl From<verification::Model> for Verification {
     fn from(m: verification::Model) -> Self {
@@ -48,26 +47,6 @@ impl From<verification::Model> for Verification {
     }
 }
 
-impl From<password_reset::Model> for PasswordReset {
-    fn from(m: password_reset::Model) -> Self {
-        PasswordReset {
-            id: m.id,
-            msp_id: m.msp_id,
-            verification_id: m.verification_id,
-            tenant_id: m.tenant_id,
-            user_object_id: m.user_object_id,
-            technician_id: m.technician_id,
-            idempotency_key: m.idempotency_key,
-            status: m.status,
-            failure_code: m.failure_code,
-            share_id: m.share_id,
-            sent_to_masked: m.sent_to_masked,
-            upstream_request_id: m.upstream_request_id,
-            created_at: m.created_at,
-            completed_at: m.completed_at,
-        }
-    }
-}
 
 #[derive(Debug, Clone)]
 pub struct NewVerification {
@@ -110,35 +89,6 @@ pub struct Decision {
     pub status: VerificationStatus,
     pub failure_code: Option<ErrorCode>,
     pub verified_until: Option<DateTime<Utc>>,
-}
-
-#[derive(Debug, Clone)]
-pub struct NewReset {
-    pub msp_id: Uuid,
-    pub verification_id: Uuid,
-    pub tenant_id: Uuid,
-    pub user_object_id: String,
-    pub technician_id: Option<Uuid>,
-    pub idempotency_key: String,
-}
-
-#[derive(Debug, Clone)]
-pub enum ClaimOutcome {
-    /// This caller owns the reset and must carry it out.
-    Claimed(PasswordReset),
-    /// A reset with this idempotency key exists (maybe still running): its state.
-    Existing(PasswordReset),
-    /// The verification was already spent by another reset.
-    VerificationSpent,
-}
-
-#[derive(Debug, Clone)]
-pub struct ResetCompletion {
-    pub status: ResetStatus,
-    pub failure_code: Option<ErrorCode>,
-    pub share_id: Option<Uuid>,
-    pub sent_to_masked: Option<String>,
-    pub upstream_request_id: Option<String>,
 }
 
 impl Store {
@@ -365,121 +315,3 @@ fn insert_model(new: NewVerification, now: DateTime<Utc>) -> verification::Activ
     }
 }
 
-impl Store {
-    pub async fn claim_reset(&self, new: NewReset) -> Result<ClaimOutcome, StoreError> {
-        // Look first, so that a retry or a spent verification writes nothing: an insert that
-        // fails on a unique index still leaves a dead row behind on PostgreSQL.
-        if let Some(outcome) = self.claim_taken(&new).await? {
-            return Ok(outcome);
-        }
-        let model = password_reset::ActiveModel {
-            id: Set(Uuid::now_v7()),
-            msp_id: Set(new.msp_id),
-            verification_id: Set(new.verification_id),
-            tenant_id: Set(new.tenant_id),
-            user_object_id: Set(new.user_object_id.clone()),
-            technician_id: Set(new.technician_id),
-            idempotency_key: Set(new.idempotency_key.clone()),
-            status: Set(ResetStatus::InProgress),
-            failure_code: Set(None),
-            share_id: Set(None),
-            sent_to_masked: Set(None),
-            upstream_request_id: Set(None),
-            created_at: Set(Utc::now()),
-            completed_at: Set(None),
-        };
-        match password_reset::Entity::insert(model)
-            .exec_with_returning(self.connection())
-            .await
-        {
-            Ok(reset) => Ok(ClaimOutcome::Claimed(reset.into())),
-            // The unique indexes settle a race between identical requests: the losers find
-            // the winner's reset (committed before their insert failed).
-            Err(err) if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
-                Ok(self
-                    .claim_taken(&new)
-                    .await?
-                    .unwrap_or(ClaimOutcome::VerificationSpent))
-            }
-            Err(err) => Err(err.into()),
-        }
-    }
-
-    pub async fn complete_reset(
-        &self,
-        id: Uuid,
-        completion: ResetCompletion,
-    ) -> Result<PasswordReset, StoreError> {
-        password_reset::Entity::update_many()
-            .col_expr(
-                password_reset::Column::Status,
-                Expr::value(completion.status),
-            )
-            .col_expr(
-                password_reset::Column::FailureCode,
-                Expr::value(completion.failure_code),
-            )
-            .col_expr(
-                password_reset::Column::ShareId,
-                Expr::value(completion.share_id),
-            )
-            .col_expr(
-                password_reset::Column::SentToMasked,
-                Expr::value(completion.sent_to_masked),
-            )
-            .col_expr(
-                password_reset::Column::UpstreamRequestId,
-                Expr::value(completion.upstream_request_id),
-            )
-            .col_expr(
-                password_reset::Column::CompletedAt,
-                Expr::value(Some(Utc::now())),
-            )
-            .filter(password_reset::Column::Id.eq(id))
-            .exec(self.connection())
-            .await?;
-        self.get_reset(id)
-            .await?
-            .ok_or(StoreError::NotFound("password reset"))
-    }
-
-    pub async fn get_reset(&self, id: Uuid) -> Result<Option<PasswordReset>, StoreError> {
-        Ok(password_reset::Entity::find_by_id(id)
-            .one(self.connection())
-            .await?
-            .map(Into::into))
-    }
-}
-
-impl Store {
-    /// Why `new` cannot be claimed, if it cannot: a reset with its idempotency key exists
-    /// (the key comes first, so that a retry gets its outcome), or its verification was spent
-    /// by a reset under another key.
-    pub async fn claim_taken(&self, new: &NewReset) -> Result<Option<ClaimOutcome>, StoreError> {
-        // One statement reads both facts: with two reads, a concurrent identical request
-        // could insert between them, and this one would see "verification spent" instead
-        // of its own key's reset.
-        let taken = password_reset::Entity::find()
-            .filter(
-                Condition::any()
-                    .add(
-                        Condition::all()
-                            .add(password_reset::Column::MspId.eq(new.msp_id))
-                            .add(
-                                password_reset::Column::IdempotencyKey
-                                    .eq(new.idempotency_key.as_str()),
-                            ),
-                    )
-                    .add(password_reset::Column::VerificationId.eq(new.verification_id)),
-            )
-            .all(self.connection())
-            .await?;
-        if let Some(existing) = taken
-            .iter()
-            .find(|r| r.msp_id == new.msp_id && r.idempotency_key == new.idempotency_key)
-        {
-            return Ok(Some(ClaimOutcome::Existing(existing.clone().into())));
-        }
-        Ok((!taken.is_empty()).then_some(ClaimOutcome::VerificationSpent))
-    }
-}

@@ -23,6 +23,18 @@ pub struct Model {
     pub upstream_request_id: Option<String>,
     pub created_at: DateTimeUtc,
     pub completed_at: Option<DateTimeUtc>,
+    /// The verification this reset holds spent; `None` once a reset that changed nothing let
+    /// it go.
+    pub spends_verification_id: Option<Uuid>,
+    /// The new password, sealed before it is sent to Microsoft; cleared once the outcome of
+    /// the change is known.
+    pub password_sealed: Option<String>,
+    /// The secure link's URL (it holds the share token), sealed, so the link can be resent.
+    pub link_sealed: Option<String>,
+    pub patch_attempts: i32,
+    /// Until then the instance carrying the reset out owns it; after, the sweeper may.
+    pub lease_until: Option<DateTimeUtc>,
+    pub resends: i32,
 }
 
 impl ActiveModelBehavior for ActiveModel {}

@@ -8,6 +8,7 @@ mod m20261125_000001_foundation;
 mod m20261125_000002_access;
 mod m20261125_000003_verification;
 mod m20261202_000004_failure_codes;
+mod m20261202_000005_reset_outcome;
 
 pub struct Migrator;
 
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000002_access::Migration),
             Box::new(m20261125_000003_verification::Migration),
             Box::new(m20261202_000004_failure_codes::Migration),
+            Box::new(m20261202_000005_reset_outcome::Migration),
         ]
     }
 }
