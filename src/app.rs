@@ -102,7 +102,10 @@ impl App {
             // A dropped sender stops the server as well.
             let _ = stopped.await;
         }));
-        let jobs = vec![tokio::spawn(renew_credentials_periodically(ctx.clone()))];
+        let jobs = vec![
+            tokio::spawn(renew_credentials_periodically(ctx.clone())),
+            tokio::spawn(sweep_abandoned_resets_periodically(ctx.clone())),
+        ];
         Ok(RunningApp {
             ctx,
             addr,
@@ -200,6 +203,25 @@ async fn renew_credentials_periodically(ctx: Arc<AppContext>) {
             Err(err) => tracing::warn!(
                 code = err.code().as_str(),
                 "connector credential renewal failed"
+            ),
+        }
+    }
+}
+
+/// Finishes the resets a stopped instance left in progress: at start-up, then every
+/// `resets.sweep_interval_seconds`. Every instance sweeps; each reset is taken by one.
+async fn sweep_abandoned_resets_periodically(ctx: Arc<AppContext>) {
+    let every = Duration::from_secs(ctx.config.resets.sweep_interval_seconds.max(1));
+    let mut interval = tokio::time::interval(every);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        match ctx.resets.sweep_abandoned(chrono::Utc::now()).await {
+            Ok(0) => {}
+            Ok(swept) => tracing::info!(swept, "finished abandoned password resets"),
+            Err(err) => tracing::warn!(
+                code = err.code().as_str(),
+                "sweeping abandoned password resets failed"
             ),
         }
     }

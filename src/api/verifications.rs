@@ -196,6 +196,11 @@ pub struct PasswordResetDto {
     pub verification_id: Uuid,
     /// Microsoft's request id of the change.
     pub microsoft_request_id: Option<String>,
+    /// How many times the password change was sent to Microsoft (more than once when an
+    /// answer was lost; the same password each time).
+    pub change_attempts: i32,
+    /// How many times the link was sent again.
+    pub resends: i32,
     /// When it was requested.
     pub created_at: DateTime<Utc>,
 }
@@ -214,6 +219,8 @@ fn reset_dto(
         link_expires_at,
         verification_id: reset.verification_id,
         microsoft_request_id: reset.upstream_request_id,
+        change_attempts: reset.patch_attempts,
+        resends: reset.resends,
         created_at: reset.created_at,
     }
 }
@@ -507,6 +514,28 @@ impl ResetsApi {
         id: Path<Uuid>,
     ) -> Result<Json<PasswordResetDto>, ApiError> {
         let reset = ctx.resets.get(auth.msp_id(), id.0).await?;
+        Ok(Json(reset_dto(reset, None, None)))
+    }
+
+    /// Send the reset's secure link again.
+    ///
+    /// To the mobile phone registered in Microsoft only, and only while the link still opens
+    /// (not yet opened, expired or withdrawn), at most `resets.max_resends` times. Use it after
+    /// `completed_sms_failed`, or after `outcome_unknown` to send the link anyway (the user's
+    /// older links are then withdrawn). Audited, and noted on the ticket.
+    #[oai(
+        path = "/:id/resend",
+        method = "post",
+        operation_id = "password_resets_resend"
+    )]
+    async fn resend(
+        &self,
+        auth: MspApiKey,
+        ctx: Data<&Arc<AppContext>>,
+        id: Path<Uuid>,
+    ) -> Result<Json<PasswordResetDto>, ApiError> {
+        let msp = msp(&ctx, &auth).await?;
+        let reset = ctx.resets.resend(&msp, id.0, &auth.actor()).await?;
         Ok(Json(reset_dto(reset, None, None)))
     }
 }

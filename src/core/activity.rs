@@ -9,4 +9,6 @@ use crate::domain::{PasswordReset, Verification};
 pub trait ActivityObserver: Send + Sync {
     async fn verification_decided(&self, verification: &Verification);
     async fn reset_finished(&self, reset: &PasswordReset, verification: &Verification);
+    /// The technician sent the reset's link again.
+    async fn reset_link_resent(&self, reset: &PasswordReset, verification: &Verification);
 }

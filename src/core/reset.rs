@@ -21,7 +21,7 @@ use super::directory::Directory;
 use super::error::CoreError;
 use super::messaging::Messenger;
 use super::password::generate;
-use super::share::{ShareOptions, ShareService};
+use super::share::{ShareOptions, ShareService, ShareStatus};
 use super::verification::{VerificationService, verified_now};
 use crate::config::ResetConfig;
 use crate::domain::{ErrorCode, PasswordReset, ResetStatus, Verification};
@@ -337,9 +337,7 @@ impl ResetService {
         let microsoft = self.directory.microsoft();
         let mut lost: Option<MicrosoftError> = match target {
             ChangeTarget::Checked(_) => None,
-            ChangeTarget::Abandoned => Some(MicrosoftError::new(
-                MicrosoftErrorKind::TimedOut,
-            )),
+            ChangeTarget::Abandoned => Some(MicrosoftError::new(MicrosoftErrorKind::TimedOut)),
         };
         for attempt in 1..=self.settings.patch_attempts {
             if attempt > 1 {
@@ -384,14 +382,18 @@ impl ResetService {
                 }
                 // After a lost answer, a refusal of the repeat says nothing of the first.
                 Err(PasswordChangeError::NotApplied(err) | PasswordChangeError::Unknown(err)) => {
-                    tracing::warn!(attempt, code = err.code().as_str(), "password change answer lost or unclear");
+                    tracing::warn!(
+                        attempt,
+                        code = err.code().as_str(),
+                        "password change answer lost or unclear"
+                    );
                     lost = Some(err);
                 }
             }
         }
-        ChangeOutcome::Unknown(lost.unwrap_or_else(|| {
-            MicrosoftError::new(MicrosoftErrorKind::TimedOut)
-        }))
+        ChangeOutcome::Unknown(
+            lost.unwrap_or_else(|| MicrosoftError::new(MicrosoftErrorKind::TimedOut)),
+        )
     }
 
     /// Ends a reset once the change's outcome is known (or known to be unknown): a change
@@ -583,6 +585,263 @@ impl ResetService {
         })
     }
 
+    /// Finishes or fails every reset left in progress whose lease ran out by `now`: its
+    /// instance was killed, or lost the database, during the reset. Safe on several
+    /// instances at once (each reset is taken by one). A reset whose password was never
+    /// sealed never reached Microsoft: it fails and gives its verification back. Otherwise
+    /// the same password change is sent again until the outcome is known, then the reset
+    /// ends as any other would (link sent, or `outcome_unknown`). Each is audited.
+    #[tracing::instrument(skip_all)]
+    pub async fn sweep_abandoned(&self, now: DateTime<Utc>) -> Result<usize, CoreError> {
+        let mut swept = 0;
+        while let Some(reset) = self
+            .store
+            .take_abandoned_reset(now, self.settings.lease)
+            .await?
+        {
+            swept += 1;
+            let id = reset.id;
+            if let Err(err) = self.finish_abandoned(reset).await {
+                // Its lease runs out again, and a later sweep tries again.
+                tracing::warn!(reset_id = %id, code = err.code().as_str(), "finishing an abandoned reset failed");
+            }
+        }
+        Ok(swept)
+    }
+
+    #[tracing::instrument(skip_all, fields(reset_id = %reset.id))]
+    async fn finish_abandoned(&self, reset: PasswordReset) -> Result<(), CoreError> {
+        let verification = self
+            .store
+            .get_verification(reset.verification_id)
+            .await?
+            .ok_or(CoreError::VerificationNotFound)?;
+        let msp = self
+            .store
+            .get_msp(reset.msp_id)
+            .await?
+            .ok_or(CoreError::ResetNotFound)?;
+        let actor = AuditActor {
+            kind: crate::domain::ActorKind::System,
+            id: None,
+            name: Some("reset sweeper".into()),
+        };
+        let secrets = self.store.reset_secrets(reset.id).await?;
+        let (Some(password), Some(link_url), Some(share_id)) =
+            (secrets.password, secrets.link, reset.share_id)
+        else {
+            // Nothing was sealed, so nothing was sent to Microsoft.
+            let released = self
+                .store
+                .release_reset(reset.id, verification.id, ErrorCode::ResetInterrupted)
+                .await?;
+            tracing::info!("abandoned reset had not reached Microsoft; failed and released");
+            self.audit(
+                msp.id,
+                &actor,
+                &verification,
+                ACTION_SWEPT,
+                released.status.as_str(),
+                None,
+                Some(ErrorCode::ResetInterrupted),
+                Some(&released),
+            )
+            .await;
+            self.tell_observer(&released, &verification);
+            return Ok(());
+        };
+        let share = self
+            .store
+            .get_share(msp.id, share_id)
+            .await?
+            .ok_or(CoreError::ResetNotFound)?;
+        let link = PreparedLink {
+            share_id,
+            url: link_url,
+            expires_at: share.expires_at,
+        };
+        let tenant = self
+            .store
+            .get_tenant(reset.tenant_id)
+            .await?
+            .ok_or(CoreError::TenantNotFound)?;
+        let change = match self.directory.graph_credentials(&tenant).await {
+            Ok(graph) => {
+                self.change_until_known(
+                    &reset,
+                    &graph,
+                    ChangeTarget::Abandoned,
+                    &password,
+                    msp.policy.force_change_at_next_sign_in,
+                )
+                .await
+            }
+            Err(CoreError::Microsoft(err)) => ChangeOutcome::Unknown(err),
+            Err(err) => return Err(err),
+        };
+        let finished = self
+            .finish(
+                &msp,
+                &actor,
+                &verification,
+                &tenant,
+                &reset,
+                &link,
+                change,
+                None,
+            )
+            .await?;
+        tracing::info!(status = %finished.reset.status, "abandoned reset finished");
+        self.audit(
+            msp.id,
+            &actor,
+            &verification,
+            ACTION_SWEPT,
+            finished.reset.status.as_str(),
+            finished.reset.upstream_request_id.clone(),
+            finished.reset.failure_code,
+            Some(&finished.reset),
+        )
+        .await;
+        Ok(())
+    }
+
+    /// Sends the reset's link again, to the mobile registered in Microsoft only, while the
+    /// link still opens: after an SMS that failed, or when the outcome of the change is
+    /// unknown and the technician chooses to send it anyway (which also withdraws the user's
+    /// older links). Audited, and noted on the ticket.
+    #[tracing::instrument(skip_all, fields(msp_id = %msp.id, reset_id = %id))]
+    pub async fn resend(
+        &self,
+        msp: &MspAccount,
+        id: Uuid,
+        actor: &AuditActor,
+    ) -> Result<PasswordReset, CoreError> {
+        let reset = self.get(msp.id, id).await?;
+        let verification = self
+            .store
+            .get_verification(reset.verification_id)
+            .await?
+            .ok_or(CoreError::VerificationNotFound)?;
+        let result = self.resend_checked(msp, &reset, actor).await;
+        let (outcome, code, audited) = match &result {
+            Ok(sent) => ("success", None, sent),
+            Err(err) => ("refused", Some(err.code()), &reset),
+        };
+        self.audit(
+            msp.id,
+            actor,
+            &verification,
+            ACTION_RESENT,
+            outcome,
+            None,
+            code,
+            Some(audited),
+        )
+        .await;
+        if let Ok(sent) = &result
+            && let Some(observer) = self.observer.clone()
+        {
+            let (reset, verification) = (sent.clone(), verification.clone());
+            tokio::spawn(
+                async move { observer.reset_link_resent(&reset, &verification).await }
+                    .in_current_span(),
+            );
+        }
+        result
+    }
+
+    async fn resend_checked(
+        &self,
+        msp: &MspAccount,
+        reset: &PasswordReset,
+        actor: &AuditActor,
+    ) -> Result<PasswordReset, CoreError> {
+        let not_allowed = |code: ErrorCode, why: &str| CoreError::ResendNotAllowed {
+            code,
+            why: why.to_owned(),
+        };
+        match reset.status {
+            ResetStatus::Completed
+            | ResetStatus::CompletedSmsFailed
+            | ResetStatus::OutcomeUnknown => {}
+            ResetStatus::InProgress => return Err(CoreError::ResetInProgress),
+            ResetStatus::Failed => {
+                return Err(not_allowed(
+                    ErrorCode::ResendNotAllowed,
+                    "This reset did not change the password, so there is no link to send. Start a new reset.",
+                ));
+            }
+        }
+        let link = self.store.reset_secrets(reset.id).await?.link;
+        let (Some(link), Some(share_id)) = (link, reset.share_id) else {
+            return Err(not_allowed(
+                ErrorCode::ResendNotAllowed,
+                "This reset has no secure link to send. Start a new reset.",
+            ));
+        };
+        let share = self
+            .store
+            .get_share(msp.id, share_id)
+            .await?
+            .ok_or(CoreError::ResetNotFound)?;
+        match ShareStatus::of(&share, Utc::now()) {
+            ShareStatus::Active => {}
+            ShareStatus::Exhausted => {
+                return Err(not_allowed(
+                    ErrorCode::ShareExhausted,
+                    "The user has already opened this link, so it no longer works. If they still need the password, start a new reset.",
+                ));
+            }
+            ShareStatus::Expired => {
+                return Err(not_allowed(
+                    ErrorCode::ShareExpired,
+                    "This link has expired. Start a new reset (with a new verification).",
+                ));
+            }
+            ShareStatus::Revoked => {
+                return Err(not_allowed(
+                    ErrorCode::ShareRevoked,
+                    "This link was withdrawn (a newer reset of the user replaced it). Use the newer reset, or start a new one.",
+                ));
+            }
+        }
+        let tenant = self
+            .store
+            .get_tenant(reset.tenant_id)
+            .await?
+            .ok_or(CoreError::TenantNotFound)?;
+        // Only the user themselves: the mobile registered in Microsoft, never a PSA number.
+        let phone = self
+            .verification_service
+            .registered_mobile(&tenant, &reset.user_object_id)
+            .await?
+            .ok_or(CoreError::NoMobilePhone)?;
+        if !self
+            .store
+            .count_resend(reset.id, self.settings.max_resends)
+            .await?
+        {
+            return Err(not_allowed(
+                ErrorCode::ResendNotAllowed,
+                &format!(
+                    "The link was already sent again {} times, the most allowed. Start a new reset if the user still has not received it.",
+                    self.settings.max_resends
+                ),
+            ));
+        }
+        if reset.status == ResetStatus::OutcomeUnknown {
+            self.revoke_older_links(reset, actor).await;
+        }
+        self.send_link(msp, &phone, &link).await?;
+        let sent = self
+            .store
+            .record_link_sent(reset.id, &phone.masked())
+            .await?;
+        tracing::info!(status = %sent.status, "reset link sent again");
+        Ok(sent)
+    }
+
     #[tracing::instrument(skip_all, fields(msp_id = %msp_id, reset_id = %id))]
     pub async fn get(&self, msp_id: Uuid, id: Uuid) -> Result<PasswordReset, CoreError> {
         match self.store.get_reset(id).await? {
@@ -697,7 +956,9 @@ enum ChangeTarget<'a> {
 
 /// Where a password change stands once Vouch stops sending it.
 enum ChangeOutcome {
-    Applied { request_id: Option<String> },
+    Applied {
+        request_id: Option<String>,
+    },
     /// Definitely not made.
     NotApplied(MicrosoftError),
     /// Every answer was lost or unclear.

@@ -128,12 +128,38 @@ impl ActivityObserver for TicketNotes {
                 self.technician_name(verification).await,
                 reset.failure_code.map_or("error", ErrorCode::as_str)
             ),
-            _ => format!(
+            ResetStatus::OutcomeUnknown => format!(
+                "Vouch: the password reset of {} by {} has an UNKNOWN OUTCOME: Microsoft's answer was lost {} time(s) ({}), so the password MAY have changed. No link was sent. Send the link anyway, or start over with a new verification.",
+                verification.user_principal_name,
+                self.technician_name(verification).await,
+                reset.patch_attempts,
+                reset.failure_code.map_or("error", ErrorCode::as_str)
+            ),
+            ResetStatus::Failed if reset.failure_code == Some(ErrorCode::ResetInterrupted) => {
+                format!(
+                    "Vouch: the password reset of {} was interrupted before the new password was sent to Microsoft; nothing changed. Start the reset again.",
+                    verification.user_principal_name,
+                )
+            }
+            ResetStatus::Failed | ResetStatus::InProgress => format!(
                 "Vouch: the password reset of {} failed ({}).",
                 verification.user_principal_name,
                 reset.failure_code.map_or("error", ErrorCode::as_str)
             ),
         };
+        self.write(verification, text).await;
+    }
+
+    async fn reset_link_resent(&self, reset: &PasswordReset, verification: &Verification) {
+        let text = format!(
+            "Vouch: the secure link to the new Microsoft 365 password of {} was sent again, by SMS to {} (resent {} time(s) so far).",
+            verification.user_principal_name,
+            reset
+                .sent_to_masked
+                .as_deref()
+                .unwrap_or("the user's mobile"),
+            reset.resends,
+        );
         self.write(verification, text).await;
     }
 }

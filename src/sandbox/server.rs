@@ -39,6 +39,11 @@ pub enum Fault {
     },
     /// Never answer (the handler sleeps for an hour): for client timeouts.
     Hang,
+    /// Carry the request out, then answer with the inner fault instead of the real answer:
+    /// the answer was lost (a client timeout with [`Fault::Hang`], or a gateway's 5xx). Only
+    /// the Microsoft sandbox carries a request out first; the others answer it with the inner
+    /// fault without carrying it out.
+    AfterHandling(Box<Fault>),
 }
 
 impl Fault {
@@ -54,6 +59,7 @@ impl Fault {
                 tokio::time::sleep(HANG_FOR).await;
                 plain(StatusCode::GATEWAY_TIMEOUT, "")
             }
+            Fault::AfterHandling(lost) => Box::pin(lost.answer()).await,
         }
     }
 }
@@ -116,6 +122,8 @@ struct Traffic<K, F> {
 
 struct FaultRule<K, F> {
     service: K,
+    /// Only requests of this method (upper case), or of any method when `None`.
+    method: Option<String>,
     path_contains: String,
     fault: F,
     remaining: usize,
@@ -215,11 +223,24 @@ impl<S, K, F> Shared<S, K, F> {
     /// contains `path_contains` fail with `fault` (an empty `path_contains` matches every
     /// path). Rules injected earlier are used up first.
     pub fn inject_fault(&self, service: K, path_contains: &str, fault: F, times: usize) {
+        self.inject_fault_for(service, None, path_contains, fault, times);
+    }
+
+    /// Like [`Shared::inject_fault`], for requests of `method` only (when given).
+    pub fn inject_fault_for(
+        &self,
+        service: K,
+        method: Option<&str>,
+        path_contains: &str,
+        fault: F,
+        times: usize,
+    ) {
         if times == 0 {
             return;
         }
         self.traffic().faults.push(FaultRule {
             service,
+            method: method.map(str::to_ascii_uppercase),
             path_contains: path_contains.to_owned(),
             fault,
             remaining: times,
@@ -235,7 +256,7 @@ impl<S, K, F> Shared<S, K, F> {
     {
         let mut traffic = self.traffic();
         let fault = if faultable {
-            traffic.take_fault(&service, &incoming.path)
+            traffic.take_fault(&service, incoming.method.as_str(), &incoming.path)
         } else {
             None
         };
@@ -320,11 +341,12 @@ impl<S, K, F> Shared<S, K, F> {
 
 impl<K: PartialEq, F: Clone> Traffic<K, F> {
     /// The fault for a request, if a rule matches (using up one of its `times`).
-    fn take_fault(&mut self, service: &K, path: &str) -> Option<F> {
-        let index = self
-            .faults
-            .iter()
-            .position(|rule| rule.service == *service && path.contains(&rule.path_contains))?;
+    fn take_fault(&mut self, service: &K, method: &str, path: &str) -> Option<F> {
+        let index = self.faults.iter().position(|rule| {
+            rule.service == *service
+                && rule.method.as_deref().is_none_or(|m| m == method)
+                && path.contains(&rule.path_contains)
+        })?;
         let rule = &mut self.faults[index];
         rule.remaining -= 1;
         let fault = rule.fault.clone();

@@ -11,13 +11,13 @@
 //! still deliver the password it set.
 
 use chrono::{DateTime, Duration, Utc};
-use secrecy::{ExposeSecret, SecretString};
 use sea_orm::ActiveValue::Set;
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect, SqlErr,
     TransactionTrait,
 };
+use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
 
 use super::crypto::SealedPlace;
@@ -475,7 +475,8 @@ impl Store {
             .filter(secure_share::Column::RevokedAt.is_null())
             .filter(secure_share::Column::ExpiresAt.gt(now))
             .filter(
-                Expr::col(secure_share::Column::Views).lt(Expr::col(secure_share::Column::MaxViews)),
+                Expr::col(secure_share::Column::Views)
+                    .lt(Expr::col(secure_share::Column::MaxViews)),
             )
             .into_tuple()
             .all(self.connection())

@@ -125,6 +125,18 @@ impl Store {
         Ok(share_from_model(model))
     }
 
+    pub async fn get_share(
+        &self,
+        msp_id: Uuid,
+        id: Uuid,
+    ) -> Result<Option<SecureShare>, StoreError> {
+        Ok(secure_share::Entity::find_by_id(id)
+            .filter(secure_share::Column::MspId.eq(msp_id))
+            .one(self.connection())
+            .await?
+            .map(share_from_model))
+    }
+
     pub async fn find_share_by_token_hash(
         &self,
         token_hash: &str,

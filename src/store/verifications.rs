@@ -8,8 +8,8 @@ use chrono::{DateTime, Duration, Utc};
 use sea_orm::ActiveValue::Set;
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{
-    ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    SqliteTransactionMode, TransactionOptions, TransactionTrait,
+    ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, SqliteTransactionMode,
+    TransactionOptions, TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -46,7 +46,6 @@ impl From<verification::Model> for Verification {
         }
     }
 }
-
 
 #[derive(Debug, Clone)]
 pub struct NewVerification {
@@ -314,4 +313,3 @@ fn insert_model(new: NewVerification, now: DateTime<Utc>) -> verification::Activ
         consumed_at: Set(None),
     }
 }
-

@@ -44,9 +44,23 @@ pub fn configure(config: &mut Config, microsoft: &MicrosoftSandbox, sms: &SmsSan
 impl World {
     /// A fresh world on `db`, with the MSP's `policy`, both integrations connected.
     pub async fn start(db: &TestDb, policy: MspPolicy) -> World {
+        Self::start_with(db, policy, |_| {}).await
+    }
+
+    /// Like `start`, with Vouch's configuration adjusted after it is pointed at the
+    /// sandboxes (timeouts, retry waits...).
+    pub async fn start_with(
+        db: &TestDb,
+        policy: MspPolicy,
+        adjust: impl FnOnce(&mut Config),
+    ) -> World {
         let microsoft = MicrosoftSandbox::start().await.unwrap();
         let sms = SmsSandbox::start().await.unwrap();
-        let app = TestApp::spawn_with(db, true, |c| configure(c, &microsoft, &sms)).await;
+        let app = TestApp::spawn_with(db, true, |c| {
+            configure(c, &microsoft, &sms);
+            adjust(c);
+        })
+        .await;
         let msp = app
             .store
             .create_msp(NewMspAccount {
@@ -93,11 +107,21 @@ impl World {
     /// A second Vouch instance on the same database and sandboxes (several instances behind
     /// a load balancer).
     pub async fn second_instance(&self, db: &TestDb) -> TestApp {
+        self.second_instance_with(db, |_| {}).await
+    }
+
+    /// Like `second_instance`, with its configuration adjusted.
+    pub async fn second_instance_with(
+        &self,
+        db: &TestDb,
+        adjust: impl FnOnce(&mut Config),
+    ) -> TestApp {
         let key = self.app.ctx.config.encryption.master_key.clone();
         TestApp::spawn_with(db, true, |c| {
             configure(c, &self.microsoft, &self.sms);
             // Instances of one deployment share the master key.
             c.encryption.master_key = key;
+            adjust(c);
         })
         .await
     }
@@ -115,6 +139,62 @@ impl World {
         app.client
             .request(method, app.url(path))
             .bearer_auth(&self.api_key)
+    }
+
+    /// An approved push verification of `user` (the sandbox phone approves), by its id.
+    pub async fn verified(&self, user: &str) -> String {
+        self.microsoft
+            .script_push(user, vouch::sandbox::microsoft::PushScript::Approve);
+        let (status, body) = json_of(
+            self.api(reqwest::Method::POST, "/api/v1/verifications")
+                .json(&serde_json::json!({
+                    "tenant_id": vouch::sandbox::microsoft::DEMO_TENANT_ID,
+                    "user": user,
+                    "method": "push",
+                }))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, 202, "{body}");
+        let id = body["id"].as_str().unwrap().to_owned();
+        let (_, done) = json_of(
+            self.api(
+                reqwest::Method::GET,
+                &format!("/api/v1/verifications/{id}?wait_seconds=10"),
+            )
+            .send()
+            .await
+            .unwrap(),
+        )
+        .await;
+        assert_eq!(done["status"], "approved", "{done}");
+        id
+    }
+
+    /// Resets `user`'s password with `verification_id` under idempotency `key`: the status
+    /// and the JSON answer.
+    pub async fn reset(
+        &self,
+        user: &str,
+        verification_id: &str,
+        key: &str,
+    ) -> (u16, serde_json::Value) {
+        json_of(
+            self.api(reqwest::Method::POST, "/api/v1/password-resets")
+                .header("Idempotency-Key", key)
+                .json(&serde_json::json!({
+                    "tenant_id": vouch::sandbox::microsoft::DEMO_TENANT_ID,
+                    "user": user,
+                    "verification_id": verification_id,
+                    "confirm": true,
+                }))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
     }
 
     async fn connect_identity_management(&self) {
@@ -167,4 +247,10 @@ impl World {
         let page = reqwest::get(&local).await.unwrap().text().await.unwrap();
         assert!(page.contains("Tap to finish onboarding"), "{page}");
     }
+}
+
+/// The status and JSON body of an answer.
+pub async fn json_of(response: reqwest::Response) -> (u16, serde_json::Value) {
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
 }

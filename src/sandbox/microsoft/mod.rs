@@ -283,6 +283,20 @@ impl MicrosoftSandbox {
             .inject_fault(service, path_contains, fault, times);
     }
 
+    /// Like [`MicrosoftSandbox::inject_fault`], for requests of `method` only (`PATCH`, say:
+    /// a user's reads and its password change share a path).
+    pub fn inject_fault_for_method(
+        &self,
+        service: Service,
+        method: &str,
+        path_contains: &str,
+        fault: Fault,
+        times: usize,
+    ) {
+        self.shared
+            .inject_fault_for(service, Some(method), path_contains, fault, times);
+    }
+
     /// Every request received (to Login, Graph and Mfa; not the phone page), oldest first.
     pub fn requests(&self) -> Vec<RecordedRequest> {
         self.shared.requests()
@@ -442,20 +456,29 @@ async fn handle(shared: Arc<Shared>, mut req: Request) -> Response {
         Some("phone") => None,
         _ => return plain(StatusCode::NOT_FOUND, "Not found"),
     };
+    let mut lost_answer = None;
     if let Some(service) = service
         && let Some(fault) = shared.record(&incoming, service, true)
     {
-        return fault.answer().await;
+        match fault {
+            Fault::AfterHandling(lost) => lost_answer = Some(*lost),
+            fault => return fault.answer().await,
+        }
     }
     if incoming.read_body(&mut req, MAX_BODY_BYTES).await.is_err() {
         return plain(StatusCode::PAYLOAD_TOO_LARGE, "Request body too large");
     }
     incoming.strip_prefix();
-    match service {
+    let answer = match service {
         Some(Service::Login) => login::handle(&shared, incoming),
         Some(Service::Graph) => graph::handle(&shared, incoming),
         Some(Service::Mfa) => mfa::handle(shared, incoming).await,
         None => phone::handle(&shared, incoming),
+    };
+    match lost_answer {
+        // Carried out, and the real answer never reaches the caller.
+        Some(lost) => lost.answer().await,
+        None => answer,
     }
 }
 
