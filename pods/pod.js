@@ -42,7 +42,7 @@ const state = {
   loadingText: "Loading…",
   // What is under way; the view disables and marks busy what each one blocks. Set by `act`
   // alone. `start` holds the method being started (false when none is).
-  busy: { start: false, cancel: false, code: false, fix: false, reset: false },
+  busy: { start: false, cancel: false, code: false, fix: false, reset: false, resend: false },
   error: null, // {code, message, source, canFix, retry}; source: "context" | "poll" | "action" | "fatal"
   fixAsked: false, // "Make Authenticator the default" waits for its confirmation
   notice: null, // {text, offerPush}
@@ -558,6 +558,30 @@ function doReset() {
   );
 }
 
+/** Sends the last reset's link again (after a failed SMS, or anyway when the outcome is unknown). */
+function doResend() {
+  const outcome = state.outcome;
+  const result = outcome && outcome.result;
+  if (!result || !result.id) return;
+  announce("Sending the link again…");
+  act(
+    "resend",
+    async () => {
+      const { body } = await client.resend(result.id);
+      const sent = body || {};
+      const phone = sent.sent_to || outcome.phone;
+      // The reset keeps its status (an unknown outcome stays unknown); the line says it went.
+      state.outcome = { result: { ...result, ...sent, link_expires_at: result.link_expires_at }, phone, resent: true };
+      announce("The link was sent again.");
+      return () => el.outcome.focus();
+    },
+    (err) => {
+      showError({ code: err.code, message: err.message }, { source: "resend" });
+      return null;
+    },
+  );
+}
+
 async function copyPassword() {
   const value = state.password;
   if (!value) return;
@@ -626,6 +650,7 @@ el.go.addEventListener("click", doReset);
 el.goCancel.addEventListener("click", () => closeResetDialog());
 el.dialog.addEventListener("keydown", dialogKeydown);
 el.passwordCopy.addEventListener("click", copyPassword);
+el.resend.addEventListener("click", doResend);
 
 // Refresh a stale view when the technician comes back to the tab.
 document.addEventListener("visibilitychange", () => {

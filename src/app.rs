@@ -102,7 +102,24 @@ impl App {
             // A dropped sender stops the server as well.
             let _ = stopped.await;
         }));
+        // This instance exists before it serves; pushes that a stopped instance left pending
+        // are interrupted before anyone asks.
+        ctx.verifications
+            .beat()
+            .await
+            .context("recording this instance's heartbeat")?;
+        if let Err(err) = ctx
+            .verifications
+            .interrupt_orphaned(crate::store::instances::OrphanScope::All)
+            .await
+        {
+            tracing::warn!(
+                code = err.code().as_str(),
+                "interrupting orphaned pushes failed"
+            );
+        }
         let jobs = vec![
+            tokio::spawn(beat_heartbeat_periodically(ctx.clone())),
             tokio::spawn(renew_credentials_periodically(ctx.clone())),
             tokio::spawn(sweep_abandoned_resets_periodically(ctx.clone())),
         ];
@@ -204,6 +221,18 @@ async fn renew_credentials_periodically(ctx: Arc<AppContext>) {
                 code = err.code().as_str(),
                 "connector credential renewal failed"
             ),
+        }
+    }
+}
+
+/// Beats this instance's heartbeat, so that the pushes it waits on count as waited on.
+async fn beat_heartbeat_periodically(ctx: Arc<AppContext>) {
+    let mut interval = tokio::time::interval(crate::core::verification::HEARTBEAT_EVERY);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        if let Err(err) = ctx.verifications.beat().await {
+            tracing::warn!(code = err.code().as_str(), "heartbeat failed");
         }
     }
 }

@@ -24,6 +24,7 @@ use futures_util::FutureExt;
 use vouch::domain::MspPolicy;
 use vouch::sandbox::microsoft::{DEMO_TENANT_ID, PushScript};
 use vouch::sandbox::psa as sbx;
+use vouch::sandbox::sms::SmsFault;
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
@@ -286,6 +287,22 @@ async fn shield_state(client: &Client, state: &'static str) {
 /// sandbox phone, resets, reads the SMS, reveals the password and compares it with what
 /// Microsoft received.
 async fn full_flow(world: &World, client: &Client, screen_url: &str) {
+    open_and_verify(world, client, screen_url).await;
+    confirm_reset(client).await;
+    wait_until(
+        client,
+        "#vouch-outcome",
+        "reset outcome",
+        |text, _| text.contains("Password reset"),
+        "id",
+    )
+    .await;
+    reveal_and_compare(world, client).await;
+}
+
+/// Opens the ticket screen, checks the disabled reset, and verifies Dana by a push that a
+/// person approves on the sandbox phone.
+async fn open_and_verify(world: &World, client: &Client, screen_url: &str) {
     client.goto(screen_url).await.unwrap();
     enter_pod(client).await;
     wait_until(
@@ -351,8 +368,10 @@ async fn full_flow(world: &World, client: &Client, screen_url: &str) {
     client.switch_to_window(pod_window).await.unwrap();
     enter_pod(client).await;
     shield_state(client, "verified").await;
+}
 
-    // Reset, after confirming (the dialog names the user and the masked number).
+/// Resets, after confirming (the dialog names the user and the masked number).
+async fn confirm_reset(client: &Client) {
     wait_until(
         client,
         "#vouch-reset",
@@ -383,16 +402,11 @@ async fn full_flow(world: &World, client: &Client, screen_url: &str) {
         .click()
         .await
         .unwrap();
-    wait_until(
-        client,
-        "#vouch-outcome",
-        "reset outcome",
-        |text, _| text.contains("Password reset"),
-        "id",
-    )
-    .await;
+}
 
-    // The SMS in the sandbox outbox, its link, the reveal.
+/// Reads the latest SMS to Dana, opens its link, reveals the password and compares it with
+/// what Microsoft received.
+async fn reveal_and_compare(world: &World, client: &Client) {
     let sms = world
         .sms
         .last_message_to(DANA_MOBILE)
@@ -436,6 +450,53 @@ async fn halopsa_pod_verify_reset_and_reveal() {
             &world.psa.halopsa().ticket_screen_url(sbx::HALO_TICKET_DANA),
         )
         .await;
+    })
+    .await;
+}
+
+/// The SMS with the link fails: the pod says so and sends the link again on one click.
+#[tokio::test]
+async fn a_link_whose_sms_failed_is_sent_again_from_the_pod() {
+    in_browser(async |client| {
+        let db = TestDb::sqlite().await;
+        let world = World::start(&db, MspPolicy::default()).await;
+        open_and_verify(
+            &world,
+            client,
+            &world.psa.halopsa().ticket_screen_url(sbx::HALO_TICKET_DANA),
+        )
+        .await;
+        // Every attempt Vouch's SMS client makes is refused as unavailable.
+        world.sms.inject_fault(
+            SmsFault::Status {
+                status: 503,
+                code: 20503,
+                message: "Service unavailable".into(),
+                retry_after: None,
+            },
+            4,
+        );
+        confirm_reset(client).await;
+        wait_until(
+            client,
+            "#vouch-outcome",
+            "the SMS failure is said",
+            |text, _| text.contains("could not be sent"),
+            "id",
+        )
+        .await;
+        assert!(world.sms.last_message_to(DANA_MOBILE).is_none());
+        shown(client, "#vouch-resend-row").await;
+        click(client, "vouch-resend").await;
+        wait_until(
+            client,
+            "#vouch-outcome",
+            "the link went again",
+            |text, _| text.contains("sent again"),
+            "id",
+        )
+        .await;
+        reveal_and_compare(&world, client).await;
     })
     .await;
 }

@@ -317,8 +317,12 @@ async fn a_missing_permission_is_named() {
         )
         .await
         .unwrap_err();
+    assert!(
+        matches!(err, vouch::microsoft::PasswordChangeError::NotApplied(_)),
+        "a 403 is a definite refusal: {err:?}"
+    );
     assert_eq!(
-        err.kind,
+        err.error().kind,
         MicrosoftErrorKind::MissingPermission {
             permission: "User-PasswordProfile.ReadWrite.All"
         }
@@ -389,6 +393,7 @@ async fn password_resets_and_each_refusal() {
             .reset_password_checked(&creds, &lee, &weak, true)
             .await
             .unwrap_err()
+            .error()
             .kind,
         MicrosoftErrorKind::PasswordRejectedByPolicy
     );

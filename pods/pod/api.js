@@ -373,6 +373,9 @@ export function createClient(config) {
         timeout: RESET_TIMEOUT_MS,
       }),
 
+    /** `POST /resets/{id}/resend`: the reset's link again, to the user's registered mobile. */
+    resend: (resetId) => request("POST", apiUrl(`/resets/${encodeURIComponent(resetId)}/resend`)),
+
     /** The panel is going away: abort every request and wait. */
     suspend() {
       lifetime.abort();

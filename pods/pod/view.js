@@ -163,6 +163,16 @@ function outcomeParts(outcome) {
   if (outcome.error) return [outcome.error.message];
   const result = outcome.result;
   const to = outcome.phone ? { keep: outcome.phone } : "the user's mobile phone";
+  if (outcome.resent) {
+    const until = formatTime(result.link_expires_at);
+    return [
+      "The secure link was sent again to ",
+      to,
+      ".",
+      until ? ` It works until ${until}.` : "",
+      result.status === "outcome_unknown" ? " Microsoft never confirmed the change: if the password in it does not work, verify the user again and start over." : "",
+    ];
+  }
   switch (result.status) {
     case "completed": {
       const until = formatTime(result.link_expires_at);
@@ -173,9 +183,12 @@ function outcomeParts(outcome) {
         "The password was reset, but the text message to ",
         to,
         " could not be sent.",
-        result.password
-          ? " Give the user the password below."
-          : " Verify the user again and reset again to send a new link.",
+        result.password ? " Give the user the password below, or send the link again." : " Send the link again.",
+      ];
+    case "outcome_unknown":
+      return [
+        "Microsoft did not confirm the change, so the password may have been reset. No link was sent. ",
+        "Send the link anyway (it holds the password Vouch set), or verify the user again to start over.",
       ];
     default: {
       const reason = result.message || (result.failure_code ? result.failure_code.replace(/_/g, " ") : "");
@@ -271,6 +284,8 @@ export function createView(doc) {
     resetReason: $("vouch-reset-reason"),
     outcome: $("vouch-outcome"),
     outcomeText: $("vouch-outcome-text"),
+    resendRow: $("vouch-resend-row"),
+    resend: $("vouch-resend"),
     passwordBox: $("vouch-password-box"),
     password: $("vouch-password"),
     passwordCopy: $("vouch-password-copy"),
@@ -417,6 +432,16 @@ export function createView(doc) {
       el.outcome.dataset.code = "";
       setText(el.outcomeText, "");
     }
+    // Sending the link again: the server decides whether it may go (it may refuse: opened,
+    // expired, sent too often); the label follows the published reset status.
+    const status = outcome && outcome.result ? outcome.result.status : "";
+    const resendable = status === "completed" || status === "completed_sms_failed" || status === "outcome_unknown";
+    el.resendRow.hidden = !resendable;
+    el.resend.disabled = !!state.busy.resend;
+    setText(
+      el.resend,
+      state.busy.resend ? "Sending…" : status === "outcome_unknown" ? "Send the link anyway" : "Send the link again",
+    );
     el.passwordBox.hidden = !state.password;
     if (el.password.value !== state.password) el.password.value = state.password;
     setText(el.passwordCopy, state.copyLabel);

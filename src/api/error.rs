@@ -105,6 +105,7 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         | UpnMismatch
         | MfaUnknownResult
         | VerificationExpired
+        | VerificationInterrupted
         | LinkExpired
         | DeniedByUser => StatusCode::CONFLICT,
         PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,

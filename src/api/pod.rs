@@ -21,7 +21,7 @@ use super::error::ErrorCode;
 use crate::app::AppContext;
 use crate::core::error::CoreError;
 use crate::core::pod::{self, PodOverview, PodSession, ShieldState};
-use crate::domain::{ResetStatus, VerificationMethod, VerificationStatus};
+use crate::domain::{PasswordReset, ResetStatus, VerificationMethod, VerificationStatus};
 use crate::psa::{ConnectWiseMember, EmbedLoad};
 use crate::store::verifications::Verification as VerificationRecord;
 
@@ -282,6 +282,8 @@ pub struct PodResetRequest {
 /// The outcome of a reset.
 #[derive(Debug, Object)]
 pub struct PodResetOutcome {
+    /// Vouch's id of the reset (to send its link again).
+    pub id: Uuid,
     /// Where the reset ended (a reset still running is never answered here).
     pub status: ResetStatus,
     /// Where the link went (masked).
@@ -292,6 +294,29 @@ pub struct PodResetOutcome {
     pub failure_code: Option<ErrorCode>,
     /// When the link stops working.
     pub link_expires_at: Option<DateTime<Utc>>,
+    /// How many times the password change was sent to Microsoft.
+    pub change_attempts: i32,
+    /// How many times the link was sent again.
+    pub resends: i32,
+}
+
+impl PodResetOutcome {
+    fn of(
+        reset: PasswordReset,
+        password: Option<String>,
+        link_expires_at: Option<DateTime<Utc>>,
+    ) -> PodResetOutcome {
+        PodResetOutcome {
+            id: reset.id,
+            status: reset.status,
+            sent_to: reset.sent_to_masked,
+            password,
+            failure_code: reset.failure_code,
+            link_expires_at,
+            change_attempts: reset.patch_attempts,
+            resends: reset.resends,
+        }
+    }
 }
 
 /// A verification seen from the pod.
@@ -580,12 +605,28 @@ impl PodApi {
                 body.0.confirm,
             )
             .await?;
-        Ok(PodResetResponse::Done(Json(PodResetOutcome {
-            status: result.reset.status,
-            sent_to: result.reset.sent_to_masked,
-            password: result.password.map(|p| p.expose_secret().to_owned()),
-            failure_code: result.reset.failure_code,
-            link_expires_at: result.share_expires_at,
-        })))
+        Ok(PodResetResponse::Done(Json(PodResetOutcome::of(
+            result.reset,
+            result.password.map(|p| p.expose_secret().to_owned()),
+            result.share_expires_at,
+        ))))
+    }
+
+    /// Send the secure link of a reset made from this ticket again: to the mobile registered
+    /// in Microsoft only, while the link still opens, a few times at most. After a failed SMS,
+    /// or to send it anyway when the reset's outcome is unknown.
+    #[oai(
+        path = "/resets/:id/resend",
+        method = "post",
+        operation_id = "pod_reset_resend"
+    )]
+    async fn resend(
+        &self,
+        auth: PodToken,
+        ctx: Data<&Arc<AppContext>>,
+        id: Path<Uuid>,
+    ) -> Result<Json<PodResetOutcome>, ApiError> {
+        let reset = ctx.pods.resend(&auth.0, id.0).await?;
+        Ok(Json(PodResetOutcome::of(reset, None, None)))
     }
 }

@@ -54,6 +54,8 @@ pub enum CoreError {
     PushAlreadyPending { pending_id: uuid::Uuid },
     #[error("Too many pushes were sent to this user recently (push-bombing protection). Try again in {} minutes, or verify by SMS code.", (.retry_after.num_seconds() + 59) / 60)]
     PushRateLimited { retry_after: Duration },
+    #[error("You sent too many pushes recently, across users (push-bombing protection). Try again in {} minutes, or verify by SMS code.", (.retry_after.num_seconds() + 59) / 60)]
+    TechnicianPushRateLimited { retry_after: Duration },
     #[error(
         "Verifying someone other than the ticket's contact needs a reason (for example \"manager approval\")."
     )]
@@ -102,7 +104,9 @@ impl CoreError {
             CoreError::UserAmbiguous { .. } => ErrorCode::UserAmbiguous,
             CoreError::NoMobilePhone => ErrorCode::NoMobilePhone,
             CoreError::PushAlreadyPending { .. } => ErrorCode::PushAlreadyPending,
-            CoreError::PushRateLimited { .. } => ErrorCode::PushRateLimited,
+            CoreError::PushRateLimited { .. } | CoreError::TechnicianPushRateLimited { .. } => {
+                ErrorCode::PushRateLimited
+            }
             CoreError::ReasonRequired => ErrorCode::ReasonRequired,
             CoreError::VerificationNotFound => ErrorCode::VerificationNotFound,
             CoreError::VerificationFinished { .. } => ErrorCode::VerificationFinished,

@@ -20,7 +20,7 @@ use crate::core::verification::{
     MethodAvailability, Requester, StartRequest, TicketContext, VerificationService, verified_now,
 };
 use crate::domain::ErrorCode;
-use crate::domain::{VerificationMethod, VerificationStatus};
+use crate::domain::{PasswordReset, VerificationMethod, VerificationStatus};
 use crate::psa::pod_token::{self, PodClaims, TokenError};
 use crate::psa::{EmbedLoad, PsaAdapters, PsaError, TicketContact};
 use crate::store::Store;
@@ -587,6 +587,24 @@ impl PodService {
             })
             .await?)
     }
+
+    /// Sends the link of a reset made from this ticket again (see [`ResetService::resend`]).
+    #[tracing::instrument(skip(self, session))]
+    pub async fn resend(
+        &self,
+        session: &PodSession,
+        reset_id: Uuid,
+    ) -> Result<PasswordReset, PodError> {
+        let reset = self.resets.get(session.msp.id, reset_id).await?;
+        // Only resets of this ticket's verifications, like every other pod action.
+        self.own_verification(session, reset.verification_id)
+            .await
+            .map_err(|_| PodError::from(CoreError::ResetNotFound))?;
+        Ok(self
+            .resets
+            .resend(&session.msp, reset.id, &session.requester().actor)
+            .await?)
+    }
 }
 
 /// The shield for the newest verification of `history`.
@@ -657,6 +675,10 @@ pub fn shield_of(history: &[Verification], now: DateTime<Utc>) -> Shield {
                     "The user reported the request as fraud.".to_owned()
                 }
                 VerificationStatus::Denied => "The user denied the request.".to_owned(),
+                VerificationStatus::Interrupted => {
+                    "Vouch restarted while waiting for the answer. Start a new verification."
+                        .to_owned()
+                }
                 VerificationStatus::Expired => "No answer in time.".to_owned(),
                 _ => format!(
                     "The verification failed ({}).",
@@ -704,6 +726,7 @@ pub fn outcome_label(verification: &Verification) -> String {
         Some(ErrorCode::LinkExpired) => "Link expired",
         Some(ErrorCode::CodeExpired) => "Code expired",
         Some(ErrorCode::MfaUnknownResult) => "Failed",
+        Some(ErrorCode::VerificationInterrupted) => "Interrupted",
         Some(code) => {
             let words = code.as_str().replace('_', " ");
             let mut chars = words.chars();

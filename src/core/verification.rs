@@ -20,13 +20,14 @@ use super::activity::ActivityObserver;
 use super::directory::{Directory, DirectoryUser};
 use super::error::CoreError;
 use super::messaging::Messenger;
-use crate::domain::{ErrorCode, VerificationMethod, VerificationStatus};
+use crate::domain::{ActorKind, ErrorCode, VerificationMethod, VerificationStatus};
 use crate::microsoft::Upn;
 use crate::microsoft::graph::PUSH_METHOD;
 use crate::microsoft::mfa::PushOutcome;
 use crate::sms::E164;
 use crate::store::Store;
 use crate::store::crypto::{Keyring, MacPurpose};
+use crate::store::instances::OrphanScope;
 use crate::store::verifications::{
     BeginPushError, Decision, NewVerification, PushLimits, Verification,
 };
@@ -103,7 +104,18 @@ pub struct VerificationService {
     push_lifetime: Duration,
     changes: watch::Sender<u64>,
     observer: Option<Arc<dyn ActivityObserver>>,
+    /// This instance, as pending pushes name their waiter.
+    instance_id: Uuid,
+    /// The instances seen beating lately, and when that was read.
+    live: Arc<std::sync::Mutex<Option<(tokio::time::Instant, Vec<Uuid>)>>>,
 }
+
+/// How often each instance beats its heartbeat.
+pub const HEARTBEAT_EVERY: StdDuration = StdDuration::from_secs(10);
+/// An instance silent this long has stopped: the pushes it waited on are interrupted.
+const STOPPED_AFTER: Duration = Duration::seconds(35);
+/// How long the list of live instances is reused (status reads poll every second).
+const LIVE_LIST_REUSED_FOR: StdDuration = StdDuration::from_secs(2);
 
 impl VerificationService {
     #[allow(clippy::too_many_arguments)]
@@ -126,7 +138,73 @@ impl VerificationService {
             push_lifetime: Duration::from_std(push_lifetime).unwrap_or(Duration::minutes(2)),
             changes: watch::channel(0).0,
             observer: None,
+            instance_id: Uuid::now_v7(),
+            live: Arc::default(),
         }
+    }
+
+    /// This instance's id, as its heartbeat and its pending pushes carry it.
+    pub fn instance_id(&self) -> Uuid {
+        self.instance_id
+    }
+
+    /// Beats this instance's heartbeat.
+    pub async fn beat(&self) -> Result<(), CoreError> {
+        Ok(self.store.beat_heartbeat(self.instance_id).await?)
+    }
+
+    /// The instances alive now: this one, and those that beat lately.
+    async fn live_instances(&self) -> Result<Vec<Uuid>, CoreError> {
+        let now = tokio::time::Instant::now();
+        if let Some((read_at, live)) = self.live.lock().unwrap_or_else(|p| p.into_inner()).as_ref()
+            && now.duration_since(*read_at) < LIVE_LIST_REUSED_FOR
+        {
+            return Ok(live.clone());
+        }
+        let mut live = self
+            .store
+            .live_instances(Utc::now() - STOPPED_AFTER)
+            .await?;
+        if !live.contains(&self.instance_id) {
+            live.push(self.instance_id);
+        }
+        *self.live.lock().unwrap_or_else(|p| p.into_inner()) = Some((now, live.clone()));
+        Ok(live)
+    }
+
+    /// Interrupts the pending pushes in `scope` that no live instance waits on (a crash or a
+    /// restart ended their wait), each with its audit entry in the same transaction.
+    #[tracing::instrument(skip_all)]
+    pub async fn interrupt_orphaned(&self, scope: OrphanScope<'_>) -> Result<usize, CoreError> {
+        let live = self.live_instances().await?;
+        let interrupted = self
+            .store
+            .interrupt_orphaned_pushes(&live, scope, |verification| {
+                plain_audit_event(
+                    verification,
+                    ActorKind::System,
+                    "verification.push.interrupted",
+                    VerificationStatus::Interrupted.as_str(),
+                )
+            })
+            .await?;
+        if !interrupted.is_empty() {
+            tracing::info!(
+                count = interrupted.len(),
+                "pending pushes interrupted: their instance stopped"
+            );
+            self.changes.send_modify(|n| *n += 1);
+        }
+        if let Some(observer) = &self.observer {
+            for verification in interrupted.iter().cloned() {
+                let observer = observer.clone();
+                tokio::spawn(
+                    async move { observer.verification_decided(&verification).await }
+                        .in_current_span(),
+                );
+            }
+        }
+        Ok(interrupted.len())
     }
 
     /// Tells `observer` about every decision (ticket notes, say).
@@ -317,6 +395,12 @@ impl VerificationService {
             .check_push_is_default(&credentials.graph, &request.user.object_id, upn, true)
             .await?;
         let policy = &request.msp.policy;
+        // A push left pending by a stopped instance never blocks a new one.
+        self.interrupt_orphaned(OrphanScope::User {
+            tenant_id: request.tenant.id,
+            user_object_id: &request.user.object_id,
+        })
+        .await?;
         let verification = self
             .store
             .begin_push(
@@ -330,6 +414,7 @@ impl VerificationService {
                 ),
                 PushLimits {
                     max_per_window: policy.push_limit_count.max(1) as u64,
+                    max_per_technician: policy.technician_push_limit_count.max(1) as u64,
                     window: Duration::seconds(policy.push_limit_window_seconds.max(1) as i64),
                 },
             )
@@ -340,6 +425,9 @@ impl VerificationService {
                 }
                 BeginPushError::RateLimited { retry_after } => {
                     CoreError::PushRateLimited { retry_after }
+                }
+                BeginPushError::TechnicianRateLimited { retry_after } => {
+                    CoreError::TechnicianPushRateLimited { retry_after }
                 }
                 BeginPushError::Store(cause) => CoreError::Store(cause),
             })?;
@@ -789,6 +877,23 @@ impl VerificationService {
     /// A pending verification past its end (its push task died with an instance, say) is
     /// recorded as expired when next read.
     async fn expire_if_stale(&self, verification: Verification) -> Result<Verification, CoreError> {
+        // A push whose waiting instance stopped is interrupted the first time it is read.
+        if verification.status == VerificationStatus::Pending
+            && verification.method == VerificationMethod::Push
+            && verification.waiter_instance_id != Some(self.instance_id)
+        {
+            let live = self.live_instances().await?;
+            if !verification
+                .waiter_instance_id
+                .is_some_and(|waiter| live.contains(&waiter))
+                && self
+                    .interrupt_orphaned(OrphanScope::One(verification.id))
+                    .await?
+                    > 0
+            {
+                return self.owned(verification.msp_id, verification.id).await;
+            }
+        }
         if verification.status == VerificationStatus::Pending
             && Utc::now() >= verification.expires_at
         {
@@ -861,6 +966,7 @@ impl VerificationService {
             reason,
             used_contact_phone_fallback,
             expires_at: Utc::now() + lifetime,
+            waiter_instance_id: (method == VerificationMethod::Push).then_some(self.instance_id),
         }
     }
 
@@ -896,25 +1002,39 @@ impl VerificationService {
         outcome: &str,
         verification: &Verification,
     ) {
-        let event = NewAuditEvent {
-            msp_id,
-            actor: AuditActor {
-                kind: crate::domain::ActorKind::Technician,
-                id: verification.technician_id.map(|id| id.to_string()),
-                name: None,
-            },
-            action: action.to_owned(),
-            subject_kind: Some("user".into()),
-            subject_id: Some(verification.user_object_id.clone()),
-            subject_name: Some(verification.user_principal_name.clone()),
-            psa_ticket_id: verification.psa_ticket_id.clone(),
-            outcome: outcome.to_owned(),
-            upstream_request_id: None,
-            details: serde_json::json!({ "verification_id": verification.id }),
-        };
+        debug_assert_eq!(msp_id, verification.msp_id);
+        let event = plain_audit_event(verification, ActorKind::Technician, action, outcome);
         if let Err(err) = self.store.append(event).await {
             tracing::error!(error = %err, "audit append failed");
         }
+    }
+}
+
+/// The audit entry of a step of `verification`, by its technician (or `actor_kind`).
+fn plain_audit_event(
+    verification: &Verification,
+    actor_kind: ActorKind,
+    action: &str,
+    outcome: &str,
+) -> NewAuditEvent {
+    NewAuditEvent {
+        msp_id: verification.msp_id,
+        actor: AuditActor {
+            kind: actor_kind,
+            id: match actor_kind {
+                ActorKind::Technician => verification.technician_id.map(|id| id.to_string()),
+                _ => None,
+            },
+            name: None,
+        },
+        action: action.to_owned(),
+        subject_kind: Some("user".into()),
+        subject_id: Some(verification.user_object_id.clone()),
+        subject_name: Some(verification.user_principal_name.clone()),
+        psa_ticket_id: verification.psa_ticket_id.clone(),
+        outcome: outcome.to_owned(),
+        upstream_request_id: None,
+        details: serde_json::json!({ "verification_id": verification.id }),
     }
 }
 

@@ -111,6 +111,8 @@ error_codes! {
     /// The verification's time ran out before anyone answered (its wait ended with an
     /// instance, say).
     VerificationExpired = "verification_expired",
+    /// The instance waiting for the push's answer stopped (a crash or a restart) first.
+    VerificationInterrupted = "verification_interrupted",
     /// The one-tap link was opened after its 5 minutes.
     LinkExpired = "link_expired",
     /// The user answered "No, it wasn't me" on the one-tap page.

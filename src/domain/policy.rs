@@ -10,6 +10,9 @@ pub struct MspPolicy {
     /// At most this many pushes per user per window (push-bombing protection).
     pub push_limit_count: i32,
     pub push_limit_window_seconds: i32,
+    /// At most this many pushes per technician per window, across users (a technician, or
+    /// someone with their PSA session, bombing several users).
+    pub technician_push_limit_count: i32,
     /// May an SMS code go to the PSA contact's mobile when Microsoft has none registered?
     pub allow_contact_phone_fallback: bool,
     /// May users holding admin roles be reset?
@@ -30,6 +33,7 @@ impl Default for MspPolicy {
             verified_window_seconds: 15 * 60,
             push_limit_count: 3,
             push_limit_window_seconds: 15 * 60,
+            technician_push_limit_count: 10,
             allow_contact_phone_fallback: false,
             allow_admin_reset: false,
             show_password_to_technician: false,

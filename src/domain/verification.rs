@@ -64,6 +64,10 @@ pub enum VerificationStatus {
     /// The technician cancelled it.
     #[sea_orm(string_value = "cancelled")]
     Cancelled,
+    /// The instance waiting on the push stopped (crash, restart) before the user answered:
+    /// nobody will hear the answer. Start a new verification.
+    #[sea_orm(string_value = "interrupted")]
+    Interrupted,
 }
 
 wire_names!(VerificationStatus {
@@ -73,6 +77,7 @@ wire_names!(VerificationStatus {
     Expired = "expired",
     Failed = "failed",
     Cancelled = "cancelled",
+    Interrupted = "interrupted",
 });
 
 /// How to verify the caller.
@@ -187,6 +192,8 @@ pub struct Verification {
     pub verified_until: Option<DateTime<Utc>>,
     /// When a password reset spent it.
     pub consumed_at: Option<DateTime<Utc>>,
+    /// The instance waiting on a pending push for the user's answer.
+    pub waiter_instance_id: Option<Uuid>,
 }
 
 /// A password reset, spending exactly one verification.

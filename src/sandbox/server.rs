@@ -542,24 +542,36 @@ mod tests {
             received: 0,
             faults: Vec::new(),
         };
-        for (service, path_contains, fault, remaining) in [
-            (1, "/users", "first", 2),
-            (1, "", "any", 1),
-            (2, "", "other", 1),
+        for (service, method, path_contains, fault, remaining) in [
+            (1, Some("PATCH"), "/users", "patch", 1),
+            (1, None, "/users", "first", 2),
+            (1, None, "", "any", 1),
+            (2, None, "", "other", 1),
         ] {
             traffic.faults.push(FaultRule {
                 service,
+                method: method.map(str::to_owned),
                 path_contains: path_contains.to_owned(),
                 fault,
                 remaining,
             });
         }
-        assert_eq!(traffic.take_fault(&1, "/graph/users/x"), Some("first"));
-        assert_eq!(traffic.take_fault(&1, "/login/token"), Some("any"));
-        assert_eq!(traffic.take_fault(&1, "/login/token"), None);
-        assert_eq!(traffic.take_fault(&1, "/graph/users/y"), Some("first"));
-        assert_eq!(traffic.take_fault(&1, "/graph/users/y"), None);
-        assert_eq!(traffic.take_fault(&2, "/"), Some("other"));
+        assert_eq!(
+            traffic.take_fault(&1, "GET", "/graph/users/x"),
+            Some("first")
+        );
+        assert_eq!(
+            traffic.take_fault(&1, "PATCH", "/graph/users/x"),
+            Some("patch")
+        );
+        assert_eq!(traffic.take_fault(&1, "GET", "/login/token"), Some("any"));
+        assert_eq!(traffic.take_fault(&1, "GET", "/login/token"), None);
+        assert_eq!(
+            traffic.take_fault(&1, "PATCH", "/graph/users/y"),
+            Some("first")
+        );
+        assert_eq!(traffic.take_fault(&1, "GET", "/graph/users/y"), None);
+        assert_eq!(traffic.take_fault(&2, "GET", "/"), Some("other"));
         assert!(traffic.faults.is_empty());
     }
 }

@@ -74,27 +74,7 @@ fn audit_from_model(m: audit_event::Model) -> AuditEvent {
 
 impl Store {
     pub async fn append(&self, event: NewAuditEvent) -> Result<AuditEvent, StoreError> {
-        let model = audit_event::ActiveModel {
-            // v7 ids sort by time, so ties on `occurred_at` still list in append order.
-            id: Set(Uuid::now_v7()),
-            msp_id: Set(event.msp_id),
-            occurred_at: Set(Utc::now()),
-            actor_kind: Set(event.actor.kind),
-            actor_id: Set(event.actor.id),
-            actor_name: Set(event.actor.name),
-            action: Set(event.action),
-            subject_kind: Set(event.subject_kind),
-            subject_id: Set(event.subject_id),
-            subject_name: Set(event.subject_name),
-            psa_ticket_id: Set(event.psa_ticket_id),
-            outcome: Set(event.outcome),
-            upstream_request_id: Set(event.upstream_request_id),
-            details: Set(event.details),
-        };
-        let model = audit_event::Entity::insert(model)
-            .exec_with_returning(self.connection())
-            .await?;
-        Ok(audit_from_model(model))
+        append_on(self.connection(), event).await
     }
 
     pub async fn query(&self, query: AuditQuery) -> Result<Vec<AuditEvent>, StoreError> {
@@ -122,4 +102,33 @@ impl Store {
             .map(audit_from_model)
             .collect())
     }
+}
+
+/// Appends `event` on `conn`: a transaction, so that a change and its audit entry are
+/// written together or not at all.
+pub(crate) async fn append_on(
+    conn: &impl sea_orm::ConnectionTrait,
+    event: NewAuditEvent,
+) -> Result<AuditEvent, StoreError> {
+    let model = audit_event::ActiveModel {
+        // v7 ids sort by time, so ties on `occurred_at` still list in append order.
+        id: Set(Uuid::now_v7()),
+        msp_id: Set(event.msp_id),
+        occurred_at: Set(Utc::now()),
+        actor_kind: Set(event.actor.kind),
+        actor_id: Set(event.actor.id),
+        actor_name: Set(event.actor.name),
+        action: Set(event.action),
+        subject_kind: Set(event.subject_kind),
+        subject_id: Set(event.subject_id),
+        subject_name: Set(event.subject_name),
+        psa_ticket_id: Set(event.psa_ticket_id),
+        outcome: Set(event.outcome),
+        upstream_request_id: Set(event.upstream_request_id),
+        details: Set(event.details),
+    };
+    let model = audit_event::Entity::insert(model)
+        .exec_with_returning(conn)
+        .await?;
+    Ok(audit_from_model(model))
 }

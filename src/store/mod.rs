@@ -9,6 +9,7 @@ pub mod access;
 pub mod audit;
 pub mod crypto;
 pub mod entities;
+pub mod instances;
 pub mod migration;
 pub mod msp;
 pub mod outbound;

@@ -43,6 +43,7 @@ impl From<verification::Model> for Verification {
             decided_at: m.decided_at,
             verified_until: m.verified_until,
             consumed_at: m.consumed_at,
+            waiter_instance_id: m.waiter_instance_id,
         }
     }
 }
@@ -63,14 +64,30 @@ pub struct NewVerification {
     pub reason: Option<String>,
     pub used_contact_phone_fallback: bool,
     pub expires_at: DateTime<Utc>,
+    /// The instance that will wait for a push's answer.
+    pub waiter_instance_id: Option<Uuid>,
 }
 
 /// Push-bombing limits (the MSP's policy).
 #[derive(Debug, Clone, Copy)]
 pub struct PushLimits {
+    /// Per user.
     pub max_per_window: u64,
+    /// Per technician, across users.
+    pub max_per_technician: u64,
     pub window: Duration,
 }
+
+/// The pushes that count towards the limits: what push-bombing looks like to the user
+/// (denied, unanswered or cancelled before an answer, or still waiting), not the pushes the
+/// user approved, nor those that failed before reaching them.
+const BOMBING_STATUSES: [VerificationStatus; 5] = [
+    VerificationStatus::Pending,
+    VerificationStatus::Denied,
+    VerificationStatus::Expired,
+    VerificationStatus::Cancelled,
+    VerificationStatus::Interrupted,
+];
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BeginPushError {
@@ -78,6 +95,8 @@ pub enum BeginPushError {
     AlreadyPending { pending_id: Uuid },
     #[error("too many pushes to this user")]
     RateLimited { retry_after: Duration },
+    #[error("too many pushes by this technician")]
+    TechnicianRateLimited { retry_after: Duration },
     #[error("{0}")]
     Store(String),
 }
@@ -156,17 +175,41 @@ impl Store {
             });
         }
         let window_start = now - limits.window;
-        let recent: Vec<verification::Model> = user_pushes()
+        let recent: Vec<DateTime<Utc>> = user_pushes()
+            .select_only()
+            .column(verification::Column::CreatedAt)
             .filter(verification::Column::CreatedAt.gt(window_start))
+            .filter(verification::Column::Status.is_in(BOMBING_STATUSES))
             .order_by_asc(verification::Column::CreatedAt)
+            .into_tuple()
             .all(&txn)
             .await
             .map_err(store_err)?;
-        if recent.len() as u64 >= limits.max_per_window {
-            let oldest = recent[recent.len() - limits.max_per_window as usize].created_at;
-            return Err(BeginPushError::RateLimited {
-                retry_after: (oldest + limits.window - now).max(Duration::seconds(1)),
-            });
+        if let Some(retry_after) = over_limit(&recent, limits.max_per_window, limits.window, now) {
+            return Err(BeginPushError::RateLimited { retry_after });
+        }
+        if let Some(technician_id) = new.technician_id {
+            let by_technician: Vec<DateTime<Utc>> = verification::Entity::find()
+                .select_only()
+                .column(verification::Column::CreatedAt)
+                .filter(verification::Column::MspId.eq(new.msp_id))
+                .filter(verification::Column::TechnicianId.eq(technician_id))
+                .filter(verification::Column::Method.eq(VerificationMethod::Push))
+                .filter(verification::Column::CreatedAt.gt(window_start))
+                .filter(verification::Column::Status.is_in(BOMBING_STATUSES))
+                .order_by_asc(verification::Column::CreatedAt)
+                .into_tuple()
+                .all(&txn)
+                .await
+                .map_err(store_err)?;
+            if let Some(retry_after) = over_limit(
+                &by_technician,
+                limits.max_per_technician,
+                limits.window,
+                now,
+            ) {
+                return Err(BeginPushError::TechnicianRateLimited { retry_after });
+            }
         }
         let model = insert_model(new, now);
         let inserted = verification::Entity::insert(model)
@@ -288,6 +331,21 @@ impl Store {
     }
 }
 
+/// When `recent` (oldest first) already holds `max` pushes in `window`, how long until the
+/// oldest that counts leaves it.
+fn over_limit(
+    recent: &[DateTime<Utc>],
+    max: u64,
+    window: Duration,
+    now: DateTime<Utc>,
+) -> Option<Duration> {
+    if (recent.len() as u64) < max {
+        return None;
+    }
+    let oldest = recent[recent.len() - max as usize];
+    Some((oldest + window - now).max(Duration::seconds(1)))
+}
+
 fn insert_model(new: NewVerification, now: DateTime<Utc>) -> verification::ActiveModel {
     verification::ActiveModel {
         id: Set(Uuid::now_v7()),
@@ -311,5 +369,6 @@ fn insert_model(new: NewVerification, now: DateTime<Utc>) -> verification::Activ
         decided_at: Set(None),
         verified_until: Set(None),
         consumed_at: Set(None),
+        waiter_instance_id: Set(new.waiter_instance_id),
     }
 }

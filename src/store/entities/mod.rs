@@ -4,6 +4,7 @@ pub mod api_key;
 pub mod audit_event;
 pub mod company_tenant_mapping;
 pub mod consent_state;
+pub mod instance;
 pub mod msp_account;
 pub mod outbound_message;
 pub mod password_reset;

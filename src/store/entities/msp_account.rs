@@ -24,6 +24,7 @@ pub struct Model {
     pub password_length: i32,
     pub password_style: PasswordStyle,
     pub force_change_at_next_sign_in: bool,
+    pub technician_push_limit_count: i32,
 }
 
 impl ActiveModelBehavior for ActiveModel {}

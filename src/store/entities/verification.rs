@@ -30,6 +30,8 @@ pub struct Model {
     pub decided_at: Option<DateTimeUtc>,
     pub verified_until: Option<DateTimeUtc>,
     pub consumed_at: Option<DateTimeUtc>,
+    /// The instance waiting on a pending push for the user's answer.
+    pub waiter_instance_id: Option<Uuid>,
 }
 
 impl ActiveModelBehavior for ActiveModel {}

@@ -9,6 +9,7 @@ mod m20261125_000002_access;
 mod m20261125_000003_verification;
 mod m20261202_000004_failure_codes;
 mod m20261202_000005_reset_outcome;
+mod m20261202_000006_push_truth;
 
 pub struct Migrator;
 
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000003_verification::Migration),
             Box::new(m20261202_000004_failure_codes::Migration),
             Box::new(m20261202_000005_reset_outcome::Migration),
+            Box::new(m20261202_000006_push_truth::Migration),
         ]
     }
 }
