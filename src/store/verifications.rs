@@ -80,13 +80,13 @@ pub struct PushLimits {
 
 /// The pushes that count towards the limits: what push-bombing looks like to the user
 /// (denied, unanswered or cancelled before an answer, or still waiting), not the pushes the
-/// user approved, nor those that failed before reaching them.
-const BOMBING_STATUSES: [VerificationStatus; 5] = [
+/// user approved, those that failed before reaching them, nor those interrupted by a stopped
+/// instance (Vouch's failure, not the caller's).
+const BOMBING_STATUSES: [VerificationStatus; 4] = [
     VerificationStatus::Pending,
     VerificationStatus::Denied,
     VerificationStatus::Expired,
     VerificationStatus::Cancelled,
-    VerificationStatus::Interrupted,
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
