@@ -104,19 +104,22 @@ impl App {
         }));
         // This instance exists before it serves; pushes that a stopped instance left pending
         // are interrupted before anyone asks.
-        ctx.verifications
-            .beat()
-            .await
-            .context("recording this instance's heartbeat")?;
-        if let Err(err) = ctx
-            .verifications
-            .interrupt_orphaned(crate::store::instances::OrphanScope::All)
-            .await
-        {
-            tracing::warn!(
-                code = err.code().as_str(),
-                "interrupting orphaned pushes failed"
-            );
+        // Best effort: a database that is down or not yet migrated must not stop Vouch from
+        // serving (`/readyz` says it is not ready); the heartbeat job tries again.
+        match ctx.verifications.beat().await {
+            Ok(()) => {
+                if let Err(err) = ctx
+                    .verifications
+                    .interrupt_orphaned(crate::store::instances::OrphanScope::All)
+                    .await
+                {
+                    tracing::warn!(
+                        code = err.code().as_str(),
+                        "interrupting orphaned pushes failed"
+                    );
+                }
+            }
+            Err(err) => tracing::warn!(code = err.code().as_str(), "first heartbeat failed"),
         }
         let jobs = vec![
             tokio::spawn(beat_heartbeat_periodically(ctx.clone())),

@@ -350,7 +350,7 @@ impl VerificationsApi {
         let msp = msp(&ctx, &auth).await?;
         let verification = ctx
             .verifications
-            .submit_code(&msp, id.0, &body.0.code)
+            .submit_code(&msp, id.0, &body.0.code, &auth.actor())
             .await?;
         Ok(Json(verification.into()))
     }
@@ -368,7 +368,7 @@ impl VerificationsApi {
         id: Path<Uuid>,
     ) -> Result<Json<Verification>, ApiError> {
         let msp = msp(&ctx, &auth).await?;
-        let verification = ctx.verifications.cancel(&msp, id.0).await?;
+        let verification = ctx.verifications.cancel(&msp, id.0, &auth.actor()).await?;
         Ok(Json(verification.into()))
     }
 

@@ -14,7 +14,7 @@ pub enum CoreError {
     #[error("{}", .0.message())]
     Microsoft(MicrosoftError),
     #[error("{0}")]
-    Share(ShareError),
+    Share(Box<ShareError>),
     /// The reset's link cannot be sent again; `code` says why (expired, opened, withdrawn,
     /// or `resend_not_allowed`).
     #[error("{why}")]
@@ -143,7 +143,7 @@ impl From<MicrosoftError> for CoreError {
 
 impl CoreError {
     pub fn from_share(err: ShareError) -> CoreError {
-        CoreError::Share(err)
+        CoreError::Share(Box::new(err))
     }
 }
 

@@ -535,7 +535,7 @@ impl PodService {
         self.own_verification(session, id).await?;
         Ok(self
             .verifications
-            .submit_code(&session.msp, id, code)
+            .submit_code(&session.msp, id, code, &session.requester().actor)
             .await?)
     }
 
@@ -543,7 +543,10 @@ impl PodService {
     #[tracing::instrument(skip(self, session))]
     pub async fn cancel(&self, session: &PodSession, id: Uuid) -> Result<Verification, PodError> {
         self.own_verification(session, id).await?;
-        Ok(self.verifications.cancel(&session.msp, id).await?)
+        Ok(self
+            .verifications
+            .cancel(&session.msp, id, &session.requester().actor)
+            .await?)
     }
 
     /// Makes the Authenticator push the contact's default sign-in method.

@@ -107,8 +107,11 @@ pub struct VerificationService {
     /// This instance, as pending pushes name their waiter.
     instance_id: Uuid,
     /// The instances seen beating lately, and when that was read.
-    live: Arc<std::sync::Mutex<Option<(tokio::time::Instant, Vec<Uuid>)>>>,
+    live: Arc<std::sync::Mutex<Option<LiveList>>>,
 }
+
+/// The instances seen alive, and when they were read.
+type LiveList = (tokio::time::Instant, Vec<Uuid>);
 
 /// How often each instance beats its heartbeat.
 pub const HEARTBEAT_EVERY: StdDuration = StdDuration::from_secs(10);
@@ -153,10 +156,14 @@ impl VerificationService {
         Ok(self.store.beat_heartbeat(self.instance_id).await?)
     }
 
-    /// The instances alive now: this one, and those that beat lately.
-    async fn live_instances(&self) -> Result<Vec<Uuid>, CoreError> {
+    /// The instances alive now: this one, and those that beat lately. `fresh` reads them
+    /// from the database; otherwise a list read in the last seconds may do (an instance
+    /// started since may be missing from it, so it never decides that one is gone).
+    async fn live_instances(&self, fresh: bool) -> Result<Vec<Uuid>, CoreError> {
         let now = tokio::time::Instant::now();
-        if let Some((read_at, live)) = self.live.lock().unwrap_or_else(|p| p.into_inner()).as_ref()
+        if !fresh
+            && let Some((read_at, live)) =
+                self.live.lock().unwrap_or_else(|p| p.into_inner()).as_ref()
             && now.duration_since(*read_at) < LIVE_LIST_REUSED_FOR
         {
             return Ok(live.clone());
@@ -176,13 +183,13 @@ impl VerificationService {
     /// restart ended their wait), each with its audit entry in the same transaction.
     #[tracing::instrument(skip_all)]
     pub async fn interrupt_orphaned(&self, scope: OrphanScope<'_>) -> Result<usize, CoreError> {
-        let live = self.live_instances().await?;
+        let live = self.live_instances(true).await?;
         let interrupted = self
             .store
             .interrupt_orphaned_pushes(&live, scope, |verification| {
                 plain_audit_event(
                     verification,
-                    ActorKind::System,
+                    system_actor(),
                     "verification.push.interrupted",
                     VerificationStatus::Interrupted.as_str(),
                 )
@@ -195,8 +202,9 @@ impl VerificationService {
             );
             self.changes.send_modify(|n| *n += 1);
         }
+        let count = interrupted.len();
         if let Some(observer) = &self.observer {
-            for verification in interrupted.iter().cloned() {
+            for verification in interrupted {
                 let observer = observer.clone();
                 tokio::spawn(
                     async move { observer.verification_decided(&verification).await }
@@ -204,7 +212,7 @@ impl VerificationService {
                 );
             }
         }
-        Ok(interrupted.len())
+        Ok(count)
     }
 
     /// Tells `observer` about every decision (ticket notes, say).
@@ -442,13 +450,14 @@ impl VerificationService {
                 let result = microsoft
                     .push_checked(&credentials.connector, &pushable)
                     .await;
-                let (decision, upstream) = match &result {
+                let (mut decision, upstream) = match &result {
                     Ok(push) => (decision_for(&push.outcome, window), None),
                     Err(err) => (
                         Decision {
                             status: VerificationStatus::Failed,
                             failure_code: Some(err.code()),
                             verified_until: None,
+                            audit: None,
                         },
                         err.request_id.clone(),
                     ),
@@ -464,18 +473,16 @@ impl VerificationService {
                     microsoft_request_id = upstream.as_deref(),
                     "push answered"
                 );
+                // The decision and its audit entry are written together, or not at all.
+                decision.audit = Some(request_audit_event(
+                    &audit_request,
+                    "verification.push.result",
+                    status_text,
+                    upstream,
+                    serde_json::json!({ "verification_id": id, "code": failure }),
+                ));
                 match service.record_decision(id, decision).await {
-                    Ok(true) => {
-                        service
-                            .audit_event(
-                                &audit_request,
-                                "verification.push.result",
-                                status_text,
-                                upstream,
-                                serde_json::json!({ "verification_id": id, "code": failure }),
-                            )
-                            .await;
-                    }
+                    Ok(true) => {}
                     Ok(false) => {} // cancelled meanwhile: the answer no longer matters
                     Err(err) => tracing::error!(error = %err, "could not record a push outcome"),
                 }
@@ -526,6 +533,7 @@ impl VerificationService {
                 VerificationStatus::Failed,
                 Some(err.code()),
                 None,
+                None,
             )
             .await?;
             return Err(err.into());
@@ -572,6 +580,7 @@ impl VerificationService {
                 VerificationStatus::Failed,
                 Some(err.code()),
                 None,
+                None,
             )
             .await?;
             return Err(err.into());
@@ -614,48 +623,45 @@ impl VerificationService {
             });
         }
         if Utc::now() >= verification.expires_at {
+            let audit = plain_audit_event(
+                &verification,
+                system_actor(),
+                "verification.expired",
+                ErrorCode::LinkExpired.as_str(),
+            );
             self.decide(
                 verification.id,
                 VerificationStatus::Expired,
                 Some(ErrorCode::LinkExpired),
                 None,
+                Some(audit),
             )
             .await?;
             return Err(CoreError::CodeExpired);
         }
-        let decided = if confirmed {
+        let (status, code, until) = if confirmed {
             let until =
                 Utc::now() + Duration::seconds(msp.policy.verified_window_seconds.max(60) as i64);
-            self.decide(
-                verification.id,
-                VerificationStatus::Approved,
-                None,
-                Some(until),
-            )
-            .await?
+            (VerificationStatus::Approved, None, Some(until))
         } else {
-            self.decide(
-                verification.id,
+            (
                 VerificationStatus::Denied,
                 Some(ErrorCode::DeniedByUser),
                 None,
             )
-            .await?
         };
-        if !decided {
+        let audit = plain_audit_event(
+            &verification,
+            technician_of(&verification),
+            "verification.sms_link.answer",
+            status.as_str(),
+        );
+        if !self
+            .decide(verification.id, status, code, until, Some(audit))
+            .await?
+        {
             return Err(self.finished_meanwhile(msp.id, verification.id).await);
         }
-        self.audit_plain(
-            msp.id,
-            "verification.sms_link.answer",
-            if confirmed {
-                VerificationStatus::Approved.as_str()
-            } else {
-                VerificationStatus::Denied.as_str()
-            },
-            &verification,
-        )
-        .await;
         self.owned(msp.id, verification.id).await
     }
 
@@ -680,6 +686,7 @@ impl VerificationService {
         msp: &MspAccount,
         id: Uuid,
         code: &str,
+        actor: &AuditActor,
     ) -> Result<Verification, CoreError> {
         let verification = self.owned(msp.id, id).await?;
         if verification.method != VerificationMethod::SmsCode {
@@ -698,11 +705,18 @@ impl VerificationService {
             });
         }
         if Utc::now() >= verification.expires_at {
+            let audit = plain_audit_event(
+                &verification,
+                system_actor(),
+                "verification.expired",
+                ErrorCode::CodeExpired.as_str(),
+            );
             self.decide(
                 id,
                 VerificationStatus::Expired,
                 Some(ErrorCode::CodeExpired),
                 None,
+                Some(audit),
             )
             .await?;
             return Err(CoreError::CodeExpired);
@@ -721,11 +735,31 @@ impl VerificationService {
                         .keyring
                         .verify_mac(MacPurpose::SmsCode, &format!("{salt}:{code}"), mac)
             });
+        let outcome = if matches {
+            VerificationStatus::Approved.as_str()
+        } else {
+            "code_incorrect"
+        };
+        tracing::info!(outcome, attempts, "SMS code checked");
+        // A check that decides the verification is audited with the decision, in one
+        // transaction; a wrong code that leaves attempts is audited alone.
+        let audit = plain_audit_event(
+            &verification,
+            actor.clone(),
+            "verification.sms_code.submit",
+            outcome,
+        );
         let decided = if matches {
             let until =
                 Utc::now() + Duration::seconds(msp.policy.verified_window_seconds.max(60) as i64);
-            self.decide(id, VerificationStatus::Approved, None, Some(until))
-                .await?;
+            self.decide(
+                id,
+                VerificationStatus::Approved,
+                None,
+                Some(until),
+                Some(audit),
+            )
+            .await?;
             Ok(())
         } else if attempts >= MAX_CODE_ATTEMPTS {
             self.decide(
@@ -733,47 +767,42 @@ impl VerificationService {
                 VerificationStatus::Failed,
                 Some(ErrorCode::TooManyAttempts),
                 None,
+                Some(audit),
             )
             .await?;
             Err(CoreError::CodeIncorrect { attempts_left: 0 })
         } else {
+            if let Err(err) = self.store.append(audit).await {
+                tracing::error!(error = %err, "audit append failed");
+            }
             Err(CoreError::CodeIncorrect {
                 attempts_left: MAX_CODE_ATTEMPTS - attempts,
             })
         };
-        let outcome = if matches {
-            VerificationStatus::Approved.as_str()
-        } else {
-            "code_incorrect"
-        };
-        tracing::info!(outcome, attempts, "SMS code checked");
-        self.audit_plain(
-            msp.id,
-            "verification.sms_code.submit",
-            outcome,
-            &verification,
-        )
-        .await;
         decided?;
         self.owned(msp.id, id).await
     }
 
     #[tracing::instrument(skip_all, fields(msp_id = %msp.id, verification_id = %id))]
-    pub async fn cancel(&self, msp: &MspAccount, id: Uuid) -> Result<Verification, CoreError> {
+    pub async fn cancel(
+        &self,
+        msp: &MspAccount,
+        id: Uuid,
+        actor: &AuditActor,
+    ) -> Result<Verification, CoreError> {
         let verification = self.owned(msp.id, id).await?;
+        let audit = plain_audit_event(
+            &verification,
+            actor.clone(),
+            "verification.cancel",
+            VerificationStatus::Cancelled.as_str(),
+        );
         if !self
-            .decide(id, VerificationStatus::Cancelled, None, None)
+            .decide(id, VerificationStatus::Cancelled, None, None, Some(audit))
             .await?
         {
             return Err(self.finished_meanwhile(msp.id, verification.id).await);
         }
-        self.audit_plain(
-            msp.id,
-            "verification.cancel",
-            VerificationStatus::Cancelled.as_str(),
-            &verification,
-        )
-        .await;
         self.owned(msp.id, id).await
     }
 
@@ -882,7 +911,7 @@ impl VerificationService {
             && verification.method == VerificationMethod::Push
             && verification.waiter_instance_id != Some(self.instance_id)
         {
-            let live = self.live_instances().await?;
+            let live = self.live_instances(false).await?;
             if !verification
                 .waiter_instance_id
                 .is_some_and(|waiter| live.contains(&waiter))
@@ -897,11 +926,19 @@ impl VerificationService {
         if verification.status == VerificationStatus::Pending
             && Utc::now() >= verification.expires_at
         {
+            // Noticed on read: audited like any other ending.
+            let audit = plain_audit_event(
+                &verification,
+                system_actor(),
+                "verification.expired",
+                ErrorCode::VerificationExpired.as_str(),
+            );
             self.decide(
                 verification.id,
                 VerificationStatus::Expired,
                 Some(ErrorCode::VerificationExpired),
                 None,
+                Some(audit),
             )
             .await?;
             return self.owned(verification.msp_id, verification.id).await;
@@ -915,6 +952,7 @@ impl VerificationService {
         status_value: VerificationStatus,
         failure_code: Option<ErrorCode>,
         verified_until: Option<DateTime<Utc>>,
+        audit: Option<NewAuditEvent>,
     ) -> Result<bool, CoreError> {
         self.record_decision(
             id,
@@ -922,6 +960,7 @@ impl VerificationService {
                 status: status_value,
                 failure_code,
                 verified_until,
+                audit,
             },
         )
         .await
@@ -978,55 +1017,63 @@ impl VerificationService {
         upstream_request_id: Option<String>,
         details: serde_json::Value,
     ) {
-        let event = NewAuditEvent {
-            msp_id: request.msp.id,
-            actor: request.requester.actor.clone(),
-            action: action.to_owned(),
-            subject_kind: Some("user".into()),
-            subject_id: Some(request.user.object_id.clone()),
-            subject_name: Some(request.user.upn.clone()),
-            psa_ticket_id: request.context.ticket_id.clone(),
-            outcome: outcome.to_owned(),
-            upstream_request_id,
-            details,
-        };
-        if let Err(err) = self.store.append(event).await {
-            tracing::error!(error = %err, "audit append failed");
-        }
-    }
-
-    async fn audit_plain(
-        &self,
-        msp_id: Uuid,
-        action: &str,
-        outcome: &str,
-        verification: &Verification,
-    ) {
-        debug_assert_eq!(msp_id, verification.msp_id);
-        let event = plain_audit_event(verification, ActorKind::Technician, action, outcome);
+        let event = request_audit_event(request, action, outcome, upstream_request_id, details);
         if let Err(err) = self.store.append(event).await {
             tracing::error!(error = %err, "audit append failed");
         }
     }
 }
 
-/// The audit entry of a step of `verification`, by its technician (or `actor_kind`).
+/// The audit entry of a step of a verification that `request` started.
+fn request_audit_event(
+    request: &StartRequest,
+    action: &str,
+    outcome: &str,
+    upstream_request_id: Option<String>,
+    details: serde_json::Value,
+) -> NewAuditEvent {
+    NewAuditEvent {
+        msp_id: request.msp.id,
+        actor: request.requester.actor.clone(),
+        action: action.to_owned(),
+        subject_kind: Some("user".into()),
+        subject_id: Some(request.user.object_id.clone()),
+        subject_name: Some(request.user.upn.clone()),
+        psa_ticket_id: request.context.ticket_id.clone(),
+        outcome: outcome.to_owned(),
+        upstream_request_id,
+        details,
+    }
+}
+
+/// Who acted when Vouch itself did (an expiry, an interrupted wait).
+fn system_actor() -> AuditActor {
+    AuditActor {
+        kind: ActorKind::System,
+        id: None,
+        name: None,
+    }
+}
+
+/// The technician who started `verification` (for steps that come from its start).
+fn technician_of(verification: &Verification) -> AuditActor {
+    AuditActor {
+        kind: ActorKind::Technician,
+        id: verification.technician_id.map(|id| id.to_string()),
+        name: None,
+    }
+}
+
+/// The audit entry of a step of `verification` by `actor`.
 fn plain_audit_event(
     verification: &Verification,
-    actor_kind: ActorKind,
+    actor: AuditActor,
     action: &str,
     outcome: &str,
 ) -> NewAuditEvent {
     NewAuditEvent {
         msp_id: verification.msp_id,
-        actor: AuditActor {
-            kind: actor_kind,
-            id: match actor_kind {
-                ActorKind::Technician => verification.technician_id.map(|id| id.to_string()),
-                _ => None,
-            },
-            name: None,
-        },
+        actor,
         action: action.to_owned(),
         subject_kind: Some("user".into()),
         subject_id: Some(verification.user_object_id.clone()),
@@ -1054,6 +1101,7 @@ fn decision_for(outcome: &PushOutcome, window: Duration) -> Decision {
         status,
         failure_code: outcome.failure_code(),
         verified_until: (status == VerificationStatus::Approved).then(|| Utc::now() + window),
+        audit: None,
     }
 }
 

@@ -13,6 +13,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
+use super::audit::{NewAuditEvent, append_on};
 use super::entities::{verification, verification_lock};
 use super::{Store, StoreError};
 use crate::domain::{ErrorCode, VerificationMethod, VerificationStatus};
@@ -107,6 +108,8 @@ pub struct Decision {
     pub status: VerificationStatus,
     pub failure_code: Option<ErrorCode>,
     pub verified_until: Option<DateTime<Utc>>,
+    /// Appended in the same transaction as the decision, only if the decision is made.
+    pub audit: Option<NewAuditEvent>,
 }
 
 impl Store {
@@ -258,6 +261,8 @@ impl Store {
         id: Uuid,
         decision: Decision,
     ) -> Result<bool, StoreError> {
+        // The decision and its audit entry: both or neither.
+        let txn = self.connection().begin().await?;
         let result = verification::Entity::update_many()
             .col_expr(verification::Column::Status, Expr::value(decision.status))
             .col_expr(
@@ -274,9 +279,14 @@ impl Store {
             )
             .filter(verification::Column::Id.eq(id))
             .filter(verification::Column::Status.eq(VerificationStatus::Pending))
-            .exec(self.connection())
+            .exec(&txn)
             .await?;
-        Ok(result.rows_affected == 1)
+        let decided = result.rows_affected == 1;
+        if decided && let Some(event) = decision.audit {
+            append_on(&txn, event).await?;
+        }
+        txn.commit().await?;
+        Ok(decided)
     }
 
     /// Counts one code attempt if fewer than `max` were made; the attempts so far, or None
