@@ -194,26 +194,22 @@ pub struct IntegrationsDeps {
     pub metrics: Metrics,
     pub vouch_app: Option<VouchApp>,
     pub login_url: Url,
-    pub graph_url: Url,
+    /// The Graph `scope` the admin consent link asks for: the cloud's Graph audience, never
+    /// derived from the (overridable) Graph address.
+    pub graph_scope: String,
     /// Where Microsoft sends the admin back after consent (Vouch's callback).
     pub consent_redirect_url: Url,
 }
 
 impl IntegrationsService {
     pub fn new(deps: IntegrationsDeps) -> IntegrationsService {
-        let graph = deps.graph_url.as_str();
-        let graph_scope = if graph.ends_with('/') {
-            format!("{graph}.default")
-        } else {
-            format!("{graph}/.default")
-        };
         IntegrationsService {
             store: deps.store,
             microsoft: deps.microsoft,
             metrics: deps.metrics,
             vouch_app: deps.vouch_app,
             login_url: deps.login_url,
-            graph_scope,
+            graph_scope: deps.graph_scope,
             consent_redirect_url: deps.consent_redirect_url,
         }
     }

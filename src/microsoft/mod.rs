@@ -33,16 +33,15 @@ impl Microsoft {
     pub fn new(config: &MicrosoftConfig, token_cache: CacheLimits, metrics: &Metrics) -> Microsoft {
         let request_timeout = Duration::from_secs(config.request_timeout_seconds);
         let policy = RetryPolicy::default();
+        let endpoints = config.endpoints();
         let tokens = TokenClient::new(
             Upstream::new("microsoft_login", request_timeout, metrics.clone(), policy),
-            config.login_url.clone(),
-            &config.graph_url,
-            &config.mfa_connector_url,
+            &endpoints,
             token_cache,
         );
         let graph = GraphClient::new(
             Upstream::new("microsoft_graph", request_timeout, metrics.clone(), policy),
-            config.graph_url.clone(),
+            endpoints.graph_url.clone(),
             tokens.clone(),
         );
         let connector = MfaConnectorClient::new(
@@ -52,7 +51,7 @@ impl Microsoft {
                 metrics.clone(),
                 policy,
             ),
-            config.mfa_connector_url.clone(),
+            endpoints.mfa_connector_url.clone(),
             tokens.clone(),
         );
         Microsoft {

@@ -18,7 +18,7 @@ use url::Url;
 use super::error::{MicrosoftError, MicrosoftErrorKind};
 use super::types::ClientCredentials;
 use crate::cache::{KeepFor, renewal_horizon};
-use crate::config::CacheLimits;
+use crate::config::{CacheLimits, MicrosoftEndpoints};
 use crate::upstream::{Idempotency, TransportError, Upstream};
 
 /// Which API a token is for.
@@ -92,22 +92,19 @@ pub struct TokenClient {
 }
 
 impl TokenClient {
-    /// A client of the token endpoint at `login_url`, caching tokens within `cache` (each
+    /// A client of the token endpoint at `endpoints.login_url`, asking for the audiences of
+    /// `endpoints` (the cloud's, whatever the addresses), caching tokens within `cache` (each
     /// token also leaves the cache shortly before its own expiry).
     pub fn new(
         upstream: Upstream,
-        login_url: Url,
-        graph_url: &Url,
-        connector_url: &Url,
+        endpoints: &MicrosoftEndpoints,
         cache: CacheLimits,
     ) -> TokenClient {
         TokenClient {
             upstream,
-            login_url,
-            // The scope is the Graph resource identifier, which is the Graph base URL
-            // (graph.microsoft.com, graph.microsoft.us...): deriving it keeps one setting.
-            graph_scope: format!("{}.default", ensure_trailing_slash(graph_url.as_str())),
-            connector_resource: connector_url.as_str().trim_end_matches('/').to_owned(),
+            login_url: endpoints.login_url.clone(),
+            graph_scope: endpoints.graph_scope.clone(),
+            connector_resource: endpoints.mfa_connector_resource.clone(),
             cache: cache.build_keeping_for(),
         }
     }
@@ -199,14 +196,6 @@ impl TokenClient {
         }
         let body: TokenErrorBody = response.json().await.unwrap_or_default();
         Err(classify_token_error(status.as_u16(), &body))
-    }
-}
-
-fn ensure_trailing_slash(url: &str) -> String {
-    if url.ends_with('/') {
-        url.to_owned()
-    } else {
-        format!("{url}/")
     }
 }
 

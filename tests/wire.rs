@@ -1,0 +1,241 @@
+//! Wire fidelity: what Vouch sends and reads matches the services' own wire (see
+//! shared/reference/), checked through real HTTP against sandboxes that behave as the
+//! services do.
+
+mod common;
+
+use chrono::Utc;
+use secrecy::{ExposeSecret, SecretString};
+use vouch::config::{Config, ConfigSources, MicrosoftCloud};
+use vouch::microsoft::token::Audience;
+use vouch::microsoft::{ClientCredentials, Microsoft, MicrosoftErrorKind, TenantRef};
+use vouch::sandbox::microsoft::{
+    DEMO_TENANT_ID, IDENTITY_APP_CLIENT_ID, IDENTITY_APP_SECRET, MFA_CLIENT_APP_ID,
+    MicrosoftSandbox, SandboxApp, VOUCH_APP_PERMISSIONS,
+};
+use vouch::telemetry::Metrics;
+
+// ---------------------------------------------------------------------------------------
+// Token audiences and `microsoft.cloud`
+// ---------------------------------------------------------------------------------------
+
+/// Vouch's Microsoft clients for `cloud`, with every address pointed at the sandbox.
+fn microsoft_for(sandbox: &MicrosoftSandbox, cloud: MicrosoftCloud) -> Microsoft {
+    let mut config = Config::default();
+    config.microsoft.cloud = cloud;
+    config.microsoft.login_url = Some(sandbox.login_url().parse().unwrap());
+    config.microsoft.graph_url = Some(sandbox.graph_url().parse().unwrap());
+    config.microsoft.mfa_connector_url = Some(sandbox.mfa_connector_url().parse().unwrap());
+    config.microsoft.request_timeout_seconds = 5;
+    Microsoft::new(
+        &config.microsoft,
+        config.cache.microsoft_tokens,
+        &Metrics::new(),
+    )
+}
+
+fn credentials(client_id: &str, secret: &str) -> ClientCredentials {
+    ClientCredentials {
+        tenant: TenantRef::parse(DEMO_TENANT_ID).unwrap(),
+        client_id: client_id.into(),
+        client_secret: SecretString::from(secret.to_owned()),
+    }
+}
+
+/// A connector credential in the demo tenant, made as the Authenticator onboarding makes it.
+async fn connector_credentials(
+    microsoft: &Microsoft,
+    sandbox: &MicrosoftSandbox,
+) -> ClientCredentials {
+    let (vouch_id, vouch_secret) = sandbox.vouch_app();
+    sandbox.add_app(SandboxApp {
+        client_id: vouch_id.clone(),
+        secret: vouch_secret.clone(),
+        secret_expires_at: None,
+        tenant_id: DEMO_TENANT_ID.into(),
+        permissions: VOUCH_APP_PERMISSIONS
+            .iter()
+            .map(|p| p.to_string())
+            .collect(),
+    });
+    let vouch = credentials(&vouch_id, &vouch_secret);
+    let sp = microsoft
+        .graph
+        .ensure_service_principal(&vouch, MFA_CLIENT_APP_ID)
+        .await
+        .unwrap();
+    let credential = microsoft
+        .graph
+        .add_password(
+            &vouch,
+            &sp.id,
+            "wire",
+            Utc::now() + chrono::Duration::days(30),
+        )
+        .await
+        .unwrap();
+    credentials(MFA_CLIENT_APP_ID, credential.secret_text.expose_secret())
+}
+
+fn assert_resource_not_found(err: vouch::microsoft::MicrosoftError) {
+    match &err.kind {
+        MicrosoftErrorKind::Unexpected {
+            status: Some(400),
+            code: Some(code),
+        } => assert!(code.contains("AADSTS500011"), "{code}"),
+        other => panic!("expected Entra's AADSTS500011, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn tokens_name_the_clouds_services_not_the_addresses_they_are_sent_to() {
+    let sandbox = MicrosoftSandbox::start().await.unwrap();
+    let identity = credentials(IDENTITY_APP_CLIENT_ID, IDENTITY_APP_SECRET);
+
+    // Every address is the sandbox's, yet the tokens are for Graph and for the connector of
+    // the global cloud: the sandbox, like Entra, issues no token for an address.
+    let global = microsoft_for(&sandbox, MicrosoftCloud::Global);
+    global
+        .tokens
+        .token(&identity, Audience::Graph)
+        .await
+        .expect("a Graph token for https://graph.microsoft.com/.default");
+    let connector = connector_credentials(&global, &sandbox).await;
+    global
+        .tokens
+        .token(&connector, Audience::MfaConnector)
+        .await
+        .expect("a connector token for the global connector resource");
+
+    // The same addresses in GCC High: the audiences follow the cloud, so the sandbox (still
+    // the global cloud) refuses them as Entra refuses an unknown resource.
+    let gcc_high = microsoft_for(&sandbox, MicrosoftCloud::Usgov);
+    assert_resource_not_found(
+        gcc_high
+            .tokens
+            .token(&identity, Audience::Graph)
+            .await
+            .unwrap_err(),
+    );
+    assert_resource_not_found(
+        gcc_high
+            .tokens
+            .token(&connector, Audience::MfaConnector)
+            .await
+            .unwrap_err(),
+    );
+
+    // Once the sandbox stands for GCC High, GCC High's audiences are the ones it knows.
+    sandbox.set_cloud_audiences(
+        "https://graph.microsoft.us",
+        "https://adnotifications.windowsazure.us/StrongAuthenticationService.svc/Connector",
+    );
+    gcc_high
+        .tokens
+        .token(&identity, Audience::Graph)
+        .await
+        .expect("a Graph token for https://graph.microsoft.us/.default");
+    gcc_high
+        .tokens
+        .token(&connector, Audience::MfaConnector)
+        .await
+        .expect("a connector token for GCC High's connector resource");
+}
+
+fn load(pairs: &[(&str, &str)]) -> Config {
+    Config::load_from(ConfigSources {
+        file: None,
+        env: pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    })
+    .unwrap()
+}
+
+#[test]
+fn the_cloud_sets_addresses_and_audiences_from_one_table() {
+    let cases = [
+        (
+            "global",
+            "https://login.microsoftonline.com/",
+            "https://graph.microsoft.com/",
+            "https://graph.microsoft.com/.default",
+            "adnotifications.windowsazure.com",
+        ),
+        (
+            "usgov",
+            "https://login.microsoftonline.us/",
+            "https://graph.microsoft.us/",
+            "https://graph.microsoft.us/.default",
+            "adnotifications.windowsazure.us",
+        ),
+        (
+            "usgov-dod",
+            "https://login.microsoftonline.us/",
+            "https://dod-graph.microsoft.us/",
+            "https://dod-graph.microsoft.us/.default",
+            "adnotifications.windowsazure.us",
+        ),
+        (
+            "china",
+            "https://login.chinacloudapi.cn/",
+            "https://microsoftgraph.chinacloudapi.cn/",
+            "https://microsoftgraph.chinacloudapi.cn/.default",
+            "adnotifications.windowsazure.cn",
+        ),
+    ];
+    for (cloud, login, graph, scope, connector_host) in cases {
+        let endpoints = load(&[("VOUCH__MICROSOFT__CLOUD", cloud)])
+            .microsoft
+            .endpoints();
+        assert_eq!(endpoints.login_url.as_str(), login, "{cloud}");
+        assert_eq!(endpoints.graph_url.as_str(), graph, "{cloud}");
+        assert_eq!(endpoints.graph_scope, scope, "{cloud}");
+        let resource =
+            format!("https://{connector_host}/StrongAuthenticationService.svc/Connector");
+        assert_eq!(endpoints.mfa_connector_resource, resource, "{cloud}");
+        assert_eq!(
+            endpoints.mfa_connector_url.as_str(),
+            format!("{resource}/"),
+            "{cloud}"
+        );
+    }
+    assert_eq!(Config::default().microsoft.cloud, MicrosoftCloud::Global);
+
+    // An address overridden (a proxy) leaves the audience as the cloud says.
+    let endpoints = load(&[
+        ("VOUCH__MICROSOFT__CLOUD", "usgov"),
+        (
+            "VOUCH__MICROSOFT__GRAPH_URL",
+            "https://egress.internal/graph/",
+        ),
+        (
+            "VOUCH__MICROSOFT__MFA_CONNECTOR_URL",
+            "https://egress.internal/mfa/",
+        ),
+    ])
+    .microsoft
+    .endpoints();
+    assert_eq!(
+        endpoints.graph_url.as_str(),
+        "https://egress.internal/graph/"
+    );
+    assert_eq!(endpoints.graph_scope, "https://graph.microsoft.us/.default");
+    assert_eq!(
+        endpoints.mfa_connector_resource,
+        "https://adnotifications.windowsazure.us/StrongAuthenticationService.svc/Connector"
+    );
+    assert_eq!(
+        endpoints.login_url.as_str(),
+        "https://login.microsoftonline.us/"
+    );
+
+    let err = Config::load_from(ConfigSources {
+        file: None,
+        env: vec![("VOUCH__MICROSOFT__CLOUD".into(), "mars".into())],
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("microsoft.cloud"), "{err}");
+}
