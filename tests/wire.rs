@@ -2,17 +2,26 @@
 //! shared/reference/), checked through real HTTP against sandboxes that behave as the
 //! services do.
 
+mod backends;
 mod common;
 
+use backends::on_every_backend;
 use chrono::Utc;
+use common::world::World;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use secrecy::{ExposeSecret, SecretString};
+use serde_json::{Value, json};
 use vouch::config::{Config, ConfigSources, MicrosoftCloud};
+use vouch::domain::{MspPolicy, PsaKind};
 use vouch::microsoft::token::Audience;
 use vouch::microsoft::{ClientCredentials, Microsoft, MicrosoftErrorKind, TenantRef};
 use vouch::sandbox::microsoft::{
     DEMO_TENANT_ID, IDENTITY_APP_CLIENT_ID, IDENTITY_APP_SECRET, MFA_CLIENT_APP_ID,
     MicrosoftSandbox, SandboxApp, VOUCH_APP_PERMISSIONS,
 };
+use vouch::sandbox::psa::{self as sbx, Psa};
+use vouch::store::entities::technician;
+use vouch::store::psa_connections::PsaConnection;
 use vouch::telemetry::Metrics;
 
 // ---------------------------------------------------------------------------------------
@@ -238,4 +247,101 @@ fn the_cloud_sets_addresses_and_audiences_from_one_table() {
     .unwrap_err()
     .to_string();
     assert!(err.contains("microsoft.cloud"), "{err}");
+}
+
+// ---------------------------------------------------------------------------------------
+// PSAs
+// ---------------------------------------------------------------------------------------
+
+async fn connection_of(world: &World, kind: PsaKind) -> PsaConnection {
+    world
+        .app
+        .store
+        .list_connections(world.msp.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|c| c.kind == kind)
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_connectwise_technicians_email_is_memberinfos_default_email() {
+    on_every_backend(async |db| {
+        let world = World::start(db, MspPolicy::default()).await;
+        let connection = connection_of(&world, PsaKind::ConnectWise).await;
+        let hash = world.psa.issue_connectwise_member_hash(sbx::CW_MEMBER_ID);
+        let response = world
+            .app
+            .client
+            .post(world.app.url("/api/v1/pod/connectwise/session"))
+            .json(&json!({
+                "connection_id": connection.id,
+                "ticket_id": sbx::CW_TICKET_DANA.to_string(),
+                // The browser's claim of the e-mail is not what is recorded.
+                "member": {
+                    "site": "na.myconnectwise.net", "companyid": sbx::CW_COMPANY_ID,
+                    "memberid": sbx::CW_MEMBER_ID, "memberHash": hash,
+                    "memberContext": "x", "memberEmail": "claimed@elsewhere.example",
+                },
+            }))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(status, 200, "{body}");
+        let technician = technician::Entity::find()
+            .filter(technician::Column::PsaConnectionId.eq(connection.id))
+            .filter(technician::Column::PsaMemberId.eq(sbx::CW_MEMBER_ID))
+            .one(world.app.store.connection())
+            .await
+            .unwrap()
+            .expect("the technician is recorded");
+        assert_eq!(technician.email.as_deref(), Some(sbx::CW_MEMBER_EMAIL));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_halo_token_revoked_early_is_replaced_and_the_request_sent_again_once() {
+    on_every_backend(async |db| {
+        let world = World::start(db, MspPolicy::default()).await;
+        let connection = connection_of(&world, PsaKind::HaloPsa).await;
+        let halo = world.app.ctx.psa.adapter(PsaKind::HaloPsa).clone();
+        let tokens = || world.psa.count(Psa::HaloPsa, "POST", "/auth/token");
+        let tickets = || world.psa.count(Psa::HaloPsa, "GET", "/api/Tickets/");
+
+        halo.ticket(&connection, &sbx::HALO_TICKET_DANA.to_string())
+            .await
+            .expect("a first read, with a new token");
+        let (tokens_before, tickets_before) = (tokens(), tickets());
+
+        // Halo forgets the token the adapter holds in its cache.
+        world.psa.expire_halo_tokens();
+        let ticket = halo
+            .ticket(&connection, &sbx::HALO_TICKET_SAM.to_string())
+            .await
+            .expect("the refused read is sent again with a new token");
+        assert_eq!(ticket.ticket_id, sbx::HALO_TICKET_SAM.to_string());
+        assert_eq!(tokens(), tokens_before + 1, "one new token");
+        assert_eq!(
+            tickets(),
+            tickets_before + 2,
+            "the refused read, then once more"
+        );
+
+        // A note (a POST) is sent again the same way, and lands once.
+        let notes_before = world.psa.notes(Psa::HaloPsa, sbx::HALO_TICKET_DANA).len();
+        world.psa.expire_halo_tokens();
+        halo.add_internal_note(&connection, &sbx::HALO_TICKET_DANA.to_string(), "wire test")
+            .await
+            .expect("the note is written with a new token");
+        assert_eq!(tokens(), tokens_before + 2);
+        assert_eq!(
+            world.psa.notes(Psa::HaloPsa, sbx::HALO_TICKET_DANA).len(),
+            notes_before + 1
+        );
+    })
+    .await;
 }

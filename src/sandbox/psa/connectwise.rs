@@ -158,9 +158,9 @@ fn my_member_info(shared: &Shared, incoming: &Incoming) -> Response {
                 "identifier": member.identifier,
                 "firstName": member.first_name,
                 "lastName": member.last_name,
-                "officeEmail": member.email,
-                "primaryEmail": member.email,
-                "defaultEmail": "Office",
+                "fullName": format!("{} {}", member.first_name, member.last_name),
+                // MemberInfo's one address field (it has no `officeEmail`).
+                "defaultEmail": member.email,
                 "inactiveFlag": false,
                 "licenseClass": "F",
                 "timeZone": { "id": 1, "name": "GMT-8/Pacific Time: US & Canada" },
