@@ -16,8 +16,8 @@ use vouch::domain::{MspPolicy, PsaKind};
 use vouch::microsoft::token::Audience;
 use vouch::microsoft::{ClientCredentials, Microsoft, MicrosoftErrorKind, TenantRef};
 use vouch::sandbox::microsoft::{
-    DEMO_TENANT_ID, IDENTITY_APP_CLIENT_ID, IDENTITY_APP_SECRET, MFA_CLIENT_APP_ID,
-    MicrosoftSandbox, SandboxApp, VOUCH_APP_PERMISSIONS,
+    DEMO_TENANT_ID, Fault, IDENTITY_APP_CLIENT_ID, IDENTITY_APP_SECRET, MFA_CLIENT_APP_ID,
+    MicrosoftSandbox, SandboxApp, Service, VOUCH_APP_PERMISSIONS,
 };
 use vouch::sandbox::psa::{self as sbx, Psa};
 use vouch::store::entities::technician;
@@ -149,6 +149,47 @@ async fn tokens_name_the_clouds_services_not_the_addresses_they_are_sent_to() {
         .token(&connector, Audience::MfaConnector)
         .await
         .expect("a connector token for GCC High's connector resource");
+}
+
+fn server_error(status: u16) -> Fault {
+    Fault::Status {
+        status,
+        body: r#"{"error":"temporarily_unavailable","error_description":"AADSTS50053: try again","error_codes":[50053]}"#.into(),
+        retry_after: None,
+    }
+}
+
+#[tokio::test]
+async fn the_token_endpoint_is_retried_after_a_500_or_503_within_bounds() {
+    let sandbox = MicrosoftSandbox::start().await.unwrap();
+    let microsoft = microsoft_for(&sandbox, MicrosoftCloud::Global);
+    let identity = credentials(IDENTITY_APP_CLIENT_ID, IDENTITY_APP_SECRET);
+    let calls = || sandbox.count(Service::Login, "POST", "/oauth2/v2.0/token");
+
+    sandbox.inject_fault(Service::Login, "/oauth2/v2.0/token", server_error(500), 1);
+    sandbox.inject_fault(Service::Login, "/oauth2/v2.0/token", server_error(503), 1);
+    microsoft
+        .tokens
+        .token(&identity, Audience::Graph)
+        .await
+        .expect("a 500 then a 503 are passing: the third attempt gets the token");
+    assert_eq!(calls(), 3);
+
+    // Entra down for longer than the bound: four attempts, then Vouch says so.
+    sandbox.clear_requests();
+    let connector = connector_credentials(&microsoft, &sandbox).await;
+    sandbox.clear_requests();
+    sandbox.inject_fault(Service::Login, "/oauth2/token", server_error(500), 100);
+    let err = microsoft
+        .tokens
+        .token(&connector, Audience::MfaConnector)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.kind,
+        MicrosoftErrorKind::Unavailable { status: Some(500) }
+    );
+    assert_eq!(sandbox.count(Service::Login, "POST", "/oauth2/token"), 4);
 }
 
 fn load(pairs: &[(&str, &str)]) -> Config {

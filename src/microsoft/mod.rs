@@ -35,7 +35,16 @@ impl Microsoft {
         let policy = RetryPolicy::default();
         let endpoints = config.endpoints();
         let tokens = TokenClient::new(
-            Upstream::new("microsoft_login", request_timeout, metrics.clone(), policy),
+            // No retries here: the token client makes its own, with jitter, for 5xx too.
+            Upstream::new(
+                "microsoft_login",
+                request_timeout,
+                metrics.clone(),
+                RetryPolicy {
+                    max_retries: 0,
+                    ..policy
+                },
+            ),
             &endpoints,
             token_cache,
         );
