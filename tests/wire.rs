@@ -17,7 +17,7 @@ use vouch::microsoft::token::Audience;
 use vouch::microsoft::{ClientCredentials, Microsoft, MicrosoftErrorKind, TenantRef};
 use vouch::sandbox::microsoft::{
     DEMO_TENANT_ID, Fault, IDENTITY_APP_CLIENT_ID, IDENTITY_APP_SECRET, MFA_CLIENT_APP_ID,
-    MicrosoftSandbox, SandboxApp, Service, VOUCH_APP_PERMISSIONS,
+    MicrosoftSandbox, PushScript, SandboxApp, Service, VOUCH_APP_PERMISSIONS,
 };
 use vouch::sandbox::psa::{self as sbx, Psa};
 use vouch::store::entities::technician;
@@ -382,6 +382,70 @@ async fn a_halo_token_revoked_early_is_replaced_and_the_request_sent_again_once(
         assert_eq!(
             world.psa.notes(Psa::HaloPsa, sbx::HALO_TICKET_DANA).len(),
             notes_before + 1
+        );
+    })
+    .await;
+}
+
+// ---------------------------------------------------------------------------------------
+// Vouch's own answers
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn vouchs_own_429_says_when_to_try_again_in_a_header_and_in_words() {
+    on_every_backend(async |db| {
+        let policy = MspPolicy {
+            push_limit_count: 1,
+            push_limit_window_seconds: 30,
+            ..MspPolicy::default()
+        };
+        let world = World::start(db, policy).await;
+        let dana = "dana@contoso.example";
+        let start = || {
+            world
+                .api(reqwest::Method::POST, "/api/v1/verifications")
+                .json(&json!({ "tenant_id": DEMO_TENANT_ID, "user": dana, "method": "push" }))
+                .send()
+        };
+        // One push, denied (what push-bombing looks like), and over.
+        world.microsoft.script_push(dana, PushScript::Deny);
+        let first: Value = start().await.unwrap().json().await.unwrap();
+        let id = first["id"].as_str().expect("a verification").to_owned();
+        let done: Value = world
+            .api(
+                reqwest::Method::GET,
+                &format!("/api/v1/verifications/{id}?wait_seconds=10"),
+            )
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(done["status"], "denied", "{done}");
+
+        let refused = start().await.unwrap();
+        assert_eq!(refused.status(), 429);
+        let seconds: u64 = refused
+            .headers()
+            .get("retry-after")
+            .expect("a Retry-After header")
+            .to_str()
+            .unwrap()
+            .parse()
+            .expect("Retry-After in seconds");
+        assert!((1..=30).contains(&seconds), "{seconds}");
+        let body: Value = refused.json().await.unwrap();
+        assert_eq!(body["code"], "push_rate_limited");
+        let message = body["message"].as_str().unwrap();
+        let said = if seconds == 1 {
+            "1 second".to_owned()
+        } else {
+            format!("{seconds} seconds")
+        };
+        assert!(
+            message.contains(&format!("Try again in {said},")),
+            "the message and the header agree: {message}"
         );
     })
     .await;

@@ -45,7 +45,7 @@ pub enum CoreError {
         "A push to this user is already waiting for an answer. Wait for it, or cancel it first."
     )]
     PushAlreadyPending { pending_id: uuid::Uuid },
-    #[error("Too many pushes were sent to this user recently (push-bombing protection). Try again in {} minutes, or verify by SMS code.", (.retry_after.num_seconds() + 59) / 60)]
+    #[error("Too many pushes were sent to this user recently (push-bombing protection). Try again in {}, or verify by SMS code.", crate::domain::wait_in_words(.retry_after.to_std().unwrap_or_default()))]
     PushRateLimited { retry_after: Duration },
     #[error(
         "Verifying someone other than the ticket's contact needs a reason (for example \"manager approval\")."
@@ -110,6 +110,17 @@ impl CoreError {
             CoreError::ResetInProgress => ErrorCode::ResetInProgress,
             CoreError::ResetNotFound => ErrorCode::ResetNotFound,
             CoreError::Store(_) => ErrorCode::InternalError,
+        }
+    }
+
+    /// How long to wait before trying again, when that is known (for `Retry-After`).
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            CoreError::PushRateLimited { retry_after } => {
+                Some(retry_after.to_std().unwrap_or_default())
+            }
+            CoreError::Microsoft(err) => err.retry_after(),
+            _ => None,
         }
     }
 
