@@ -7,7 +7,8 @@ mod common;
 
 use backends::on_every_backend;
 use chrono::Utc;
-use common::world::World;
+use common::TestApp;
+use common::world::{self, World};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
@@ -20,7 +21,9 @@ use vouch::sandbox::microsoft::{
     MicrosoftSandbox, PushScript, SandboxApp, Service, VOUCH_APP_PERMISSIONS,
 };
 use vouch::sandbox::psa::{self as sbx, Psa};
+use vouch::sandbox::sms::SmsSandbox;
 use vouch::store::entities::technician;
+use vouch::store::msp::NewMspAccount;
 use vouch::store::psa_connections::PsaConnection;
 use vouch::telemetry::Metrics;
 
@@ -446,6 +449,77 @@ async fn vouchs_own_429_says_when_to_try_again_in_a_header_and_in_words() {
         assert!(
             message.contains(&format!("Try again in {said},")),
             "the message and the header agree: {message}"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_tenant_name_is_refreshed_when_a_later_integration_can_read_it() {
+    on_every_backend(async |db| {
+        let microsoft = MicrosoftSandbox::start().await.unwrap();
+        let sms = SmsSandbox::start().await.unwrap();
+        let app =
+            TestApp::spawn_with(db, true, |c| world::configure(c, &microsoft, &sms)).await;
+        let msp = app
+            .store
+            .create_msp(NewMspAccount {
+                name: "Northwind IT".into(),
+                brand_logo_url: None,
+                brand_color: None,
+                policy: MspPolicy::default(),
+            })
+            .await
+            .unwrap();
+        let (_, key) = app.store.create_api_key(msp.id, "wire").await.unwrap();
+        // The first read of the organization (its name and domains) is refused, as for an
+        // app without the permission; the users can be read.
+        microsoft.inject_fault(
+            Service::Graph,
+            "/organization",
+            Fault::Status {
+                status: 403,
+                body: r#"{"error":{"code":"Authorization_RequestDenied","message":"Insufficient privileges to complete the operation.","innerError":{"request-id":"r-403"}}}"#.into(),
+                retry_after: None,
+            },
+            1,
+        );
+        let connect = |client_id: &str, secret: &str| {
+            app.client
+                .post(app.url("/api/v1/integrations/identity-management"))
+                .bearer_auth(key.expose_secret())
+                .json(&json!({
+                    "tenant_id": DEMO_TENANT_ID,
+                    "client_id": client_id,
+                    "client_secret": secret,
+                }))
+                .send()
+        };
+        let first: Value = connect(IDENTITY_APP_CLIENT_ID, IDENTITY_APP_SECRET)
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(first["tenant_name"], DEMO_TENANT_ID, "{first}");
+
+        let later: Value = connect(IDENTITY_APP_CLIENT_ID, IDENTITY_APP_SECRET)
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(later["tenant_name"], "Contoso (demo customer)", "{later}");
+        let tenants = app.store.list_tenants(msp.id).await.unwrap();
+        assert_eq!(tenants.len(), 1, "the same tenant, renamed");
+        assert_eq!(tenants[0].display_name, "Contoso (demo customer)");
+        assert!(
+            tenants[0]
+                .verified_domains
+                .iter()
+                .any(|d| d == "contoso.example"),
+            "{:?}",
+            tenants[0].verified_domains
         );
     })
     .await;

@@ -757,25 +757,37 @@ impl IntegrationsService {
             .as_ref()
             .map(|org| org.id.to_ascii_lowercase())
             .unwrap_or_else(|| credentials.tenant.as_str().to_owned());
+        let read_name = organization
+            .as_ref()
+            .and_then(|org| org.display_name.clone())
+            .filter(|name| !name.trim().is_empty());
+        let read_domains: Option<Vec<String>> = organization.map(|org| {
+            org.verified_domains
+                .into_iter()
+                .map(|d| d.name.to_ascii_lowercase())
+                .collect()
+        });
         if let Some(existing) = self
             .store
             .find_tenant_by_microsoft_id(msp_id, &tenant_id)
             .await?
         {
-            return Ok(existing);
+            // The first integration may not have been allowed to read the organization (the
+            // tenant then carries its GUID as its name): whatever a later one reads wins.
+            return match (read_name, read_domains) {
+                (Some(name), Some(domains))
+                    if name != existing.display_name || domains != existing.verified_domains =>
+                {
+                    Ok(self
+                        .store
+                        .update_tenant_details(existing.id, name, domains)
+                        .await?)
+                }
+                _ => Ok(existing),
+            };
         }
-        let display_name = organization
-            .as_ref()
-            .and_then(|org| org.display_name.clone())
-            .unwrap_or_else(|| tenant_id.clone());
-        let verified_domains = organization
-            .map(|org| {
-                org.verified_domains
-                    .into_iter()
-                    .map(|d| d.name.to_ascii_lowercase())
-                    .collect()
-            })
-            .unwrap_or_default();
+        let display_name = read_name.unwrap_or_else(|| tenant_id.clone());
+        let verified_domains = read_domains.unwrap_or_default();
         Ok(self
             .store
             .create_tenant(NewTenant {
