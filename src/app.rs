@@ -345,8 +345,8 @@ impl AppContext {
             microsoft: microsoft.clone(),
             metrics: metrics.clone(),
             vouch_app: vouch_app.clone(),
-            login_url: config.microsoft.login_url.clone(),
-            graph_url: config.microsoft.graph_url.clone(),
+            login_url: config.microsoft.endpoints().login_url,
+            graph_scope: config.microsoft.endpoints().graph_scope,
             consent_redirect_url: config
                 .http
                 .public_url

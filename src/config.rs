@@ -92,12 +92,21 @@ pub struct LogConfig {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct MicrosoftConfig {
-    /// Microsoft identity platform (login.microsoftonline.us for US Government clouds).
-    pub login_url: Url,
-    /// Microsoft Graph (graph.microsoft.us for GCC High).
-    pub graph_url: Url,
-    /// The Azure MFA connector used by the NPS extension.
-    pub mfa_connector_url: Url,
+    /// Which Microsoft cloud the customers' tenants live in. It sets the three base URLs below
+    /// and, apart from them, the token audiences (see [`MicrosoftCloud`]).
+    pub cloud: MicrosoftCloud,
+    /// Microsoft identity platform; unset: the cloud's. Overriding it (an egress proxy, a
+    /// test double) leaves the token audiences as they are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub login_url: Option<Url>,
+    /// Microsoft Graph; unset: the cloud's. Overriding it leaves the Graph token audience as
+    /// it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub graph_url: Option<Url>,
+    /// The Azure MFA connector used by the NPS extension; unset: the cloud's. Overriding it
+    /// leaves the connector token resource as it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mfa_connector_url: Option<Url>,
     /// Timeout of one call to the login endpoint or Graph.
     pub request_timeout_seconds: u64,
     /// Timeout of one push: it must outlast Microsoft's own push timeout (about a minute),
@@ -110,6 +119,111 @@ pub struct MicrosoftConfig {
         skip_serializing_if = "Option::is_none"
     )]
     pub app_client_secret: Option<SecretString>,
+}
+
+/// A Microsoft cloud (`microsoft.cloud`). GCC (not High) tenants use `global`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MicrosoftCloud {
+    /// The commercial cloud (and GCC).
+    #[default]
+    Global,
+    /// US Government, GCC High.
+    Usgov,
+    /// US Government, DoD.
+    UsgovDod,
+    /// China, operated by 21Vianet.
+    China,
+}
+
+/// One row of [`MicrosoftCloud::table`]: the addresses and audiences of one cloud.
+struct CloudRow {
+    login: &'static str,
+    /// The Graph address, which is also its token audience (its application ID URI).
+    graph: &'static str,
+    /// The host of the MFA connector; its token resource is
+    /// `https://{host}/StrongAuthenticationService.svc/Connector`.
+    connector_host: &'static str,
+}
+
+impl MicrosoftCloud {
+    /// The one table of addresses and audiences (microsoft-wire.md, section 8).
+    ///
+    /// Unconfirmed, chosen here only: the connector host of `usgov-dod` (no primary source;
+    /// taken to be GCC High's `adnotifications.windowsazure.us`, which Microsoft's NPS
+    /// extension set-up for Azure Government uses) and of `china` (`adnotifications.
+    /// windowsazure.cn`, by analogy with the other clouds). If either proves wrong, change
+    /// its row; `microsoft.mfa_connector_url` can point elsewhere meanwhile, but the token
+    /// resource follows this row.
+    fn table(self) -> CloudRow {
+        match self {
+            MicrosoftCloud::Global => CloudRow {
+                login: "https://login.microsoftonline.com/",
+                graph: "https://graph.microsoft.com",
+                connector_host: "adnotifications.windowsazure.com",
+            },
+            MicrosoftCloud::Usgov => CloudRow {
+                login: "https://login.microsoftonline.us/",
+                graph: "https://graph.microsoft.us",
+                connector_host: "adnotifications.windowsazure.us",
+            },
+            MicrosoftCloud::UsgovDod => CloudRow {
+                login: "https://login.microsoftonline.us/",
+                graph: "https://dod-graph.microsoft.us",
+                connector_host: "adnotifications.windowsazure.us",
+            },
+            MicrosoftCloud::China => CloudRow {
+                login: "https://login.chinacloudapi.cn/",
+                graph: "https://microsoftgraph.chinacloudapi.cn",
+                connector_host: "adnotifications.windowsazure.cn",
+            },
+        }
+    }
+}
+
+/// Where Vouch sends its Microsoft requests, and which audience each token is asked for:
+/// [`MicrosoftConfig::endpoints`]. The audiences come from the cloud alone, never from an
+/// address, because an address may be a proxy or a test double while the token must still
+/// name the service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MicrosoftEndpoints {
+    pub login_url: Url,
+    pub graph_url: Url,
+    pub mfa_connector_url: Url,
+    /// The v2 `scope` of Graph tokens (and of the admin consent link):
+    /// `https://graph.microsoft.com/.default` in the global cloud.
+    pub graph_scope: String,
+    /// The v1 `resource` of connector tokens.
+    pub mfa_connector_resource: String,
+}
+
+impl MicrosoftConfig {
+    /// The cloud's addresses, each replaced by its override when one is set, and the cloud's
+    /// audiences.
+    pub fn endpoints(&self) -> MicrosoftEndpoints {
+        let row = self.cloud.table();
+        let parse = |url: String| Url::parse(&url).expect("the cloud table holds valid URLs");
+        let connector_resource = format!(
+            "https://{}/StrongAuthenticationService.svc/Connector",
+            row.connector_host
+        );
+        MicrosoftEndpoints {
+            login_url: self
+                .login_url
+                .clone()
+                .unwrap_or_else(|| parse(row.login.to_owned())),
+            graph_url: self
+                .graph_url
+                .clone()
+                .unwrap_or_else(|| parse(format!("{}/", row.graph))),
+            mfa_connector_url: self
+                .mfa_connector_url
+                .clone()
+                .unwrap_or_else(|| parse(format!("{connector_resource}/"))),
+            graph_scope: format!("{}/.default", row.graph),
+            mfa_connector_resource: connector_resource,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -279,12 +393,10 @@ impl Default for Config {
                 filter: "info".to_owned(),
             },
             microsoft: MicrosoftConfig {
-                login_url: Url::parse("https://login.microsoftonline.com/").expect("static url"),
-                graph_url: Url::parse("https://graph.microsoft.com/").expect("static url"),
-                mfa_connector_url: Url::parse(
-                    "https://adnotifications.windowsazure.com/StrongAuthenticationService.svc/Connector/",
-                )
-                .expect("static url"),
+                cloud: MicrosoftCloud::Global,
+                login_url: None,
+                graph_url: None,
+                mfa_connector_url: None,
                 request_timeout_seconds: 20,
                 connector_timeout_seconds: 120,
                 app_client_id: None,
@@ -305,10 +417,8 @@ impl Default for Config {
                     client_id: None,
                 },
                 autotask: AutotaskConfig {
-                    zone_lookup_url: Url::parse(
-                        "https://webservices.autotask.net/atservicesrest/",
-                    )
-                    .expect("static url"),
+                    zone_lookup_url: Url::parse("https://webservices.autotask.net/atservicesrest/")
+                        .expect("static url"),
                     max_signature_age_seconds: 300,
                 },
                 halopsa: HaloPsaConfig {

@@ -54,9 +54,9 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
     let sandbox = MicrosoftSandbox::start()
         .await
         .context("starting the Microsoft sandbox")?;
-    config.microsoft.login_url = sandbox.login_url().parse()?;
-    config.microsoft.graph_url = sandbox.graph_url().parse()?;
-    config.microsoft.mfa_connector_url = sandbox.mfa_connector_url().parse()?;
+    config.microsoft.login_url = Some(sandbox.login_url().parse()?);
+    config.microsoft.graph_url = Some(sandbox.graph_url().parse()?);
+    config.microsoft.mfa_connector_url = Some(sandbox.mfa_connector_url().parse()?);
     let (app_id, app_secret) = sandbox.vouch_app();
     config.microsoft.app_client_id = Some(app_id);
     config.microsoft.app_client_secret = Some(SecretString::from(app_secret));

@@ -519,6 +519,62 @@ async fn connectwise_pod_verify_reset_and_reveal() {
     .await;
 }
 
+/// Manage's events reach a pod that keeps listening after the handshake: the `onLoad` sent
+/// once the member is known, and a `beforeSave` whenever the ticket is saved, each
+/// acknowledged `{event, _id, result: "success"}`.
+#[tokio::test]
+async fn the_connectwise_pod_acknowledges_every_manage_event() {
+    in_browser(async |client| {
+        let db = TestDb::sqlite().await;
+        let world = World::start(&db, MspPolicy::default()).await;
+        let screen = world
+            .psa
+            .connectwise()
+            .ticket_screen_url(sbx::CW_TICKET_DANA);
+        client.goto(&screen).await.unwrap();
+        enter_pod(client).await;
+        wait_until(
+            client,
+            "#vouch-contact-name",
+            "the handshake is done",
+            |text, _| text.contains("Dana Whitfield"),
+            "id",
+        )
+        .await;
+        client.enter_parent_frame().await.unwrap();
+        let acknowledged = |expected: &'static str| {
+            move |_: &str, attr: Option<String>| attr.as_deref() == Some(expected)
+        };
+        wait_until(
+            client,
+            "#hosted-api-log",
+            "onLoad acknowledged",
+            acknowledged("onLoad"),
+            "data-acknowledged",
+        )
+        .await;
+        click(client, "hosted-api-save").await;
+        wait_until(
+            client,
+            "#hosted-api-log",
+            "beforeSave acknowledged",
+            acknowledged("onLoad,beforeSave"),
+            "data-acknowledged",
+        )
+        .await;
+        click(client, "hosted-api-save").await;
+        wait_until(
+            client,
+            "#hosted-api-log",
+            "every save acknowledged",
+            acknowledged("onLoad,beforeSave,beforeSave"),
+            "data-acknowledged",
+        )
+        .await;
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn autotask_insight_verify_reset_and_reveal() {
     in_browser(async |client| {

@@ -46,11 +46,11 @@ fn defaults_then_file_then_environment() {
     assert_eq!(config.http.shutdown_grace_seconds, 5, "file beats defaults");
     assert_eq!(config.log.format, LogFormat::Pretty);
     assert_eq!(
-        config.microsoft.graph_url.as_str(),
+        config.microsoft.endpoints().graph_url.as_str(),
         "https://graph.microsoft.us/"
     );
     assert_eq!(
-        config.microsoft.login_url.as_str(),
+        config.microsoft.endpoints().login_url.as_str(),
         "https://login.microsoftonline.com/",
         "defaults where nothing is said"
     );

@@ -26,9 +26,9 @@ use vouch::store::msp::NewMspAccount;
 use vouch::telemetry::Metrics;
 
 fn point_at(sandbox: &MicrosoftSandbox, config: &mut Config) {
-    config.microsoft.login_url = sandbox.login_url().parse().unwrap();
-    config.microsoft.graph_url = sandbox.graph_url().parse().unwrap();
-    config.microsoft.mfa_connector_url = sandbox.mfa_connector_url().parse().unwrap();
+    config.microsoft.login_url = Some(sandbox.login_url().parse().unwrap());
+    config.microsoft.graph_url = Some(sandbox.graph_url().parse().unwrap());
+    config.microsoft.mfa_connector_url = Some(sandbox.mfa_connector_url().parse().unwrap());
     let (id, secret) = sandbox.vouch_app();
     config.microsoft.app_client_id = Some(id);
     config.microsoft.app_client_secret = Some(SecretString::from(secret));
@@ -535,7 +535,7 @@ async fn an_upstream_that_never_answers_times_out() {
 
     let (dead, _) = {
         let mut config = Config::default();
-        config.microsoft.login_url = "http://127.0.0.1:9/".parse().unwrap();
+        config.microsoft.login_url = Some("http://127.0.0.1:9/".parse().unwrap());
         let metrics = Metrics::new();
         (
             Microsoft::new(&config.microsoft, config.cache.microsoft_tokens, &metrics),

@@ -44,7 +44,7 @@ async fn graph_token(
     client_id: &str,
     secret: &str,
 ) -> String {
-    let scope = format!("{}.default", sandbox.graph_url());
+    let scope = format!("{GRAPH_AUDIENCE}/.default");
     let (status, body) = token_v2(
         sandbox,
         client,
@@ -998,7 +998,8 @@ async fn connector_token_errors_and_secret_propagation() {
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
 
-    // The sandbox's own connector URL is accepted as the resource too.
+    // The connector's address is not its identifier: Entra refuses a resource named by the
+    // address a client sends its requests to (here, this sandbox's).
     let response = client
         .post(format!(
             "{}contoso.example/oauth2/token",
@@ -1013,7 +1014,9 @@ async fn connector_token_errors_and_secret_propagation() {
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let body: Value = response.json().await.unwrap();
+    assert_login_error(&body, "invalid_resource", 500011);
 
     let response = client
         .post(format!("{}{TENANT}/oauth2/token", sandbox.login_url()))

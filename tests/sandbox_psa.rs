@@ -325,7 +325,11 @@ async fn connectwise_member_hash_is_verified_until_revoked() {
     assert_eq!(member["identifier"], "jtech");
     assert_eq!(member["firstName"], "Jordan");
     assert_eq!(member["lastName"], "Tech");
-    assert_eq!(member["officeEmail"], "jordan@northwind.example");
+    assert_eq!(member["defaultEmail"], "jordan@northwind.example");
+    assert!(
+        member.get("officeEmail").is_none(),
+        "MemberInfo has no officeEmail"
+    );
     assert_eq!(member["id"], 176);
 
     // Another member's hash does not vouch for jtech, nor jtech's for them.

@@ -99,6 +99,77 @@ function referrerOrigin() {
   }
 }
 
+/**
+ * The ConnectWise window hosting this pod, as the Hosted API sees it: one listener for the
+ * pod's whole life. It acknowledges every event Manage sends (`onLoad`, `beforeSave`: Manage
+ * waits for `{event, _id, result: "success"}`), before, during and long after the handshake,
+ * and hands the handshake in progress (if any) its answers.
+ */
+const host = {
+  listening: false,
+  origin: null, // the referrer's origin, or learnt from the answer to the first "ready"
+  frameId: null, // from MessageFrameID; added to every later message
+  waiter: null, // the handshake in progress: { onFrame(), onMember(data) }
+};
+
+function postToHost(message) {
+  try {
+    window.parent.postMessage(JSON.stringify(message), host.origin || "*");
+  } catch (_) {
+    /* a bad origin string: the handshake's timeout reports it */
+  }
+}
+
+function onHostMessage(event) {
+  if (event.source !== window.parent) return;
+  if (host.origin && event.origin !== host.origin) return;
+  if (typeof event.data !== "string") return;
+  let message;
+  try {
+    message = JSON.parse(event.data);
+  } catch (_) {
+    return;
+  }
+  if (!message || typeof message !== "object" || Array.isArray(message)) return;
+  const key = (name) => Object.keys(message).find((k) => k.toLowerCase() === name);
+
+  const eventKey = key("event");
+  if (eventKey !== undefined && typeof message[eventKey] === "string") {
+    // The pod has nothing to add to a save or a load: it only says it is fine with it.
+    const ack = { event: message[eventKey], _id: message[key("_id")], result: "success" };
+    if (host.frameId !== null) ack.frameID = host.frameId;
+    postToHost(ack);
+    return;
+  }
+
+  const frameKey = key("messageframeid");
+  if (host.frameId === null && frameKey !== undefined) {
+    const frame = message[frameKey];
+    if (frame === null || frame === undefined || frame === "") return;
+    if (!host.origin) {
+      if (!event.origin || event.origin === "null") return;
+      host.origin = event.origin;
+    }
+    host.frameId = frame;
+    if (host.waiter) host.waiter.onFrame();
+    return;
+  }
+
+  const responseKey = key("response");
+  const response = responseKey === undefined ? null : message[responseKey];
+  if (host.frameId !== null && typeof response === "string" && response.toLowerCase() === "getmemberauthentication") {
+    const dataKey = key("data");
+    if (host.waiter) host.waiter.onMember(dataKey === undefined ? null : message[dataKey]);
+  }
+}
+
+function listenToHost() {
+  if (host.listening) return;
+  host.listening = true;
+  host.origin = referrerOrigin();
+  window.addEventListener("message", onHostMessage);
+}
+
 /** The member authentication from the ConnectWise window hosting this pod. */
 function hostedMemberAuthentication(lifetime) {
   return new Promise((resolve, reject) => {
@@ -106,24 +177,15 @@ function hostedMemberAuthentication(lifetime) {
       reject(new PodError("not_embedded", "Open this panel from a ticket in ConnectWise PSA."));
       return;
     }
-    let parentOrigin = referrerOrigin();
-    let frameId = null;
+    listenToHost();
     let done = false;
     let readyTimer = 0;
-
-    const post = (message) => {
-      try {
-        window.parent.postMessage(JSON.stringify(message), parentOrigin || "*");
-      } catch (_) {
-        /* a bad origin string: the timeout reports it */
-      }
-    };
     const finish = (err, value) => {
       if (done) return;
       done = true;
       clearTimeout(timeout);
       clearInterval(readyTimer);
-      window.removeEventListener("message", onMessage);
+      if (host.waiter === waiter) host.waiter = null;
       lifetime.removeEventListener("abort", onGone);
       if (err) reject(err);
       else resolve(value);
@@ -133,50 +195,27 @@ function hostedMemberAuthentication(lifetime) {
       () => finish(new PodError("connectwise_timeout", "ConnectWise did not answer; reload the ticket.")),
       HANDSHAKE_TIMEOUT_MS,
     );
-
-    function onMessage(event) {
-      if (event.source !== window.parent) return;
-      if (parentOrigin && event.origin !== parentOrigin) return;
-      if (typeof event.data !== "string") return;
-      let message;
-      try {
-        message = JSON.parse(event.data);
-      } catch (_) {
-        return;
-      }
-      if (!message || typeof message !== "object" || Array.isArray(message)) return;
-      const key = (name) => Object.keys(message).find((k) => k.toLowerCase() === name);
-
-      const frameKey = key("messageframeid");
-      if (frameId === null && frameKey !== undefined) {
-        const frame = message[frameKey];
-        if (frame === null || frame === undefined || frame === "") return;
-        if (!parentOrigin) {
-          if (!event.origin || event.origin === "null") return;
-          parentOrigin = event.origin; // learnt from the answer to the first "ready"
-        }
-        frameId = frame;
+    const waiter = {
+      onFrame() {
         clearInterval(readyTimer);
-        post({ hosted_request: "getMemberAuthentication", frameID: frameId });
-        return;
-      }
-
-      const responseKey = key("response");
-      const response = responseKey === undefined ? null : message[responseKey];
-      if (frameId !== null && typeof response === "string" && response.toLowerCase() === "getmemberauthentication") {
-        const dataKey = key("data");
-        const member = dataKey === undefined ? null : message[dataKey];
+        postToHost({ hosted_request: "getMemberAuthentication", frameID: host.frameId });
+      },
+      onMember(member) {
         if (member && typeof member === "object") finish(null, member);
         else finish(new PodError("connectwise_no_member", "ConnectWise did not say who is signed in; reload the ticket."));
-      }
-    }
-
-    window.addEventListener("message", onMessage);
+      },
+    };
+    host.waiter = waiter;
     lifetime.addEventListener("abort", onGone, { once: true });
-    post({ message: "ready" });
+    if (host.frameId !== null) {
+      // Signing in again: the frame is known, only the member is asked for.
+      waiter.onFrame();
+      return;
+    }
+    postToHost({ message: "ready" });
     // The host may attach its listener a moment after the pod loads: repeat "ready" until it answers.
     readyTimer = setInterval(() => {
-      if (frameId === null) post({ message: "ready" });
+      if (host.frameId === null) postToHost({ message: "ready" });
     }, 1500);
   });
 }

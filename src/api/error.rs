@@ -168,7 +168,12 @@ pub enum ApiError {
     Conflict(Json<ErrorBody>),
     /// Too many requests; wait and try again.
     #[oai(status = 429)]
-    TooManyRequests(Json<ErrorBody>),
+    TooManyRequests(
+        Json<ErrorBody>,
+        /// How many seconds to wait before trying again (the message says the same in words).
+        #[oai(header = "Retry-After")]
+        Option<u64>,
+    ),
     /// Something failed inside Vouch; the details are in Vouch's log under the request id.
     #[oai(status = 500)]
     Internal(Json<ErrorBody>),
@@ -182,6 +187,10 @@ pub enum ApiError {
     #[oai(status = 504)]
     GatewayTimeout(Json<ErrorBody>),
 }
+
+/// `Retry-After` of a 429 whose wait nobody stated: the minute its message speaks of ("Try
+/// again in a minute").
+const DEFAULT_RETRY_AFTER_SECONDS: u64 = 60;
 
 const INTERNAL_MESSAGE: &str = "Internal error. Try again; if it persists, give your Vouch administrator the x-request-id of this response.";
 
@@ -198,7 +207,7 @@ impl ApiError {
             403 => ApiError::Forbidden(body),
             404 => ApiError::NotFound(body),
             409 => ApiError::Conflict(body),
-            429 => ApiError::TooManyRequests(body),
+            429 => ApiError::TooManyRequests(body, Some(DEFAULT_RETRY_AFTER_SECONDS)),
             500 => ApiError::Internal(body),
             502 => ApiError::BadGateway(body),
             503 => ApiError::Unavailable(body),
@@ -218,6 +227,14 @@ impl ApiError {
         ApiError::new(ErrorCode::InternalError, INTERNAL_MESSAGE)
     }
 
+    /// Sets the `Retry-After` of a 429 to `wait` (rounded up to whole seconds), when known.
+    fn with_retry_after(mut self, wait: Option<std::time::Duration>) -> ApiError {
+        if let (ApiError::TooManyRequests(_, header), Some(wait)) = (&mut self, wait) {
+            *header = Some(crate::domain::retry_after_seconds(wait));
+        }
+        self
+    }
+
     fn with_can_fix(mut self, can_fix: bool) -> ApiError {
         if let ApiError::Conflict(body) = &mut self {
             body.0.can_fix = Some(can_fix);
@@ -228,7 +245,7 @@ impl ApiError {
 
 impl From<MicrosoftError> for ApiError {
     fn from(err: MicrosoftError) -> Self {
-        let answer = ApiError::new(err.code(), err.message());
+        let answer = ApiError::new(err.code(), err.message()).with_retry_after(err.retry_after());
         match err.kind {
             MicrosoftErrorKind::PreferredMethodMismatch { can_fix, .. } => {
                 answer.with_can_fix(can_fix)
@@ -250,7 +267,9 @@ impl From<CoreError> for ApiError {
             CoreError::Microsoft(err) => err.into(),
             CoreError::Sms(err) => err.into(),
             CoreError::Store(cause) => ApiError::internal(&cause),
-            other => ApiError::new(other.code(), other.to_string()),
+            other => {
+                ApiError::new(other.code(), other.to_string()).with_retry_after(other.retry_after())
+            }
         }
     }
 }

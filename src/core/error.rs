@@ -52,7 +52,7 @@ pub enum CoreError {
         "A push to this user is already waiting for an answer. Wait for it, or cancel it first."
     )]
     PushAlreadyPending { pending_id: uuid::Uuid },
-    #[error("Too many pushes were sent to this user recently (push-bombing protection). Try again in {} minutes, or verify by SMS code.", (.retry_after.num_seconds() + 59) / 60)]
+    #[error("Too many pushes were sent to this user recently (push-bombing protection). Try again in {}, or verify by SMS code.", crate::domain::wait_in_words(.retry_after.to_std().unwrap_or_default()))]
     PushRateLimited { retry_after: Duration },
     #[error("You sent too many pushes recently, across users (push-bombing protection). Try again in {} minutes, or verify by SMS code.", (.retry_after.num_seconds() + 59) / 60)]
     TechnicianPushRateLimited { retry_after: Duration },
@@ -123,6 +123,17 @@ impl CoreError {
             CoreError::Share(err) => err.code(),
             CoreError::ResendNotAllowed { code, .. } => *code,
             CoreError::Store(_) => ErrorCode::InternalError,
+        }
+    }
+
+    /// How long to wait before trying again, when that is known (for `Retry-After`).
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            CoreError::PushRateLimited { retry_after } => {
+                Some(retry_after.to_std().unwrap_or_default())
+            }
+            CoreError::Microsoft(err) => err.retry_after(),
+            _ => None,
         }
     }
 

@@ -194,26 +194,22 @@ pub struct IntegrationsDeps {
     pub metrics: Metrics,
     pub vouch_app: Option<VouchApp>,
     pub login_url: Url,
-    pub graph_url: Url,
+    /// The Graph `scope` the admin consent link asks for: the cloud's Graph audience, never
+    /// derived from the (overridable) Graph address.
+    pub graph_scope: String,
     /// Where Microsoft sends the admin back after consent (Vouch's callback).
     pub consent_redirect_url: Url,
 }
 
 impl IntegrationsService {
     pub fn new(deps: IntegrationsDeps) -> IntegrationsService {
-        let graph = deps.graph_url.as_str();
-        let graph_scope = if graph.ends_with('/') {
-            format!("{graph}.default")
-        } else {
-            format!("{graph}/.default")
-        };
         IntegrationsService {
             store: deps.store,
             microsoft: deps.microsoft,
             metrics: deps.metrics,
             vouch_app: deps.vouch_app,
             login_url: deps.login_url,
-            graph_scope,
+            graph_scope: deps.graph_scope,
             consent_redirect_url: deps.consent_redirect_url,
         }
     }
@@ -761,25 +757,37 @@ impl IntegrationsService {
             .as_ref()
             .map(|org| org.id.to_ascii_lowercase())
             .unwrap_or_else(|| credentials.tenant.as_str().to_owned());
+        let read_name = organization
+            .as_ref()
+            .and_then(|org| org.display_name.clone())
+            .filter(|name| !name.trim().is_empty());
+        let read_domains: Option<Vec<String>> = organization.map(|org| {
+            org.verified_domains
+                .into_iter()
+                .map(|d| d.name.to_ascii_lowercase())
+                .collect()
+        });
         if let Some(existing) = self
             .store
             .find_tenant_by_microsoft_id(msp_id, &tenant_id)
             .await?
         {
-            return Ok(existing);
+            // The first integration may not have been allowed to read the organization (the
+            // tenant then carries its GUID as its name): whatever a later one reads wins.
+            return match (read_name, read_domains) {
+                (Some(name), Some(domains))
+                    if name != existing.display_name || domains != existing.verified_domains =>
+                {
+                    Ok(self
+                        .store
+                        .update_tenant_details(existing.id, name, domains)
+                        .await?)
+                }
+                _ => Ok(existing),
+            };
         }
-        let display_name = organization
-            .as_ref()
-            .and_then(|org| org.display_name.clone())
-            .unwrap_or_else(|| tenant_id.clone());
-        let verified_domains = organization
-            .map(|org| {
-                org.verified_domains
-                    .into_iter()
-                    .map(|d| d.name.to_ascii_lowercase())
-                    .collect()
-            })
-            .unwrap_or_default();
+        let display_name = read_name.unwrap_or_else(|| tenant_id.clone());
+        let verified_domains = read_domains.unwrap_or_default();
         Ok(self
             .store
             .create_tenant(NewTenant {

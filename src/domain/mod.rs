@@ -6,6 +6,7 @@ mod error_code;
 mod kinds;
 mod policy;
 mod verification;
+mod wait;
 
 pub use error_code::ErrorCode;
 pub use kinds::{ActorKind, IntegrationKind, IntegrationStatus, PasswordStyle, PsaKind};
@@ -13,3 +14,4 @@ pub use policy::MspPolicy;
 pub use verification::{
     PasswordReset, ResetStatus, Verification, VerificationMethod, VerificationStatus,
 };
+pub use wait::{retry_after_seconds, wait_in_words};

@@ -131,7 +131,7 @@ impl MicrosoftError {
                 text
             }
             Throttled { retry_after } => match retry_after {
-                Some(wait) => format!("Microsoft is throttling requests for this tenant. Try again in {} seconds.", wait.as_secs().max(1)),
+                Some(wait) => format!("Microsoft is throttling requests for this tenant. Try again in {}.", crate::domain::wait_in_words(*wait)),
                 None => "Microsoft is throttling requests for this tenant. Try again in a minute.".to_owned(),
             },
             Unavailable { .. } => "Microsoft's service is unavailable right now. Try again in a few minutes; check status.cloud.microsoft if it persists.".to_owned(),
@@ -142,6 +142,14 @@ impl MicrosoftError {
             text.push_str(&format!(" (Microsoft request id: {id})"));
         }
         text
+    }
+
+    /// How long Microsoft asked Vouch to wait, when it said so.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self.kind {
+            MicrosoftErrorKind::Throttled { retry_after } => retry_after,
+            _ => None,
+        }
     }
 
     /// Worth trying again later without changing anything?

@@ -34,16 +34,24 @@ impl Microsoft {
     pub fn new(config: &MicrosoftConfig, token_cache: CacheLimits, metrics: &Metrics) -> Microsoft {
         let request_timeout = Duration::from_secs(config.request_timeout_seconds);
         let policy = RetryPolicy::default();
+        let endpoints = config.endpoints();
         let tokens = TokenClient::new(
-            Upstream::new("microsoft_login", request_timeout, metrics.clone(), policy),
-            config.login_url.clone(),
-            &config.graph_url,
-            &config.mfa_connector_url,
+            // No retries here: the token client makes its own, with jitter, for 5xx too.
+            Upstream::new(
+                "microsoft_login",
+                request_timeout,
+                metrics.clone(),
+                RetryPolicy {
+                    max_retries: 0,
+                    ..policy
+                },
+            ),
+            &endpoints,
             token_cache,
         );
         let graph = GraphClient::new(
             Upstream::new("microsoft_graph", request_timeout, metrics.clone(), policy),
-            config.graph_url.clone(),
+            endpoints.graph_url.clone(),
             tokens.clone(),
         );
         let connector = MfaConnectorClient::new(
@@ -53,7 +61,7 @@ impl Microsoft {
                 metrics.clone(),
                 policy,
             ),
-            config.mfa_connector_url.clone(),
+            endpoints.mfa_connector_url.clone(),
             tokens.clone(),
         );
         Microsoft {

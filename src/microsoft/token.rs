@@ -18,7 +18,7 @@ use url::Url;
 use super::error::{MicrosoftError, MicrosoftErrorKind};
 use super::types::ClientCredentials;
 use crate::cache::{KeepFor, renewal_horizon};
-use crate::config::CacheLimits;
+use crate::config::{CacheLimits, MicrosoftEndpoints};
 use crate::upstream::{Idempotency, TransportError, Upstream};
 
 /// Which API a token is for.
@@ -92,22 +92,19 @@ pub struct TokenClient {
 }
 
 impl TokenClient {
-    /// A client of the token endpoint at `login_url`, caching tokens within `cache` (each
+    /// A client of the token endpoint at `endpoints.login_url`, asking for the audiences of
+    /// `endpoints` (the cloud's, whatever the addresses), caching tokens within `cache` (each
     /// token also leaves the cache shortly before its own expiry).
     pub fn new(
         upstream: Upstream,
-        login_url: Url,
-        graph_url: &Url,
-        connector_url: &Url,
+        endpoints: &MicrosoftEndpoints,
         cache: CacheLimits,
     ) -> TokenClient {
         TokenClient {
             upstream,
-            login_url,
-            // The scope is the Graph resource identifier, which is the Graph base URL
-            // (graph.microsoft.com, graph.microsoft.us...): deriving it keeps one setting.
-            graph_scope: format!("{}.default", ensure_trailing_slash(graph_url.as_str())),
-            connector_resource: connector_url.as_str().trim_end_matches('/').to_owned(),
+            login_url: endpoints.login_url.clone(),
+            graph_scope: endpoints.graph_scope.clone(),
+            connector_resource: endpoints.mfa_connector_resource.clone(),
             cache: cache.build_keeping_for(),
         }
     }
@@ -167,8 +164,7 @@ impl TokenClient {
             Audience::MfaConnector => ("resource", self.connector_resource.as_str()),
         };
         let response = self
-            .upstream
-            .send(Idempotency::Idempotent, |client| {
+            .send_with_retries(|client| {
                 client.post(url.clone()).form(&[
                     ("grant_type", "client_credentials"),
                     ("client_id", credentials.client_id.as_str()),
@@ -176,8 +172,7 @@ impl TokenClient {
                     (target_name, target_value),
                 ])
             })
-            .await
-            .map_err(transport_error)?;
+            .await?;
         let status = response.status();
         if status.is_success() {
             let body: TokenResponse = response.json().await.map_err(|_| {
@@ -202,12 +197,65 @@ impl TokenClient {
     }
 }
 
-fn ensure_trailing_slash(url: &str) -> String {
-    if url.ends_with('/') {
-        url.to_owned()
-    } else {
-        format!("{url}/")
+/// Retries of one token request (so at most `1 + TOKEN_RETRIES` attempts).
+const TOKEN_RETRIES: u32 = 3;
+/// The most time one token request spends waiting between attempts, in total.
+const TOKEN_MAX_TOTAL_WAIT: Duration = Duration::from_secs(10);
+/// The backoff before the first retry, doubled each time, then jittered.
+const TOKEN_BASE_BACKOFF: Duration = Duration::from_millis(200);
+
+impl TokenClient {
+    /// Sends a token request, retrying what Entra says is passing: a 429, a 500, 502, 503 or
+    /// 504, and a request that got no answer at all (asking for a token twice is harmless).
+    /// Waits honour `Retry-After`, else back off exponentially with jitter (so many instances
+    /// refused together do not return together). Bounded in attempts and in total waiting;
+    /// the last answer is returned as it is. The login [`Upstream`] is built without retries
+    /// of its own (see [`crate::microsoft::Microsoft::new`]), so the bounds here are the
+    /// only ones.
+    async fn send_with_retries(
+        &self,
+        build: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, MicrosoftError> {
+        let mut waited = Duration::ZERO;
+        let mut attempt: u32 = 0;
+        loop {
+            let result = self.upstream.send(Idempotency::Idempotent, &build).await;
+            let retry_after = match &result {
+                Ok(response) if is_passing(response.status().as_u16()) => {
+                    Some(crate::upstream::retry_after(response))
+                }
+                Err(TransportError::Network(_)) => Some(None),
+                _ => None,
+            };
+            let Some(retry_after) = retry_after.filter(|_| attempt < TOKEN_RETRIES) else {
+                return result.map_err(transport_error);
+            };
+            let wait =
+                retry_after.unwrap_or_else(|| jittered(TOKEN_BASE_BACKOFF * 2u32.pow(attempt)));
+            if waited + wait > TOKEN_MAX_TOTAL_WAIT {
+                return result.map_err(transport_error);
+            }
+            tracing::info!(
+                attempt,
+                wait_ms = wait.as_millis() as u64,
+                "the Microsoft token endpoint failed for now; retrying"
+            );
+            tokio::time::sleep(wait).await;
+            waited += wait;
+            attempt += 1;
+        }
     }
+}
+
+/// Answers of the token endpoint that say "try again later".
+fn is_passing(status: u16) -> bool {
+    matches!(status, 429 | 500 | 502 | 503 | 504)
+}
+
+/// `backoff` spread evenly over half to one and a half of itself.
+fn jittered(backoff: Duration) -> Duration {
+    use rand::Rng;
+    backoff.mul_f64(rand::thread_rng().gen_range(0.5..1.5))
 }
 
 pub(crate) fn transport_error(err: TransportError) -> MicrosoftError {

@@ -130,6 +130,8 @@ impl ConnectWise {
     }
 }
 
+/// ConnectWise's MemberInfo model, as `system/myMembers/info` answers. Its e-mail address is
+/// `defaultEmail` (the Member model's `officeEmail` is not part of it).
 #[derive(Deserialize)]
 struct MemberInfo {
     identifier: String,
@@ -137,8 +139,8 @@ struct MemberInfo {
     first_name: Option<String>,
     #[serde(default, rename = "lastName")]
     last_name: Option<String>,
-    #[serde(default, rename = "officeEmail")]
-    office_email: Option<String>,
+    #[serde(default, rename = "defaultEmail")]
+    default_email: Option<String>,
 }
 
 #[async_trait]
@@ -209,7 +211,11 @@ impl PsaAdapter for ConnectWise {
                 } else {
                     name
                 },
-                email: info.office_email,
+                // Only an address is recorded, never a label or an empty string.
+                email: info
+                    .default_email
+                    .map(|e| e.trim().to_owned())
+                    .filter(|e| e.contains('@')),
             },
             ticket_id: member.ticket_id.clone(),
         })

@@ -105,6 +105,15 @@ impl HaloPsa {
             .map_err(|err| (*err).clone())
     }
 
+    /// Drops `token` from the cache, unless another request already replaced it.
+    async fn forget_token(&self, connection_id: Uuid, token: &Arc<HaloToken>) {
+        if let Some(cached) = self.tokens.get(&connection_id).await
+            && Arc::ptr_eq(&cached, token)
+        {
+            self.tokens.invalidate(&connection_id).await;
+        }
+    }
+
     async fn fetch_token(&self, connection: &PsaConnection) -> Result<Arc<HaloToken>, PsaError> {
         let settings: Settings = parse_json(&connection.settings, "HaloPSA settings")?;
         let credentials = Self::credentials(connection)?;
@@ -152,29 +161,41 @@ impl HaloPsa {
         body: Option<serde_json::Value>,
         what: &'static str,
     ) -> Result<serde_json::Value, PsaError> {
-        let token = self.token(connection).await?;
         let url = format!("{}/api/{path}", connection.base_url.trim_end_matches('/'));
         let idempotency = if method == reqwest::Method::GET {
             Idempotency::Idempotent
         } else {
             Idempotency::NotIdempotent
         };
-        let bearer = format!("Bearer {}", token.value.expose_secret());
-        let response = self
-            .upstream
-            .send(idempotency, |client| {
-                let request = client
-                    .request(method.clone(), &url)
-                    .header("Authorization", &bearer);
-                match &body {
-                    Some(body) => request.json(body),
-                    None => request,
-                }
-            })
-            .await?;
+        let send = |token: Arc<HaloToken>| {
+            let bearer = format!("Bearer {}", token.value.expose_secret());
+            let (method, url, body) = (&method, &url, &body);
+            async move {
+                self.upstream
+                    .send(idempotency, |client| {
+                        let request = client
+                            .request(method.clone(), url)
+                            .header("Authorization", &bearer);
+                        match body {
+                            Some(body) => request.json(body),
+                            None => request,
+                        }
+                    })
+                    .await
+            }
+        };
+        let token = self.token(connection).await?;
+        let mut response = send(token.clone()).await?;
         if response.status().as_u16() == 401 {
-            // An expired or revoked token: the next call asks for a new one.
-            self.tokens.invalidate(&connection.id).await;
+            // Halo revoked or expired the cached token before its stated expiry: a new token,
+            // and this same request once more (a 401 means Halo did not act on it, so even a
+            // POST is safe to repeat). A second 401 is the answer.
+            self.forget_token(connection.id, &token).await;
+            let fresh = self.token(connection).await?;
+            response = send(fresh.clone()).await?;
+            if response.status().as_u16() == 401 {
+                self.forget_token(connection.id, &fresh).await;
+            }
         }
         if !response.status().is_success() {
             return Err(status_error(&response, what));

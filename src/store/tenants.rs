@@ -121,6 +121,26 @@ impl Store {
         Ok(tenant_from_model(model))
     }
 
+    /// Replaces a tenant's name and verified domains with what Microsoft says now.
+    pub async fn update_tenant_details(
+        &self,
+        id: Uuid,
+        display_name: String,
+        verified_domains: Vec<String>,
+    ) -> Result<Tenant, StoreError> {
+        let model = tenant::ActiveModel {
+            id: sea_orm::ActiveValue::Unchanged(id),
+            display_name: Set(display_name),
+            verified_domains: Set(serde_json::json!(verified_domains)),
+            updated_at: Set(Utc::now()),
+            ..Default::default()
+        };
+        let model = tenant::Entity::update(model)
+            .exec(self.connection())
+            .await?;
+        Ok(tenant_from_model(model))
+    }
+
     pub async fn get_tenant(&self, id: Uuid) -> Result<Option<Tenant>, StoreError> {
         Ok(tenant::Entity::find_by_id(id)
             .one(self.connection())

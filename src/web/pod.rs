@@ -157,7 +157,7 @@ fn err_parts(err: crate::api::ApiError) -> (u16, String) {
         Forbidden(b) => (403, b),
         NotFound(b) => (404, b),
         Conflict(b) => (409, b),
-        TooManyRequests(b) => (429, b),
+        TooManyRequests(b, _) => (429, b),
         Internal(b) => (500, b),
         BadGateway(b) => (502, b),
         Unavailable(b) => (503, b),

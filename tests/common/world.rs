@@ -27,9 +27,9 @@ pub struct World {
 }
 
 pub fn configure(config: &mut Config, microsoft: &MicrosoftSandbox, sms: &SmsSandbox) {
-    config.microsoft.login_url = microsoft.login_url().parse().unwrap();
-    config.microsoft.graph_url = microsoft.graph_url().parse().unwrap();
-    config.microsoft.mfa_connector_url = microsoft.mfa_connector_url().parse().unwrap();
+    config.microsoft.login_url = Some(microsoft.login_url().parse().unwrap());
+    config.microsoft.graph_url = Some(microsoft.graph_url().parse().unwrap());
+    config.microsoft.mfa_connector_url = Some(microsoft.mfa_connector_url().parse().unwrap());
     let (id, secret) = microsoft.vouch_app();
     config.microsoft.app_client_id = Some(id);
     config.microsoft.app_client_secret = Some(SecretString::from(secret));

@@ -10,8 +10,8 @@ use serde_json::json;
 
 use super::state::{Audience, CredentialError, IssuedToken, State};
 use super::{
-    ALPHANUMERIC, Incoming, MFA_CLIENT_APP_ID, Shared, html_escape, html_response, json_response,
-    new_guid, pair, random_string, redirect,
+    ALPHANUMERIC, GRAPH_APP_ID, Incoming, MFA_CLIENT_APP_ID, Shared, html_escape, html_response,
+    json_response, new_guid, pair, random_string, redirect,
 };
 
 /// Lifetime of every token, as Microsoft reports it.
@@ -104,6 +104,31 @@ impl LoginError {
         )
     }
 
+    /// AADSTS500011: the scope or resource names no service principal Entra knows. The v2
+    /// endpoint says `invalid_scope`, the v1 endpoint `invalid_resource`.
+    fn resource_not_found(
+        error: &'static str,
+        resource: &str,
+        state: &State,
+        tenant_id: &str,
+    ) -> Self {
+        let tenant_name = state
+            .tenant(tenant_id)
+            .map(|t| t.display_name.clone())
+            .unwrap_or_default();
+        LoginError::new(
+            StatusCode::BAD_REQUEST,
+            error,
+            500011,
+            format!(
+                "The resource principal named {resource} was not found in the tenant named \
+                 {tenant_name}. This can happen if the application has not been installed by \
+                 the administrator of the tenant or consented to by any user in the tenant. You \
+                 might have sent your authentication request to the wrong tenant."
+            ),
+        )
+    }
+
     fn from_credential(err: CredentialError, client_id: &str, tenant: &str) -> Self {
         match err {
             CredentialError::AppNotFound => LoginError::app_not_found(client_id, tenant),
@@ -181,8 +206,6 @@ fn issue_token(
     let audience_value = match endpoint {
         TokenEndpoint::V2 => {
             let scope = pair(&form, "scope").ok_or_else(|| LoginError::missing("scope"))?;
-            // Any resource is accepted before "/.default", because Vouch derives the scope from
-            // its configured Graph URL (which is this sandbox in tests).
             if !scope.ends_with("/.default") || scope.contains(' ') || scope == "/.default" {
                 return Err(LoginError::new(
                     StatusCode::BAD_REQUEST,
@@ -196,31 +219,33 @@ fn issue_token(
                     ),
                 ));
             }
+            let resource = scope.trim_end_matches("/.default");
+            // Entra knows Graph by its identifier (or its app id), never by an address such as
+            // this sandbox's: a scope built from a configured base URL is refused.
+            if !(resource.eq_ignore_ascii_case(&state.audiences.graph)
+                || resource.eq_ignore_ascii_case(GRAPH_APP_ID))
+            {
+                return Err(LoginError::resource_not_found(
+                    "invalid_scope",
+                    resource,
+                    &state,
+                    &tenant_id,
+                ));
+            }
             scope.to_owned()
         }
         TokenEndpoint::V1 => {
             let resource =
                 pair(&form, "resource").ok_or_else(|| LoginError::missing("resource"))?;
-            let own_connector = format!("{}/mfa", shared.base_url());
-            let resource_trimmed = resource.trim_end_matches('/');
-            if !(resource_trimmed.ends_with("StrongAuthenticationService.svc/Connector")
-                || resource_trimmed == own_connector)
+            if !resource
+                .trim_end_matches('/')
+                .eq_ignore_ascii_case(&state.audiences.connector)
             {
-                let tenant_name = state
-                    .tenant(&tenant_id)
-                    .map(|t| t.display_name.clone())
-                    .unwrap_or_default();
-                return Err(LoginError::new(
-                    StatusCode::BAD_REQUEST,
+                return Err(LoginError::resource_not_found(
                     "invalid_resource",
-                    500011,
-                    format!(
-                        "The resource principal named {resource} was not found in the tenant \
-                         named {tenant_name}. This can happen if the application has not been \
-                         installed by the administrator of the tenant or consented to by any \
-                         user in the tenant. You might have sent your authentication request to \
-                         the wrong tenant."
-                    ),
+                    resource,
+                    &state,
+                    &tenant_id,
                 ));
             }
             resource.to_owned()
@@ -367,13 +392,27 @@ fn consent_request(
                 ),
             )
         })?;
+    let default_scope = format!("{}/.default", state.audiences.graph);
+    let scope = pair(params, "scope").unwrap_or(&default_scope).to_owned();
+    // Consent is granted for a service principal too, so a scope naming an address instead of
+    // Graph's identifier is refused here as at the token endpoint.
+    let resource = scope.strip_suffix("/.default").unwrap_or(&scope);
+    if !(resource.eq_ignore_ascii_case(&state.audiences.graph)
+        || resource.eq_ignore_ascii_case(GRAPH_APP_ID))
+    {
+        let where_ = tenants.first().map(|t| t.0.clone()).unwrap_or_default();
+        return Err(LoginError::resource_not_found(
+            "invalid_scope",
+            resource,
+            state,
+            &where_,
+        ));
+    }
     Ok(ConsentRequest {
         client_id: registration.client_id.clone(),
         app_name: registration.display_name.clone(),
         permissions: registration.permissions.clone(),
-        scope: pair(params, "scope")
-            .unwrap_or("https://graph.microsoft.com/.default")
-            .to_owned(),
+        scope,
         redirect_uri,
         state: pair(params, "state").map(str::to_owned),
         tenants,

@@ -90,10 +90,16 @@ pub const IDENTITY_APP_PERMISSIONS: &[&str] = &[
 /// The first-party "Azure Multi-Factor Auth Client" app whose service principal carries the
 /// connector credential.
 pub const MFA_CLIENT_APP_ID: &str = "981f26a1-7f43-403b-a875-f8b09b8cd720";
-/// The real connector resource (v1 `resource` form field). The sandbox also accepts any value
-/// ending in `StrongAuthenticationService.svc/Connector`, and its own `{base}/mfa`.
+/// The connector resource of the global cloud (v1 `resource` form field): the only one the
+/// sandbox issues connector tokens for, unless [`MicrosoftSandbox::set_cloud_audiences`]
+/// says otherwise. Any other resource is refused as Entra refuses it (AADSTS500011).
 pub const MFA_CONNECTOR_RESOURCE: &str =
     "https://adnotifications.windowsazure.com/StrongAuthenticationService.svc/Connector";
+/// Graph's identifier in the global cloud: the v2 scope of a Graph token is
+/// `https://graph.microsoft.com/.default`, whatever address Graph is reached at.
+pub const GRAPH_AUDIENCE: &str = "https://graph.microsoft.com";
+/// Graph's application id, which Entra also accepts in a scope (`{it}/.default`).
+pub const GRAPH_APP_ID: &str = "00000003-0000-0000-c000-000000000000";
 
 /// Service plan id of Entra ID P1 (`AAD_PREMIUM`).
 pub const AAD_PREMIUM_PLAN_ID: &str = "41781fb2-bc02-4b7c-bd55-b576c07bb09d";
@@ -325,6 +331,16 @@ impl MicrosoftSandbox {
     /// (default [`DEFAULT_PUSH_TIMEOUT`]). Applies to pushes that arrive afterwards.
     pub fn set_push_timeout(&self, d: Duration) {
         self.shared.state().push_timeout = d;
+    }
+
+    /// Makes the sandbox's login stand for another cloud: from now on it issues Graph tokens
+    /// only for the scope `{graph}/.default` and connector tokens only for the resource
+    /// `connector` (defaults: [`GRAPH_AUDIENCE`], [`MFA_CONNECTOR_RESOURCE`]).
+    pub fn set_cloud_audiences(&self, graph: &str, connector: &str) {
+        self.shared.state().audiences = state::CloudAudiences {
+            graph: graph.trim_end_matches('/').to_owned(),
+            connector: connector.trim_end_matches('/').to_owned(),
+        };
     }
 
     /// Secrets created by `addPassword` from now on are refused (AADSTS7000215, as Microsoft

@@ -64,6 +64,10 @@ pub(super) fn demo_state() -> State {
         scripts: HashMap::new(),
         push_timeout: DEFAULT_PUSH_TIMEOUT,
         propagation_delay: Duration::ZERO,
+        audiences: super::state::CloudAudiences {
+            graph: super::GRAPH_AUDIENCE.to_owned(),
+            connector: super::MFA_CONNECTOR_RESOURCE.to_owned(),
+        },
     };
     state.add_app(SandboxApp {
         client_id: IDENTITY_APP_CLIENT_ID.to_owned(),

@@ -23,6 +23,20 @@ pub(super) struct State {
     pub scripts: HashMap<String, VecDeque<PushScript>>,
     pub push_timeout: Duration,
     pub propagation_delay: Duration,
+    /// The identifiers of the services this login issues tokens for: the cloud the sandbox
+    /// stands for.
+    pub audiences: CloudAudiences,
+}
+
+/// The token audiences of one Microsoft cloud, as Entra knows them: a token is issued only
+/// for a service principal of the cloud, named by its identifier (not by any address a
+/// client may send its requests to).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CloudAudiences {
+    /// Graph's identifier, e.g. `https://graph.microsoft.com` (v2 scope `{it}/.default`).
+    pub graph: String,
+    /// The MFA connector's identifier (v1 `resource`).
+    pub connector: String,
 }
 
 pub(super) struct Tenant {

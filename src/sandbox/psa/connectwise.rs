@@ -158,9 +158,9 @@ fn my_member_info(shared: &Shared, incoming: &Incoming) -> Response {
                 "identifier": member.identifier,
                 "firstName": member.first_name,
                 "lastName": member.last_name,
-                "officeEmail": member.email,
-                "primaryEmail": member.email,
-                "defaultEmail": "Office",
+                "fullName": format!("{} {}", member.first_name, member.last_name),
+                // MemberInfo's one address field (it has no `officeEmail`).
+                "defaultEmail": member.email,
                 "inactiveFlag": false,
                 "licenseClass": "F",
                 "timeZone": { "id": 1, "name": "GMT-8/Pacific Time: US & Canada" },
@@ -394,7 +394,7 @@ fn ticket_screen(shared: &Shared, id: &str) -> Response {
                 });
                 let panel = format!(
                     "<iframe id=\"vouch-pod\" name=\"vouch-pod\" title=\"Vouch\" src=\"{src}\" style=\"height: {POD_HEIGHT_PX}px\"></iframe>\n\
-                     <details class=\"log\"><summary>Hosted API messages</summary><ol id=\"hosted-api-log\"></ol></details>",
+                     <p><button type=\"button\" id=\"hosted-api-save\">Save ticket</button></p><details class=\"log\"><summary>Hosted API messages</summary><ol id=\"hosted-api-log\"></ol></details>",
                     src = html_escape(&load.url),
                 );
                 let script = format!(
@@ -444,12 +444,38 @@ const HOSTED_API_JS: &str = r#"
   function send(message) {
     frame.contentWindow.postMessage(JSON.stringify(message), config.podOrigin);
   }
+  // Events Manage sends the pod (`onLoad`, `beforeSave`), each waiting for the pod's
+  // acknowledgement `{event, _id, result: "success"}`. Those acknowledged are listed, in
+  // order, in the log's `data-acknowledged` (visible to tests while the log is closed).
+  var nextEventId = 1;
+  var awaiting = {};
+  function sendEvent(name) {
+    var id = nextEventId++;
+    awaiting[id] = name;
+    note(name + " (_id " + id + ") -> sent");
+    send({ event: name, _id: id, data: config.screenObject });
+  }
+  window.vouchSandboxSave = function () { sendEvent("beforeSave"); };
+  var save = document.getElementById("hosted-api-save");
+  if (save) { save.addEventListener("click", window.vouchSandboxSave); }
   window.addEventListener("message", function (event) {
     if (event.source !== frame.contentWindow || event.origin !== config.podOrigin) { return; }
     if (typeof event.data !== "string") { note("ignored a message that is not a JSON string"); return; }
     var message;
     try { message = JSON.parse(event.data); } catch (e) { note("ignored a message that is not JSON"); return; }
     if (!message || typeof message !== "object") { return; }
+    if (typeof message.event === "string") {
+      var id = message._id;
+      if (awaiting[id] === message.event && message.result === "success") {
+        delete awaiting[id];
+        var done = log ? (log.dataset.acknowledged || "") : "";
+        if (log) { log.dataset.acknowledged = done ? done + "," + message.event : message.event; }
+        note(message.event + " (_id " + id + ") -> acknowledged");
+      } else {
+        note("ignored an acknowledgement of no event waiting for one");
+      }
+      return;
+    }
     if (message.message === "ready") {
       note("ready -> MessageFrameID");
       send({ MessageFrameID: config.frameId });
@@ -467,6 +493,8 @@ const HOSTED_API_JS: &str = r#"
       case "getMemberAuthentication":
         note("getMemberAuthentication -> answered");
         send({ response: "getmemberauthentication", data: config.memberAuthentication });
+        // The screen has loaded for this pod: Manage says so after the handshake.
+        sendEvent("onLoad");
         break;
       case "getScreenObject":
         note("getScreenObject -> answered");

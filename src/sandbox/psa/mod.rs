@@ -44,7 +44,10 @@
 //! - ConnectWise pod: the pod URL with `[cw_id]`/`[cw_screen]` replaced, or
 //!   `id={ticket}&screen=service_ticket` appended, height 300px. The page runs the parent
 //!   side of the Hosted API (`ready` -> `MessageFrameID`; `getMemberAuthentication`,
-//!   `getScreenObject`, `refreshScreen`), posting JSON strings to the pod's origin only. Each
+//!   `getScreenObject`, `refreshScreen`), posting JSON strings to the pod's origin only. It
+//!   sends the events `onLoad` (after answering `getMemberAuthentication`) and `beforeSave`
+//!   (its "Save ticket" button) and lists those the pod acknowledged
+//!   (`{event, _id, result: "success"}`) in the log's `data-acknowledged`. Each
 //!   page load issues a fresh member hash for `jtech`, valid until
 //!   [`PsaSandbox::revoke_connectwise_member_hashes`].
 //! - Halo tab: the pod URL plus `ticket_id`, `agent_id`, `ts` and `sig` (below).
