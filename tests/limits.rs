@@ -1,0 +1,171 @@
+//! Limits that keep one caller from exhausting Vouch: request bodies are bounded before they
+//! are read, on every route and whatever their content type; string fields are bounded
+//! before any upstream call.
+//!
+//! The body tests speak raw HTTP/1.1 over TCP, so they control exactly what is sent: a
+//! declared length with no body behind it, or chunks with no end.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{TestApp, TestDb};
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use vouch::api::error::MAX_BODY_BYTES;
+
+/// How long an answer may take; a server that waits for a body never sent takes forever.
+const ANSWER_WITHIN: Duration = Duration::from_secs(10);
+
+/// A response read off the wire.
+struct Answer {
+    status: u16,
+    content_type: String,
+    body: String,
+}
+
+/// Sends `head` (the request line and headers, without the blank line) then `body`, and
+/// reads the answer without sending anything more.
+async fn exchange(app: &TestApp, head: &str, body: &[u8]) -> Answer {
+    let addr = app.base_url.trim_start_matches("http://").to_owned();
+    let mut stream = TcpStream::connect(&addr).await.unwrap();
+    let request = format!("{head}\r\nHost: {addr}\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    // The server may answer (and stop reading) before the whole body is in; a refused write
+    // then is expected.
+    let _ = stream.write_all(body).await;
+    let mut received = Vec::new();
+    let read = tokio::time::timeout(ANSWER_WITHIN, async {
+        let mut buf = [0u8; 8192];
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => received.extend_from_slice(&buf[..n]),
+            }
+            if let Some(answer) = parse(&received) {
+                return Some(answer);
+            }
+        }
+        parse(&received)
+    })
+    .await;
+    match read {
+        Ok(Some(answer)) => answer,
+        Ok(None) => panic!(
+            "no complete answer to {head:?}; got {:?}",
+            String::from_utf8_lossy(&received)
+        ),
+        Err(_) => panic!("no answer to {head:?} within {ANSWER_WITHIN:?}: the body was awaited"),
+    }
+}
+
+/// A complete response with a `Content-Length`, if `raw` holds one.
+fn parse(raw: &[u8]) -> Option<Answer> {
+    let text = String::from_utf8_lossy(raw);
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    let mut lines = head.lines();
+    let status = lines.next()?.split_whitespace().nth(1)?.parse().ok()?;
+    let mut content_type = String::new();
+    let mut length = None;
+    for line in lines {
+        let (name, value) = line.split_once(':')?;
+        match name.trim().to_ascii_lowercase().as_str() {
+            "content-type" => content_type = value.trim().to_owned(),
+            "content-length" => length = value.trim().parse::<usize>().ok(),
+            _ => {}
+        }
+    }
+    (body.len() >= length?).then(|| Answer {
+        status,
+        content_type,
+        body: body.to_owned(),
+    })
+}
+
+fn assert_payload_too_large(answer: &Answer, what: &str) {
+    assert_eq!(answer.status, 413, "{what}: {}", answer.body);
+    assert!(
+        answer.content_type.starts_with("application/json"),
+        "{what}: {}",
+        answer.content_type
+    );
+    let body: Value = serde_json::from_str(&answer.body).unwrap();
+    assert_eq!(body["code"], "payload_too_large", "{what}: {body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("larger"),
+        "{what}: {body}"
+    );
+}
+
+/// The routes probed, each with a content type its reader accepts. The pod's is a form type
+/// with a suffix, which poem's `Form` reads whole and the boundary's own check passed by.
+const ROUTES: &[(&str, &str)] = &[
+    ("POST /api/v1/verifications", "application/json"),
+    (
+        "POST /pods/autotask",
+        "application/vnd.vouch+x-www-form-urlencoded",
+    ),
+    ("POST /pods/halopsa", "application/x-www-form-urlencoded"),
+    ("POST /s/some-token", "application/x-www-form-urlencoded"),
+];
+
+#[tokio::test]
+async fn a_declared_length_over_the_limit_is_refused_before_the_body_is_sent() {
+    let db = TestDb::sqlite().await;
+    let app = TestApp::spawn(&db, true).await;
+    for (line, content_type) in ROUTES {
+        // 50 MB announced, nothing sent: the answer cannot wait for the body.
+        let head = format!(
+            "{line} HTTP/1.1\r\nContent-Type: {content_type}\r\nContent-Length: {}",
+            50 * 1024 * 1024
+        );
+        let answer = exchange(&app, &head, b"").await;
+        assert_payload_too_large(&answer, line);
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_chunked_body_over_the_limit_is_cut_at_the_limit() {
+    let db = TestDb::sqlite().await;
+    let app = TestApp::spawn(&db, true).await;
+    for (line, content_type) in ROUTES {
+        // One byte over the limit, in chunks, and never the closing chunk: a reader that
+        // wanted the whole body would wait forever.
+        let mut body = Vec::new();
+        let mut left = MAX_BODY_BYTES + 1;
+        while left > 0 {
+            let size = left.min(64 * 1024);
+            body.extend_from_slice(format!("{size:x}\r\n").as_bytes());
+            body.extend(std::iter::repeat_n(b'a', size));
+            body.extend_from_slice(b"\r\n");
+            left -= size;
+        }
+        let head = format!(
+            "{line} HTTP/1.1\r\nContent-Type: {content_type}\r\nTransfer-Encoding: chunked"
+        );
+        let answer = exchange(&app, &head, &body).await;
+        assert_payload_too_large(&answer, line);
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_body_within_the_limit_still_reaches_its_reader() {
+    let db = TestDb::sqlite().await;
+    let app = TestApp::spawn(&db, true).await;
+    // A chunked JSON body under the limit is read and answered on its merits (no API key).
+    let json = br#"{"tenant_id": "t", "user": "u@example.com", "method": "push"}"#;
+    let mut body = format!("{:x}\r\n", json.len()).into_bytes();
+    body.extend_from_slice(json);
+    body.extend_from_slice(b"\r\n0\r\n\r\n");
+    let answer = exchange(
+        &app,
+        "POST /api/v1/verifications HTTP/1.1\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked",
+        &body,
+    )
+    .await;
+    assert_eq!(answer.status, 401, "{}", answer.body);
+    app.stop().await;
+}
