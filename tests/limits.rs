@@ -169,3 +169,154 @@ async fn a_body_within_the_limit_still_reaches_its_reader() {
     assert_eq!(answer.status, 401, "{}", answer.body);
     app.stop().await;
 }
+
+/// A string field over its limit is refused with the documented 400 naming the field, before
+/// Vouch asks Microsoft anything about it.
+#[tokio::test]
+async fn string_fields_over_their_limits_are_refused_before_any_upstream_call() {
+    use common::world::World;
+    use reqwest::Method;
+    use serde_json::json;
+    use vouch::domain::MspPolicy;
+    use vouch::sandbox::microsoft::{DEMO_TENANT_ID, Service};
+
+    let db = TestDb::sqlite().await;
+    let world = World::start(&db, MspPolicy::default()).await;
+    let long_user = format!("{}@contoso.com", "a".repeat(100_000));
+    let at = |n: usize| "x".repeat(n);
+    let cases: Vec<(Method, String, Option<Value>, &str, usize)> = vec![
+        (
+            Method::POST,
+            "/api/v1/verifications".into(),
+            Some(json!({ "tenant_id": DEMO_TENANT_ID, "user": long_user, "method": "push" })),
+            "user",
+            320,
+        ),
+        (
+            Method::POST,
+            "/api/v1/verifications".into(),
+            Some(json!({ "tenant_id": at(257), "user": "dana@contoso.com", "method": "push" })),
+            "tenant_id",
+            256,
+        ),
+        (
+            Method::POST,
+            "/api/v1/verifications".into(),
+            Some(json!({
+                "tenant_id": DEMO_TENANT_ID, "user": "dana@contoso.com", "method": "push",
+                "is_ticket_contact": false, "reason": at(501),
+            })),
+            "reason",
+            500,
+        ),
+        (
+            Method::POST,
+            "/api/v1/verifications".into(),
+            Some(json!({
+                "tenant_id": DEMO_TENANT_ID, "user": "dana@contoso.com", "method": "push",
+                "ticket": { "ticket_id": at(257) },
+            })),
+            "ticket.ticket_id",
+            256,
+        ),
+        (
+            Method::POST,
+            "/api/v1/users/default-method".into(),
+            Some(json!({ "tenant_id": DEMO_TENANT_ID, "user": at(321), "confirm": true })),
+            "user",
+            320,
+        ),
+        (
+            Method::POST,
+            "/api/v1/shares".into(),
+            Some(json!({
+                "content": "hello",
+                "send_to": { "tenant_id": DEMO_TENANT_ID, "user": at(321) },
+            })),
+            "send_to.user",
+            320,
+        ),
+        (
+            Method::GET,
+            format!(
+                "/api/v1/users/methods?tenant_id={DEMO_TENANT_ID}&user={}",
+                at(5000)
+            ),
+            None,
+            "user",
+            320,
+        ),
+    ];
+    for (method, path, body, field, limit) in cases {
+        world.microsoft.clear_requests();
+        let mut request = world.api(method.clone(), &path);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let error: Value = response.json().await.unwrap();
+        assert_eq!(status, 400, "{method} {path:.60} ({field}): {error}");
+        assert_eq!(error["code"], "invalid_request", "{error}");
+        let message = error["message"].as_str().unwrap();
+        assert!(
+            message.contains(&format!("`{field}`")),
+            "{field}: {message}"
+        );
+        if path.contains('?') {
+            // A query parameter is named; its limit is in the document.
+        } else {
+            assert!(
+                message.contains(&format!("at most {limit} characters")),
+                "{field}: {message}"
+            );
+        }
+        assert!(
+            !message.contains("xxxx"),
+            "the value is not echoed: {message}"
+        );
+        let upstream: Vec<String> = world
+            .microsoft
+            .requests()
+            .into_iter()
+            .filter(|r| r.service != Service::Login)
+            .map(|r| format!("{} {:.80}", r.method, r.path))
+            .collect();
+        assert!(
+            upstream.is_empty(),
+            "{field}: Microsoft was asked about an oversized value: {upstream:?}"
+        );
+    }
+
+    // An over-long Idempotency-Key is refused too, naming the header.
+    let response = world
+        .api(Method::POST, "/api/v1/password-resets")
+        .header("Idempotency-Key", at(257))
+        .json(&json!({
+            "tenant_id": DEMO_TENANT_ID, "user": "dana@contoso.com",
+            "verification_id": uuid::Uuid::now_v7(), "confirm": true,
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let error: Value = response.json().await.unwrap();
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("Idempotency-Key"),
+        "{error}"
+    );
+
+    // At the limit, the value is taken (and looked up: no such user).
+    let at_limit = format!("{}@contoso.com", "a".repeat(320 - "@contoso.com".len()));
+    let response = world
+        .api(Method::POST, "/api/v1/verifications")
+        .json(&json!({ "tenant_id": DEMO_TENANT_ID, "user": at_limit, "method": "push" }))
+        .send()
+        .await
+        .unwrap();
+    let error: Value = response.json().await.unwrap();
+    assert_ne!(error["code"], "invalid_request", "{error}");
+}
