@@ -200,6 +200,59 @@ fn is_acceptable_request_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
+/// The soft and hard open-file limits (RLIMIT_NOFILE); `None` where there is none to read.
+// `rlim_t` is `u64` on Linux and macOS, not on every unix.
+#[allow(clippy::unnecessary_cast)]
+pub fn open_file_limit() -> Option<(u64, u64)> {
+    #[cfg(unix)]
+    {
+        use nix::sys::resource::{Resource, getrlimit};
+        getrlimit(Resource::RLIMIT_NOFILE)
+            .ok()
+            .map(|(soft, hard)| (soft as u64, hard as u64))
+    }
+    #[cfg(not(unix))]
+    {
+        None
+    }
+}
+
+/// Raises the soft open-file limit to the hard limit, once per process, and logs the figure.
+/// Every connection in and out is a file descriptor; the usual soft default (1024) is used up
+/// by a few hundred pods waiting on pushes, and then Vouch can open no socket at all.
+#[allow(clippy::unnecessary_cast)] // as for `open_file_limit`
+pub fn raise_open_file_limit() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        #[cfg(unix)]
+        {
+            use nix::sys::resource::{Resource, getrlimit, setrlimit};
+            match getrlimit(Resource::RLIMIT_NOFILE) {
+                Ok((soft, hard)) if soft < hard => {
+                    match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+                        Ok(()) => tracing::info!(
+                            open_file_limit = hard as u64,
+                            was = soft as u64,
+                            "raised the open-file limit to the hard limit"
+                        ),
+                        Err(err) => tracing::warn!(
+                            open_file_limit = soft as u64,
+                            hard_limit = hard as u64,
+                            error = %err,
+                            "could not raise the open-file limit to the hard limit; raise it with `ulimit -n` or LimitNOFILE="
+                        ),
+                    }
+                }
+                Ok((soft, _)) => tracing::info!(
+                    open_file_limit = soft as u64,
+                    "the open-file limit is already the hard limit"
+                ),
+                Err(err) => tracing::warn!(error = %err, "could not read the open-file limit"),
+            }
+        }
+    });
+}
+
 /// Binds the configured address; `port 0` picks a free port (tests, benchmarks).
 pub async fn bind(addr: std::net::SocketAddr) -> std::io::Result<TcpAcceptor> {
     TcpListener::bind(addr).into_acceptor().await

@@ -320,3 +320,81 @@ async fn string_fields_over_their_limits_are_refused_before_any_upstream_call() 
     let error: Value = response.json().await.unwrap();
     assert_ne!(error["code"], "invalid_request", "{error}");
 }
+
+/// Set in the child process of the open-files test, which may lower its own limit without
+/// starving the tests running beside it.
+const EMFILE_CHILD: &str = "VOUCH_LIMITS_EMFILE_CHILD";
+
+/// Out of file descriptors, a call upstream fails as `too_many_open_files` (a 503 saying to
+/// raise the limit), never as the upstream being unavailable. The process lowers its own
+/// open-file limit to the descriptors it already holds, so the next socket is refused with
+/// EMFILE.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn running_out_of_file_descriptors_says_so() {
+    if std::env::var_os(EMFILE_CHILD).is_none() {
+        let output = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "running_out_of_file_descriptors_says_so",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(EMFILE_CHILD, "1")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{stdout}\n{stderr}");
+        assert!(stdout.contains("1 passed"), "{stdout}");
+        return;
+    }
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    use vouch::api::error::status_of;
+    use vouch::domain::ErrorCode;
+    use vouch::microsoft::{MicrosoftError, MicrosoftErrorKind};
+    use vouch::upstream::{Idempotency, RetryPolicy, TransportError, Upstream};
+
+    // Somewhere that would answer, so only the missing descriptor can fail the call.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    let upstream = Upstream::new(
+        "graph",
+        Duration::from_secs(5),
+        vouch::telemetry::Metrics::new(),
+        RetryPolicy::default(),
+    );
+    let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
+    // A new descriptor takes the lowest free number, which must be under the soft limit: a
+    // limit of that number refuses the next one.
+    let lowest_free = {
+        use std::os::fd::AsRawFd;
+        std::fs::File::open("/dev/null").unwrap().as_raw_fd() as u64
+    };
+    setrlimit(Resource::RLIMIT_NOFILE, lowest_free, hard).unwrap();
+    let result = upstream
+        .send(Idempotency::Idempotent, |client| client.get(&url))
+        .await;
+    setrlimit(Resource::RLIMIT_NOFILE, hard, hard).unwrap();
+    assert_eq!(result.err(), Some(TransportError::TooManyOpenFiles));
+
+    // Each service names it the same way, as Vouch's own limit.
+    let microsoft = MicrosoftError::new(MicrosoftErrorKind::TooManyOpenFiles);
+    let psa = vouch::psa::PsaError::from(TransportError::TooManyOpenFiles);
+    let sms = vouch::sms::SmsError::TooManyOpenFiles;
+    for (code, message) in [
+        (microsoft.code(), microsoft.message()),
+        (psa.code(), psa.to_string()),
+        (sms.code(), sms.to_string()),
+    ] {
+        assert_eq!(code, ErrorCode::TooManyOpenFiles);
+        assert_eq!(code, "too_many_open_files");
+        assert_eq!(status_of(code), 503);
+        assert!(message.contains("too many open files"), "{message}");
+        assert!(message.contains("open-file limit"), "{message}");
+        assert!(
+            !message.contains("Microsoft's service is unavailable"),
+            "{message}"
+        );
+    }
+}

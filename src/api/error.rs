@@ -122,6 +122,7 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         | PsaMisconfigured
         | PsaUnexpectedResponse => StatusCode::BAD_GATEWAY,
         Unavailable
+        | TooManyOpenFiles
         | MicrosoftUnavailable
         | MicrosoftAppNotConfigured
         | SmsNotConfigured

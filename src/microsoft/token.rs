@@ -213,6 +213,9 @@ fn ensure_trailing_slash(url: &str) -> String {
 pub(crate) fn transport_error(err: TransportError) -> MicrosoftError {
     match err {
         TransportError::TimedOut => MicrosoftError::new(MicrosoftErrorKind::TimedOut),
+        TransportError::TooManyOpenFiles => {
+            MicrosoftError::new(MicrosoftErrorKind::TooManyOpenFiles)
+        }
         TransportError::Network(detail) => {
             tracing::warn!(%detail, "Microsoft unreachable");
             MicrosoftError::new(MicrosoftErrorKind::Unavailable { status: None })
