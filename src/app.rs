@@ -90,6 +90,7 @@ impl App {
     /// Listens on `http.bind` (port 0 picks a free port) and starts the background jobs.
     pub async fn start(self) -> anyhow::Result<RunningApp> {
         let ctx = self.ctx;
+        server::raise_open_file_limit();
         let bind = ctx.config.http.bind;
         let acceptor = server::bind(bind)
             .await

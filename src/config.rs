@@ -522,8 +522,11 @@ impl Config {
         }
         let (plain, from_files) = split_env(&sources.env)?;
         figment = figment.merge(env_provider(plain)).merge(from_files);
+        // Lossy: a value the environment (or a file) gives as text, such as "20", still fills
+        // a number or boolean key; every value from the environment is text (see
+        // `env_provider`), so string keys keep what the operator wrote.
         let config: Config = figment
-            .extract()
+            .extract_lossy()
             .map_err(|err| ConfigError::Invalid(describe_figment_error(err, &sources.env)))?;
         config.validate()?;
         Ok(config)
@@ -675,21 +678,76 @@ fn insert_path(dict: &mut Dict, path: &[String], value: Value) {
 }
 
 /// Figment's own `Env` provider reads the process environment; tests need to hand in their
-/// own, so the given variables become the same nested dictionary, each value parsed the way
-/// `Env` parses it (numbers, booleans, arrays such as `[a, b]`).
+/// own, so the given variables become the same nested dictionary.
+///
+/// Unlike `Env`, a value is never turned into a number or boolean here: `+14155550100`
+/// (`sms.from`), `12345` (an id) or `true` must reach a string key as the text written, and
+/// `extract_lossy` still reads such text into a number or boolean key. Only the brackets of
+/// an array or dictionary (`[a, b]`, `{k = v}`) are parsed, their scalar items kept as text.
 fn env_provider(vars: Vec<(String, String)>) -> Serialized<Dict> {
     let mut dict = Dict::new();
     for (name, value) in vars {
         let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
             continue;
         };
-        let parsed: Value = match value.parse() {
+        insert_path(&mut dict, &env_key_to_path(rest), env_value(&value));
+    }
+    Serialized::defaults(dict)
+}
+
+/// One environment value: text, unless it is an array or dictionary.
+fn env_value(raw: &str) -> Value {
+    let trimmed = raw.trim();
+    if trimmed.starts_with('[') || trimmed.starts_with('{') {
+        let parsed: Value = match raw.parse() {
             Ok(parsed) => parsed,
             Err(never) => match never {},
         };
-        insert_path(&mut dict, &env_key_to_path(rest), parsed);
+        if matches!(parsed, Value::Array(..) | Value::Dict(..)) {
+            return scalars_as_text(parsed);
+        }
     }
-    Serialized::defaults(dict)
+    Value::from(raw.to_owned())
+}
+
+/// Inside an array or dictionary from the environment, numbers and booleans go back to text,
+/// for the same reason as a whole value (see [`env_provider`]).
+fn scalars_as_text(value: Value) -> Value {
+    match value {
+        Value::Num(tag, num) => Value::String(tag, num_text(num)),
+        Value::Bool(tag, b) => Value::String(tag, b.to_string()),
+        Value::Char(tag, c) => Value::String(tag, c.to_string()),
+        Value::Array(tag, items) => {
+            Value::Array(tag, items.into_iter().map(scalars_as_text).collect())
+        }
+        Value::Dict(tag, map) => Value::Dict(
+            tag,
+            map.into_iter()
+                .map(|(k, v)| (k, scalars_as_text(v)))
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
+fn num_text(num: figment::value::Num) -> String {
+    use figment::value::Num;
+    match num {
+        Num::U8(n) => n.to_string(),
+        Num::U16(n) => n.to_string(),
+        Num::U32(n) => n.to_string(),
+        Num::U64(n) => n.to_string(),
+        Num::U128(n) => n.to_string(),
+        Num::USize(n) => n.to_string(),
+        Num::I8(n) => n.to_string(),
+        Num::I16(n) => n.to_string(),
+        Num::I32(n) => n.to_string(),
+        Num::I64(n) => n.to_string(),
+        Num::I128(n) => n.to_string(),
+        Num::ISize(n) => n.to_string(),
+        Num::F32(n) => n.to_string(),
+        Num::F64(n) => n.to_string(),
+    }
 }
 
 /// One sentence per problem, naming the key and where its value came from.

@@ -3,11 +3,13 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use poem::http::HeaderValue;
+use futures_util::StreamExt;
+use poem::http::{HeaderValue, header};
 use poem::listener::{Acceptor, Listener, TcpAcceptor, TcpListener};
-use poem::{Endpoint, EndpointExt, IntoEndpoint, Request, Response, Route, Server, get};
+use poem::{Body, Endpoint, EndpointExt, IntoEndpoint, Request, Response, Route, Server, get};
 use poem_openapi::OperationId;
 use tracing::Instrument;
 
@@ -68,8 +70,87 @@ pub fn routes(ctx: Arc<AppContext>) -> impl Endpoint<Output = Response> {
         .at("/api/openapi.yaml", labelled("openapi", spec_yaml))
         .at("/api/openapi.json", labelled("openapi", spec_json));
     api::error::json_errors(routes)
+        .around(bounded_body)
         .data(ctx.clone())
         .around(move |ep, req| observe(ctx.clone(), ep, req))
+}
+
+/// Bounds every request body, whatever its route or content type, to
+/// [`api::error::MAX_BODY_BYTES`], before any of it is read: a declared `Content-Length` over
+/// the limit is refused at once, and a body of undeclared length (chunked) is read through a
+/// cap, so no reader (the error boundary, poem's `Form`, a page) ever holds more than the limit.
+/// Either way the answer is the documented 413 `payload_too_large`.
+async fn bounded_body<E: Endpoint<Output = Response>>(
+    ep: Arc<E>,
+    mut req: Request,
+) -> poem::Result<Response> {
+    let limit = api::error::MAX_BODY_BYTES;
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.trim().parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit as u64) {
+        return Ok(payload_too_large());
+    }
+    // hyper delivers no more than a declared length, so only an undeclared one needs the cap.
+    let overflowed = Arc::new(AtomicBool::new(false));
+    if declared.is_none() {
+        let body = req.take_body();
+        req.set_body(capped(body, limit, overflowed.clone()));
+    }
+    let result = ep.call(req).await;
+    if !overflowed.load(Ordering::Acquire) {
+        return result;
+    }
+    // Whatever the reader made of the cut (an unreadable form, an I/O error), the cause was
+    // the size. The original answer's data (the route label for the metrics) is kept.
+    let mut original = match result {
+        Ok(response) => response,
+        Err(err) => err.into_response(),
+    };
+    let mut response = payload_too_large();
+    *response.extensions_mut() = std::mem::take(original.extensions_mut());
+    Ok(response)
+}
+
+fn payload_too_large() -> Response {
+    api::error::error_response(
+        api::ErrorCode::PayloadTooLarge,
+        &format!(
+            "The request body is larger than Vouch accepts ({} KiB). Send less.",
+            api::error::MAX_BODY_BYTES / 1024
+        ),
+    )
+}
+
+/// `body`, ending in an error (and setting `overflowed`) once more than `limit` bytes came.
+fn capped(body: Body, limit: usize, overflowed: Arc<AtomicBool>) -> Body {
+    let stream = body
+        .into_bytes_stream()
+        .scan((0usize, false), move |(seen, done), chunk| {
+            let item = if *done {
+                None
+            } else {
+                match chunk {
+                    Ok(bytes) => {
+                        *seen = seen.saturating_add(bytes.len());
+                        if *seen > limit {
+                            *done = true;
+                            overflowed.store(true, Ordering::Release);
+                            Some(Err(std::io::Error::other(
+                                "the request body is larger than Vouch accepts",
+                            )))
+                        } else {
+                            Some(Ok(bytes))
+                        }
+                    }
+                    Err(err) => Some(Err(err)),
+                }
+            };
+            std::future::ready(item)
+        });
+    Body::from_bytes_stream(stream)
 }
 
 /// One span per request carrying its id, one log line when it completes, and the metrics.
@@ -117,6 +198,59 @@ fn is_acceptable_request_id(id: &str) -> bool {
         && id
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+/// The soft and hard open-file limits (RLIMIT_NOFILE); `None` where there is none to read.
+// `rlim_t` is `u64` on Linux and macOS, not on every unix.
+#[allow(clippy::unnecessary_cast)]
+pub fn open_file_limit() -> Option<(u64, u64)> {
+    #[cfg(unix)]
+    {
+        use nix::sys::resource::{Resource, getrlimit};
+        getrlimit(Resource::RLIMIT_NOFILE)
+            .ok()
+            .map(|(soft, hard)| (soft as u64, hard as u64))
+    }
+    #[cfg(not(unix))]
+    {
+        None
+    }
+}
+
+/// Raises the soft open-file limit to the hard limit, once per process, and logs the figure.
+/// Every connection in and out is a file descriptor; the usual soft default (1024) is used up
+/// by a few hundred pods waiting on pushes, and then Vouch can open no socket at all.
+#[allow(clippy::unnecessary_cast)] // as for `open_file_limit`
+pub fn raise_open_file_limit() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        #[cfg(unix)]
+        {
+            use nix::sys::resource::{Resource, getrlimit, setrlimit};
+            match getrlimit(Resource::RLIMIT_NOFILE) {
+                Ok((soft, hard)) if soft < hard => {
+                    match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+                        Ok(()) => tracing::info!(
+                            open_file_limit = hard as u64,
+                            was = soft as u64,
+                            "raised the open-file limit to the hard limit"
+                        ),
+                        Err(err) => tracing::warn!(
+                            open_file_limit = soft as u64,
+                            hard_limit = hard as u64,
+                            error = %err,
+                            "could not raise the open-file limit to the hard limit; raise it with `ulimit -n` or LimitNOFILE="
+                        ),
+                    }
+                }
+                Ok((soft, _)) => tracing::info!(
+                    open_file_limit = soft as u64,
+                    "the open-file limit is already the hard limit"
+                ),
+                Err(err) => tracing::warn!(error = %err, "could not read the open-file limit"),
+            }
+        }
+    });
 }
 
 /// Binds the configured address; `port 0` picks a free port (tests, benchmarks).

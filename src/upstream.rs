@@ -35,6 +35,9 @@ impl Default for RetryPolicy {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TransportError {
     TimedOut,
+    /// Vouch itself had no file descriptor left for the socket (EMFILE, or ENFILE for the
+    /// whole system): nothing was sent, and the upstream is not at fault.
+    TooManyOpenFiles,
     /// Connection refused, DNS failure, reset... (the detail is for the log).
     Network(String),
 }
@@ -123,6 +126,21 @@ impl Upstream {
                     return Ok(response);
                 }
                 Err(err) => {
+                    if is_too_many_open_files(&err) {
+                        self.metrics.observe_upstream(
+                            self.service,
+                            UpstreamOutcome::NetworkError,
+                            elapsed,
+                        );
+                        // Not retried: a retry needs a descriptor as much as the first try did,
+                        // and the operator must hear of this now, not after the backoff.
+                        tracing::error!(
+                            service = self.service,
+                            open_file_limit = ?crate::server::open_file_limit(),
+                            "{TOO_MANY_OPEN_FILES_LOG}"
+                        );
+                        return Err(TransportError::TooManyOpenFiles);
+                    }
                     let timed_out = err.is_timeout();
                     let outcome = if timed_out {
                         UpstreamOutcome::Timeout
@@ -152,6 +170,40 @@ impl Upstream {
     }
 }
 
+/// What the log says when a socket could not be opened for want of file descriptors.
+const TOO_MANY_OPEN_FILES_LOG: &str = "too many open files (EMFILE): Vouch has used up its open-file limit and could not open a socket; raise the limit (`ulimit -n`, LimitNOFILE= in a systemd unit, --ulimit nofile= for Docker)";
+
+/// What the person is told when a call failed for want of file descriptors (each service's
+/// error uses it, under [`crate::domain::ErrorCode::TooManyOpenFiles`]).
+pub const TOO_MANY_OPEN_FILES_MESSAGE: &str = "Vouch has run out of open files (too many open files) and could not open a connection. This is Vouch's own limit, not the other service's: its administrator must raise Vouch's open-file limit (ulimit -n, or LimitNOFILE= for systemd) and restart it. Try again in a minute.";
+
+/// Whether `err`, or any error it was caused by, is the operating system refusing a new file
+/// descriptor. reqwest reports it as a connect error whose cause is the `io::Error`.
+pub fn is_too_many_open_files(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(err);
+    while let Some(e) = current {
+        if e.downcast_ref::<std::io::Error>()
+            .is_some_and(is_descriptor_exhaustion)
+        {
+            return true;
+        }
+        current = e.source();
+    }
+    false
+}
+
+#[cfg(unix)]
+fn is_descriptor_exhaustion(err: &std::io::Error) -> bool {
+    use nix::errno::Errno;
+    err.raw_os_error()
+        .is_some_and(|code| code == Errno::EMFILE as i32 || code == Errno::ENFILE as i32)
+}
+
+#[cfg(not(unix))]
+fn is_descriptor_exhaustion(_: &std::io::Error) -> bool {
+    false
+}
+
 fn outcome_of(status: StatusCode) -> UpstreamOutcome {
     if status == StatusCode::TOO_MANY_REQUESTS {
         UpstreamOutcome::Throttled
@@ -175,4 +227,56 @@ pub fn retry_after(response: &Response) -> Option<Duration> {
         .parse::<u64>()
         .ok()
         .map(Duration::from_secs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Shaped like reqwest's connect error: the `io::Error` a few causes down.
+    #[derive(Debug)]
+    struct Wrapped(&'static str, Box<dyn std::error::Error + Send + Sync>);
+
+    impl std::fmt::Display for Wrapped {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+
+    impl std::error::Error for Wrapped {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&*self.1)
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn running_out_of_descriptors_is_told_apart_from_a_network_failure() {
+        use nix::errno::Errno;
+        for errno in [Errno::EMFILE, Errno::ENFILE] {
+            let io = std::io::Error::from_raw_os_error(errno as i32);
+            let chain = Wrapped(
+                "error sending request",
+                Box::new(Wrapped("client error (Connect)", Box::new(io))),
+            );
+            assert!(is_too_many_open_files(&chain), "{errno}");
+        }
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        let chain = Wrapped("error sending request", Box::new(refused));
+        assert!(!is_too_many_open_files(&chain));
+        assert!(TOO_MANY_OPEN_FILES_MESSAGE.contains("too many open files"));
+    }
+
+    /// A real EMFILE from the operating system is recognised too, as `io::Error` reports it.
+    #[cfg(unix)]
+    #[test]
+    fn the_operating_systems_own_error_is_recognised() {
+        let io = std::io::Error::from_raw_os_error(nix::errno::Errno::EMFILE as i32);
+        assert!(
+            io.to_string()
+                .to_lowercase()
+                .contains("too many open files")
+        );
+        assert!(is_too_many_open_files(&io));
+    }
 }

@@ -314,3 +314,47 @@ fn the_readme_documents_every_key() {
         .collect();
     assert!(missing.is_empty(), "not in the README's table: {missing:?}");
 }
+
+#[test]
+fn string_keys_take_numeric_looking_values_from_the_environment() {
+    // A phone number, a numeric id, a token of digits, a boolean word: each is text to a
+    // string key, exactly as written (a leading `+` or zero kept).
+    let config = load(
+        None,
+        &[
+            ("VOUCH__SMS__FROM", "+14155550100"),
+            ("VOUCH__SMS__ACCOUNT_SID", "00123"),
+            ("VOUCH__SMS__AUTH_TOKEN", "987654321"),
+            ("VOUCH__PSA__CONNECTWISE__CLIENT_ID", "true"),
+            ("VOUCH__SMS__DEFAULT_REGION", "1.5"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(config.sms.from.as_deref(), Some("+14155550100"));
+    assert_eq!(config.sms.account_sid.as_deref(), Some("00123"));
+    assert_eq!(
+        config.sms.auth_token.as_ref().unwrap().expose_secret(),
+        "987654321"
+    );
+    assert_eq!(config.psa.connectwise.client_id.as_deref(), Some("true"));
+    assert_eq!(config.sms.default_region, "1.5");
+
+    // Numeric keys still read their text as numbers, from the environment and from a file.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("vouch.toml");
+    std::fs::write(&file, "[sms]\nfrom = \"+442071838750\"\n").unwrap();
+    let config = load(
+        Some(&file),
+        &[
+            ("VOUCH__HTTP__SHUTDOWN_GRACE_SECONDS", "7"),
+            ("VOUCH__DATABASE__MAX_CONNECTIONS", "3"),
+            ("VOUCH__SMS__REQUEST_TIMEOUT_SECONDS", "9"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(config.http.shutdown_grace_seconds, 7);
+    assert_eq!(config.database.max_connections, 3);
+    assert_eq!(config.sms.from.as_deref(), Some("+442071838750"));
+    let err = load(None, &[("VOUCH__DATABASE__MAX_CONNECTIONS", "-3")]).unwrap_err();
+    assert!(err.contains("`database.max_connections`"), "{err}");
+}

@@ -97,8 +97,10 @@ impl AuditApi {
         auth: MspApiKey,
         ctx: Data<&Arc<AppContext>>,
         /// Only this action (e.g. `password.reset`).
+        #[oai(validator(max_length = 256))]
         action: Query<Option<String>>,
         /// Only this subject (e.g. a Microsoft user's object id).
+        #[oai(validator(max_length = 256))]
         subject_id: Query<Option<String>>,
         /// From this time on (inclusive).
         since: Query<Option<DateTime<Utc>>>,
@@ -129,8 +131,10 @@ impl AuditApi {
         auth: MspApiKey,
         ctx: Data<&Arc<AppContext>>,
         /// Only this action.
+        #[oai(validator(max_length = 256))]
         action: Query<Option<String>>,
         /// Only this subject.
+        #[oai(validator(max_length = 256))]
         subject_id: Query<Option<String>>,
         /// From this time on (inclusive).
         since: Query<Option<DateTime<Utc>>>,

@@ -125,6 +125,7 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         | PsaMisconfigured
         | PsaUnexpectedResponse => StatusCode::BAD_GATEWAY,
         Unavailable
+        | TooManyOpenFiles
         | MicrosoftUnavailable
         | MicrosoftAppNotConfigured
         | SmsNotConfigured

@@ -97,11 +97,13 @@ impl From<IntegrationView> for Integration {
 #[derive(Debug, Object)]
 pub struct IdentityManagementRequest {
     /// The customer's tenant id (a GUID) or one of its domains.
+    #[oai(validator(max_length = 256))]
     pub tenant_id: String,
     /// The app registration's Application (client) ID.
+    #[oai(validator(max_length = 256))]
     pub client_id: String,
     /// The client secret's Value (not its ID). Stored encrypted; never shown again.
-    #[oai(write_only)]
+    #[oai(write_only, validator(max_length = 1024))]
     pub client_secret: String,
     /// When the secret expires; defaults to 730 days from now.
     pub secret_expires_at: Option<DateTime<Utc>>,

@@ -61,6 +61,7 @@ pub struct ConnectWiseSessionRequest {
     /// Vouch's id of the PSA connection (from the pod URL).
     pub connection_id: Uuid,
     /// The ticket the pod is on (from the pod URL's `id`).
+    #[oai(validator(max_length = 256))]
     pub ticket_id: String,
     /// What `getMemberAuthentication` returned: site, companyid, memberid, memberHash, ...
     pub member: serde_json::Value,
@@ -258,8 +259,10 @@ pub struct PodStartRequest {
 #[derive(Debug, Object)]
 pub struct OtherUser {
     /// Their e-mail address.
+    #[oai(validator(max_length = 320))]
     pub email: String,
     /// Why (e.g. "manager approval"); kept in the audit log.
+    #[oai(validator(max_length = 500))]
     pub reason: String,
 }
 
@@ -592,7 +595,7 @@ impl PodApi {
         auth: PodToken,
         ctx: Data<&Arc<AppContext>>,
         /// One key per confirmation, so a double click is one reset.
-        #[oai(name = "Idempotency-Key")]
+        #[oai(name = "Idempotency-Key", validator(max_length = 256))]
         idempotency_key: Header<String>,
         body: Json<PodResetRequest>,
     ) -> Result<PodResetResponse, ApiError> {

@@ -251,6 +251,12 @@ fn problem_in(
     if let Some(problem) = format_problem {
         return Some((field(), problem.to_owned()));
     }
+    // Counted in characters, as poem-openapi's `max_length` validator counts them.
+    if let (Some(max), Value::String(text)) = (schema.max_length, value)
+        && text.chars().nth(max).is_some()
+    {
+        return Some((field(), format!("must be at most {max} characters long")));
+    }
     if let Value::Object(object) = value {
         for required in &schema.required {
             if object.get(*required).is_none_or(Value::is_null) {
@@ -359,6 +365,18 @@ mod tests {
             Some((Some("send_to.user".into()), "is required".into()))
         );
         assert_eq!(problem(serde_json::json!({ "content": "x" })), None);
+        assert_eq!(
+            problem(serde_json::json!({ "content": "é".repeat(10_001) })),
+            Some((
+                Some("content".into()),
+                "must be at most 10000 characters long".into()
+            ))
+        );
+        assert_eq!(
+            problem(serde_json::json!({ "content": "é".repeat(10_000) })),
+            None,
+            "characters are counted, not bytes"
+        );
         let start = operation(&Method::POST, "/api/v1/verifications").unwrap();
         let (field, what) = body_problem(
             start,

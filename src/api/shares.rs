@@ -26,7 +26,7 @@ enum ApiTags {
 pub struct ShareRequest {
     /// The secret to deliver, 1 to 10,000 characters. Stored encrypted and shown only to
     /// whoever opens the link; never returned by the API.
-    #[oai(write_only)]
+    #[oai(write_only, validator(max_length = 10000))]
     pub content: String,
     /// How long the link works, in minutes: from 5 to 10080 (7 days). Default 1440 (24 hours).
     pub expires_in_minutes: Option<i64>,
@@ -41,8 +41,10 @@ pub struct ShareRequest {
 #[derive(Debug, Object)]
 pub struct ShareRecipient {
     /// The customer's Microsoft tenant id.
+    #[oai(validator(max_length = 256))]
     pub tenant_id: String,
     /// The user's sign-in name or e-mail address.
+    #[oai(validator(max_length = 320))]
     pub user: String,
 }
 

@@ -35,8 +35,10 @@ pub struct TicketRef {
     /// Vouch's id of the PSA connection.
     pub connection_id: Option<Uuid>,
     /// The PSA's ticket id.
+    #[oai(validator(max_length = 256))]
     pub ticket_id: Option<String>,
     /// The PSA's contact id.
+    #[oai(validator(max_length = 256))]
     pub contact_id: Option<String>,
 }
 
@@ -44,8 +46,10 @@ pub struct TicketRef {
 #[derive(Debug, Object)]
 pub struct StartVerificationRequest {
     /// The customer's Microsoft tenant id (or its Vouch id).
+    #[oai(validator(max_length = 256))]
     pub tenant_id: String,
     /// The user's sign-in name or e-mail address.
+    #[oai(validator(max_length = 320))]
     pub user: String,
     /// How to verify.
     pub method: VerificationMethod,
@@ -55,9 +59,11 @@ pub struct StartVerificationRequest {
     #[oai(default = "default_true")]
     pub is_ticket_contact: bool,
     /// Why someone other than the ticket's contact is verified (e.g. "manager approval").
+    #[oai(validator(max_length = 500))]
     pub reason: Option<String>,
     /// The PSA contact's mobile number; used for SMS only when the MSP's policy allows it and
     /// Microsoft has no mobile registered for the user.
+    #[oai(validator(max_length = 64))]
     pub contact_mobile: Option<String>,
 }
 
@@ -126,6 +132,7 @@ impl From<VerificationRecord> for Verification {
 #[derive(Debug, Object)]
 pub struct CodeSubmission {
     /// The 6-digit code.
+    #[oai(validator(max_length = 32))]
     pub code: String,
 }
 
@@ -157,8 +164,10 @@ pub struct UserMethods {
 #[derive(Debug, Object)]
 pub struct DefaultMethodRequest {
     /// The customer's Microsoft tenant id.
+    #[oai(validator(max_length = 256))]
     pub tenant_id: String,
     /// The user's sign-in name or e-mail address.
+    #[oai(validator(max_length = 320))]
     pub user: String,
     /// Must be true: this changes the user's sign-in experience.
     pub confirm: bool,
@@ -168,8 +177,10 @@ pub struct DefaultMethodRequest {
 #[derive(Debug, Object)]
 pub struct ResetRequestBody {
     /// The customer's Microsoft tenant id.
+    #[oai(validator(max_length = 256))]
     pub tenant_id: String,
     /// The user's sign-in name or e-mail address: the verification must be of this user.
+    #[oai(validator(max_length = 320))]
     pub user: String,
     /// An approved, unexpired verification of the user, not yet used.
     pub verification_id: Uuid,
@@ -383,10 +394,13 @@ impl VerificationsApi {
         auth: MspApiKey,
         ctx: Data<&Arc<AppContext>>,
         /// The customer's Microsoft tenant id.
+        #[oai(validator(max_length = 256))]
         tenant_id: Query<String>,
         /// The user's sign-in name or e-mail address.
+        #[oai(validator(max_length = 320))]
         user: Query<String>,
         /// The PSA contact's mobile number (used only where policy allows).
+        #[oai(validator(max_length = 64))]
         contact_mobile: Query<Option<String>>,
     ) -> Result<Json<UserMethods>, ApiError> {
         let msp = msp(&ctx, &auth).await?;
@@ -421,8 +435,10 @@ impl VerificationsApi {
         auth: MspApiKey,
         ctx: Data<&Arc<AppContext>>,
         /// The customer's Microsoft tenant id.
+        #[oai(validator(max_length = 256))]
         tenant_id: Query<String>,
         /// The user's sign-in name or e-mail address.
+        #[oai(validator(max_length = 320))]
         user: Query<String>,
         /// At most this many (default 20, at most 200).
         limit: Query<Option<u64>>,
@@ -478,7 +494,7 @@ impl ResetsApi {
         auth: MspApiKey,
         ctx: Data<&Arc<AppContext>>,
         /// A unique key per intended reset (a UUID is ideal).
-        #[oai(name = "Idempotency-Key")]
+        #[oai(name = "Idempotency-Key", validator(max_length = 256))]
         idempotency_key: Header<String>,
         body: Json<ResetRequestBody>,
     ) -> Result<ResetResponse, ApiError> {

@@ -60,6 +60,10 @@ error_codes! {
     InternalError = "internal_error",
     /// A dependency of Vouch (its database) is unavailable.
     Unavailable = "unavailable",
+    /// Vouch has used up its open-file limit, so it could not open a connection (to
+    /// Microsoft, a PSA or the SMS provider): the operator must raise the limit. Nothing was
+    /// sent.
+    TooManyOpenFiles = "too_many_open_files",
 
     // Tenants, users and verifications.
     TenantNotConnected = "tenant_not_connected",

@@ -51,6 +51,8 @@ pub enum MicrosoftErrorKind {
         status: Option<u16>,
     },
     TimedOut,
+    /// Vouch's own open-file limit ran out before anything was sent (not Microsoft's state).
+    TooManyOpenFiles,
     /// An answer Vouch does not understand (kept for the log; the technician gets a retry hint).
     Unexpected {
         status: Option<u16>,
@@ -102,6 +104,7 @@ impl MicrosoftError {
             Throttled { .. } => ErrorCode::MicrosoftThrottled,
             Unavailable { .. } => ErrorCode::MicrosoftUnavailable,
             TimedOut => ErrorCode::MicrosoftTimedOut,
+            TooManyOpenFiles => ErrorCode::TooManyOpenFiles,
             Unexpected { .. } => ErrorCode::MicrosoftUnexpectedResponse,
         }
     }
@@ -135,6 +138,7 @@ impl MicrosoftError {
                 None => "Microsoft is throttling requests for this tenant. Try again in a minute.".to_owned(),
             },
             Unavailable { .. } => "Microsoft's service is unavailable right now. Try again in a few minutes; check status.cloud.microsoft if it persists.".to_owned(),
+            TooManyOpenFiles => crate::upstream::TOO_MANY_OPEN_FILES_MESSAGE.to_owned(),
             TimedOut => "Microsoft did not answer in time. Try again; if it keeps happening, check status.cloud.microsoft.".to_owned(),
             Unexpected { .. } => "Microsoft gave an answer Vouch did not expect. Try again; if it persists, contact Vouch support with the request id.".to_owned(),
         };
@@ -159,6 +163,7 @@ impl MicrosoftError {
             MicrosoftErrorKind::Throttled { .. }
                 | MicrosoftErrorKind::Unavailable { .. }
                 | MicrosoftErrorKind::TimedOut
+                | MicrosoftErrorKind::TooManyOpenFiles
         )
     }
 }

@@ -261,6 +261,9 @@ fn jittered(backoff: Duration) -> Duration {
 pub(crate) fn transport_error(err: TransportError) -> MicrosoftError {
     match err {
         TransportError::TimedOut => MicrosoftError::new(MicrosoftErrorKind::TimedOut),
+        TransportError::TooManyOpenFiles => {
+            MicrosoftError::new(MicrosoftErrorKind::TooManyOpenFiles)
+        }
         TransportError::Network(detail) => {
             tracing::warn!(%detail, "Microsoft unreachable");
             MicrosoftError::new(MicrosoftErrorKind::Unavailable { status: None })

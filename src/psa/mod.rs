@@ -124,6 +124,9 @@ pub enum PsaError {
     Unavailable,
     #[error("The PSA did not answer in time. Try again.")]
     TimedOut,
+    /// Vouch's own open-file limit, not the PSA's state.
+    #[error("{}", crate::upstream::TOO_MANY_OPEN_FILES_MESSAGE)]
+    TooManyOpenFiles,
     #[error("The PSA connection is not set up completely: {0}")]
     Misconfigured(String),
     #[error("The PSA gave an answer Vouch did not expect ({0}).")]
@@ -143,6 +146,7 @@ impl PsaError {
             PsaError::Throttled => ErrorCode::PsaThrottled,
             PsaError::Unavailable => ErrorCode::PsaUnavailable,
             PsaError::TimedOut => ErrorCode::PsaTimedOut,
+            PsaError::TooManyOpenFiles => ErrorCode::TooManyOpenFiles,
             PsaError::Misconfigured(_) => ErrorCode::PsaMisconfigured,
             PsaError::Unexpected(_) => ErrorCode::PsaUnexpectedResponse,
         }
@@ -165,6 +169,7 @@ impl From<TransportError> for PsaError {
     fn from(err: TransportError) -> Self {
         match err {
             TransportError::TimedOut => PsaError::TimedOut,
+            TransportError::TooManyOpenFiles => PsaError::TooManyOpenFiles,
             TransportError::Network(_) => PsaError::Unavailable,
         }
     }

@@ -55,6 +55,9 @@ pub enum SmsError {
     Unavailable,
     #[error("The SMS provider did not answer in time. Try again.")]
     TimedOut,
+    /// Vouch's own open-file limit, not the provider's state; nothing was sent.
+    #[error("{}", crate::upstream::TOO_MANY_OPEN_FILES_MESSAGE)]
+    TooManyOpenFiles,
     /// Any other refusal, with the provider's code.
     #[error(
         "The SMS provider refused the message (code {code}). Try again; if it persists, contact support."
@@ -72,6 +75,7 @@ impl SmsError {
             SmsError::Throttled => ErrorCode::SmsThrottled,
             SmsError::Unavailable => ErrorCode::SmsUnavailable,
             SmsError::TimedOut => ErrorCode::SmsTimedOut,
+            SmsError::TooManyOpenFiles => ErrorCode::TooManyOpenFiles,
             SmsError::Rejected { .. } => ErrorCode::SmsRejected,
         }
     }

@@ -159,6 +159,7 @@ impl SmsProvider for TwilioSms {
                 tracing::warn!(service = SERVICE, to = %masked, "SMS provider timed out");
                 return Err(SmsError::TimedOut);
             }
+            Err(TransportError::TooManyOpenFiles) => return Err(SmsError::TooManyOpenFiles),
             Err(TransportError::Network(detail)) => {
                 // reqwest's text without the URL: no account SID, no token, no body.
                 tracing::warn!(service = SERVICE, to = %masked, error = %detail, "SMS provider unreachable");
