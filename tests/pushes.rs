@@ -235,3 +235,62 @@ async fn pushes_left_by_a_stopped_instance_are_interrupted_and_never_block_a_new
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_start_refused_in_the_user_lookup_is_audited() {
+    on_every_backend(async |db| {
+        let world = World::start(db, MspPolicy::default()).await;
+        let (status, body) = push(&world, "nobody@contoso.example").await;
+        assert_eq!(status, 404, "{body}");
+        // Microsoft cannot be asked: the refusal is audited with its own code.
+        world.microsoft.inject_fault(
+            vouch::sandbox::microsoft::Service::Graph,
+            "/users",
+            vouch::sandbox::Fault::Status {
+                status: 500,
+                body: String::new(),
+                retry_after: None,
+            },
+            10,
+        );
+        let (status, body) = push(&world, "sam@contoso.example").await;
+        assert!(status >= 500, "{status}: {body}");
+        let entries = world
+            .app
+            .store
+            .query(AuditQuery {
+                msp_id: world.msp.id,
+                action: Some("verification.push.start".into()),
+                limit: 10,
+                ..AuditQuery::default()
+            })
+            .await
+            .unwrap();
+        let refused: Vec<(String, String, String)> = entries
+            .iter()
+            .map(|e| {
+                (
+                    e.event.outcome.clone(),
+                    e.event.details["code"].as_str().unwrap_or("").to_owned(),
+                    e.event.subject_name.clone().unwrap_or_default(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            refused,
+            [
+                (
+                    "refused".to_owned(),
+                    body["code"].as_str().unwrap().to_owned(),
+                    "sam@contoso.example".to_owned()
+                ),
+                (
+                    "refused".to_owned(),
+                    "user_not_found".to_owned(),
+                    "nobody@contoso.example".to_owned()
+                ),
+            ]
+        );
+    })
+    .await;
+}

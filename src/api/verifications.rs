@@ -270,6 +270,15 @@ async fn tenant_and_user(
     tenant: &str,
     user: &str,
 ) -> Result<(Tenant, DirectoryUser), ApiError> {
+    Ok(find_user(ctx, msp_id, tenant, user).await?)
+}
+
+async fn find_user(
+    ctx: &AppContext,
+    msp_id: Uuid,
+    tenant: &str,
+    user: &str,
+) -> Result<(Tenant, DirectoryUser), crate::core::error::CoreError> {
     let tenant = ctx.directory.tenant(msp_id, tenant.trim()).await?;
     let user = ctx
         .directory
@@ -300,8 +309,23 @@ impl VerificationsApi {
     ) -> Result<Started, ApiError> {
         let body = body.0;
         let msp = msp(&ctx, &auth).await?;
-        let (tenant, user) = tenant_and_user(&ctx, msp.id, &body.tenant_id, &body.user).await?;
         let ticket = body.ticket.unwrap_or_default();
+        let (tenant, user) = match find_user(&ctx, msp.id, &body.tenant_id, &body.user).await {
+            Ok(found) => found,
+            Err(err) => {
+                ctx.verifications
+                    .audit_refused_start(
+                        msp.id,
+                        &auth.actor(),
+                        body.method,
+                        ticket.ticket_id.clone(),
+                        &body.user,
+                        &err,
+                    )
+                    .await;
+                return Err(err.into());
+            }
+        };
         let verification = ctx
             .verifications
             .start(StartRequest {

@@ -484,9 +484,24 @@ impl PodService {
         method: VerificationMethod,
         other: Option<OtherUser>,
     ) -> Result<Verification, PodError> {
-        let (resolved, tenant, user) = self
-            .target(session, other.as_ref().map(|o| o.email.as_str()))
-            .await?;
+        let searched = other.as_ref().map(|o| o.email.clone());
+        let (resolved, tenant, user) = match self.target(session, searched.as_deref()).await {
+            Ok(target) => target,
+            Err(PodError::Core(err)) => {
+                self.verifications
+                    .audit_refused_start(
+                        session.msp.id,
+                        &session.requester().actor,
+                        method,
+                        Some(session.claims.ticket.clone()),
+                        searched.as_deref().unwrap_or("the ticket's contact"),
+                        &err,
+                    )
+                    .await;
+                return Err(PodError::Core(err));
+            }
+            Err(err) => return Err(err),
+        };
         let contact = resolved.ticket.contact.as_ref();
         let verification = self
             .verifications

@@ -295,6 +295,35 @@ impl VerificationService {
         Ok(vec![push, sms, link])
     }
 
+    /// Audits a start refused before a verification could be made: the tenant or the user
+    /// could not be found (or Microsoft could not be asked). `searched` is what the
+    /// technician gave; it is not a secret.
+    pub async fn audit_refused_start(
+        &self,
+        msp_id: Uuid,
+        actor: &AuditActor,
+        method: VerificationMethod,
+        psa_ticket_id: Option<String>,
+        searched: &str,
+        err: &CoreError,
+    ) {
+        let event = NewAuditEvent {
+            msp_id,
+            actor: actor.clone(),
+            action: start_action(method).to_owned(),
+            subject_kind: Some("user".into()),
+            subject_id: None,
+            subject_name: Some(searched.chars().take(320).collect()),
+            psa_ticket_id,
+            outcome: "refused".into(),
+            upstream_request_id: err.upstream_request_id(),
+            details: serde_json::json!({ "code": err.code(), "stage": "user_lookup" }),
+        };
+        if let Err(err) = self.store.append(event).await {
+            tracing::error!(error = %err, "audit append failed");
+        }
+    }
+
     /// The mobile phone the user registered in Microsoft (their authentication methods),
     /// if any: the only number a password link may go to.
     pub async fn registered_mobile(
@@ -367,11 +396,7 @@ impl VerificationService {
         };
         self.audit_event(
             &request,
-            match request.method {
-                VerificationMethod::Push => "verification.push.start",
-                VerificationMethod::SmsCode => "verification.sms_code.start",
-                VerificationMethod::SmsLink => "verification.sms_link.start",
-            },
+            start_action(request.method),
             outcome,
             upstream,
             serde_json::json!({
@@ -1021,6 +1046,15 @@ impl VerificationService {
         if let Err(err) = self.store.append(event).await {
             tracing::error!(error = %err, "audit append failed");
         }
+    }
+}
+
+/// The audit action of a start by `method`.
+fn start_action(method: VerificationMethod) -> &'static str {
+    match method {
+        VerificationMethod::Push => "verification.push.start",
+        VerificationMethod::SmsCode => "verification.sms_code.start",
+        VerificationMethod::SmsLink => "verification.sms_link.start",
     }
 }
 
