@@ -294,3 +294,54 @@ async fn a_start_refused_in_the_user_lookup_is_audited() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn an_answer_after_a_cancel_changes_nothing_and_is_audited() {
+    on_every_backend(async |db| {
+        let world = World::start(db, MspPolicy::default()).await;
+        world.microsoft.script_push(DANA, PushScript::NeverAnswer);
+        let (status, body) = push(&world, DANA).await;
+        assert_eq!(status, 202, "{body}");
+        let id = body["id"].as_str().unwrap().to_owned();
+        let waiting = async {
+            loop {
+                if let Some(push) = world.microsoft.pending_pushes().into_iter().next() {
+                    return push;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        };
+        let pending = tokio::time::timeout(std::time::Duration::from_secs(10), waiting)
+            .await
+            .expect("the push reached the phone");
+        let (status, cancelled) = json_of(
+            world
+                .api(Method::POST, &format!("/api/v1/verifications/{id}/cancel"))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, 200, "{cancelled}");
+        assert!(
+            world
+                .microsoft
+                .answer_push(&pending.id, vouch::sandbox::microsoft::PushAnswer::Approve)
+        );
+        let recorded = async {
+            while audit_count(&world, "verification.push.late_answer").await == 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(10), recorded)
+            .await
+            .expect("the late answer is audited");
+        let after = settled(&world, &id).await;
+        assert_eq!(
+            after["status"], "cancelled",
+            "the answer changes nothing: {after}"
+        );
+        assert_eq!(audit_count(&world, "verification.cancel").await, 1);
+    })
+    .await;
+}

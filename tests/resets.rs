@@ -51,10 +51,13 @@ fn patches(world: &World) -> usize {
 /// The link in the latest SMS to Dana, and what it reveals.
 async fn reveal_latest_link(world: &World) -> (u16, String) {
     let messages = world.sms.messages_to(DANA_MOBILE);
-    let link = messages
-        .last()
-        .expect("an SMS reached Dana")
-        .body
+    let sms = messages.last().expect("an SMS reached Dana");
+    reveal_link_in(world, &sms.body).await
+}
+
+/// What the link in an SMS `body` reveals.
+async fn reveal_link_in(world: &World, body: &str) -> (u16, String) {
+    let link = body
         .split_whitespace()
         .find(|w| w.starts_with("http"))
         .unwrap()
@@ -410,25 +413,8 @@ async fn a_failed_sms_is_resent_and_a_newer_reset_withdraws_the_older_link() {
         let second = world.verified(DANA).await;
         let (status, body) = world.reset(DANA, &second, "newer-reset").await;
         assert_eq!(status, 201, "{body}");
-        let path = url::Url::parse(
-            first_link
-                .split_whitespace()
-                .find(|w| w.starts_with("http"))
-                .unwrap(),
-        )
-        .unwrap()
-        .path()
-        .to_owned();
-        let old = world
-            .app
-            .client
-            .post(world.app.url(&path))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body("")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(old.status().as_u16(), 410, "the older link no longer opens");
+        let (old, _) = reveal_link_in(&world, &first_link).await;
+        assert_eq!(old, 410, "the older link no longer opens");
         let (status, refused) = resend(&world, &first_reset).await;
         assert_eq!(status, 409);
         assert_eq!(refused["code"], "share_revoked", "{refused}");

@@ -506,9 +506,21 @@ impl VerificationService {
                     upstream,
                     serde_json::json!({ "verification_id": id, "code": failure }),
                 ));
+                let late_answer = decision.audit.clone().map(|mut event| {
+                    event.action = "verification.push.late_answer".into();
+                    event
+                });
                 match service.record_decision(id, decision).await {
                     Ok(true) => {}
-                    Ok(false) => {} // cancelled meanwhile: the answer no longer matters
+                    // Cancelled (or ended) meanwhile: the answer changes nothing, but what the
+                    // user answered is kept.
+                    Ok(false) => {
+                        if let Some(event) = late_answer
+                            && let Err(err) = service.store.append(event).await
+                        {
+                            tracing::error!(error = %err, "audit append failed");
+                        }
+                    }
                     Err(err) => tracing::error!(error = %err, "could not record a push outcome"),
                 }
             }
