@@ -7,12 +7,12 @@ mod common;
 use std::time::{Duration, Instant};
 
 use backends::{contains, on_every_backend, raw_database_contents};
-use common::world::World;
+use common::world::{World, json_of};
 use common::{Backend, TestDb};
 use reqwest::Method;
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Statement};
-use serde_json::{Value, json};
+use serde_json::json;
 use vouch::domain::MspPolicy;
 use vouch::domain::ResetStatus;
 use vouch::sandbox::microsoft::{DEMO_TENANT_ID, PushScript, Service};
@@ -40,50 +40,6 @@ async fn backdate(world: &World, id: &str, column: verification::Column) {
         .await
         .unwrap();
     assert_eq!(updated.rows_affected, 1);
-}
-
-async fn json_of(response: reqwest::Response) -> (u16, Value) {
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap())
-}
-
-/// An approved push verification of `user`.
-async fn verified(world: &World, user: &str) -> String {
-    world.microsoft.script_push(user, PushScript::Approve);
-    let (status, body) = json_of(start(world, user, "push").await).await;
-    assert_eq!(status, 202, "{body}");
-    let id = body["id"].as_str().unwrap().to_owned();
-    let (_, done) = json_of(
-        world
-            .api(
-                Method::GET,
-                &format!("/api/v1/verifications/{id}?wait_seconds=10"),
-            )
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(done["status"], "approved", "{done}");
-    id
-}
-
-async fn reset(world: &World, user: &str, verification_id: &str, key: &str) -> (u16, Value) {
-    json_of(
-        world
-            .api(Method::POST, "/api/v1/password-resets")
-            .header("Idempotency-Key", key)
-            .json(&json!({
-                "tenant_id": DEMO_TENANT_ID,
-                "user": user,
-                "verification_id": verification_id,
-                "confirm": true,
-            }))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await
 }
 
 #[tokio::test]
@@ -363,13 +319,9 @@ async fn resets_are_refused_without_a_fresh_verification_of_that_user() {
     let db = TestDb::sqlite().await;
     let world = World::start(&db, MspPolicy::default()).await;
 
-    let (status, body) = reset(
-        &world,
-        DANA,
-        &uuid::Uuid::new_v4().to_string(),
-        "key-none-0001",
-    )
-    .await;
+    let (status, body) = world
+        .reset(DANA, &uuid::Uuid::new_v4().to_string(), "key-none-0001")
+        .await;
     assert_eq!(
         (status, body["code"].as_str()),
         (404, Some("verification_not_found"))
@@ -378,13 +330,9 @@ async fn resets_are_refused_without_a_fresh_verification_of_that_user() {
     // Pending, not approved.
     world.microsoft.script_push(DANA, PushScript::NeverAnswer);
     let (_, pending) = json_of(start(&world, DANA, "push").await).await;
-    let (status, body) = reset(
-        &world,
-        DANA,
-        pending["id"].as_str().unwrap(),
-        "key-pending-01",
-    )
-    .await;
+    let (status, body) = world
+        .reset(DANA, pending["id"].as_str().unwrap(), "key-pending-01")
+        .await;
     assert_eq!(
         (status, body["code"].as_str()),
         (403, Some("not_verified")),
@@ -403,17 +351,17 @@ async fn resets_are_refused_without_a_fresh_verification_of_that_user() {
         .unwrap();
 
     // Another user's verification.
-    let lee = verified(&world, "lee@contoso.example").await;
-    let (status, body) = reset(&world, DANA, &lee, "key-other-0001").await;
+    let lee = world.verified("lee@contoso.example").await;
+    let (status, body) = world.reset(DANA, &lee, "key-other-0001").await;
     assert_eq!(
         (status, body["code"].as_str()),
         (403, Some("verification_for_other_user"))
     );
 
     // Expired.
-    let old = verified(&world, DANA).await;
+    let old = world.verified(DANA).await;
     backdate(&world, &old, verification::Column::VerifiedUntil).await;
-    let (status, body) = reset(&world, DANA, &old, "key-expired-01").await;
+    let (status, body) = world.reset(DANA, &old, "key-expired-01").await;
     assert_eq!(
         (status, body["code"].as_str()),
         (403, Some("not_verified")),
@@ -421,11 +369,11 @@ async fn resets_are_refused_without_a_fresh_verification_of_that_user() {
     );
 
     // Fresh: works once; reuse under another key is refused.
-    let fresh = verified(&world, DANA).await;
-    let (status, body) = reset(&world, DANA, &fresh, "key-fresh-0001").await;
+    let fresh = world.verified(DANA).await;
+    let (status, body) = world.reset(DANA, &fresh, "key-fresh-0001").await;
     assert_eq!(status, 201, "{body}");
     assert_eq!(body["status"], "completed");
-    let (status, body) = reset(&world, DANA, &fresh, "key-fresh-0002").await;
+    let (status, body) = world.reset(DANA, &fresh, "key-fresh-0002").await;
     assert_eq!(
         (status, body["code"].as_str()),
         (409, Some("verification_used")),
@@ -433,15 +381,19 @@ async fn resets_are_refused_without_a_fresh_verification_of_that_user() {
     );
 
     // Admin-role and synced users, each with its code, before anything changes.
-    let ada = verified(&world, "ada@contoso.example").await;
-    let (status, body) = reset(&world, "ada@contoso.example", &ada, "key-admin-0001").await;
+    let ada = world.verified("ada@contoso.example").await;
+    let (status, body) = world
+        .reset("ada@contoso.example", &ada, "key-admin-0001")
+        .await;
     assert_eq!(
         (status, body["code"].as_str()),
         (409, Some("user_holds_admin_role")),
         "{body}"
     );
-    let omar = verified(&world, "omar@contoso.example").await;
-    let (status, body) = reset(&world, "omar@contoso.example", &omar, "key-synced-001").await;
+    let omar = world.verified("omar@contoso.example").await;
+    let (status, body) = world
+        .reset("omar@contoso.example", &omar, "key-synced-001")
+        .await;
     assert_eq!(
         (status, body["code"].as_str()),
         (409, Some("user_synced_from_on_premises")),
@@ -461,7 +413,7 @@ async fn resets_are_refused_without_a_fresh_verification_of_that_user() {
     );
 
     // Confirmation is required.
-    let another = verified(&world, "lee@contoso.example").await;
+    let another = world.verified("lee@contoso.example").await;
     let (status, body) = json_of(
         world
             .api(Method::POST, "/api/v1/password-resets")
@@ -482,9 +434,9 @@ async fn resets_are_refused_without_a_fresh_verification_of_that_user() {
 async fn ten_concurrent_resets_with_one_key_reach_microsoft_once_and_deliver_the_password() {
     on_every_backend(async |db| {
         let world = World::start(db, MspPolicy::default()).await;
-        let verification = verified(&world, DANA).await;
+        let verification = world.verified(DANA).await;
         world.microsoft.clear_requests();
-        let attempts = (0..10).map(|_| reset(&world, DANA, &verification, "same-key-for-all-10"));
+        let attempts = (0..10).map(|_| world.reset(DANA, &verification, "same-key-for-all-10"));
         let results = futures_util::future::join_all(attempts).await;
         let ids: std::collections::HashSet<String> = results
             .iter()
@@ -603,26 +555,26 @@ async fn a_replayed_or_refused_reset_writes_no_row_and_tries_no_insert() {
         if db.backend == Backend::Postgres {
             count_reset_insert_attempts(&world).await;
         }
-        let verification = verified(&world, DANA).await;
-        let (status, first) = reset(&world, DANA, &verification, "key-replayed-01").await;
+        let verification = world.verified(DANA).await;
+        let (status, first) = world.reset(DANA, &verification, "key-replayed-01").await;
         assert_eq!(status, 201, "{first}");
 
         // Retries with the key get the reset's outcome.
         for _ in 0..3 {
-            let (status, again) = reset(&world, DANA, &verification, "key-replayed-01").await;
+            let (status, again) = world.reset(DANA, &verification, "key-replayed-01").await;
             assert_eq!(status, 201, "{again}");
             assert_eq!(again["id"], first["id"]);
         }
         // The spent verification under another key, and the key for another verification,
         // are refused.
-        let (status, body) = reset(&world, DANA, &verification, "key-replayed-02").await;
+        let (status, body) = world.reset(DANA, &verification, "key-replayed-02").await;
         assert_eq!(
             (status, body["code"].as_str()),
             (409, Some("verification_used")),
             "{body}"
         );
-        let other = verified(&world, DANA).await;
-        let (status, body) = reset(&world, DANA, &other, "key-replayed-01").await;
+        let other = world.verified(DANA).await;
+        let (status, body) = world.reset(DANA, &other, "key-replayed-01").await;
         assert!((400..500).contains(&status), "{status} {body}");
         assert_eq!(body["code"], "idempotency_key_reused", "{body}");
 
@@ -665,13 +617,13 @@ async fn technicians_see_the_password_only_when_policy_allows() {
             },
         )
         .await;
-        let verification = verified(&world, DANA).await;
-        let (status, body) = reset(&world, DANA, &verification, "key-shown-0001").await;
+        let verification = world.verified(DANA).await;
+        let (status, body) = world.reset(DANA, &verification, "key-shown-0001").await;
         assert_eq!(status, 201, "{body}");
         let (password, _) = world.microsoft.user_password(DEMO_TENANT_ID, DANA).unwrap();
         assert_eq!(body["password"], password.as_str());
         // A retry returns the outcome, but never the password again.
-        let (status, again) = reset(&world, DANA, &verification, "key-shown-0001").await;
+        let (status, again) = world.reset(DANA, &verification, "key-shown-0001").await;
         assert_eq!(status, 201);
         assert_eq!(again["id"], body["id"]);
         assert!(again["password"].is_null());
