@@ -16,7 +16,7 @@ pub const API_PREFIX: &str = "/api";
 
 /// The addresses outside the OpenAPI document that accept only some methods, as `server.rs`
 /// and `web/` mount them (the spec and its documentation answer every method). A `*` segment
-/// matches the rest of the path. `tests/errors.rs` checks every entry against the running
+/// matches the rest of the path. `tests/suite/errors.rs` checks every entry against the running
 /// application, both the methods listed and one that is not.
 pub const OTHER_ROUTES: &[(&str, &[Method])] = &[
     ("/", &[Method::GET]),

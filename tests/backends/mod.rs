@@ -1,7 +1,7 @@
 //! Running a test on every database backend, and reading what a backend really stored.
 //!
-//! Kept apart from `common` so that test files which need it declare `mod backends;` next to
-//! `mod common;`.
+//! Kept apart from `common` so that `tests/limits.rs` and `tests/tracing.rs`, which do not need
+//! it, need not compile it.
 #![allow(dead_code)]
 
 use std::panic::AssertUnwindSafe;

@@ -1,8 +1,6 @@
 //! Repository tests, run on SQLite and (when configured) PostgreSQL alike.
 
-mod backends;
-mod common;
-
+use crate::{backends, common};
 use backends::{contains, raw_database_contents};
 use chrono::{Duration, Utc};
 use common::{TestDb, keyring, new_key};

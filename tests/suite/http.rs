@@ -1,8 +1,7 @@
 //! The HTTP surface: health, readiness, metrics, request ids, the error shape, and graceful
 //! shutdown of the real binary.
 
-mod common;
-
+use crate::common;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};

@@ -2,9 +2,7 @@
 //! password change, a failed SMS, or a refusal before anything changed each end in a state
 //! Vouch can deliver from, through the real HTTP API against the sandboxes, on every backend.
 
-mod backends;
-mod common;
-
+use crate::{backends, common};
 use std::time::Duration;
 
 use backends::on_every_backend;

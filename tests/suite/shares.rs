@@ -2,9 +2,7 @@
 //! and the pages the recipient opens (a GET never counts a view; a POST reveals once), on
 //! every backend.
 
-mod backends;
-mod common;
-
+use crate::{backends, common};
 use backends::{contains, raw_database_contents};
 use chrono::{Duration, Utc};
 use common::{TestApp, TestDb};

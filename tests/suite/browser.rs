@@ -9,8 +9,7 @@
 //! every chromedriver and Chromium process the test started, whether it passed or panicked:
 //! a test run leaves no browser behind.
 
-mod common;
-
+use crate::common;
 use std::os::unix::process::CommandExt;
 use std::panic::AssertUnwindSafe;
 use std::path::Path;

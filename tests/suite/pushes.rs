@@ -2,9 +2,7 @@
 //! technician, and a push left pending by a stopped instance is interrupted (audited) instead
 //! of blocking the user, on every backend.
 
-mod backends;
-mod common;
-
+use crate::{backends, common};
 use backends::on_every_backend;
 use chrono::{Duration, Utc};
 use common::world::{World, json_of};

@@ -1,9 +1,7 @@
 //! Verification and password reset through the real HTTP API, against the Microsoft and SMS
 //! sandboxes: the rules the core enforces whatever the caller.
 
-mod backends;
-mod common;
-
+use crate::{backends, common};
 use std::time::{Duration, Instant};
 
 use backends::{contains, on_every_backend, raw_database_contents};

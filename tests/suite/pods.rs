@@ -2,9 +2,7 @@
 //! signed, stale; ConnectWise member checks), the pod token's bounds, and the whole
 //! verify-then-reset flow with ticket notes. Each runs on every database backend.
 
-mod backends;
-mod common;
-
+use crate::{backends, common};
 use std::time::Duration;
 
 use backends::on_every_backend;

@@ -2,9 +2,7 @@
 //! shared/reference/), checked through real HTTP against sandboxes that behave as the
 //! services do.
 
-mod backends;
-mod common;
-
+use crate::{backends, common};
 use backends::on_every_backend;
 use chrono::Utc;
 use common::TestApp;

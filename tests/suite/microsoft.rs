@@ -2,9 +2,7 @@
 //! Microsoft sandbox: every success and error class, throttling, an upstream that never
 //! answers, single-flight tokens, and the push with its preferred-method check.
 
-mod backends;
-mod common;
-
+use crate::{backends, common};
 use std::time::{Duration, Instant};
 
 use backends::on_every_backend;

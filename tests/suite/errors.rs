@@ -7,8 +7,7 @@
 //! The requests carry valid credentials (an API key, a pod token the PSA sandbox vouched
 //! for), so they reach the parsing rather than stopping at authentication.
 
-mod common;
-
+use crate::common;
 use std::collections::BTreeSet;
 
 use common::TestDb;

@@ -1,0 +1,27 @@
+//! The integration suite: one test binary, so the whole of Vouch and its dependencies is linked
+//! once rather than once per file (which made the test build outgrow a CI machine's disk).
+//!
+//! Two suites stay binaries of their own because they change the whole process:
+//! `tests/tracing.rs` installs the global log subscriber, and `tests/limits.rs` lowers the
+//! open-file limit.
+
+#[path = "../backends/mod.rs"]
+mod backends;
+#[path = "../common/mod.rs"]
+mod common;
+
+mod browser;
+mod config;
+mod errors;
+mod http;
+mod microsoft;
+mod pods;
+mod pushes;
+mod resets;
+mod sandbox_microsoft;
+mod sandbox_psa;
+mod shares;
+mod sms;
+mod store;
+mod verification;
+mod wire;
