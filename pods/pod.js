@@ -19,6 +19,12 @@ import {
 
 const UNREACHABLE = "Vouch cannot be reached; retrying…";
 
+/** The reset confirmation ignores clicks this soon after it opens (a double click on Reset). */
+const CONFIRM_GRACE_MS = 600;
+
+/** Whether trying the same request again may help: Vouch or an upstream was unavailable. */
+const retryable = (err) => !!err && (err.retryable === true || err.status === 429);
+
 // The <body> data attributes the server fills in; the token leaves the DOM once read.
 const data = document.body.dataset;
 const config = {
@@ -43,12 +49,13 @@ const state = {
   // What is under way; the view disables and marks busy what each one blocks. Set by `act`
   // alone. `start` holds the method being started (false when none is).
   busy: { start: false, cancel: false, code: false, fix: false, reset: false, resend: false },
-  error: null, // {code, message, source, canFix, retry}; source: "context" | "poll" | "action" | "fatal"
+  error: null, // {code, message, source, canFix, offerSms, retry}; source: "context" | "poll" | "action" | "fatal"
   fixAsked: false, // "Make Authenticator the default" waits for its confirmation
+  fixToken: null, // the server's offer to fix the default method of the user the refused push was for
   notice: null, // {text, offerPush}
   otherError: null, // {field: "email" | "reason", message} of "Verify someone else"
   codeInvalid: false,
-  dialog: null, // the open reset dialog: {key, error}; one idempotency key per dialog
+  dialog: null, // the open reset dialog: {key, error, target, openedAt}; one idempotency key per dialog
   outcome: null, // the last reset: {result, phone} or {error}
   password: "", // shown once, when the MSP lets technicians see it
   copyLabel: "Copy",
@@ -69,8 +76,9 @@ const timers = { hold: 0, expiry: 0, live: 0, copy: 0 };
 // ---------------------------------------------------------------------------------------
 
 function render() {
-  const shield = shieldModel(state.ctx, state.pending, client.now());
-  view.render(state, shield);
+  const now = client.now();
+  const shield = shieldModel(state.ctx, state.pending, now);
+  view.render(state, shield, now);
   if (!state.ctx) return;
   announceShield(shield);
   scheduleExpiry(shield);
@@ -141,8 +149,10 @@ function onMinuteTick() {
 // Errors and notices
 // ---------------------------------------------------------------------------------------
 
-function showError(err, { source = "action", canFix = false, retry = null } = {}) {
-  state.error = { code: (err && err.code) || "error", message: err && err.message, source, canFix, retry };
+function showError(err, { source = "action", canFix = false, offerSms = false, retry = null } = {}) {
+  // "Try again" only where trying again can help; the message says what to do otherwise.
+  const again = retry && retryable(err) ? retry : null;
+  state.error = { code: (err && err.code) || "error", message: err && err.message, source, canFix, offerSms, retry: again };
   state.fixAsked = false;
   render();
 }
@@ -292,8 +302,16 @@ function startVerification(method, presetOther) {
       return () => (pending.method === "sms_code" ? el.codeInput.focus() : view.focusIfLost(el.cancel));
     },
     (err) => {
-      const canFix = err.code === "preferred_method_mismatch" && !!(err.payload && err.payload.can_fix);
-      showError(err, { canFix });
+      const payload = err.payload || {};
+      const fixToken =
+        err.code === "preferred_method_mismatch" && payload.can_fix && typeof payload.fix_token === "string"
+          ? payload.fix_token
+          : null;
+      const canFix = !!fixToken;
+      state.fixToken = fixToken;
+      const smsOption = state.ctx && Array.isArray(state.ctx.methods) && state.ctx.methods.find((o) => o && o.method === "sms_code");
+      const offerSms = err.code === "authenticator_not_registered" && !!(smsOption && smsOption.available);
+      showError(err, { canFix, offerSms });
       if (err.code === "reason_required") flagOther("reason", err);
       else if (err.code === "push_already_pending") loadContext();
       return () => (canFix ? el.fix.focus() : view.focusIfLost(el.methodButtons[method]));
@@ -455,7 +473,8 @@ function applyFix() {
   act(
     "fix",
     async () => {
-      await client.makePushDefault();
+      await client.makePushDefault(state.fixToken);
+      state.fixToken = null;
       clearError();
       state.notice = {
         text: `Authenticator is now ${possessive(lastAttemptWho())} default sign-in method.`,
@@ -472,6 +491,12 @@ function applyFix() {
   );
 }
 
+/** "Text a code instead", for a user with no Authenticator: the same person, by SMS. */
+function smsInstead() {
+  const other = state.lastAttempt ? state.lastAttempt.other : null;
+  startVerification("sms_code", other);
+}
+
 function pushAgain() {
   const other = state.lastAttempt ? state.lastAttempt.other : null;
   state.notice = null;
@@ -482,11 +507,25 @@ function pushAgain() {
 // Password reset
 // ---------------------------------------------------------------------------------------
 
-function openResetDialog() {
-  if (!state.ctx || el.reset.disabled || state.dialog) return;
-  state.dialog = { key: idempotencyKey(), error: null };
+/** Opens the confirmation for `target` ({verificationId, name, upn, phone}). */
+function openResetDialog(target) {
+  if (!state.ctx || !target || !target.verificationId || state.dialog) return;
+  state.dialog = { key: idempotencyKey(), error: null, target, openedAt: performance.now() };
   render();
   el.goCancel.focus();
+  // The confirming button wakes up once the grace time has passed.
+  setTimeout(render, CONFIRM_GRACE_MS + 20);
+}
+
+function openContactReset() {
+  if (!state.ctx || el.reset.disabled) return;
+  openResetDialog(view.contactResetTarget(state.ctx));
+}
+
+function openOtherReset(event) {
+  const button = event.target.closest("button[data-verification]");
+  if (!button || button.disabled || !state.ctx) return;
+  openResetDialog(view.otherResetTarget(state.ctx, button.dataset.verification));
 }
 
 function closeResetDialog(focusTarget) {
@@ -529,7 +568,9 @@ function doReset() {
   const ctx = state.ctx;
   const dialog = state.dialog;
   if (!ctx || !dialog || state.busy.reset) return;
-  const verificationId = ctx.reset && ctx.reset.verification_id;
+  // The second click of a double click on "Reset password" confirms nothing.
+  if (performance.now() - dialog.openedAt < CONFIRM_GRACE_MS) return;
+  const verificationId = dialog.target.verificationId;
   dialog.error = null;
   announce("Resetting the password…");
   act(
@@ -537,7 +578,7 @@ function doReset() {
     async () => {
       const { body } = await client.reset(verificationId, dialog.key);
       const result = body || {};
-      const phone = result.sent_to || (ctx.reset && ctx.reset.masked_phone) || "";
+      const phone = result.sent_to || dialog.target.phone || "";
       state.outcome = { result, phone };
       state.password = typeof result.password === "string" ? result.password : "";
       state.copyLabel = "Copy";
@@ -639,13 +680,15 @@ el.fixConfirm.addEventListener("keydown", (event) => {
   }
 });
 el.fixPush.addEventListener("click", pushAgain);
+el.useSms.addEventListener("click", smsInstead);
 el.retry.addEventListener("click", () => {
   const action = state.error && state.error.retry;
   clearError();
   if (action) action();
 });
 
-el.reset.addEventListener("click", openResetDialog);
+el.reset.addEventListener("click", openContactReset);
+el.othersList.addEventListener("click", openOtherReset);
 el.go.addEventListener("click", doReset);
 el.goCancel.addEventListener("click", () => closeResetDialog());
 el.dialog.addEventListener("keydown", dialogKeydown);

@@ -402,7 +402,9 @@ export function createClient(config) {
     submitCode: (id, code) => request("POST", verificationUrl(id, "/code"), { json: { code } }),
 
     /** `POST /default-method`: makes the Authenticator push the user's default. */
-    makePushDefault: () => request("POST", apiUrl("/default-method"), { json: { confirm: true } }),
+    /** `fixToken` names the user the refused push was for: only their default changes. */
+    makePushDefault: (fixToken) =>
+      request("POST", apiUrl("/default-method"), { json: { confirm: true, fix_token: fixToken } }),
 
     /** `POST /reset` on the approved verification, once per `key` however often it is sent. */
     reset: (verificationId, key) =>

@@ -30,6 +30,9 @@ const SHIELD_FALLBACK = {
 /** The reset button's reason when the server gives none, or the verification ran out here. */
 export const NOT_VERIFIED_REASON = "Verify the user's identity first";
 
+/** How long the reset confirmation's button stays asleep after the dialog opens. */
+const CONFIRM_WAKE_MS = 600;
+
 // ---------------------------------------------------------------------------------------
 // Pure wording (no DOM)
 // ---------------------------------------------------------------------------------------
@@ -48,9 +51,29 @@ const dateTimeFormat = new Intl.DateTimeFormat(undefined, {
   minute: "2-digit",
 });
 
-function formatTime(value) {
+const dayFormat = new Intl.DateTimeFormat(undefined, { weekday: "short", month: "short", day: "numeric" });
+
+/** The calendar day of `ms`, local time, as a comparable number. */
+function dayNumber(ms) {
+  const d = new Date(ms);
+  return Date.UTC(d.getFullYear(), d.getMonth(), d.getDate()) / 86400000;
+}
+
+/**
+ * A moment ahead, with its day and how far it is: "today, 10:21 PM (15 min)",
+ * "tomorrow, 10:21 PM (24 h)", "Fri, Dec 5, 10:21 PM (3 days)". Empty when unknown.
+ */
+export function formatUntil(value, nowMs) {
   const t = parseTime(value);
-  return Number.isNaN(t) ? "" : timeFormat.format(new Date(t));
+  if (Number.isNaN(t)) return "";
+  const days = dayNumber(t) - dayNumber(nowMs);
+  const day = days === 0 ? "today" : days === 1 ? "tomorrow" : dayFormat.format(new Date(t));
+  const minutes = Math.max(1, Math.ceil((t - nowMs) / 60000));
+  let span;
+  if (minutes < 60) span = `${minutes} min`;
+  else if (minutes < 48 * 60) span = `${Math.round(minutes / 60)} h`;
+  else span = `${Math.round(minutes / 1440)} days`;
+  return `${day}, ${timeFormat.format(new Date(t))} (${span})`;
 }
 
 function formatDateTime(value) {
@@ -131,14 +154,26 @@ export function resetModel(ctx, shield) {
   return { allowed, reason: allowed ? "" : (!expired && r.reason) || NOT_VERIFIED_REASON };
 }
 
-function resetTarget(ctx) {
+/** Whose password the contact's "Reset password" resets: {verificationId, name, upn, phone}. */
+function contactResetTarget(ctx) {
   const r = ctx.reset || {};
   const user = ctx.user || {};
   return {
-    name: r.display_name || user.display_name || "",
-    upn: r.upn || user.upn || "",
+    verificationId: r.verification_id || null,
+    name: user.display_name || "",
+    upn: user.upn || "",
     phone: r.masked_phone || "",
   };
+}
+
+/** The same, for someone else verified on this ticket (by their verification's id). */
+function otherResetTarget(ctx, verificationId) {
+  const other = (Array.isArray(ctx.others) ? ctx.others : []).find(
+    (o) => o && o.reset && o.reset.verification_id === verificationId,
+  );
+  if (!other || !other.reset.allowed) return null;
+  const user = other.user || {};
+  return { verificationId, name: user.display_name || "", upn: user.upn || "", phone: other.reset.masked_phone || "" };
 }
 
 /** How a history entry reads: the server's label, with a glyph so colour is not the only signal. */
@@ -159,12 +194,12 @@ function statusView(item) {
 }
 
 /** The outcome line of a reset: text parts, {keep} for what must not wrap. */
-function outcomeParts(outcome) {
+function outcomeParts(outcome, nowMs) {
   if (outcome.error) return [outcome.error.message];
   const result = outcome.result;
   const to = outcome.phone ? { keep: outcome.phone } : "the user's mobile phone";
   if (outcome.resent) {
-    const until = formatTime(result.link_expires_at);
+    const until = formatUntil(result.link_expires_at, nowMs);
     return [
       "The secure link was sent again to ",
       to,
@@ -175,7 +210,7 @@ function outcomeParts(outcome) {
   }
   switch (result.status) {
     case "completed": {
-      const until = formatTime(result.link_expires_at);
+      const until = formatUntil(result.link_expires_at, nowMs);
       return ["Password reset. A secure link was sent to ", to, ".", until ? ` It works until ${until}.` : ""];
     }
     case "completed_sms_failed":
@@ -250,6 +285,9 @@ export function createView(doc) {
     error: $("vouch-error"),
     errorText: $("vouch-error-text"),
     retry: $("vouch-retry"),
+    useSms: $("vouch-use-sms"),
+    others: $("vouch-others"),
+    othersList: $("vouch-others-list"),
     fix: $("vouch-fix-default"),
     fixConfirm: $("vouch-fix-confirm"),
     fixQuestion: $("vouch-fix-question"),
@@ -315,6 +353,8 @@ export function createView(doc) {
     el.error.dataset.code = error ? error.code || "error" : "";
     setText(el.errorText, error ? error.message || "Something went wrong." : "");
     el.retry.hidden = !(error && error.retry);
+    el.useSms.hidden = !(error && error.offerSms);
+    el.useSms.disabled = !!state.busy.start || !!state.pending;
     el.fix.hidden = !canFix || state.fixAsked;
     el.fixConfirm.hidden = !canFix || !state.fixAsked;
     if (canFix && state.fixAsked) {
@@ -409,14 +449,14 @@ export function createView(doc) {
     setText(el.otherError, flagged ? state.otherError.message : "");
   }
 
-  function renderReset(state, shield) {
+  function renderReset(state, shield, nowMs) {
     const ctx = state.ctx;
     const { allowed, reason } = resetModel(ctx, shield);
     el.reset.disabled = !allowed || !!state.busy.reset;
     setTitle(el.reset, reason);
     setTitle(el.resetWrap, reason);
     if (allowed) {
-      const t = resetTarget(ctx);
+      const t = contactResetTarget(ctx);
       setParts(el.resetReason, t.phone ? ["The new password goes by SMS to ", { keep: t.phone }, "."] : []);
     } else {
       setText(el.resetReason, reason);
@@ -426,7 +466,7 @@ export function createView(doc) {
     if (outcome) {
       el.outcome.dataset.status = outcome.error ? "error" : outcome.result.status || "failed";
       el.outcome.dataset.code = outcome.error ? outcome.error.code || "error" : outcome.result.failure_code || "";
-      setParts(el.outcomeText, outcomeParts(outcome));
+      setParts(el.outcomeText, outcomeParts(outcome, nowMs));
     } else {
       el.outcome.dataset.status = "";
       el.outcome.dataset.code = "";
@@ -452,7 +492,7 @@ export function createView(doc) {
     el.dialog.hidden = !dialog;
     el.main.inert = !!dialog;
     if (!dialog) return;
-    const t = resetTarget(state.ctx);
+    const t = dialog.target || {};
     const who = t.name && t.upn ? `${t.name} (${t.upn})` : t.name || t.upn || "this user";
     setParts(el.question, [
       `Reset the Microsoft 365 password of ${who}? The new password will be sent as a one-time secure link by SMS to `,
@@ -471,7 +511,9 @@ export function createView(doc) {
     );
     const resetting = !!state.busy.reset;
     setText(el.go, resetting ? "Resetting…" : error ? "Try again" : "Reset password");
-    el.go.disabled = resetting;
+    // Asleep for a moment after opening: the second click of a double click lands on nothing.
+    const waking = typeof dialog.openedAt === "number" && performance.now() - dialog.openedAt < CONFIRM_WAKE_MS;
+    el.go.disabled = resetting || waking;
     el.goCancel.disabled = resetting;
     setBusy(el.go, resetting);
   }
@@ -508,17 +550,61 @@ export function createView(doc) {
       status.append(glyph, view.text);
 
       li.append(time, " ", method, " ", status);
+      if (typeof item.elsewhere === "string" && item.elsewhere) {
+        // Made on another ticket: history here, not something a reset from here can use.
+        const where = doc.createElement("span");
+        where.className = "history-where";
+        where.textContent = ` · ${item.elsewhere}`;
+        li.append(where);
+      }
       fragment.append(li);
     }
     el.history.replaceChildren(fragment);
     el.historyEmpty.hidden = items.length > 0;
   }
 
+  /** Others verified on this ticket: who, why, time left, and their own reset button. */
+  function renderOthers(state, nowMs) {
+    const ctx = state.ctx;
+    const others = (Array.isArray(ctx.others) ? ctx.others : []).filter((o) => o && o.user && o.reset);
+    el.others.hidden = others.length === 0;
+    const busy = !!state.busy.reset || !!state.dialog;
+    const models = others.map((other) => shieldModel({ shield: other.shield }, null, nowMs));
+    // Rebuilt only when what it shows changes, so a focused button keeps the focus.
+    const key = JSON.stringify([busy, others, models.map((m) => [m.state, m.label, m.detail])]);
+    if (el.othersList.dataset.key === key) return;
+    el.othersList.dataset.key = key;
+    const fragment = doc.createDocumentFragment();
+    others.forEach((other, i) => {
+      const model = models[i];
+      const li = doc.createElement("li");
+      li.className = "other-person";
+      li.dataset.state = model.state;
+      const who = doc.createElement("span");
+      who.className = "other-person-who";
+      who.textContent = other.user.upn;
+      const detail = doc.createElement("span");
+      detail.className = "other-person-detail";
+      detail.textContent = [model.label, model.detail, other.reason ? `Reason: ${other.reason}` : ""].filter(Boolean).join(" · ");
+      who.append(detail);
+      const button = doc.createElement("button");
+      button.type = "button";
+      button.className = "btn btn-small";
+      button.dataset.verification = other.reset.verification_id || "";
+      button.textContent = `Reset ${other.user.upn}'s password`;
+      button.disabled = busy || !other.reset.allowed || model.state !== "verified";
+      setTitle(button, other.reset.allowed ? "" : other.reset.reason || NOT_VERIFIED_REASON);
+      li.append(who, button);
+      fragment.append(li);
+    });
+    el.othersList.replaceChildren(fragment);
+  }
+
   /**
    * Shows `state` (the controller's), with `shield` from `shieldModel`. Safe to call at any
    * time, as often as wanted: it sets what differs and nothing else.
    */
-  function render(state, shield) {
+  function render(state, shield, nowMs = Date.now()) {
     const ctx = state.ctx;
     const fatal = !!state.error && state.error.source === "fatal";
     el.loading.hidden = !!ctx || fatal;
@@ -536,7 +622,8 @@ export function createView(doc) {
     renderShield(state, shield);
     renderCode(state);
     renderMethods(state);
-    renderReset(state, shield);
+    renderReset(state, shield, nowMs);
+    renderOthers(state, nowMs);
     renderDialog(state);
     renderHistory(ctx);
   }
@@ -544,6 +631,8 @@ export function createView(doc) {
   return {
     el,
     render,
+    contactResetTarget,
+    otherResetTarget,
 
     /** Puts `text` in the live region (empty it first, for it to be read again). */
     speak(text) {

@@ -80,6 +80,9 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         | AuthenticatorNotConnected
         | UserAmbiguous
         | NoMobilePhone
+        | AuthenticatorNotRegistered
+        | CompanyNotMapped
+        | MethodFixInvalid
         | PushAlreadyPending
         | VerificationFinished
         | TooManyAttempts
@@ -147,6 +150,12 @@ pub struct ErrorBody {
     #[oai(skip_serializing_if_is_none)]
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub can_fix: Option<bool>,
+    /// Only with `preferred_method_mismatch` in a pod, when `can_fix`: hand it to
+    /// `POST /v1/pod/default-method` to change the default method of the user that push was
+    /// for (and no one else). It expires after 10 minutes.
+    #[oai(skip_serializing_if_is_none)]
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub fix_token: Option<String>,
 }
 
 /// An API error response.
@@ -202,6 +211,7 @@ impl ApiError {
             code,
             message: message.into(),
             can_fix: None,
+            fix_token: None,
         });
         match status_of(code).as_u16() {
             401 => ApiError::Unauthorized(body),
@@ -286,6 +296,13 @@ impl From<PodError> for ApiError {
         match err {
             PodError::Psa(err) => err.into(),
             PodError::Core(err) => err.into(),
+            PodError::MethodMismatch { error, fix_token } => {
+                let mut answer = ApiError::from(error);
+                if let ApiError::Conflict(body) = &mut answer {
+                    body.0.fix_token = Some(fix_token);
+                }
+                answer
+            }
             other => ApiError::new(other.code(), other.to_string()),
         }
     }
@@ -346,6 +363,7 @@ pub fn error_response(code: ErrorCode, message: &str) -> Response {
         code,
         message: message.to_owned(),
         can_fix: None,
+        fix_token: None,
     };
     Response::builder()
         .status(status_of(code))

@@ -220,6 +220,22 @@ pub struct HistoryItem {
     pub failure_code: Option<ErrorCode>,
     /// The outcome in a few words, for the technician.
     pub label: String,
+    /// Where it was made, when not on this ticket ("on HaloPSA ticket 2001, by Jordan"):
+    /// such a verification is history here, and a reset from this ticket cannot use it.
+    pub elsewhere: Option<String>,
+}
+
+/// Someone other than the ticket's contact, verified on this ticket (with a reason).
+#[derive(Debug, Object)]
+pub struct OtherPerson {
+    /// The Microsoft user verified.
+    pub user: UserInfo,
+    /// Why the technician verified them.
+    pub reason: Option<String>,
+    /// Their verification shield.
+    pub shield: Shield,
+    /// Whether their password can be reset now.
+    pub reset: ResetState,
 }
 
 /// Everything the pod shows.
@@ -243,8 +259,10 @@ pub struct PodContext {
     pub methods: Vec<MethodState>,
     /// Whether a reset can be made.
     pub reset: ResetState,
-    /// Recent verifications of this user, newest first.
+    /// Recent verifications of this user, newest first, on any ticket.
     pub history: Vec<HistoryItem>,
+    /// Others verified on this ticket, each with their own reset.
+    pub others: Vec<OtherPerson>,
 }
 
 /// Start a verification from the pod.
@@ -266,11 +284,14 @@ pub struct OtherUser {
     pub reason: String,
 }
 
-/// Make the Authenticator push the default method.
+/// Make the Authenticator push the default method of the user a refused push was for.
 #[derive(Debug, Object)]
 pub struct PodConfirm {
     /// Must be true.
     pub confirm: bool,
+    /// The `fix_token` of the `preferred_method_mismatch` answer: it names the user.
+    #[oai(validator(max_length = 2048))]
+    pub fix_token: String,
 }
 
 /// Reset from the pod.
@@ -383,6 +404,17 @@ enum PodResetResponse {
     Done(Json<PodResetOutcome>),
 }
 
+impl From<pod::ResetReadiness> for ResetState {
+    fn from(reset: pod::ResetReadiness) -> Self {
+        ResetState {
+            allowed: reset.allowed,
+            reason: reset.reason,
+            masked_phone: reset.masked_phone,
+            verification_id: reset.verification_id,
+        }
+    }
+}
+
 fn problem(err: &CoreError) -> Problem {
     Problem {
         code: err.code(),
@@ -426,12 +458,7 @@ impl From<PodOverview> for PodContext {
                     detail: m.detail,
                 })
                 .collect(),
-            reset: ResetState {
-                allowed: overview.reset.allowed,
-                reason: overview.reset.reason,
-                masked_phone: overview.reset.masked_phone,
-                verification_id: overview.reset.verification_id,
-            },
+            reset: overview.reset.into(),
             history: overview
                 .history
                 .into_iter()
@@ -442,6 +469,20 @@ impl From<PodOverview> for PodContext {
                     created_at: entry.verification.created_at,
                     failure_code: entry.verification.failure_code,
                     label: entry.label,
+                    elsewhere: entry.elsewhere,
+                })
+                .collect(),
+            others: overview
+                .others
+                .into_iter()
+                .map(|other| OtherPerson {
+                    user: UserInfo {
+                        upn: other.verification.user_principal_name,
+                        display_name: None,
+                    },
+                    reason: other.verification.reason,
+                    shield: other.shield.into(),
+                    reset: other.reset.into(),
                 })
                 .collect(),
         }
@@ -572,7 +613,8 @@ impl PodApi {
         Ok(Json(verification.into()))
     }
 
-    /// Make the Authenticator push the contact's default sign-in method (after confirmation).
+    /// Make the Authenticator push the default sign-in method of the user a refused push was
+    /// for (after confirmation): the one the answer's `fix_token` names. Noted on the ticket.
     #[oai(
         path = "/default-method",
         method = "post",
@@ -584,7 +626,9 @@ impl PodApi {
         ctx: Data<&Arc<AppContext>>,
         body: Json<PodConfirm>,
     ) -> Result<PodNoContent, ApiError> {
-        ctx.pods.make_push_default(&auth.0, body.0.confirm).await?;
+        ctx.pods
+            .make_push_default(&auth.0, body.0.confirm, &body.0.fix_token)
+            .await?;
         Ok(PodNoContent::Done)
     }
 

@@ -1,5 +1,6 @@
 //! Verifying callers and resetting passwords.
 
+use crate::core::activity::MethodChange;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -496,7 +497,19 @@ impl VerificationsApi {
         let (tenant, user) =
             tenant_and_user(&ctx, auth.msp_id(), &body.0.tenant_id, &body.0.user).await?;
         ctx.verifications
-            .make_push_default(auth.msp_id(), &auth.actor(), &tenant, &user)
+            .make_push_default(
+                &auth.actor(),
+                &tenant,
+                MethodChange {
+                    msp_id: auth.msp_id(),
+                    tenant_id: tenant.id,
+                    user_object_id: user.object_id.clone(),
+                    upn: user.upn.clone(),
+                    psa_connection_id: None,
+                    psa_ticket_id: None,
+                    requested_by: "the Vouch API".to_owned(),
+                },
+            )
             .await?;
         Ok(NoContent::Done)
     }

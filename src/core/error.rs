@@ -49,6 +49,18 @@ pub enum CoreError {
     )]
     NoMobilePhone,
     #[error(
+        "{upn} has no Microsoft Authenticator app registered, so a push cannot reach them. Verify them by SMS code or SMS link instead."
+    )]
+    AuthenticatorNotRegistered { upn: String },
+    #[error(
+        "{company} is not mapped to a Microsoft 365 tenant in Vouch. An MSP admin maps it in Vouch's company mappings."
+    )]
+    CompanyNotMapped { company: String },
+    #[error(
+        "This offer to change the default sign-in method has expired. Send the push again to get a new one."
+    )]
+    MethodFixInvalid,
+    #[error(
         "A push to this user is already waiting for an answer. Wait for it, or cancel it first."
     )]
     PushAlreadyPending { pending_id: uuid::Uuid },
@@ -103,6 +115,9 @@ impl CoreError {
             CoreError::UserNotFound { .. } => ErrorCode::UserNotFound,
             CoreError::UserAmbiguous { .. } => ErrorCode::UserAmbiguous,
             CoreError::NoMobilePhone => ErrorCode::NoMobilePhone,
+            CoreError::AuthenticatorNotRegistered { .. } => ErrorCode::AuthenticatorNotRegistered,
+            CoreError::CompanyNotMapped { .. } => ErrorCode::CompanyNotMapped,
+            CoreError::MethodFixInvalid => ErrorCode::MethodFixInvalid,
             CoreError::PushAlreadyPending { .. } => ErrorCode::PushAlreadyPending,
             CoreError::PushRateLimited { .. } | CoreError::TechnicianPushRateLimited { .. } => {
                 ErrorCode::PushRateLimited

@@ -6,6 +6,7 @@ pub mod directory;
 pub mod error;
 pub mod integrations;
 pub mod messaging;
+pub mod method_fix;
 pub mod password;
 pub mod pod;
 pub mod reset;

@@ -13,14 +13,17 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::config::CacheLimits;
+use crate::core::activity::MethodChange;
 use crate::core::directory::{Directory, DirectoryUser};
 use crate::core::error::CoreError;
+use crate::core::method_fix::MethodFix;
 use crate::core::reset::{ResetRequest, ResetResult, ResetService};
 use crate::core::verification::{
     MethodAvailability, Requester, StartRequest, TicketContext, VerificationService, verified_now,
 };
 use crate::domain::ErrorCode;
 use crate::domain::{PasswordReset, VerificationMethod, VerificationStatus};
+use crate::microsoft::MicrosoftErrorKind;
 use crate::psa::pod_token::{self, PodClaims, TokenError};
 use crate::psa::{EmbedLoad, PsaAdapters, PsaError, TicketContact};
 use crate::store::Store;
@@ -55,6 +58,11 @@ pub enum PodError {
     Psa(PsaError),
     #[error("{0}")]
     Core(CoreError),
+    /// The push was not sent because the user's default method is not the push; accepting
+    /// `fix_token` (see [`crate::core::method_fix`]) changes that user's default, no one
+    /// else's.
+    #[error("{error}")]
+    MethodMismatch { error: CoreError, fix_token: String },
 }
 
 impl PodError {
@@ -67,6 +75,7 @@ impl PodError {
             PodError::UnknownConnection => ErrorCode::Forbidden,
             PodError::Psa(err) => err.code(),
             PodError::Core(err) => err.code(),
+            PodError::MethodMismatch { error, .. } => error.code(),
         }
     }
 }
@@ -147,6 +156,16 @@ pub struct HistoryEntry {
     pub verification: Verification,
     /// The outcome in a few words ("Approved", "Denied on the phone").
     pub label: String,
+    /// Where it was made, when not on this ticket ("on HaloPSA ticket 2001, by Jordan").
+    pub elsewhere: Option<String>,
+}
+
+/// Someone other than the ticket's contact, verified on this ticket and not yet reset.
+#[derive(Debug, Clone)]
+pub struct OtherVerified {
+    pub verification: Verification,
+    pub shield: Shield,
+    pub reset: ResetReadiness,
 }
 
 /// Whether the password can be reset now.
@@ -171,6 +190,8 @@ pub struct PodOverview {
     pub methods: Vec<MethodAvailability>,
     pub reset: ResetReadiness,
     pub history: Vec<HistoryEntry>,
+    /// Others verified on this ticket (with a reason), each with their own reset.
+    pub others: Vec<OtherVerified>,
 }
 
 /// Verify someone other than the ticket's contact.
@@ -340,16 +361,12 @@ impl PodService {
             None => None,
         };
         let user = match (&tenant, email, &ticket.contact) {
-            (None, _, _) => Err(CoreError::InvalidInput {
-                field: "company",
-                problem: format!(
-                    "{} is not mapped to a Microsoft 365 tenant in Vouch; map it under Companies",
-                    ticket
-                        .company
-                        .as_ref()
-                        .map(|c| c.name.as_str())
-                        .unwrap_or("This ticket's company")
-                ),
+            (None, _, _) => Err(CoreError::CompanyNotMapped {
+                company: ticket
+                    .company
+                    .as_ref()
+                    .map(|c| c.name.clone())
+                    .unwrap_or_else(|| "This ticket's company".to_owned()),
             }),
             (Some(tenant), Some(email), _) => {
                 self.directory
@@ -381,6 +398,93 @@ impl PodService {
         let tenant = resolved.tenant.clone().ok_or(CoreError::TenantNotFound)?;
         let user = std::mem::replace(&mut resolved.user, Err(CoreError::TenantNotFound))?;
         Ok((resolved, tenant, user))
+    }
+
+    /// Whether `verification` was made from this pod's ticket.
+    fn is_this_ticket(&self, session: &PodSession, verification: &Verification) -> bool {
+        verification.psa_connection_id == Some(session.connection.id)
+            && verification.psa_ticket_id.as_deref() == Some(session.claims.ticket.as_str())
+    }
+
+    /// Where a verification was made, for the technician: "on HaloPSA ticket 2001, by
+    /// Jordan Tech", or "through the Vouch API".
+    async fn place_of(&self, verification: &Verification) -> String {
+        let (Some(connection_id), Some(ticket)) = (
+            verification.psa_connection_id,
+            verification.psa_ticket_id.as_deref(),
+        ) else {
+            return "through the Vouch API".to_owned();
+        };
+        let psa = match self.connection(connection_id).await {
+            Ok(Some(connection)) => connection.kind.display_name(),
+            _ => "PSA",
+        };
+        let by = match verification.technician_id {
+            Some(id) => match self.store.get_technician(id).await {
+                Ok(Some(technician)) => format!(", by {}", technician.display_name),
+                _ => String::new(),
+            },
+            None => String::new(),
+        };
+        format!("on {psa} ticket {ticket}{by}")
+    }
+
+    /// People other than the ticket's contact who are verified on this ticket now, each
+    /// with whether their password can be reset.
+    async fn others_verified(
+        &self,
+        tenant: &Tenant,
+        contact_user: Option<&DirectoryUser>,
+        on_ticket: &[Verification],
+        now: DateTime<Utc>,
+    ) -> Vec<OtherVerified> {
+        let mut seen = std::collections::HashSet::new();
+        let mut others = Vec::new();
+        for verification in on_ticket {
+            let is_contact =
+                contact_user.is_some_and(|u| u.object_id == verification.user_object_id);
+            // Only each person's newest verification counts.
+            if is_contact
+                || verification.tenant_id != tenant.id
+                || !seen.insert(verification.user_object_id.clone())
+            {
+                continue;
+            }
+            let shield = shield_of(std::slice::from_ref(verification), now);
+            if shield.state != ShieldState::Verified {
+                continue;
+            }
+            let reset = match self
+                .verifications
+                .registered_mobile(tenant, &verification.user_object_id)
+                .await
+            {
+                Ok(Some(phone)) => ResetReadiness {
+                    allowed: true,
+                    reason: None,
+                    masked_phone: Some(phone.masked()),
+                    verification_id: Some(verification.id),
+                },
+                Ok(None) => ResetReadiness {
+                    allowed: false,
+                    reason: Some(CoreError::NoMobilePhone.to_string()),
+                    masked_phone: None,
+                    verification_id: Some(verification.id),
+                },
+                Err(err) => ResetReadiness {
+                    allowed: false,
+                    reason: Some(err.to_string()),
+                    masked_phone: None,
+                    verification_id: Some(verification.id),
+                },
+            };
+            others.push(OtherVerified {
+                verification: verification.clone(),
+                shield,
+                reset,
+            });
+        }
+        others
     }
 
     /// A verification of this pod's ticket (another ticket's is "not found").
@@ -422,27 +526,78 @@ impl PodService {
                 verification_id: None,
             },
             history: Vec::new(),
+            others: Vec::new(),
         };
+        let Some(tenant) = overview.tenant.clone() else {
+            if let Err(err) = resolved.user {
+                overview.user_error = Some(err);
+            }
+            return Ok(overview);
+        };
+        let on_ticket = self
+            .verifications
+            .ticket_verifications(session.connection.id, &session.claims.ticket, 20)
+            .await?;
         let user = match resolved.user {
             Ok(user) => user,
             Err(err) => {
                 overview.user_error = Some(err);
+                overview.others = self.others_verified(&tenant, None, &on_ticket, now).await;
                 return Ok(overview);
             }
         };
-        let Some(tenant) = overview.tenant.clone() else {
-            return Ok(overview);
-        };
         overview.user = Some(user.clone());
+        overview.others = self
+            .others_verified(&tenant, Some(&user), &on_ticket, now)
+            .await;
         let history = self.verifications.history(&tenant, &user, 10).await?;
-        overview.shield = shield_of(&history, now);
-        overview.history = history
-            .into_iter()
-            .map(|verification| HistoryEntry {
-                label: outcome_label(&verification),
-                verification,
-            })
+        // Only what was verified on this ticket makes the shield (a reset spends only such a
+        // verification); the rest is history, saying where it was made.
+        let here: Vec<Verification> = history
+            .iter()
+            .filter(|v| self.is_this_ticket(session, v))
+            .cloned()
             .collect();
+        overview.shield = shield_of(&here, now);
+        if let Some(newest) = history.first()
+            && !self.is_this_ticket(session, newest)
+            && newest.status == VerificationStatus::Approved
+            && verified_now(newest, now).is_ok()
+            && newest.consumed_at.is_none()
+            && overview.shield.state != ShieldState::Pending
+            && overview.shield.state != ShieldState::Verified
+        {
+            let place = self.place_of(newest).await;
+            overview.shield = Shield {
+                state: ShieldState::NotVerified,
+                verification_id: None,
+                method: None,
+                verified_until: None,
+                failure_code: None,
+                label: "Not verified on this ticket".to_owned(),
+                detail: format!(
+                    "Verified {place}, {}. A reset from this ticket needs a verification made here.",
+                    ago(newest.decided_at.unwrap_or(newest.created_at), now)
+                ),
+                message: format!("Not verified on this ticket (verified {place})"),
+                expired_label: None,
+                expired_detail: None,
+            };
+        }
+        let mut entries = Vec::with_capacity(history.len());
+        for verification in history {
+            let elsewhere = if self.is_this_ticket(session, &verification) {
+                None
+            } else {
+                Some(self.place_of(&verification).await)
+            };
+            entries.push(HistoryEntry {
+                label: outcome_label(&verification),
+                elsewhere,
+                verification,
+            });
+        }
+        overview.history = entries;
         let contact_mobile = overview
             .ticket
             .contact
@@ -503,7 +658,16 @@ impl PodService {
             Err(err) => return Err(err),
         };
         let contact = resolved.ticket.contact.as_ref();
-        let verification = self
+        let fix = MethodFix::offered_now(
+            session.msp.id,
+            tenant.id,
+            &user.object_id,
+            &user.upn,
+            session.connection.id,
+            &session.claims.ticket,
+            session.technician.id,
+        );
+        let started = self
             .verifications
             .start(StartRequest {
                 msp: session.msp.clone(),
@@ -524,8 +688,22 @@ impl PodService {
                 reason: other.map(|o| o.reason),
                 requester: session.requester(),
             })
-            .await?;
-        Ok(verification)
+            .await;
+        match started {
+            Ok(verification) => Ok(verification),
+            Err(CoreError::Microsoft(err))
+                if matches!(
+                    err.kind,
+                    MicrosoftErrorKind::PreferredMethodMismatch { can_fix: true, .. }
+                ) =>
+            {
+                Err(PodError::MethodMismatch {
+                    error: CoreError::Microsoft(err),
+                    fix_token: fix.seal(&self.keyring),
+                })
+            }
+            Err(err) => Err(err.into()),
+        }
     }
 
     /// A verification of this ticket; waits up to `wait` for a decision (long-poll).
@@ -564,19 +742,44 @@ impl PodService {
             .await?)
     }
 
-    /// Makes the Authenticator push the contact's default sign-in method.
-    #[tracing::instrument(skip(self, session))]
+    /// Makes the Authenticator push the default sign-in method of the user a refused push
+    /// was for: the one `fix_token` names, offered on this ticket to this technician.
+    #[tracing::instrument(skip_all)]
     pub async fn make_push_default(
         &self,
         session: &PodSession,
         confirmed: bool,
+        fix_token: &str,
     ) -> Result<(), PodError> {
         if !confirmed {
             return Err(CoreError::ConfirmationRequired.into());
         }
-        let (_, tenant, user) = self.target(session, None).await?;
+        let fix = MethodFix::open(&self.keyring, fix_token)?;
+        if fix.msp != session.msp.id
+            || fix.connection != session.connection.id
+            || fix.ticket != session.claims.ticket
+            || fix.technician != session.technician.id
+        {
+            return Err(CoreError::MethodFixInvalid.into());
+        }
+        let tenant = match self.store.get_tenant(fix.tenant).await? {
+            Some(tenant) if tenant.msp_id == session.msp.id => tenant,
+            _ => return Err(CoreError::TenantNotFound.into()),
+        };
         self.verifications
-            .make_push_default(session.msp.id, &session.requester().actor, &tenant, &user)
+            .make_push_default(
+                &session.requester().actor,
+                &tenant,
+                MethodChange {
+                    msp_id: session.msp.id,
+                    tenant_id: tenant.id,
+                    user_object_id: fix.user_object_id,
+                    upn: fix.upn,
+                    psa_connection_id: Some(session.connection.id),
+                    psa_ticket_id: Some(session.claims.ticket.clone()),
+                    requested_by: session.technician.display_name.clone(),
+                },
+            )
             .await?;
         Ok(())
     }
@@ -760,4 +963,15 @@ pub fn outcome_label(verification: &Verification) -> String {
         },
     };
     by_code.to_owned()
+}
+
+/// How long ago `at` was, in a few words: "just now", "4 min ago", "2 h ago", "on 1 Dec".
+pub fn ago(at: DateTime<Utc>, now: DateTime<Utc>) -> String {
+    let minutes = (now - at).num_minutes();
+    match minutes {
+        ..=0 => "just now".to_owned(),
+        1..=59 => format!("{minutes} min ago"),
+        60..=1439 => format!("{} h ago", minutes / 60),
+        _ => format!("on {}", at.format("%-d %b")),
+    }
 }

@@ -16,7 +16,7 @@ use tokio::sync::watch;
 use tracing::Instrument;
 use uuid::Uuid;
 
-use super::activity::ActivityObserver;
+use super::activity::{ActivityObserver, MethodChange};
 use super::directory::{Directory, DirectoryUser};
 use super::error::CoreError;
 use super::messaging::Messenger;
@@ -423,10 +423,22 @@ impl VerificationService {
             problem: err.to_string(),
         })?;
         // Read the default method first: when it is not the push, the connector would not
-        // prompt the user, so no push is sent at all.
-        let pushable = microsoft
-            .check_push_is_default(&credentials.graph, &request.user.object_id, upn, true)
-            .await?;
+        // prompt the user, so no push is sent at all. Whether an Authenticator is registered
+        // is read alongside: without one, no default method would help, and the technician
+        // is told so (and to use SMS) rather than offered a fix that cannot work.
+        let (pushable, authenticators) = futures_util::future::join(
+            microsoft.check_push_is_default(&credentials.graph, &request.user.object_id, upn, true),
+            microsoft
+                .graph
+                .authenticator_methods(&credentials.graph, &request.user.object_id),
+        )
+        .await;
+        if authenticators?.is_empty() {
+            return Err(CoreError::AuthenticatorNotRegistered {
+                upn: request.user.upn.clone(),
+            });
+        }
+        let pushable = pushable?;
         let policy = &request.msp.policy;
         // A push left pending by a stopped instance never blocks a new one.
         self.interrupt_orphaned(OrphanScope::User {
@@ -870,30 +882,32 @@ impl VerificationService {
     }
 
     /// Sets the user's default sign-in method to the Authenticator push (after the
-    /// technician confirmed), so that the next push reaches them.
-    #[tracing::instrument(skip_all, fields(msp_id = %msp_id, tenant_id = %tenant.id))]
+    /// technician confirmed), so that the next push reaches them. `change` names the user
+    /// and the ticket it was asked from; the change is audited and, once made, told to the
+    /// observer (a note on that ticket).
+    #[tracing::instrument(skip_all, fields(msp_id = %change.msp_id, tenant_id = %tenant.id))]
     pub async fn make_push_default(
         &self,
-        msp_id: Uuid,
         actor: &AuditActor,
         tenant: &Tenant,
-        user: &DirectoryUser,
+        change: MethodChange,
     ) -> Result<(), CoreError> {
+        debug_assert_eq!(change.tenant_id, tenant.id);
         let credentials = self.directory.push_credentials(tenant).await?;
         let result = self
             .directory
             .microsoft()
             .graph
-            .set_preferred_method(&credentials.graph, &user.object_id, PUSH_METHOD)
+            .set_preferred_method(&credentials.graph, &change.user_object_id, PUSH_METHOD)
             .await;
         let event = NewAuditEvent {
-            msp_id,
+            msp_id: change.msp_id,
             actor: actor.clone(),
             action: "user.default_method.set_push".into(),
             subject_kind: Some("user".into()),
-            subject_id: Some(user.object_id.clone()),
-            subject_name: Some(user.upn.clone()),
-            psa_ticket_id: None,
+            subject_id: Some(change.user_object_id.clone()),
+            subject_name: Some(change.upn.clone()),
+            psa_ticket_id: change.psa_ticket_id.clone(),
             outcome: if result.is_ok() { "success" } else { "failure" }.into(),
             upstream_request_id: result.as_ref().err().and_then(|e| e.request_id.clone()),
             details: serde_json::json!({ "code": result.as_ref().err().map(|e| e.code()) }),
@@ -901,7 +915,13 @@ impl VerificationService {
         if let Err(err) = self.store.append(event).await {
             tracing::error!(error = %err, "audit append failed");
         }
-        Ok(result?)
+        result?;
+        if let Some(observer) = self.observer.clone() {
+            tokio::spawn(
+                async move { observer.default_method_changed(&change).await }.in_current_span(),
+            );
+        }
+        Ok(())
     }
 
     #[tracing::instrument(skip_all, fields(tenant_id = %tenant.id))]
@@ -917,6 +937,27 @@ impl VerificationService {
             .await?;
         for item in items.iter_mut() {
             if item.status == VerificationStatus::Pending && Utc::now() >= item.expires_at {
+                item.status = VerificationStatus::Expired;
+            }
+        }
+        Ok(items)
+    }
+
+    /// The newest verifications made from one PSA ticket, of anyone, newest first (a
+    /// pending one past its end reads as expired, as in [`VerificationService::history`]).
+    pub async fn ticket_verifications(
+        &self,
+        psa_connection_id: Uuid,
+        psa_ticket_id: &str,
+        limit: u64,
+    ) -> Result<Vec<Verification>, CoreError> {
+        let mut items = self
+            .store
+            .ticket_verifications(psa_connection_id, psa_ticket_id, limit)
+            .await?;
+        let now = Utc::now();
+        for item in items.iter_mut() {
+            if item.status == VerificationStatus::Pending && now >= item.expires_at {
                 item.status = VerificationStatus::Expired;
             }
         }

@@ -72,6 +72,14 @@ error_codes! {
     UserNotFound = "user_not_found",
     UserAmbiguous = "user_ambiguous",
     NoMobilePhone = "no_mobile_phone",
+    /// The user has no Microsoft Authenticator app registered, so no push can reach them:
+    /// verify by SMS instead.
+    AuthenticatorNotRegistered = "authenticator_not_registered",
+    /// The ticket's company is not mapped to a Microsoft 365 tenant in Vouch.
+    CompanyNotMapped = "company_not_mapped",
+    /// The offer to change a user's default sign-in method has expired or belongs to another
+    /// ticket: start the push again to get a new one.
+    MethodFixInvalid = "method_fix_invalid",
     PushAlreadyPending = "push_already_pending",
     PushRateLimited = "push_rate_limited",
     ReasonRequired = "reason_required",

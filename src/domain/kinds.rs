@@ -51,6 +51,15 @@ impl PsaKind {
             PsaKind::Autotask => "autotask",
         }
     }
+
+    /// The PSA's name, as people write it.
+    pub const fn display_name(self) -> &'static str {
+        match self {
+            PsaKind::ConnectWise => "ConnectWise",
+            PsaKind::HaloPsa => "HaloPSA",
+            PsaKind::Autotask => "Autotask",
+        }
+    }
 }
 
 /// The two ways Vouch reaches a customer tenant.

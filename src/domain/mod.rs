@@ -14,4 +14,4 @@ pub use policy::MspPolicy;
 pub use verification::{
     PasswordReset, ResetStatus, Verification, VerificationMethod, VerificationStatus,
 };
-pub use wait::{retry_after_seconds, wait_in_words};
+pub use wait::{retry_after_seconds, wait_in_words, whole_minutes_left};

@@ -27,6 +27,17 @@ pub fn wait_in_words(wait: Duration) -> String {
     }
 }
 
+/// Minutes left of `left`, counted as the pod counts them down: started minutes count whole
+/// ("15 min left" until 14 minutes remain), and at least one while any time is left.
+pub fn whole_minutes_left(left: chrono::Duration) -> i64 {
+    let ms = left.num_milliseconds();
+    if ms <= 0 {
+        0
+    } else {
+        ((ms + 59_999) / 60_000).max(1)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -44,5 +55,20 @@ mod tests {
         assert_eq!(words(3_600_000), "1 hour");
         assert_eq!(words(7_200_001), "3 hours");
         assert_eq!(retry_after_seconds(Duration::from_millis(29_980)), 30);
+    }
+
+    #[test]
+    fn minutes_left_count_started_minutes_like_the_pod() {
+        let left = |ms: i64| whole_minutes_left(chrono::Duration::milliseconds(ms));
+        assert_eq!(left(15 * 60_000), 15);
+        assert_eq!(
+            left(15 * 60_000 - 3),
+            15,
+            "a few ms of clock skew is not a minute"
+        );
+        assert_eq!(left(14 * 60_000 + 1), 15);
+        assert_eq!(left(14 * 60_000), 14);
+        assert_eq!(left(1), 1);
+        assert_eq!(left(0), 0);
     }
 }

@@ -4,9 +4,10 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use uuid::Uuid;
 
 use super::PsaAdapters;
-use crate::core::activity::ActivityObserver;
+use crate::core::activity::{ActivityObserver, MethodChange};
 use crate::store::Store;
 
 use crate::domain::{ErrorCode, ResetStatus, VerificationMethod, VerificationStatus};
@@ -23,11 +24,17 @@ impl TicketNotes {
     }
 
     async fn write(&self, verification: &Verification, text: String) {
-        let (Some(connection_id), Some(ticket_id)) = (
+        self.write_to(
             verification.psa_connection_id,
             verification.psa_ticket_id.as_deref(),
-        ) else {
-            return; // started from the API, not from a ticket
+            text,
+        )
+        .await
+    }
+
+    async fn write_to(&self, connection_id: Option<Uuid>, ticket_id: Option<&str>, text: String) {
+        let (Some(connection_id), Some(ticket_id)) = (connection_id, ticket_id) else {
+            return; // asked from the API, not from a ticket
         };
         let connection = match self.store.get_connection(connection_id).await {
             Ok(Some(connection)) => connection,
@@ -71,14 +78,20 @@ fn method_name(method: VerificationMethod) -> &'static str {
 
 fn outcome_text(verification: &Verification) -> String {
     match (verification.status, verification.failure_code) {
-        (VerificationStatus::Approved, _) => {
-            let minutes = verification
-                .verified_until
-                .zip(verification.decided_at)
-                .map(|(until, at)| (until - at).num_minutes())
-                .unwrap_or(0);
-            format!("VERIFIED (valid for {minutes} minutes)")
-        }
+        (VerificationStatus::Approved, _) => match verification.verified_until {
+            // The pod counts down to the same instant, rounding the minutes the same way.
+            Some(until) => {
+                let minutes = verification
+                    .decided_at
+                    .map(|at| crate::domain::whole_minutes_left(until - at))
+                    .unwrap_or(0);
+                format!(
+                    "VERIFIED until {} UTC ({minutes} minutes)",
+                    until.format("%Y-%m-%d %H:%M")
+                )
+            }
+            None => "VERIFIED".to_owned(),
+        },
         (VerificationStatus::Denied, Some(ErrorCode::FraudReported)) => {
             "DENIED: the user reported it as fraud (\"It's not me\")".to_owned()
         }
@@ -161,5 +174,18 @@ impl ActivityObserver for TicketNotes {
             reset.resends,
         );
         self.write(verification, text).await;
+    }
+
+    async fn default_method_changed(&self, change: &MethodChange) {
+        let text = format!(
+            "Vouch: the default sign-in method of {} was changed to the Microsoft Authenticator push, at the request of {}.",
+            change.upn, change.requested_by,
+        );
+        self.write_to(
+            change.psa_connection_id,
+            change.psa_ticket_id.as_deref(),
+            text,
+        )
+        .await;
     }
 }

@@ -97,6 +97,8 @@ pub enum MacPurpose {
     SmsCode,
     /// Pod tokens (see `psa::pod_token`).
     PodToken,
+    /// Offers to change a user's default sign-in method (see `core::method_fix`).
+    MethodFix,
 }
 
 impl MacPurpose {
@@ -105,6 +107,7 @@ impl MacPurpose {
         match self {
             MacPurpose::SmsCode => b"vouch/v2/mac/hmac-sha256/sms-code",
             MacPurpose::PodToken => b"vouch/v2/mac/hmac-sha256/pod-token",
+            MacPurpose::MethodFix => b"vouch/v2/mac/hmac-sha256/method-fix",
         }
     }
 }
@@ -142,6 +145,7 @@ pub struct MasterKey {
     seal: KeyBytes,
     sms_code_mac: KeyBytes,
     pod_token_mac: KeyBytes,
+    method_fix_mac: KeyBytes,
     /// The configured key itself, kept only to open `v1` values (see the module doc).
     legacy_v1_seal: KeyBytes,
 }
@@ -190,6 +194,7 @@ impl MasterKey {
             seal: derive(SEAL_KEY_INFO),
             sms_code_mac: derive(MacPurpose::SmsCode.key_info()),
             pod_token_mac: derive(MacPurpose::PodToken.key_info()),
+            method_fix_mac: derive(MacPurpose::MethodFix.key_info()),
             legacy_v1_seal: master,
         })
     }
@@ -216,6 +221,7 @@ impl MasterKey {
         match purpose {
             MacPurpose::SmsCode => &self.sms_code_mac[..],
             MacPurpose::PodToken => &self.pod_token_mac[..],
+            MacPurpose::MethodFix => &self.method_fix_mac[..],
         }
     }
 }

@@ -326,6 +326,25 @@ impl Store {
             .collect())
     }
 
+    /// The newest verifications made from one PSA ticket, of anyone.
+    pub async fn ticket_verifications(
+        &self,
+        psa_connection_id: Uuid,
+        psa_ticket_id: &str,
+        limit: u64,
+    ) -> Result<Vec<Verification>, StoreError> {
+        Ok(verification::Entity::find()
+            .filter(verification::Column::PsaConnectionId.eq(psa_connection_id))
+            .filter(verification::Column::PsaTicketId.eq(psa_ticket_id))
+            .order_by_desc(verification::Column::CreatedAt)
+            .limit(limit)
+            .all(self.connection())
+            .await?
+            .into_iter()
+            .map(Into::into)
+            .collect())
+    }
+
     /// Marks an approved verification as used by a reset; false when it was already used.
     pub async fn spend_verification(&self, id: Uuid) -> Result<bool, StoreError> {
         let result = verification::Entity::update_many()

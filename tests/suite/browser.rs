@@ -369,7 +369,9 @@ async fn open_and_verify(world: &World, client: &Client, screen_url: &str) {
     shield_state(client, "verified").await;
 }
 
-/// Resets, after confirming (the dialog names the user and the masked number).
+/// Resets, after confirming (the dialog names the user and the masked number). On the way it
+/// checks that a double click on "Reset password" confirms nothing: the confirming button
+/// is asleep when the dialog opens, and it is not where the Reset button was.
 async fn confirm_reset(client: &Client) {
     wait_until(
         client,
@@ -379,13 +381,38 @@ async fn confirm_reset(client: &Client) {
         "disabled",
     )
     .await;
-    client
-        .find(Locator::Id("vouch-reset"))
-        .await
-        .unwrap()
-        .click()
+    // Both clicks of a double click, in one script so that no time passes between them.
+    let second_click_confirmed_nothing = client
+        .execute(
+            "document.getElementById('vouch-reset').click();
+             const go = document.getElementById('vouch-reset-go');
+             go.click();
+             return !document.getElementById('vouch-reset-confirm').hidden && go.disabled
+                 && go.getAttribute('aria-busy') === null;",
+            vec![],
+        )
         .await
         .unwrap();
+    assert_eq!(
+        second_click_confirmed_nothing,
+        serde_json::json!(true),
+        "a click right after the dialog opened must not confirm the reset"
+    );
+    let overlaps = client
+        .execute(
+            "const a = document.getElementById('vouch-reset').getBoundingClientRect();
+             const b = document.getElementById('vouch-reset-go').getBoundingClientRect();
+             return !(b.right <= a.left || b.left >= a.right || b.bottom <= a.top || b.top >= a.bottom);",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        overlaps,
+        serde_json::json!(false),
+        "the confirming button must not sit where the Reset button was"
+    );
+    enabled(client, "#vouch-reset-go").await;
     wait_until(
         client,
         "#vouch-reset-question",

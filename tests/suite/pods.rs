@@ -398,7 +398,7 @@ async fn a_pod_token_is_bound_to_its_ticket_and_its_msp() {
         .await;
         assert!(context["user"].is_null());
         assert_eq!(
-            context["user_error"]["code"], "invalid_request",
+            context["user_error"]["code"], "company_not_mapped",
             "{context}"
         );
         assert!(
