@@ -975,3 +975,22 @@ pub fn ago(at: DateTime<Utc>, now: DateTime<Utc>) -> String {
         _ => format!("on {}", at.format("%-d %b")),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ago_reads_as_people_say_it() {
+        let now = Utc::now();
+        assert_eq!(ago(now, now), "just now");
+        assert_eq!(ago(now - chrono::Duration::seconds(59), now), "just now");
+        assert_eq!(ago(now - chrono::Duration::minutes(4), now), "4 min ago");
+        assert_eq!(ago(now - chrono::Duration::minutes(130), now), "2 h ago");
+        let long_ago = now - chrono::Duration::days(3);
+        assert_eq!(
+            ago(long_ago, now),
+            format!("on {}", long_ago.format("%-d %b"))
+        );
+    }
+}

@@ -15,6 +15,7 @@ mod config;
 mod errors;
 mod http;
 mod microsoft;
+mod pod_truth;
 mod pods;
 mod pushes;
 mod resets;

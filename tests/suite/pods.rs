@@ -15,7 +15,7 @@ use vouch::sandbox::microsoft::PushScript;
 use vouch::sandbox::psa::{self as sbx, Psa};
 
 /// The iframe `src` of a sandbox ticket screen (HTML-unescaped).
-async fn iframe_src(screen_url: &str) -> String {
+pub(crate) async fn iframe_src(screen_url: &str) -> String {
     let html = reqwest::get(screen_url)
         .await
         .unwrap()
@@ -32,18 +32,23 @@ async fn iframe_src(screen_url: &str) -> String {
     src.replace("&amp;", "&")
 }
 
-fn token_of(html: &str) -> String {
+pub(crate) fn token_of(html: &str) -> String {
     let at = html.find("data-token=\"").expect("a data-token attribute") + 12;
     html[at..at + html[at..].find('"').unwrap()].to_owned()
 }
 
-async fn load_pod(world: &World, url: &str) -> (u16, String) {
+pub(crate) async fn load_pod(world: &World, url: &str) -> (u16, String) {
     let local = url.replace("http://localhost:8080", &world.app.base_url);
     let response = world.app.client.get(&local).send().await.unwrap();
     (response.status().as_u16(), response.text().await.unwrap())
 }
 
-async fn pod(world: &World, token: &str, method: Method, path: &str) -> reqwest::RequestBuilder {
+pub(crate) async fn pod(
+    world: &World,
+    token: &str,
+    method: Method,
+    path: &str,
+) -> reqwest::RequestBuilder {
     world
         .app
         .client
@@ -51,12 +56,12 @@ async fn pod(world: &World, token: &str, method: Method, path: &str) -> reqwest:
         .bearer_auth(token)
 }
 
-async fn json_of(response: reqwest::Response) -> (u16, Value) {
+pub(crate) async fn json_of(response: reqwest::Response) -> (u16, Value) {
     let status = response.status().as_u16();
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
-async fn halo_token(world: &World, ticket: u64) -> String {
+pub(crate) async fn halo_token(world: &World, ticket: u64) -> String {
     let src = iframe_src(&world.psa.halopsa().ticket_screen_url(ticket)).await;
     let (status, html) = load_pod(world, &src).await;
     assert_eq!(status, 200, "{html}");

@@ -365,6 +365,21 @@ impl MicrosoftSandbox {
         }
     }
 
+    /// A user's default MFA method, as `signInPreferences` reports it.
+    pub fn user_sign_in_preference(&self, tenant_id: &str, upn: &str) -> Option<String> {
+        let state = self.shared.state();
+        Some(state.tenant(tenant_id)?.user(upn)?.preferred_method.clone())
+    }
+
+    /// Removes a user's Microsoft Authenticator registration, as the user or an admin would
+    /// in My Sign-ins or the Entra admin center. The default method is left as it was.
+    pub fn remove_authenticator(&self, tenant_id: &str, upn: &str) {
+        let mut state = self.shared.state();
+        if let Some(user) = state.tenant_mut(tenant_id).and_then(|t| t.user_mut(upn)) {
+            user.authenticator = None;
+        }
+    }
+
     /// The tenants (GUIDs) where `client_id` can get tokens (registered or consented).
     pub fn consented_tenants(&self, client_id: &str) -> Vec<String> {
         let state = self.shared.state();
