@@ -463,6 +463,18 @@ function askFix() {
   el.fixYes.focus();
 }
 
+/** The fix offered by a check when the pod loaded: asked the same way as after a refused push. */
+function fixFromCheck(event) {
+  const button = event.target.closest("button[data-fix-token]");
+  if (!button || button.disabled) return;
+  const check = ((state.ctx && state.ctx.checks) || []).find((c) => c && c.fix_token === button.dataset.fixToken);
+  if (!check) return;
+  state.fixToken = check.fix_token;
+  state.lastAttempt = { method: "push", other: null };
+  showError({ code: check.code, message: check.message }, { canFix: true });
+  askFix();
+}
+
 function dropFix() {
   state.fixAsked = false;
   render();
@@ -681,6 +693,7 @@ el.fixConfirm.addEventListener("keydown", (event) => {
 });
 el.fixPush.addEventListener("click", pushAgain);
 el.useSms.addEventListener("click", smsInstead);
+el.checks.addEventListener("click", fixFromCheck);
 el.retry.addEventListener("click", () => {
   const action = state.error && state.error.retry;
   clearError();

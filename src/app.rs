@@ -377,7 +377,8 @@ impl AppContext {
             config.http.public_url.clone(),
             std::time::Duration::from_secs(config.microsoft.connector_timeout_seconds),
         )
-        .with_observer(ticket_notes.clone());
+        .with_observer(ticket_notes.clone())
+        .with_user_checks_cache(config.cache.user_checks);
         let shares = ShareService::new(ShareDeps {
             store: store.clone(),
             public_url: config.http.public_url.clone(),

@@ -318,11 +318,17 @@ pub struct CacheConfig {
     /// caches needs no Graph lookup. A user renamed or deleted in Microsoft 365 is seen within
     /// the lifetime; a password reset reads the user again regardless.
     pub microsoft_users: CacheLimits,
+    /// What a pod shows of a user before anything is sent (Authenticator registered, default
+    /// method, admin roles, registered mobile), read from Microsoft at once: reloads of the
+    /// ticket within the lifetime read nothing again. A change the technician makes through
+    /// Vouch is seen at once; one made in Microsoft 365 within the lifetime. A verification
+    /// or a reset reads what it needs afresh regardless.
+    pub user_checks: CacheLimits,
 }
 
 impl CacheConfig {
     /// Every cache with the name of its `cache.<name>` section.
-    pub fn named(&self) -> [(&'static str, CacheLimits); 9] {
+    pub fn named(&self) -> [(&'static str, CacheLimits); 10] {
         [
             ("technicians", self.technicians),
             ("connections", self.connections),
@@ -333,6 +339,7 @@ impl CacheConfig {
             ("autotask_resources", self.autotask_resources),
             ("microsoft_tokens", self.microsoft_tokens),
             ("microsoft_users", self.microsoft_users),
+            ("user_checks", self.user_checks),
         ]
     }
 }
@@ -461,6 +468,10 @@ impl Default for Config {
                 microsoft_users: CacheLimits {
                     max_entries: 50_000,
                     ttl_seconds: 300,
+                },
+                user_checks: CacheLimits {
+                    max_entries: 50_000,
+                    ttl_seconds: 60,
                 },
             },
             resets: ResetConfig {

@@ -286,6 +286,7 @@ export function createView(doc) {
     errorText: $("vouch-error-text"),
     retry: $("vouch-retry"),
     useSms: $("vouch-use-sms"),
+    checks: $("vouch-checks"),
     others: $("vouch-others"),
     othersList: $("vouch-others-list"),
     fix: $("vouch-fix-default"),
@@ -563,6 +564,39 @@ export function createView(doc) {
     el.historyEmpty.hidden = items.length > 0;
   }
 
+  /** What to know before sending anything; the default-method check offers its fix. */
+  function renderChecks(state) {
+    const checks = (Array.isArray(state.ctx.checks) ? state.ctx.checks : []).filter(
+      (c) => c && typeof c.message === "string",
+    );
+    el.checks.hidden = checks.length === 0;
+    const blocked = !!state.busy.fix || !!state.pending;
+    const key = JSON.stringify([blocked, checks]);
+    if (el.checks.dataset.key === key) return;
+    el.checks.dataset.key = key;
+    const fragment = doc.createDocumentFragment();
+    for (const check of checks) {
+      const li = doc.createElement("li");
+      li.className = "check";
+      li.dataset.code = check.code || "";
+      const text = doc.createElement("p");
+      text.className = "check-text";
+      text.textContent = check.message;
+      li.append(text);
+      if (typeof check.fix_token === "string" && check.fix_token) {
+        const button = doc.createElement("button");
+        button.type = "button";
+        button.className = "btn btn-small";
+        button.dataset.fixToken = check.fix_token;
+        button.textContent = "Make Authenticator the default";
+        button.disabled = blocked;
+        li.append(button);
+      }
+      fragment.append(li);
+    }
+    el.checks.replaceChildren(fragment);
+  }
+
   /** Others verified on this ticket: who, why, time left, and their own reset button. */
   function renderOthers(state, nowMs) {
     const ctx = state.ctx;
@@ -619,6 +653,7 @@ export function createView(doc) {
     renderError(state);
     if (!ctx) return;
     renderHeader(ctx);
+    renderChecks(state);
     renderShield(state, shield);
     renderCode(state);
     renderMethods(state);

@@ -225,6 +225,19 @@ pub struct HistoryItem {
     pub elsewhere: Option<String>,
 }
 
+/// Something to know about the ticket's contact before anything is sent.
+#[derive(Debug, Object)]
+pub struct PodCheck {
+    /// What it is: `preferred_method_mismatch`, `authenticator_not_registered`,
+    /// `user_synced_from_on_premises`, `user_holds_admin_role` or `no_mobile_phone`.
+    pub code: ErrorCode,
+    /// What it means and what to do, for the technician.
+    pub message: String,
+    /// With `preferred_method_mismatch`: hand it to `POST /v1/pod/default-method` to make
+    /// the push this user's default.
+    pub fix_token: Option<String>,
+}
+
 /// Someone other than the ticket's contact, verified on this ticket (with a reason).
 #[derive(Debug, Object)]
 pub struct OtherPerson {
@@ -263,6 +276,8 @@ pub struct PodContext {
     pub history: Vec<HistoryItem>,
     /// Others verified on this ticket, each with their own reset.
     pub others: Vec<OtherPerson>,
+    /// What to know before sending anything, read when the pod loads (kept a minute).
+    pub checks: Vec<PodCheck>,
 }
 
 /// Start a verification from the pod.
@@ -470,6 +485,15 @@ impl From<PodOverview> for PodContext {
                     failure_code: entry.verification.failure_code,
                     label: entry.label,
                     elsewhere: entry.elsewhere,
+                })
+                .collect(),
+            checks: overview
+                .checks
+                .into_iter()
+                .map(|check| PodCheck {
+                    code: check.code,
+                    message: check.message,
+                    fix_token: check.fix_token,
                 })
                 .collect(),
             others: overview

@@ -152,6 +152,16 @@ impl CoreError {
         }
     }
 
+    /// Worth asking again soon without changing anything (Vouch or an upstream was busy or
+    /// unreachable)?
+    pub fn is_transient(&self) -> bool {
+        match self {
+            CoreError::Microsoft(err) => err.is_transient(),
+            CoreError::Store(_) => true,
+            _ => false,
+        }
+    }
+
     /// Microsoft's request id, when Microsoft was involved (for the audit log).
     pub fn upstream_request_id(&self) -> Option<String> {
         match self {

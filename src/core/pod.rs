@@ -19,11 +19,12 @@ use crate::core::error::CoreError;
 use crate::core::method_fix::MethodFix;
 use crate::core::reset::{ResetRequest, ResetResult, ResetService};
 use crate::core::verification::{
-    MethodAvailability, Requester, StartRequest, TicketContext, VerificationService, verified_now,
+    MethodAvailability, Requester, StartRequest, TicketContext, UserChecks, VerificationService,
+    verified_now,
 };
 use crate::domain::ErrorCode;
 use crate::domain::{PasswordReset, VerificationMethod, VerificationStatus};
-use crate::microsoft::MicrosoftErrorKind;
+use crate::microsoft::{MicrosoftError, MicrosoftErrorKind};
 use crate::psa::pod_token::{self, PodClaims, TokenError};
 use crate::psa::{EmbedLoad, PsaAdapters, PsaError, TicketContact};
 use crate::store::Store;
@@ -192,6 +193,19 @@ pub struct PodOverview {
     pub history: Vec<HistoryEntry>,
     /// Others verified on this ticket (with a reason), each with their own reset.
     pub others: Vec<OtherVerified>,
+    /// What to know before sending anything (the push is not the default, no mobile, a
+    /// reset would be refused), each with its code.
+    pub checks: Vec<PodCheck>,
+}
+
+/// Something the technician should know about the ticket's contact before anything is
+/// sent.
+#[derive(Debug, Clone)]
+pub struct PodCheck {
+    pub code: ErrorCode,
+    pub message: String,
+    /// With `preferred_method_mismatch`: the offer to make the push this user's default.
+    pub fix_token: Option<String>,
 }
 
 /// Verify someone other than the ticket's contact.
@@ -527,6 +541,7 @@ impl PodService {
             },
             history: Vec::new(),
             others: Vec::new(),
+            checks: Vec::new(),
         };
         let Some(tenant) = overview.tenant.clone() else {
             if let Err(err) = resolved.user {
@@ -603,21 +618,20 @@ impl PodService {
             .contact
             .as_ref()
             .and_then(|c| c.mobile.clone());
-        match self
+        let checks = self
             .verifications
-            .available_methods(&session.msp, &tenant, &user, contact_mobile.as_deref())
-            .await
-        {
-            Ok(methods) => overview.methods = methods,
-            Err(err) => overview.user_error = Some(err),
-        }
-        if overview.shield.state == ShieldState::Verified {
-            match self
-                .verifications
-                .mobile_for(&session.msp, &tenant, &user, None)
-                .await
-            {
-                Ok((phone, _)) => {
+            .user_checks(&session.msp, &tenant, &user)
+            .await;
+        overview.methods =
+            self.verifications
+                .methods_from(&session.msp, &checks, contact_mobile.as_deref());
+        overview.checks = self.pod_checks(session, &tenant, &user, &checks);
+        if let Some(refusal) = checks.reset_refusal() {
+            // Said before the verification is spent, not after.
+            overview.reset.reason = Some(format!("A reset will be refused: {refusal}"));
+        } else if overview.shield.state == ShieldState::Verified {
+            match &checks.mobile {
+                Ok(Some(phone)) => {
                     overview.reset = ResetReadiness {
                         allowed: true,
                         reason: None,
@@ -625,10 +639,69 @@ impl PodService {
                         verification_id: overview.shield.verification_id,
                     }
                 }
+                Ok(None) => overview.reset.reason = Some(CoreError::NoMobilePhone.to_string()),
                 Err(err) => overview.reset.reason = Some(err.to_string()),
             }
         }
         Ok(overview)
+    }
+
+    /// What the technician should know before sending anything, from `checks` of the
+    /// ticket's contact.
+    fn pod_checks(
+        &self,
+        session: &PodSession,
+        tenant: &Tenant,
+        user: &DirectoryUser,
+        checks: &UserChecks,
+    ) -> Vec<PodCheck> {
+        let mut list = Vec::new();
+        if checks.push_unavailable.is_none() && matches!(checks.authenticator_registered, Ok(false))
+        {
+            let err = CoreError::AuthenticatorNotRegistered {
+                upn: user.upn.clone(),
+            };
+            list.push(PodCheck {
+                code: err.code(),
+                message: err.to_string(),
+                fix_token: None,
+            });
+        }
+        if let Some(current_method) = checks.default_method_mismatch() {
+            let err = MicrosoftError::new(MicrosoftErrorKind::PreferredMethodMismatch {
+                current_method,
+                can_fix: true,
+            });
+            let fix = MethodFix::offered_now(
+                session.msp.id,
+                tenant.id,
+                &user.object_id,
+                &user.upn,
+                session.connection.id,
+                &session.claims.ticket,
+                session.technician.id,
+            );
+            list.push(PodCheck {
+                code: err.code(),
+                message: err.message(),
+                fix_token: Some(fix.seal(&self.keyring)),
+            });
+        }
+        if let Some(refusal) = checks.reset_refusal() {
+            list.push(PodCheck {
+                code: refusal.code(),
+                message: format!("A password reset will be refused: {refusal}"),
+                fix_token: None,
+            });
+        }
+        if matches!(checks.mobile, Ok(None)) {
+            list.push(PodCheck {
+                code: ErrorCode::NoMobilePhone,
+                message: CoreError::NoMobilePhone.to_string(),
+                fix_token: None,
+            });
+        }
+        list
     }
 
     /// Starts verifying the ticket's contact (or, with a reason, someone else).

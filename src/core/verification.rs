@@ -21,9 +21,9 @@ use super::directory::{Directory, DirectoryUser};
 use super::error::CoreError;
 use super::messaging::Messenger;
 use crate::domain::{ActorKind, ErrorCode, VerificationMethod, VerificationStatus};
-use crate::microsoft::Upn;
 use crate::microsoft::graph::PUSH_METHOD;
 use crate::microsoft::mfa::PushOutcome;
+use crate::microsoft::{MicrosoftError, MicrosoftErrorKind, Upn};
 use crate::sms::E164;
 use crate::store::Store;
 use crate::store::crypto::{Keyring, MacPurpose};
@@ -108,6 +108,62 @@ pub struct VerificationService {
     instance_id: Uuid,
     /// The instances seen beating lately, and when that was read.
     live: Arc<std::sync::Mutex<Option<LiveList>>>,
+    /// What was read of each user for [`VerificationService::user_checks`], by tenant and
+    /// object id.
+    user_checks: moka::future::Cache<(Uuid, String), Arc<UserChecks>>,
+}
+
+/// What Vouch can tell of a user before anything is sent, read from Microsoft at once. Each
+/// read that failed holds why, so one missing permission leaves the others standing.
+#[derive(Debug, Clone)]
+pub struct UserChecks {
+    /// Why pushes cannot be sent to this tenant at all (no Authenticator integration).
+    pub push_unavailable: Option<CoreError>,
+    /// Whether the user registered a Microsoft Authenticator app.
+    pub authenticator_registered: Result<bool, CoreError>,
+    /// The user's default sign-in method (`userPreferredMethodForSecondaryAuthentication`);
+    /// `None` when not set. Read only when pushes can be sent.
+    pub default_method: Result<Option<String>, CoreError>,
+    /// The mobile phone the user registered in Microsoft.
+    pub mobile: Result<Option<E164>, CoreError>,
+    /// The user's admin roles; not read (empty) when the MSP allows resets of admins.
+    pub admin_roles: Result<Vec<String>, CoreError>,
+    pub synced_from_on_premises: bool,
+}
+
+impl UserChecks {
+    /// Why a password reset of this user would be refused before anything changed, if it
+    /// would be.
+    pub fn reset_refusal(&self) -> Option<CoreError> {
+        if self.synced_from_on_premises {
+            return Some(CoreError::Microsoft(MicrosoftError::new(
+                MicrosoftErrorKind::UserSyncedFromOnPremises,
+            )));
+        }
+        match &self.admin_roles {
+            Ok(roles) if !roles.is_empty() => Some(CoreError::Microsoft(MicrosoftError::new(
+                MicrosoftErrorKind::UserHoldsAdminRole {
+                    roles: roles.clone(),
+                },
+            ))),
+            _ => None,
+        }
+    }
+
+    /// Whether the push is not the user's default (so no push would prompt them), and what
+    /// the default is instead; only for a user with an Authenticator registered.
+    pub fn default_method_mismatch(&self) -> Option<String> {
+        match (
+            &self.push_unavailable,
+            &self.authenticator_registered,
+            &self.default_method,
+        ) {
+            (None, Ok(true), Ok(method)) if method.as_deref() != Some(PUSH_METHOD) => {
+                Some(method.clone().unwrap_or_else(|| "not set".to_owned()))
+            }
+            _ => None,
+        }
+    }
 }
 
 /// The instances seen alive, and when they were read.
@@ -143,7 +199,133 @@ impl VerificationService {
             observer: None,
             instance_id: Uuid::now_v7(),
             live: Arc::default(),
+            user_checks: crate::config::Config::default().cache.user_checks.build(),
         }
+    }
+
+    /// Keeps [`UserChecks`] within `limits` (`cache.user_checks`).
+    pub fn with_user_checks_cache(
+        mut self,
+        limits: crate::config::CacheLimits,
+    ) -> VerificationService {
+        self.user_checks = limits.build();
+        self
+    }
+
+    /// What Vouch can tell of `user` before anything is sent (see [`UserChecks`]): the reads
+    /// run at the same time, and their answers are kept for `cache.user_checks`.
+    #[tracing::instrument(skip_all, fields(tenant_id = %tenant.id))]
+    pub async fn user_checks(
+        &self,
+        msp: &MspAccount,
+        tenant: &Tenant,
+        user: &DirectoryUser,
+    ) -> Arc<UserChecks> {
+        let key = (tenant.id, user.object_id.clone());
+        if let Some(checks) = self.user_checks.get(&key).await {
+            return checks;
+        }
+        let checks = Arc::new(self.read_user_checks(msp, tenant, user).await);
+        // A read that failed for a passing reason is asked again on the next load.
+        let transient = |r: Option<&CoreError>| r.is_some_and(CoreError::is_transient);
+        if !transient(checks.authenticator_registered.as_ref().err())
+            && !transient(checks.default_method.as_ref().err())
+            && !transient(checks.mobile.as_ref().err())
+            && !transient(checks.admin_roles.as_ref().err())
+        {
+            self.user_checks.insert(key, checks.clone()).await;
+        }
+        checks
+    }
+
+    async fn read_user_checks(
+        &self,
+        msp: &MspAccount,
+        tenant: &Tenant,
+        user: &DirectoryUser,
+    ) -> UserChecks {
+        let synced_from_on_premises = user.synced_from_on_premises;
+        let graph = match self.directory.graph_credentials(tenant).await {
+            Ok(graph) => graph,
+            Err(err) => {
+                return UserChecks {
+                    push_unavailable: Some(err.clone()),
+                    authenticator_registered: Err(err.clone()),
+                    default_method: Err(err.clone()),
+                    mobile: Err(err.clone()),
+                    admin_roles: Err(err),
+                    synced_from_on_premises,
+                };
+            }
+        };
+        let push = self.directory.push_credentials(tenant).await;
+        let microsoft = self.directory.microsoft();
+        let id = user.object_id.as_str();
+        let authenticators = async {
+            microsoft
+                .graph
+                .authenticator_methods(&graph, id)
+                .await
+                .map(|methods| !methods.is_empty())
+                .map_err(CoreError::from)
+        };
+        let default_method = async {
+            match &push {
+                Ok(push) => microsoft
+                    .graph
+                    .sign_in_preferences(&push.graph, id)
+                    .await
+                    .map(|p| p.user_preferred_method_for_secondary_authentication)
+                    .map_err(CoreError::from),
+                Err(err) => Err(err.clone()),
+            }
+        };
+        let mobile = async {
+            microsoft
+                .graph
+                .phone_methods(&graph, id)
+                .await
+                .map(|phones| {
+                    phones
+                        .iter()
+                        .filter(|p| p.phone_type == "mobile")
+                        .find_map(|p| E164::parse(&p.phone_number, &self.sms_region).ok())
+                })
+                .map_err(CoreError::from)
+        };
+        let roles = async {
+            if msp.policy.allow_admin_reset {
+                return Ok(Vec::new());
+            }
+            microsoft
+                .graph
+                .directory_roles(&graph, id)
+                .await
+                .map(|roles| {
+                    roles
+                        .into_iter()
+                        .map(|r| r.display_name.unwrap_or(r.id))
+                        .collect()
+                })
+                .map_err(CoreError::from)
+        };
+        let (authenticator_registered, default_method, mobile, admin_roles) =
+            futures_util::future::join4(authenticators, default_method, mobile, roles).await;
+        UserChecks {
+            push_unavailable: push.err(),
+            authenticator_registered,
+            default_method,
+            mobile,
+            admin_roles,
+            synced_from_on_premises,
+        }
+    }
+
+    /// Forgets what [`VerificationService::user_checks`] read of a user (it just changed).
+    async fn forget_user_checks(&self, tenant_id: Uuid, user_object_id: &str) {
+        self.user_checks
+            .invalidate(&(tenant_id, user_object_id.to_owned()))
+            .await;
     }
 
     /// This instance's id, as its heartbeat and its pending pushes carry it.
@@ -234,36 +416,46 @@ impl VerificationService {
         user: &DirectoryUser,
         contact_mobile: Option<&str>,
     ) -> Result<Vec<MethodAvailability>, CoreError> {
-        let push = match self.directory.push_credentials(tenant).await {
-            Ok(_) => {
-                let graph = self.directory.graph_credentials(tenant).await?;
-                let methods = self
-                    .directory
-                    .microsoft()
-                    .graph
-                    .authenticator_methods(&graph, &user.object_id)
-                    .await?;
-                if methods.is_empty() {
-                    MethodAvailability {
-                        method: VerificationMethod::Push,
-                        available: false,
-                        detail: "The user has no Microsoft Authenticator app registered.".into(),
-                    }
-                } else {
-                    MethodAvailability {
-                        method: VerificationMethod::Push,
-                        available: true,
-                        detail: "A push to the user's Microsoft Authenticator app.".into(),
-                    }
-                }
-            }
-            Err(err) => MethodAvailability {
+        let checks = self.user_checks(msp, tenant, user).await;
+        Ok(self.methods_from(msp, &checks, contact_mobile))
+    }
+
+    /// Which methods can reach a user of whom `checks` were read, and why the others cannot.
+    pub fn methods_from(
+        &self,
+        msp: &MspAccount,
+        checks: &UserChecks,
+        contact_mobile: Option<&str>,
+    ) -> Vec<MethodAvailability> {
+        let push = match (&checks.push_unavailable, &checks.authenticator_registered) {
+            (Some(err), _) | (None, Err(err)) => MethodAvailability {
                 method: VerificationMethod::Push,
                 available: false,
                 detail: err.to_string(),
             },
+            (None, Ok(false)) => MethodAvailability {
+                method: VerificationMethod::Push,
+                available: false,
+                detail: "The user has no Microsoft Authenticator app registered.".into(),
+            },
+            (None, Ok(true)) => MethodAvailability {
+                method: VerificationMethod::Push,
+                available: true,
+                detail: "A push to the user's Microsoft Authenticator app.".into(),
+            },
         };
-        let sms = match self.mobile_for(msp, tenant, user, contact_mobile).await {
+        let mobile = match &checks.mobile {
+            Ok(Some(phone)) => Ok((phone.clone(), false)),
+            Ok(None) => match contact_mobile
+                .filter(|_| msp.policy.allow_contact_phone_fallback)
+                .and_then(|raw| E164::parse(raw, &self.sms_region).ok())
+            {
+                Some(phone) => Ok((phone, true)),
+                None => Err(CoreError::NoMobilePhone),
+            },
+            Err(err) => Err(err.clone()),
+        };
+        let sms = match mobile {
             Ok((phone, fallback)) => MethodAvailability {
                 method: VerificationMethod::SmsCode,
                 available: true,
@@ -292,7 +484,7 @@ impl VerificationService {
                 sms.detail.clone()
             },
         };
-        Ok(vec![push, sms, link])
+        vec![push, sms, link]
     }
 
     /// Audits a start refused before a verification could be made: the tenant or the user
@@ -916,6 +1108,8 @@ impl VerificationService {
             tracing::error!(error = %err, "audit append failed");
         }
         result?;
+        self.forget_user_checks(change.tenant_id, &change.user_object_id)
+            .await;
         if let Some(observer) = self.observer.clone() {
             tokio::spawn(
                 async move { observer.default_method_changed(&change).await }.in_current_span(),

@@ -252,6 +252,7 @@ fn every_cache_has_its_defaults_and_the_same_ceiling() {
         ("autotask_resources", 10_000, 300),
         ("microsoft_tokens", 10_000, 3600),
         ("microsoft_users", 50_000, 300),
+        ("user_checks", 50_000, 60),
     ];
     let named = defaults.named();
     assert_eq!(named.len(), expected.len());

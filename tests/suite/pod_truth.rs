@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use reqwest::Method;
 use serde_json::{Value, json};
 use vouch::domain::MspPolicy;
-use vouch::sandbox::microsoft::{DEMO_TENANT_ID, PushScript};
+use vouch::sandbox::microsoft::{DEMO_TENANT_ID, PushScript, Service};
 use vouch::sandbox::psa::{self as sbx, Psa};
 
 use crate::backends::on_every_backend;
@@ -305,6 +305,107 @@ async fn an_unmapped_company_is_said_plainly() {
             "{message}"
         );
         assert!(message.contains("Fabrikam"), "{message}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_pod_says_before_anything_is_sent_what_will_not_work() {
+    on_every_backend(async |db| {
+        let world = World::start(db, MspPolicy::default()).await;
+        let codes = |ctx: &Value| -> Vec<String> {
+            ctx["checks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["code"].as_str().unwrap().to_owned())
+                .collect()
+        };
+
+        // Dana: nothing to say.
+        let dana = halo_token(&world, sbx::HALO_TICKET_DANA).await;
+        assert!(codes(&context(&world, &dana).await).is_empty());
+
+        // Omar is synced from on-premises, Ada is a Global Administrator: a reset would be
+        // refused, and the pod says so before a verification is spent on it.
+        for (ticket, code) in [
+            (sbx::HALO_TICKET_OMAR, "user_synced_from_on_premises"),
+            (sbx::HALO_TICKET_ADA, "user_holds_admin_role"),
+        ] {
+            let token = halo_token(&world, ticket).await;
+            let ctx = context(&world, &token).await;
+            assert_eq!(codes(&ctx), vec![code.to_owned()], "{ctx}");
+            assert!(
+                ctx["reset"]["reason"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("A reset will be refused"),
+                "{ctx}"
+            );
+        }
+
+        // Noel has neither an Authenticator nor a mobile phone.
+        let noel = halo_token(&world, sbx::HALO_TICKET_NOEL).await;
+        let ctx = context(&world, &noel).await;
+        assert_eq!(
+            codes(&ctx),
+            vec![
+                "authenticator_not_registered".to_owned(),
+                "no_mobile_phone".to_owned()
+            ],
+            "{ctx}"
+        );
+
+        // Sam's default is SMS: the mismatch is shown with its fix, which works at once.
+        let sam = halo_token(&world, sbx::HALO_TICKET_SAM).await;
+        let ctx = context(&world, &sam).await;
+        assert_eq!(
+            codes(&ctx),
+            vec!["preferred_method_mismatch".to_owned()],
+            "{ctx}"
+        );
+        let fix_token = ctx["checks"][0]["fix_token"].as_str().unwrap().to_owned();
+        // Reloads within a minute read nothing from Microsoft again.
+        world.microsoft.clear_requests();
+        context(&world, &sam).await;
+        for path in [
+            "signInPreferences",
+            "microsoftAuthenticatorMethods",
+            "phoneMethods",
+            "directoryRole",
+        ] {
+            assert_eq!(
+                world.microsoft.count(Service::Graph, "GET", path),
+                0,
+                "{path} read again"
+            );
+        }
+        let (status, body) = call(
+            &world,
+            &sam,
+            Method::POST,
+            "/default-method",
+            Some(json!({"confirm": true, "fix_token": fix_token})),
+        )
+        .await;
+        assert_eq!(status, 204, "{body}");
+        assert_eq!(
+            world
+                .microsoft
+                .user_sign_in_preference(DEMO_TENANT_ID, SAM)
+                .as_deref(),
+            Some("push")
+        );
+        assert!(
+            codes(&context(&world, &sam).await).is_empty(),
+            "the fixed mismatch is gone at once"
+        );
+        wait_for_note(
+            &world,
+            sbx::HALO_TICKET_SAM,
+            &format!("default sign-in method of {SAM} was changed"),
+        )
+        .await;
     })
     .await;
 }
