@@ -920,3 +920,185 @@ async fn cancel_code_someone_else_and_the_default_fix() {
     })
     .await;
 }
+
+/// What the pod says before anything is sent, the fix offered from it, SMS offered for a
+/// user without Authenticator, and someone else verified by SMS reset from their own button.
+#[tokio::test]
+async fn checks_sms_instead_and_someone_else_reset_in_the_pod() {
+    in_browser(async |client| {
+        let db = TestDb::sqlite().await;
+        let world = World::start(&db, MspPolicy::default()).await;
+
+        // Noel has neither an Authenticator nor a mobile: said on load.
+        client
+            .goto(&world.psa.halopsa().ticket_screen_url(sbx::HALO_TICKET_NOEL))
+            .await
+            .unwrap();
+        enter_pod(client).await;
+        shown(client, "#vouch-checks").await;
+        let checks = text_of(client, "vouch-checks").await;
+        assert!(
+            checks.contains("no Microsoft Authenticator app registered"),
+            "{checks}"
+        );
+        assert!(checks.contains("no mobile phone registered"), "{checks}");
+
+        // Sam's default is SMS: fixed from the check, before any push is sent.
+        client.enter_parent_frame().await.ok();
+        client
+            .goto(&world.psa.halopsa().ticket_screen_url(sbx::HALO_TICKET_SAM))
+            .await
+            .unwrap();
+        enter_pod(client).await;
+        shown(client, "#vouch-checks").await;
+        client
+            .find(Locator::Css("#vouch-checks button[data-fix-token]"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        shown(client, "#vouch-fix-confirm").await;
+        click(client, "vouch-fix-default-yes").await;
+        shown(client, "#vouch-notice").await;
+        wait_until(
+            client,
+            "#vouch-checks",
+            "the fixed check is gone",
+            |_, hidden| hidden.is_some(),
+            "hidden",
+        )
+        .await;
+        assert_eq!(
+            world
+                .microsoft
+                .count(vouch::sandbox::microsoft::Service::Mfa, "POST", ""),
+            0,
+            "no push was sent"
+        );
+
+        // Dana without an Authenticator: told so, and one click texts her a code instead.
+        world
+            .microsoft
+            .remove_authenticator(DEMO_TENANT_ID, "dana@contoso.example");
+        world
+            .microsoft
+            .set_user_sign_in_preference(DEMO_TENANT_ID, "dana@contoso.example", "sms");
+        client.enter_parent_frame().await.ok();
+        client
+            .goto(&world.psa.halopsa().ticket_screen_url(sbx::HALO_TICKET_DANA))
+            .await
+            .unwrap();
+        enter_pod(client).await;
+        client
+            .execute(
+                "document.getElementById('vouch-method-push').disabled = false;",
+                vec![],
+            )
+            .await
+            .unwrap();
+        click(client, "vouch-method-push").await;
+        error_code(client, "authenticator_not_registered").await;
+        assert!(
+            attribute(client, "vouch-retry", "hidden").await.is_some(),
+            "no Try again where trying again cannot help"
+        );
+        shown(client, "#vouch-use-sms").await;
+        click(client, "vouch-use-sms").await;
+        shield_state(client, "pending").await;
+        shown(client, "#vouch-code").await;
+        click(client, "vouch-cancel").await;
+        shield_state(client, "not_verified").await;
+
+        // Lee, verified by SMS from Dana's ticket (with a reason): listed with a Reset of
+        // their own, which resets Lee and no one else.
+        client
+            .find(Locator::Css("#vouch-other summary"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        client
+            .find(Locator::Id("vouch-other-email"))
+            .await
+            .unwrap()
+            .send_keys("lee@contoso.example")
+            .await
+            .unwrap();
+        client
+            .find(Locator::Id("vouch-other-reason"))
+            .await
+            .unwrap()
+            .send_keys("manager approval")
+            .await
+            .unwrap();
+        enabled(client, "#vouch-method-sms_code").await;
+        click(client, "vouch-method-sms_code").await;
+        shown(client, "#vouch-code").await;
+        let sms = world.sms.last_message_to("+12065550106").unwrap().body;
+        let code = sms
+            .split(|c: char| !c.is_ascii_digit())
+            .find(|digits| digits.len() == 6)
+            .expect("the SMS carries the code")
+            .to_owned();
+        client
+            .find(Locator::Id("vouch-code-input"))
+            .await
+            .unwrap()
+            .send_keys(&code)
+            .await
+            .unwrap();
+        click(client, "vouch-code-submit").await;
+        shown(client, "#vouch-others").await;
+        let others = text_of(client, "vouch-others").await;
+        assert!(
+            others.contains("lee@contoso.example") && others.contains("manager approval"),
+            "{others}"
+        );
+        enabled(client, "#vouch-others button[data-verification]").await;
+        client
+            .find(Locator::Css("#vouch-others button[data-verification]"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        wait_until(
+            client,
+            "#vouch-reset-question",
+            "the confirmation names Lee",
+            |text, _| text.contains("lee@contoso.example") && text.contains("••06"),
+            "id",
+        )
+        .await;
+        enabled(client, "#vouch-reset-go").await;
+        click(client, "vouch-reset-go").await;
+        wait_until(
+            client,
+            "#vouch-outcome",
+            "reset outcome",
+            |text, _| {
+                // The link's end carries its day and how far it is.
+                text.contains("Password reset")
+                    && text.contains("tomorrow, ")
+                    && text.contains("(24 h)")
+            },
+            "id",
+        )
+        .await;
+        assert!(
+            world
+                .microsoft
+                .user_password(DEMO_TENANT_ID, "lee@contoso.example")
+                .is_some()
+        );
+        assert!(
+            world
+                .microsoft
+                .user_password(DEMO_TENANT_ID, "dana@contoso.example")
+                .is_none()
+        );
+    })
+    .await;
+}
