@@ -10,4 +10,5 @@ pub mod password;
 pub mod pod;
 pub mod reset;
 pub mod share;
+pub mod texts;
 pub mod verification;
