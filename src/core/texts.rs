@@ -22,6 +22,12 @@
 //!    wording, then in the shorter one;
 //! 5. the shortest wording.
 //!
+//! Measured so, the code text keeps the support phone (only its lifetime goes), while the
+//! three link texts take their shortest form, without the phone; with a short account
+//! (`dana@contoso.com`) and a short MSP name (`Northwind IT`), they keep the phone too.
+//! Every character `http.public_url` has beyond the default's 22 comes off that room: with a
+//! longer address, long accounts reach the shortest form, or two segments, sooner.
+//!
 //! The MSP's name, the account and the code or link are never dropped nor cut. When even the
 //! shortest form does not fit (an account or MSP name far longer than usual, or a character
 //! outside GSM-7, which makes every segment 70 characters), that form is sent as it is, in

@@ -272,3 +272,39 @@ async fn the_one_tap_text_and_page_carry_the_msps_brand() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn the_support_phone_is_stored_and_the_demo_msp_has_one() {
+    on_every_backend(async |db| {
+        let store = db.migrated_store(common::keyring()).await;
+        let msp = vouch::demo::seed(&store).await.unwrap();
+        assert_eq!(
+            msp.brand_support_phone.as_deref(),
+            Some(vouch::demo::DEMO_SUPPORT_PHONE)
+        );
+        // A demo seeded before support phones existed gets one on its next start.
+        store.set_msp_support_phone(msp.id, None).await.unwrap();
+        assert_eq!(
+            store
+                .get_msp(msp.id)
+                .await
+                .unwrap()
+                .unwrap()
+                .brand_support_phone,
+            None
+        );
+        let again = vouch::demo::seed(&store).await.unwrap();
+        assert_eq!(again.id, msp.id, "the same demo MSP");
+        assert_eq!(
+            store
+                .get_msp(msp.id)
+                .await
+                .unwrap()
+                .unwrap()
+                .brand_support_phone
+                .as_deref(),
+            Some(vouch::demo::DEMO_SUPPORT_PHONE)
+        );
+    })
+    .await;
+}
