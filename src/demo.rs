@@ -29,6 +29,9 @@ use crate::telemetry;
 
 pub const DEMO_DATA_DIR: &str = "vouch-data";
 pub const DEMO_MSP_NAME: &str = "Northwind IT (demo)";
+/// The demo MSP's support phone, named in its SMS texts and on its pages (a fictional 555
+/// number).
+pub const DEMO_SUPPORT_PHONE: &str = "+1 206 555 0199";
 /// The demo customer's tenant id (the Microsoft sandbox knows the same one).
 pub const DEMO_TENANT_ID: &str = microsoft::DEMO_TENANT_ID;
 
@@ -203,7 +206,8 @@ fn write_private_file(path: &Path, content: &str) -> std::io::Result<()> {
     file.write_all(b"\n")
 }
 
-/// Creates the demo MSP and its customer tenant once; later runs find them and change nothing.
+/// Creates the demo MSP and its customer tenant once; later runs find them and change nothing
+/// (but give a demo made before MSPs had a support phone the demo one).
 pub async fn seed(store: &Store) -> anyhow::Result<MspAccount> {
     if let Some(existing) = store
         .list_msps()
@@ -211,6 +215,12 @@ pub async fn seed(store: &Store) -> anyhow::Result<MspAccount> {
         .into_iter()
         .find(|msp| msp.name == DEMO_MSP_NAME)
     {
+        // A demo made before MSPs had a support phone gets one.
+        if existing.brand_support_phone.is_none() {
+            return Ok(store
+                .set_msp_support_phone(existing.id, Some(DEMO_SUPPORT_PHONE.to_owned()))
+                .await?);
+        }
         return Ok(existing);
     }
     let msp = store
@@ -220,6 +230,9 @@ pub async fn seed(store: &Store) -> anyhow::Result<MspAccount> {
             brand_color: Some("#0b5cad".to_owned()),
             policy: MspPolicy::default(),
         })
+        .await?;
+    let msp = store
+        .set_msp_support_phone(msp.id, Some(DEMO_SUPPORT_PHONE.to_owned()))
         .await?;
     store
         .create_tenant(NewTenant {

@@ -11,4 +11,5 @@ pub mod password;
 pub mod pod;
 pub mod reset;
 pub mod share;
+pub mod texts;
 pub mod verification;

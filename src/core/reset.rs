@@ -21,7 +21,8 @@ use super::directory::Directory;
 use super::error::CoreError;
 use super::messaging::Messenger;
 use super::password::generate;
-use super::share::{ShareOptions, ShareService, ShareStatus};
+use super::share::{DEFAULT_MAX_VIEWS, ShareOptions, SharePurpose, ShareService, ShareStatus};
+use super::texts;
 use super::verification::{VerificationService, verified_now};
 use crate::config::ResetConfig;
 use crate::domain::{ErrorCode, PasswordReset, ResetStatus, Verification};
@@ -238,7 +239,15 @@ impl ResetService {
         let password = generate(policy.password_style, policy.password_length);
         // The password and its link are sealed with the reset before Microsoft sees the
         // password: whatever happens next, Vouch can still deliver what it set.
-        let link = match self.prepare(&reset, request, &password).await {
+        let link = match self
+            .prepare(
+                &reset,
+                request,
+                &verification.user_principal_name,
+                &password,
+            )
+            .await
+        {
             Ok(link) => link,
             Err(err) => {
                 // Nothing was sent to Microsoft: give the verification back (the sweeper does it
@@ -289,6 +298,7 @@ impl ResetService {
         &self,
         reset: &PasswordReset,
         request: &ResetRequest,
+        account: &str,
         password: &SecretString,
     ) -> Result<PreparedLink, CoreError> {
         let share = self
@@ -298,6 +308,10 @@ impl ResetService {
                 password.clone(),
                 ShareOptions::default(),
                 request.technician_id,
+                SharePurpose::PasswordReset {
+                    account: account.to_owned(),
+                    change_at_next_sign_in: request.msp.policy.force_change_at_next_sign_in,
+                },
                 &request.actor,
             )
             .await
@@ -441,7 +455,13 @@ impl ResetService {
                 };
                 let sent = match sent {
                     Ok(phone) => self
-                        .send_link(msp, &phone, &link.url)
+                        .send_link(
+                            msp,
+                            &phone,
+                            &verification.user_principal_name,
+                            &link.url,
+                            link.expires_at,
+                        )
                         .await
                         .map(|()| phone.masked()),
                     Err(err) => Err(err),
@@ -480,17 +500,21 @@ impl ResetService {
         Ok(Finished { reset: completed })
     }
 
-    /// Texts the reset link to the user.
+    /// Texts the reset link of `account` to the user (a reset's link has the default views).
     async fn send_link(
         &self,
         msp: &MspAccount,
         phone: &E164,
+        account: &str,
         url: &SecretString,
+        expires_at: DateTime<Utc>,
     ) -> Result<(), CoreError> {
-        let body = SecretString::from(format!(
-            "{msp}: your password was reset, as you asked on the phone. Open this link to see the new one (it works once, for 24 hours): {url}",
-            msp = msp.name,
-            url = url.expose_secret(),
+        let body = SecretString::from(texts::password_link(
+            &texts::Sender::of(msp),
+            account,
+            url.expose_secret(),
+            DEFAULT_MAX_VIEWS,
+            expires_at - Utc::now(),
         ));
         self.messenger.send_sms(msp.id, phone, body).await?;
         Ok(())
@@ -723,7 +747,9 @@ impl ResetService {
             .get_verification(reset.verification_id)
             .await?
             .ok_or(CoreError::VerificationNotFound)?;
-        let result = self.resend_checked(msp, &reset, actor).await;
+        let result = self
+            .resend_checked(msp, &reset, &verification.user_principal_name, actor)
+            .await;
         let (outcome, code, audited) = match &result {
             Ok(sent) => ("success", None, sent),
             Err(err) => ("refused", Some(err.code()), &reset),
@@ -755,6 +781,7 @@ impl ResetService {
         &self,
         msp: &MspAccount,
         reset: &PasswordReset,
+        account: &str,
         actor: &AuditActor,
     ) -> Result<PasswordReset, CoreError> {
         let not_allowed = |code: ErrorCode, why: &str| CoreError::ResendNotAllowed {
@@ -833,7 +860,8 @@ impl ResetService {
         if reset.status == ResetStatus::OutcomeUnknown {
             self.revoke_older_links(reset, actor).await;
         }
-        self.send_link(msp, &phone, &link).await?;
+        self.send_link(msp, &phone, account, &link, share.expires_at)
+            .await?;
         let sent = self
             .store
             .record_link_sent(reset.id, &phone.masked())

@@ -18,6 +18,7 @@ use uuid::Uuid;
 use crate::core::directory::Directory;
 use crate::core::error::CoreError;
 use crate::core::messaging::Messenger;
+use crate::core::texts;
 use crate::core::verification::VerificationService;
 use crate::domain::ErrorCode;
 use crate::store::Store;
@@ -28,6 +29,8 @@ use crate::store::{
     msp::MspAccount,
     shares::{ConsumeOutcome, NewSecureShare, RevokeOutcome, SecureShare, SecureShareListing},
 };
+
+pub use crate::store::shares::SharePurpose;
 
 /// A share lives this long unless asked otherwise.
 pub const DEFAULT_EXPIRES_IN: Duration = Duration::hours(24);
@@ -133,6 +136,9 @@ pub struct ShareBranding {
     pub logo_url: Option<Url>,
     /// `#rgb` or `#rrggbb`.
     pub color: String,
+    /// The number the user is told to call, as the MSP writes it; only digits, spaces and
+    /// `+ - ( ) .` ([`usable_support_phone`]). `None` when the MSP set none.
+    pub support_phone: Option<String>,
 }
 
 impl ShareBranding {
@@ -147,6 +153,10 @@ impl ShareBranding {
                 .filter(|color| is_hex_color(color))
                 .unwrap_or(DEFAULT_BRAND_COLOR)
                 .to_ascii_lowercase(),
+            support_phone: msp
+                .brand_support_phone
+                .as_deref()
+                .and_then(usable_support_phone),
         }
     }
 
@@ -155,8 +165,22 @@ impl ShareBranding {
             msp_name: FALLBACK_MSP_NAME.to_owned(),
             logo_url: None,
             color: DEFAULT_BRAND_COLOR.to_owned(),
+            support_phone: None,
         }
     }
+}
+
+/// A support phone fit for an SMS (GSM-7) and a page: digits, spaces and `+ - ( ) .`, at
+/// most 32 characters, with 3 to 20 digits; trimmed. Anything else is not shown.
+pub fn usable_support_phone(value: &str) -> Option<String> {
+    let phone = value.trim();
+    let digits = phone.bytes().filter(u8::is_ascii_digit).count();
+    (phone.len() <= 32
+        && (3..=20).contains(&digits)
+        && phone
+            .bytes()
+            .all(|b| b.is_ascii_digit() || matches!(b, b' ' | b'+' | b'-' | b'(' | b')' | b'.')))
+    .then(|| phone.to_owned())
 }
 
 /// `#rgb` or `#rrggbb`, nothing else (the colour goes into CSS).
@@ -241,6 +265,8 @@ pub enum PeekOutcome {
 pub struct Revealed {
     pub share_id: Uuid,
     pub content: SecretString,
+    /// What the content is: a message, or the new password of an account.
+    pub purpose: SharePurpose,
     pub branding: ShareBranding,
     pub expires_at: DateTime<Utc>,
     /// How many more times the link can be opened; 0 when this was the last view.
@@ -328,6 +354,15 @@ pub fn is_well_formed_token(token: &str) -> bool {
     token.len() == 64 && token.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
+/// The link of a share: `{public_url}s/{token}`.
+pub fn link_for(public_url: &Url, token: &str) -> String {
+    let mut base = public_url.to_string();
+    if !base.ends_with('/') {
+        base.push('/');
+    }
+    format!("{base}s/{token}")
+}
+
 /// What the share service needs.
 pub struct ShareDeps {
     pub store: Store,
@@ -371,7 +406,9 @@ impl ShareService {
         actor: &AuditActor,
     ) -> Result<DeliveredShare, ShareSendError> {
         let Some(recipient) = recipient else {
-            let share = self.create(msp_id, content, options, None, actor).await?;
+            let share = self
+                .create(msp_id, content, options, None, SharePurpose::Message, actor)
+                .await?;
             return Ok(DeliveredShare {
                 share,
                 sent_to: None,
@@ -402,13 +439,15 @@ impl ShareService {
             .verifications
             .mobile_for(&msp, &tenant, &user, None)
             .await?;
-        let share = self.create(msp.id, content, options, None, actor).await?;
-        let text = SecretString::from(format!(
-            "{}: a secure message for you. Open it here (it works {} time(s), until {} UTC): {}",
-            msp.name,
+        let share = self
+            .create(msp.id, content, options, None, SharePurpose::Message, actor)
+            .await?;
+        let text = SecretString::from(texts::message_link(
+            &texts::Sender::of(&msp),
+            &user.upn,
+            share.url.expose_secret(),
             share.max_views,
-            share.expires_at.format("%Y-%m-%d %H:%M"),
-            share.url.expose_secret()
+            share.expires_at - Utc::now(),
         ));
         if let Err(err) = delivery.messenger.send_sms(msp.id, &phone, text).await {
             // An undelivered link must not stay usable somewhere.
@@ -423,7 +462,8 @@ impl ShareService {
         })
     }
 
-    /// Creates a share of `content` for the MSP and returns its link.
+    /// Creates a share of `content` for the MSP and returns its link. `purpose` says what
+    /// the page revealing it calls it.
     #[tracing::instrument(skip_all, fields(msp_id = %msp_id))]
     pub async fn create(
         &self,
@@ -431,6 +471,7 @@ impl ShareService {
         content: SecretString,
         options: ShareOptions,
         created_by_technician_id: Option<Uuid>,
+        purpose: SharePurpose,
         actor: &AuditActor,
     ) -> Result<CreatedShare, ShareError> {
         let text = content.expose_secret();
@@ -473,16 +514,19 @@ impl ShareService {
         let token = random_token();
         let share = self
             .store
-            .create_share(NewSecureShare {
-                msp_id,
-                token_hash: sha256_hex(&token),
-                content,
-                expires_at: Utc::now() + expires_in,
-                max_views: max_views as i32,
-                created_by_technician_id,
-            })
+            .create_share_for(
+                NewSecureShare {
+                    msp_id,
+                    token_hash: sha256_hex(&token),
+                    content,
+                    expires_at: Utc::now() + expires_in,
+                    max_views: max_views as i32,
+                    created_by_technician_id,
+                },
+                purpose,
+            )
             .await?;
-        let url = SecretString::from(self.link_for(&token));
+        let url = SecretString::from(link_for(&self.public_url, &token));
         self.audit_share(
             share.msp_id,
             actor.clone(),
@@ -545,6 +589,7 @@ impl ShareService {
                 share,
                 content,
                 views_left,
+                purpose,
             } => {
                 self.audit_share(
                     share.msp_id,
@@ -562,6 +607,7 @@ impl ShareService {
                 return Ok(Revealed {
                     share_id: share.id,
                     content,
+                    purpose,
                     branding: self.branding(share.msp_id).await,
                     expires_at: share.expires_at,
                     views_left: to_u32(views_left),
@@ -632,14 +678,6 @@ impl ShareService {
             .collect())
     }
 
-    fn link_for(&self, token: &str) -> String {
-        let mut base = self.public_url.to_string();
-        if !base.ends_with('/') {
-            base.push('/');
-        }
-        format!("{base}s/{token}")
-    }
-
     async fn branding(&self, msp_id: Uuid) -> ShareBranding {
         match self.store.get_msp(msp_id).await {
             Ok(Some(msp)) => ShareBranding::of(&msp),
@@ -697,6 +735,7 @@ mod tests {
             name: " Northwind IT ".into(),
             brand_logo_url: logo.map(str::to_owned),
             brand_color: color.map(str::to_owned),
+            brand_support_phone: None,
             policy: Default::default(),
             created_at: Utc::now(),
         }
@@ -729,6 +768,40 @@ mod tests {
             DEFAULT_BRAND_COLOR
         );
         assert_eq!(ShareBranding::of(&msp(None, None)).msp_name, "Northwind IT");
+    }
+
+    #[test]
+    fn only_plain_phone_numbers_are_shown() {
+        for (given, shown) in [
+            ("+1 206 555 0199", "+1 206 555 0199"),
+            ("  (206) 555-0199 ", "(206) 555-0199"),
+            ("0800.123.456", "0800.123.456"),
+        ] {
+            assert_eq!(
+                usable_support_phone(given).as_deref(),
+                Some(shown),
+                "{given}"
+            );
+        }
+        for bad in [
+            "",
+            "  ",
+            "call us",
+            "+1 206 555 0199 ext. 4",
+            "<script>",
+            "12",
+            "+1 206 555 0199\u{2014}",
+            &"1".repeat(33),
+        ] {
+            assert_eq!(usable_support_phone(bad), None, "{bad}");
+        }
+        let mut northwind = msp(None, None);
+        northwind.brand_support_phone = Some(" +1 206 555 0199 ".into());
+        assert_eq!(
+            ShareBranding::of(&northwind).support_phone.as_deref(),
+            Some("+1 206 555 0199")
+        );
+        assert_eq!(ShareBranding::of(&msp(None, None)).support_phone, None);
     }
 
     #[test]

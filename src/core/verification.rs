@@ -20,6 +20,7 @@ use super::activity::{ActivityObserver, MethodChange};
 use super::directory::{Directory, DirectoryUser};
 use super::error::CoreError;
 use super::messaging::Messenger;
+use super::texts;
 use crate::domain::{ActorKind, ErrorCode, VerificationMethod, VerificationStatus};
 use crate::microsoft::graph::PUSH_METHOD;
 use crate::microsoft::mfa::PushOutcome;
@@ -60,6 +61,11 @@ pub struct Requester {
 
 /// One-tap links last 5 minutes.
 pub const LINK_LIFETIME_MINUTES: i64 = 5;
+
+/// The one-tap link of `token`: `{public_url}v/{token}`.
+pub fn one_tap_url(public_url: &url::Url, token: &str) -> Result<url::Url, url::ParseError> {
+    public_url.join(&format!("v/{token}"))
+}
 
 /// A request to verify `user` in `tenant`.
 #[derive(Debug, Clone)]
@@ -764,9 +770,11 @@ impl VerificationService {
                 Duration::minutes(CODE_LIFETIME_MINUTES),
             ))
             .await?;
-        let msp = &request.msp.name;
-        let body = SecretString::from(format!(
-            "{msp} help desk: your verification code is {code}. Read it to the technician you are speaking with. It expires in {CODE_LIFETIME_MINUTES} minutes. Not talking to {msp}? Ignore this message."
+        let body = SecretString::from(texts::sms_code(
+            &texts::Sender::of(&request.msp),
+            &request.user.upn,
+            &code,
+            Duration::minutes(CODE_LIFETIME_MINUTES),
         ));
         if let Err(err) = self.messenger.send_sms(request.msp.id, &phone, body).await {
             self.decide(
@@ -807,13 +815,13 @@ impl VerificationService {
                 Duration::minutes(LINK_LIFETIME_MINUTES),
             ))
             .await?;
-        let link = self
-            .public_url
-            .join(&format!("v/{token}"))
+        let link = one_tap_url(&self.public_url, &token)
             .map_err(|_| CoreError::Store("bad public URL".into()))?;
-        let msp = &request.msp.name;
-        let body = SecretString::from(format!(
-            "{msp} help desk: are you on the phone with us right now? Confirm it is you: {link} (valid {LINK_LIFETIME_MINUTES} minutes). If not, do not open the link."
+        let body = SecretString::from(texts::one_tap_link(
+            &texts::Sender::of(&request.msp),
+            &request.user.upn,
+            link.as_str(),
+            Duration::minutes(LINK_LIFETIME_MINUTES),
         ));
         if let Err(err) = self.messenger.send_sms(request.msp.id, &phone, body).await {
             self.decide(

@@ -22,6 +22,9 @@ pub struct MspAccount {
     pub name: String,
     pub brand_logo_url: Option<String>,
     pub brand_color: Option<String>,
+    /// The phone number end users are told to call, as the MSP writes it
+    /// (`+1 206 555 0199`); `None` when the MSP set none.
+    pub brand_support_phone: Option<String>,
     pub policy: MspPolicy,
     pub created_at: DateTime<Utc>,
 }
@@ -32,6 +35,7 @@ fn msp_from_model(m: msp_account::Model) -> MspAccount {
         name: m.name,
         brand_logo_url: m.brand_logo_url,
         brand_color: m.brand_color,
+        brand_support_phone: m.brand_support_phone,
         policy: MspPolicy {
             verified_window_seconds: m.verified_window_seconds,
             push_limit_count: m.push_limit_count,
@@ -56,6 +60,7 @@ impl Store {
             name: Set(new.name),
             brand_logo_url: Set(new.brand_logo_url),
             brand_color: Set(new.brand_color),
+            brand_support_phone: Set(None),
             verified_window_seconds: Set(new.policy.verified_window_seconds),
             push_limit_count: Set(new.policy.push_limit_count),
             push_limit_window_seconds: Set(new.policy.push_limit_window_seconds),
@@ -71,6 +76,25 @@ impl Store {
         };
         let model = msp_account::Entity::insert(model)
             .exec_with_returning(self.connection())
+            .await?;
+        Ok(msp_from_model(model))
+    }
+
+    /// Sets (or, with `None`, clears) the phone number the MSP's end users are told to call.
+    /// There is no API for it yet: `vouch demo` sets the demo MSP's.
+    pub async fn set_msp_support_phone(
+        &self,
+        id: Uuid,
+        phone: Option<String>,
+    ) -> Result<MspAccount, StoreError> {
+        let model = msp_account::ActiveModel {
+            id: Set(id),
+            brand_support_phone: Set(phone),
+            updated_at: Set(Utc::now()),
+            ..Default::default()
+        };
+        let model = msp_account::Entity::update(model)
+            .exec(self.connection())
             .await?;
         Ok(msp_from_model(model))
     }

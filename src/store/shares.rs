@@ -19,6 +19,37 @@ pub struct NewSecureShare {
     pub created_by_technician_id: Option<Uuid>,
 }
 
+/// What a share holds, so that the page revealing it can say so. Only a password reset
+/// names an account (a user principal name, not secret: stored as the verifications store
+/// it); the content itself stays sealed.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum SharePurpose {
+    /// A message the MSP wrote: the page says no more than "a secure message".
+    #[default]
+    Message,
+    /// The new Microsoft 365 password of `account`.
+    PasswordReset {
+        account: String,
+        /// Whether Microsoft asks for a new password at the next sign-in.
+        change_at_next_sign_in: bool,
+    },
+}
+
+impl SharePurpose {
+    const MESSAGE: &'static str = "message";
+    const PASSWORD_RESET: &'static str = "password_reset";
+
+    fn of(model: &secure_share::Model) -> SharePurpose {
+        match (model.purpose.as_str(), &model.account_name) {
+            (SharePurpose::PASSWORD_RESET, Some(account)) => SharePurpose::PasswordReset {
+                account: account.clone(),
+                change_at_next_sign_in: model.change_password_at_sign_in,
+            },
+            _ => SharePurpose::Message,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SecureShare {
     pub id: Uuid,
@@ -48,6 +79,7 @@ pub enum ConsumeOutcome {
         share: SecureShare,
         content: SecretString,
         views_left: i32,
+        purpose: SharePurpose,
     },
     /// Every allowed view has been used.
     Exhausted(SecureShare),
@@ -99,7 +131,28 @@ type ListingRow = (
 );
 
 impl Store {
+    /// Creates a share of a plain message.
     pub async fn create_share(&self, new: NewSecureShare) -> Result<SecureShare, StoreError> {
+        self.create_share_for(new, SharePurpose::Message).await
+    }
+
+    /// Creates a share, recording what it is for.
+    pub async fn create_share_for(
+        &self,
+        new: NewSecureShare,
+        purpose: SharePurpose,
+    ) -> Result<SecureShare, StoreError> {
+        let (purpose, account_name, change_password_at_sign_in) = match purpose {
+            SharePurpose::Message => (SharePurpose::MESSAGE, None, false),
+            SharePurpose::PasswordReset {
+                account,
+                change_at_next_sign_in,
+            } => (
+                SharePurpose::PASSWORD_RESET,
+                Some(account),
+                change_at_next_sign_in,
+            ),
+        };
         let id = Uuid::now_v7();
         let sealed = self.keyring().seal(
             &SealedPlace::new("secure_shares", "content_sealed", id),
@@ -117,6 +170,9 @@ impl Store {
             created_at: Set(Utc::now()),
             last_viewed_at: Set(None),
             revoked_at: Set(None),
+            purpose: Set(purpose.to_owned()),
+            account_name: Set(account_name),
+            change_password_at_sign_in: Set(change_password_at_sign_in),
         };
         let model = secure_share::Entity::insert(model)
             .exec_with_returning(self.connection())
@@ -198,11 +254,13 @@ impl Store {
                 &SealedPlace::new("secure_shares", "content_sealed", model.id),
                 &model.content_sealed,
             )?;
+            let purpose = SharePurpose::of(&model);
             let share = share_from_model(model);
             return Ok(ConsumeOutcome::Revealed {
                 views_left: Ord::max(share.max_views - share.views, 0),
                 content,
                 share,
+                purpose,
             });
         }
         let share = share_from_model(model);

@@ -48,6 +48,7 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
             "pod_refused.html",
             include_str!("templates/pod_refused.html"),
         ),
+        ("msp_base.html", include_str!("templates/msp_base.html")),
         ("share_base.html", include_str!("templates/share_base.html")),
         (
             "share_available.html",
@@ -147,15 +148,24 @@ pub struct Brand {
     view: Value,
 }
 
-static VOUCH_BRAND: LazyLock<Brand> = LazyLock::new(|| Brand::new(None, None, Color::vouch()));
+static VOUCH_BRAND: LazyLock<Brand> =
+    LazyLock::new(|| Brand::new(None, None, Color::vouch(), None));
 
 impl Brand {
-    fn new(name: Option<&str>, logo_url: Option<Url>, color: Color) -> Brand {
+    fn new(
+        name: Option<&str>,
+        logo_url: Option<Url>,
+        color: Color,
+        support_phone: Option<&str>,
+    ) -> Brand {
         let view = context! {
             name,
             logo_url => logo_url.as_ref().map(Url::as_str),
             // Built from constants and hex digits only.
             stylesheet => Value::from_safe_string(format!("{ASSETS}/brand/{}.css", color.digits())),
+            support_phone,
+            // `+` and digits only, for a `tel:` link.
+            support_phone_tel => support_phone.map(tel_digits),
         };
         Brand {
             logo_url,
@@ -171,7 +181,7 @@ impl Brand {
 
     /// An MSP whose record could not be read: a neutral name in Vouch's colours.
     pub fn unnamed_msp() -> Brand {
-        Brand::new(Some("Your IT provider"), None, Color::vouch())
+        Brand::new(Some("Your IT provider"), None, Color::vouch(), None)
     }
 
     pub fn of(branding: &ShareBranding) -> Brand {
@@ -183,6 +193,7 @@ impl Brand {
                 .filter(|url| url.scheme() == "https"),
             // Parsed again here because it goes into CSS.
             Color::parse(&branding.color).unwrap_or_else(Color::vouch),
+            branding.support_phone.as_deref(),
         )
     }
 
@@ -190,7 +201,8 @@ impl Brand {
         self.color
     }
 
-    /// What the templates read as `brand`: `name`, `logo_url` and `stylesheet`.
+    /// What the templates read as `brand`: `name`, `logo_url`, `stylesheet`, and
+    /// `support_phone` with `support_phone_tel` (its `tel:` form), or none.
     pub fn view(&self) -> Value {
         self.view.clone()
     }
@@ -202,6 +214,16 @@ impl Brand {
             None => "'none'".to_owned(),
         }
     }
+}
+
+/// `+1 (206) 555-0199` as a `tel:` link wants it: `+12065550199`.
+fn tel_digits(phone: &str) -> String {
+    phone
+        .chars()
+        .enumerate()
+        .filter(|(i, c)| c.is_ascii_digit() || (*i == 0 && *c == '+'))
+        .map(|(_, c)| c)
+        .collect()
 }
 
 /// Renders `template` with `values`, which hold the page's `brand` (its [`Brand::view`]) and
@@ -378,6 +400,13 @@ mod tests {
     }
 
     #[test]
+    fn a_support_phone_becomes_a_tel_link_of_digits() {
+        assert_eq!(tel_digits("+1 (206) 555-0199"), "+12065550199");
+        assert_eq!(tel_digits("0800 123 456"), "0800123456");
+        assert_eq!(tel_digits("1+2"), "12");
+    }
+
+    #[test]
     fn a_variable_nobody_passed_fails_the_render() {
         let err = render("landing.html", context! { brand => Brand::vouch().view() }).unwrap_err();
         assert_eq!(err.kind(), minijinja::ErrorKind::UndefinedError);
@@ -389,6 +418,7 @@ mod tests {
             msp_name: "Northwind <IT>".into(),
             logo_url: Some(Url::parse("https://cdn.example/logo.png").unwrap()),
             color: "#A1B2C3".into(),
+            support_phone: None,
         });
         let html = render(
             "landing.html",

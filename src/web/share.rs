@@ -16,9 +16,14 @@ use poem::{Response, Route, get, handler};
 use secrecy::ExposeSecret;
 
 use crate::app::AppContext;
-use crate::core::share::{PeekOutcome, Revealed, ShareBranding, ShareError, ShareService};
+use crate::core::share::{
+    PeekOutcome, Revealed, ShareBranding, ShareError, SharePurpose, ShareService,
+};
 use crate::store::access::random_token;
 use crate::web::page::{self, Brand};
+
+/// Where the page of a password reset tells the user to sign in with their new password.
+pub const MICROSOFT_365_SIGN_IN_URL: &str = "https://www.office.com";
 
 /// The routes under `/s`.
 pub fn routes() -> Route {
@@ -76,12 +81,24 @@ fn revealed_page(revealed: &Revealed) -> Response {
         .map(|line| line.chars().count().div_ceil(32).max(1))
         .sum::<usize>()
         .clamp(1, 12);
+    // A password reset says whose password it is and what to do next; a message says no
+    // more than that it is one.
+    let (account, change_at_next_sign_in) = match &revealed.purpose {
+        SharePurpose::PasswordReset {
+            account,
+            change_at_next_sign_in,
+        } => (Some(account.as_str()), *change_at_next_sign_in),
+        SharePurpose::Message => (None, false),
+    };
     Page::new(Some(&revealed.branding)).render(
         StatusCode::OK,
         "share_revealed.html",
         context! {
             content,
             rows,
+            account,
+            change_at_next_sign_in,
+            sign_in_url => MICROSOFT_365_SIGN_IN_URL,
             views_left => revealed.views_left,
             expires_iso => iso(revealed.expires_at),
             expires_text => format_moment(revealed.expires_at),
@@ -231,6 +248,7 @@ mod tests {
             msp_name: "Northwind <IT>".into(),
             logo_url: Some(Url::parse("https://cdn.example:8443/logo.png").unwrap()),
             color: color.into(),
+            support_phone: None,
         }
     }
 
@@ -248,6 +266,7 @@ mod tests {
         let revealed = Revealed {
             share_id: uuid::Uuid::now_v7(),
             content: SecretString::from("<b>pw</b>\nsecond line"),
+            purpose: SharePurpose::Message,
             branding: branding("#fff"),
             expires_at: Utc::now() + Duration::hours(1),
             views_left: 0,
@@ -297,6 +316,54 @@ mod tests {
             .to_owned();
         assert!(csp.contains("img-src 'none'"));
         assert!(!body_of(response).contains("Northwind"));
+    }
+
+    #[test]
+    fn a_reset_says_whose_password_it_is_and_what_to_do_next() {
+        let mut with_phone = branding("#fff");
+        with_phone.support_phone = Some("+1 206 555 0199".into());
+        let reset_share = |change_at_next_sign_in| Revealed {
+            share_id: uuid::Uuid::now_v7(),
+            content: SecretString::from("Tulip-Cobalt-42"),
+            purpose: SharePurpose::PasswordReset {
+                account: "dana@contoso.com".into(),
+                change_at_next_sign_in,
+            },
+            branding: with_phone.clone(),
+            expires_at: Utc::now() + Duration::hours(1),
+            views_left: 0,
+        };
+        let body = body_of(revealed_page(&reset_share(true)));
+        assert!(
+            body.contains("Your new Microsoft 365 password for dana@contoso.com</h1>"),
+            "{body}"
+        );
+        assert!(body.contains("Tulip-Cobalt-42"), "{body}");
+        let sign_in = MICROSOFT_365_SIGN_IN_URL.replace('/', "&#x2f;");
+        assert!(
+            body.contains(&format!("Sign in at <a href=\"{sign_in}\">")),
+            "{body}"
+        );
+        assert!(body.contains("ask you for a new password"), "{body}");
+        assert!(body.contains("tel:+12065550199"), "{body}");
+        assert!(body.contains("+1 206 555 0199"), "{body}");
+        let body = body_of(revealed_page(&reset_share(false)));
+        assert!(body.contains(&sign_in), "{body}");
+        assert!(!body.contains("ask you for a new password"), "{body}");
+
+        // A message keeps its wording, and names no account.
+        let message = Revealed {
+            purpose: SharePurpose::Message,
+            ..reset_share(true)
+        };
+        let body = body_of(revealed_page(&message));
+        assert!(
+            body.contains("Your secure message from Northwind &lt;IT&gt;"),
+            "{body}"
+        );
+        assert!(!body.contains("Microsoft 365"), "{body}");
+        assert!(!body.contains("dana@contoso.com"), "{body}");
+        assert!(body.contains("+1 206 555 0199"), "{body}");
     }
 
     #[test]

@@ -1,6 +1,10 @@
 //! The page of a one-tap verification link: "Are you on the phone with {MSP}? Yes, it's me."
 //! Opening the link (GET) changes nothing, so link-preview bots cannot approve it; only the
 //! user's tap (POST) answers.
+//!
+//! It carries the MSP's branding as the secure-share pages do, through the same layout
+//! (`msp_base.html`): logo or name, colour and support phone, whenever the link is one of
+//! the MSP's (also once it has expired or been answered).
 
 use std::sync::Arc;
 
@@ -51,14 +55,15 @@ impl View {
 
 #[handler]
 async fn show(ctx: Data<&Arc<AppContext>>, Path(token): Path<String>) -> Response {
-    match ctx.verifications.link_status(&token).await {
-        Ok((verification, LinkState::Open)) => {
-            page(View::Ask, &brand_of(&ctx, verification.msp_id).await)
-        }
-        Ok((_, LinkState::Expired)) => page(View::Expired, &Brand::vouch()),
-        Ok((_, LinkState::Used)) => page(View::Answered, &Brand::vouch()),
-        Err(_) => page(View::NotFound, &Brand::vouch()),
-    }
+    let Ok((verification, state)) = ctx.verifications.link_status(&token).await else {
+        return page(View::NotFound, &Brand::vouch());
+    };
+    let view = match state {
+        LinkState::Open => View::Ask,
+        LinkState::Expired => View::Expired,
+        LinkState::Used => View::Answered,
+    };
+    page(view, &brand_of(&ctx, verification.msp_id).await)
 }
 
 #[handler]
@@ -124,6 +129,7 @@ mod tests {
             msp_name: "Northwind <IT>".into(),
             logo_url: Some(Url::parse("https://cdn.example/logo.png").unwrap()),
             color: "#123456".into(),
+            support_phone: Some("+1 206 555 0199".into()),
         })
     }
 
@@ -158,6 +164,16 @@ mod tests {
             let body = body_of(response);
             assert!(body.contains(words), "{view:?}: {body}");
             assert!(body.contains("/pods/assets/brand/123456.css"), "{body}");
+            assert!(
+                body.contains("logo.png\" alt=\"Northwind &lt;IT&gt;\">"),
+                "{view:?}: {body}"
+            );
+            assert!(
+                body.contains(
+                    "Call Northwind &lt;IT&gt; at <a href=\"tel:+12065550199\">+1 206 555 0199</a>"
+                ),
+                "{view:?}: {body}"
+            );
             assert!(
                 !body.contains("<style") && !body.contains("style="),
                 "{body}"

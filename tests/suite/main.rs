@@ -12,6 +12,7 @@ mod common;
 
 mod browser;
 mod config;
+mod enduser;
 mod errors;
 mod http;
 mod microsoft;

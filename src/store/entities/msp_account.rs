@@ -25,6 +25,8 @@ pub struct Model {
     pub password_style: PasswordStyle,
     pub force_change_at_next_sign_in: bool,
     pub technician_push_limit_count: i32,
+    /// The phone number end users are told to call (SMS texts, share and one-tap pages).
+    pub brand_support_phone: Option<String>,
 }
 
 impl ActiveModelBehavior for ActiveModel {}

@@ -18,6 +18,12 @@ pub struct Model {
     pub created_at: DateTimeUtc,
     pub last_viewed_at: Option<DateTimeUtc>,
     pub revoked_at: Option<DateTimeUtc>,
+    /// `message`, or `password_reset` (the new password of `account_name`).
+    pub purpose: String,
+    /// The user principal name a password-reset share is for; not secret.
+    pub account_name: Option<String>,
+    /// Whether Microsoft asks the user for a new password at their next sign-in.
+    pub change_password_at_sign_in: bool,
 }
 
 impl ActiveModelBehavior for ActiveModel {}

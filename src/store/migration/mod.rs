@@ -10,6 +10,7 @@ mod m20261125_000003_verification;
 mod m20261202_000004_failure_codes;
 mod m20261202_000005_reset_outcome;
 mod m20261202_000006_push_truth;
+mod m20261203_000007_end_user_texts;
 mod m20261203_000009_ticket_verifications;
 
 pub struct Migrator;
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000004_failure_codes::Migration),
             Box::new(m20261202_000005_reset_outcome::Migration),
             Box::new(m20261202_000006_push_truth::Migration),
+            Box::new(m20261203_000007_end_user_texts::Migration),
             Box::new(m20261203_000009_ticket_verifications::Migration),
         ]
     }
