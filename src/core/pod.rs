@@ -151,6 +151,24 @@ pub struct Shield {
     pub expired_detail: Option<String>,
 }
 
+impl Shield {
+    /// A shield of no verification in particular.
+    fn not_verified(label: &str, detail: String, message: String) -> Shield {
+        Shield {
+            state: ShieldState::NotVerified,
+            verification_id: None,
+            method: None,
+            verified_until: None,
+            failure_code: None,
+            label: label.to_owned(),
+            detail,
+            message,
+            expired_label: None,
+            expired_detail: None,
+        }
+    }
+}
+
 /// A past verification, worded for the history list.
 #[derive(Debug, Clone)]
 pub struct HistoryEntry {
@@ -583,21 +601,14 @@ impl PodService {
             && overview.shield.state != ShieldState::Verified
         {
             let place = self.place_of(newest).await;
-            overview.shield = Shield {
-                state: ShieldState::NotVerified,
-                verification_id: None,
-                method: None,
-                verified_until: None,
-                failure_code: None,
-                label: "Not verified on this ticket".to_owned(),
-                detail: format!(
+            overview.shield = Shield::not_verified(
+                "Not verified on this ticket",
+                format!(
                     "Verified {place}, {}. A reset from this ticket needs a verification made here.",
                     ago(newest.decided_at.unwrap_or(newest.created_at), now)
                 ),
-                message: format!("Not verified on this ticket (verified {place})"),
-                expired_label: None,
-                expired_detail: None,
-            };
+                format!("Not verified on this ticket (verified {place})"),
+            );
         }
         let mut entries = Vec::with_capacity(history.len());
         for verification in history {
@@ -904,18 +915,7 @@ impl PodService {
 /// The shield for the newest verification of `history`.
 pub fn shield_of(history: &[Verification], now: DateTime<Utc>) -> Shield {
     let Some(latest) = history.first() else {
-        return Shield {
-            state: ShieldState::NotVerified,
-            verification_id: None,
-            method: None,
-            verified_until: None,
-            failure_code: None,
-            label: "Not verified".into(),
-            detail: String::new(),
-            message: "Not verified".into(),
-            expired_label: None,
-            expired_detail: None,
-        };
+        return Shield::not_verified("Not verified", String::new(), "Not verified".to_owned());
     };
     let (state, label, detail, message) = match latest.status {
         VerificationStatus::Pending => {

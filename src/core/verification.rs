@@ -1133,16 +1133,11 @@ impl VerificationService {
         user: &DirectoryUser,
         limit: u64,
     ) -> Result<Vec<Verification>, CoreError> {
-        let mut items = self
+        let items = self
             .store
             .verification_history(tenant.id, &user.object_id, limit)
             .await?;
-        for item in items.iter_mut() {
-            if item.status == VerificationStatus::Pending && Utc::now() >= item.expires_at {
-                item.status = VerificationStatus::Expired;
-            }
-        }
-        Ok(items)
+        Ok(as_read_now(items))
     }
 
     /// The newest verifications made from one PSA ticket, of anyone, newest first (a
@@ -1153,17 +1148,11 @@ impl VerificationService {
         psa_ticket_id: &str,
         limit: u64,
     ) -> Result<Vec<Verification>, CoreError> {
-        let mut items = self
+        let items = self
             .store
             .ticket_verifications(psa_connection_id, psa_ticket_id, limit)
             .await?;
-        let now = Utc::now();
-        for item in items.iter_mut() {
-            if item.status == VerificationStatus::Pending && now >= item.expires_at {
-                item.status = VerificationStatus::Expired;
-            }
-        }
-        Ok(items)
+        Ok(as_read_now(items))
     }
 
     /// The error for a verification that another request ended first, naming how it ended.
@@ -1392,6 +1381,18 @@ fn decision_for(outcome: &PushOutcome, window: Duration) -> Decision {
         verified_until: (status == VerificationStatus::Approved).then(|| Utc::now() + window),
         audit: None,
     }
+}
+
+/// `items` as they read now: a pending one past its end reads as expired (it is recorded so
+/// when it is read one by one).
+fn as_read_now(mut items: Vec<Verification>) -> Vec<Verification> {
+    let now = Utc::now();
+    for item in items.iter_mut() {
+        if item.status == VerificationStatus::Pending && now >= item.expires_at {
+            item.status = VerificationStatus::Expired;
+        }
+    }
+    items
 }
 
 /// Whether `verification` currently proves the user's identity, and if not, why not.

@@ -8,8 +8,8 @@ use chrono::{DateTime, Duration, Utc};
 use sea_orm::ActiveValue::Set;
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{
-    ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, SqliteTransactionMode,
-    TransactionOptions, TransactionTrait,
+    ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    SqliteTransactionMode, TransactionOptions, TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -314,16 +314,13 @@ impl Store {
         user_object_id: &str,
         limit: u64,
     ) -> Result<Vec<Verification>, StoreError> {
-        Ok(verification::Entity::find()
-            .filter(verification::Column::TenantId.eq(tenant_id))
-            .filter(verification::Column::UserObjectId.eq(user_object_id))
-            .order_by_desc(verification::Column::CreatedAt)
-            .limit(limit)
-            .all(self.connection())
-            .await?
-            .into_iter()
-            .map(Into::into)
-            .collect())
+        self.newest_verifications(
+            Condition::all()
+                .add(verification::Column::TenantId.eq(tenant_id))
+                .add(verification::Column::UserObjectId.eq(user_object_id)),
+            limit,
+        )
+        .await
     }
 
     /// The newest verifications made from one PSA ticket, of anyone.
@@ -333,9 +330,22 @@ impl Store {
         psa_ticket_id: &str,
         limit: u64,
     ) -> Result<Vec<Verification>, StoreError> {
+        self.newest_verifications(
+            Condition::all()
+                .add(verification::Column::PsaConnectionId.eq(psa_connection_id))
+                .add(verification::Column::PsaTicketId.eq(psa_ticket_id)),
+            limit,
+        )
+        .await
+    }
+
+    async fn newest_verifications(
+        &self,
+        which: Condition,
+        limit: u64,
+    ) -> Result<Vec<Verification>, StoreError> {
         Ok(verification::Entity::find()
-            .filter(verification::Column::PsaConnectionId.eq(psa_connection_id))
-            .filter(verification::Column::PsaTicketId.eq(psa_ticket_id))
+            .filter(which)
             .order_by_desc(verification::Column::CreatedAt)
             .limit(limit)
             .all(self.connection())
