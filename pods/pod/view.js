@@ -287,6 +287,8 @@ export function createView(doc) {
     retry: $("vouch-retry"),
     useSms: $("vouch-use-sms"),
     checks: $("vouch-checks"),
+    fraud: $("vouch-fraud"),
+    fraudText: $("vouch-fraud-text"),
     others: $("vouch-others"),
     othersList: $("vouch-others-list"),
     fix: $("vouch-fix-default"),
@@ -653,6 +655,9 @@ export function createView(doc) {
     renderError(state);
     if (!ctx) return;
     renderHeader(ctx);
+    const fraud = ctx.fraud && typeof ctx.fraud.message === "string" ? ctx.fraud.message : "";
+    el.fraud.hidden = !fraud;
+    setText(el.fraudText, fraud);
     renderChecks(state);
     renderShield(state, shield);
     renderCode(state);

@@ -24,7 +24,7 @@ use crate::core::verification::{
 };
 use crate::domain::ErrorCode;
 use crate::domain::{PasswordReset, VerificationMethod, VerificationStatus};
-use crate::microsoft::{MicrosoftError, MicrosoftErrorKind};
+use crate::microsoft::MicrosoftErrorKind;
 use crate::psa::pod_token::{self, PodClaims, TokenError};
 use crate::psa::{EmbedLoad, PsaAdapters, PsaError, TicketContact};
 use crate::store::Store;
@@ -679,10 +679,6 @@ impl PodService {
             });
         }
         if let Some(current_method) = checks.default_method_mismatch() {
-            let err = MicrosoftError::new(MicrosoftErrorKind::PreferredMethodMismatch {
-                current_method,
-                can_fix: true,
-            });
             let fix = MethodFix::offered_now(
                 session.msp.id,
                 tenant.id,
@@ -693,8 +689,11 @@ impl PodService {
                 session.technician.id,
             );
             list.push(PodCheck {
-                code: err.code(),
-                message: err.message(),
+                code: ErrorCode::PreferredMethodMismatch,
+                message: format!(
+                    "The Authenticator push is not {}'s default sign-in method (it is \"{current_method}\"), so a push would not reach them. Vouch can make the push their default once you confirm.",
+                    user.upn
+                ),
                 fix_token: Some(fix.seal(&self.keyring)),
             });
         }
