@@ -1642,7 +1642,11 @@ fn mark_fraud(decision: &mut Decision, verification: &Verification, hold_seconds
         user_object_id: verification.user_object_id.clone(),
         user_principal_name: verification.user_principal_name.clone(),
         verification_id: verification.id,
-        held_until: Utc::now() + Duration::seconds(hold_seconds as i64),
+        // Whole seconds: what the audit entry says is exactly what either backend stores.
+        held_until: chrono::SubsecRound::trunc_subsecs(
+            Utc::now() + Duration::seconds(hold_seconds as i64),
+            0,
+        ),
     });
     tracing::warn!(
         verification_id = %verification.id,
