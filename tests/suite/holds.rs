@@ -486,3 +486,63 @@ async fn without_a_held_decision_a_pending_verification_past_its_deadline_is_exp
     })
     .await;
 }
+
+#[tokio::test]
+async fn it_is_not_me_after_a_cancel_still_holds_resets() {
+    // The technician cancelled first; the user's report that someone else asked still
+    // counts: a security event, and a hold.
+    on_every_backend(async |db| {
+        let world = World::start(db, MspPolicy::default()).await;
+        world.microsoft.script_push(DANA, PushScript::NeverAnswer);
+        let (status, started) = start(&world, "push").await;
+        assert_eq!(status, 202, "{started}");
+        let id = started["id"].as_str().unwrap().to_owned();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let pending = loop {
+            if let Some(push) = world.microsoft.pending_pushes().into_iter().next() {
+                break push;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the push never arrives"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        let (status, cancelled) = json_of(
+            world
+                .api(Method::POST, &format!("/api/v1/verifications/{id}/cancel"))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, 200, "{cancelled}");
+        assert!(
+            world
+                .microsoft
+                .answer_push(&pending.id, PushAnswer::ReportFraud)
+        );
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let late = loop {
+            if let Some(entry) = audit(&world, "verification.push.late_answer")
+                .await
+                .into_iter()
+                .next()
+            {
+                break entry;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the late answer is never audited"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert_eq!(late["category"], "security", "{late}");
+        assert_eq!(late["details"]["code"], "fraud_reported", "{late}");
+        let listed = holds(&world, "").await;
+        assert_eq!(listed.len(), 1, "{listed:?}");
+        assert_eq!(listed[0]["verification_id"], id.as_str());
+        assert_eq!(settled(&world, &id).await["status"], "cancelled");
+    })
+    .await;
+}
