@@ -13,7 +13,7 @@ use uuid::Uuid;
 use super::ApiError;
 use super::auth::MspApiKey;
 use crate::app::AppContext;
-use crate::domain::ActorKind;
+use crate::domain::{ActorKind, AuditCategory};
 use crate::store::audit::{AuditEvent, AuditQuery};
 
 #[derive(Tags)]
@@ -29,6 +29,9 @@ pub struct AuditEntry {
     pub id: Uuid,
     /// When it happened.
     pub occurred_at: DateTime<Utc>,
+    /// `security` for a security event (a user reported a verification as fraud, an admin
+    /// lifted the hold on a user's resets); `general` otherwise.
+    pub category: AuditCategory,
     /// Who did it.
     pub actor_kind: ActorKind,
     /// The actor's id (PSA member id, API key prefix...).
@@ -58,6 +61,7 @@ impl From<AuditEvent> for AuditEntry {
         AuditEntry {
             id: e.id,
             occurred_at: e.occurred_at,
+            category: e.category,
             actor_kind: e.event.actor.kind,
             actor_id: e.event.actor.id,
             actor_name: e.event.actor.name,
@@ -106,6 +110,8 @@ impl AuditApi {
         since: Query<Option<DateTime<Utc>>>,
         /// Before this time.
         until: Query<Option<DateTime<Utc>>>,
+        /// Only this category (`security` for the security events).
+        category: Query<Option<AuditCategory>>,
         /// At most this many (default 100, at most 1000).
         limit: Query<Option<u64>>,
     ) -> Result<Json<Vec<AuditEntry>>, ApiError> {
@@ -117,6 +123,7 @@ impl AuditApi {
                 subject_id: subject_id.0,
                 since: since.0,
                 until: until.0,
+                category: category.0,
                 limit: limit.0.unwrap_or(100).clamp(1, 1000),
             })
             .await
@@ -140,6 +147,8 @@ impl AuditApi {
         since: Query<Option<DateTime<Utc>>>,
         /// Before this time.
         until: Query<Option<DateTime<Utc>>>,
+        /// Only this category (`security` for the security events).
+        category: Query<Option<AuditCategory>>,
     ) -> Result<CsvExport, ApiError> {
         let events = ctx
             .store
@@ -149,6 +158,7 @@ impl AuditApi {
                 subject_id: subject_id.0,
                 since: since.0,
                 until: until.0,
+                category: category.0,
                 limit: 10_000,
             })
             .await
@@ -167,6 +177,7 @@ impl AuditApi {
             "ticket_id",
             "upstream_request_id",
             "details",
+            "category",
         ];
         writer
             .write_record(header)
@@ -186,6 +197,7 @@ impl AuditApi {
                 ev.psa_ticket_id.unwrap_or_default(),
                 ev.upstream_request_id.unwrap_or_default(),
                 ev.details.to_string(),
+                e.category.as_str().to_owned(),
             ];
             writer
                 .write_record(row.iter().map(|v| neutralise_formula(v)))

@@ -72,6 +72,7 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         | UserNotFound
         | VerificationNotFound
         | ResetNotFound
+        | ResetHoldNotFound
         | MicrosoftUserNotFound
         | PsaNotFound
         | ShareNotFound => StatusCode::NOT_FOUND,
@@ -92,6 +93,8 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         | ResetInProgress
         | ResetInterrupted
         | ResendNotAllowed
+        | ResetHeld
+        | ResetHoldNotActive
         | UserSyncedFromOnPremises
         | UserHoldsAdminRole
         | PreferredMethodMismatch

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod consent;
 pub mod error;
 pub mod health;
+mod holds;
 mod integrations;
 mod nul;
 pub mod pod;
@@ -24,6 +25,7 @@ pub type Apis = (
     integrations::IntegrationsApi,
     verifications::VerificationsApi,
     verifications::ResetsApi,
+    holds::HoldsApi,
     shares::SharesApi,
     audit::AuditApi,
     pod::PodApi,
@@ -38,6 +40,7 @@ pub fn service() -> OpenApiService<Apis, ()> {
             integrations::IntegrationsApi,
             verifications::VerificationsApi,
             verifications::ResetsApi,
+            holds::HoldsApi,
             shares::SharesApi,
             audit::AuditApi,
             pod::PodApi,

@@ -1,7 +1,7 @@
 //! The errors of verification and password reset: each a stable code and a sentence for the
 //! technician saying what to do.
 
-use chrono::Duration;
+use chrono::{DateTime, Duration, Utc};
 
 use crate::core::share::ShareError;
 use crate::domain::{ErrorCode, VerificationStatus};
@@ -98,6 +98,23 @@ pub enum CoreError {
     ResetInProgress,
     #[error("No such password reset.")]
     ResetNotFound,
+    #[error(
+        "Password resets of this user are held until {} because the user reported a verification as fraud (\"It's not me\"): treat the call as a possible social-engineering attempt. An MSP admin can lift the hold (POST /api/v1/reset-holds/{{id}}/lift) after checking with the user.",
+        crate::domain::utc_minute(*.until)
+    )]
+    ResetHeld {
+        until: DateTime<Utc>,
+        hold_id: uuid::Uuid,
+    },
+    #[error(
+        "No hold with this id belongs to your MSP. List the active holds with GET /api/v1/reset-holds."
+    )]
+    ResetHoldNotFound,
+    #[error("{}", hold_not_active(*.lifted_at, *.held_until))]
+    ResetHoldNotActive {
+        lifted_at: Option<DateTime<Utc>>,
+        held_until: DateTime<Utc>,
+    },
     #[error("Internal error.")]
     Store(String),
 }
@@ -135,6 +152,9 @@ impl CoreError {
             CoreError::IdempotencyKeyReused => ErrorCode::IdempotencyKeyReused,
             CoreError::ResetInProgress => ErrorCode::ResetInProgress,
             CoreError::ResetNotFound => ErrorCode::ResetNotFound,
+            CoreError::ResetHeld { .. } => ErrorCode::ResetHeld,
+            CoreError::ResetHoldNotFound => ErrorCode::ResetHoldNotFound,
+            CoreError::ResetHoldNotActive { .. } => ErrorCode::ResetHoldNotActive,
             CoreError::Share(err) => err.code(),
             CoreError::ResendNotAllowed { code, .. } => *code,
             CoreError::Store(_) => ErrorCode::InternalError,
@@ -168,6 +188,20 @@ impl CoreError {
             CoreError::Microsoft(err) => err.request_id.clone(),
             _ => None,
         }
+    }
+}
+
+/// Why a hold cannot be lifted: when it was lifted, or when it ended.
+fn hold_not_active(lifted_at: Option<DateTime<Utc>>, held_until: DateTime<Utc>) -> String {
+    match lifted_at {
+        Some(at) => format!(
+            "This hold was already lifted at {}; nothing changed.",
+            crate::domain::utc_minute(at)
+        ),
+        None => format!(
+            "This hold already ended at {}; nothing changed.",
+            crate::domain::utc_minute(held_until)
+        ),
     }
 }
 

@@ -25,12 +25,13 @@ use super::share::{DEFAULT_MAX_VIEWS, ShareOptions, SharePurpose, ShareService, 
 use super::texts;
 use super::verification::{VerificationService, verified_now};
 use crate::config::ResetConfig;
-use crate::domain::{ErrorCode, PasswordReset, ResetStatus, Verification};
+use crate::domain::{ErrorCode, PasswordReset, ResetHold, ResetStatus, Verification};
 use crate::microsoft::{
     ClientCredentials, MicrosoftError, MicrosoftErrorKind, PasswordChangeError, ResettableUser,
 };
 use crate::sms::E164;
 use crate::store::Store;
+use crate::store::holds::LiftOutcome;
 use crate::store::resets::{ClaimOutcome, NewReset, ResetCompletion};
 use crate::store::{
     audit::{AuditActor, NewAuditEvent},
@@ -42,6 +43,11 @@ use crate::store::{
 pub const ACTION_RESET: &str = "password.reset";
 pub const ACTION_SWEPT: &str = "password.reset.swept";
 pub const ACTION_RESENT: &str = "password.reset.resend";
+/// The audit action of an admin lifting a hold on a user's resets.
+pub const ACTION_HOLD_LIFTED: &str = "password.reset.hold.lift";
+
+/// The longest reason a lift may give.
+pub const MAX_LIFT_REASON_CHARS: usize = 500;
 
 /// How long a duplicate request waits for the first one to finish.
 const DUPLICATE_WAIT: StdDuration = StdDuration::from_secs(60);
@@ -126,6 +132,10 @@ impl ResetService {
                 problem: "must be 8 to 128 letters, digits or - _ . : (a UUID is ideal)".into(),
             });
         }
+        // A push answer the database could not take yet is written first.
+        self.verification_service
+            .flush_held(request.verification_id)
+            .await;
         let verification = match self.store.get_verification(request.verification_id).await? {
             Some(v) if v.msp_id == request.msp.id => v,
             _ => return Err(CoreError::VerificationNotFound),
@@ -185,6 +195,21 @@ impl ResetService {
         // the verification now.
         if verification.consumed_at.is_some() {
             return self.existing_or_used(request, key, verification).await;
+        }
+        // A user who reported fraud is not reset until the hold ends or is lifted, however
+        // fresh the verification.
+        if let Some(hold) = self
+            .active_hold(
+                request.msp.id,
+                verification.tenant_id,
+                &verification.user_object_id,
+            )
+            .await?
+        {
+            return Err(CoreError::ResetHeld {
+                until: hold.held_until,
+                hold_id: hold.id,
+            });
         }
         verified_now(verification, Utc::now()).map_err(|why| CoreError::NotVerified { why })?;
 
@@ -870,6 +895,106 @@ impl ResetService {
         Ok(sent)
     }
 
+    /// The hold on this user's resets that lasts longest, if one is active now (a fraud
+    /// report, not lifted, not over).
+    pub async fn active_hold(
+        &self,
+        msp_id: Uuid,
+        tenant_id: Uuid,
+        user_object_id: &str,
+    ) -> Result<Option<ResetHold>, CoreError> {
+        Ok(self
+            .store
+            .active_hold(msp_id, tenant_id, user_object_id, Utc::now())
+            .await?)
+    }
+
+    /// The MSP's active holds, newest first; with `user`, only those of the user with that
+    /// Microsoft object id or sign-in name (case-insensitive).
+    pub async fn active_holds(
+        &self,
+        msp_id: Uuid,
+        user: Option<&str>,
+    ) -> Result<Vec<ResetHold>, CoreError> {
+        let holds = self.store.active_holds(msp_id, Utc::now()).await?;
+        let user = user.map(str::trim).filter(|u| !u.is_empty());
+        Ok(match user {
+            None => holds,
+            Some(user) => holds
+                .into_iter()
+                .filter(|h| {
+                    h.user_object_id == user || h.user_principal_name.eq_ignore_ascii_case(user)
+                })
+                .collect(),
+        })
+    }
+
+    /// Lifts an active hold (an MSP admin, after checking with the user), with a reason;
+    /// audited as a security event. A hold already lifted or over is refused with
+    /// `reset_hold_not_active` and left unchanged, so a repeated lift changes nothing.
+    #[tracing::instrument(skip_all, fields(msp_id = %msp_id, hold_id = %id))]
+    pub async fn lift_hold(
+        &self,
+        msp_id: Uuid,
+        id: Uuid,
+        reason: &str,
+        actor: &AuditActor,
+    ) -> Result<ResetHold, CoreError> {
+        let reason = reason.trim();
+        if reason.is_empty() {
+            return Err(CoreError::InvalidInput {
+                field: "reason",
+                problem: "is required: say why the hold may be lifted (e.g. \"user confirmed by phone that they pressed it by mistake\")".into(),
+            });
+        }
+        if reason.chars().count() > MAX_LIFT_REASON_CHARS {
+            return Err(CoreError::InvalidInput {
+                field: "reason",
+                problem: format!("is longer than {MAX_LIFT_REASON_CHARS} characters"),
+            });
+        }
+        let hold = self
+            .store
+            .get_hold(msp_id, id)
+            .await?
+            .ok_or(CoreError::ResetHoldNotFound)?;
+        if !hold.is_active(Utc::now()) {
+            return Err(CoreError::ResetHoldNotActive {
+                lifted_at: hold.lifted_at,
+                held_until: hold.held_until,
+            });
+        }
+        let kind = sea_orm::ActiveEnum::to_value(&actor.kind);
+        let lifted_by = match (&actor.id, &actor.name) {
+            (Some(id), Some(name)) => format!("{kind} {id} ({name})"),
+            (Some(id), None) => format!("{kind} {id}"),
+            (None, Some(name)) => format!("{kind} ({name})"),
+            (None, None) => kind,
+        };
+        match self
+            .store
+            .lift_hold(
+                msp_id,
+                id,
+                lifted_by,
+                reason.to_owned(),
+                lift_event(msp_id, actor, &hold, reason),
+            )
+            .await?
+        {
+            LiftOutcome::Lifted(hold) => {
+                tracing::info!("reset hold lifted");
+                Ok(hold)
+            }
+            LiftOutcome::NotFound => Err(CoreError::ResetHoldNotFound),
+            // Lifted (or over) between the read and the write.
+            LiftOutcome::NotActive(hold) => Err(CoreError::ResetHoldNotActive {
+                lifted_at: hold.lifted_at,
+                held_until: hold.held_until,
+            }),
+        }
+    }
+
     #[tracing::instrument(skip_all, fields(msp_id = %msp_id, reset_id = %id))]
     pub async fn get(&self, msp_id: Uuid, id: Uuid) -> Result<PasswordReset, CoreError> {
         match self.store.get_reset(id).await? {
@@ -933,6 +1058,27 @@ impl ResetService {
         if let Err(err) = self.store.append(event).await {
             tracing::error!(error = %err, "audit append failed");
         }
+    }
+}
+
+/// The audit entry of lifting hold `id` (a security event).
+fn lift_event(msp_id: Uuid, actor: &AuditActor, hold: &ResetHold, reason: &str) -> NewAuditEvent {
+    NewAuditEvent {
+        msp_id,
+        actor: actor.clone(),
+        action: ACTION_HOLD_LIFTED.to_owned(),
+        subject_kind: Some("user".into()),
+        subject_id: Some(hold.user_object_id.clone()),
+        subject_name: Some(hold.user_principal_name.clone()),
+        psa_ticket_id: None,
+        outcome: "lifted".into(),
+        upstream_request_id: None,
+        details: serde_json::json!({
+            "hold_id": hold.id,
+            "verification_id": hold.verification_id,
+            "held_until": hold.held_until,
+            "reason": reason,
+        }),
     }
 }
 

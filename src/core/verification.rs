@@ -6,7 +6,8 @@
 //! is readable at once, and watchers are woken when it changes (long-poll). An approved
 //! verification keeps the user "verified" for the MSP's window.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Duration, Utc};
@@ -21,13 +22,14 @@ use super::directory::{Directory, DirectoryUser};
 use super::error::CoreError;
 use super::messaging::Messenger;
 use super::texts;
-use crate::domain::{ActorKind, ErrorCode, VerificationMethod, VerificationStatus};
+use crate::domain::{ActorKind, AuditCategory, ErrorCode, VerificationMethod, VerificationStatus};
 use crate::microsoft::graph::PUSH_METHOD;
 use crate::microsoft::mfa::PushOutcome;
 use crate::microsoft::{MicrosoftError, MicrosoftErrorKind, Upn};
 use crate::sms::E164;
 use crate::store::Store;
 use crate::store::crypto::{Keyring, MacPurpose};
+use crate::store::holds::NewHold;
 use crate::store::instances::OrphanScope;
 use crate::store::verifications::{
     BeginPushError, Decision, NewVerification, PushLimits, Verification,
@@ -117,6 +119,9 @@ pub struct VerificationService {
     /// What was read of each user for [`VerificationService::user_checks`], by tenant and
     /// object id.
     user_checks: moka::future::Cache<(Uuid, String), Arc<UserChecks>>,
+    /// Push answers the database could not take yet, by verification id (see
+    /// [`HeldDecision`]).
+    held: Arc<Mutex<HashMap<Uuid, HeldDecision>>>,
 }
 
 /// What Vouch can tell of a user before anything is sent, read from Microsoft at once. Each
@@ -172,6 +177,29 @@ impl UserChecks {
     }
 }
 
+/// A push's decision that the database could not take when the answer came (unreachable):
+/// kept in memory and written as soon as the database is back, by a background task with
+/// backoff and by the next read of the verification. Until then reads answer from it, and
+/// the verification is not expired (expired means: past its deadline *and* no decision
+/// held). Held only by the instance that waited on the push, so it is lost if that instance
+/// stops before the database is back.
+struct HeldDecision {
+    decision: Decision,
+    /// The verification as it reads with the decision applied.
+    view: Verification,
+    /// The entry to append instead, should the verification have ended otherwise meanwhile.
+    late_answer: Option<NewAuditEvent>,
+    /// A write of it is under way (one at a time).
+    writing: bool,
+}
+
+/// At most this many decisions are held at once; one more is logged as lost.
+const MAX_HELD_DECISIONS: usize = 10_000;
+/// The first wait before writing a held decision again, doubled after each failure.
+const HELD_RETRY_FIRST: StdDuration = StdDuration::from_millis(100);
+/// The longest wait between two writes of a held decision.
+const HELD_RETRY_MAX: StdDuration = StdDuration::from_secs(10);
+
 /// The instances seen alive, and when they were read.
 type LiveList = (tokio::time::Instant, Vec<Uuid>);
 
@@ -206,6 +234,7 @@ impl VerificationService {
             instance_id: Uuid::now_v7(),
             live: Arc::default(),
             user_checks: crate::config::Config::default().cache.user_checks.build(),
+            held: Arc::default(),
         }
     }
 
@@ -678,7 +707,9 @@ impl VerificationService {
         let service = self.clone();
         let id = verification.id;
         let window = Duration::seconds(policy.verified_window_seconds.max(60) as i64);
+        let hold_seconds = policy.fraud_hold_seconds;
         let audit_request = request.clone();
+        let pending = verification.clone();
         // The task keeps the request's span, so that the outcome is logged with its id.
         tokio::spawn(
             async move {
@@ -693,10 +724,15 @@ impl VerificationService {
                             failure_code: Some(err.code()),
                             verified_until: None,
                             audit: None,
+                            audit_category: AuditCategory::General,
+                            hold: None,
                         },
                         err.request_id.clone(),
                     ),
                 };
+                if decision.failure_code == Some(ErrorCode::FraudReported) {
+                    mark_fraud(&mut decision, &pending, hold_seconds);
+                }
                 let status_text = decision.status.as_str();
                 let failure = decision.failure_code.map(ErrorCode::as_str);
                 // Logged before the decision is stored, so that whoever sees the decision can
@@ -714,25 +750,19 @@ impl VerificationService {
                     "verification.push.result",
                     status_text,
                     upstream,
-                    serde_json::json!({ "verification_id": id, "code": failure }),
+                    serde_json::json!({
+                        "verification_id": id,
+                        "code": failure,
+                        "resets_held_until": decision.hold.as_ref().map(|h| h.held_until),
+                    }),
                 ));
                 let late_answer = decision.audit.clone().map(|mut event| {
                     event.action = "verification.push.late_answer".into();
                     event
                 });
-                match service.record_decision(id, decision).await {
-                    Ok(true) => {}
-                    // Cancelled (or ended) meanwhile: the answer changes nothing, but what the
-                    // user answered is kept.
-                    Ok(false) => {
-                        if let Some(event) = late_answer
-                            && let Err(err) = service.store.append(event).await
-                        {
-                            tracing::error!(error = %err, "audit append failed");
-                        }
-                    }
-                    Err(err) => tracing::error!(error = %err, "could not record a push outcome"),
-                }
+                service
+                    .record_push_decision(&pending, decision, late_answer)
+                    .await;
             }
             .in_current_span(),
         );
@@ -888,6 +918,8 @@ impl VerificationService {
             .await?;
             return Err(CoreError::CodeExpired);
         }
+        // "No, it's not me" is the same claim as the Authenticator's "It's not me": someone
+        // else is asking for this user. It is recorded as a fraud report and holds resets.
         let (status, code, until) = if confirmed {
             let until =
                 Utc::now() + Duration::seconds(msp.policy.verified_window_seconds.max(60) as i64);
@@ -895,20 +927,34 @@ impl VerificationService {
         } else {
             (
                 VerificationStatus::Denied,
-                Some(ErrorCode::DeniedByUser),
+                Some(ErrorCode::FraudReported),
                 None,
             )
         };
-        let audit = plain_audit_event(
+        let mut audit = plain_audit_event(
             &verification,
             technician_of(&verification),
             "verification.sms_link.answer",
             status.as_str(),
         );
-        if !self
-            .decide(verification.id, status, code, until, Some(audit))
-            .await?
-        {
+        let mut decision = Decision {
+            status,
+            failure_code: code,
+            verified_until: until,
+            audit: None,
+            audit_category: AuditCategory::General,
+            hold: None,
+        };
+        if !confirmed {
+            mark_fraud(&mut decision, &verification, msp.policy.fraud_hold_seconds);
+            audit.details = serde_json::json!({
+                "verification_id": verification.id,
+                "code": ErrorCode::FraudReported,
+                "resets_held_until": decision.hold.as_ref().map(|h| h.held_until),
+            });
+        }
+        decision.audit = Some(audit);
+        if !self.record_decision(verification.id, decision).await? {
             return Err(self.finished_meanwhile(msp.id, verification.id).await);
         }
         self.owned(msp.id, verification.id).await
@@ -1066,7 +1112,7 @@ impl VerificationService {
         let deadline = tokio::time::Instant::now() + wait;
         let mut changes = self.changes.subscribe();
         loop {
-            let verification = self.expire_if_stale(self.owned(msp_id, id).await?).await?;
+            let verification = self.current(msp_id, id).await?;
             if verification.status != VerificationStatus::Pending
                 || tokio::time::Instant::now() >= deadline
             {
@@ -1137,7 +1183,25 @@ impl VerificationService {
             .store
             .verification_history(tenant.id, &user.object_id, limit)
             .await?;
-        Ok(as_read_now(items))
+        Ok(self.as_read_now(items))
+    }
+
+    /// `items` as they read now: a pending one whose decision is held in memory (the
+    /// database was unreachable) reads as decided; a pending one past its end, with no
+    /// decision held, reads as expired (it is recorded so when it is read one by one).
+    fn as_read_now(&self, mut items: Vec<Verification>) -> Vec<Verification> {
+        let now = Utc::now();
+        for item in items.iter_mut() {
+            if item.status == VerificationStatus::Pending
+                && let Some(held) = self.held_view(item.id)
+            {
+                *item = held;
+            }
+            if item.status == VerificationStatus::Pending && now >= item.expires_at {
+                item.status = VerificationStatus::Expired;
+            }
+        }
+        items
     }
 
     /// The newest verifications made from one PSA ticket, of anyone, newest first (a
@@ -1152,7 +1216,7 @@ impl VerificationService {
             .store
             .ticket_verifications(psa_connection_id, psa_ticket_id, limit)
             .await?;
-        Ok(as_read_now(items))
+        Ok(self.as_read_now(items))
     }
 
     /// The error for a verification that another request ended first, naming how it ended.
@@ -1162,6 +1226,175 @@ impl VerificationService {
                 status: verification.status,
             },
             Err(err) => err,
+        }
+    }
+
+    /// The verification as it stands: a decision held in memory is written first if the
+    /// database takes it now, and answers when it does not (the database unreachable); a
+    /// stale pending one is ended (interrupted, expired) as it is read.
+    async fn current(&self, msp_id: Uuid, id: Uuid) -> Result<Verification, CoreError> {
+        self.flush_held(id).await;
+        match self.owned(msp_id, id).await {
+            Ok(verification) if verification.status == VerificationStatus::Pending => {
+                match self.held_view(id) {
+                    Some(held) => Ok(held),
+                    None => self.expire_if_stale(verification).await,
+                }
+            }
+            Ok(verification) => Ok(verification),
+            Err(err) => match self.held_view(id) {
+                Some(held) if held.msp_id == msp_id => Ok(held),
+                _ => Err(err),
+            },
+        }
+    }
+
+    /// Writes the decision of `id` held in memory, if there is one and no other write of it
+    /// is under way; true when one was written (or found written).
+    pub async fn flush_held(&self, id: Uuid) -> bool {
+        let (decision, late_answer) = {
+            let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+            match held.get_mut(&id) {
+                Some(entry) if !entry.writing => {
+                    entry.writing = true;
+                    (entry.decision.clone(), entry.late_answer.clone())
+                }
+                _ => return false,
+            }
+        };
+        let expected = (decision.status, decision.failure_code);
+        let fraud = (decision.audit_category, decision.hold.clone());
+        match self.land(id, decision).await {
+            Ok(changed) => {
+                self.held
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&id);
+                tracing::info!(verification_id = %id, "a held push decision was written");
+                if !changed {
+                    // Either an earlier write did land (its answer was lost), or the
+                    // verification ended otherwise meanwhile (cancelled): then the answer is
+                    // kept as a late one.
+                    let landed = matches!(
+                        self.store.get_verification(id).await,
+                        Ok(Some(v)) if (v.status, v.failure_code) == expected
+                    );
+                    if !landed {
+                        self.late_answer(late_answer, fraud.0, fraud.1).await;
+                    }
+                }
+                true
+            }
+            Err(err) => {
+                if let Some(entry) = self
+                    .held
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get_mut(&id)
+                {
+                    entry.writing = false;
+                }
+                tracing::debug!(error = %err, verification_id = %id, "a held push decision is still not written");
+                false
+            }
+        }
+    }
+
+    /// The verification `id` as it reads with the decision held in memory for it, if any.
+    fn held_view(&self, id: Uuid) -> Option<Verification> {
+        self.held
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&id)
+            .map(|entry| entry.view.clone())
+    }
+
+    /// How many push decisions wait in memory for the database.
+    pub fn held_decisions(&self) -> usize {
+        self.held.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// Writes a push's decision. When the database does not take it, the decision is held in
+    /// memory (see [`HeldDecision`]) and written again with backoff until it lands.
+    async fn record_push_decision(
+        &self,
+        pending: &Verification,
+        decision: Decision,
+        late_answer: Option<NewAuditEvent>,
+    ) {
+        let id = pending.id;
+        let fraud = (decision.audit_category, decision.hold.clone());
+        match self.land(id, decision.clone()).await {
+            Ok(true) => {}
+            // Cancelled (or ended) meanwhile: the answer changes nothing, but what the user
+            // answered is kept.
+            Ok(false) => self.late_answer(late_answer, fraud.0, fraud.1).await,
+            Err(err) => {
+                let mut view = pending.clone();
+                view.status = decision.status;
+                view.failure_code = decision.failure_code;
+                view.verified_until = decision.verified_until;
+                view.decided_at = Some(Utc::now());
+                {
+                    let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+                    if held.len() >= MAX_HELD_DECISIONS {
+                        tracing::error!(
+                            error = %err,
+                            verification_id = %id,
+                            "could not record a push outcome, and too many are held in memory already: this one is lost"
+                        );
+                        return;
+                    }
+                    held.insert(
+                        id,
+                        HeldDecision {
+                            decision,
+                            view,
+                            late_answer,
+                            writing: false,
+                        },
+                    );
+                }
+                tracing::warn!(
+                    error = %err,
+                    verification_id = %id,
+                    "could not record a push outcome: held in memory, written when the database is back"
+                );
+                self.changes.send_modify(|n| *n += 1);
+                let service = self.clone();
+                tokio::spawn(
+                    async move {
+                        let mut wait = HELD_RETRY_FIRST;
+                        loop {
+                            tokio::time::sleep(wait).await;
+                            if service.flush_held(id).await || service.held_view(id).is_none() {
+                                return;
+                            }
+                            wait = (wait * 2).min(HELD_RETRY_MAX);
+                        }
+                    }
+                    .in_current_span(),
+                );
+            }
+        }
+    }
+
+    /// Keeps a push answer that came after its verification ended: a fraud report is a
+    /// security event and still holds the user's resets.
+    async fn late_answer(
+        &self,
+        event: Option<NewAuditEvent>,
+        category: AuditCategory,
+        hold: Option<NewHold>,
+    ) {
+        let Some(event) = event else { return };
+        let result = if category == AuditCategory::Security {
+            self.store.record_late_fraud(event, hold).await
+        } else {
+            self.store.append(event).await.map(|_| ())
+        };
+        if let Err(err) = result {
+            tracing::error!(error = %err, "audit append failed");
         }
     }
 
@@ -1194,6 +1427,7 @@ impl VerificationService {
         }
         if verification.status == VerificationStatus::Pending
             && Utc::now() >= verification.expires_at
+            && self.held_view(verification.id).is_none()
         {
             // Noticed on read: audited like any other ending.
             let audit = plain_audit_event(
@@ -1230,6 +1464,8 @@ impl VerificationService {
                 failure_code,
                 verified_until,
                 audit,
+                audit_category: AuditCategory::General,
+                hold: None,
             },
         )
         .await
@@ -1237,16 +1473,28 @@ impl VerificationService {
 
     /// Ends a pending verification, wakes its watchers and tells the observer.
     async fn record_decision(&self, id: Uuid, decision: Decision) -> Result<bool, CoreError> {
+        Ok(self.land(id, decision).await?)
+    }
+
+    /// Writes a decision (with its audit entry and hold), wakes the watchers and, when it
+    /// ended the verification, tells the observer.
+    async fn land(&self, id: Uuid, decision: Decision) -> Result<bool, crate::store::StoreError> {
         let changed = self.store.decide_verification(id, decision).await?;
         self.changes.send_modify(|n| *n += 1);
-        if changed
-            && let Some(observer) = self.observer.clone()
-            && let Some(verification) = self.store.get_verification(id).await?
-        {
-            // Off the request path: a slow PSA must not slow the technician down.
-            tokio::spawn(
-                async move { observer.verification_decided(&verification).await }.in_current_span(),
-            );
+        if changed && let Some(observer) = self.observer.clone() {
+            match self.store.get_verification(id).await {
+                Ok(Some(verification)) => {
+                    // Off the request path: a slow PSA must not slow the technician down.
+                    tokio::spawn(
+                        async move { observer.verification_decided(&verification).await }
+                            .in_current_span(),
+                    );
+                }
+                Ok(None) => {}
+                Err(err) => {
+                    tracing::warn!(error = %err, "a decision was not passed on (ticket note)")
+                }
+            }
         }
         Ok(changed)
     }
@@ -1380,19 +1628,33 @@ fn decision_for(outcome: &PushOutcome, window: Duration) -> Decision {
         failure_code: outcome.failure_code(),
         verified_until: (status == VerificationStatus::Approved).then(|| Utc::now() + window),
         audit: None,
+        audit_category: AuditCategory::General,
+        hold: None,
     }
 }
 
-/// `items` as they read now: a pending one past its end reads as expired (it is recorded so
-/// when it is read one by one).
-fn as_read_now(mut items: Vec<Verification>) -> Vec<Verification> {
-    let now = Utc::now();
-    for item in items.iter_mut() {
-        if item.status == VerificationStatus::Pending && now >= item.expires_at {
-            item.status = VerificationStatus::Expired;
-        }
-    }
-    items
+/// Makes `decision` a fraud report on `verification`: its audit entry a security event and,
+/// when the MSP's policy holds resets (`hold_seconds` > 0), a hold on the user's resets put
+/// with it.
+fn mark_fraud(decision: &mut Decision, verification: &Verification, hold_seconds: i32) {
+    decision.audit_category = AuditCategory::Security;
+    decision.hold = (hold_seconds > 0).then(|| NewHold {
+        msp_id: verification.msp_id,
+        tenant_id: verification.tenant_id,
+        user_object_id: verification.user_object_id.clone(),
+        user_principal_name: verification.user_principal_name.clone(),
+        verification_id: verification.id,
+        // Whole seconds: what the audit entry says is exactly what either backend stores.
+        held_until: chrono::SubsecRound::trunc_subsecs(
+            Utc::now() + Duration::seconds(hold_seconds as i64),
+            0,
+        ),
+    });
+    tracing::warn!(
+        verification_id = %verification.id,
+        resets_held_until = ?decision.hold.as_ref().map(|h| h.held_until),
+        "the user reported the verification as fraud"
+    );
 }
 
 /// Whether `verification` currently proves the user's identity, and if not, why not.

@@ -101,11 +101,20 @@ error_codes! {
     /// This reset's link cannot be sent again (the password did not change, or it was sent
     /// as often as allowed); the message says which.
     ResendNotAllowed = "resend_not_allowed",
+    /// The user reported a verification as fraud ("It's not me"), so their password resets
+    /// are held until the time the message names, unless an MSP admin lifts the hold
+    /// (`POST /v1/reset-holds/{id}/lift`).
+    ResetHeld = "reset_held",
+    /// No hold with this id belongs to your MSP.
+    ResetHoldNotFound = "reset_hold_not_found",
+    /// The hold was already lifted, or is already over: nothing changed.
+    ResetHoldNotActive = "reset_hold_not_active",
 
     // How a push ended, when it did not end approved (a verification's `failure_code`).
     /// The user pressed "Deny" in Microsoft Authenticator.
     Denied = "denied",
-    /// The user pressed "It's not me": treat the call as a social-engineering attempt.
+    /// The user pressed "It's not me" (Microsoft Authenticator, or the one-tap page): treat
+    /// the call as a social-engineering attempt. The user's resets are held (MSP policy).
     FraudReported = "fraud_reported",
     /// The user did not answer the push in time.
     NoResponse = "no_response",
@@ -127,7 +136,8 @@ error_codes! {
     VerificationInterrupted = "verification_interrupted",
     /// The one-tap link was opened after its 5 minutes.
     LinkExpired = "link_expired",
-    /// The user answered "No, it wasn't me" on the one-tap page.
+    /// The user answered "No" on the one-tap page (older verifications; that answer is now
+    /// recorded as `fraud_reported`, since the page asks "No, it's not me").
     DeniedByUser = "denied_by_user",
 
     // Microsoft.

@@ -2,13 +2,17 @@
 //! codes, statuses, methods and kinds). Each is a Rust enum, stored as its string through
 //! sea-orm and published in the OpenAPI document, so no layer spells them as free strings.
 
+mod audit;
 mod error_code;
+mod hold;
 mod kinds;
 mod policy;
 mod verification;
 mod wait;
 
+pub use audit::AuditCategory;
 pub use error_code::ErrorCode;
+pub use hold::{ResetHold, utc_minute};
 pub use kinds::{ActorKind, IntegrationKind, IntegrationStatus, PasswordStyle, PsaKind};
 pub use policy::MspPolicy;
 pub use verification::{

@@ -25,6 +25,9 @@ pub struct MspPolicy {
     pub password_style: PasswordStyle,
     /// Make the user choose a new password at their next sign-in.
     pub force_change_at_next_sign_in: bool,
+    /// How long the password resets of a user are held after they report a verification as
+    /// fraud ("It's not me"), unless an MSP admin lifts the hold first; 0 holds nothing.
+    pub fraud_hold_seconds: i32,
 }
 
 impl Default for MspPolicy {
@@ -40,6 +43,7 @@ impl Default for MspPolicy {
             password_length: 16,
             password_style: PasswordStyle::Random,
             force_change_at_next_sign_in: true,
+            fraud_hold_seconds: 24 * 60 * 60,
         }
     }
 }

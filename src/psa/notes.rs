@@ -57,6 +57,23 @@ impl TicketNotes {
         }
     }
 
+    /// Until when a fraud report on `verification` holds the user's resets, if it does.
+    async fn resets_held_until(
+        &self,
+        verification: &Verification,
+    ) -> Option<chrono::DateTime<chrono::Utc>> {
+        if verification.failure_code != Some(ErrorCode::FraudReported) {
+            return None;
+        }
+        match self.store.hold_of_verification(verification.id).await {
+            Ok(hold) => hold.map(|h| h.held_until),
+            Err(err) => {
+                tracing::warn!(error = %err, "could not read the reset hold for a ticket note");
+                None
+            }
+        }
+    }
+
     async fn technician_name(&self, verification: &Verification) -> String {
         match verification.technician_id {
             Some(id) => match self.store.get_technician(id).await {
@@ -76,7 +93,11 @@ fn method_name(method: VerificationMethod) -> &'static str {
     }
 }
 
-fn outcome_text(verification: &Verification) -> String {
+/// `resets_held_until`: the hold a fraud report put on the user's resets, if any.
+fn outcome_text(
+    verification: &Verification,
+    resets_held_until: Option<chrono::DateTime<chrono::Utc>>,
+) -> String {
     match (verification.status, verification.failure_code) {
         (VerificationStatus::Approved, _) => match verification.verified_until {
             // The pod counts down to the same instant, rounding the minutes the same way.
@@ -92,9 +113,13 @@ fn outcome_text(verification: &Verification) -> String {
             }
             None => "VERIFIED".to_owned(),
         },
-        (VerificationStatus::Denied, Some(ErrorCode::FraudReported)) => {
-            "DENIED: the user reported it as fraud (\"It's not me\")".to_owned()
-        }
+        (VerificationStatus::Denied, Some(ErrorCode::FraudReported)) => match resets_held_until {
+            Some(until) => format!(
+                "DENIED: the user reported it as fraud (\"It's not me\"). Password resets of this user are held until {} unless an MSP admin lifts the hold",
+                crate::domain::utc_minute(until)
+            ),
+            None => "DENIED: the user reported it as fraud (\"It's not me\")".to_owned(),
+        },
         (VerificationStatus::Denied, _) => "DENIED by the user".to_owned(),
         (VerificationStatus::Expired, _) => "EXPIRED: no answer in time".to_owned(),
         (VerificationStatus::Cancelled, _) => "cancelled by the technician".to_owned(),
@@ -110,7 +135,7 @@ impl ActivityObserver for TicketNotes {
             "Vouch identity check of {} by {}: {}. Requested by {}.",
             verification.user_principal_name,
             method_name(verification.method),
-            outcome_text(verification),
+            outcome_text(verification, self.resets_held_until(verification).await),
             self.technician_name(verification).await
         );
         if let Some(reason) = &verification.reason {

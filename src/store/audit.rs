@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use super::entities::audit_event;
 use super::{Store, StoreError};
-use crate::domain::ActorKind;
+use crate::domain::{ActorKind, AuditCategory};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditActor {
@@ -36,6 +36,8 @@ pub struct NewAuditEvent {
 pub struct AuditEvent {
     pub id: Uuid,
     pub occurred_at: DateTime<Utc>,
+    /// `security` for fraud reports and lifted holds.
+    pub category: AuditCategory,
     pub event: NewAuditEvent,
 }
 
@@ -46,6 +48,8 @@ pub struct AuditQuery {
     pub subject_id: Option<String>,
     pub since: Option<DateTime<Utc>>,
     pub until: Option<DateTime<Utc>>,
+    /// Only entries of this category (the security events, say).
+    pub category: Option<AuditCategory>,
     pub limit: u64,
 }
 
@@ -53,6 +57,7 @@ fn audit_from_model(m: audit_event::Model) -> AuditEvent {
     AuditEvent {
         id: m.id,
         occurred_at: m.occurred_at,
+        category: m.category,
         event: NewAuditEvent {
             msp_id: m.msp_id,
             actor: AuditActor {
@@ -92,6 +97,9 @@ impl Store {
         if let Some(until) = query.until {
             select = select.filter(audit_event::Column::OccurredAt.lt(until));
         }
+        if let Some(category) = query.category {
+            select = select.filter(audit_event::Column::Category.eq(category));
+        }
         Ok(select
             .order_by_desc(audit_event::Column::OccurredAt)
             .order_by_desc(audit_event::Column::Id)
@@ -110,6 +118,15 @@ pub(crate) async fn append_on(
     conn: &impl sea_orm::ConnectionTrait,
     event: NewAuditEvent,
 ) -> Result<AuditEvent, StoreError> {
+    append_categorised_on(conn, event, AuditCategory::General).await
+}
+
+/// Like [`append_on`], the entry filed under `category`.
+pub(crate) async fn append_categorised_on(
+    conn: &impl sea_orm::ConnectionTrait,
+    event: NewAuditEvent,
+    category: AuditCategory,
+) -> Result<AuditEvent, StoreError> {
     let model = audit_event::ActiveModel {
         // v7 ids sort by time, so ties on `occurred_at` still list in append order.
         id: Set(Uuid::now_v7()),
@@ -126,6 +143,7 @@ pub(crate) async fn append_on(
         outcome: Set(event.outcome),
         upstream_request_id: Set(event.upstream_request_id),
         details: Set(event.details),
+        category: Set(category),
     };
     let model = audit_event::Entity::insert(model)
         .exec_with_returning(conn)

@@ -9,6 +9,7 @@ pub mod access;
 pub mod audit;
 pub mod crypto;
 pub mod entities;
+pub mod holds;
 pub mod instances;
 pub mod migration;
 pub mod msp;
@@ -73,6 +74,8 @@ pub struct Store {
     db: DatabaseConnection,
     keyring: Arc<Keyring>,
     readiness: Arc<ReadinessMemory>,
+    /// Test-only: see [`Store::simulate_unreachable`].
+    unreachable: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Whether the database can serve requests. Only the answer leaves the process: the cause
@@ -116,6 +119,7 @@ impl Store {
             db,
             keyring,
             readiness: Arc::default(),
+            unreachable: Arc::default(),
         })
     }
 
@@ -211,6 +215,26 @@ impl Store {
         }
         *last = problem.map(str::to_owned);
         true
+    }
+
+    /// Test-only fault switch (the sandbox feature, which the tests build with): while on,
+    /// reading a verification and writing a verification's decision fail as they do when the
+    /// database cannot be reached (a connection error), on every clone of this store. The
+    /// rest of the store works, so a test can still look at the database underneath.
+    #[cfg(feature = "sandbox")]
+    pub fn simulate_unreachable(&self, unreachable: bool) {
+        self.unreachable
+            .store(unreachable, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Fails when the fault switch says the database is unreachable.
+    pub(crate) fn reachable(&self) -> Result<(), StoreError> {
+        if self.unreachable.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(StoreError::Database(DbErr::Conn(
+                sea_orm::RuntimeErr::Internal("the database is unreachable (simulated)".into()),
+            )));
+        }
+        Ok(())
     }
 
     pub async fn close(self) -> Result<(), StoreError> {

@@ -47,6 +47,7 @@ fn msp_from_model(m: msp_account::Model) -> MspAccount {
             password_length: m.password_length,
             password_style: m.password_style,
             force_change_at_next_sign_in: m.force_change_at_next_sign_in,
+            fraud_hold_seconds: m.fraud_hold_seconds,
         },
         created_at: m.created_at,
     }
@@ -71,6 +72,7 @@ impl Store {
             password_length: Set(new.policy.password_length),
             password_style: Set(new.policy.password_style),
             force_change_at_next_sign_in: Set(new.policy.force_change_at_next_sign_in),
+            fraud_hold_seconds: Set(new.policy.fraud_hold_seconds),
             created_at: Set(now),
             updated_at: Set(now),
         };

@@ -13,10 +13,11 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::audit::{NewAuditEvent, append_on};
+use super::audit::{NewAuditEvent, append_categorised_on};
 use super::entities::{verification, verification_lock};
+use super::holds::{NewHold, create_hold_on};
 use super::{Store, StoreError};
-use crate::domain::{ErrorCode, VerificationMethod, VerificationStatus};
+use crate::domain::{AuditCategory, ErrorCode, VerificationMethod, VerificationStatus};
 
 pub use crate::domain::Verification;
 
@@ -110,6 +111,11 @@ pub struct Decision {
     pub verified_until: Option<DateTime<Utc>>,
     /// Appended in the same transaction as the decision, only if the decision is made.
     pub audit: Option<NewAuditEvent>,
+    /// The category of `audit` (`security` for a fraud report).
+    pub audit_category: AuditCategory,
+    /// A hold on the user's resets (a fraud report), put with the decision, only if the
+    /// decision is made.
+    pub hold: Option<NewHold>,
 }
 
 impl Store {
@@ -235,6 +241,7 @@ impl Store {
     }
 
     pub async fn get_verification(&self, id: Uuid) -> Result<Option<Verification>, StoreError> {
+        self.reachable()?;
         Ok(verification::Entity::find_by_id(id)
             .one(self.connection())
             .await?
@@ -261,7 +268,8 @@ impl Store {
         id: Uuid,
         decision: Decision,
     ) -> Result<bool, StoreError> {
-        // The decision and its audit entry: both or neither.
+        self.reachable()?;
+        // The decision, its audit entry and its hold: all or nothing.
         let txn = self.connection().begin().await?;
         let result = verification::Entity::update_many()
             .col_expr(verification::Column::Status, Expr::value(decision.status))
@@ -283,7 +291,10 @@ impl Store {
             .await?;
         let decided = result.rows_affected == 1;
         if decided && let Some(event) = decision.audit {
-            append_on(&txn, event).await?;
+            append_categorised_on(&txn, event, decision.audit_category).await?;
+        }
+        if decided && let Some(hold) = decision.hold {
+            create_hold_on(&txn, hold).await?;
         }
         txn.commit().await?;
         Ok(decided)

@@ -14,6 +14,7 @@ mod browser;
 mod config;
 mod enduser;
 mod errors;
+mod holds;
 mod http;
 mod microsoft;
 mod pod_truth;

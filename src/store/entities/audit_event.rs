@@ -2,7 +2,7 @@
 
 use sea_orm::entity::prelude::*;
 
-use crate::domain::ActorKind;
+use crate::domain::{ActorKind, AuditCategory};
 
 #[sea_orm::model]
 #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
@@ -23,6 +23,8 @@ pub struct Model {
     pub outcome: String,
     pub upstream_request_id: Option<String>,
     pub details: Json,
+    /// `security` for fraud reports and lifted holds; `general` otherwise.
+    pub category: AuditCategory,
 }
 
 impl ActiveModelBehavior for ActiveModel {}

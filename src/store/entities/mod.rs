@@ -9,6 +9,7 @@ pub mod msp_account;
 pub mod outbound_message;
 pub mod password_reset;
 pub mod psa_connection;
+pub mod reset_hold;
 pub mod secure_share;
 pub mod technician;
 pub mod tenant;

@@ -27,6 +27,7 @@ pub struct Model {
     pub technician_push_limit_count: i32,
     /// The phone number end users are told to call (SMS texts, share and one-tap pages).
     pub brand_support_phone: Option<String>,
+    pub fraud_hold_seconds: i32,
 }
 
 impl ActiveModelBehavior for ActiveModel {}

@@ -11,6 +11,7 @@ mod m20261202_000004_failure_codes;
 mod m20261202_000005_reset_outcome;
 mod m20261202_000006_push_truth;
 mod m20261203_000007_end_user_texts;
+mod m20261203_000008_reset_holds;
 mod m20261203_000009_ticket_verifications;
 
 pub struct Migrator;
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000005_reset_outcome::Migration),
             Box::new(m20261202_000006_push_truth::Migration),
             Box::new(m20261203_000007_end_user_texts::Migration),
+            Box::new(m20261203_000008_reset_holds::Migration),
             Box::new(m20261203_000009_ticket_verifications::Migration),
         ]
     }
