@@ -675,12 +675,12 @@ el.codeInput.addEventListener("input", () => {
   render();
 });
 const clearOtherFlag = () => {
-  if (!state.otherError) return;
   state.otherError = null;
-  render();
+  render(); // the method buttons follow whom they are for
 };
 el.otherEmail.addEventListener("input", clearOtherFlag);
 el.otherReason.addEventListener("input", clearOtherFlag);
+el.other.addEventListener("toggle", () => render());
 
 el.fix.addEventListener("click", askFix);
 el.fixNo.addEventListener("click", dropFix);

@@ -430,14 +430,18 @@ export function createView(doc) {
     const list = Array.isArray(ctx.methods) ? ctx.methods : [];
     const hasUser = !!(ctx.user && ctx.user.upn) && !ctx.user_error;
     const blocked = !!state.pending || !!state.busy.start || !!state.busy.cancel || !!state.busy.fix;
+    // For someone else, what reaches the contact says nothing: the server checks that person.
+    const forOther = el.other.open && el.otherEmail.value.trim() !== "";
     for (const m of METHODS) {
       const button = el.methodButtons[m];
       const option = list.find((o) => o && o.method === m);
       const available = !!(option && option.available);
-      const detail = (option && option.detail) || (option ? "" : "Not offered for this user");
+      const detail = forOther
+        ? `For ${el.otherEmail.value.trim()}`
+        : (option && option.detail) || (option ? "" : "Not offered for this user");
       setText(el.methodDetails[m], detail);
-      button.disabled = !hasUser || !available || blocked;
-      setTitle(button, available ? "" : detail);
+      button.disabled = (!forOther && (!hasUser || !available)) || blocked;
+      setTitle(button, available || forOther ? "" : detail);
       setBusy(button, state.busy.start === m);
     }
 

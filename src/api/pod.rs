@@ -278,6 +278,18 @@ pub struct PodContext {
     pub others: Vec<OtherPerson>,
     /// What to know before sending anything, read when the pod loads (kept a minute).
     pub checks: Vec<PodCheck>,
+    /// Set when the user reported a verification request as fraud ("It's not me"): the pod
+    /// shows it as its strongest warning.
+    pub fraud: Option<FraudWarning>,
+}
+
+/// The user said a verification request was not theirs.
+#[derive(Debug, Object)]
+pub struct FraudWarning {
+    /// What happened and what to do, for the technician.
+    pub message: String,
+    /// Until when the user's password resets are held, if they are.
+    pub resets_held_until: Option<DateTime<Utc>>,
 }
 
 /// Start a verification from the pod.
@@ -487,6 +499,10 @@ impl From<PodOverview> for PodContext {
                     elsewhere: entry.elsewhere,
                 })
                 .collect(),
+            fraud: overview.fraud.map(|f| FraudWarning {
+                message: f.message,
+                resets_held_until: f.resets_held_until,
+            }),
             checks: overview
                 .checks
                 .into_iter()

@@ -214,6 +214,17 @@ pub struct PodOverview {
     /// What to know before sending anything (the push is not the default, no mobile, a
     /// reset would be refused), each with its code.
     pub checks: Vec<PodCheck>,
+    /// The strongest warning the pod gives: the user reported a request as fraud ("It's not
+    /// me"), and whether their resets are held.
+    pub fraud: Option<FraudWarning>,
+}
+
+/// The user said a verification request was not theirs.
+#[derive(Debug, Clone)]
+pub struct FraudWarning {
+    pub message: String,
+    /// Until when their password resets are held, if they are.
+    pub resets_held_until: Option<DateTime<Utc>>,
 }
 
 /// Something the technician should know about the ticket's contact before anything is
@@ -560,6 +571,7 @@ impl PodService {
             history: Vec::new(),
             others: Vec::new(),
             checks: Vec::new(),
+            fraud: None,
         };
         let Some(tenant) = overview.tenant.clone() else {
             if let Err(err) = resolved.user {
@@ -610,6 +622,20 @@ impl PodService {
                 format!("Not verified on this ticket (verified {place})"),
             );
         }
+        let reported_at = history
+            .first()
+            .filter(|v| v.failure_code == Some(ErrorCode::FraudReported))
+            .map(|v| v.decided_at.unwrap_or(v.created_at));
+        let hold = self
+            .resets
+            .active_hold(session.msp.id, tenant.id, &user.object_id)
+            .await?;
+        overview.fraud = fraud_warning(
+            &user,
+            reported_at.or(hold.as_ref().map(|h| h.reported_at)),
+            hold.as_ref(),
+            now,
+        );
         let mut entries = Vec::with_capacity(history.len());
         for verification in history {
             let elsewhere = if self.is_this_ticket(session, &verification) {
@@ -637,7 +663,13 @@ impl PodService {
             self.verifications
                 .methods_from(&session.msp, &checks, contact_mobile.as_deref());
         overview.checks = self.pod_checks(session, &tenant, &user, &checks);
-        if let Some(refusal) = checks.reset_refusal() {
+        if let Some(hold) = &hold {
+            overview.reset.reason = Some(format!(
+                "Password resets of {} are held until {} (reported as fraud). An MSP admin can lift the hold.",
+                user.upn,
+                crate::domain::utc_minute(hold.held_until)
+            ));
+        } else if let Some(refusal) = checks.reset_refusal() {
             // Said before the verification is spent, not after.
             overview.reset.reason = Some(format!("A reset will be refused: {refusal}"));
         } else if overview.shield.state == ShieldState::Verified {
@@ -1035,6 +1067,33 @@ pub fn outcome_label(verification: &Verification) -> String {
         },
     };
     by_code.to_owned()
+}
+
+/// The warning for a user who reported a request as fraud at `reported_at` (their newest
+/// verification, or the one that put `hold`), if they did.
+fn fraud_warning(
+    user: &DirectoryUser,
+    reported_at: Option<DateTime<Utc>>,
+    hold: Option<&crate::domain::ResetHold>,
+    now: DateTime<Utc>,
+) -> Option<FraudWarning> {
+    let reported_at = reported_at?;
+    let name = user.display_name.as_deref().unwrap_or(&user.upn);
+    let mut message = format!(
+        "{name} reported a verification request as fraud (\"It's not me\"), {}. Someone may be pretending to be them: do not reset anything on this call, and call {name} back on a number you already know.",
+        ago(reported_at, now)
+    );
+    if let Some(hold) = hold {
+        message.push_str(&format!(
+            " Password resets of {} are held until {} unless an MSP admin lifts the hold.",
+            user.upn,
+            crate::domain::utc_minute(hold.held_until)
+        ));
+    }
+    Some(FraudWarning {
+        message,
+        resets_held_until: hold.map(|h| h.held_until),
+    })
 }
 
 /// How long ago `at` was, in a few words: "just now", "4 min ago", "2 h ago", "on 1 Dec".

@@ -1099,6 +1099,28 @@ async fn checks_sms_instead_and_someone_else_reset_in_the_pod() {
                 .user_password(DEMO_TENANT_ID, "dana@contoso.example")
                 .is_none()
         );
+
+        // Lee says "It's not me" to a push on their own ticket: the strongest warning.
+        world
+            .microsoft
+            .script_push("lee@contoso.example", PushScript::ReportFraud);
+        client.enter_parent_frame().await.ok();
+        client
+            .goto(&world.psa.halopsa().ticket_screen_url(sbx::HALO_TICKET_LEE))
+            .await
+            .unwrap();
+        enter_pod(client).await;
+        assert!(attribute(client, "vouch-fraud", "hidden").await.is_some());
+        enabled(client, "#vouch-method-push").await;
+        click(client, "vouch-method-push").await;
+        shield_state(client, "failed").await;
+        shown(client, "#vouch-fraud").await;
+        let warning = text_of(client, "vouch-fraud").await;
+        assert!(
+            warning.contains("reported a verification request as fraud")
+                && warning.contains("held until"),
+            "{warning}"
+        );
     })
     .await;
 }

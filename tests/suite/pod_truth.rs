@@ -409,3 +409,43 @@ async fn the_pod_says_before_anything_is_sent_what_will_not_work() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn its_not_me_is_the_pods_strongest_warning_and_says_the_hold() {
+    on_every_backend(async |db| {
+        let world = World::start(db, MspPolicy::default()).await;
+        let token = halo_token(&world, sbx::HALO_TICKET_DANA).await;
+        assert!(context(&world, &token).await["fraud"].is_null());
+        world.microsoft.script_push(DANA, PushScript::ReportFraud);
+        let done = verify(&world, &token, json!({"method": "push"})).await;
+        assert_eq!(done["failure_code"], "fraud_reported", "{done}");
+
+        let ctx = context(&world, &token).await;
+        let message = ctx["fraud"]["message"].as_str().expect("a fraud warning");
+        assert!(
+            message.contains("reported a verification request as fraud"),
+            "{message}"
+        );
+        assert!(message.contains("do not reset anything"), "{message}");
+        assert!(message.contains("held until"), "{message}");
+        assert!(ctx["fraud"]["resets_held_until"].is_string());
+        let reason = ctx["reset"]["reason"].as_str().unwrap();
+        assert!(
+            reason.contains("held until") && reason.contains("lift"),
+            "{reason}"
+        );
+
+        // Another ticket of the same person warns too.
+        let src = iframe_src(
+            &world
+                .psa
+                .autotask()
+                .ticket_screen_url(sbx::AUTOTASK_TICKET_DANA),
+        )
+        .await;
+        let (_, html) = load_pod(&world, &src).await;
+        let elsewhere = context(&world, &token_of(&html)).await;
+        assert!(elsewhere["fraud"]["message"].is_string(), "{elsewhere}");
+    })
+    .await;
+}
