@@ -309,6 +309,8 @@ pub struct AppContext {
     pub psa: PsaAdapters,
     /// The pod's sessions, ticket lookups and shield.
     pub pods: PodService,
+    /// The MSP's branding and policies.
+    pub settings: crate::core::settings::SettingsService,
     /// Extra links shown on the landing page (the demo adds its sandbox pages).
     pub landing_links: Vec<(String, String)>,
 }
@@ -408,6 +410,7 @@ impl AppContext {
             connection_cache: config.cache.connections,
         });
         AppContext {
+            settings: crate::core::settings::SettingsService::new(store.clone()),
             pods,
             config,
             store,

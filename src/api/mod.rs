@@ -11,6 +11,7 @@ mod integrations;
 mod nul;
 pub mod pod;
 pub mod routes;
+mod settings;
 mod shares;
 mod system;
 mod verifications;
@@ -28,6 +29,7 @@ pub type Apis = (
     holds::HoldsApi,
     shares::SharesApi,
     audit::AuditApi,
+    settings::SettingsApi,
     pod::PodApi,
 );
 
@@ -43,6 +45,7 @@ pub fn service() -> OpenApiService<Apis, ()> {
             holds::HoldsApi,
             shares::SharesApi,
             audit::AuditApi,
+            settings::SettingsApi,
             pod::PodApi,
         ),
         "Vouch",

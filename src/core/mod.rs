@@ -10,6 +10,7 @@ pub mod method_fix;
 pub mod password;
 pub mod pod;
 pub mod reset;
+pub mod settings;
 pub mod share;
 pub mod texts;
 pub mod verification;

@@ -192,7 +192,7 @@ pub fn is_hex_color(value: &str) -> bool {
 }
 
 /// An absolute `https` URL without credentials; anything else is not shown.
-fn safe_logo_url(value: &str) -> Option<Url> {
+pub fn safe_logo_url(value: &str) -> Option<Url> {
     let url = Url::parse(value.trim()).ok()?;
     (url.scheme() == "https"
         && url.host_str().is_some()

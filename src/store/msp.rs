@@ -29,6 +29,15 @@ pub struct MspAccount {
     pub created_at: DateTime<Utc>,
 }
 
+/// What end users see of an MSP, as an admin sets it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MspBranding {
+    pub name: String,
+    pub color: Option<String>,
+    pub logo_url: Option<String>,
+    pub support_phone: Option<String>,
+}
+
 fn msp_from_model(m: msp_account::Model) -> MspAccount {
     MspAccount {
         id: m.id,
@@ -82,8 +91,8 @@ impl Store {
         Ok(msp_from_model(model))
     }
 
-    /// Sets (or, with `None`, clears) the phone number the MSP's end users are told to call.
-    /// There is no API for it yet: `vouch demo` sets the demo MSP's.
+    /// Sets (or, with `None`, clears) the phone number the MSP's end users are told to call
+    /// (`vouch demo` sets the demo MSP's; admins use `PATCH /v1/settings`).
     pub async fn set_msp_support_phone(
         &self,
         id: Uuid,
@@ -92,6 +101,39 @@ impl Store {
         let model = msp_account::ActiveModel {
             id: Set(id),
             brand_support_phone: Set(phone),
+            updated_at: Set(Utc::now()),
+            ..Default::default()
+        };
+        let model = msp_account::Entity::update(model)
+            .exec(self.connection())
+            .await?;
+        Ok(msp_from_model(model))
+    }
+
+    /// Saves an MSP's branding and policy (all of them, as checked by the settings service).
+    pub async fn update_msp_settings(
+        &self,
+        id: Uuid,
+        branding: MspBranding,
+        policy: MspPolicy,
+    ) -> Result<MspAccount, StoreError> {
+        let model = msp_account::ActiveModel {
+            id: Set(id),
+            name: Set(branding.name),
+            brand_color: Set(branding.color),
+            brand_logo_url: Set(branding.logo_url),
+            brand_support_phone: Set(branding.support_phone),
+            verified_window_seconds: Set(policy.verified_window_seconds),
+            push_limit_count: Set(policy.push_limit_count),
+            push_limit_window_seconds: Set(policy.push_limit_window_seconds),
+            technician_push_limit_count: Set(policy.technician_push_limit_count),
+            allow_contact_phone_fallback: Set(policy.allow_contact_phone_fallback),
+            allow_admin_reset: Set(policy.allow_admin_reset),
+            show_password_to_technician: Set(policy.show_password_to_technician),
+            password_length: Set(policy.password_length),
+            password_style: Set(policy.password_style),
+            force_change_at_next_sign_in: Set(policy.force_change_at_next_sign_in),
+            fraud_hold_seconds: Set(policy.fraud_hold_seconds),
             updated_at: Set(Utc::now()),
             ..Default::default()
         };

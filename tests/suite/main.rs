@@ -23,6 +23,7 @@ mod pushes;
 mod resets;
 mod sandbox_microsoft;
 mod sandbox_psa;
+mod settings;
 mod shares;
 mod sms;
 mod store;

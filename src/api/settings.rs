@@ -1,0 +1,209 @@
+//! The MSP's own settings: the branding end users see and the policies verifications and
+//! resets follow. A change takes effect at once, on every instance, and is audited.
+
+use std::sync::Arc;
+
+use poem::web::Data;
+use poem_openapi::payload::Json;
+use poem_openapi::types::MaybeUndefined;
+use poem_openapi::{Object, OpenApi, Tags};
+
+use super::ApiError;
+use super::auth::MspApiKey;
+use crate::app::AppContext;
+use crate::core::settings::{MspSettings, SettingsChange};
+use crate::domain::PasswordStyle;
+
+#[derive(Tags)]
+enum ApiTags {
+    /// The MSP's branding and policies.
+    Settings,
+}
+
+/// What end users see of the MSP: on the secure-link and one-tap pages and in every SMS.
+#[derive(Debug, Object)]
+pub struct Branding {
+    /// The MSP's name as end users read it ("Northwind IT").
+    pub name: String,
+    /// The brand colour (`#rrggbb`), used for buttons with white text on them.
+    pub color: Option<String>,
+    /// An `https` address of the MSP's logo.
+    pub logo_url: Option<String>,
+    /// The phone number end users are told to call ("+1 206 555 0199").
+    pub support_phone: Option<String>,
+}
+
+/// What every verification and reset of the MSP follows.
+#[derive(Debug, Object)]
+pub struct Policy {
+    /// How long a user stays verified after an approval, in seconds (60 to 86400).
+    pub verified_window_seconds: i32,
+    /// At most this many pushes to one user per window (1 to 20): push-bombing protection.
+    pub push_limit_count: i32,
+    /// The window of both push limits, in seconds (60 to 86400).
+    pub push_limit_window_seconds: i32,
+    /// At most this many pushes by one technician per window, across users (1 to 500).
+    pub technician_push_limit_count: i32,
+    /// Whether an SMS code may go to the PSA contact's mobile when Microsoft has none.
+    pub allow_contact_phone_fallback: bool,
+    /// Whether users holding admin roles may be reset.
+    pub allow_admin_reset: bool,
+    /// Whether the technician sees the new password (otherwise only the user, by link).
+    pub show_password_to_technician: bool,
+    /// Length of generated passwords (12 to 64).
+    pub password_length: i32,
+    /// How generated passwords look.
+    pub password_style: PasswordStyle,
+    /// Whether the user must choose a new password at their next sign-in.
+    pub force_change_at_next_sign_in: bool,
+    /// How long a user's resets are held after they report a verification as fraud, in
+    /// seconds (0 to 2592000; 0 holds nothing).
+    pub fraud_hold_seconds: i32,
+}
+
+/// The MSP's settings.
+#[derive(Debug, Object)]
+pub struct Settings {
+    /// What end users see.
+    pub branding: Branding,
+    /// What verifications and resets follow.
+    pub policy: Policy,
+}
+
+/// A change of branding: a field left out stays as it is; `null` clears an optional one.
+#[derive(Debug, Object)]
+pub struct BrandingChange {
+    /// 1 to 80 characters.
+    #[oai(validator(max_length = 200))]
+    pub name: Option<String>,
+    /// `#rrggbb` or `#rgb`, dark enough for white text (contrast at least 4.5:1).
+    #[oai(validator(max_length = 16))]
+    pub color: MaybeUndefined<String>,
+    /// An `https` address.
+    #[oai(validator(max_length = 2048))]
+    pub logo_url: MaybeUndefined<String>,
+    /// 3 to 20 digits, with only spaces and `+ - ( ) .` besides.
+    #[oai(validator(max_length = 64))]
+    pub support_phone: MaybeUndefined<String>,
+}
+
+/// A change of policy: a field left out stays as it is. Ranges as in `Policy`.
+#[derive(Debug, Object)]
+pub struct PolicyChange {
+    pub verified_window_seconds: Option<i32>,
+    pub push_limit_count: Option<i32>,
+    pub push_limit_window_seconds: Option<i32>,
+    pub technician_push_limit_count: Option<i32>,
+    pub allow_contact_phone_fallback: Option<bool>,
+    pub allow_admin_reset: Option<bool>,
+    pub show_password_to_technician: Option<bool>,
+    pub password_length: Option<i32>,
+    pub password_style: Option<PasswordStyle>,
+    pub force_change_at_next_sign_in: Option<bool>,
+    pub fraud_hold_seconds: Option<i32>,
+}
+
+/// A change of settings; either part may be left out.
+#[derive(Debug, Object)]
+pub struct SettingsPatch {
+    /// Branding fields to change.
+    pub branding: Option<BrandingChange>,
+    /// Policy fields to change.
+    pub policy: Option<PolicyChange>,
+}
+
+fn clearable(value: MaybeUndefined<String>) -> Option<Option<String>> {
+    match value {
+        MaybeUndefined::Undefined => None,
+        MaybeUndefined::Null => Some(None),
+        MaybeUndefined::Value(v) => Some(Some(v)),
+    }
+}
+
+impl From<MspSettings> for Settings {
+    fn from(s: MspSettings) -> Self {
+        let p = s.policy;
+        Settings {
+            branding: Branding {
+                name: s.branding.name,
+                color: s.branding.color,
+                logo_url: s.branding.logo_url,
+                support_phone: s.branding.support_phone,
+            },
+            policy: Policy {
+                verified_window_seconds: p.verified_window_seconds,
+                push_limit_count: p.push_limit_count,
+                push_limit_window_seconds: p.push_limit_window_seconds,
+                technician_push_limit_count: p.technician_push_limit_count,
+                allow_contact_phone_fallback: p.allow_contact_phone_fallback,
+                allow_admin_reset: p.allow_admin_reset,
+                show_password_to_technician: p.show_password_to_technician,
+                password_length: p.password_length,
+                password_style: p.password_style,
+                force_change_at_next_sign_in: p.force_change_at_next_sign_in,
+                fraud_hold_seconds: p.fraud_hold_seconds,
+            },
+        }
+    }
+}
+
+impl From<SettingsPatch> for SettingsChange {
+    fn from(patch: SettingsPatch) -> Self {
+        let mut change = SettingsChange::default();
+        if let Some(b) = patch.branding {
+            change.name = b.name;
+            change.color = clearable(b.color);
+            change.logo_url = clearable(b.logo_url);
+            change.support_phone = clearable(b.support_phone);
+        }
+        if let Some(p) = patch.policy {
+            change.verified_window_seconds = p.verified_window_seconds;
+            change.push_limit_count = p.push_limit_count;
+            change.push_limit_window_seconds = p.push_limit_window_seconds;
+            change.technician_push_limit_count = p.technician_push_limit_count;
+            change.allow_contact_phone_fallback = p.allow_contact_phone_fallback;
+            change.allow_admin_reset = p.allow_admin_reset;
+            change.show_password_to_technician = p.show_password_to_technician;
+            change.password_length = p.password_length;
+            change.password_style = p.password_style;
+            change.force_change_at_next_sign_in = p.force_change_at_next_sign_in;
+            change.fraud_hold_seconds = p.fraud_hold_seconds;
+        }
+        change
+    }
+}
+
+pub struct SettingsApi;
+
+#[OpenApi(prefix_path = "/v1/settings", tag = "ApiTags::Settings")]
+impl SettingsApi {
+    /// The MSP's branding and policies.
+    #[oai(path = "/", method = "get", operation_id = "settings_get")]
+    async fn get(
+        &self,
+        auth: MspApiKey,
+        ctx: Data<&Arc<AppContext>>,
+    ) -> Result<Json<Settings>, ApiError> {
+        Ok(Json(ctx.settings.get(auth.msp_id()).await?.into()))
+    }
+
+    /// Change the MSP's branding or policies.
+    ///
+    /// Every field is checked first (a `400 invalid_request` names the first one that is
+    /// wrong, and nothing is saved). A change takes effect at once, on every instance, and
+    /// is audited (`settings.update`) with the old and new value of each field changed.
+    #[oai(path = "/", method = "patch", operation_id = "settings_update")]
+    async fn update(
+        &self,
+        auth: MspApiKey,
+        ctx: Data<&Arc<AppContext>>,
+        body: Json<SettingsPatch>,
+    ) -> Result<Json<Settings>, ApiError> {
+        Ok(Json(
+            ctx.settings
+                .update(auth.msp_id(), &auth.actor(), body.0.into())
+                .await?
+                .into(),
+        ))
+    }
+}

@@ -1,0 +1,425 @@
+//! An MSP's own settings: the branding its end users see (pages and SMS) and the policies
+//! every verification and reset follows. Each change is validated field by field, takes
+//! effect at once on every instance (the MSP is read from the database on every request), and
+//! is audited with the old and new value of each field that changed.
+
+use uuid::Uuid;
+
+use crate::core::error::CoreError;
+use crate::core::share::{is_hex_color, safe_logo_url, usable_support_phone};
+use crate::domain::{MspPolicy, PasswordStyle};
+use crate::store::Store;
+use crate::store::audit::{AuditActor, NewAuditEvent};
+use crate::store::msp::{MspAccount, MspBranding};
+
+/// What end users see of the MSP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Branding {
+    pub name: String,
+    pub color: Option<String>,
+    pub logo_url: Option<String>,
+    pub support_phone: Option<String>,
+}
+
+/// An MSP's settings as an admin reads them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MspSettings {
+    pub branding: Branding,
+    pub policy: MspPolicy,
+}
+
+/// A change of settings: `None` leaves a field as it is. For the optional branding fields,
+/// `Some(None)` clears the value.
+#[derive(Debug, Clone, Default)]
+pub struct SettingsChange {
+    pub name: Option<String>,
+    pub color: Option<Option<String>>,
+    pub logo_url: Option<Option<String>>,
+    pub support_phone: Option<Option<String>>,
+    pub verified_window_seconds: Option<i32>,
+    pub push_limit_count: Option<i32>,
+    pub push_limit_window_seconds: Option<i32>,
+    pub technician_push_limit_count: Option<i32>,
+    pub allow_contact_phone_fallback: Option<bool>,
+    pub allow_admin_reset: Option<bool>,
+    pub show_password_to_technician: Option<bool>,
+    pub password_length: Option<i32>,
+    pub password_style: Option<PasswordStyle>,
+    pub force_change_at_next_sign_in: Option<bool>,
+    pub fraud_hold_seconds: Option<i32>,
+}
+
+/// The contrast a brand colour must have against white: it carries white button text
+/// (WCAG AA for normal text).
+pub const MIN_CONTRAST_WITH_WHITE: f64 = 4.5;
+
+#[derive(Clone)]
+pub struct SettingsService {
+    store: Store,
+}
+
+impl SettingsService {
+    pub fn new(store: Store) -> SettingsService {
+        SettingsService { store }
+    }
+
+    pub async fn get(&self, msp_id: Uuid) -> Result<MspSettings, CoreError> {
+        Ok(settings_of(&self.msp(msp_id).await?))
+    }
+
+    /// Applies `change` after checking every field; nothing is saved when one is invalid.
+    #[tracing::instrument(skip_all, fields(msp_id = %msp_id))]
+    pub async fn update(
+        &self,
+        msp_id: Uuid,
+        actor: &AuditActor,
+        change: SettingsChange,
+    ) -> Result<MspSettings, CoreError> {
+        let before = settings_of(&self.msp(msp_id).await?);
+        let after = apply(&before, change)?;
+        if after == before {
+            return Ok(before);
+        }
+        let msp = self
+            .store
+            .update_msp_settings(
+                msp_id,
+                MspBranding {
+                    name: after.branding.name.clone(),
+                    color: after.branding.color.clone(),
+                    logo_url: after.branding.logo_url.clone(),
+                    support_phone: after.branding.support_phone.clone(),
+                },
+                after.policy.clone(),
+            )
+            .await?;
+        let saved = settings_of(&msp);
+        let event = NewAuditEvent {
+            msp_id,
+            actor: actor.clone(),
+            action: "settings.update".into(),
+            subject_kind: Some("msp".into()),
+            subject_id: Some(msp_id.to_string()),
+            subject_name: Some(saved.branding.name.clone()),
+            psa_ticket_id: None,
+            outcome: "success".into(),
+            upstream_request_id: None,
+            details: serde_json::json!({ "changed": changes(&before, &saved) }),
+        };
+        if let Err(err) = self.store.append(event).await {
+            tracing::error!(error = %err, "audit append failed");
+        }
+        Ok(saved)
+    }
+
+    async fn msp(&self, msp_id: Uuid) -> Result<MspAccount, CoreError> {
+        self.store
+            .get_msp(msp_id)
+            .await?
+            .ok_or(CoreError::InvalidInput {
+                field: "msp",
+                problem: "names no MSP account".into(),
+            })
+    }
+}
+
+fn settings_of(msp: &MspAccount) -> MspSettings {
+    MspSettings {
+        branding: Branding {
+            name: msp.name.clone(),
+            color: msp.brand_color.clone(),
+            logo_url: msp.brand_logo_url.clone(),
+            support_phone: msp.brand_support_phone.clone(),
+        },
+        policy: msp.policy.clone(),
+    }
+}
+
+fn invalid(field: &'static str, problem: impl Into<String>) -> CoreError {
+    CoreError::InvalidInput {
+        field,
+        problem: problem.into(),
+    }
+}
+
+fn in_range(
+    field: &'static str,
+    value: i32,
+    range: std::ops::RangeInclusive<i32>,
+    unit: &str,
+) -> Result<i32, CoreError> {
+    if range.contains(&value) {
+        Ok(value)
+    } else {
+        Err(invalid(
+            field,
+            format!("must be from {} to {} {unit}", range.start(), range.end()),
+        ))
+    }
+}
+
+/// `before` with `change` applied, every field checked.
+fn apply(before: &MspSettings, change: SettingsChange) -> Result<MspSettings, CoreError> {
+    let mut after = before.clone();
+    if let Some(name) = change.name {
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 80 {
+            return Err(invalid("name", "must be 1 to 80 characters"));
+        }
+        after.branding.name = name.to_owned();
+    }
+    if let Some(color) = change.color {
+        after.branding.color = match color
+            .map(|c| c.trim().to_ascii_lowercase())
+            .filter(|c| !c.is_empty())
+        {
+            None => None,
+            Some(color) if !is_hex_color(&color) => {
+                return Err(invalid("color", "must be a colour as #rrggbb or #rgb"));
+            }
+            Some(color) => {
+                let contrast = contrast_with_white(&color);
+                if contrast < MIN_CONTRAST_WITH_WHITE {
+                    return Err(invalid(
+                        "color",
+                        format!(
+                            "is too light for white text on it (contrast {contrast:.1}:1; at least {MIN_CONTRAST_WITH_WHITE}:1 is needed). Choose a darker shade"
+                        ),
+                    ));
+                }
+                Some(color)
+            }
+        };
+    }
+    if let Some(logo) = change.logo_url {
+        after.branding.logo_url = match logo.map(|l| l.trim().to_owned()).filter(|l| !l.is_empty())
+        {
+            None => None,
+            Some(logo) if logo.len() > 2048 || safe_logo_url(&logo).is_none() => {
+                return Err(invalid(
+                    "logo_url",
+                    "must be an https address of at most 2048 characters",
+                ));
+            }
+            Some(logo) => Some(logo),
+        };
+    }
+    if let Some(phone) = change.support_phone {
+        after.branding.support_phone = match phone.map(|p| p.trim().to_owned()).filter(|p| !p.is_empty()) {
+            None => None,
+            Some(phone) => Some(usable_support_phone(&phone).ok_or_else(|| {
+                invalid(
+                    "support_phone",
+                    "must be a phone number of 3 to 20 digits, with only spaces and + - ( ) . besides (at most 32 characters)",
+                )
+            })?),
+        };
+    }
+    let p = &mut after.policy;
+    if let Some(v) = change.verified_window_seconds {
+        p.verified_window_seconds = in_range("verified_window_seconds", v, 60..=86_400, "seconds")?;
+    }
+    if let Some(v) = change.push_limit_count {
+        p.push_limit_count = in_range("push_limit_count", v, 1..=20, "pushes")?;
+    }
+    if let Some(v) = change.push_limit_window_seconds {
+        p.push_limit_window_seconds =
+            in_range("push_limit_window_seconds", v, 60..=86_400, "seconds")?;
+    }
+    if let Some(v) = change.technician_push_limit_count {
+        p.technician_push_limit_count =
+            in_range("technician_push_limit_count", v, 1..=500, "pushes")?;
+    }
+    if let Some(v) = change.password_length {
+        p.password_length = in_range("password_length", v, 12..=64, "characters")?;
+    }
+    if let Some(v) = change.fraud_hold_seconds {
+        p.fraud_hold_seconds = in_range("fraud_hold_seconds", v, 0..=30 * 86_400, "seconds")?;
+    }
+    if let Some(v) = change.allow_contact_phone_fallback {
+        p.allow_contact_phone_fallback = v;
+    }
+    if let Some(v) = change.allow_admin_reset {
+        p.allow_admin_reset = v;
+    }
+    if let Some(v) = change.show_password_to_technician {
+        p.show_password_to_technician = v;
+    }
+    if let Some(v) = change.password_style {
+        p.password_style = v;
+    }
+    if let Some(v) = change.force_change_at_next_sign_in {
+        p.force_change_at_next_sign_in = v;
+    }
+    Ok(after)
+}
+
+/// Each field that differs, with its old and new value (none of them is a secret).
+fn changes(before: &MspSettings, after: &MspSettings) -> serde_json::Value {
+    let as_json = |s: &MspSettings| {
+        let p = &s.policy;
+        serde_json::json!({
+            "name": s.branding.name,
+            "color": s.branding.color,
+            "logo_url": s.branding.logo_url,
+            "support_phone": s.branding.support_phone,
+            "verified_window_seconds": p.verified_window_seconds,
+            "push_limit_count": p.push_limit_count,
+            "push_limit_window_seconds": p.push_limit_window_seconds,
+            "technician_push_limit_count": p.technician_push_limit_count,
+            "allow_contact_phone_fallback": p.allow_contact_phone_fallback,
+            "allow_admin_reset": p.allow_admin_reset,
+            "show_password_to_technician": p.show_password_to_technician,
+            "password_length": p.password_length,
+            "password_style": p.password_style,
+            "force_change_at_next_sign_in": p.force_change_at_next_sign_in,
+            "fraud_hold_seconds": p.fraud_hold_seconds,
+        })
+    };
+    let (old, new) = (as_json(before), as_json(after));
+    let mut changed = serde_json::Map::new();
+    if let (Some(old), Some(new)) = (old.as_object(), new.as_object()) {
+        for (field, value) in new {
+            if old.get(field) != Some(value) {
+                changed.insert(
+                    field.clone(),
+                    serde_json::json!({ "old": old.get(field), "new": value }),
+                );
+            }
+        }
+    }
+    serde_json::Value::Object(changed)
+}
+
+/// WCAG contrast ratio of `#rgb`/`#rrggbb` against white.
+pub fn contrast_with_white(color: &str) -> f64 {
+    let hex = color.trim_start_matches('#');
+    let full: String = if hex.len() == 3 {
+        hex.chars().flat_map(|c| [c, c]).collect()
+    } else {
+        hex.to_owned()
+    };
+    let channel = |i: usize| {
+        let v = u8::from_str_radix(&full[i..i + 2], 16).unwrap_or(0) as f64 / 255.0;
+        if v <= 0.03928 {
+            v / 12.92
+        } else {
+            ((v + 0.055) / 1.055).powf(2.4)
+        }
+    };
+    let luminance = 0.2126 * channel(0) + 0.7152 * channel(2) + 0.0722 * channel(4);
+    1.05 / (luminance + 0.05)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn defaults() -> MspSettings {
+        MspSettings {
+            branding: Branding {
+                name: "Northwind IT".into(),
+                color: None,
+                logo_url: None,
+                support_phone: None,
+            },
+            policy: MspPolicy::default(),
+        }
+    }
+
+    #[test]
+    fn contrast_is_the_wcag_ratio() {
+        assert!((contrast_with_white("#000000") - 21.0).abs() < 0.01);
+        assert!((contrast_with_white("#fff") - 1.0).abs() < 0.01);
+        assert!(contrast_with_white("#0b5cad") >= MIN_CONTRAST_WITH_WHITE);
+        assert!(contrast_with_white("#ffcc00") < MIN_CONTRAST_WITH_WHITE);
+    }
+
+    #[test]
+    fn each_field_is_checked_and_names_itself() {
+        let field_of = |change: SettingsChange| match apply(&defaults(), change) {
+            Err(CoreError::InvalidInput { field, .. }) => field,
+            other => panic!("expected a field error, got {other:?}"),
+        };
+        assert_eq!(
+            field_of(SettingsChange {
+                name: Some("  ".into()),
+                ..Default::default()
+            }),
+            "name"
+        );
+        assert_eq!(
+            field_of(SettingsChange {
+                color: Some(Some("#ffcc00".into())),
+                ..Default::default()
+            }),
+            "color"
+        );
+        assert_eq!(
+            field_of(SettingsChange {
+                color: Some(Some("red".into())),
+                ..Default::default()
+            }),
+            "color"
+        );
+        assert_eq!(
+            field_of(SettingsChange {
+                logo_url: Some(Some("http://x.example/l.png".into())),
+                ..Default::default()
+            }),
+            "logo_url"
+        );
+        assert_eq!(
+            field_of(SettingsChange {
+                support_phone: Some(Some("call us".into())),
+                ..Default::default()
+            }),
+            "support_phone"
+        );
+        assert_eq!(
+            field_of(SettingsChange {
+                verified_window_seconds: Some(10),
+                ..Default::default()
+            }),
+            "verified_window_seconds"
+        );
+        assert_eq!(
+            field_of(SettingsChange {
+                password_length: Some(8),
+                ..Default::default()
+            }),
+            "password_length"
+        );
+        assert_eq!(
+            field_of(SettingsChange {
+                fraud_hold_seconds: Some(-1),
+                ..Default::default()
+            }),
+            "fraud_hold_seconds"
+        );
+    }
+
+    #[test]
+    fn only_what_changed_is_audited_with_old_and_new() {
+        let before = defaults();
+        let after = apply(
+            &before,
+            SettingsChange {
+                support_phone: Some(Some(" +1 206 555 0199 ".into())),
+                verified_window_seconds: Some(600),
+                color: Some(None),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            after.branding.support_phone.as_deref(),
+            Some("+1 206 555 0199")
+        );
+        let changed = changes(&before, &after);
+        let fields: Vec<&String> = changed.as_object().unwrap().keys().collect();
+        assert_eq!(fields, ["support_phone", "verified_window_seconds"]);
+        assert_eq!(changed["verified_window_seconds"]["old"], 900);
+        assert_eq!(changed["verified_window_seconds"]["new"], 600);
+    }
+}

@@ -1,0 +1,129 @@
+//! The MSP's settings through the API: checked field by field, audited with old and new, and
+//! seen at once by end users (SMS, the secure-link page) and by the verified window, on a
+//! second instance too. Every backend.
+
+use chrono::DateTime;
+use reqwest::Method;
+use serde_json::{Value, json};
+use vouch::domain::MspPolicy;
+
+use crate::backends::on_every_backend;
+use crate::common::world::{World, json_of};
+
+const DANA: &str = "dana@contoso.example";
+const DANA_MOBILE: &str = "+12065550101";
+
+async fn patch(world: &World, body: Value) -> (u16, Value) {
+    json_of(
+        world
+            .api(Method::PATCH, "/api/v1/settings")
+            .json(&body)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn settings_are_checked_audited_and_reach_end_users_at_once() {
+    on_every_backend(async |db| {
+        let world = World::start(db, MspPolicy::default()).await;
+        let (status, before) =
+            json_of(world.api(Method::GET, "/api/v1/settings").send().await.unwrap()).await;
+        assert_eq!(status, 200, "{before}");
+        assert_eq!(before["policy"]["verified_window_seconds"], 900);
+
+        // A bad field names itself, and nothing is saved.
+        for (body, field) in [
+            (json!({"branding": {"color": "#ffee00"}}), "color"),
+            (json!({"branding": {"support_phone": "call us"}}), "support_phone"),
+            (json!({"branding": {"logo_url": "http://logo.example/l.png"}}), "logo_url"),
+            (json!({"policy": {"verified_window_seconds": 5}}), "verified_window_seconds"),
+            (json!({"policy": {"password_length": 8}}), "password_length"),
+        ] {
+            let (status, err) = patch(&world, body).await;
+            assert_eq!((status, err["code"].as_str()), (400, Some("invalid_request")), "{err}");
+            assert!(err["message"].as_str().unwrap().contains(field), "{err}");
+        }
+        let (_, unchanged) =
+            json_of(world.api(Method::GET, "/api/v1/settings").send().await.unwrap()).await;
+        assert_eq!(unchanged, before);
+
+        let (status, after) = patch(
+            &world,
+            json!({
+                "branding": {"name": "Northwind Support", "color": "#0b5cad", "support_phone": "+1 206 555 0142"},
+                "policy": {"verified_window_seconds": 600},
+            }),
+        )
+        .await;
+        assert_eq!(status, 200, "{after}");
+        assert_eq!(after["branding"]["support_phone"], "+1 206 555 0142");
+        assert_eq!(after["policy"]["verified_window_seconds"], 600);
+
+        // Audited with old and new, only what changed.
+        let (_, audit) = json_of(
+            world
+                .api(Method::GET, "/api/v1/audit?action=settings.update")
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        let entry = audit
+            .as_array()
+            .or_else(|| audit["items"].as_array())
+            .and_then(|items| items.first().cloned())
+            .expect("an audit entry");
+        let changed = &entry["details"]["changed"];
+        assert_eq!(changed["verified_window_seconds"]["old"], 900, "{entry}");
+        assert_eq!(changed["verified_window_seconds"]["new"], 600, "{entry}");
+        assert!(changed.get("password_length").is_none(), "{entry}");
+
+        // A second instance sees it at once, and the verified window follows it.
+        let second = world.second_instance(db).await;
+        let (_, seen) = json_of(
+            world
+                .api_on(&second, Method::GET, "/api/v1/settings")
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(seen, after);
+        let id = world.verified(DANA).await;
+        let (_, verification) = json_of(
+            world
+                .api_on(&second, Method::GET, &format!("/api/v1/verifications/{id}"))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        let time = |v: &Value| DateTime::parse_from_rfc3339(v.as_str().unwrap()).unwrap();
+        let window = time(&verification["verified_until"]) - time(&verification["decided_at"]);
+        assert!((595..=605).contains(&window.num_seconds()), "{verification}");
+
+        // The end user: the SMS and the secure-link page carry the new name and phone.
+        let (status, reset) = world.reset(DANA, &id, "settings-reset-0001").await;
+        assert_eq!(status, 201, "{reset}");
+        let sms = world.sms.last_message_to(DANA_MOBILE).expect("the link went by SMS").body;
+        assert!(sms.starts_with("Northwind Support"), "{sms}");
+        let link = sms.split_whitespace().find(|w| w.starts_with("http")).unwrap();
+        let path = url::Url::parse(link).unwrap().path().to_owned();
+        let page = world
+            .app
+            .client
+            .get(world.app.url(&path))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(page.contains("Northwind Support"), "{page}");
+        assert!(page.contains("+1 206 555 0142"), "{page}");
+    })
+    .await;
+}
