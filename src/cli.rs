@@ -10,10 +10,13 @@ use secrecy::ExposeSecret;
 
 use crate::app::{App, open_store};
 use crate::config::Config;
-use crate::domain::MspPolicy;
+use crate::core::settings::{SettingsChange, SettingsService};
+use crate::domain::{ActorKind, MspPolicy};
 use crate::server;
+use crate::store::Store;
+use crate::store::audit::AuditActor;
 use crate::store::crypto::MasterKey;
-use crate::store::msp::NewMspAccount;
+use crate::store::msp::{MspAccount, NewMspAccount};
 use crate::telemetry;
 
 #[derive(Debug, Parser)]
@@ -56,6 +59,36 @@ pub enum Command {
     /// Manage an MSP's API keys.
     #[command(subcommand, name = "api-key")]
     ApiKey(ApiKeyCommand),
+    /// Show or change an MSP's branding and policies (as `GET/PATCH /v1/settings`).
+    #[command(subcommand)]
+    Settings(SettingsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SettingsCommand {
+    /// Print every setting with its value.
+    Show {
+        /// The MSP's id or exact name.
+        #[arg(long)]
+        msp: String,
+        /// Print JSON (as the API answers) instead of `key = value` lines.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change one setting, e.g. `vouch settings set --msp "Northwind IT" support_phone "+1 206 555 0199"`
+    /// (an empty VALUE clears an optional branding field). Audited as the command line.
+    Set {
+        /// The MSP's id or exact name.
+        #[arg(long)]
+        msp: String,
+        /// The setting, as `vouch settings show` names it.
+        key: String,
+        /// Its new value.
+        value: String,
+        /// Print the settings as JSON afterwards.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -189,14 +222,46 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Settings(command) => {
+            let store = open_store(&config).await?;
+            store.migrate().await?;
+            let settings = SettingsService::new(store.clone());
+            let (msp, json, change) = match command {
+                SettingsCommand::Show { msp, json } => (msp, json, None),
+                SettingsCommand::Set {
+                    msp,
+                    key,
+                    value,
+                    json,
+                } => (msp, json, Some((key, value))),
+            };
+            let msp = find_msp(&store, &msp).await?;
+            let shown = match change {
+                None => settings.get(msp.id).await,
+                Some((key, value)) => match SettingsChange::of_text(&key, &value) {
+                    Ok(change) => settings.update(msp.id, &command_line_actor(), change).await,
+                    Err(err) => Err(err),
+                },
+            }
+            .map_err(|err| anyhow!("{}: {err}", err.code()))?;
+            if json {
+                println!("{:#}", shown.to_json());
+            } else {
+                for (_, name, value) in shown.fields() {
+                    let text = match value {
+                        serde_json::Value::Null => String::new(),
+                        serde_json::Value::String(s) => s,
+                        other => other.to_string(),
+                    };
+                    println!("{name} = {text}");
+                }
+            }
+            Ok(())
+        }
         Command::ApiKey(ApiKeyCommand::Create { msp, name }) => {
             let store = open_store(&config).await?;
             store.migrate().await?;
-            let msps = store.list_msps().await?;
-            let found = msps
-                .iter()
-                .find(|m| m.id.to_string() == msp || m.name == msp)
-                .ok_or_else(|| anyhow!("no MSP with id or name {msp:?}; see `vouch msp list`"))?;
+            let found = &find_msp(&store, &msp).await?;
             let (_, key) = store.create_api_key(found.id, &name).await?;
             println!("{}", key.expose_secret());
             eprintln!(
@@ -205,6 +270,25 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             );
             Ok(())
         }
+    }
+}
+
+/// The MSP named by `id_or_name` (its id, or its exact name).
+async fn find_msp(store: &Store, id_or_name: &str) -> anyhow::Result<MspAccount> {
+    store
+        .list_msps()
+        .await?
+        .into_iter()
+        .find(|m| m.id.to_string() == id_or_name || m.name == id_or_name)
+        .ok_or_else(|| anyhow!("no MSP with id or name {id_or_name:?}; see `vouch msp list`"))
+}
+
+/// How a change made with the command line appears in the audit log.
+fn command_line_actor() -> AuditActor {
+    AuditActor {
+        kind: ActorKind::System,
+        id: None,
+        name: Some("vouch command line".to_owned()),
     }
 }
 

@@ -254,38 +254,162 @@ fn apply(before: &MspSettings, change: SettingsChange) -> Result<MspSettings, Co
     Ok(after)
 }
 
+/// The part of the settings a field belongs to, as the API groups them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    Branding,
+    Policy,
+}
+
+impl MspSettings {
+    /// Every field: its part, its name (as the API, the CLI and the audit spell it) and its
+    /// value. None of them is a secret.
+    pub fn fields(&self) -> Vec<(Part, &'static str, serde_json::Value)> {
+        use serde_json::json;
+        let (b, p) = (&self.branding, &self.policy);
+        vec![
+            (Part::Branding, "name", json!(b.name)),
+            (Part::Branding, "color", json!(b.color)),
+            (Part::Branding, "logo_url", json!(b.logo_url)),
+            (Part::Branding, "support_phone", json!(b.support_phone)),
+            (
+                Part::Policy,
+                "verified_window_seconds",
+                json!(p.verified_window_seconds),
+            ),
+            (Part::Policy, "push_limit_count", json!(p.push_limit_count)),
+            (
+                Part::Policy,
+                "push_limit_window_seconds",
+                json!(p.push_limit_window_seconds),
+            ),
+            (
+                Part::Policy,
+                "technician_push_limit_count",
+                json!(p.technician_push_limit_count),
+            ),
+            (
+                Part::Policy,
+                "allow_contact_phone_fallback",
+                json!(p.allow_contact_phone_fallback),
+            ),
+            (
+                Part::Policy,
+                "allow_admin_reset",
+                json!(p.allow_admin_reset),
+            ),
+            (
+                Part::Policy,
+                "show_password_to_technician",
+                json!(p.show_password_to_technician),
+            ),
+            (Part::Policy, "password_length", json!(p.password_length)),
+            (Part::Policy, "password_style", json!(p.password_style)),
+            (
+                Part::Policy,
+                "force_change_at_next_sign_in",
+                json!(p.force_change_at_next_sign_in),
+            ),
+            (
+                Part::Policy,
+                "fraud_hold_seconds",
+                json!(p.fraud_hold_seconds),
+            ),
+        ]
+    }
+
+    /// The settings as the API's JSON answer has them: `{branding: {...}, policy: {...}}`.
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut branding = serde_json::Map::new();
+        let mut policy = serde_json::Map::new();
+        for (part, name, value) in self.fields() {
+            match part {
+                Part::Branding => branding.insert(name.to_owned(), value),
+                Part::Policy => policy.insert(name.to_owned(), value),
+            };
+        }
+        serde_json::json!({ "branding": branding, "policy": policy })
+    }
+}
+
+impl SettingsChange {
+    /// The change of one field from text, as `vouch settings set KEY VALUE` takes it: a
+    /// number, `true`/`false`, a password style, or for the optional branding fields an
+    /// empty value (or `none`) to clear it.
+    pub fn of_text(key: &str, value: &str) -> Result<SettingsChange, CoreError> {
+        let number = |field: &'static str| {
+            value
+                .trim()
+                .parse::<i32>()
+                .map_err(|_| invalid(field, "must be a whole number"))
+        };
+        let flag = |field: &'static str| match value.trim() {
+            "true" | "yes" | "on" => Ok(true),
+            "false" | "no" | "off" => Ok(false),
+            _ => Err(invalid(field, "must be true or false")),
+        };
+        let clearable = || {
+            let v = value.trim();
+            (!v.is_empty() && !v.eq_ignore_ascii_case("none")).then(|| v.to_owned())
+        };
+        let mut change = SettingsChange::default();
+        match key
+            .trim_start_matches("branding.")
+            .trim_start_matches("policy.")
+        {
+            "name" => change.name = Some(value.to_owned()),
+            "color" => change.color = Some(clearable()),
+            "logo_url" => change.logo_url = Some(clearable()),
+            "support_phone" => change.support_phone = Some(clearable()),
+            "verified_window_seconds" => {
+                change.verified_window_seconds = Some(number("verified_window_seconds")?)
+            }
+            "push_limit_count" => change.push_limit_count = Some(number("push_limit_count")?),
+            "push_limit_window_seconds" => {
+                change.push_limit_window_seconds = Some(number("push_limit_window_seconds")?)
+            }
+            "technician_push_limit_count" => {
+                change.technician_push_limit_count = Some(number("technician_push_limit_count")?)
+            }
+            "password_length" => change.password_length = Some(number("password_length")?),
+            "fraud_hold_seconds" => change.fraud_hold_seconds = Some(number("fraud_hold_seconds")?),
+            "allow_contact_phone_fallback" => {
+                change.allow_contact_phone_fallback = Some(flag("allow_contact_phone_fallback")?)
+            }
+            "allow_admin_reset" => change.allow_admin_reset = Some(flag("allow_admin_reset")?),
+            "show_password_to_technician" => {
+                change.show_password_to_technician = Some(flag("show_password_to_technician")?)
+            }
+            "force_change_at_next_sign_in" => {
+                change.force_change_at_next_sign_in = Some(flag("force_change_at_next_sign_in")?)
+            }
+            "password_style" => {
+                change.password_style = Some(match value.trim() {
+                    "random" => PasswordStyle::Random,
+                    "passphrase" => PasswordStyle::Passphrase,
+                    _ => return Err(invalid("password_style", "must be random or passphrase")),
+                })
+            }
+            _ => {
+                return Err(invalid(
+                    "key",
+                    format!("{key:?} names no setting; `vouch settings show` lists them"),
+                ));
+            }
+        }
+        Ok(change)
+    }
+}
+
 /// Each field that differs, with its old and new value (none of them is a secret).
 fn changes(before: &MspSettings, after: &MspSettings) -> serde_json::Value {
-    let as_json = |s: &MspSettings| {
-        let p = &s.policy;
-        serde_json::json!({
-            "name": s.branding.name,
-            "color": s.branding.color,
-            "logo_url": s.branding.logo_url,
-            "support_phone": s.branding.support_phone,
-            "verified_window_seconds": p.verified_window_seconds,
-            "push_limit_count": p.push_limit_count,
-            "push_limit_window_seconds": p.push_limit_window_seconds,
-            "technician_push_limit_count": p.technician_push_limit_count,
-            "allow_contact_phone_fallback": p.allow_contact_phone_fallback,
-            "allow_admin_reset": p.allow_admin_reset,
-            "show_password_to_technician": p.show_password_to_technician,
-            "password_length": p.password_length,
-            "password_style": p.password_style,
-            "force_change_at_next_sign_in": p.force_change_at_next_sign_in,
-            "fraud_hold_seconds": p.fraud_hold_seconds,
-        })
-    };
-    let (old, new) = (as_json(before), as_json(after));
     let mut changed = serde_json::Map::new();
-    if let (Some(old), Some(new)) = (old.as_object(), new.as_object()) {
-        for (field, value) in new {
-            if old.get(field) != Some(value) {
-                changed.insert(
-                    field.clone(),
-                    serde_json::json!({ "old": old.get(field), "new": value }),
-                );
-            }
+    for ((_, field, old), (_, _, new)) in before.fields().into_iter().zip(after.fields()) {
+        if old != new {
+            changed.insert(
+                field.to_owned(),
+                serde_json::json!({ "old": old, "new": new }),
+            );
         }
     }
     serde_json::Value::Object(changed)

@@ -127,3 +127,64 @@ async fn settings_are_checked_audited_and_reach_end_users_at_once() {
     })
     .await;
 }
+
+/// `vouch settings show|set`, over the same service as the API: the same checks, the same
+/// code and sentence on a refusal (and a non-zero exit), JSON for scripts.
+#[test]
+fn the_command_line_shows_and_sets_settings() {
+    use secrecy::ExposeSecret;
+    use std::process::Command;
+    let dir = tempfile::tempdir().unwrap();
+    let key = vouch::store::crypto::MasterKey::generate_encoded();
+    let vouch = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_vouch"))
+            .args(args)
+            .current_dir(dir.path())
+            .env_clear()
+            .env("VOUCH__ENCRYPTION__MASTER_KEY", key.expose_secret())
+            .env(
+                "VOUCH__DATABASE__URL",
+                format!("sqlite://{}/v.db?mode=rwc", dir.path().display()),
+            )
+            .output()
+            .unwrap()
+    };
+    let created = vouch(&["msp", "create", "--name", "Acme IT"]);
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+
+    let set = vouch(&[
+        "settings",
+        "set",
+        "--msp",
+        "Acme IT",
+        "support_phone",
+        "+1 206 555 0100",
+    ]);
+    assert!(
+        set.status.success(),
+        "{}",
+        String::from_utf8_lossy(&set.stderr)
+    );
+    let shown = vouch(&["settings", "show", "--msp", "Acme IT", "--json"]);
+    let json: Value = serde_json::from_slice(&shown.stdout).unwrap();
+    assert_eq!(json["branding"]["support_phone"], "+1 206 555 0100");
+    assert_eq!(json["policy"]["verified_window_seconds"], 900);
+
+    let refused = vouch(&["settings", "set", "--msp", "Acme IT", "color", "#ffee00"]);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("invalid_request") && stderr.contains("`color`"),
+        "{stderr}"
+    );
+    let unknown = vouch(&["settings", "set", "--msp", "Acme IT", "colour", "#000000"]);
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("names no setting"));
+
+    let lines = String::from_utf8(vouch(&["settings", "show", "--msp", "Acme IT"]).stdout).unwrap();
+    assert!(lines.contains("support_phone = +1 206 555 0100"), "{lines}");
+    assert!(lines.contains("fraud_hold_seconds = 86400"), "{lines}");
+}
