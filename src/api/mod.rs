@@ -9,6 +9,7 @@ pub mod health;
 mod integrations;
 mod nul;
 pub mod pod;
+mod psa_connections;
 pub mod routes;
 mod shares;
 mod system;
@@ -22,6 +23,7 @@ pub use error::{ApiError, ErrorBody, ErrorCode};
 pub type Apis = (
     system::SystemApi,
     integrations::IntegrationsApi,
+    psa_connections::PsaConnectionsApi,
     verifications::VerificationsApi,
     verifications::ResetsApi,
     shares::SharesApi,
@@ -36,6 +38,7 @@ pub fn service() -> OpenApiService<Apis, ()> {
         (
             system::SystemApi,
             integrations::IntegrationsApi,
+            psa_connections::PsaConnectionsApi,
             verifications::VerificationsApi,
             verifications::ResetsApi,
             shares::SharesApi,

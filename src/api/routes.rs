@@ -205,6 +205,37 @@ fn problem_in(
             return Some(problem);
         }
     }
+    // A union told apart by a property (`kind`): the variant it names is the schema.
+    if let (Some(discriminator), Value::Object(object)) = (&schema.discriminator, value)
+        && !schema.one_of.is_empty()
+    {
+        let name = discriminator.property_name;
+        let Some(given) = object.get(name).filter(|v| !v.is_null()) else {
+            return Some((Some(join(at, name)), "is required".to_owned()));
+        };
+        let Some((_, reference)) = discriminator
+            .mapping
+            .iter()
+            .find(|(mapping, _)| given.as_str() == Some(mapping.as_str()))
+        else {
+            let allowed: Vec<&str> = discriminator
+                .mapping
+                .iter()
+                .map(|(mapping, _)| mapping.as_str())
+                .collect();
+            return Some((
+                Some(join(at, name)),
+                format!("must be one of: {}", allowed.join(", ")),
+            ));
+        };
+        let variant = reference.trim_start_matches("#/components/schemas/");
+        return problem_in(
+            registry,
+            &MetaSchemaRef::Reference(variant.to_owned()),
+            value,
+            at,
+        );
+    }
     let field = || (!at.is_empty()).then(|| at.clone());
     if !schema.enum_items.is_empty() {
         if schema.enum_items.contains(value) {

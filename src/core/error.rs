@@ -98,6 +98,14 @@ pub enum CoreError {
     ResetInProgress,
     #[error("No such password reset.")]
     ResetNotFound,
+    #[error(
+        "No PSA connection with this id belongs to your MSP. List your connections with GET /api/v1/psa-connections."
+    )]
+    PsaConnectionNotFound,
+    #[error(
+        "This PSA connection was changed by someone else at the same time. Read it again and repeat your change."
+    )]
+    PsaConnectionChanged,
     #[error("Internal error.")]
     Store(String),
 }
@@ -137,6 +145,8 @@ impl CoreError {
             CoreError::ResetNotFound => ErrorCode::ResetNotFound,
             CoreError::Share(err) => err.code(),
             CoreError::ResendNotAllowed { code, .. } => *code,
+            CoreError::PsaConnectionNotFound => ErrorCode::PsaConnectionNotFound,
+            CoreError::PsaConnectionChanged => ErrorCode::PsaConnectionChanged,
             CoreError::Store(_) => ErrorCode::InternalError,
         }
     }
