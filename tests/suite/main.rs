@@ -18,6 +18,7 @@ mod http;
 mod microsoft;
 mod pod_truth;
 mod pods;
+mod psa_connections;
 mod pushes;
 mod resets;
 mod sandbox_microsoft;
