@@ -590,7 +590,11 @@ impl PsaConnectionsApi {
     /// replaced only when a new one is given. `null` sets an optional value back to its
     /// default. The change is audited (before and after, never a secret) and this instance's
     /// pods see it at once; other instances within `cache.connections.ttl_seconds`.
-    #[oai(path = "/:id", method = "patch", operation_id = "psa_connections_update")]
+    #[oai(
+        path = "/:id",
+        method = "patch",
+        operation_id = "psa_connections_update"
+    )]
     async fn update(
         &self,
         auth: MspApiKey,
@@ -641,7 +645,11 @@ impl PsaConnectionsApi {
     ///
     /// Removes its secrets, its company mappings and its technicians; the pods embedded with
     /// its pod URL stop working. The audit log keeps every entry about it.
-    #[oai(path = "/:id", method = "delete", operation_id = "psa_connections_remove")]
+    #[oai(
+        path = "/:id",
+        method = "delete",
+        operation_id = "psa_connections_remove"
+    )]
     async fn remove(
         &self,
         auth: MspApiKey,
@@ -661,7 +669,11 @@ impl PsaConnectionsApi {
     /// with. This answer shows that secret's value because the admin must paste it into the
     /// PSA: treat it as a password. ConnectWise has no such secret (its Hosted API vouches for
     /// the technician).
-    #[oai(path = "/:id/setup", method = "get", operation_id = "psa_connections_setup")]
+    #[oai(
+        path = "/:id/setup",
+        method = "get",
+        operation_id = "psa_connections_setup"
+    )]
     async fn setup(
         &self,
         auth: MspApiKey,

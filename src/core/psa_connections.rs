@@ -505,7 +505,10 @@ fn psa_url(field: &'static str, value: &str, keep_slash: bool) -> Result<String,
         ));
     }
     if url.query().is_some() || url.fragment().is_some() {
-        return Err(invalid(field, "must not have a query (?...) or fragment (#...)"));
+        return Err(invalid(
+            field,
+            "must not have a query (?...) or fragment (#...)",
+        ));
     }
     let text = url.to_string();
     Ok(if keep_slash {
@@ -547,7 +550,8 @@ fn allowed_origins(values: &[String]) -> Result<Vec<String>, CoreError> {
     let mut origins: Vec<String> = Vec::new();
     for value in values {
         let value = value.trim();
-        let problem = "must list origins such as https://psa.example.com (scheme, host and port only)";
+        let problem =
+            "must list origins such as https://psa.example.com (scheme, host and port only)";
         let url = Url::parse(value).map_err(|_| invalid(FIELD, problem))?;
         let plain = matches!(url.scheme(), "https" | "http")
             && url.host_str().is_some_and(|h| !h.is_empty())
@@ -707,7 +711,14 @@ impl PsaConnectionService {
             credentials: draft.shape.credentials_json(),
         };
         let after = self.view_of(id, kind, &draft, now, now);
-        let audit = self.audit(msp_id, actor, "psa_connection.create", &after, None, Some(&after));
+        let audit = self.audit(
+            msp_id,
+            actor,
+            "psa_connection.create",
+            &after,
+            None,
+            Some(&after),
+        );
         let created = self.store.create_connection_audited(id, new, audit).await?;
         self.pods.forget_connection(id).await;
         Ok(CreatedConnection {
@@ -1262,7 +1273,10 @@ mod tests {
                 PsaKind::ConnectWise,
                 "https://api-na.myconnectwise.net/v4_6_release"
             ),
-            ["https://na.myconnectwise.net", "https://api-na.myconnectwise.net"]
+            [
+                "https://na.myconnectwise.net",
+                "https://api-na.myconnectwise.net"
+            ]
         );
         assert_eq!(
             default_origins(PsaKind::ConnectWise, "https://cw.msp.example:8443"),
@@ -1341,7 +1355,11 @@ mod tests {
                 },
             );
             assert!(steps.len() >= 4, "{kind:?}: {steps:?}");
-            assert!(steps.iter().any(|s| s.contains("https://v.example/pods/x?connection=1")));
+            assert!(
+                steps
+                    .iter()
+                    .any(|s| s.contains("https://v.example/pods/x?connection=1"))
+            );
         }
     }
 }

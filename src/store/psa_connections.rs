@@ -134,9 +134,18 @@ impl Store {
         let txn = self.connection().begin().await?;
         let changed = psa_connection::Entity::update_many()
             .col_expr(psa_connection::Column::Name, Expr::value(update.name))
-            .col_expr(psa_connection::Column::BaseUrl, Expr::value(update.base_url))
-            .col_expr(psa_connection::Column::Settings, Expr::value(update.settings))
-            .col_expr(psa_connection::Column::CredentialsSealed, Expr::value(sealed))
+            .col_expr(
+                psa_connection::Column::BaseUrl,
+                Expr::value(update.base_url),
+            )
+            .col_expr(
+                psa_connection::Column::Settings,
+                Expr::value(update.settings),
+            )
+            .col_expr(
+                psa_connection::Column::CredentialsSealed,
+                Expr::value(sealed),
+            )
             .col_expr(psa_connection::Column::UpdatedAt, Expr::value(Utc::now()))
             .filter(psa_connection::Column::Id.eq(id))
             .filter(psa_connection::Column::UpdatedAt.eq(read_at))

@@ -286,14 +286,26 @@ async fn every_field_is_checked_and_a_refusal_names_it() {
                 with(cw.clone(), "kind", json!("servicenow")),
                 "`kind` must be one of: connectwise, halopsa, autotask",
             ),
-            (with(cw.clone(), "company_id", Value::Null), "`company_id` is required"),
-            (with(cw.clone(), "company_id", json!(["northwind"])), "`company_id` must be a string"),
-            (with(cw.clone(), "company_id", json!("  ")), "`company_id` must not be empty"),
+            (
+                with(cw.clone(), "company_id", Value::Null),
+                "`company_id` is required",
+            ),
+            (
+                with(cw.clone(), "company_id", json!(["northwind"])),
+                "`company_id` must be a string",
+            ),
+            (
+                with(cw.clone(), "company_id", json!("  ")),
+                "`company_id` must not be empty",
+            ),
             (
                 with(cw.clone(), "name", json!("n".repeat(201))),
                 "`name` must be at most 200 characters long",
             ),
-            (with(cw.clone(), "site_url", json!("na.myconnectwise.net")), "`site_url` must be an absolute URL"),
+            (
+                with(cw.clone(), "site_url", json!("na.myconnectwise.net")),
+                "`site_url` must be an absolute URL",
+            ),
             (
                 with(cw.clone(), "site_url", json!("http://na.myconnectwise.net")),
                 "`site_url` must start with https://",
@@ -303,34 +315,63 @@ async fn every_field_is_checked_and_a_refusal_names_it() {
                 "`client_id` is required: this Vouch has no psa.connectwise.client_id",
             ),
             (
-                with(cw.clone(), "allowed_origins", json!(["https://psa.example/ticket"])),
+                with(
+                    cw.clone(),
+                    "allowed_origins",
+                    json!(["https://psa.example/ticket"]),
+                ),
                 "`allowed_origins` must list origins",
             ),
-            (with(cw.clone(), "allowed_origins", json!([])), "`allowed_origins` must name at least one origin"),
-            (with(halopsa_body(&world), "auth_url", Value::Null), "`auth_url` is required"),
+            (
+                with(cw.clone(), "allowed_origins", json!([])),
+                "`allowed_origins` must name at least one origin",
+            ),
+            (
+                with(halopsa_body(&world), "auth_url", Value::Null),
+                "`auth_url` is required",
+            ),
             (
                 with(halopsa_body(&world), "client_secret", json!("   ")),
                 "`client_secret` must not be empty",
             ),
             (
-                with(halopsa_body(&world), "resource_url", json!("https://user:pw@halo.example")),
+                with(
+                    halopsa_body(&world),
+                    "resource_url",
+                    json!("https://user:pw@halo.example"),
+                ),
                 "`resource_url` must not carry a user name or password",
             ),
-            (with(autotask_body(&world), "api_secret", Value::Null), "`api_secret` is required"),
             (
-                with(autotask_body(&world), "zone_lookup_url", json!("ftp://zones.example/")),
+                with(autotask_body(&world), "api_secret", Value::Null),
+                "`api_secret` is required",
+            ),
+            (
+                with(
+                    autotask_body(&world),
+                    "zone_lookup_url",
+                    json!("ftp://zones.example/"),
+                ),
                 "`zone_lookup_url` must be an https:// URL",
             ),
         ];
         for (body, expected) in cases {
             let message = refusal(&world, Method::POST, path, body.clone()).await;
             assert!(message.contains(expected), "{expected}: {message}");
-            for secret in [sbx::CW_PRIVATE_KEY, sbx::HALO_API_CLIENT_SECRET, sbx::AUTOTASK_API_SECRET] {
+            for secret in [
+                sbx::CW_PRIVATE_KEY,
+                sbx::HALO_API_CLIENT_SECRET,
+                sbx::AUTOTASK_API_SECRET,
+            ] {
                 assert!(!message.contains(secret), "{message}");
             }
         }
         let (_, list) = call(&world, Method::GET, path, None).await;
-        assert_eq!(list.as_array().unwrap().len(), 3, "nothing refused was saved");
+        assert_eq!(
+            list.as_array().unwrap().len(),
+            3,
+            "nothing refused was saved"
+        );
 
         // A change is checked the same way, and keeps the connection's PSA.
         let halo = create(&world, halopsa_body(&world)).await;
@@ -344,7 +385,10 @@ async fn every_field_is_checked_and_a_refusal_names_it() {
             json!({"kind": "halopsa", "auth_url": "halo.example/auth"}),
         )
         .await;
-        assert!(message.contains("`auth_url` must be an absolute URL"), "{message}");
+        assert!(
+            message.contains("`auth_url` must be an absolute URL"),
+            "{message}"
+        );
         let message = refusal(
             &world,
             Method::PATCH,
@@ -358,10 +402,16 @@ async fn every_field_is_checked_and_a_refusal_names_it() {
         let missing = format!("{path}/{}", uuid::Uuid::now_v7());
         for method in [Method::GET, Method::DELETE] {
             let (status, body) = call(&world, method, &missing, None).await;
-            assert_eq!((status, body["code"].as_str()), (404, Some("psa_connection_not_found")));
+            assert_eq!(
+                (status, body["code"].as_str()),
+                (404, Some("psa_connection_not_found"))
+            );
         }
         let (status, body) = call(&world, Method::GET, &format!("{missing}/setup"), None).await;
-        assert_eq!((status, body["code"].as_str()), (404, Some("psa_connection_not_found")));
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (404, Some("psa_connection_not_found"))
+        );
         let (status, body) = call(&world, Method::GET, &format!("{path}/not-an-id"), None).await;
         assert_eq!(status, 400);
         assert!(body["message"].as_str().unwrap().contains("`id`"), "{body}");
@@ -505,7 +555,10 @@ async fn deleting_a_connection_removes_its_secrets_and_mappings_and_keeps_the_au
             .unwrap();
         // A pod open through it (so the pod service has cached the connection).
         let tab_secret = halo["tab_secret"]["value"].as_str().unwrap().to_owned();
-        let pod_url = setup_of(&world, &id).await["pod_url"].as_str().unwrap().to_owned();
+        let pod_url = setup_of(&world, &id).await["pod_url"]
+            .as_str()
+            .unwrap()
+            .to_owned();
         let extra = [
             ("ticket_id", sbx::HALO_TICKET_DANA.to_string()),
             ("agent_id", sbx::HALO_AGENT_ID.to_string()),
@@ -513,12 +566,32 @@ async fn deleting_a_connection_removes_its_secrets_and_mappings_and_keeps_the_au
         let load = || signed(&local(&world, &pod_url), &extra, &tab_secret);
         let (status, _, _) = get_page(&world, &load()).await;
         assert_eq!(status, 200);
-        assert_eq!(world.app.store.count_company_mappings(uuid).await.unwrap(), 1);
+        assert_eq!(
+            world.app.store.count_company_mappings(uuid).await.unwrap(),
+            1
+        );
 
-        let (status, _) = call(&world, Method::DELETE, &format!("/api/v1/psa-connections/{id}"), None).await;
+        let (status, _) = call(
+            &world,
+            Method::DELETE,
+            &format!("/api/v1/psa-connections/{id}"),
+            None,
+        )
+        .await;
         assert_eq!(status, 204);
-        assert!(world.app.store.get_connection(uuid).await.unwrap().is_none());
-        assert_eq!(world.app.store.count_company_mappings(uuid).await.unwrap(), 0);
+        assert!(
+            world
+                .app
+                .store
+                .get_connection(uuid)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert_eq!(
+            world.app.store.count_company_mappings(uuid).await.unwrap(),
+            0
+        );
         assert!(
             world
                 .app
@@ -535,8 +608,17 @@ async fn deleting_a_connection_removes_its_secrets_and_mappings_and_keeps_the_au
         let (status, _, html) = get_page(&world, &load()).await;
         assert_eq!(status, 403, "{html}");
         // Gone, and deleting again finds nothing.
-        let (status, body) = call(&world, Method::DELETE, &format!("/api/v1/psa-connections/{id}"), None).await;
-        assert_eq!((status, body["code"].as_str()), (404, Some("psa_connection_not_found")));
+        let (status, body) = call(
+            &world,
+            Method::DELETE,
+            &format!("/api/v1/psa-connections/{id}"),
+            None,
+        )
+        .await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (404, Some("psa_connection_not_found"))
+        );
 
         let (_, audit) = call(
             &world,
@@ -551,14 +633,21 @@ async fn deleting_a_connection_removes_its_secrets_and_mappings_and_keeps_the_au
             .iter()
             .map(|e| e["action"].as_str().unwrap())
             .collect();
-        assert_eq!(actions, ["psa_connection.delete", "psa_connection.create"], "{audit}");
+        assert_eq!(
+            actions,
+            ["psa_connection.delete", "psa_connection.create"],
+            "{audit}"
+        );
         let deleted = &audit[0];
         assert_eq!(deleted["actor_kind"], "api_key");
         assert_eq!(deleted["details"]["company_mappings_removed"], 1);
         assert_eq!(deleted["details"]["before"]["id"], id.as_str());
         assert_eq!(deleted["details"]["after"], Value::Null);
         assert_eq!(audit[1]["details"]["before"], Value::Null);
-        assert_eq!(audit[1]["details"]["after"]["details"]["tab_secret"]["set"], true);
+        assert_eq!(
+            audit[1]["details"]["after"]["details"]["tab_secret"]["set"],
+            true
+        );
     })
     .await;
 }
@@ -571,7 +660,10 @@ async fn a_change_is_seen_by_the_pods_at_once_and_audited_before_and_after() {
         let id = halo["id"].as_str().unwrap().to_owned();
         let one = format!("/api/v1/psa-connections/{id}");
         let tab_secret = halo["tab_secret"]["value"].as_str().unwrap().to_owned();
-        let pod_url = setup_of(&world, &id).await["pod_url"].as_str().unwrap().to_owned();
+        let pod_url = setup_of(&world, &id).await["pod_url"]
+            .as_str()
+            .unwrap()
+            .to_owned();
         let extra = [
             ("ticket_id", sbx::HALO_TICKET_DANA.to_string()),
             ("agent_id", sbx::HALO_AGENT_ID.to_string()),
@@ -579,7 +671,10 @@ async fn a_change_is_seen_by_the_pods_at_once_and_audited_before_and_after() {
         let load = || signed(&local(&world, &pod_url), &extra, &tab_secret);
         let (status, csp, _) = get_page(&world, &load()).await;
         assert_eq!(status, 200);
-        assert!(csp.contains(&format!("frame-ancestors {}", world.psa.base_url())), "{csp}");
+        assert!(
+            csp.contains(&format!("frame-ancestors {}", world.psa.base_url())),
+            "{csp}"
+        );
 
         let (status, changed) = call(
             &world,
@@ -593,13 +688,22 @@ async fn a_change_is_seen_by_the_pods_at_once_and_audited_before_and_after() {
         )
         .await;
         assert_eq!(status, 200, "{changed}");
-        assert_eq!(changed["allowed_origins"], json!(["https://msp.halopsa.example"]));
+        assert_eq!(
+            changed["allowed_origins"],
+            json!(["https://msp.halopsa.example"])
+        );
         assert_eq!(changed["allowed_origins_custom"], true);
         assert_eq!(changed["tenant"], "northwind");
-        assert_eq!(changed["client_secret"], halo["client_secret"], "a secret left out stays");
+        assert_eq!(
+            changed["client_secret"], halo["client_secret"],
+            "a secret left out stays"
+        );
         let (status, csp, _) = get_page(&world, &load()).await;
         assert_eq!(status, 200);
-        assert!(csp.contains("frame-ancestors https://msp.halopsa.example"), "seen at once: {csp}");
+        assert!(
+            csp.contains("frame-ancestors https://msp.halopsa.example"),
+            "seen at once: {csp}"
+        );
 
         // `null` goes back to the default.
         let (_, changed) = call(
@@ -622,12 +726,19 @@ async fn a_change_is_seen_by_the_pods_at_once_and_audited_before_and_after() {
         )
         .await;
         assert!(
-            changed["client_secret"]["changed_at"].as_str() > halo["client_secret"]["changed_at"].as_str(),
+            changed["client_secret"]["changed_at"].as_str()
+                > halo["client_secret"]["changed_at"].as_str(),
             "{changed}"
         );
-        assert_eq!(changed["tab_secret"], json!({"set": true, "changed_at": halo["tab_secret"]["changed_at"]}));
+        assert_eq!(
+            changed["tab_secret"],
+            json!({"set": true, "changed_at": halo["tab_secret"]["changed_at"]})
+        );
         let (status, _, html) = get_page(&world, &load()).await;
-        assert_eq!(status, 200, "the pod still opens with the same tab secret: {html}");
+        assert_eq!(
+            status, 200,
+            "the pod still opens with the same tab secret: {html}"
+        );
 
         let (_, audit) = call(
             &world,
@@ -639,8 +750,14 @@ async fn a_change_is_seen_by_the_pods_at_once_and_audited_before_and_after() {
         let entries = audit.as_array().unwrap();
         assert_eq!(entries.len(), 3, "{audit}");
         let first = &entries[2];
-        assert_eq!(first["details"]["before"]["allowed_origins"], json!([world.psa.base_url()]));
-        assert_eq!(first["details"]["after"]["allowed_origins"], json!(["https://msp.halopsa.example"]));
+        assert_eq!(
+            first["details"]["before"]["allowed_origins"],
+            json!([world.psa.base_url()])
+        );
+        assert_eq!(
+            first["details"]["after"]["allowed_origins"],
+            json!(["https://msp.halopsa.example"])
+        );
         assert_eq!(first["actor_kind"], "api_key");
     })
     .await;
