@@ -380,6 +380,32 @@ mod tests {
     }
 
     #[test]
+    fn a_union_body_is_checked_against_the_variant_its_kind_names() {
+        let create = operation(&Method::POST, "/api/v1/psa-connections").unwrap();
+        let problem = |body: Value| body_problem(create, &body);
+        assert_eq!(
+            problem(serde_json::json!({ "company_id": "x" })),
+            Some((Some("kind".into()), "is required".into()))
+        );
+        let (field, what) = problem(serde_json::json!({ "kind": "servicenow" })).unwrap();
+        assert_eq!(field.as_deref(), Some("kind"));
+        assert_eq!(what, "must be one of: connectwise, halopsa, autotask");
+        assert_eq!(
+            problem(
+                serde_json::json!({ "kind": "autotask", "api_user": "u", "api_secret": "hunter2" })
+            ),
+            Some((Some("integration_code".into()), "is required".into()))
+        );
+        assert_eq!(
+            problem(serde_json::json!({
+                "kind": "halopsa", "resource_url": ["x"], "auth_url": "a",
+                "client_id": "c", "client_secret": "s",
+            })),
+            Some((Some("resource_url".into()), "must be a string".into()))
+        );
+    }
+
+    #[test]
     fn a_body_problem_names_the_field_and_never_the_value() {
         let create = operation(&Method::POST, "/api/v1/shares").unwrap();
         let problem = |body: Value| body_problem(create, &body);
