@@ -25,6 +25,7 @@ use crate::core::directory::Directory;
 use crate::core::integrations::{IntegrationsDeps, IntegrationsService, VouchApp};
 use crate::core::messaging::Messenger;
 use crate::core::pod::{PodDeps, PodService};
+use crate::core::psa_connections::{PsaConnectionDeps, PsaConnectionService};
 use crate::core::reset::{ResetDeps, ResetService, ResetSettings};
 use crate::core::share::{ShareDelivery, ShareDeps, ShareService};
 use crate::core::verification::VerificationService;
@@ -311,6 +312,8 @@ pub struct AppContext {
     pub pods: PodService,
     /// The MSP's branding and policies.
     pub settings: crate::core::settings::SettingsService,
+    /// The MSP's PSA connections (create, change, delete, set-up values).
+    pub psa_connections: PsaConnectionService,
     /// Extra links shown on the landing page (the demo adds its sandbox pages).
     pub landing_links: Vec<(String, String)>,
 }
@@ -409,9 +412,18 @@ impl AppContext {
             technician_cache: config.cache.technicians,
             connection_cache: config.cache.connections,
         });
+        let psa_connections = PsaConnectionService::new(PsaConnectionDeps {
+            store: store.clone(),
+            pods: pods.clone(),
+            public_url: config.http.public_url.clone(),
+            connectwise_client_id: config.psa.connectwise.client_id.clone(),
+            connectwise_default_site_url: config.psa.connectwise.default_site_url.clone(),
+            autotask_zone_lookup_url: config.psa.autotask.zone_lookup_url.clone(),
+        });
         AppContext {
             settings: crate::core::settings::SettingsService::new(store.clone()),
             pods,
+            psa_connections,
             config,
             store,
             metrics,

@@ -75,7 +75,8 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         | ResetHoldNotFound
         | MicrosoftUserNotFound
         | PsaNotFound
-        | ShareNotFound => StatusCode::NOT_FOUND,
+        | ShareNotFound
+        | PsaConnectionNotFound => StatusCode::NOT_FOUND,
         MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         TenantNotConnected
         | AuthenticatorNotConnected
@@ -113,7 +114,8 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         | VerificationExpired
         | VerificationInterrupted
         | LinkExpired
-        | DeniedByUser => StatusCode::CONFLICT,
+        | DeniedByUser
+        | PsaConnectionChanged => StatusCode::CONFLICT,
         PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         PushRateLimited | MicrosoftThrottled | SmsThrottled | PsaThrottled => {

@@ -10,6 +10,7 @@ mod holds;
 mod integrations;
 mod nul;
 pub mod pod;
+mod psa_connections;
 pub mod routes;
 mod settings;
 mod shares;
@@ -24,6 +25,7 @@ pub use error::{ApiError, ErrorBody, ErrorCode};
 pub type Apis = (
     system::SystemApi,
     integrations::IntegrationsApi,
+    psa_connections::PsaConnectionsApi,
     verifications::VerificationsApi,
     verifications::ResetsApi,
     holds::HoldsApi,
@@ -40,6 +42,7 @@ pub fn service() -> OpenApiService<Apis, ()> {
         (
             system::SystemApi,
             integrations::IntegrationsApi,
+            psa_connections::PsaConnectionsApi,
             verifications::VerificationsApi,
             verifications::ResetsApi,
             holds::HoldsApi,

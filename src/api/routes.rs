@@ -205,6 +205,37 @@ fn problem_in(
             return Some(problem);
         }
     }
+    // A union told apart by a property (`kind`): the variant it names is the schema.
+    if let (Some(discriminator), Value::Object(object)) = (&schema.discriminator, value)
+        && !schema.one_of.is_empty()
+    {
+        let name = discriminator.property_name;
+        let Some(given) = object.get(name).filter(|v| !v.is_null()) else {
+            return Some((Some(join(at, name)), "is required".to_owned()));
+        };
+        let Some((_, reference)) = discriminator
+            .mapping
+            .iter()
+            .find(|(mapping, _)| given.as_str() == Some(mapping.as_str()))
+        else {
+            let allowed: Vec<&str> = discriminator
+                .mapping
+                .iter()
+                .map(|(mapping, _)| mapping.as_str())
+                .collect();
+            return Some((
+                Some(join(at, name)),
+                format!("must be one of: {}", allowed.join(", ")),
+            ));
+        };
+        let variant = reference.trim_start_matches("#/components/schemas/");
+        return problem_in(
+            registry,
+            &MetaSchemaRef::Reference(variant.to_owned()),
+            value,
+            at,
+        );
+    }
     let field = || (!at.is_empty()).then(|| at.clone());
     if !schema.enum_items.is_empty() {
         if schema.enum_items.contains(value) {
@@ -346,6 +377,32 @@ mod tests {
             Some("id")
         );
         assert_eq!(path_parameter_at("/api/v1/verifications/x/code", 3), None);
+    }
+
+    #[test]
+    fn a_union_body_is_checked_against_the_variant_its_kind_names() {
+        let create = operation(&Method::POST, "/api/v1/psa-connections").unwrap();
+        let problem = |body: Value| body_problem(create, &body);
+        assert_eq!(
+            problem(serde_json::json!({ "company_id": "x" })),
+            Some((Some("kind".into()), "is required".into()))
+        );
+        let (field, what) = problem(serde_json::json!({ "kind": "servicenow" })).unwrap();
+        assert_eq!(field.as_deref(), Some("kind"));
+        assert_eq!(what, "must be one of: connectwise, halopsa, autotask");
+        assert_eq!(
+            problem(
+                serde_json::json!({ "kind": "autotask", "api_user": "u", "api_secret": "hunter2" })
+            ),
+            Some((Some("integration_code".into()), "is required".into()))
+        );
+        assert_eq!(
+            problem(serde_json::json!({
+                "kind": "halopsa", "resource_url": ["x"], "auth_url": "a",
+                "client_id": "c", "client_secret": "s",
+            })),
+            Some((Some("resource_url".into()), "must be a string".into()))
+        );
     }
 
     #[test]

@@ -115,6 +115,14 @@ pub enum CoreError {
         lifted_at: Option<DateTime<Utc>>,
         held_until: DateTime<Utc>,
     },
+    #[error(
+        "No PSA connection with this id belongs to your MSP. List your connections with GET /api/v1/psa-connections."
+    )]
+    PsaConnectionNotFound,
+    #[error(
+        "This PSA connection was changed by someone else at the same time. Read it again and repeat your change."
+    )]
+    PsaConnectionChanged,
     #[error("Internal error.")]
     Store(String),
 }
@@ -157,6 +165,8 @@ impl CoreError {
             CoreError::ResetHoldNotActive { .. } => ErrorCode::ResetHoldNotActive,
             CoreError::Share(err) => err.code(),
             CoreError::ResendNotAllowed { code, .. } => *code,
+            CoreError::PsaConnectionNotFound => ErrorCode::PsaConnectionNotFound,
+            CoreError::PsaConnectionChanged => ErrorCode::PsaConnectionChanged,
             CoreError::Store(_) => ErrorCode::InternalError,
         }
     }

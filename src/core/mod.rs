@@ -9,6 +9,7 @@ pub mod messaging;
 pub mod method_fix;
 pub mod password;
 pub mod pod;
+pub mod psa_connections;
 pub mod reset;
 pub mod settings;
 pub mod share;

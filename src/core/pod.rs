@@ -307,6 +307,13 @@ impl PodService {
         Ok(connection)
     }
 
+    /// Forgets the cached copy of connection `id`, so the next pod load or call on this
+    /// instance reads it afresh: called when a connection is changed or deleted. Other
+    /// instances see the change within `cache.connections.ttl_seconds`.
+    pub async fn forget_connection(&self, id: Uuid) {
+        self.connection_cache.invalidate(&id).await;
+    }
+
     /// Checks a pod token and loads what it names; all of it must still belong together.
     #[tracing::instrument(skip_all)]
     pub async fn session(&self, token: &str) -> Result<PodSession, PodError> {

@@ -189,6 +189,12 @@ error_codes! {
     PsaTimedOut = "psa_timed_out",
     PsaMisconfigured = "psa_misconfigured",
     PsaUnexpectedResponse = "psa_unexpected_response",
+    /// No PSA connection with this id belongs to the MSP (list them with
+    /// `GET /v1/psa-connections`).
+    PsaConnectionNotFound = "psa_connection_not_found",
+    /// The PSA connection was changed by another request while this one was being applied:
+    /// read it again and repeat the change.
+    PsaConnectionChanged = "psa_connection_changed",
 
     // Secure shares.
     ShareNotFound = "share_not_found",

@@ -1,13 +1,17 @@
 //! PSA connections (sealed credentials) and the technicians the PSAs vouch for.
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::OnConflict;
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    TransactionTrait,
+};
 use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
 
+use super::audit::{NewAuditEvent, append_on};
 use super::crypto::SealedPlace;
-use super::entities::{psa_connection, technician};
+use super::entities::{company_tenant_mapping, psa_connection, technician};
 use super::{Store, StoreError};
 use crate::domain::PsaKind;
 
@@ -33,6 +37,9 @@ pub struct PsaConnection {
     pub settings: serde_json::Value,
     pub credentials: SecretString,
     pub created_at: DateTime<Utc>,
+    /// When the connection was last changed (the version [`Store::update_connection`]
+    /// checks).
+    pub updated_at: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,8 +73,25 @@ impl Store {
             base_url: m.base_url,
             settings: m.settings,
             created_at: m.created_at,
+            updated_at: m.updated_at,
         })
     }
+}
+
+/// A connection's new state (every column that can change), for [`Store::update_connection`].
+#[derive(Debug, Clone)]
+pub struct PsaConnectionUpdate {
+    pub name: String,
+    pub base_url: String,
+    pub settings: serde_json::Value,
+    pub credentials: SecretString,
+}
+
+/// What deleting a connection removed besides its row (and its sealed credentials).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RemovedWithConnection {
+    pub company_mappings: u64,
+    pub technicians: u64,
 }
 
 impl Store {
@@ -76,6 +100,118 @@ impl Store {
         new: NewPsaConnection,
     ) -> Result<PsaConnection, StoreError> {
         let id = Uuid::now_v7();
+        self.insert_connection(self.connection(), id, new).await
+    }
+
+    /// Creates the connection `id` and appends its audit entry, in one transaction.
+    pub async fn create_connection_audited(
+        &self,
+        id: Uuid,
+        new: NewPsaConnection,
+        audit: NewAuditEvent,
+    ) -> Result<PsaConnection, StoreError> {
+        let txn = self.connection().begin().await?;
+        let created = self.insert_connection(&txn, id, new).await?;
+        append_on(&txn, audit).await?;
+        txn.commit().await?;
+        Ok(created)
+    }
+
+    /// Replaces the changeable columns of connection `id`, provided it is still as last read
+    /// (`read_at` is the `updated_at` the caller saw), and appends the audit entry, in one
+    /// transaction. `None` when the connection is gone or was changed meanwhile.
+    pub async fn update_connection(
+        &self,
+        id: Uuid,
+        read_at: DateTime<Utc>,
+        update: PsaConnectionUpdate,
+        audit: NewAuditEvent,
+    ) -> Result<Option<PsaConnection>, StoreError> {
+        let sealed = self.keyring().seal(
+            &SealedPlace::new("psa_connections", "credentials_sealed", id),
+            update.credentials.expose_secret(),
+        );
+        let txn = self.connection().begin().await?;
+        let changed = psa_connection::Entity::update_many()
+            .col_expr(psa_connection::Column::Name, Expr::value(update.name))
+            .col_expr(
+                psa_connection::Column::BaseUrl,
+                Expr::value(update.base_url),
+            )
+            .col_expr(
+                psa_connection::Column::Settings,
+                Expr::value(update.settings),
+            )
+            .col_expr(
+                psa_connection::Column::CredentialsSealed,
+                Expr::value(sealed),
+            )
+            .col_expr(psa_connection::Column::UpdatedAt, Expr::value(Utc::now()))
+            .filter(psa_connection::Column::Id.eq(id))
+            .filter(psa_connection::Column::UpdatedAt.eq(read_at))
+            .exec(&txn)
+            .await?;
+        if changed.rows_affected != 1 {
+            return Ok(None);
+        }
+        append_on(&txn, audit).await?;
+        let model = psa_connection::Entity::find_by_id(id)
+            .one(&txn)
+            .await?
+            .ok_or(StoreError::NotFound("PSA connection"))?;
+        txn.commit().await?;
+        self.connection_from_model(model).map(Some)
+    }
+
+    /// Deletes connection `id` with its sealed credentials, its company mappings and its
+    /// technicians, and appends the audit entry, in one transaction. The audit log keeps
+    /// every entry about it (they name it by id, as text). `None` when there was no such
+    /// connection.
+    pub async fn delete_connection(
+        &self,
+        id: Uuid,
+        audit: NewAuditEvent,
+    ) -> Result<Option<RemovedWithConnection>, StoreError> {
+        let txn = self.connection().begin().await?;
+        let company_mappings = company_tenant_mapping::Entity::delete_many()
+            .filter(company_tenant_mapping::Column::PsaConnectionId.eq(id))
+            .exec(&txn)
+            .await?
+            .rows_affected;
+        let technicians = technician::Entity::delete_many()
+            .filter(technician::Column::PsaConnectionId.eq(id))
+            .exec(&txn)
+            .await?
+            .rows_affected;
+        let deleted = psa_connection::Entity::delete_by_id(id)
+            .exec(&txn)
+            .await?
+            .rows_affected;
+        if deleted != 1 {
+            return Ok(None);
+        }
+        append_on(&txn, audit).await?;
+        txn.commit().await?;
+        Ok(Some(RemovedWithConnection {
+            company_mappings,
+            technicians,
+        }))
+    }
+
+    /// How many PSA companies of connection `id` are mapped to a tenant.
+    pub async fn count_company_mappings(&self, id: Uuid) -> Result<u64, StoreError> {
+        Ok(company_tenant_mapping::Entity::find()
+            .filter(company_tenant_mapping::Column::PsaConnectionId.eq(id))
+            .count(self.connection())
+            .await?)
+    }
+
+    async fn insert_connection(
+        &self,
+        conn: &impl sea_orm::ConnectionTrait,
+        id: Uuid,
+        new: NewPsaConnection,
+    ) -> Result<PsaConnection, StoreError> {
         let now = Utc::now();
         let sealed = self.keyring().seal(
             &SealedPlace::new("psa_connections", "credentials_sealed", id),
@@ -93,7 +229,7 @@ impl Store {
             updated_at: Set(now),
         };
         let model = psa_connection::Entity::insert(model)
-            .exec_with_returning(self.connection())
+            .exec_with_returning(conn)
             .await?;
         self.connection_from_model(model)
     }

@@ -464,9 +464,17 @@ impl Probes<'_> {
             if methods.contains("GET") {
                 methods.insert("HEAD".into());
             }
-            let what = format!("PATCH {path}");
+            // A method the address does not take.
+            let other = ["PATCH", "PUT", "TRACE"]
+                .into_iter()
+                .find(|m| !methods.contains(*m))
+                .expect("no address takes every method");
+            let what = format!("{other} {path}");
             let (status, body, headers) = self
-                .check_with_headers(&what, client.patch(self.world.app.url(&path)))
+                .check_with_headers(
+                    &what,
+                    client.request(other.parse().unwrap(), self.world.app.url(&path)),
+                )
                 .await;
             assert_eq!(
                 (status, body["code"].as_str()),

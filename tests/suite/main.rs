@@ -19,6 +19,7 @@ mod http;
 mod microsoft;
 mod pod_truth;
 mod pods;
+mod psa_connections;
 mod pushes;
 mod resets;
 mod sandbox_microsoft;

@@ -1,0 +1,698 @@
+//! The MSP's PSA connections: create, list, read, change, delete, and the values to paste into
+//! the PSA. Each PSA has its own body, told apart by `kind`. Secrets are write-only.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use poem::web::Data;
+use poem_openapi::param::Path;
+use poem_openapi::payload::Json;
+use poem_openapi::types::MaybeUndefined;
+use poem_openapi::{ApiResponse, Enum, Object, OpenApi, Tags, Union};
+use secrecy::{ExposeSecret, SecretString};
+use uuid::Uuid;
+
+use super::ApiError;
+use super::auth::MspApiKey;
+use crate::app::AppContext;
+use crate::core::psa_connections as core;
+use crate::domain::PsaKind;
+
+#[derive(Tags)]
+enum ApiTags {
+    /// The MSP's connections to its PSA (ConnectWise PSA, HaloPSA, Autotask) and how to embed
+    /// the pod in it.
+    PsaConnections,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Requests
+// ---------------------------------------------------------------------------------------------
+
+/// A new ConnectWise PSA connection.
+#[derive(Debug, Object)]
+pub struct ConnectWiseCreate {
+    /// A name for people; defaults to "ConnectWise".
+    #[oai(validator(max_length = 200))]
+    pub name: Option<String>,
+    /// The ConnectWise site's address, e.g. `https://api-na.myconnectwise.net` (the REST API
+    /// is under `{site_url}/v4_6_release/apis/3.0`); defaults to
+    /// `psa.connectwise.default_site_url`. `https://` only (plain `http://` for localhost).
+    #[oai(validator(max_length = 2048))]
+    pub site_url: Option<String>,
+    /// The MSP's ConnectWise company id (the one technicians sign in with), e.g. `northwind`.
+    #[oai(validator(max_length = 256))]
+    pub company_id: String,
+    /// The public key of the API member's key pair.
+    #[oai(validator(max_length = 256))]
+    pub public_key: String,
+    /// The private key of the API member's key pair. Stored encrypted; never shown again.
+    #[oai(write_only, validator(max_length = 256))]
+    pub private_key: String,
+    /// The `clientId` of a ConnectWise developer integration; overrides
+    /// `psa.connectwise.client_id` (required when that is not configured).
+    #[oai(validator(max_length = 256))]
+    pub client_id: Option<String>,
+    /// The origins (`https://host[:port]`) that may frame the pod; defaults to the site's
+    /// (for `api-XX.myconnectwise.net`, also `XX.myconnectwise.net`, where technicians sign
+    /// in).
+    #[oai(validator(max_items = 20))]
+    pub allowed_origins: Option<Vec<String>>,
+}
+
+/// A new HaloPSA connection. Vouch generates the custom tab's secret and returns it once in
+/// the answer (and in the setup values).
+#[derive(Debug, Object)]
+pub struct HaloPsaCreate {
+    /// A name for people; defaults to "HaloPSA".
+    #[oai(validator(max_length = 200))]
+    pub name: Option<String>,
+    /// Halo's resource server, e.g. `https://msp.halopsa.com` (the API is
+    /// `{resource_url}/api/...`).
+    #[oai(validator(max_length = 2048))]
+    pub resource_url: String,
+    /// Halo's authorisation server, e.g. `https://msp.halopsa.com/auth` (tokens from
+    /// `{auth_url}/token`).
+    #[oai(validator(max_length = 2048))]
+    pub auth_url: String,
+    /// Hosted Halo's tenant name, sent with each token request; leave it out for a Halo of
+    /// your own.
+    #[oai(validator(max_length = 256))]
+    pub tenant: Option<String>,
+    /// The client id of the Halo API application (client credentials, scope `all`).
+    #[oai(validator(max_length = 256))]
+    pub client_id: String,
+    /// The client secret of the Halo API application. Stored encrypted; never shown again.
+    #[oai(write_only, validator(max_length = 1024))]
+    pub client_secret: String,
+    /// The origins (`https://host[:port]`) that may frame the pod; defaults to the resource
+    /// server's.
+    #[oai(validator(max_items = 20))]
+    pub allowed_origins: Option<Vec<String>>,
+}
+
+/// A new Autotask connection. Vouch generates the Insight's secret and returns it once in the
+/// answer (and in the setup values).
+#[derive(Debug, Object)]
+pub struct AutotaskCreate {
+    /// A name for people; defaults to "Autotask".
+    #[oai(validator(max_length = 200))]
+    pub name: Option<String>,
+    /// The API user's user name (an API-only resource), e.g. `vouch-api@msp.example`.
+    #[oai(validator(max_length = 320))]
+    pub api_user: String,
+    /// The API user's secret. Stored encrypted; never shown again.
+    #[oai(write_only, validator(max_length = 256))]
+    pub api_secret: String,
+    /// The API tracking identifier (`ApiIntegrationCode`) of the integration.
+    #[oai(validator(max_length = 256))]
+    pub integration_code: String,
+    /// Where the zone is looked up; overrides `psa.autotask.zone_lookup_url`.
+    #[oai(validator(max_length = 2048))]
+    pub zone_lookup_url: Option<String>,
+    /// The origins (`https://host[:port]`) that may frame the pod; defaults to
+    /// `https://*.autotask.net` (the zone hosts Autotask's pages come from), or to the zone
+    /// lookup's own origin when that is not Autotask's.
+    #[oai(validator(max_items = 20))]
+    pub allowed_origins: Option<Vec<String>>,
+}
+
+/// A new PSA connection: `kind` says which PSA, and which fields it takes.
+#[derive(Debug, Union)]
+#[oai(discriminator_name = "kind", one_of)]
+pub enum PsaConnectionCreate {
+    /// A ConnectWise PSA connection.
+    #[oai(mapping = "connectwise")]
+    ConnectWise(ConnectWiseCreate),
+    /// A HaloPSA connection.
+    #[oai(mapping = "halopsa")]
+    HaloPsa(HaloPsaCreate),
+    /// An Autotask connection.
+    #[oai(mapping = "autotask")]
+    Autotask(AutotaskCreate),
+}
+
+/// A change to a ConnectWise connection: what is left out stays as it is.
+#[derive(Debug, Object)]
+pub struct ConnectWisePatch {
+    /// A name for people.
+    #[oai(validator(max_length = 200))]
+    pub name: Option<String>,
+    /// The ConnectWise site's address.
+    #[oai(validator(max_length = 2048))]
+    pub site_url: Option<String>,
+    /// The MSP's ConnectWise company id.
+    #[oai(validator(max_length = 256))]
+    pub company_id: Option<String>,
+    /// The public key of the API member's key pair.
+    #[oai(validator(max_length = 256))]
+    pub public_key: Option<String>,
+    /// A new private key; left out, the stored one stays.
+    #[oai(write_only, validator(max_length = 256))]
+    pub private_key: Option<String>,
+    /// The `clientId` override; `null` falls back to `psa.connectwise.client_id`.
+    #[oai(validator(max_length = 256))]
+    pub client_id: MaybeUndefined<String>,
+    /// The origins that may frame the pod; `null` goes back to those of the site.
+    #[oai(validator(max_items = 20))]
+    pub allowed_origins: MaybeUndefined<Vec<String>>,
+}
+
+/// A change to a HaloPSA connection: what is left out stays as it is.
+#[derive(Debug, Object)]
+pub struct HaloPsaPatch {
+    /// A name for people.
+    #[oai(validator(max_length = 200))]
+    pub name: Option<String>,
+    /// Halo's resource server.
+    #[oai(validator(max_length = 2048))]
+    pub resource_url: Option<String>,
+    /// Halo's authorisation server.
+    #[oai(validator(max_length = 2048))]
+    pub auth_url: Option<String>,
+    /// Hosted Halo's tenant name; `null` removes it.
+    #[oai(validator(max_length = 256))]
+    pub tenant: MaybeUndefined<String>,
+    /// The client id of the Halo API application.
+    #[oai(validator(max_length = 256))]
+    pub client_id: Option<String>,
+    /// A new client secret; left out, the stored one stays.
+    #[oai(write_only, validator(max_length = 1024))]
+    pub client_secret: Option<String>,
+    /// The origins that may frame the pod; `null` goes back to the resource server's.
+    #[oai(validator(max_items = 20))]
+    pub allowed_origins: MaybeUndefined<Vec<String>>,
+}
+
+/// A change to an Autotask connection: what is left out stays as it is.
+#[derive(Debug, Object)]
+pub struct AutotaskPatch {
+    /// A name for people.
+    #[oai(validator(max_length = 200))]
+    pub name: Option<String>,
+    /// The API user's user name.
+    #[oai(validator(max_length = 320))]
+    pub api_user: Option<String>,
+    /// A new API user secret; left out, the stored one stays.
+    #[oai(write_only, validator(max_length = 256))]
+    pub api_secret: Option<String>,
+    /// The API tracking identifier.
+    #[oai(validator(max_length = 256))]
+    pub integration_code: Option<String>,
+    /// The zone lookup override; `null` falls back to `psa.autotask.zone_lookup_url`.
+    #[oai(validator(max_length = 2048))]
+    pub zone_lookup_url: MaybeUndefined<String>,
+    /// The origins that may frame the pod; `null` goes back to the default.
+    #[oai(validator(max_items = 20))]
+    pub allowed_origins: MaybeUndefined<Vec<String>>,
+}
+
+/// A change to a connection; `kind` must be the connection's own PSA.
+#[derive(Debug, Union)]
+#[oai(discriminator_name = "kind", one_of)]
+pub enum PsaConnectionPatch {
+    /// A change to a ConnectWise PSA connection.
+    #[oai(mapping = "connectwise")]
+    ConnectWise(ConnectWisePatch),
+    /// A change to a HaloPSA connection.
+    #[oai(mapping = "halopsa")]
+    HaloPsa(HaloPsaPatch),
+    /// A change to an Autotask connection.
+    #[oai(mapping = "autotask")]
+    Autotask(AutotaskPatch),
+}
+
+// ---------------------------------------------------------------------------------------------
+// Answers
+// ---------------------------------------------------------------------------------------------
+
+/// A secret: whether it is set and when it last changed, never its value.
+#[derive(Debug, Object)]
+pub struct SecretState {
+    /// Whether Vouch holds this secret.
+    pub set: bool,
+    /// When it was last set through this API (`null` when it was set another way).
+    pub changed_at: Option<DateTime<Utc>>,
+    /// The value: only in the answer that created the connection, and only for a secret
+    /// Vouch generated (the HaloPSA `tab_secret`, the Autotask `insight_secret`). Never in
+    /// any other answer; `GET /v1/psa-connections/{id}/setup` shows it again for pasting.
+    #[oai(skip_serializing_if_is_none)]
+    pub value: Option<String>,
+}
+
+impl SecretState {
+    fn of(status: core::SecretStatus) -> SecretState {
+        SecretState {
+            set: status.set,
+            changed_at: status.changed_at,
+            value: None,
+        }
+    }
+}
+
+/// What a connection's status is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "snake_case")]
+pub enum PsaConnectionStatus {
+    /// Saved, not tested yet.
+    Untested,
+}
+
+/// The outcome of the last connection test (none yet: testing is to come).
+#[derive(Debug, Object)]
+pub struct PsaConnectionTest {
+    /// When it ran.
+    pub tested_at: DateTime<Utc>,
+    /// Whether every check passed.
+    pub passed: bool,
+}
+
+/// What every connection shows, whatever its PSA.
+#[derive(Debug, Object)]
+pub struct PsaConnectionCommon {
+    /// Vouch's id of this connection (the `connection` of its pod URL).
+    pub id: Uuid,
+    /// A name for people.
+    pub name: String,
+    /// Whether the connection is known to work; `untested` until it is tested.
+    pub status: PsaConnectionStatus,
+    /// The last test, `null` when there was none.
+    pub last_test: Option<PsaConnectionTest>,
+    /// The origins that may frame the pod (its `Content-Security-Policy: frame-ancestors`).
+    pub allowed_origins: Vec<String>,
+    /// `true` when `allowed_origins` was set by the admin; `false` when it follows the PSA's
+    /// address.
+    pub allowed_origins_custom: bool,
+    /// When the connection was created.
+    pub created_at: DateTime<Utc>,
+    /// When it was last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A ConnectWise PSA connection.
+#[derive(Debug, Object)]
+pub struct ConnectWiseConnection {
+    #[oai(flatten)]
+    pub common: PsaConnectionCommon,
+    /// The ConnectWise site's address.
+    pub site_url: String,
+    /// The MSP's ConnectWise company id.
+    pub company_id: String,
+    /// The public key of the API member's key pair.
+    pub public_key: String,
+    /// The private key (never its value).
+    pub private_key: SecretState,
+    /// This connection's `clientId` override, `null` when the configured one applies.
+    pub client_id: Option<String>,
+    /// The `clientId` Vouch sends: the override, else `psa.connectwise.client_id`.
+    pub client_id_in_effect: Option<String>,
+}
+
+/// A HaloPSA connection.
+#[derive(Debug, Object)]
+pub struct HaloPsaConnection {
+    #[oai(flatten)]
+    pub common: PsaConnectionCommon,
+    /// Halo's resource server.
+    pub resource_url: String,
+    /// Halo's authorisation server.
+    pub auth_url: String,
+    /// Hosted Halo's tenant name.
+    pub tenant: Option<String>,
+    /// The client id of the Halo API application.
+    pub client_id: String,
+    /// The API application's client secret (never its value).
+    pub client_secret: SecretState,
+    /// The custom tab's secret, generated by Vouch: its value only in the create answer.
+    pub tab_secret: SecretState,
+}
+
+/// An Autotask connection.
+#[derive(Debug, Object)]
+pub struct AutotaskConnection {
+    #[oai(flatten)]
+    pub common: PsaConnectionCommon,
+    /// The API user's user name.
+    pub api_user: String,
+    /// The API tracking identifier.
+    pub integration_code: String,
+    /// The API user's secret (never its value).
+    pub api_secret: SecretState,
+    /// The Insight's secret, generated by Vouch: its value only in the create answer.
+    pub insight_secret: SecretState,
+    /// This connection's zone lookup override, `null` when the configured one applies.
+    pub zone_lookup_url: Option<String>,
+    /// The zone lookup Vouch uses: the override, else `psa.autotask.zone_lookup_url`.
+    pub zone_lookup_url_in_effect: String,
+}
+
+/// A PSA connection; `kind` says which PSA. Never carries a secret's value (except the one
+/// Vouch generated, in the create answer only).
+#[derive(Debug, Union)]
+#[oai(discriminator_name = "kind", one_of)]
+pub enum PsaConnection {
+    /// A ConnectWise PSA connection.
+    #[oai(mapping = "connectwise")]
+    ConnectWise(ConnectWiseConnection),
+    /// A HaloPSA connection.
+    #[oai(mapping = "halopsa")]
+    HaloPsa(HaloPsaConnection),
+    /// An Autotask connection.
+    #[oai(mapping = "autotask")]
+    Autotask(AutotaskConnection),
+}
+
+impl PsaConnection {
+    fn of(view: core::PsaConnectionView, generated: Option<core::GeneratedSecret>) -> Self {
+        let common = PsaConnectionCommon {
+            id: view.id,
+            name: view.name,
+            status: match view.status {
+                core::ConnectionStatus::Untested => PsaConnectionStatus::Untested,
+            },
+            last_test: None,
+            allowed_origins: view.allowed_origins,
+            allowed_origins_custom: view.allowed_origins_custom,
+            created_at: view.created_at,
+            updated_at: view.updated_at,
+        };
+        let with_value = |mut state: SecretState, field: &str| {
+            if let Some(generated) = generated.as_ref().filter(|g| g.field == field) {
+                state.value = Some(generated.value.expose_secret().to_owned());
+            }
+            state
+        };
+        match view.details {
+            core::ConnectionDetails::ConnectWise {
+                site_url,
+                company_id,
+                public_key,
+                private_key,
+                client_id,
+                client_id_in_effect,
+            } => PsaConnection::ConnectWise(ConnectWiseConnection {
+                common,
+                site_url,
+                company_id,
+                public_key,
+                private_key: SecretState::of(private_key),
+                client_id,
+                client_id_in_effect,
+            }),
+            core::ConnectionDetails::HaloPsa {
+                resource_url,
+                auth_url,
+                tenant,
+                client_id,
+                client_secret,
+                tab_secret,
+            } => PsaConnection::HaloPsa(HaloPsaConnection {
+                common,
+                resource_url,
+                auth_url,
+                tenant,
+                client_id,
+                client_secret: SecretState::of(client_secret),
+                tab_secret: with_value(SecretState::of(tab_secret), "tab_secret"),
+            }),
+            core::ConnectionDetails::Autotask {
+                api_user,
+                integration_code,
+                api_secret,
+                insight_secret,
+                zone_lookup_url,
+                zone_lookup_url_in_effect,
+            } => PsaConnection::Autotask(AutotaskConnection {
+                common,
+                api_user,
+                integration_code,
+                api_secret: SecretState::of(api_secret),
+                insight_secret: with_value(SecretState::of(insight_secret), "insight_secret"),
+                zone_lookup_url,
+                zone_lookup_url_in_effect,
+            }),
+        }
+    }
+}
+
+/// The signing secret to paste into the PSA.
+#[derive(Debug, Object)]
+pub struct SetupSecret {
+    /// Which secret: `tab_secret` (HaloPSA) or `insight_secret` (Autotask).
+    pub field: String,
+    /// What the instructions call it.
+    pub label: String,
+    /// The value to paste. Treat it as a password: whoever holds it can open pods as the PSA.
+    pub value: String,
+}
+
+/// What to paste into the PSA so it embeds the pod.
+#[derive(Debug, Object)]
+pub struct PsaConnectionSetup {
+    /// The connection.
+    pub connection_id: Uuid,
+    /// Its PSA.
+    pub kind: PsaKind,
+    /// The pod's address, exactly as the PSA must load it. It carries no secret. For
+    /// ConnectWise it ends with `id=[cw_id]&screen=[cw_screen]`, which ConnectWise fills in.
+    pub pod_url: String,
+    /// Vouch's own origin (ConnectWise's Manage Hosted API asks for it as "Origin").
+    pub vouch_origin: String,
+    /// The secret the PSA signs each load with (HaloPSA, Autotask); `null` for ConnectWise,
+    /// whose loads are vouched for by its Hosted API instead.
+    pub secret: Option<SetupSecret>,
+    /// The recommended height of the pod, in pixels.
+    pub height_px: u32,
+    /// The steps to follow in the PSA, in order.
+    pub steps: Vec<String>,
+}
+
+#[derive(ApiResponse)]
+enum Created {
+    /// The connection is saved (it has not been tested).
+    #[oai(status = 201)]
+    Created(Json<PsaConnection>),
+}
+
+#[derive(ApiResponse)]
+enum Removed {
+    /// The connection, its secrets and its company mappings are removed; the audit log keeps
+    /// its history.
+    #[oai(status = 204)]
+    Removed,
+}
+
+fn secret(value: String) -> SecretString {
+    SecretString::from(value)
+}
+
+fn patch<T>(value: MaybeUndefined<T>) -> core::Patch<T> {
+    match value {
+        MaybeUndefined::Undefined => core::Patch::Keep,
+        MaybeUndefined::Null => core::Patch::Clear,
+        MaybeUndefined::Value(value) => core::Patch::Set(value),
+    }
+}
+
+pub struct PsaConnectionsApi;
+
+#[OpenApi(prefix_path = "/v1/psa-connections", tag = "ApiTags::PsaConnections")]
+impl PsaConnectionsApi {
+    /// Connect a PSA.
+    ///
+    /// The body depends on `kind`. Each field is checked, and a refusal names the field.
+    /// Nothing is sent to the PSA yet (testing a connection is a separate step), so a saved
+    /// connection is `untested`. For HaloPSA and Autotask, Vouch generates the secret the PSA
+    /// signs pod loads with (256 bits) and returns its value in this answer only
+    /// (`tab_secret.value`, `insight_secret.value`); the setup values show it again.
+    #[oai(path = "/", method = "post", operation_id = "psa_connections_create")]
+    async fn create(
+        &self,
+        auth: MspApiKey,
+        ctx: Data<&Arc<AppContext>>,
+        body: Json<PsaConnectionCreate>,
+    ) -> Result<Created, ApiError> {
+        let input = match body.0 {
+            PsaConnectionCreate::ConnectWise(b) => {
+                core::NewConnectionInput::ConnectWise(core::ConnectWiseInput {
+                    name: b.name,
+                    site_url: b.site_url,
+                    company_id: b.company_id,
+                    public_key: b.public_key,
+                    private_key: secret(b.private_key),
+                    client_id: b.client_id,
+                    allowed_origins: b.allowed_origins,
+                })
+            }
+            PsaConnectionCreate::HaloPsa(b) => {
+                core::NewConnectionInput::HaloPsa(core::HaloPsaInput {
+                    name: b.name,
+                    resource_url: b.resource_url,
+                    auth_url: b.auth_url,
+                    tenant: b.tenant,
+                    client_id: b.client_id,
+                    client_secret: secret(b.client_secret),
+                    allowed_origins: b.allowed_origins,
+                })
+            }
+            PsaConnectionCreate::Autotask(b) => {
+                core::NewConnectionInput::Autotask(core::AutotaskInput {
+                    name: b.name,
+                    api_user: b.api_user,
+                    api_secret: secret(b.api_secret),
+                    integration_code: b.integration_code,
+                    zone_lookup_url: b.zone_lookup_url,
+                    allowed_origins: b.allowed_origins,
+                })
+            }
+        };
+        let created = ctx
+            .psa_connections
+            .create(auth.msp_id(), &auth.actor(), input)
+            .await?;
+        Ok(Created::Created(Json(PsaConnection::of(
+            created.view,
+            created.generated,
+        ))))
+    }
+
+    /// List the MSP's PSA connections, oldest first. Never shows a secret.
+    #[oai(path = "/", method = "get", operation_id = "psa_connections_list")]
+    async fn list(
+        &self,
+        auth: MspApiKey,
+        ctx: Data<&Arc<AppContext>>,
+    ) -> Result<Json<Vec<PsaConnection>>, ApiError> {
+        let views = ctx.psa_connections.list(auth.msp_id()).await?;
+        Ok(Json(
+            views
+                .into_iter()
+                .map(|v| PsaConnection::of(v, None))
+                .collect(),
+        ))
+    }
+
+    /// Read one PSA connection. Never shows a secret.
+    #[oai(path = "/:id", method = "get", operation_id = "psa_connections_get")]
+    async fn get(
+        &self,
+        auth: MspApiKey,
+        ctx: Data<&Arc<AppContext>>,
+        id: Path<Uuid>,
+    ) -> Result<Json<PsaConnection>, ApiError> {
+        let view = ctx.psa_connections.get(auth.msp_id(), id.0).await?;
+        Ok(Json(PsaConnection::of(view, None)))
+    }
+
+    /// Change a PSA connection.
+    ///
+    /// `kind` must be the connection's PSA. Fields left out stay as they are; a secret is
+    /// replaced only when a new one is given. `null` sets an optional value back to its
+    /// default. The change is audited (before and after, never a secret) and this instance's
+    /// pods see it at once; other instances within `cache.connections.ttl_seconds`.
+    #[oai(
+        path = "/:id",
+        method = "patch",
+        operation_id = "psa_connections_update"
+    )]
+    async fn update(
+        &self,
+        auth: MspApiKey,
+        ctx: Data<&Arc<AppContext>>,
+        id: Path<Uuid>,
+        body: Json<PsaConnectionPatch>,
+    ) -> Result<Json<PsaConnection>, ApiError> {
+        let change = match body.0 {
+            PsaConnectionPatch::ConnectWise(b) => {
+                core::ConnectionPatch::ConnectWise(core::ConnectWisePatch {
+                    name: b.name,
+                    site_url: b.site_url,
+                    company_id: b.company_id,
+                    public_key: b.public_key,
+                    private_key: b.private_key.map(secret),
+                    client_id: patch(b.client_id),
+                    allowed_origins: patch(b.allowed_origins),
+                })
+            }
+            PsaConnectionPatch::HaloPsa(b) => core::ConnectionPatch::HaloPsa(core::HaloPsaPatch {
+                name: b.name,
+                resource_url: b.resource_url,
+                auth_url: b.auth_url,
+                tenant: patch(b.tenant),
+                client_id: b.client_id,
+                client_secret: b.client_secret.map(secret),
+                allowed_origins: patch(b.allowed_origins),
+            }),
+            PsaConnectionPatch::Autotask(b) => {
+                core::ConnectionPatch::Autotask(core::AutotaskPatch {
+                    name: b.name,
+                    api_user: b.api_user,
+                    api_secret: b.api_secret.map(secret),
+                    integration_code: b.integration_code,
+                    zone_lookup_url: patch(b.zone_lookup_url),
+                    allowed_origins: patch(b.allowed_origins),
+                })
+            }
+        };
+        let view = ctx
+            .psa_connections
+            .update(auth.msp_id(), &auth.actor(), id.0, change)
+            .await?;
+        Ok(Json(PsaConnection::of(view, None)))
+    }
+
+    /// Remove a PSA connection.
+    ///
+    /// Removes its secrets, its company mappings and its technicians; the pods embedded with
+    /// its pod URL stop working. The audit log keeps every entry about it.
+    #[oai(
+        path = "/:id",
+        method = "delete",
+        operation_id = "psa_connections_remove"
+    )]
+    async fn remove(
+        &self,
+        auth: MspApiKey,
+        ctx: Data<&Arc<AppContext>>,
+        id: Path<Uuid>,
+    ) -> Result<Removed, ApiError> {
+        ctx.psa_connections
+            .delete(auth.msp_id(), &auth.actor(), id.0)
+            .await?;
+        Ok(Removed::Removed)
+    }
+
+    /// What to paste into the PSA to embed the pod.
+    ///
+    /// The pod URL (it carries no secret), the recommended height, the PSA's step-by-step
+    /// instructions and, for HaloPSA and Autotask, the secret the PSA signs each pod load
+    /// with. This answer shows that secret's value because the admin must paste it into the
+    /// PSA: treat it as a password. ConnectWise has no such secret (its Hosted API vouches for
+    /// the technician).
+    #[oai(
+        path = "/:id/setup",
+        method = "get",
+        operation_id = "psa_connections_setup"
+    )]
+    async fn setup(
+        &self,
+        auth: MspApiKey,
+        ctx: Data<&Arc<AppContext>>,
+        id: Path<Uuid>,
+    ) -> Result<Json<PsaConnectionSetup>, ApiError> {
+        let setup = ctx.psa_connections.setup(auth.msp_id(), id.0).await?;
+        Ok(Json(PsaConnectionSetup {
+            connection_id: setup.connection_id,
+            kind: setup.kind,
+            pod_url: setup.pod_url,
+            vouch_origin: setup.vouch_origin,
+            secret: setup.secret.map(|s| SetupSecret {
+                field: s.field.to_owned(),
+                label: s.label.to_owned(),
+                value: s.value.expose_secret().to_owned(),
+            }),
+            height_px: setup.height_px,
+            steps: setup.steps,
+        }))
+    }
+}
