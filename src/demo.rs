@@ -404,10 +404,51 @@ pub async fn connect_psa_sandbox(
     let base = vouch_base_url.trim_end_matches('/');
     let mut urls = sbx::PodUrls::default();
     for (kind, name, base_url, settings, credentials, company) in wanted {
-        // The sandbox listens on a new port each run: replace last run's connection.
+        // The sandbox listens on a new port each run: last run's connection is updated in
+        // place (connections do not pile up), audited like any change.
         let connection = match existing.iter().find(|c| c.kind == kind) {
             Some(old) if old.base_url == base_url => old.clone(),
-            _ => {
+            Some(old) => {
+                let audit = NewAuditEvent {
+                    msp_id,
+                    actor: AuditActor {
+                        kind: ActorKind::System,
+                        id: None,
+                        name: Some("vouch demo".into()),
+                    },
+                    action: "psa_connection.update".into(),
+                    subject_kind: Some("psa_connection".into()),
+                    subject_id: Some(old.id.to_string()),
+                    subject_name: Some(name.to_owned()),
+                    psa_ticket_id: None,
+                    outcome: "success".into(),
+                    upstream_request_id: None,
+                    details: serde_json::json!({
+                        "before": { "base_url": old.base_url },
+                        "after": { "base_url": base_url },
+                        "why": "the sandbox listens on a new port each run",
+                    }),
+                };
+                store
+                    .update_connection(
+                        old.id,
+                        old.updated_at,
+                        crate::store::psa_connections::PsaConnectionUpdate {
+                            name: name.to_owned(),
+                            base_url,
+                            settings,
+                            credentials: SecretString::from(credentials.to_string()),
+                        },
+                        audit,
+                    )
+                    .await?
+                    .ok_or_else(|| {
+                        anyhow::anyhow!(
+                            "the demo's {name} connection changed meanwhile; run `vouch demo` again"
+                        )
+                    })?
+            }
+            None => {
                 store
                     .create_connection(NewPsaConnection {
                         msp_id,
