@@ -26,6 +26,7 @@ use crate::core::integrations::{IntegrationsDeps, IntegrationsService, VouchApp}
 use crate::core::messaging::Messenger;
 use crate::core::pod::{PodDeps, PodService};
 use crate::core::reset::{ResetDeps, ResetService, ResetSettings};
+use crate::core::setup::SetupService;
 use crate::core::share::{ShareDelivery, ShareDeps, ShareService};
 use crate::core::verification::VerificationService;
 use crate::microsoft::Microsoft;
@@ -311,6 +312,8 @@ pub struct AppContext {
     pub pods: PodService,
     /// The MSP's branding and policies.
     pub settings: crate::core::settings::SettingsService,
+    /// Company mappings, tenants and API keys, as the MSP admin sets them up.
+    pub setup: SetupService,
     /// Extra links shown on the landing page (the demo adds its sandbox pages).
     pub landing_links: Vec<(String, String)>,
 }
@@ -411,6 +414,7 @@ impl AppContext {
         });
         AppContext {
             settings: crate::core::settings::SettingsService::new(store.clone()),
+            setup: SetupService::new(store.clone()),
             pods,
             config,
             store,

@@ -12,6 +12,7 @@ mod nul;
 pub mod pod;
 pub mod routes;
 mod settings;
+mod setup;
 mod shares;
 mod system;
 mod verifications;
@@ -24,6 +25,9 @@ pub use error::{ApiError, ErrorBody, ErrorCode};
 pub type Apis = (
     system::SystemApi,
     integrations::IntegrationsApi,
+    setup::TenantsApi,
+    setup::CompanyMappingsApi,
+    setup::ApiKeysApi,
     verifications::VerificationsApi,
     verifications::ResetsApi,
     holds::HoldsApi,
@@ -40,6 +44,9 @@ pub fn service() -> OpenApiService<Apis, ()> {
         (
             system::SystemApi,
             integrations::IntegrationsApi,
+            setup::TenantsApi,
+            setup::CompanyMappingsApi,
+            setup::ApiKeysApi,
             verifications::VerificationsApi,
             verifications::ResetsApi,
             holds::HoldsApi,

@@ -57,6 +57,18 @@ pub enum CoreError {
     )]
     CompanyNotMapped { company: String },
     #[error(
+        "{company} is already mapped to {tenant}. Remove that mapping first (DELETE /api/v1/company-mappings/{{id}}) if its users now live in another tenant."
+    )]
+    CompanyAlreadyMapped { company: String, tenant: String },
+    #[error(
+        "{resets} password reset(s) of {tenant} are in progress. Wait for them to finish (a minute or two), then remove the tenant."
+    )]
+    TenantBusy { tenant: String, resets: u64 },
+    /// A set-up object (a PSA connection, a company mapping, an API key) that is not the
+    /// caller's; the message names which and where to list them.
+    #[error("{message}")]
+    NotFoundHere { message: String },
+    #[error(
         "This offer to change the default sign-in method has expired. Send the push again to get a new one."
     )]
     MethodFixInvalid,
@@ -134,6 +146,9 @@ impl CoreError {
             CoreError::NoMobilePhone => ErrorCode::NoMobilePhone,
             CoreError::AuthenticatorNotRegistered { .. } => ErrorCode::AuthenticatorNotRegistered,
             CoreError::CompanyNotMapped { .. } => ErrorCode::CompanyNotMapped,
+            CoreError::CompanyAlreadyMapped { .. } => ErrorCode::CompanyAlreadyMapped,
+            CoreError::TenantBusy { .. } => ErrorCode::TenantBusy,
+            CoreError::NotFoundHere { .. } => ErrorCode::NotFound,
             CoreError::MethodFixInvalid => ErrorCode::MethodFixInvalid,
             CoreError::PushAlreadyPending { .. } => ErrorCode::PushAlreadyPending,
             CoreError::PushRateLimited { .. } | CoreError::TechnicianPushRateLimited { .. } => {

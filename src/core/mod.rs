@@ -11,6 +11,7 @@ pub mod password;
 pub mod pod;
 pub mod reset;
 pub mod settings;
+pub mod setup;
 pub mod share;
 pub mod texts;
 pub mod verification;
