@@ -9,13 +9,14 @@ use reqwest::Method;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 use uuid::Uuid;
-use vouch::domain::{ActorKind, MspPolicy, PsaKind};
+use vouch::domain::{ActorKind, MspPolicy, PsaKind, ResetStatus};
 use vouch::sandbox::microsoft::{
     DEMO_TENANT_ID, IDENTITY_APP_PERMISSIONS, NO_P1_TENANT_ID, NO_P1_TENANT_NAME, SandboxApp,
 };
 use vouch::sandbox::psa as sbx;
 use vouch::store::access::sha256_hex;
 use vouch::store::audit::AuditActor;
+use vouch::store::resets::{ClaimOutcome, NewReset, ResetCompletion};
 
 use super::pods::{halo_token, pod};
 
@@ -388,6 +389,57 @@ async fn removing_a_tenant_drops_its_integrations_and_mappings_and_keeps_the_his
         let verification = world.verified("dana@contoso.example").await;
         let contoso = tenant_by_microsoft_id(&world, DEMO_TENANT_ID).await;
         let id = contoso["id"].as_str().unwrap().to_owned();
+
+        // While one of its resets is in progress, nothing is removed.
+        let stored = world
+            .app
+            .store
+            .get_verification(verification.parse().unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        let ClaimOutcome::Claimed(running) = world
+            .app
+            .store
+            .claim_reset(NewReset {
+                msp_id: world.msp.id,
+                verification_id: stored.id,
+                tenant_id: stored.tenant_id,
+                user_object_id: stored.user_object_id.clone(),
+                technician_id: None,
+                idempotency_key: "running-while-removed".into(),
+                lease: chrono::Duration::seconds(60),
+            })
+            .await
+            .unwrap()
+        else {
+            panic!("the reset is claimed");
+        };
+        let (status, busy) = call(
+            &world,
+            Method::DELETE,
+            &format!("/api/v1/tenants/{id}"),
+            None,
+        )
+        .await;
+        assert_eq!((status, busy["code"].as_str()), (409, Some("tenant_busy")), "{busy}");
+        let kept = tenant_by_microsoft_id(&world, DEMO_TENANT_ID).await;
+        assert_eq!(kept["mappings"].as_array().unwrap().len(), 3);
+        assert_eq!(kept["integrations"].as_array().unwrap().len(), 2);
+        world
+            .app
+            .store
+            .complete_reset(
+                running.id,
+                ResetCompletion {
+                    status: ResetStatus::Failed,
+                    failure_code: None,
+                    sent_to_masked: None,
+                    upstream_request_id: None,
+                },
+            )
+            .await
+            .unwrap();
 
         let (status, removed) = call(
             &world,
