@@ -187,8 +187,8 @@ impl From<TenantView> for TenantDto {
 /// The changes to a tenant.
 #[derive(Debug, Object)]
 pub struct TenantPatch {
-    /// The new display name: trimmed, 1 to 200 characters.
-    #[oai(validator(max_length = 256))]
+    /// The new display name: trimmed, 1 to 200 characters, no NUL.
+    #[oai(validator(max_length = 200))]
     pub display_name: Option<String>,
 }
 

@@ -53,7 +53,7 @@ pub enum CoreError {
     )]
     AuthenticatorNotRegistered { upn: String },
     #[error(
-        "{company} is not mapped to a Microsoft 365 tenant in Vouch. An MSP admin maps it in Vouch's company mappings."
+        "{company} is not mapped to a Microsoft 365 tenant in Vouch. An MSP admin maps it to its tenant in Vouch (PUT /api/v1/company-mappings)."
     )]
     CompanyNotMapped { company: String },
     #[error(
