@@ -27,6 +27,7 @@ use crate::core::messaging::Messenger;
 use crate::core::pod::{PodDeps, PodService};
 use crate::core::psa_connections::{PsaConnectionDeps, PsaConnectionService};
 use crate::core::reset::{ResetDeps, ResetService, ResetSettings};
+use crate::core::setup::SetupService;
 use crate::core::share::{ShareDelivery, ShareDeps, ShareService};
 use crate::core::verification::VerificationService;
 use crate::microsoft::Microsoft;
@@ -314,6 +315,8 @@ pub struct AppContext {
     pub settings: crate::core::settings::SettingsService,
     /// The MSP's PSA connections (create, change, delete, set-up values).
     pub psa_connections: PsaConnectionService,
+    /// Company mappings, tenants and API keys, as the MSP admin sets them up.
+    pub setup: SetupService,
     /// Extra links shown on the landing page (the demo adds its sandbox pages).
     pub landing_links: Vec<(String, String)>,
 }
@@ -422,6 +425,7 @@ impl AppContext {
         });
         AppContext {
             settings: crate::core::settings::SettingsService::new(store.clone()),
+            setup: SetupService::new(store.clone()),
             pods,
             psa_connections,
             config,

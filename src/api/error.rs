@@ -84,6 +84,8 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         | NoMobilePhone
         | AuthenticatorNotRegistered
         | CompanyNotMapped
+        | CompanyAlreadyMapped
+        | TenantBusy
         | MethodFixInvalid
         | PushAlreadyPending
         | VerificationFinished

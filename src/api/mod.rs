@@ -13,6 +13,7 @@ pub mod pod;
 mod psa_connections;
 pub mod routes;
 mod settings;
+mod setup;
 mod shares;
 mod system;
 mod verifications;
@@ -26,6 +27,9 @@ pub type Apis = (
     system::SystemApi,
     integrations::IntegrationsApi,
     psa_connections::PsaConnectionsApi,
+    setup::TenantsApi,
+    setup::CompanyMappingsApi,
+    setup::ApiKeysApi,
     verifications::VerificationsApi,
     verifications::ResetsApi,
     holds::HoldsApi,
@@ -43,6 +47,9 @@ pub fn service() -> OpenApiService<Apis, ()> {
             system::SystemApi,
             integrations::IntegrationsApi,
             psa_connections::PsaConnectionsApi,
+            setup::TenantsApi,
+            setup::CompanyMappingsApi,
+            setup::ApiKeysApi,
             verifications::VerificationsApi,
             verifications::ResetsApi,
             holds::HoldsApi,

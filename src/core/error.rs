@@ -53,9 +53,21 @@ pub enum CoreError {
     )]
     AuthenticatorNotRegistered { upn: String },
     #[error(
-        "{company} is not mapped to a Microsoft 365 tenant in Vouch. An MSP admin maps it in Vouch's company mappings."
+        "{company} is not mapped to a Microsoft 365 tenant in Vouch. An MSP admin maps it to its tenant in Vouch (PUT /api/v1/company-mappings)."
     )]
     CompanyNotMapped { company: String },
+    #[error(
+        "{company} is already mapped to {tenant}. Remove that mapping first (DELETE /api/v1/company-mappings/{{id}}) if its users now live in another tenant."
+    )]
+    CompanyAlreadyMapped { company: String, tenant: String },
+    #[error(
+        "{resets} password reset(s) of {tenant} are in progress. Wait for them to finish (a minute or two), then remove the tenant."
+    )]
+    TenantBusy { tenant: String, resets: u64 },
+    /// A set-up object (a PSA connection, a company mapping, an API key) that is not the
+    /// caller's; the message names which and where to list them.
+    #[error("{message}")]
+    NotFoundHere { message: String },
     #[error(
         "This offer to change the default sign-in method has expired. Send the push again to get a new one."
     )]
@@ -142,6 +154,9 @@ impl CoreError {
             CoreError::NoMobilePhone => ErrorCode::NoMobilePhone,
             CoreError::AuthenticatorNotRegistered { .. } => ErrorCode::AuthenticatorNotRegistered,
             CoreError::CompanyNotMapped { .. } => ErrorCode::CompanyNotMapped,
+            CoreError::CompanyAlreadyMapped { .. } => ErrorCode::CompanyAlreadyMapped,
+            CoreError::TenantBusy { .. } => ErrorCode::TenantBusy,
+            CoreError::NotFoundHere { .. } => ErrorCode::NotFound,
             CoreError::MethodFixInvalid => ErrorCode::MethodFixInvalid,
             CoreError::PushAlreadyPending { .. } => ErrorCode::PushAlreadyPending,
             CoreError::PushRateLimited { .. } | CoreError::TechnicianPushRateLimited { .. } => {

@@ -12,6 +12,7 @@ pub mod pod;
 pub mod psa_connections;
 pub mod reset;
 pub mod settings;
+pub mod setup;
 pub mod share;
 pub mod texts;
 pub mod verification;

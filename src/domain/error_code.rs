@@ -77,6 +77,11 @@ error_codes! {
     AuthenticatorNotRegistered = "authenticator_not_registered",
     /// The ticket's company is not mapped to a Microsoft 365 tenant in Vouch.
     CompanyNotMapped = "company_not_mapped",
+    /// The PSA company is already mapped to another tenant (the message names it): remove
+    /// that mapping first.
+    CompanyAlreadyMapped = "company_already_mapped",
+    /// The tenant cannot be removed while one of its password resets is in progress.
+    TenantBusy = "tenant_busy",
     /// The offer to change a user's default sign-in method has expired or belongs to another
     /// ticket: start the push again to get a new one.
     MethodFixInvalid = "method_fix_invalid",

@@ -6,11 +6,12 @@ use chrono::{DateTime, Duration, Utc};
 use rand::RngCore;
 use sea_orm::ActiveValue::Set;
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, TransactionTrait};
 use secrecy::SecretString;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use super::audit::{NewAuditEvent, append_on};
 use super::entities::{api_key, consent_state};
 use super::{Store, StoreError};
 
@@ -117,6 +118,33 @@ impl Store {
             .into_iter()
             .map(key_from_model)
             .collect())
+    }
+
+    /// Revokes the MSP's key `id` and appends `audit`, in one transaction: the key, as it is
+    /// now, or `None` when the MSP has no such unrevoked key (nothing is audited then).
+    /// Keys are checked against the database on every request, so this takes effect on
+    /// every instance from the next request on.
+    pub async fn revoke_api_key_audited(
+        &self,
+        msp_id: Uuid,
+        id: Uuid,
+        audit: NewAuditEvent,
+    ) -> Result<Option<ApiKey>, StoreError> {
+        let txn = self.connection().begin().await?;
+        let result = api_key::Entity::update_many()
+            .col_expr(api_key::Column::RevokedAt, Expr::value(Utc::now()))
+            .filter(api_key::Column::Id.eq(id))
+            .filter(api_key::Column::MspId.eq(msp_id))
+            .filter(api_key::Column::RevokedAt.is_null())
+            .exec(&txn)
+            .await?;
+        if result.rows_affected != 1 {
+            return Ok(None);
+        }
+        append_on(&txn, audit).await?;
+        let key = api_key::Entity::find_by_id(id).one(&txn).await?;
+        txn.commit().await?;
+        Ok(key.map(key_from_model))
     }
 
     pub async fn revoke_api_key(&self, msp_id: Uuid, id: Uuid) -> Result<bool, StoreError> {

@@ -1,15 +1,25 @@
-//! Customer tenants, their Microsoft integrations (sealed secrets) and PSA company mappings.
+//! Customer tenants and their Microsoft integrations (sealed secrets).
+//!
+//! A tenant the MSP removes keeps its row, marked `removed_at` (migration
+//! `m20261203_000011`): its verifications and resets reference it, and they are history.
+//! Its integrations, their secrets and its company mappings are deleted with it. A removed
+//! tenant is never returned by the reads below; connecting the same Microsoft tenant again
+//! brings the row back.
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::OnConflict;
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    TransactionTrait,
+};
 use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
 
+use super::audit::{NewAuditEvent, append_on};
 use super::crypto::SealedPlace;
-use super::entities::{company_tenant_mapping, tenant, tenant_integration};
+use super::entities::{company_tenant_mapping, password_reset, tenant, tenant_integration};
 use super::{Store, StoreError, conflict_or};
-use crate::domain::{IntegrationKind, IntegrationStatus};
+use crate::domain::{IntegrationKind, IntegrationStatus, ResetStatus};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewTenant {
@@ -55,14 +65,8 @@ pub struct TenantIntegration {
     pub last_check_message: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CompanyMapping {
-    pub msp_id: Uuid,
-    pub psa_connection_id: Uuid,
-    pub psa_company_id: String,
-    pub psa_company_name: String,
-    pub tenant_id: Uuid,
-}
+/// Kept here for the callers that name it so; mappings live in `store::mappings`.
+pub use super::mappings::CompanyMapping;
 
 impl Store {
     fn integration_from_model(
@@ -103,6 +107,29 @@ fn tenant_from_model(m: tenant::Model) -> Tenant {
 impl Store {
     pub async fn create_tenant(&self, new: NewTenant) -> Result<Tenant, StoreError> {
         let now = Utc::now();
+        // A tenant removed before comes back, with its history.
+        if let Some(removed) = tenant::Entity::find()
+            .filter(tenant::Column::MspId.eq(new.msp_id))
+            .filter(
+                tenant::Column::MicrosoftTenantId.eq(new.microsoft_tenant_id.to_ascii_lowercase()),
+            )
+            .filter(tenant::Column::RemovedAt.is_not_null())
+            .one(self.connection())
+            .await?
+        {
+            let model = tenant::ActiveModel {
+                id: sea_orm::ActiveValue::Unchanged(removed.id),
+                display_name: Set(new.display_name),
+                verified_domains: Set(serde_json::json!(new.verified_domains)),
+                updated_at: Set(now),
+                removed_at: Set(None),
+                ..Default::default()
+            };
+            let model = tenant::Entity::update(model)
+                .exec(self.connection())
+                .await?;
+            return Ok(tenant_from_model(model));
+        }
         let model = tenant::ActiveModel {
             id: Set(Uuid::now_v7()),
             msp_id: Set(new.msp_id),
@@ -111,6 +138,7 @@ impl Store {
             verified_domains: Set(serde_json::json!(new.verified_domains)),
             created_at: Set(now),
             updated_at: Set(now),
+            removed_at: Set(None),
         };
         let model = tenant::Entity::insert(model)
             .exec_with_returning(self.connection())
@@ -143,6 +171,7 @@ impl Store {
 
     pub async fn get_tenant(&self, id: Uuid) -> Result<Option<Tenant>, StoreError> {
         Ok(tenant::Entity::find_by_id(id)
+            .filter(tenant::Column::RemovedAt.is_null())
             .one(self.connection())
             .await?
             .map(tenant_from_model))
@@ -151,6 +180,7 @@ impl Store {
     pub async fn list_tenants(&self, msp_id: Uuid) -> Result<Vec<Tenant>, StoreError> {
         Ok(tenant::Entity::find()
             .filter(tenant::Column::MspId.eq(msp_id))
+            .filter(tenant::Column::RemovedAt.is_null())
             .order_by_asc(tenant::Column::DisplayName)
             .all(self.connection())
             .await?
@@ -226,6 +256,7 @@ impl Store {
         Ok(tenant::Entity::find()
             .filter(tenant::Column::MspId.eq(msp_id))
             .filter(tenant::Column::MicrosoftTenantId.eq(microsoft_tenant_id.to_ascii_lowercase()))
+            .filter(tenant::Column::RemovedAt.is_null())
             .one(self.connection())
             .await?
             .map(tenant_from_model))
@@ -294,46 +325,90 @@ impl Store {
         Ok(result)
     }
 
-    pub async fn map_company(&self, mapping: CompanyMapping) -> Result<(), StoreError> {
-        let model = company_tenant_mapping::ActiveModel {
-            id: Set(Uuid::now_v7()),
-            msp_id: Set(mapping.msp_id),
-            psa_connection_id: Set(mapping.psa_connection_id),
-            psa_company_id: Set(mapping.psa_company_id),
-            psa_company_name: Set(mapping.psa_company_name),
-            tenant_id: Set(mapping.tenant_id),
-            created_at: Set(Utc::now()),
-        };
-        company_tenant_mapping::Entity::insert(model)
-            .on_conflict(
-                OnConflict::columns([
-                    company_tenant_mapping::Column::PsaConnectionId,
-                    company_tenant_mapping::Column::PsaCompanyId,
-                ])
-                .update_columns([
-                    company_tenant_mapping::Column::TenantId,
-                    company_tenant_mapping::Column::PsaCompanyName,
-                ])
-                .to_owned(),
-            )
-            .exec(self.connection())
-            .await?;
-        Ok(())
+    /// The integrations of one tenant, by kind.
+    pub async fn integrations_of(
+        &self,
+        tenant_id: Uuid,
+    ) -> Result<Vec<TenantIntegration>, StoreError> {
+        tenant_integration::Entity::find()
+            .filter(tenant_integration::Column::TenantId.eq(tenant_id))
+            .order_by_asc(tenant_integration::Column::Kind)
+            .all(self.connection())
+            .await?
+            .into_iter()
+            .map(|m| self.integration_from_model(m))
+            .collect()
     }
 
-    pub async fn tenant_for_company(
+    /// Sets the tenant's display name, with its audit entry, in one transaction.
+    pub async fn rename_tenant(
         &self,
-        psa_connection_id: Uuid,
-        psa_company_id: &str,
-    ) -> Result<Option<Tenant>, StoreError> {
-        let Some(mapping) = company_tenant_mapping::Entity::find()
-            .filter(company_tenant_mapping::Column::PsaConnectionId.eq(psa_connection_id))
-            .filter(company_tenant_mapping::Column::PsaCompanyId.eq(psa_company_id))
-            .one(self.connection())
-            .await?
-        else {
-            return Ok(None);
+        id: Uuid,
+        display_name: String,
+        audit: NewAuditEvent,
+    ) -> Result<Tenant, StoreError> {
+        let txn = self.connection().begin().await?;
+        let model = tenant::ActiveModel {
+            id: sea_orm::ActiveValue::Unchanged(id),
+            display_name: Set(display_name),
+            updated_at: Set(Utc::now()),
+            ..Default::default()
         };
-        self.get_tenant(mapping.tenant_id).await
+        let model = tenant::Entity::update(model).exec(&txn).await?;
+        append_on(&txn, audit).await?;
+        txn.commit().await?;
+        Ok(tenant_from_model(model))
     }
+
+    /// Removes a tenant: deletes its integrations (and so their sealed secrets) and its
+    /// company mappings, marks the row removed and appends `audit`, in one transaction.
+    /// Refused while one of its password resets is in progress: the reset (or the sweeper
+    /// finishing it) still needs the tenant's credentials.
+    pub async fn remove_tenant(
+        &self,
+        id: Uuid,
+        audit: NewAuditEvent,
+    ) -> Result<TenantRemoval, StoreError> {
+        let txn = self.connection().begin().await?;
+        let resets_in_progress = password_reset::Entity::find()
+            .filter(password_reset::Column::TenantId.eq(id))
+            .filter(password_reset::Column::Status.eq(ResetStatus::InProgress))
+            .count(&txn)
+            .await?;
+        if resets_in_progress > 0 {
+            return Ok(TenantRemoval::ResetsInProgress(resets_in_progress));
+        }
+        let now = Utc::now();
+        let marked = tenant::Entity::update_many()
+            .col_expr(tenant::Column::RemovedAt, Expr::value(now))
+            .col_expr(tenant::Column::UpdatedAt, Expr::value(now))
+            .filter(tenant::Column::Id.eq(id))
+            .filter(tenant::Column::RemovedAt.is_null())
+            .exec(&txn)
+            .await?;
+        if marked.rows_affected != 1 {
+            return Ok(TenantRemoval::NotFound);
+        }
+        tenant_integration::Entity::delete_many()
+            .filter(tenant_integration::Column::TenantId.eq(id))
+            .exec(&txn)
+            .await?;
+        company_tenant_mapping::Entity::delete_many()
+            .filter(company_tenant_mapping::Column::TenantId.eq(id))
+            .exec(&txn)
+            .await?;
+        append_on(&txn, audit).await?;
+        txn.commit().await?;
+        Ok(TenantRemoval::Removed)
+    }
+}
+
+/// What [`Store::remove_tenant`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TenantRemoval {
+    Removed,
+    /// No such tenant (or it was removed already).
+    NotFound,
+    /// Nothing was changed: this many of its password resets are in progress.
+    ResetsInProgress(u64),
 }

@@ -25,6 +25,7 @@ mod resets;
 mod sandbox_microsoft;
 mod sandbox_psa;
 mod settings;
+mod setup_api;
 mod shares;
 mod sms;
 mod store;

@@ -14,6 +14,8 @@ pub struct Model {
     pub verified_domains: Json,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    /// When the MSP removed the tenant; the row stays for its verifications' history.
+    pub removed_at: Option<DateTimeUtc>,
 }
 
 impl ActiveModelBehavior for ActiveModel {}

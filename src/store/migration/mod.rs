@@ -13,6 +13,7 @@ mod m20261202_000006_push_truth;
 mod m20261203_000007_end_user_texts;
 mod m20261203_000008_reset_holds;
 mod m20261203_000009_ticket_verifications;
+mod m20261203_000011_tenant_removal;
 
 pub struct Migrator;
 
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000007_end_user_texts::Migration),
             Box::new(m20261203_000008_reset_holds::Migration),
             Box::new(m20261203_000009_ticket_verifications::Migration),
+            Box::new(m20261203_000011_tenant_removal::Migration),
         ]
     }
 }
