@@ -11,7 +11,7 @@ use secrecy::ExposeSecret;
 use crate::app::{App, open_store};
 use crate::config::Config;
 use crate::core::settings::{SettingsChange, SettingsService};
-use crate::domain::{ActorKind, MspPolicy};
+use crate::domain::{ActorKind, ApiKeyScope, MspPolicy};
 use crate::server;
 use crate::store::Store;
 use crate::store::audit::AuditActor;
@@ -113,6 +113,10 @@ pub enum ApiKeyCommand {
         /// What the key is for, e.g. "PSA automation".
         #[arg(long, default_value = "API key")]
         name: String,
+        /// `admin` (everything, set-up included) or `technician` (verify, reset, secure
+        /// shares, read the audit).
+        #[arg(long, default_value = "admin", value_parser = parse_scope)]
+        scope: ApiKeyScope,
     },
 }
 
@@ -258,18 +262,30 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::ApiKey(ApiKeyCommand::Create { msp, name }) => {
+        Command::ApiKey(ApiKeyCommand::Create { msp, name, scope }) => {
             let store = open_store(&config).await?;
             store.migrate().await?;
             let found = &find_msp(&store, &msp).await?;
-            let (_, key) = store.create_api_key(found.id, &name).await?;
+            let (_, key) = store.create_scoped_api_key(found.id, &name, scope).await?;
             println!("{}", key.expose_secret());
             eprintln!(
-                "This key is shown only once: store it now. It acts for {}.",
-                found.name
+                "This key is shown only once: store it now. It acts for {}, with the {} scope.",
+                found.name,
+                match scope {
+                    ApiKeyScope::Admin => "admin",
+                    ApiKeyScope::Technician => "technician",
+                }
             );
             Ok(())
         }
+    }
+}
+
+fn parse_scope(value: &str) -> Result<ApiKeyScope, String> {
+    match value {
+        "admin" => Ok(ApiKeyScope::Admin),
+        "technician" => Ok(ApiKeyScope::Technician),
+        _ => Err("the scope is `admin` or `technician`".to_owned()),
     }
 }
 

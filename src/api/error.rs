@@ -60,6 +60,7 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         | MicrosoftNoP1Licence => StatusCode::BAD_REQUEST,
         Unauthorized => StatusCode::UNAUTHORIZED,
         Forbidden
+        | AdminScopeRequired
         | NotVerified
         | VerificationForOtherUser
         | EmbedUnsigned

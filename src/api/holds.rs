@@ -11,7 +11,7 @@ use poem_openapi::{Object, OpenApi, Tags};
 use uuid::Uuid;
 
 use super::ApiError;
-use super::auth::MspApiKey;
+use super::auth::AdminApiKey;
 use crate::app::AppContext;
 use crate::domain::ResetHold;
 
@@ -88,7 +88,7 @@ impl HoldsApi {
     #[oai(path = "/", method = "get", operation_id = "reset_holds_list")]
     async fn list(
         &self,
-        auth: MspApiKey,
+        auth: AdminApiKey,
         ctx: Data<&Arc<AppContext>>,
         /// Only the holds of this user: their Microsoft object id or sign-in name.
         #[oai(validator(max_length = 320))]
@@ -112,7 +112,7 @@ impl HoldsApi {
     #[oai(path = "/:id/lift", method = "post", operation_id = "reset_holds_lift")]
     async fn lift(
         &self,
-        auth: MspApiKey,
+        auth: AdminApiKey,
         ctx: Data<&Arc<AppContext>>,
         /// The hold's id.
         id: Path<Uuid>,

@@ -11,7 +11,7 @@ use secrecy::SecretString;
 use uuid::Uuid;
 
 use super::ApiError;
-use super::auth::MspApiKey;
+use super::auth::AdminApiKey;
 use crate::app::AppContext;
 use crate::core::integrations::{IdentityManagementInput, IntegrationView};
 use crate::domain::{IntegrationKind, IntegrationStatus};
@@ -140,7 +140,7 @@ impl IntegrationsApi {
     #[oai(path = "/", method = "get", operation_id = "integrations_list")]
     async fn list(
         &self,
-        auth: MspApiKey,
+        auth: AdminApiKey,
         ctx: Data<&Arc<AppContext>>,
     ) -> Result<Json<Vec<Integration>>, ApiError> {
         let views = ctx.integrations.list(auth.msp_id()).await?;
@@ -158,7 +158,7 @@ impl IntegrationsApi {
     )]
     async fn connect_identity_management(
         &self,
-        auth: MspApiKey,
+        auth: AdminApiKey,
         ctx: Data<&Arc<AppContext>>,
         body: Json<IdentityManagementRequest>,
     ) -> Result<Created, ApiError> {
@@ -190,7 +190,7 @@ impl IntegrationsApi {
     )]
     async fn start_consent(
         &self,
-        auth: MspApiKey,
+        auth: AdminApiKey,
         ctx: Data<&Arc<AppContext>>,
     ) -> Result<Json<ConsentLink>, ApiError> {
         let url = ctx
@@ -210,7 +210,7 @@ impl IntegrationsApi {
     )]
     async fn recheck(
         &self,
-        auth: MspApiKey,
+        auth: AdminApiKey,
         ctx: Data<&Arc<AppContext>>,
         id: Path<Uuid>,
     ) -> Result<Json<Integration>, ApiError> {
@@ -222,7 +222,7 @@ impl IntegrationsApi {
     #[oai(path = "/:id", method = "delete", operation_id = "integrations_remove")]
     async fn remove(
         &self,
-        auth: MspApiKey,
+        auth: AdminApiKey,
         ctx: Data<&Arc<AppContext>>,
         id: Path<Uuid>,
     ) -> Result<Removed, ApiError> {

@@ -13,7 +13,7 @@ use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
 
 use super::ApiError;
-use super::auth::MspApiKey;
+use super::auth::AdminApiKey;
 use crate::app::AppContext;
 use crate::core::psa_connections as core;
 use crate::domain::PsaKind;
@@ -508,7 +508,7 @@ impl PsaConnectionsApi {
     #[oai(path = "/", method = "post", operation_id = "psa_connections_create")]
     async fn create(
         &self,
-        auth: MspApiKey,
+        auth: AdminApiKey,
         ctx: Data<&Arc<AppContext>>,
         body: Json<PsaConnectionCreate>,
     ) -> Result<Created, ApiError> {
@@ -560,7 +560,7 @@ impl PsaConnectionsApi {
     #[oai(path = "/", method = "get", operation_id = "psa_connections_list")]
     async fn list(
         &self,
-        auth: MspApiKey,
+        auth: AdminApiKey,
         ctx: Data<&Arc<AppContext>>,
     ) -> Result<Json<Vec<PsaConnection>>, ApiError> {
         let views = ctx.psa_connections.list(auth.msp_id()).await?;
@@ -576,7 +576,7 @@ impl PsaConnectionsApi {
     #[oai(path = "/:id", method = "get", operation_id = "psa_connections_get")]
     async fn get(
         &self,
-        auth: MspApiKey,
+        auth: AdminApiKey,
         ctx: Data<&Arc<AppContext>>,
         id: Path<Uuid>,
     ) -> Result<Json<PsaConnection>, ApiError> {
@@ -597,7 +597,7 @@ impl PsaConnectionsApi {
     )]
     async fn update(
         &self,
-        auth: MspApiKey,
+        auth: AdminApiKey,
         ctx: Data<&Arc<AppContext>>,
         id: Path<Uuid>,
         body: Json<PsaConnectionPatch>,
@@ -652,7 +652,7 @@ impl PsaConnectionsApi {
     )]
     async fn remove(
         &self,
-        auth: MspApiKey,
+        auth: AdminApiKey,
         ctx: Data<&Arc<AppContext>>,
         id: Path<Uuid>,
     ) -> Result<Removed, ApiError> {
@@ -676,7 +676,7 @@ impl PsaConnectionsApi {
     )]
     async fn setup(
         &self,
-        auth: MspApiKey,
+        auth: AdminApiKey,
         ctx: Data<&Arc<AppContext>>,
         id: Path<Uuid>,
     ) -> Result<Json<PsaConnectionSetup>, ApiError> {

@@ -9,7 +9,7 @@ use poem_openapi::types::MaybeUndefined;
 use poem_openapi::{Object, OpenApi, Tags};
 
 use super::ApiError;
-use super::auth::MspApiKey;
+use super::auth::AdminApiKey;
 use crate::app::AppContext;
 use crate::core::settings::{MspSettings, SettingsChange};
 use crate::domain::PasswordStyle;
@@ -181,7 +181,7 @@ impl SettingsApi {
     #[oai(path = "/", method = "get", operation_id = "settings_get")]
     async fn get(
         &self,
-        auth: MspApiKey,
+        auth: AdminApiKey,
         ctx: Data<&Arc<AppContext>>,
     ) -> Result<Json<Settings>, ApiError> {
         Ok(Json(ctx.settings.get(auth.msp_id()).await?.into()))
@@ -195,7 +195,7 @@ impl SettingsApi {
     #[oai(path = "/", method = "patch", operation_id = "settings_update")]
     async fn update(
         &self,
-        auth: MspApiKey,
+        auth: AdminApiKey,
         ctx: Data<&Arc<AppContext>>,
         body: Json<SettingsPatch>,
     ) -> Result<Json<Settings>, ApiError> {

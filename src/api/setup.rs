@@ -11,7 +11,7 @@ use poem_openapi::{ApiResponse, Enum, Object, OpenApi, Tags};
 use uuid::Uuid;
 
 use super::ApiError;
-use super::auth::MspApiKey;
+use super::auth::AdminApiKey;
 use super::integrations::ExpiryDto;
 use crate::app::AppContext;
 use crate::core::integrations::ExpiryState;
@@ -247,6 +247,8 @@ pub struct ApiKeyDto {
     pub last_used_at: Option<DateTime<Utc>>,
     /// When it was revoked; a revoked key is refused.
     pub revoked_at: Option<DateTime<Utc>>,
+    /// What it may do: `admin` (everything) or `technician` (no set-up).
+    pub scope: crate::domain::ApiKeyScope,
 }
 
 impl From<StoredApiKey> for ApiKeyDto {
@@ -257,6 +259,7 @@ impl From<StoredApiKey> for ApiKeyDto {
             prefix: k.key_prefix,
             created_at: k.created_at,
             last_used_at: k.last_used_at,
+            scope: k.scope,
             revoked_at: k.revoked_at,
         }
     }
@@ -270,7 +273,7 @@ impl CompanyMappingsApi {
     #[oai(path = "/", method = "get", operation_id = "company_mappings_list")]
     async fn list(
         &self,
-        auth: MspApiKey,
+        auth: AdminApiKey,
         ctx: Data<&Arc<AppContext>>,
         /// Only this PSA connection's mappings.
         psa_connection_id: Query<Option<Uuid>>,
@@ -290,7 +293,7 @@ impl CompanyMappingsApi {
     #[oai(path = "/", method = "put", operation_id = "company_mappings_put")]
     async fn put(
         &self,
-        auth: MspApiKey,
+        auth: AdminApiKey,
         ctx: Data<&Arc<AppContext>>,
         body: Json<CompanyMappingRequest>,
     ) -> Result<MappingPut, ApiError> {
@@ -322,7 +325,7 @@ impl CompanyMappingsApi {
     )]
     async fn delete(
         &self,
-        auth: MspApiKey,
+        auth: AdminApiKey,
         ctx: Data<&Arc<AppContext>>,
         /// The mapping's id.
         id: Path<Uuid>,
@@ -343,7 +346,7 @@ impl TenantsApi {
     #[oai(path = "/", method = "get", operation_id = "tenants_list")]
     async fn list(
         &self,
-        auth: MspApiKey,
+        auth: AdminApiKey,
         ctx: Data<&Arc<AppContext>>,
     ) -> Result<Json<Vec<TenantDto>>, ApiError> {
         let views = ctx.setup.list_tenants(auth.msp_id()).await?;
@@ -357,7 +360,7 @@ impl TenantsApi {
     #[oai(path = "/:id", method = "patch", operation_id = "tenants_update")]
     async fn update(
         &self,
-        auth: MspApiKey,
+        auth: AdminApiKey,
         ctx: Data<&Arc<AppContext>>,
         /// Vouch's id of the tenant.
         id: Path<Uuid>,
@@ -386,7 +389,7 @@ impl TenantsApi {
     #[oai(path = "/:id", method = "delete", operation_id = "tenants_delete")]
     async fn delete(
         &self,
-        auth: MspApiKey,
+        auth: AdminApiKey,
         ctx: Data<&Arc<AppContext>>,
         /// Vouch's id of the tenant.
         id: Path<Uuid>,
@@ -407,7 +410,7 @@ impl ApiKeysApi {
     #[oai(path = "/", method = "get", operation_id = "api_keys_list")]
     async fn list(
         &self,
-        auth: MspApiKey,
+        auth: AdminApiKey,
         ctx: Data<&Arc<AppContext>>,
     ) -> Result<Json<Vec<ApiKeyDto>>, ApiError> {
         let keys = ctx.setup.list_api_keys(auth.msp_id()).await?;
@@ -422,7 +425,7 @@ impl ApiKeysApi {
     #[oai(path = "/:id", method = "delete", operation_id = "api_keys_revoke")]
     async fn revoke(
         &self,
-        auth: MspApiKey,
+        auth: AdminApiKey,
         ctx: Data<&Arc<AppContext>>,
         /// The key's id.
         id: Path<Uuid>,

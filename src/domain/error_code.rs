@@ -56,6 +56,8 @@ error_codes! {
     Unauthorized = "unauthorized",
     /// The credentials are valid but do not allow this.
     Forbidden = "forbidden",
+    /// The API key has the `technician` scope; the operation needs an `admin` key.
+    AdminScopeRequired = "admin_scope_required",
     /// Something failed inside Vouch; the cause is in Vouch's log.
     InternalError = "internal_error",
     /// A dependency of Vouch (its database) is unavailable.

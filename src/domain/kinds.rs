@@ -195,6 +195,35 @@ pub enum ActorKind {
     System,
 }
 
+/// What an API key may do.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Default,
+    EnumIter,
+    DeriveActiveEnum,
+    poem_openapi::Enum,
+    Serialize,
+    Deserialize,
+)]
+#[sea_orm(rs_type = "String", db_type = "Text")]
+#[oai(rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
+pub enum ApiKeyScope {
+    /// Everything: set-up (integrations, PSA connections, tenants, mappings, settings, API
+    /// keys, reset holds) as well as verify, reset and the audit.
+    #[default]
+    #[sea_orm(string_value = "admin")]
+    Admin,
+    /// Verify, reset, secure shares and reading the audit; no set-up.
+    #[sea_orm(string_value = "technician")]
+    Technician,
+}
+
 #[cfg(test)]
 mod tests {
     use sea_orm::{ActiveEnum, Iterable};
@@ -220,6 +249,7 @@ mod tests {
         assert_one_spelling::<IntegrationStatus>();
         assert_one_spelling::<PasswordStyle>();
         assert_one_spelling::<ActorKind>();
+        assert_one_spelling::<ApiKeyScope>();
     }
 
     #[test]

@@ -13,7 +13,9 @@ mod wait;
 pub use audit::AuditCategory;
 pub use error_code::ErrorCode;
 pub use hold::{ResetHold, utc_minute};
-pub use kinds::{ActorKind, IntegrationKind, IntegrationStatus, PasswordStyle, PsaKind};
+pub use kinds::{
+    ActorKind, ApiKeyScope, IntegrationKind, IntegrationStatus, PasswordStyle, PsaKind,
+};
 pub use policy::MspPolicy;
 pub use verification::{
     PasswordReset, ResetStatus, Verification, VerificationMethod, VerificationStatus,

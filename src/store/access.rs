@@ -14,6 +14,7 @@ use uuid::Uuid;
 use super::audit::{NewAuditEvent, append_on};
 use super::entities::{api_key, consent_state};
 use super::{Store, StoreError};
+use crate::domain::ApiKeyScope;
 
 /// Every Vouch API key starts with this, so leaked keys are easy to recognise and scan for.
 pub const API_KEY_PREFIX: &str = "vouch_";
@@ -28,6 +29,8 @@ pub struct ApiKey {
     pub created_at: DateTime<Utc>,
     pub last_used_at: Option<DateTime<Utc>>,
     pub revoked_at: Option<DateTime<Utc>>,
+    /// What the key may do.
+    pub scope: ApiKeyScope,
 }
 
 /// A random 256-bit token, hex-encoded.
@@ -50,15 +53,27 @@ fn key_from_model(m: api_key::Model) -> ApiKey {
         created_at: m.created_at,
         last_used_at: m.last_used_at,
         revoked_at: m.revoked_at,
+        scope: m.scope,
     }
 }
 
 impl Store {
-    /// Creates a key; the returned secret is shown once and never stored.
+    /// Creates an admin key; the returned secret is shown once and never stored.
     pub async fn create_api_key(
         &self,
         msp_id: Uuid,
         name: &str,
+    ) -> Result<(ApiKey, SecretString), StoreError> {
+        self.create_scoped_api_key(msp_id, name, ApiKeyScope::Admin)
+            .await
+    }
+
+    /// Creates a key of `scope`; the returned secret is shown once and never stored.
+    pub async fn create_scoped_api_key(
+        &self,
+        msp_id: Uuid,
+        name: &str,
+        scope: ApiKeyScope,
     ) -> Result<(ApiKey, SecretString), StoreError> {
         let key = format!("{API_KEY_PREFIX}{}", random_token());
         let model = api_key::ActiveModel {
@@ -70,6 +85,7 @@ impl Store {
             created_at: Set(Utc::now()),
             last_used_at: Set(None),
             revoked_at: Set(None),
+            scope: Set(scope),
         };
         let model = api_key::Entity::insert(model)
             .exec_with_returning(self.connection())

@@ -188,7 +188,7 @@ impl Probes<'_> {
         }
         let mut request = self.world.app.client.request(op.method.clone(), url);
         match op.security.as_deref() {
-            Some("MspApiKey") => request = request.bearer_auth(&self.world.api_key),
+            Some("MspApiKey" | "AdminApiKey") => request = request.bearer_auth(&self.world.api_key),
             Some("PodToken") => request = request.bearer_auth(&self.pod_token),
             Some(other) => panic!("unknown security scheme {other}"),
             None => {}

@@ -24,6 +24,7 @@ mod pushes;
 mod resets;
 mod sandbox_microsoft;
 mod sandbox_psa;
+mod scopes;
 mod settings;
 mod setup_api;
 mod shares;

@@ -14,6 +14,7 @@ mod m20261203_000007_end_user_texts;
 mod m20261203_000008_reset_holds;
 mod m20261203_000009_ticket_verifications;
 mod m20261203_000011_tenant_removal;
+mod m20261203_000012_api_key_scopes;
 
 pub struct Migrator;
 
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000008_reset_holds::Migration),
             Box::new(m20261203_000009_ticket_verifications::Migration),
             Box::new(m20261203_000011_tenant_removal::Migration),
+            Box::new(m20261203_000012_api_key_scopes::Migration),
         ]
     }
 }
