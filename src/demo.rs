@@ -5,6 +5,7 @@
 //! application is built by the same composition root (`crate::app`). Vouch's own code paths
 //! are the same. Built only with the `sandbox` feature (a default).
 
+use crate::core::settings::{SettingsChange, SettingsService};
 use std::path::Path;
 
 use anyhow::Context;
@@ -206,6 +207,29 @@ fn write_private_file(path: &Path, content: &str) -> std::io::Result<()> {
     file.write_all(b"\n")
 }
 
+/// Sets the demo MSP's support phone through the settings service, as an admin would.
+async fn give_support_phone(store: &Store, msp_id: uuid::Uuid) -> anyhow::Result<MspAccount> {
+    SettingsService::new(store.clone())
+        .update(
+            msp_id,
+            &AuditActor {
+                kind: ActorKind::System,
+                id: None,
+                name: Some("vouch demo".into()),
+            },
+            SettingsChange {
+                support_phone: Some(Some(DEMO_SUPPORT_PHONE.to_owned())),
+                ..SettingsChange::default()
+            },
+        )
+        .await
+        .map_err(|err| anyhow::anyhow!("{}: {err}", err.code()))?;
+    store
+        .get_msp(msp_id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("the demo MSP is gone"))
+}
+
 /// Creates the demo MSP and its customer tenant once; later runs find them and change nothing
 /// (but give a demo made before MSPs had a support phone the demo one).
 pub async fn seed(store: &Store) -> anyhow::Result<MspAccount> {
@@ -217,9 +241,7 @@ pub async fn seed(store: &Store) -> anyhow::Result<MspAccount> {
     {
         // A demo made before MSPs had a support phone gets one.
         if existing.brand_support_phone.is_none() {
-            return Ok(store
-                .set_msp_support_phone(existing.id, Some(DEMO_SUPPORT_PHONE.to_owned()))
-                .await?);
+            return give_support_phone(store, existing.id).await;
         }
         return Ok(existing);
     }
@@ -231,9 +253,7 @@ pub async fn seed(store: &Store) -> anyhow::Result<MspAccount> {
             policy: MspPolicy::default(),
         })
         .await?;
-    let msp = store
-        .set_msp_support_phone(msp.id, Some(DEMO_SUPPORT_PHONE.to_owned()))
-        .await?;
+    let msp = give_support_phone(store, msp.id).await?;
     store
         .create_tenant(NewTenant {
             msp_id: msp.id,

@@ -91,25 +91,6 @@ impl Store {
         Ok(msp_from_model(model))
     }
 
-    /// Sets (or, with `None`, clears) the phone number the MSP's end users are told to call
-    /// (`vouch demo` sets the demo MSP's; admins use `PATCH /v1/settings`).
-    pub async fn set_msp_support_phone(
-        &self,
-        id: Uuid,
-        phone: Option<String>,
-    ) -> Result<MspAccount, StoreError> {
-        let model = msp_account::ActiveModel {
-            id: Set(id),
-            brand_support_phone: Set(phone),
-            updated_at: Set(Utc::now()),
-            ..Default::default()
-        };
-        let model = msp_account::Entity::update(model)
-            .exec(self.connection())
-            .await?;
-        Ok(msp_from_model(model))
-    }
-
     /// Saves an MSP's branding and policy (all of them, as checked by the settings service).
     pub async fn update_msp_settings(
         &self,

@@ -22,12 +22,16 @@ const SUPPORT_PHONE: &str = "+1 206 555 0199";
 /// A world whose MSP has a support phone.
 async fn world_with_support_phone(db: &common::TestDb, policy: MspPolicy) -> World {
     let world = World::start(db, policy).await;
-    world
-        .app
-        .store
-        .set_msp_support_phone(world.msp.id, Some(SUPPORT_PHONE.to_owned()))
-        .await
-        .unwrap();
+    let (status, body) = json_of(
+        world
+            .api(reqwest::Method::PATCH, "/api/v1/settings")
+            .json(&serde_json::json!({"branding": {"support_phone": SUPPORT_PHONE}}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
     world
 }
 
@@ -283,7 +287,21 @@ async fn the_support_phone_is_stored_and_the_demo_msp_has_one() {
             Some(vouch::demo::DEMO_SUPPORT_PHONE)
         );
         // A demo seeded before support phones existed gets one on its next start.
-        store.set_msp_support_phone(msp.id, None).await.unwrap();
+        vouch::core::settings::SettingsService::new(store.clone())
+            .update(
+                msp.id,
+                &vouch::store::audit::AuditActor {
+                    kind: vouch::domain::ActorKind::System,
+                    id: None,
+                    name: None,
+                },
+                vouch::core::settings::SettingsChange {
+                    support_phone: Some(None),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
         assert_eq!(
             store
                 .get_msp(msp.id)
