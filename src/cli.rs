@@ -10,7 +10,9 @@ use secrecy::ExposeSecret;
 
 use crate::app::{App, open_store};
 use crate::config::Config;
+use crate::core::error::CoreError;
 use crate::core::settings::{SettingsChange, SettingsService};
+use crate::core::setup::SetupService;
 use crate::domain::{ActorKind, ApiKeyScope, MspPolicy};
 use crate::server;
 use crate::store::Store;
@@ -62,6 +64,9 @@ pub enum Command {
     /// Show or change an MSP's branding and policies (as `GET/PATCH /v1/settings`).
     #[command(subcommand)]
     Settings(SettingsCommand),
+    /// List, rename or remove an MSP's customer tenants (as `/v1/tenants`).
+    #[command(subcommand)]
+    Tenant(TenantCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -117,6 +122,55 @@ pub enum ApiKeyCommand {
         /// shares, read the audit).
         #[arg(long, default_value = "admin", value_parser = parse_scope)]
         scope: ApiKeyScope,
+    },
+    /// List an MSP's API keys (never the keys themselves).
+    List {
+        /// The MSP's id or exact name.
+        #[arg(long)]
+        msp: String,
+        /// Print JSON instead of one line per key.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke an API key, on every instance from the next request on.
+    Revoke {
+        /// The MSP's id or exact name.
+        #[arg(long)]
+        msp: String,
+        /// The key's id (see `vouch api-key list`).
+        id: uuid::Uuid,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TenantCommand {
+    /// List an MSP's customer tenants, with their integrations and health.
+    List {
+        /// The MSP's id or exact name.
+        #[arg(long)]
+        msp: String,
+        /// Print JSON instead of one line per tenant.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change a tenant's display name.
+    Rename {
+        /// The MSP's id or exact name.
+        #[arg(long)]
+        msp: String,
+        /// The tenant's id (see `vouch tenant list`).
+        id: uuid::Uuid,
+        /// The new display name.
+        name: String,
+    },
+    /// Remove a tenant: its integrations, secrets and mappings (its history stays), and
+    /// print what to clean up in the customer's Microsoft 365.
+    Remove {
+        /// The MSP's id or exact name.
+        #[arg(long)]
+        msp: String,
+        /// The tenant's id (see `vouch tenant list`).
+        id: uuid::Uuid,
     },
 }
 
@@ -247,7 +301,7 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                     Err(err) => Err(err),
                 },
             }
-            .map_err(|err| anyhow!("{}: {err}", err.code()))?;
+            .map_err(coded)?;
             if json {
                 println!("{:#}", shown.to_json());
             } else {
@@ -258,6 +312,118 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                         other => other.to_string(),
                     };
                     println!("{name} = {text}");
+                }
+            }
+            Ok(())
+        }
+        Command::ApiKey(ApiKeyCommand::List { msp, json }) => {
+            let store = open_store(&config).await?;
+            store.migrate().await?;
+            let msp = find_msp(&store, &msp).await?;
+            let keys = SetupService::new(store)
+                .list_api_keys(msp.id)
+                .await
+                .map_err(coded)?;
+            let rows: Vec<serde_json::Value> = keys
+                .iter()
+                .map(|k| {
+                    serde_json::json!({
+                        "id": k.id, "name": k.name, "prefix": k.key_prefix, "scope": k.scope,
+                        "created_at": k.created_at, "last_used_at": k.last_used_at,
+                        "revoked_at": k.revoked_at,
+                    })
+                })
+                .collect();
+            if json {
+                println!("{:#}", serde_json::Value::Array(rows));
+            } else {
+                for k in keys {
+                    println!(
+                        "{}  {}…  {}  {}{}",
+                        k.id,
+                        k.key_prefix,
+                        k.name,
+                        serde_json::to_value(k.scope)
+                            .unwrap_or_default()
+                            .as_str()
+                            .unwrap_or(""),
+                        k.revoked_at
+                            .map(|at| format!("  revoked {at}"))
+                            .unwrap_or_default()
+                    );
+                }
+            }
+            Ok(())
+        }
+        Command::ApiKey(ApiKeyCommand::Revoke { msp, id }) => {
+            let store = open_store(&config).await?;
+            store.migrate().await?;
+            let msp = find_msp(&store, &msp).await?;
+            let key = SetupService::new(store)
+                .revoke_api_key(msp.id, &command_line_actor(), id)
+                .await
+                .map_err(coded)?;
+            println!("Revoked {} ({}).", key.name, key.key_prefix);
+            Ok(())
+        }
+        Command::Tenant(command) => {
+            let store = open_store(&config).await?;
+            store.migrate().await?;
+            let setup = SetupService::new(store.clone());
+            match command {
+                TenantCommand::List { msp, json } => {
+                    let msp = find_msp(&store, &msp).await?;
+                    let tenants = setup.list_tenants(msp.id).await.map_err(coded)?;
+                    if json {
+                        let rows: Vec<serde_json::Value> = tenants
+                            .iter()
+                            .map(|t| {
+                                serde_json::json!({
+                                    "id": t.tenant.id,
+                                    "display_name": t.tenant.display_name,
+                                    "microsoft_tenant_id": t.tenant.microsoft_tenant_id,
+                                    "health": t.health_message,
+                                    "integrations": t.integrations.iter().map(|i| serde_json::to_value(i.kind).unwrap_or_default()).collect::<Vec<_>>(),
+                                    "mappings": t.mappings.len(),
+                                })
+                            })
+                            .collect();
+                        println!("{:#}", serde_json::Value::Array(rows));
+                    } else {
+                        for t in tenants {
+                            println!(
+                                "{}  {}  ({})  {}",
+                                t.tenant.id,
+                                t.tenant.display_name,
+                                t.tenant.microsoft_tenant_id,
+                                t.health_message
+                            );
+                        }
+                    }
+                }
+                TenantCommand::Rename { msp, id, name } => {
+                    let msp = find_msp(&store, &msp).await?;
+                    let tenant = setup
+                        .rename_tenant(msp.id, &command_line_actor(), id, &name)
+                        .await
+                        .map_err(coded)?;
+                    println!("{}  {}", tenant.id, tenant.display_name);
+                }
+                TenantCommand::Remove { msp, id } => {
+                    let msp = find_msp(&store, &msp).await?;
+                    let removed = setup
+                        .remove_tenant(msp.id, &command_line_actor(), id)
+                        .await
+                        .map_err(coded)?;
+                    println!(
+                        "Removed {} ({} integration(s), {} mapping(s)). In the customer's Microsoft 365:",
+                        removed.tenant.display_name,
+                        removed.integrations_removed.len(),
+                        removed.mappings_removed
+                    );
+                    for step in removed.microsoft_cleanup {
+                        println!("- {step}");
+                    }
                 }
             }
             Ok(())
@@ -279,6 +445,11 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// A refusal as the API words it: its code, then its sentence.
+fn coded(err: CoreError) -> anyhow::Error {
+    anyhow!("{}: {err}", err.code())
 }
 
 fn parse_scope(value: &str) -> Result<ApiKeyScope, String> {

@@ -188,3 +188,85 @@ fn the_command_line_shows_and_sets_settings() {
     assert!(lines.contains("support_phone = +1 206 555 0100"), "{lines}");
     assert!(lines.contains("fraud_hold_seconds = 86400"), "{lines}");
 }
+
+/// `vouch api-key list|revoke` and `vouch tenant list|rename|remove`, over the set-up
+/// service: on the database the demo seeds, by the command line alone.
+#[tokio::test]
+async fn the_command_line_lists_and_revokes_keys_and_manages_tenants() {
+    use std::process::Command;
+    let db = crate::common::TestDb::sqlite().await;
+    let (encoded, key) = crate::common::new_key();
+    let store = db
+        .migrated_store(vouch::store::crypto::Keyring::new(key, []))
+        .await;
+    let msp = vouch::demo::seed(&store).await.unwrap();
+    let (made, _) = store
+        .create_api_key(msp.id, "old automation")
+        .await
+        .unwrap();
+    let vouch = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_vouch"))
+            .args(args)
+            .env_clear()
+            .env("VOUCH__ENCRYPTION__MASTER_KEY", &encoded)
+            .env("VOUCH__DATABASE__URL", &db.url)
+            .output()
+            .unwrap()
+    };
+    let msp_name = vouch::demo::DEMO_MSP_NAME;
+    let listed = vouch(&["api-key", "list", "--msp", msp_name, "--json"]);
+    assert!(
+        listed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    let keys: Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert!(keys.to_string().contains("old automation"), "{keys}");
+    assert!(!keys.to_string().contains("key_hash"), "{keys}");
+
+    let revoked = vouch(&["api-key", "revoke", "--msp", msp_name, &made.id.to_string()]);
+    assert!(
+        revoked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&revoked.stderr)
+    );
+    assert!(
+        store
+            .list_api_keys(msp.id)
+            .await
+            .unwrap()
+            .iter()
+            .any(|k| k.id == made.id && k.revoked_at.is_some())
+    );
+
+    let tenants: Value =
+        serde_json::from_slice(&vouch(&["tenant", "list", "--msp", msp_name, "--json"]).stdout)
+            .unwrap();
+    let tenant_id = tenants[0]["id"]
+        .as_str()
+        .expect("the demo tenant")
+        .to_owned();
+    let renamed = vouch(&[
+        "tenant",
+        "rename",
+        "--msp",
+        msp_name,
+        &tenant_id,
+        "  Contoso (renamed)  ",
+    ]);
+    assert!(String::from_utf8_lossy(&renamed.stdout).contains("Contoso (renamed)"));
+    let refused = vouch(&["tenant", "rename", "--msp", msp_name, &tenant_id, " "]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("invalid_request"));
+    let removed = vouch(&["tenant", "remove", "--msp", msp_name, &tenant_id]);
+    assert!(
+        removed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&removed.stderr)
+    );
+    assert!(String::from_utf8_lossy(&removed.stdout).contains("In the customer's Microsoft 365"));
+    let after: Value =
+        serde_json::from_slice(&vouch(&["tenant", "list", "--msp", msp_name, "--json"]).stdout)
+            .unwrap();
+    assert_eq!(after, serde_json::json!([]));
+}
