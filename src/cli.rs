@@ -67,6 +67,51 @@ pub enum Command {
     /// List, rename or remove an MSP's customer tenants (as `/v1/tenants`).
     #[command(subcommand)]
     Tenant(TenantCommand),
+    /// Map PSA companies to customer tenants (as `/v1/company-mappings`).
+    #[command(subcommand)]
+    Company(CompanyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CompanyCommand {
+    /// List the company mappings, optionally of one PSA connection.
+    List {
+        /// The MSP's id or exact name.
+        #[arg(long)]
+        msp: String,
+        /// Only this PSA connection's mappings.
+        #[arg(long)]
+        psa_connection: Option<uuid::Uuid>,
+        /// Print JSON instead of one line per mapping.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Map a PSA company to a tenant (a company maps to at most one tenant).
+    Map {
+        /// The MSP's id or exact name.
+        #[arg(long)]
+        msp: String,
+        /// The PSA connection's id.
+        #[arg(long)]
+        psa_connection: uuid::Uuid,
+        /// The company's id in the PSA.
+        #[arg(long)]
+        company_id: String,
+        /// The company's name, as the PSA shows it.
+        #[arg(long)]
+        company_name: String,
+        /// The tenant's id (see `vouch tenant list`).
+        #[arg(long)]
+        tenant: uuid::Uuid,
+    },
+    /// Remove a mapping (by its id, see `vouch company list`).
+    Unmap {
+        /// The MSP's id or exact name.
+        #[arg(long)]
+        msp: String,
+        /// The mapping's id.
+        id: uuid::Uuid,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -424,6 +469,81 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                     for step in removed.microsoft_cleanup {
                         println!("- {step}");
                     }
+                }
+            }
+            Ok(())
+        }
+        Command::Company(command) => {
+            let store = open_store(&config).await?;
+            store.migrate().await?;
+            let setup = SetupService::new(store.clone());
+            let print = |m: &crate::core::setup::MappingView| {
+                println!(
+                    "{}  {} ({}) -> {}  [connection {}]",
+                    m.id, m.psa_company_name, m.psa_company_id, m.tenant_name, m.psa_connection_id
+                )
+            };
+            match command {
+                CompanyCommand::List {
+                    msp,
+                    psa_connection,
+                    json,
+                } => {
+                    let msp = find_msp(&store, &msp).await?;
+                    let mappings = setup
+                        .list_mappings(msp.id, psa_connection)
+                        .await
+                        .map_err(coded)?;
+                    if json {
+                        let rows: Vec<serde_json::Value> = mappings
+                            .iter()
+                            .map(|m| {
+                                serde_json::json!({
+                                    "id": m.id, "psa_connection_id": m.psa_connection_id,
+                                    "psa_company_id": m.psa_company_id,
+                                    "psa_company_name": m.psa_company_name,
+                                    "tenant_id": m.tenant_id, "tenant_name": m.tenant_name,
+                                })
+                            })
+                            .collect();
+                        println!("{:#}", serde_json::Value::Array(rows));
+                    } else {
+                        mappings.iter().for_each(print);
+                    }
+                }
+                CompanyCommand::Map {
+                    msp,
+                    psa_connection,
+                    company_id,
+                    company_name,
+                    tenant,
+                } => {
+                    let msp = find_msp(&store, &msp).await?;
+                    let (mapping, _) = setup
+                        .put_mapping(
+                            msp.id,
+                            &command_line_actor(),
+                            crate::core::setup::MappingInput {
+                                psa_connection_id: psa_connection,
+                                psa_company_id: company_id,
+                                psa_company_name: company_name,
+                                tenant_id: tenant,
+                            },
+                        )
+                        .await
+                        .map_err(coded)?;
+                    print(&mapping);
+                }
+                CompanyCommand::Unmap { msp, id } => {
+                    let msp = find_msp(&store, &msp).await?;
+                    let mapping = setup
+                        .delete_mapping(msp.id, &command_line_actor(), id)
+                        .await
+                        .map_err(coded)?;
+                    println!(
+                        "Unmapped {} ({}).",
+                        mapping.psa_company_name, mapping.psa_company_id
+                    );
                 }
             }
             Ok(())

@@ -246,6 +246,47 @@ async fn the_command_line_lists_and_revokes_keys_and_manages_tenants() {
         .as_str()
         .expect("the demo tenant")
         .to_owned();
+
+    // A company mapped and unmapped by the command line.
+    let connection = store
+        .create_connection(vouch::store::psa_connections::NewPsaConnection {
+            msp_id: msp.id,
+            kind: vouch::domain::PsaKind::HaloPsa,
+            name: "HaloPSA".into(),
+            base_url: "https://halo.example".into(),
+            settings: serde_json::json!({ "auth_url": "https://halo.example/auth" }),
+            credentials: secrecy::SecretString::from("{}".to_owned()),
+        })
+        .await
+        .unwrap();
+    let mapped = vouch(&[
+        "company",
+        "map",
+        "--msp",
+        msp_name,
+        "--psa-connection",
+        &connection.id.to_string(),
+        "--company-id",
+        "12",
+        "--company-name",
+        "Contoso Ltd",
+        "--tenant",
+        &tenant_id,
+    ]);
+    assert!(
+        mapped.status.success(),
+        "{}",
+        String::from_utf8_lossy(&mapped.stderr)
+    );
+    let mappings: Value =
+        serde_json::from_slice(&vouch(&["company", "list", "--msp", msp_name, "--json"]).stdout)
+            .unwrap();
+    assert_eq!(mappings[0]["psa_company_name"], "Contoso Ltd", "{mappings}");
+    let mapping_id = mappings[0]["id"].as_str().unwrap().to_owned();
+    let unmapped = vouch(&["company", "unmap", "--msp", msp_name, &mapping_id]);
+    assert!(String::from_utf8_lossy(&unmapped.stdout).contains("Unmapped Contoso Ltd"));
+    let missing = vouch(&["company", "unmap", "--msp", msp_name, &mapping_id]);
+    assert!(!missing.status.success());
     let renamed = vouch(&[
         "tenant",
         "rename",
