@@ -261,6 +261,9 @@ pub struct PodDeps {
     pub connection_cache: CacheLimits,
 }
 
+/// A place a verification was made: its PSA connection, ticket and technician.
+type PlaceKey = (Option<Uuid>, Option<String>, Option<Uuid>);
+
 #[derive(Clone)]
 pub struct PodService {
     store: Store,
@@ -605,21 +608,52 @@ impl PodService {
         let history = self.verifications.history(&tenant, &user, 10).await?;
         // Only what was verified on this ticket makes the shield (a reset spends only such a
         // verification); the rest is history, saying where it was made.
-        let here: Vec<Verification> = history
+        // Where each one elsewhere was made, worked out once per place (a history of ten
+        // from one other ticket asks for its technician once).
+        let mut places: std::collections::HashMap<PlaceKey, String> =
+            std::collections::HashMap::new();
+        let mut entries = Vec::with_capacity(history.len());
+        for verification in history {
+            let elsewhere = if self.is_this_ticket(session, &verification) {
+                None
+            } else {
+                let key = (
+                    verification.psa_connection_id,
+                    verification.psa_ticket_id.clone(),
+                    verification.technician_id,
+                );
+                Some(match places.get(&key) {
+                    Some(place) => place.clone(),
+                    None => {
+                        let place = self.place_of(&verification).await;
+                        places.insert(key, place.clone());
+                        place
+                    }
+                })
+            };
+            entries.push(HistoryEntry {
+                label: outcome_label(&verification),
+                elsewhere,
+                verification,
+            });
+        }
+        let here: Vec<Verification> = entries
             .iter()
-            .filter(|v| self.is_this_ticket(session, v))
-            .cloned()
+            .filter(|e| e.elsewhere.is_none())
+            .map(|e| e.verification.clone())
             .collect();
         overview.shield = shield_of(&here, now);
-        if let Some(newest) = history.first()
-            && !self.is_this_ticket(session, newest)
+        if let Some(HistoryEntry {
+            verification: newest,
+            elsewhere: Some(place),
+            ..
+        }) = entries.first()
             && newest.status == VerificationStatus::Approved
             && verified_now(newest, now).is_ok()
             && newest.consumed_at.is_none()
             && overview.shield.state != ShieldState::Pending
             && overview.shield.state != ShieldState::Verified
         {
-            let place = self.place_of(newest).await;
             overview.shield = Shield::not_verified(
                 "Not verified on this ticket",
                 format!(
@@ -629,8 +663,9 @@ impl PodService {
                 format!("Not verified on this ticket (verified {place})"),
             );
         }
-        let reported_at = history
+        let reported_at = entries
             .first()
+            .map(|e| &e.verification)
             .filter(|v| v.failure_code == Some(ErrorCode::FraudReported))
             .map(|v| v.decided_at.unwrap_or(v.created_at));
         let hold = self
@@ -643,19 +678,6 @@ impl PodService {
             hold.as_ref(),
             now,
         );
-        let mut entries = Vec::with_capacity(history.len());
-        for verification in history {
-            let elsewhere = if self.is_this_ticket(session, &verification) {
-                None
-            } else {
-                Some(self.place_of(&verification).await)
-            };
-            entries.push(HistoryEntry {
-                label: outcome_label(&verification),
-                elsewhere,
-                verification,
-            });
-        }
         overview.history = entries;
         let contact_mobile = overview
             .ticket
