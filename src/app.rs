@@ -424,7 +424,10 @@ impl AppContext {
             autotask_zone_lookup_url: config.psa.autotask.zone_lookup_url.clone(),
         });
         AppContext {
-            settings: crate::core::settings::SettingsService::new(store.clone()),
+            settings: crate::core::settings::SettingsService::new(
+                store.clone(),
+                config.http.public_url.clone(),
+            ),
             setup: SetupService::new(store.clone()),
             pods,
             psa_connections,

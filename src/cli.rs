@@ -11,6 +11,7 @@ use secrecy::ExposeSecret;
 use crate::app::{App, open_store};
 use crate::config::Config;
 use crate::core::error::CoreError;
+use crate::core::logo::LogoFormat;
 use crate::core::settings::{SettingsChange, SettingsService};
 use crate::core::setup::SetupService;
 use crate::domain::{ActorKind, ApiKeyScope, MspPolicy};
@@ -135,6 +136,22 @@ pub enum SettingsCommand {
         key: String,
         /// Its new value.
         value: String,
+        /// Print the settings as JSON afterwards.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Upload the logo end users see (a PNG, or an SVG, which is rasterised; at most
+    /// 256 KB), or remove it with `--remove`. Audited as the command line.
+    Logo {
+        /// The MSP's id or exact name.
+        #[arg(long)]
+        msp: String,
+        /// The PNG or SVG file (told apart by its content, not its name).
+        #[arg(required_unless_present = "remove", conflicts_with = "remove")]
+        file: Option<std::path::PathBuf>,
+        /// Remove the uploaded logo instead.
+        #[arg(long)]
+        remove: bool,
         /// Print the settings as JSON afterwards.
         #[arg(long)]
         json: bool,
@@ -328,8 +345,31 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Settings(command) => {
             let store = open_store(&config).await?;
             store.migrate().await?;
-            let settings = SettingsService::new(store.clone());
+            let settings = SettingsService::new(store.clone(), config.http.public_url.clone());
             let (msp, json, change) = match command {
+                SettingsCommand::Logo {
+                    msp,
+                    file,
+                    remove: _,
+                    json,
+                } => {
+                    let msp = find_msp(&store, &msp).await?;
+                    let actor = command_line_actor();
+                    let shown = match file {
+                        None => settings.remove_logo(msp.id, &actor).await,
+                        Some(path) => {
+                            let bytes = std::fs::read(&path).map_err(|err| {
+                                anyhow::anyhow!("cannot read {}: {err}", path.display())
+                            })?;
+                            settings
+                                .upload_logo(msp.id, &actor, LogoFormat::sniff(&bytes), &bytes)
+                                .await
+                        }
+                    }
+                    .map_err(coded)?;
+                    print_settings(&shown, json);
+                    return Ok(());
+                }
                 SettingsCommand::Show { msp, json } => (msp, json, None),
                 SettingsCommand::Set {
                     msp,
@@ -347,18 +387,7 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 },
             }
             .map_err(coded)?;
-            if json {
-                println!("{:#}", shown.to_json());
-            } else {
-                for (_, name, value) in shown.fields() {
-                    let text = match value {
-                        serde_json::Value::Null => String::new(),
-                        serde_json::Value::String(s) => s,
-                        other => other.to_string(),
-                    };
-                    println!("{name} = {text}");
-                }
-            }
+            print_settings(&shown, json);
             Ok(())
         }
         Command::ApiKey(ApiKeyCommand::List { msp, json }) => {
@@ -612,4 +641,20 @@ async fn demo(_config: Config) -> anyhow::Result<()> {
 #[cfg(feature = "sandbox")]
 async fn demo(config: Config) -> anyhow::Result<()> {
     crate::demo::run(config).await
+}
+
+/// The settings as `vouch settings` prints them: `key = value` lines, or the API's JSON.
+fn print_settings(shown: &crate::core::settings::MspSettings, json: bool) {
+    if json {
+        println!("{:#}", shown.to_json());
+        return;
+    }
+    for (_, name, value) in shown.fields() {
+        let text = match value {
+            serde_json::Value::Null => String::new(),
+            serde_json::Value::String(s) => s,
+            other => other.to_string(),
+        };
+        println!("{name} = {text}");
+    }
 }

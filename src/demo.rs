@@ -131,7 +131,9 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
     .context("building the demo")?;
     let ctx = app.context().clone();
     let store = &ctx.store;
-    let msp = seed(store).await.context("seeding the demo MSP")?;
+    let msp = seed(store, &ctx.settings)
+        .await
+        .context("seeding the demo MSP")?;
     let (_, api_key) = store.create_api_key(msp.id, "vouch demo").await?;
     let tenant = store
         .find_tenant_by_microsoft_id(msp.id, DEMO_TENANT_ID)
@@ -208,8 +210,12 @@ fn write_private_file(path: &Path, content: &str) -> std::io::Result<()> {
 }
 
 /// Sets the demo MSP's support phone through the settings service, as an admin would.
-async fn give_support_phone(store: &Store, msp_id: uuid::Uuid) -> anyhow::Result<MspAccount> {
-    SettingsService::new(store.clone())
+async fn give_support_phone(
+    store: &Store,
+    settings: &SettingsService,
+    msp_id: uuid::Uuid,
+) -> anyhow::Result<MspAccount> {
+    settings
         .update(
             msp_id,
             &AuditActor {
@@ -232,7 +238,7 @@ async fn give_support_phone(store: &Store, msp_id: uuid::Uuid) -> anyhow::Result
 
 /// Creates the demo MSP and its customer tenant once; later runs find them and change nothing
 /// (but give a demo made before MSPs had a support phone the demo one).
-pub async fn seed(store: &Store) -> anyhow::Result<MspAccount> {
+pub async fn seed(store: &Store, settings: &SettingsService) -> anyhow::Result<MspAccount> {
     if let Some(existing) = store
         .list_msps()
         .await?
@@ -241,7 +247,7 @@ pub async fn seed(store: &Store) -> anyhow::Result<MspAccount> {
     {
         // A demo made before MSPs had a support phone gets one.
         if existing.brand_support_phone.is_none() {
-            return give_support_phone(store, existing.id).await;
+            return give_support_phone(store, settings, existing.id).await;
         }
         return Ok(existing);
     }
@@ -253,7 +259,7 @@ pub async fn seed(store: &Store) -> anyhow::Result<MspAccount> {
             policy: MspPolicy::default(),
         })
         .await?;
-    let msp = give_support_phone(store, msp.id).await?;
+    let msp = give_support_phone(store, settings, msp.id).await?;
     store
         .create_tenant(NewTenant {
             msp_id: msp.id,

@@ -65,6 +65,10 @@ pub fn routes(ctx: Arc<AppContext>) -> impl Endpoint<Output = Response> {
         .nest("/s", labelled("secure_share", crate::web::share::routes()))
         .nest("/v", labelled("verify_link", crate::web::verify::routes()))
         .nest("/pods", labelled("pod", crate::web::pod::routes()))
+        .nest(
+            "/brand",
+            labelled("brand_logo", crate::web::brand::routes()),
+        )
         .nest("/api", api_service)
         .nest("/api/docs", labelled("api_docs", swagger))
         .at("/api/openapi.yaml", labelled("openapi", spec_yaml))

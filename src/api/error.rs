@@ -553,7 +553,14 @@ fn classify(
         return (ErrorCode::InvalidRequest, body_message(method, path, body));
     }
     if err.is::<ContentTypeError>() {
-        let message = if path.starts_with(routes::API_PREFIX) {
+        let message = if let Some(accepted) = routes::file_upload_types(method, path) {
+            return (
+                ErrorCode::UnsupportedMediaType,
+                format!(
+                    "Send the file itself as the request body, with `Content-Type` {accepted}."
+                ),
+            );
+        } else if path.starts_with(routes::API_PREFIX) {
             "The request body must be JSON: send it with `Content-Type: application/json`."
         } else {
             "The request body has a content type this address does not accept."

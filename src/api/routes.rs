@@ -44,6 +44,8 @@ pub struct Operation {
     pub path: String,
     /// The schema of its JSON body, if it takes one.
     pub body: Option<MetaSchemaRef>,
+    /// The content types its body may have (none when it takes no body).
+    pub media_types: Vec<&'static str>,
 }
 
 struct ApiIndex {
@@ -62,13 +64,20 @@ fn index() -> &'static ApiIndex {
             .into_iter()
             .flat_map(|api| api.paths)
             .flat_map(|path| {
-                path.operations.into_iter().map(move |operation| Operation {
-                    method: operation.method,
-                    path: path.path.clone(),
-                    body: operation
+                path.operations.into_iter().map(move |operation| {
+                    let content = operation
                         .request
-                        .and_then(|request| request.content.into_iter().next())
-                        .map(|media| media.schema),
+                        .map(|request| request.content)
+                        .unwrap_or_default();
+                    Operation {
+                        method: operation.method,
+                        path: path.path.clone(),
+                        media_types: content.iter().map(|media| media.content_type).collect(),
+                        body: content
+                            .into_iter()
+                            .find(|media| media.content_type.starts_with("application/json"))
+                            .map(|media| media.schema),
+                    }
                 })
             })
             .collect();
@@ -133,6 +142,17 @@ pub fn operation(method: &Method, path: &str) -> Option<&'static Operation> {
     operations()
         .iter()
         .find(|op| op.method == method && op.path == template)
+}
+
+/// For an operation whose body is a file rather than JSON (the logo), the content types it
+/// takes, as a refusal names them (`` `image/png` or `image/svg+xml` ``).
+pub fn file_upload_types(method: &Method, path: &str) -> Option<String> {
+    let op = operation(method, path)?;
+    if op.media_types.is_empty() || op.body.is_some() {
+        return None;
+    }
+    let quoted: Vec<String> = op.media_types.iter().map(|t| format!("`{t}`")).collect();
+    Some(quoted.join(" or "))
 }
 
 /// The methods `path` accepts, for the `Allow` header (`HEAD` wherever `GET` is: poem answers

@@ -4,13 +4,14 @@
 use std::sync::Arc;
 
 use poem::web::Data;
-use poem_openapi::payload::Json;
+use poem_openapi::payload::{Binary, Json};
 use poem_openapi::types::MaybeUndefined;
-use poem_openapi::{Object, OpenApi, Tags};
+use poem_openapi::{ApiRequest, Object, OpenApi, Tags};
 
 use super::ApiError;
 use super::auth::AdminApiKey;
 use crate::app::AppContext;
+use crate::core::logo::LogoFormat;
 use crate::core::settings::{MspSettings, SettingsChange};
 use crate::domain::PasswordStyle;
 
@@ -27,10 +28,14 @@ pub struct Branding {
     pub name: String,
     /// The brand colour (`#rrggbb`), used for buttons with white text on them.
     pub color: Option<String>,
-    /// An `https` address of the MSP's logo.
+    /// The address of the MSP's logo: one uploaded with `PUT /v1/settings/logo` (served by
+    /// Vouch), or an `https` address set here.
     pub logo_url: Option<String>,
     /// The phone number end users are told to call ("+1 206 555 0199").
     pub support_phone: Option<String>,
+    /// The name every SMS is signed with ("Northwind IT: your code is ..."); `null` signs
+    /// them with `name`.
+    pub sms_sender_name: Option<String>,
 }
 
 /// What every verification and reset of the MSP follows.
@@ -59,6 +64,15 @@ pub struct Policy {
     /// How long a user's resets are held after they report a verification as fraud, in
     /// seconds (0 to 2592000; 0 holds nothing).
     pub fraud_hold_seconds: i32,
+    /// Whether approved pushes count towards the push limits too (by default only denied,
+    /// unanswered, cancelled and waiting pushes do: what push-bombing looks like).
+    pub count_approved_pushes: bool,
+    /// How long a secure share's link stays open when its creator does not say (the new
+    /// password's link, for one), in seconds (300 to 604800).
+    pub share_lifetime_seconds: i32,
+    /// How long a one-tap verification link sent by SMS stays valid, in seconds (60 to
+    /// 3600).
+    pub one_tap_link_lifetime_seconds: i32,
 }
 
 /// The MSP's settings.
@@ -85,6 +99,9 @@ pub struct BrandingChange {
     /// 3 to 20 digits, with only spaces and `+ - ( ) .` besides.
     #[oai(validator(max_length = 64))]
     pub support_phone: MaybeUndefined<String>,
+    /// 1 to 20 letters, digits, spaces or `. & ' -`.
+    #[oai(validator(max_length = 64))]
+    pub sms_sender_name: MaybeUndefined<String>,
 }
 
 /// A change of policy: a field left out stays as it is. Ranges as in `Policy`.
@@ -101,6 +118,9 @@ pub struct PolicyChange {
     pub password_style: Option<PasswordStyle>,
     pub force_change_at_next_sign_in: Option<bool>,
     pub fraud_hold_seconds: Option<i32>,
+    pub count_approved_pushes: Option<bool>,
+    pub share_lifetime_seconds: Option<i32>,
+    pub one_tap_link_lifetime_seconds: Option<i32>,
 }
 
 /// A change of settings; either part may be left out.
@@ -123,12 +143,14 @@ fn clearable(value: MaybeUndefined<String>) -> Option<Option<String>> {
 impl From<MspSettings> for Settings {
     fn from(s: MspSettings) -> Self {
         let p = s.policy;
+        let logo_url = s.branding.logo_in_effect().map(str::to_owned);
         Settings {
             branding: Branding {
                 name: s.branding.name,
                 color: s.branding.color,
-                logo_url: s.branding.logo_url,
+                logo_url,
                 support_phone: s.branding.support_phone,
+                sms_sender_name: s.branding.sms_sender_name,
             },
             policy: Policy {
                 verified_window_seconds: p.verified_window_seconds,
@@ -142,6 +164,9 @@ impl From<MspSettings> for Settings {
                 password_style: p.password_style,
                 force_change_at_next_sign_in: p.force_change_at_next_sign_in,
                 fraud_hold_seconds: p.fraud_hold_seconds,
+                count_approved_pushes: p.count_approved_pushes,
+                share_lifetime_seconds: p.share_lifetime_seconds,
+                one_tap_link_lifetime_seconds: p.one_tap_link_lifetime_seconds,
             },
         }
     }
@@ -155,6 +180,7 @@ impl From<SettingsPatch> for SettingsChange {
             change.color = clearable(b.color);
             change.logo_url = clearable(b.logo_url);
             change.support_phone = clearable(b.support_phone);
+            change.sms_sender_name = clearable(b.sms_sender_name);
         }
         if let Some(p) = patch.policy {
             change.verified_window_seconds = p.verified_window_seconds;
@@ -168,9 +194,23 @@ impl From<SettingsPatch> for SettingsChange {
             change.password_style = p.password_style;
             change.force_change_at_next_sign_in = p.force_change_at_next_sign_in;
             change.fraud_hold_seconds = p.fraud_hold_seconds;
+            change.count_approved_pushes = p.count_approved_pushes;
+            change.share_lifetime_seconds = p.share_lifetime_seconds;
+            change.one_tap_link_lifetime_seconds = p.one_tap_link_lifetime_seconds;
         }
         change
     }
+}
+
+/// A logo file: a PNG, or an SVG (rasterised to a PNG; its text must be paths).
+#[derive(Debug, ApiRequest)]
+pub enum LogoUpload {
+    /// A PNG image, at most 256 KB and 4096 pixels on each side.
+    #[oai(content_type = "image/png")]
+    Png(Binary<Vec<u8>>),
+    /// An SVG image, at most 256 KB.
+    #[oai(content_type = "image/svg+xml")]
+    Svg(Binary<Vec<u8>>),
 }
 
 pub struct SettingsApi;
@@ -202,6 +242,54 @@ impl SettingsApi {
         Ok(Json(
             ctx.settings
                 .update(auth.msp_id(), &auth.actor(), body.0.into())
+                .await?
+                .into(),
+        ))
+    }
+
+    /// Upload the MSP's logo, shown on every end-user page.
+    ///
+    /// The body is the file itself, with `Content-Type: image/png` or `image/svg+xml`, at
+    /// most 256 KB. An SVG is rasterised to a PNG (never served as SVG, so no script in it
+    /// can run); its text must be converted to paths, and it may embed images only as data
+    /// URLs. Vouch serves the logo at the `logo_url` of the answer; a new upload gets a new
+    /// address. It replaces a `logo_url` set before, and is audited
+    /// (`settings.logo_upload`).
+    #[oai(path = "/logo", method = "put", operation_id = "settings_logo_upload")]
+    async fn upload_logo(
+        &self,
+        auth: AdminApiKey,
+        ctx: Data<&Arc<AppContext>>,
+        body: LogoUpload,
+    ) -> Result<Json<Settings>, ApiError> {
+        let (format, bytes) = match body {
+            LogoUpload::Png(bytes) => (LogoFormat::Png, bytes.0),
+            LogoUpload::Svg(bytes) => (LogoFormat::Svg, bytes.0),
+        };
+        Ok(Json(
+            ctx.settings
+                .upload_logo(auth.msp_id(), &auth.actor(), format, &bytes)
+                .await?
+                .into(),
+        ))
+    }
+
+    /// Remove the uploaded logo: end-user pages show the MSP's name instead.
+    ///
+    /// Audited (`settings.logo_remove`); removing when none is uploaded changes nothing.
+    #[oai(
+        path = "/logo",
+        method = "delete",
+        operation_id = "settings_logo_remove"
+    )]
+    async fn remove_logo(
+        &self,
+        auth: AdminApiKey,
+        ctx: Data<&Arc<AppContext>>,
+    ) -> Result<Json<Settings>, ApiError> {
+        Ok(Json(
+            ctx.settings
+                .remove_logo(auth.msp_id(), &auth.actor())
                 .await?
                 .into(),
         ))

@@ -28,7 +28,8 @@ pub struct ShareRequest {
     /// whoever opens the link; never returned by the API.
     #[oai(write_only, validator(max_length = 10000))]
     pub content: String,
-    /// How long the link works, in minutes: from 5 to 10080 (7 days). Default 1440 (24 hours).
+    /// How long the link works, in minutes: from 5 to 10080 (7 days). Default: the MSP's
+    /// `share_lifetime_seconds` (24 hours unless it set another).
     pub expires_in_minutes: Option<i64>,
     /// How many times the message can be revealed: from 1 to 10. Default 1.
     pub max_views: Option<i64>,

@@ -5,6 +5,7 @@ pub mod activity;
 pub mod directory;
 pub mod error;
 pub mod integrations;
+pub mod logo;
 pub mod messaging;
 pub mod method_fix;
 pub mod password;

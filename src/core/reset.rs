@@ -21,7 +21,9 @@ use super::directory::Directory;
 use super::error::CoreError;
 use super::messaging::Messenger;
 use super::password::generate;
-use super::share::{DEFAULT_MAX_VIEWS, ShareOptions, SharePurpose, ShareService, ShareStatus};
+use super::share::{
+    DEFAULT_MAX_VIEWS, ShareOptions, SharePurpose, ShareService, ShareStatus, default_lifetime,
+};
 use super::texts;
 use super::verification::{VerificationService, verified_now};
 use crate::config::ResetConfig;
@@ -331,7 +333,10 @@ impl ResetService {
             .create(
                 request.msp.id,
                 password.clone(),
-                ShareOptions::default(),
+                ShareOptions {
+                    expires_in: Some(default_lifetime(&request.msp.policy)),
+                    ..ShareOptions::default()
+                },
                 request.technician_id,
                 SharePurpose::PasswordReset {
                     account: account.to_owned(),

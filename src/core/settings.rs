@@ -3,13 +3,18 @@
 //! effect at once on every instance (the MSP is read from the database on every request), and
 //! is audited with the old and new value of each field that changed.
 
+use url::Url;
 use uuid::Uuid;
 
 use crate::core::error::CoreError;
-use crate::core::share::{is_hex_color, safe_logo_url, usable_support_phone};
+use crate::core::logo::{self, LogoFormat};
+use crate::core::share::{
+    MAX_EXPIRES_IN, MIN_EXPIRES_IN, is_hex_color, safe_logo_url, usable_support_phone,
+};
 use crate::domain::{MspPolicy, PasswordStyle};
 use crate::store::Store;
 use crate::store::audit::{AuditActor, NewAuditEvent};
+use crate::store::logos::StoredLogo;
 use crate::store::msp::{MspAccount, MspBranding};
 
 /// What end users see of the MSP.
@@ -17,8 +22,30 @@ use crate::store::msp::{MspAccount, MspBranding};
 pub struct Branding {
     pub name: String,
     pub color: Option<String>,
+    /// A logo address the admin set (`https`), when no logo is uploaded.
     pub logo_url: Option<String>,
+    /// The logo uploaded to Vouch, if any (it replaces `logo_url`).
+    pub uploaded_logo: Option<UploadedLogo>,
     pub support_phone: Option<String>,
+    /// The name SMS texts are signed with (`None`: the MSP's name).
+    pub sms_sender_name: Option<String>,
+}
+
+/// A logo uploaded to Vouch: its version and where Vouch serves it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadedLogo {
+    pub version: String,
+    pub url: String,
+}
+
+impl Branding {
+    /// The logo end users see: the uploaded one, else the address set.
+    pub fn logo_in_effect(&self) -> Option<&str> {
+        self.uploaded_logo
+            .as_ref()
+            .map(|logo| logo.url.as_str())
+            .or(self.logo_url.as_deref())
+    }
 }
 
 /// An MSP's settings as an admin reads them.
@@ -36,6 +63,7 @@ pub struct SettingsChange {
     pub color: Option<Option<String>>,
     pub logo_url: Option<Option<String>>,
     pub support_phone: Option<Option<String>>,
+    pub sms_sender_name: Option<Option<String>>,
     pub verified_window_seconds: Option<i32>,
     pub push_limit_count: Option<i32>,
     pub push_limit_window_seconds: Option<i32>,
@@ -47,6 +75,22 @@ pub struct SettingsChange {
     pub password_style: Option<PasswordStyle>,
     pub force_change_at_next_sign_in: Option<bool>,
     pub fraud_hold_seconds: Option<i32>,
+    pub count_approved_pushes: Option<bool>,
+    pub share_lifetime_seconds: Option<i32>,
+    pub one_tap_link_lifetime_seconds: Option<i32>,
+}
+
+/// The longest SMS sender name: SMS texts are signed with it, and every character counts.
+pub const MAX_SMS_SENDER_NAME_CHARS: usize = 20;
+/// Letters, digits, spaces and `. & ' -`: all in the GSM 7-bit alphabet, so a sender name
+/// never turns an SMS into UCS-2 (which halves what one SMS holds).
+fn is_sms_sender_name(value: &str) -> bool {
+    let count = value.chars().count();
+    (1..=MAX_SMS_SENDER_NAME_CHARS).contains(&count)
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || " .&'-".contains(c))
+        && value.chars().any(|c| c.is_ascii_alphanumeric())
 }
 
 /// The contrast a brand colour must have against white: it carries white button text
@@ -56,15 +100,127 @@ pub const MIN_CONTRAST_WITH_WHITE: f64 = 4.5;
 #[derive(Clone)]
 pub struct SettingsService {
     store: Store,
+    /// Where uploaded logos are served from (`http.public_url`).
+    public_url: Url,
 }
 
 impl SettingsService {
-    pub fn new(store: Store) -> SettingsService {
-        SettingsService { store }
+    pub fn new(store: Store, public_url: Url) -> SettingsService {
+        SettingsService { store, public_url }
     }
 
     pub async fn get(&self, msp_id: Uuid) -> Result<MspSettings, CoreError> {
-        Ok(settings_of(&self.msp(msp_id).await?))
+        Ok(self.settings_of(&self.msp(msp_id).await?))
+    }
+
+    fn settings_of(&self, msp: &MspAccount) -> MspSettings {
+        settings_of(msp, &self.public_url)
+    }
+
+    /// Makes `bytes` the MSP's logo (a PNG as it is, an SVG rasterised), in place of any
+    /// logo uploaded or set before; audited (`settings.logo_upload`).
+    #[tracing::instrument(skip_all, fields(msp_id = %msp_id, bytes = bytes.len()))]
+    pub async fn upload_logo(
+        &self,
+        msp_id: Uuid,
+        actor: &AuditActor,
+        format: LogoFormat,
+        bytes: &[u8],
+    ) -> Result<MspSettings, CoreError> {
+        let before = self.settings_of(&self.msp(msp_id).await?);
+        let logo = logo::prepare(format, bytes)?;
+        let stored = StoredLogo {
+            msp_id,
+            content_type: LogoFormat::Png.media_type().to_owned(),
+            bytes: logo.png,
+            sha256: logo.sha256,
+            width: logo.width,
+            height: logo.height,
+            updated_at: chrono::Utc::now(),
+        };
+        let version = stored.version().to_owned();
+        let mut after = before.clone();
+        after.branding.logo_url = None;
+        after.branding.uploaded_logo = Some(UploadedLogo {
+            url: logo::uploaded_logo_url(&self.public_url, msp_id, &version).to_string(),
+            version,
+        });
+        let audit = self.audit_event(
+            msp_id,
+            actor,
+            "settings.logo_upload",
+            &after,
+            serde_json::json!({
+                "changed": changes(&before, &after),
+                "uploaded_as": format.media_type(),
+                "uploaded_bytes": bytes.len(),
+                "rasterised": logo.rasterised,
+                "width": stored.width,
+                "height": stored.height,
+                "sha256": stored.sha256,
+            }),
+        );
+        self.store.put_logo(stored, audit).await?;
+        self.get(msp_id).await
+    }
+
+    /// Removes the MSP's uploaded logo (its pages show its name instead); audited
+    /// (`settings.logo_remove`). Removing when none is uploaded changes nothing.
+    pub async fn remove_logo(
+        &self,
+        msp_id: Uuid,
+        actor: &AuditActor,
+    ) -> Result<MspSettings, CoreError> {
+        let before = self.settings_of(&self.msp(msp_id).await?);
+        let mut after = before.clone();
+        after.branding.uploaded_logo = None;
+        let audit = self.audit_event(
+            msp_id,
+            actor,
+            "settings.logo_remove",
+            &after,
+            serde_json::json!({ "changed": changes(&before, &after) }),
+        );
+        self.store.delete_logo(msp_id, audit).await?;
+        self.get(msp_id).await
+    }
+
+    /// The uploaded logo at `version`, for the page that serves it; `None` when the MSP has
+    /// none, or another one now.
+    pub async fn logo(&self, msp_id: Uuid, version: &str) -> Result<Option<StoredLogo>, CoreError> {
+        let Some(msp) = self.store.get_msp(msp_id).await? else {
+            return Ok(None);
+        };
+        if msp.brand_logo_version.as_deref() != Some(version) {
+            return Ok(None);
+        }
+        Ok(self
+            .store
+            .get_logo(msp_id)
+            .await?
+            .filter(|logo| logo.version() == version))
+    }
+
+    fn audit_event(
+        &self,
+        msp_id: Uuid,
+        actor: &AuditActor,
+        action: &str,
+        after: &MspSettings,
+        details: serde_json::Value,
+    ) -> NewAuditEvent {
+        NewAuditEvent {
+            msp_id,
+            actor: actor.clone(),
+            action: action.into(),
+            subject_kind: Some("msp".into()),
+            subject_id: Some(msp_id.to_string()),
+            subject_name: Some(after.branding.name.clone()),
+            psa_ticket_id: None,
+            outcome: "success".into(),
+            upstream_request_id: None,
+            details,
+        }
     }
 
     /// Applies `change` after checking every field; nothing is saved when one is invalid.
@@ -75,7 +231,7 @@ impl SettingsService {
         actor: &AuditActor,
         change: SettingsChange,
     ) -> Result<MspSettings, CoreError> {
-        let before = settings_of(&self.msp(msp_id).await?);
+        let before = self.settings_of(&self.msp(msp_id).await?);
         let after = apply(&before, change)?;
         if after == before {
             return Ok(before);
@@ -88,12 +244,18 @@ impl SettingsService {
                     name: after.branding.name.clone(),
                     color: after.branding.color.clone(),
                     logo_url: after.branding.logo_url.clone(),
+                    logo_version: after
+                        .branding
+                        .uploaded_logo
+                        .as_ref()
+                        .map(|logo| logo.version.clone()),
                     support_phone: after.branding.support_phone.clone(),
+                    sms_sender_name: after.branding.sms_sender_name.clone(),
                 },
                 after.policy.clone(),
             )
             .await?;
-        let saved = settings_of(&msp);
+        let saved = self.settings_of(&msp);
         let event = NewAuditEvent {
             msp_id,
             actor: actor.clone(),
@@ -123,13 +285,18 @@ impl SettingsService {
     }
 }
 
-fn settings_of(msp: &MspAccount) -> MspSettings {
+fn settings_of(msp: &MspAccount, public_url: &Url) -> MspSettings {
     MspSettings {
         branding: Branding {
             name: msp.name.clone(),
             color: msp.brand_color.clone(),
             logo_url: msp.brand_logo_url.clone(),
+            uploaded_logo: msp.brand_logo_version.as_ref().map(|version| UploadedLogo {
+                url: logo::uploaded_logo_url(public_url, msp.id, version).to_string(),
+                version: version.clone(),
+            }),
             support_phone: msp.brand_support_phone.clone(),
+            sms_sender_name: msp.brand_sms_sender_name.clone(),
         },
         policy: msp.policy.clone(),
     }
@@ -192,6 +359,8 @@ fn apply(before: &MspSettings, change: SettingsChange) -> Result<MspSettings, Co
         };
     }
     if let Some(logo) = change.logo_url {
+        // An address set, or the logo cleared, replaces an uploaded logo.
+        after.branding.uploaded_logo = None;
         after.branding.logo_url = match logo.map(|l| l.trim().to_owned()).filter(|l| !l.is_empty())
         {
             None => None,
@@ -215,6 +384,23 @@ fn apply(before: &MspSettings, change: SettingsChange) -> Result<MspSettings, Co
             })?),
         };
     }
+    if let Some(sender) = change.sms_sender_name {
+        after.branding.sms_sender_name = match sender
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+        {
+            None => None,
+            Some(sender) if !is_sms_sender_name(&sender) => {
+                return Err(invalid(
+                    "sms_sender_name",
+                    format!(
+                        "must be 1 to {MAX_SMS_SENDER_NAME_CHARS} letters, digits, spaces or . & ' - (it signs every SMS, in the SMS alphabet)"
+                    ),
+                ));
+            }
+            Some(sender) => Some(sender),
+        };
+    }
     let p = &mut after.policy;
     if let Some(v) = change.verified_window_seconds {
         p.verified_window_seconds = in_range("verified_window_seconds", v, 60..=86_400, "seconds")?;
@@ -235,6 +421,22 @@ fn apply(before: &MspSettings, change: SettingsChange) -> Result<MspSettings, Co
     }
     if let Some(v) = change.fraud_hold_seconds {
         p.fraud_hold_seconds = in_range("fraud_hold_seconds", v, 0..=30 * 86_400, "seconds")?;
+    }
+    if let Some(v) = change.share_lifetime_seconds {
+        p.share_lifetime_seconds = in_range(
+            "share_lifetime_seconds",
+            v,
+            // The same bounds as a share's own lifetime.
+            MIN_EXPIRES_IN.num_seconds() as i32..=MAX_EXPIRES_IN.num_seconds() as i32,
+            "seconds",
+        )?;
+    }
+    if let Some(v) = change.one_tap_link_lifetime_seconds {
+        p.one_tap_link_lifetime_seconds =
+            in_range("one_tap_link_lifetime_seconds", v, 60..=60 * 60, "seconds")?;
+    }
+    if let Some(v) = change.count_approved_pushes {
+        p.count_approved_pushes = v;
     }
     if let Some(v) = change.allow_contact_phone_fallback {
         p.allow_contact_phone_fallback = v;
@@ -270,8 +472,9 @@ impl MspSettings {
         vec![
             (Part::Branding, "name", json!(b.name)),
             (Part::Branding, "color", json!(b.color)),
-            (Part::Branding, "logo_url", json!(b.logo_url)),
+            (Part::Branding, "logo_url", json!(b.logo_in_effect())),
             (Part::Branding, "support_phone", json!(b.support_phone)),
+            (Part::Branding, "sms_sender_name", json!(b.sms_sender_name)),
             (
                 Part::Policy,
                 "verified_window_seconds",
@@ -287,6 +490,11 @@ impl MspSettings {
                 Part::Policy,
                 "technician_push_limit_count",
                 json!(p.technician_push_limit_count),
+            ),
+            (
+                Part::Policy,
+                "count_approved_pushes",
+                json!(p.count_approved_pushes),
             ),
             (
                 Part::Policy,
@@ -314,6 +522,16 @@ impl MspSettings {
                 Part::Policy,
                 "fraud_hold_seconds",
                 json!(p.fraud_hold_seconds),
+            ),
+            (
+                Part::Policy,
+                "share_lifetime_seconds",
+                json!(p.share_lifetime_seconds),
+            ),
+            (
+                Part::Policy,
+                "one_tap_link_lifetime_seconds",
+                json!(p.one_tap_link_lifetime_seconds),
             ),
         ]
     }
@@ -361,6 +579,17 @@ impl SettingsChange {
             "color" => change.color = Some(clearable()),
             "logo_url" => change.logo_url = Some(clearable()),
             "support_phone" => change.support_phone = Some(clearable()),
+            "sms_sender_name" => change.sms_sender_name = Some(clearable()),
+            "share_lifetime_seconds" => {
+                change.share_lifetime_seconds = Some(number("share_lifetime_seconds")?)
+            }
+            "one_tap_link_lifetime_seconds" => {
+                change.one_tap_link_lifetime_seconds =
+                    Some(number("one_tap_link_lifetime_seconds")?)
+            }
+            "count_approved_pushes" => {
+                change.count_approved_pushes = Some(flag("count_approved_pushes")?)
+            }
             "verified_window_seconds" => {
                 change.verified_window_seconds = Some(number("verified_window_seconds")?)
             }
@@ -445,7 +674,9 @@ mod tests {
                 name: "Northwind IT".into(),
                 color: None,
                 logo_url: None,
+                uploaded_logo: None,
                 support_phone: None,
+                sms_sender_name: None,
             },
             policy: MspPolicy::default(),
         }

@@ -132,7 +132,8 @@ impl From<CoreError> for ShareSendError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ShareBranding {
     pub msp_name: String,
-    /// An `https` URL, or `None` when the MSP set none or an unusable one.
+    /// The logo uploaded to Vouch (at Vouch's own address), else an `https` URL the MSP
+    /// set; `None` when it has neither, or an unusable address.
     pub logo_url: Option<Url>,
     /// `#rgb` or `#rrggbb`.
     pub color: String,
@@ -142,10 +143,16 @@ pub struct ShareBranding {
 }
 
 impl ShareBranding {
-    pub fn of(msp: &MspAccount) -> ShareBranding {
+    /// `public_url` is where Vouch serves uploaded logos.
+    pub fn of(msp: &MspAccount, public_url: &Url) -> ShareBranding {
         ShareBranding {
             msp_name: msp.name.trim().to_owned(),
-            logo_url: msp.brand_logo_url.as_deref().and_then(safe_logo_url),
+            logo_url: match &msp.brand_logo_version {
+                Some(version) => Some(crate::core::logo::uploaded_logo_url(
+                    public_url, msp.id, version,
+                )),
+                None => msp.brand_logo_url.as_deref().and_then(safe_logo_url),
+            },
             color: msp
                 .brand_color
                 .as_deref()
@@ -201,10 +208,17 @@ pub fn safe_logo_url(value: &str) -> Option<Url> {
     .then_some(url)
 }
 
+/// How long a share lives when its creator does not say: the MSP's
+/// `share_lifetime_seconds`.
+pub fn default_lifetime(policy: &crate::domain::MspPolicy) -> Duration {
+    Duration::seconds(policy.share_lifetime_seconds.into())
+}
+
 /// What the creator asks for; `None` means the default.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ShareOptions {
-    /// Default 24 hours; from 5 minutes to 7 days.
+    /// Default: the MSP's share lifetime (24 hours unless it set another); from 5 minutes to
+    /// 7 days.
     pub expires_in: Option<Duration>,
     /// Default 1; from 1 to 10.
     pub max_views: Option<u32>,
@@ -405,6 +419,19 @@ impl ShareService {
         recipient: Option<ShareRecipient>,
         actor: &AuditActor,
     ) -> Result<DeliveredShare, ShareSendError> {
+        let msp = self
+            .store
+            .get_msp(msp_id)
+            .await
+            .map_err(ShareError::from)?
+            .ok_or_else(|| {
+                tracing::error!(%msp_id, "API key of a removed MSP");
+                ShareError::Store("API key of a removed MSP".into())
+            })?;
+        let options = ShareOptions {
+            expires_in: options.expires_in.or(Some(default_lifetime(&msp.policy))),
+            ..options
+        };
         let Some(recipient) = recipient else {
             let share = self
                 .create(msp_id, content, options, None, SharePurpose::Message, actor)
@@ -418,15 +445,6 @@ impl ShareService {
             tracing::error!("share delivery by SMS is not wired");
             ShareError::Store("share delivery by SMS is not wired".into())
         })?;
-        let msp = self
-            .store
-            .get_msp(msp_id)
-            .await
-            .map_err(ShareError::from)?
-            .ok_or_else(|| {
-                tracing::error!(%msp_id, "API key of a removed MSP");
-                ShareError::Store("API key of a removed MSP".into())
-            })?;
         let tenant = delivery
             .directory
             .tenant(msp.id, recipient.tenant.trim())
@@ -680,7 +698,7 @@ impl ShareService {
 
     async fn branding(&self, msp_id: Uuid) -> ShareBranding {
         match self.store.get_msp(msp_id).await {
-            Ok(Some(msp)) => ShareBranding::of(&msp),
+            Ok(Some(msp)) => ShareBranding::of(&msp, &self.public_url),
             Ok(None) => ShareBranding::fallback(),
             Err(err) => {
                 tracing::warn!(error = %err, "cannot read the MSP's branding; using the default");
@@ -729,6 +747,10 @@ fn recipient() -> AuditActor {
 mod tests {
     use super::*;
 
+    fn vouch_url() -> Url {
+        Url::parse("http://vouch.test:8080/").unwrap()
+    }
+
     fn msp(color: Option<&str>, logo: Option<&str>) -> MspAccount {
         MspAccount {
             id: Uuid::now_v7(),
@@ -736,6 +758,8 @@ mod tests {
             brand_logo_url: logo.map(str::to_owned),
             brand_color: color.map(str::to_owned),
             brand_support_phone: None,
+            brand_sms_sender_name: None,
+            brand_logo_version: None,
             policy: Default::default(),
             created_at: Utc::now(),
         }
@@ -760,14 +784,17 @@ mod tests {
             assert!(!is_hex_color(bad), "{bad}");
         }
         assert_eq!(
-            ShareBranding::of(&msp(Some("#A1B2C3"), None)).color,
+            ShareBranding::of(&msp(Some("#A1B2C3"), None), &vouch_url()).color,
             "#a1b2c3"
         );
         assert_eq!(
-            ShareBranding::of(&msp(Some("red;}</style><script>"), None)).color,
+            ShareBranding::of(&msp(Some("red;}</style><script>"), None), &vouch_url()).color,
             DEFAULT_BRAND_COLOR
         );
-        assert_eq!(ShareBranding::of(&msp(None, None)).msp_name, "Northwind IT");
+        assert_eq!(
+            ShareBranding::of(&msp(None, None), &vouch_url()).msp_name,
+            "Northwind IT"
+        );
     }
 
     #[test]
@@ -798,21 +825,42 @@ mod tests {
         let mut northwind = msp(None, None);
         northwind.brand_support_phone = Some(" +1 206 555 0199 ".into());
         assert_eq!(
-            ShareBranding::of(&northwind).support_phone.as_deref(),
+            ShareBranding::of(&northwind, &vouch_url())
+                .support_phone
+                .as_deref(),
             Some("+1 206 555 0199")
         );
-        assert_eq!(ShareBranding::of(&msp(None, None)).support_phone, None);
+        assert_eq!(
+            ShareBranding::of(&msp(None, None), &vouch_url()).support_phone,
+            None
+        );
     }
 
     #[test]
     fn only_https_logos_are_shown() {
-        let logo = |value| ShareBranding::of(&msp(None, Some(value))).logo_url;
+        let logo = |value| ShareBranding::of(&msp(None, Some(value)), &vouch_url()).logo_url;
         assert!(logo("https://cdn.example/logo.png").is_some());
         assert!(logo("http://cdn.example/logo.png").is_none());
         assert!(logo("javascript:alert(1)").is_none());
         assert!(logo("data:image/png;base64,AAAA").is_none());
         assert!(logo("https://user:pw@cdn.example/logo.png").is_none());
         assert!(logo("/logo.png").is_none());
+    }
+
+    #[test]
+    fn an_uploaded_logo_is_served_by_vouch_whatever_its_scheme() {
+        let mut northwind = msp(None, Some("https://cdn.example/logo.png"));
+        northwind.brand_logo_version = Some("0123456789abcdef".into());
+        let url = ShareBranding::of(&northwind, &vouch_url())
+            .logo_url
+            .unwrap();
+        assert_eq!(
+            url.as_str(),
+            format!(
+                "http://vouch.test:8080/brand/{}/logo/0123456789abcdef.png",
+                northwind.id
+            )
+        );
     }
 
     #[test]

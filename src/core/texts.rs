@@ -44,7 +44,7 @@ pub const GSM7_SEGMENT: usize = 160;
 /// Who the text is from, as the user reads it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sender {
-    /// The MSP's name.
+    /// The name the MSP signs its texts with: its SMS sender name, else its name.
     pub brand: String,
     /// The MSP's support phone, when it set a usable one.
     pub support_phone: Option<String>,
@@ -53,7 +53,13 @@ pub struct Sender {
 impl Sender {
     pub fn of(msp: &MspAccount) -> Sender {
         Sender {
-            brand: msp.name.trim().to_owned(),
+            brand: msp
+                .brand_sms_sender_name
+                .as_deref()
+                .map(str::trim)
+                .filter(|name| !name.is_empty())
+                .unwrap_or(msp.name.trim())
+                .to_owned(),
             support_phone: msp
                 .brand_support_phone
                 .as_deref()

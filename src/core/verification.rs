@@ -61,9 +61,6 @@ pub struct Requester {
     pub technician_id: Option<Uuid>,
 }
 
-/// One-tap links last 5 minutes.
-pub const LINK_LIFETIME_MINUTES: i64 = 5;
-
 /// The one-tap link of `token`: `{public_url}v/{token}`.
 pub fn one_tap_url(public_url: &url::Url, token: &str) -> Result<url::Url, url::ParseError> {
     public_url.join(&format!("v/{token}"))
@@ -688,6 +685,7 @@ impl VerificationService {
                     max_per_window: policy.push_limit_count.max(1) as u64,
                     max_per_technician: policy.technician_push_limit_count.max(1) as u64,
                     window: Duration::seconds(policy.push_limit_window_seconds.max(1) as i64),
+                    count_approved: policy.count_approved_pushes,
                 },
             )
             .await
@@ -834,6 +832,8 @@ impl VerificationService {
             )
             .await?;
         let token = crate::store::access::random_token();
+        let link_lifetime =
+            Duration::seconds(request.msp.policy.one_tap_link_lifetime_seconds.into());
         let verification = self
             .store
             .create_verification(self.new_verification(
@@ -842,7 +842,7 @@ impl VerificationService {
                 Some(crate::store::access::sha256_hex(&token)),
                 reason,
                 fallback,
-                Duration::minutes(LINK_LIFETIME_MINUTES),
+                link_lifetime,
             ))
             .await?;
         let link = one_tap_url(&self.public_url, &token)
@@ -851,7 +851,7 @@ impl VerificationService {
             &texts::Sender::of(&request.msp),
             &request.user.upn,
             link.as_str(),
-            Duration::minutes(LINK_LIFETIME_MINUTES),
+            link_lifetime,
         ));
         if let Err(err) = self.messenger.send_sms(request.msp.id, &phone, body).await {
             self.decide(

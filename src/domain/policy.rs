@@ -28,6 +28,14 @@ pub struct MspPolicy {
     /// How long the password resets of a user are held after they report a verification as
     /// fraud ("It's not me"), unless an MSP admin lifts the hold first; 0 holds nothing.
     pub fraud_hold_seconds: i32,
+    /// Do approved pushes count towards the push limits too? By default only what looks like
+    /// push-bombing to the user counts (denied, unanswered, cancelled, still waiting).
+    pub count_approved_pushes: bool,
+    /// How long a secure share's link (a new password, or any secret an MSP sends) stays
+    /// open when its creator does not say.
+    pub share_lifetime_seconds: i32,
+    /// How long a one-tap verification link sent by SMS stays valid.
+    pub one_tap_link_lifetime_seconds: i32,
 }
 
 impl Default for MspPolicy {
@@ -44,6 +52,9 @@ impl Default for MspPolicy {
             password_style: PasswordStyle::Random,
             force_change_at_next_sign_in: true,
             fraud_hold_seconds: 24 * 60 * 60,
+            count_approved_pushes: false,
+            share_lifetime_seconds: 24 * 60 * 60,
+            one_tap_link_lifetime_seconds: 5 * 60,
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod crypto;
 pub mod entities;
 pub mod holds;
 pub mod instances;
+pub mod logos;
 pub mod mappings;
 pub mod migration;
 pub mod msp;

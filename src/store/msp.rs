@@ -25,6 +25,11 @@ pub struct MspAccount {
     /// The phone number end users are told to call, as the MSP writes it
     /// (`+1 206 555 0199`); `None` when the MSP set none.
     pub brand_support_phone: Option<String>,
+    /// The name SMS texts are signed with; `None` signs them with `name`.
+    pub brand_sms_sender_name: Option<String>,
+    /// The version of the logo uploaded to Vouch, if one is (its address is
+    /// `/brand/{msp id}/logo/{version}.png`).
+    pub brand_logo_version: Option<String>,
     pub policy: MspPolicy,
     pub created_at: DateTime<Utc>,
 }
@@ -36,6 +41,9 @@ pub struct MspBranding {
     pub color: Option<String>,
     pub logo_url: Option<String>,
     pub support_phone: Option<String>,
+    pub sms_sender_name: Option<String>,
+    /// The uploaded logo's version; set by [`Store::put_logo`], kept or cleared here.
+    pub logo_version: Option<String>,
 }
 
 fn msp_from_model(m: msp_account::Model) -> MspAccount {
@@ -45,6 +53,8 @@ fn msp_from_model(m: msp_account::Model) -> MspAccount {
         brand_logo_url: m.brand_logo_url,
         brand_color: m.brand_color,
         brand_support_phone: m.brand_support_phone,
+        brand_sms_sender_name: m.brand_sms_sender_name,
+        brand_logo_version: m.brand_logo_version,
         policy: MspPolicy {
             verified_window_seconds: m.verified_window_seconds,
             push_limit_count: m.push_limit_count,
@@ -57,6 +67,9 @@ fn msp_from_model(m: msp_account::Model) -> MspAccount {
             password_style: m.password_style,
             force_change_at_next_sign_in: m.force_change_at_next_sign_in,
             fraud_hold_seconds: m.fraud_hold_seconds,
+            count_approved_pushes: m.count_approved_pushes,
+            share_lifetime_seconds: m.share_lifetime_seconds,
+            one_tap_link_lifetime_seconds: m.one_tap_link_lifetime_seconds,
         },
         created_at: m.created_at,
     }
@@ -82,6 +95,11 @@ impl Store {
             password_style: Set(new.policy.password_style),
             force_change_at_next_sign_in: Set(new.policy.force_change_at_next_sign_in),
             fraud_hold_seconds: Set(new.policy.fraud_hold_seconds),
+            count_approved_pushes: Set(new.policy.count_approved_pushes),
+            share_lifetime_seconds: Set(new.policy.share_lifetime_seconds),
+            one_tap_link_lifetime_seconds: Set(new.policy.one_tap_link_lifetime_seconds),
+            brand_sms_sender_name: Set(None),
+            brand_logo_version: Set(None),
             created_at: Set(now),
             updated_at: Set(now),
         };
@@ -115,6 +133,11 @@ impl Store {
             password_style: Set(policy.password_style),
             force_change_at_next_sign_in: Set(policy.force_change_at_next_sign_in),
             fraud_hold_seconds: Set(policy.fraud_hold_seconds),
+            count_approved_pushes: Set(policy.count_approved_pushes),
+            share_lifetime_seconds: Set(policy.share_lifetime_seconds),
+            one_tap_link_lifetime_seconds: Set(policy.one_tap_link_lifetime_seconds),
+            brand_sms_sender_name: Set(branding.sms_sender_name),
+            brand_logo_version: Set(branding.logo_version),
             updated_at: Set(Utc::now()),
             ..Default::default()
         };

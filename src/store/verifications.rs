@@ -78,6 +78,19 @@ pub struct PushLimits {
     /// Per technician, across users.
     pub max_per_technician: u64,
     pub window: Duration,
+    /// Approved pushes count too (the MSP's `count_approved_pushes`).
+    pub count_approved: bool,
+}
+
+impl PushLimits {
+    /// The statuses of the pushes that count towards these limits.
+    fn counted_statuses(&self) -> Vec<VerificationStatus> {
+        let mut statuses = BOMBING_STATUSES.to_vec();
+        if self.count_approved {
+            statuses.push(VerificationStatus::Approved);
+        }
+        statuses
+    }
 }
 
 /// The pushes that count towards the limits: what push-bombing looks like to the user
@@ -188,7 +201,7 @@ impl Store {
             .select_only()
             .column(verification::Column::CreatedAt)
             .filter(verification::Column::CreatedAt.gt(window_start))
-            .filter(verification::Column::Status.is_in(BOMBING_STATUSES))
+            .filter(verification::Column::Status.is_in(limits.counted_statuses()))
             .order_by_asc(verification::Column::CreatedAt)
             .into_tuple()
             .all(&txn)
@@ -205,7 +218,7 @@ impl Store {
                 .filter(verification::Column::TechnicianId.eq(technician_id))
                 .filter(verification::Column::Method.eq(VerificationMethod::Push))
                 .filter(verification::Column::CreatedAt.gt(window_start))
-                .filter(verification::Column::Status.is_in(BOMBING_STATUSES))
+                .filter(verification::Column::Status.is_in(limits.counted_statuses()))
                 .order_by_asc(verification::Column::CreatedAt)
                 .into_tuple()
                 .all(&txn)

@@ -2,6 +2,7 @@
 //! users open from an SMS, the one-tap verification page, the admin-consent result and the
 //! landing page. All of them render through [`page`], under one layout.
 
+pub mod brand;
 pub mod consent;
 pub mod landing;
 pub mod page;

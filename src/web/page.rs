@@ -141,7 +141,7 @@ impl Color {
 /// Whose page it is: the MSP's name, logo and colour, or Vouch's own look.
 #[derive(Debug, Clone)]
 pub struct Brand {
-    /// Only an `https` URL is ever shown.
+    /// An `https` URL, or Vouch's own (an uploaded logo).
     logo_url: Option<Url>,
     color: Color,
     /// What the templates see as `brand`, built once (the pod renders on every load).
@@ -187,10 +187,8 @@ impl Brand {
     pub fn of(branding: &ShareBranding) -> Brand {
         Brand::new(
             Some(&branding.msp_name),
-            branding
-                .logo_url
-                .clone()
-                .filter(|url| url.scheme() == "https"),
+            // `https`, or Vouch's own address (an uploaded logo): see `ShareBranding`.
+            branding.logo_url.clone(),
             // Parsed again here because it goes into CSS.
             Color::parse(&branding.color).unwrap_or_else(Color::vouch),
             branding.support_phone.as_deref(),

@@ -78,7 +78,7 @@ async fn answer(
     let Ok(Some(msp)) = ctx.store.get_msp(verification.msp_id).await else {
         return page(View::NotFound, &Brand::vouch());
     };
-    let brand = Brand::of(&ShareBranding::of(&msp));
+    let brand = Brand::of(&ShareBranding::of(&msp, &ctx.config.http.public_url));
     let confirmed = form.answer == "yes";
     match ctx.verifications.answer_link(&msp, &token, confirmed).await {
         Ok(_) if confirmed => page(View::Confirmed, &brand),
@@ -91,7 +91,7 @@ async fn answer(
 /// The MSP's look, or a neutral name when its record cannot be read.
 async fn brand_of(ctx: &AppContext, msp_id: uuid::Uuid) -> Brand {
     match ctx.store.get_msp(msp_id).await {
-        Ok(Some(msp)) => Brand::of(&ShareBranding::of(&msp)),
+        Ok(Some(msp)) => Brand::of(&ShareBranding::of(&msp, &ctx.config.http.public_url)),
         _ => Brand::unnamed_msp(),
     }
 }

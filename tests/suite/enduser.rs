@@ -281,13 +281,17 @@ async fn the_one_tap_text_and_page_carry_the_msps_brand() {
 async fn the_support_phone_is_stored_and_the_demo_msp_has_one() {
     on_every_backend(async |db| {
         let store = db.migrated_store(common::keyring()).await;
-        let msp = vouch::demo::seed(&store).await.unwrap();
+        let settings = vouch::core::settings::SettingsService::new(
+            store.clone(),
+            "http://127.0.0.1/".parse().unwrap(),
+        );
+        let msp = vouch::demo::seed(&store, &settings).await.unwrap();
         assert_eq!(
             msp.brand_support_phone.as_deref(),
             Some(vouch::demo::DEMO_SUPPORT_PHONE)
         );
         // A demo seeded before support phones existed gets one on its next start.
-        vouch::core::settings::SettingsService::new(store.clone())
+        settings
             .update(
                 msp.id,
                 &vouch::store::audit::AuditActor {
@@ -311,7 +315,7 @@ async fn the_support_phone_is_stored_and_the_demo_msp_has_one() {
                 .brand_support_phone,
             None
         );
-        let again = vouch::demo::seed(&store).await.unwrap();
+        let again = vouch::demo::seed(&store, &settings).await.unwrap();
         assert_eq!(again.id, msp.id, "the same demo MSP");
         assert_eq!(
             store

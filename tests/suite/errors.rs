@@ -45,10 +45,15 @@ fn operations(spec: &Value) -> Vec<Operation> {
                     .as_object()
                     .and_then(|s| s.keys().next().cloned()),
                 parameters: op["parameters"].as_array().cloned().unwrap_or_default(),
+                // JSON bodies; a file upload (the logo) has its own test.
                 body: op["requestBody"]["content"]
                     .as_object()
-                    .and_then(|content| content.values().next())
-                    .map(|media| media["schema"].clone()),
+                    .and_then(|content| {
+                        content
+                            .iter()
+                            .find(|(media_type, _)| media_type.starts_with("application/json"))
+                    })
+                    .map(|(_, media)| media["schema"].clone()),
             });
         }
     }

@@ -10,6 +10,7 @@ mod backends;
 #[path = "../common/mod.rs"]
 mod common;
 
+mod branding;
 mod browser;
 mod config;
 mod enduser;

@@ -123,6 +123,7 @@ async fn a_technician_is_limited_across_users() {
             max_per_window: 3,
             max_per_technician: 2,
             window: Duration::minutes(15),
+            count_approved: false,
         };
         let by = |user: &str| NewVerification {
             technician_id: Some(technician),

@@ -187,6 +187,49 @@ fn the_command_line_shows_and_sets_settings() {
     let lines = String::from_utf8(vouch(&["settings", "show", "--msp", "Acme IT"]).stdout).unwrap();
     assert!(lines.contains("support_phone = +1 206 555 0100"), "{lines}");
     assert!(lines.contains("fraud_hold_seconds = 86400"), "{lines}");
+
+    // The logo, from a file: an SVG is rasterised, a file that is neither is refused.
+    let svg = dir.path().join("logo.svg");
+    std::fs::write(
+        &svg,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="60" height="20"><rect width="60" height="20"/></svg>"#,
+    )
+    .unwrap();
+    let uploaded = vouch(&[
+        "settings",
+        "logo",
+        "--msp",
+        "Acme IT",
+        svg.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(
+        uploaded.status.success(),
+        "{}",
+        String::from_utf8_lossy(&uploaded.stderr)
+    );
+    let json: Value = serde_json::from_slice(&uploaded.stdout).unwrap();
+    assert!(
+        json["branding"]["logo_url"]
+            .as_str()
+            .unwrap()
+            .ends_with(".png"),
+        "{json}"
+    );
+    let text = dir.path().join("logo.txt");
+    std::fs::write(&text, "not a logo").unwrap();
+    let refused = vouch(&[
+        "settings",
+        "logo",
+        "--msp",
+        "Acme IT",
+        text.to_str().unwrap(),
+    ]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("`logo`"));
+    let removed = vouch(&["settings", "logo", "--msp", "Acme IT", "--remove", "--json"]);
+    let json: Value = serde_json::from_slice(&removed.stdout).unwrap();
+    assert!(json["branding"]["logo_url"].is_null(), "{json}");
 }
 
 /// `vouch api-key list|revoke` and `vouch tenant list|rename|remove`, over the set-up
@@ -199,7 +242,15 @@ async fn the_command_line_lists_and_revokes_keys_and_manages_tenants() {
     let store = db
         .migrated_store(vouch::store::crypto::Keyring::new(key, []))
         .await;
-    let msp = vouch::demo::seed(&store).await.unwrap();
+    let msp = vouch::demo::seed(
+        &store,
+        &vouch::core::settings::SettingsService::new(
+            store.clone(),
+            "http://127.0.0.1/".parse().unwrap(),
+        ),
+    )
+    .await
+    .unwrap();
     let (made, _) = store
         .create_api_key(msp.id, "old automation")
         .await

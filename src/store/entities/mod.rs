@@ -6,6 +6,7 @@ pub mod company_tenant_mapping;
 pub mod consent_state;
 pub mod instance;
 pub mod msp_account;
+pub mod msp_logo;
 pub mod outbound_message;
 pub mod password_reset;
 pub mod psa_connection;

@@ -28,6 +28,13 @@ pub struct Model {
     /// The phone number end users are told to call (SMS texts, share and one-tap pages).
     pub brand_support_phone: Option<String>,
     pub fraud_hold_seconds: i32,
+    pub count_approved_pushes: bool,
+    pub share_lifetime_seconds: i32,
+    pub one_tap_link_lifetime_seconds: i32,
+    /// The name SMS texts are signed with, when shorter than the MSP's name.
+    pub brand_sms_sender_name: Option<String>,
+    /// The version of the logo uploaded to Vouch (`msp_logos`), if one is.
+    pub brand_logo_version: Option<String>,
 }
 
 impl ActiveModelBehavior for ActiveModel {}
