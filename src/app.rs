@@ -317,6 +317,8 @@ pub struct AppContext {
     pub psa_connections: PsaConnectionService,
     /// Company mappings, tenants and API keys, as the MSP admin sets them up.
     pub setup: SetupService,
+    /// The technicians the PSAs vouched for, and blocking them.
+    pub technicians: crate::core::technicians::TechnicianService,
     /// Extra links shown on the landing page (the demo adds its sandbox pages).
     pub landing_links: Vec<(String, String)>,
 }
@@ -426,6 +428,7 @@ impl AppContext {
         AppContext {
             settings: crate::core::settings::SettingsService::new(store.clone()),
             setup: SetupService::new(store.clone()),
+            technicians: crate::core::technicians::TechnicianService::new(store.clone()),
             pods,
             psa_connections,
             config,
