@@ -104,7 +104,9 @@ pub fn verify_rotating(
 ) -> Result<(), PsaError> {
     match verify(params, secret, max_age_seconds, now) {
         Err(PsaError::BadSignature) => match previous {
-            Some(previous) if now < previous.expires_at.timestamp() && !previous.value.is_empty() => {
+            Some(previous)
+                if now < previous.expires_at.timestamp() && !previous.value.is_empty() =>
+            {
                 verify(params, &previous.value, max_age_seconds, now)
             }
             _ => Err(PsaError::BadSignature),
