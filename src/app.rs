@@ -317,6 +317,8 @@ pub struct AppContext {
     pub psa_connections: PsaConnectionService,
     /// Company mappings, tenants and API keys, as the MSP admin sets them up.
     pub setup: SetupService,
+    /// The technicians the PSAs vouched for, and blocking them.
+    pub technicians: crate::core::technicians::TechnicianService,
     /// Extra links shown on the landing page (the demo adds its sandbox pages).
     pub landing_links: Vec<(String, String)>,
 }
@@ -429,6 +431,7 @@ impl AppContext {
                 config.http.public_url.clone(),
             ),
             setup: SetupService::new(store.clone()),
+            technicians: crate::core::technicians::TechnicianService::new(store.clone()),
             pods,
             psa_connections,
             config,

@@ -67,7 +67,8 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         | EmbedBadSignature
         | EmbedStale
         | EmbedMemberRejected
-        | EmbedWrongCompany => StatusCode::FORBIDDEN,
+        | EmbedWrongCompany
+        | TechnicianBlocked => StatusCode::FORBIDDEN,
         NotFound
         | TenantNotFound
         | UserNotFound
@@ -118,7 +119,8 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         | VerificationInterrupted
         | LinkExpired
         | DeniedByUser
-        | PsaConnectionChanged => StatusCode::CONFLICT,
+        | PsaConnectionChanged
+        | PsaConnectionHasNoSigningSecret => StatusCode::CONFLICT,
         PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         PushRateLimited | MicrosoftThrottled | SmsThrottled | PsaThrottled => {

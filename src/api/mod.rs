@@ -16,6 +16,7 @@ mod settings;
 mod setup;
 mod shares;
 mod system;
+mod technicians;
 mod verifications;
 
 use poem_openapi::OpenApiService;
@@ -30,6 +31,7 @@ pub type Apis = (
     setup::TenantsApi,
     setup::CompanyMappingsApi,
     setup::ApiKeysApi,
+    technicians::TechniciansApi,
     verifications::VerificationsApi,
     verifications::ResetsApi,
     holds::HoldsApi,
@@ -50,6 +52,7 @@ pub fn service() -> OpenApiService<Apis, ()> {
             setup::TenantsApi,
             setup::CompanyMappingsApi,
             setup::ApiKeysApi,
+            technicians::TechniciansApi,
             verifications::VerificationsApi,
             verifications::ResetsApi,
             holds::HoldsApi,

@@ -135,6 +135,12 @@ pub enum CoreError {
         "This PSA connection was changed by someone else at the same time. Read it again and repeat your change."
     )]
     PsaConnectionChanged,
+    #[error(
+        "A ConnectWise PSA connection has no signing secret to rotate: its Hosted API vouches for each technician. To change its keys, PATCH the connection with a new private_key."
+    )]
+    NoSigningSecret,
+    #[error("An administrator of your MSP has blocked your Vouch actions; ask them.")]
+    TechnicianBlocked,
     #[error("Internal error.")]
     Store(String),
 }
@@ -182,6 +188,8 @@ impl CoreError {
             CoreError::ResendNotAllowed { code, .. } => *code,
             CoreError::PsaConnectionNotFound => ErrorCode::PsaConnectionNotFound,
             CoreError::PsaConnectionChanged => ErrorCode::PsaConnectionChanged,
+            CoreError::NoSigningSecret => ErrorCode::PsaConnectionHasNoSigningSecret,
+            CoreError::TechnicianBlocked => ErrorCode::TechnicianBlocked,
             CoreError::Store(_) => ErrorCode::InternalError,
         }
     }

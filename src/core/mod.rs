@@ -15,5 +15,6 @@ pub mod reset;
 pub mod settings;
 pub mod setup;
 pub mod share;
+pub mod technicians;
 pub mod texts;
 pub mod verification;

@@ -5,6 +5,11 @@
 //! This service holds the session rules, the ticket -> tenant -> Microsoft user lookup and
 //! the wording of the verification shield. It reaches the PSA only through the adapters'
 //! trait (`PsaAdapters`) and knows no HTTP.
+//!
+//! A technician an MSP admin blocked (`core::technicians`) gets nothing from a pod: the load
+//! is refused and so is every pod call, with `technician_blocked`. Both read the technician
+//! from the database (a pod call already did, to check its session), so a block or an
+//! unblock takes effect at once on every instance.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -342,6 +347,9 @@ impl PodService {
             (Some(connection), Some(msp), Some(technician))
                 if connection.msp_id == msp.id && technician.msp_id == msp.id =>
             {
+                if technician.blocked_at.is_some() {
+                    return Err(PodError::Core(CoreError::TechnicianBlocked));
+                }
                 Ok(PodSession {
                     claims,
                     connection,
@@ -387,6 +395,12 @@ impl PodService {
                 tracing::error!(error = %err, "recording a technician failed");
                 PodError::Core(CoreError::Store(err.to_string()))
             })?;
+        // The cached sighting may predate a block: whether they are blocked is read afresh.
+        if let Some(current) = self.store.get_technician(technician.id).await?
+            && current.blocked_at.is_some()
+        {
+            return Err(PodError::Core(CoreError::TechnicianBlocked));
+        }
         Ok(pod_token::issue(
             &self.keyring,
             connection.msp_id,

@@ -13,6 +13,12 @@
 //! Insight secret) are generated here (256 bits) and handed out only by [`create`] and by
 //! [`setup`], since the admin must paste them into the PSA.
 //!
+//! A signing secret can be rotated ([`rotate_secret`]): a new one is generated and handed out
+//! once, and the one it replaces stays in the sealed credentials (`previous_tab_secret`,
+//! `previous_insight_secret`, with its `expires_at`) for a grace period, during which the
+//! adapters accept loads signed with either. Rotating again during a grace period replaces
+//! the previous secret with the current one: only the last two secrets are ever kept.
+//!
 //! Every change is audited with the connection before and after (never a secret) in the same
 //! transaction as the change. The pod service caches connections; a change or a deletion
 //! drops this instance's copy at once ([`PodService::forget_connection`]); other instances
@@ -20,6 +26,7 @@
 //!
 //! [`create`]: PsaConnectionService::create
 //! [`setup`]: PsaConnectionService::setup
+//! [`rotate_secret`]: PsaConnectionService::rotate_secret
 
 use std::collections::BTreeMap;
 use std::sync::LazyLock;
@@ -45,6 +52,10 @@ use crate::store::psa_connections::{NewPsaConnection, PsaConnection, PsaConnecti
 pub const MAX_NAME_CHARS: usize = 200;
 /// The most origins one connection may allow to frame its pod.
 pub const MAX_ALLOWED_ORIGINS: usize = 20;
+/// How long a rotated signing secret keeps working when the admin names no grace period.
+pub const DEFAULT_ROTATION_GRACE_SECONDS: i64 = 24 * 60 * 60;
+/// The longest grace period a rotation may give the secret it replaces.
+pub const MAX_ROTATION_GRACE_SECONDS: i64 = 7 * 24 * 60 * 60;
 /// The recommended pod heights, in CSS pixels (the PSA sandbox uses the same).
 pub const CONNECTWISE_POD_HEIGHT_PX: u32 = 300;
 pub const HALOPSA_TAB_HEIGHT_PX: u32 = 520;
@@ -165,6 +176,17 @@ pub struct SecretStatus {
     pub set: bool,
     /// When it was last set through Vouch's API (`None` for one set before that was kept).
     pub changed_at: Option<DateTime<Utc>>,
+    /// The secret a rotation replaced, while its grace period runs (signing secrets only).
+    pub previous: Option<PreviousSecretStatus>,
+}
+
+/// A signing secret replaced by a rotation and still accepted: never its value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PreviousSecretStatus {
+    /// When it had been set.
+    pub changed_at: Option<DateTime<Utc>>,
+    /// When loads signed with it stop being accepted.
+    pub expires_at: DateTime<Utc>,
 }
 
 /// The display status of a connection. Only `untested` for now: testing a connection is a
@@ -241,6 +263,15 @@ pub struct GeneratedSecret {
 pub struct CreatedConnection {
     pub view: PsaConnectionView,
     pub generated: Option<GeneratedSecret>,
+}
+
+/// A signing secret just rotated: the connection, with the new secret handed out once.
+#[derive(Debug, Clone)]
+pub struct RotatedSecret {
+    pub view: PsaConnectionView,
+    pub generated: GeneratedSecret,
+    /// Until when the replaced secret is still accepted (`now` for a grace of 0).
+    pub previous_expires_at: DateTime<Utc>,
 }
 
 /// What the admin pastes into the PSA.
@@ -335,11 +366,36 @@ struct HaloSettings {
     common: Common,
 }
 
+/// A signing secret a rotation replaced, kept (sealed, with the credentials) until
+/// `expires_at`; the adapters read `value` and `expires_at` (`psa::signing::PreviousSecret`).
+#[derive(Clone, Serialize, Deserialize)]
+struct PreviousSecret {
+    value: String,
+    expires_at: DateTime<Utc>,
+    /// When it had been set (for the admin's view).
+    #[serde(default)]
+    changed_at: Option<DateTime<Utc>>,
+}
+
+impl PreviousSecret {
+    /// Its status while its grace period runs at `now`; `None` once it is over.
+    fn status(this: &Option<PreviousSecret>, now: DateTime<Utc>) -> Option<PreviousSecretStatus> {
+        this.as_ref()
+            .filter(|p| p.expires_at > now)
+            .map(|p| PreviousSecretStatus {
+                changed_at: p.changed_at,
+                expires_at: p.expires_at,
+            })
+    }
+}
+
 #[derive(Serialize, Deserialize)]
 struct HaloCredentials {
     client_id: String,
     client_secret: String,
     tab_secret: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    previous_tab_secret: Option<PreviousSecret>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -356,6 +412,8 @@ struct AutotaskCredentials {
     api_secret: String,
     integration_code: String,
     insight_secret: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    previous_insight_secret: Option<PreviousSecret>,
 }
 
 /// A connection's whole state, opened.
@@ -829,6 +887,98 @@ impl PsaConnectionService {
         }
     }
 
+    /// Rotates the connection's signing secret (the HaloPSA tab secret, the Autotask Insight
+    /// secret): generates a new one (256 bits), keeps the current one as the previous secret
+    /// until `now + grace_seconds` (default [`DEFAULT_ROTATION_GRACE_SECONDS`], at most
+    /// [`MAX_ROTATION_GRACE_SECONDS`]; 0 ends it at once), and audits the rotation (never a
+    /// secret). A secret already in its grace period is dropped: only the last two are kept.
+    /// The new secret is handed out here once, and by [`Self::setup`].
+    pub async fn rotate_secret(
+        &self,
+        msp_id: Uuid,
+        actor: &AuditActor,
+        id: Uuid,
+        grace_seconds: Option<i64>,
+    ) -> Result<RotatedSecret, CoreError> {
+        let grace_seconds = grace_seconds.unwrap_or(DEFAULT_ROTATION_GRACE_SECONDS);
+        if !(0..=MAX_ROTATION_GRACE_SECONDS).contains(&grace_seconds) {
+            return Err(invalid(
+                "grace_seconds",
+                format!(
+                    "must be between 0 and {MAX_ROTATION_GRACE_SECONDS} seconds (7 days); leave it out for 24 hours"
+                ),
+            ));
+        }
+        let connection = self.owned(msp_id, id).await?;
+        let before = self.view(&connection)?;
+        let mut draft = self.open(&connection)?;
+        let now = Utc::now();
+        let expires_at = now + chrono::Duration::seconds(grace_seconds);
+        let fresh = generate_secret();
+        let field = match &mut draft.shape {
+            Shape::ConnectWise(..) => return Err(CoreError::NoSigningSecret),
+            Shape::HaloPsa(s, c) => {
+                let old = std::mem::replace(&mut c.tab_secret, fresh.clone());
+                c.previous_tab_secret = Some(PreviousSecret {
+                    value: old,
+                    expires_at,
+                    changed_at: s.common.secrets_changed_at.get("tab_secret").copied(),
+                });
+                "tab_secret"
+            }
+            Shape::Autotask(s, c) => {
+                let old = std::mem::replace(&mut c.insight_secret, fresh.clone());
+                c.previous_insight_secret = Some(PreviousSecret {
+                    value: old,
+                    expires_at,
+                    changed_at: s.common.secrets_changed_at.get("insight_secret").copied(),
+                });
+                "insight_secret"
+            }
+        };
+        draft
+            .shape
+            .common_mut()
+            .secrets_changed_at
+            .insert(field.to_owned(), now);
+        let after = self.view_of(id, connection.kind, &draft, connection.created_at, now);
+        let mut audit = self.audit(
+            msp_id,
+            actor,
+            "psa_connection.rotate_secret",
+            &after,
+            Some(&before),
+            Some(&after),
+        );
+        audit.details["secret"] = serde_json::json!(field);
+        audit.details["grace_seconds"] = serde_json::json!(grace_seconds);
+        audit.details["previous_expires_at"] = serde_json::json!(expires_at);
+        let updated = self
+            .store
+            .update_connection(
+                id,
+                connection.updated_at,
+                PsaConnectionUpdate {
+                    name: draft.name.clone(),
+                    base_url: draft.base_url.clone(),
+                    settings: draft.shape.settings_json(),
+                    credentials: draft.shape.credentials_json(),
+                },
+                audit,
+            )
+            .await?;
+        self.pods.forget_connection(id).await;
+        let updated = updated.ok_or(CoreError::PsaConnectionChanged)?;
+        Ok(RotatedSecret {
+            view: self.view(&updated)?,
+            generated: GeneratedSecret {
+                field,
+                value: SecretString::from(fresh),
+            },
+            previous_expires_at: expires_at,
+        })
+    }
+
     /// What to paste into the PSA: the pod URL, the signing secret where there is one, the
     /// height and the PSA's steps.
     pub async fn setup(&self, msp_id: Uuid, id: Uuid) -> Result<SetupView, CoreError> {
@@ -978,6 +1128,7 @@ impl PsaConnectionService {
                                 client_id,
                                 client_secret,
                                 tab_secret: generate_secret(),
+                                previous_tab_secret: None,
                             },
                         ),
                     },
@@ -1016,6 +1167,7 @@ impl PsaConnectionService {
                                 api_secret,
                                 integration_code,
                                 insight_secret: generate_secret(),
+                                previous_insight_secret: None,
                             },
                         ),
                     },
@@ -1175,9 +1327,15 @@ impl PsaConnectionService {
         updated_at: DateTime<Utc>,
     ) -> PsaConnectionView {
         let common = draft.shape.common();
+        let now = Utc::now();
         let status = |field: &str, value: &str| SecretStatus {
             set: !value.is_empty(),
             changed_at: common.secrets_changed_at.get(field).copied(),
+            previous: None,
+        };
+        let signing = |field: &str, value: &str, previous: &Option<PreviousSecret>| SecretStatus {
+            previous: PreviousSecret::status(previous, now),
+            ..status(field, value)
         };
         let details = match &draft.shape {
             Shape::ConnectWise(s, c) => ConnectionDetails::ConnectWise {
@@ -1197,13 +1355,17 @@ impl PsaConnectionService {
                 tenant: s.tenant.clone(),
                 client_id: c.client_id.clone(),
                 client_secret: status("client_secret", &c.client_secret),
-                tab_secret: status("tab_secret", &c.tab_secret),
+                tab_secret: signing("tab_secret", &c.tab_secret, &c.previous_tab_secret),
             },
             Shape::Autotask(s, c) => ConnectionDetails::Autotask {
                 api_user: c.api_user.clone(),
                 integration_code: c.integration_code.clone(),
                 api_secret: status("api_secret", &c.api_secret),
-                insight_secret: status("insight_secret", &c.insight_secret),
+                insight_secret: signing(
+                    "insight_secret",
+                    &c.insight_secret,
+                    &c.previous_insight_secret,
+                ),
                 zone_lookup_url: s.zone_lookup_url.clone(),
                 zone_lookup_url_in_effect: s
                     .zone_lookup_url

@@ -202,6 +202,11 @@ error_codes! {
     /// The PSA connection was changed by another request while this one was being applied:
     /// read it again and repeat the change.
     PsaConnectionChanged = "psa_connection_changed",
+    /// The connection's PSA (ConnectWise) signs no pod loads, so it has no secret to rotate.
+    PsaConnectionHasNoSigningSecret = "psa_connection_has_no_signing_secret",
+    /// An MSP admin blocked this technician's Vouch actions (`POST
+    /// /v1/technicians/{id}/unblock` lifts it).
+    TechnicianBlocked = "technician_blocked",
 
     // Secure shares.
     ShareNotFound = "share_not_found",

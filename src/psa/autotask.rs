@@ -42,6 +42,9 @@ struct Credentials {
     integration_code: String,
     /// The shared secret Insight loads are signed with.
     insight_secret: String,
+    /// The secret a rotation replaced, accepted until its grace period ends.
+    #[serde(default)]
+    previous_insight_secret: Option<signing::PreviousSecret>,
 }
 
 pub struct Autotask {
@@ -205,9 +208,10 @@ impl PsaAdapter for Autotask {
             return Err(PsaError::Unsigned);
         };
         let credentials = Self::credentials(connection)?;
-        signing::verify(
+        signing::verify_rotating(
             params,
             &credentials.insight_secret,
+            credentials.previous_insight_secret.as_ref(),
             self.max_signature_age,
             chrono::Utc::now().timestamp(),
         )?;

@@ -41,6 +41,9 @@ struct Credentials {
     client_secret: String,
     /// The custom tab's iframe secret.
     tab_secret: String,
+    /// The secret a rotation replaced, accepted until its grace period ends.
+    #[serde(default)]
+    previous_tab_secret: Option<signing::PreviousSecret>,
 }
 
 #[derive(Deserialize)]
@@ -222,9 +225,10 @@ impl PsaAdapter for HaloPsa {
             return Err(PsaError::Unsigned);
         };
         let credentials = Self::credentials(connection)?;
-        signing::verify(
+        signing::verify_rotating(
             params,
             &credentials.tab_secret,
+            credentials.previous_tab_secret.as_ref(),
             self.max_signature_age,
             chrono::Utc::now().timestamp(),
         )?;

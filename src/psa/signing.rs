@@ -10,6 +10,9 @@
 //!   clock skew into the future are tolerated).
 //!
 //! The comparison is constant-time (the `hmac` crate's `verify_slice`).
+//!
+//! A rotated secret keeps working until its grace period ends ([`verify_rotating`]): a load
+//! signed with the previous secret verifies while `now` is before its `expires_at`.
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -83,9 +86,81 @@ pub fn verify(
     Ok(())
 }
 
+/// A secret replaced by a rotation, still accepted until `expires_at`.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct PreviousSecret {
+    pub value: String,
+    pub expires_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Checks a load against the current secret and, while its grace period runs (`now` before
+/// its `expires_at`), the previous one. `now` is Unix seconds (the clock the tests set).
+pub fn verify_rotating(
+    params: &[(String, String)],
+    secret: &str,
+    previous: Option<&PreviousSecret>,
+    max_age_seconds: u64,
+    now: i64,
+) -> Result<(), PsaError> {
+    match verify(params, secret, max_age_seconds, now) {
+        Err(PsaError::BadSignature) => match previous {
+            Some(previous)
+                if now < previous.expires_at.timestamp() && !previous.value.is_empty() =>
+            {
+                verify(params, &previous.value, max_age_seconds, now)
+            }
+            _ => Err(PsaError::BadSignature),
+        },
+        other => other,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_previous_secret_verifies_until_its_grace_ends_and_never_after() {
+        let now = 1_800_000_000;
+        let mut load = params(&[("ticket_id", "2001"), ("ts", "1800000000")]);
+        load.push(("sig".into(), sign(&load, "old")));
+        let previous = PreviousSecret {
+            value: "old".into(),
+            expires_at: chrono::DateTime::from_timestamp(now + 10, 0).unwrap(),
+        };
+        assert_eq!(
+            verify_rotating(&load, "new", Some(&previous), 300, now),
+            Ok(())
+        );
+        assert_eq!(
+            verify_rotating(&load, "new", Some(&previous), 300, now + 9),
+            Ok(())
+        );
+        // At its expiry and after, and with no previous secret at all: refused.
+        for at in [now + 10, now + 11] {
+            let mut later = params(&[("ticket_id", "2001"), ("ts", &at.to_string())]);
+            later.push(("sig".into(), sign(&later, "old")));
+            assert_eq!(
+                verify_rotating(&later, "new", Some(&previous), 300, at),
+                Err(PsaError::BadSignature)
+            );
+        }
+        assert_eq!(
+            verify_rotating(&load, "new", None, 300, now),
+            Err(PsaError::BadSignature)
+        );
+        // The current secret works throughout; a stale load is stale with either.
+        let mut current = params(&[("ticket_id", "2001"), ("ts", "1800000000")]);
+        current.push(("sig".into(), sign(&current, "new")));
+        assert_eq!(
+            verify_rotating(&current, "new", Some(&previous), 300, now + 100),
+            Ok(())
+        );
+        assert_eq!(
+            verify_rotating(&load, "new", Some(&previous), 1, now + 5),
+            Err(PsaError::Stale)
+        );
+    }
 
     fn params(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs

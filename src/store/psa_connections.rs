@@ -2,16 +2,20 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, OnConflict};
+use std::collections::HashMap;
+
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    TransactionTrait,
+    ActiveValue::NotSet, ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, TransactionTrait,
 };
 use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
 
 use super::audit::{NewAuditEvent, append_on};
 use super::crypto::SealedPlace;
-use super::entities::{company_tenant_mapping, psa_connection, technician};
+use super::entities::{
+    company_tenant_mapping, password_reset, psa_connection, technician, verification,
+};
 use super::{Store, StoreError};
 use crate::domain::PsaKind;
 
@@ -59,6 +63,46 @@ pub struct Technician {
     pub psa_member_id: String,
     pub display_name: String,
     pub email: Option<String>,
+    pub created_at: DateTime<Utc>,
+    /// When a PSA last vouched for them (refreshed at most once per `cache.technicians`
+    /// lifetime).
+    pub last_seen_at: Option<DateTime<Utc>>,
+    /// When an MSP admin blocked their Vouch actions; `None` when not blocked.
+    pub blocked_at: Option<DateTime<Utc>>,
+    /// Who blocked them.
+    pub blocked_by: Option<String>,
+}
+
+impl From<technician::Model> for Technician {
+    fn from(t: technician::Model) -> Technician {
+        Technician {
+            id: t.id,
+            msp_id: t.msp_id,
+            psa_connection_id: t.psa_connection_id,
+            psa_member_id: t.psa_member_id,
+            display_name: t.display_name,
+            email: t.email,
+            created_at: t.created_at,
+            last_seen_at: t.last_seen_at,
+            blocked_at: t.blocked_at,
+            blocked_by: t.blocked_by,
+        }
+    }
+}
+
+/// What a technician last did through Vouch: the newest verification or password reset they
+/// asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TechnicianAction {
+    Verification,
+    PasswordReset,
+}
+
+/// A block to set on a technician, or `None` to lift it.
+#[derive(Debug, Clone)]
+pub struct TechnicianBlock {
+    pub at: DateTime<Utc>,
+    pub by: String,
 }
 
 impl Store {
@@ -268,6 +312,8 @@ impl Store {
             email: Set(seen.email),
             created_at: Set(now),
             last_seen_at: Set(Some(now)),
+            blocked_at: NotSet,
+            blocked_by: NotSet,
         };
         // One statement, so two instances seeing the same member at once cannot both insert.
         technician::Entity::insert(model)
@@ -291,27 +337,107 @@ impl Store {
             .one(self.connection())
             .await?
             .ok_or(StoreError::NotFound("technician"))?;
-        Ok(Technician {
-            id: stored.id,
-            msp_id: stored.msp_id,
-            psa_connection_id: stored.psa_connection_id,
-            psa_member_id: stored.psa_member_id,
-            display_name: stored.display_name,
-            email: stored.email,
-        })
+        Ok(stored.into())
     }
 
     pub async fn get_technician(&self, id: Uuid) -> Result<Option<Technician>, StoreError> {
         Ok(technician::Entity::find_by_id(id)
             .one(self.connection())
             .await?
-            .map(|t| Technician {
-                id: t.id,
-                msp_id: t.msp_id,
-                psa_connection_id: t.psa_connection_id,
-                psa_member_id: t.psa_member_id,
-                display_name: t.display_name,
-                email: t.email,
-            }))
+            .map(Technician::from))
+    }
+
+    /// The MSP's technicians, most recently seen first.
+    pub async fn list_technicians(&self, msp_id: Uuid) -> Result<Vec<Technician>, StoreError> {
+        Ok(technician::Entity::find()
+            .filter(technician::Column::MspId.eq(msp_id))
+            .order_by_desc(technician::Column::LastSeenAt)
+            .order_by_asc(technician::Column::Id)
+            .all(self.connection())
+            .await?
+            .into_iter()
+            .map(Technician::from)
+            .collect())
+    }
+
+    /// What each of the MSP's technicians last did, and when: the newest verification or
+    /// password reset each asked for (two grouped queries, on the indexed `msp_id`).
+    pub async fn last_technician_actions(
+        &self,
+        msp_id: Uuid,
+    ) -> Result<HashMap<Uuid, (TechnicianAction, DateTime<Utc>)>, StoreError> {
+        let verifications: Vec<(Option<Uuid>, Option<DateTime<Utc>>)> =
+            verification::Entity::find()
+                .select_only()
+                .column(verification::Column::TechnicianId)
+                .column_as(verification::Column::CreatedAt.max(), "last")
+                .filter(verification::Column::MspId.eq(msp_id))
+                .filter(verification::Column::TechnicianId.is_not_null())
+                .group_by(verification::Column::TechnicianId)
+                .into_tuple()
+                .all(self.connection())
+                .await?;
+        let resets: Vec<(Option<Uuid>, Option<DateTime<Utc>>)> = password_reset::Entity::find()
+            .select_only()
+            .column(password_reset::Column::TechnicianId)
+            .column_as(password_reset::Column::CreatedAt.max(), "last")
+            .filter(password_reset::Column::MspId.eq(msp_id))
+            .filter(password_reset::Column::TechnicianId.is_not_null())
+            .group_by(password_reset::Column::TechnicianId)
+            .into_tuple()
+            .all(self.connection())
+            .await?;
+        let mut last = HashMap::new();
+        let tagged = verifications
+            .into_iter()
+            .map(|row| (TechnicianAction::Verification, row))
+            .chain(
+                resets
+                    .into_iter()
+                    .map(|row| (TechnicianAction::PasswordReset, row)),
+            );
+        for (action, (id, at)) in tagged {
+            let (Some(id), Some(at)) = (id, at) else {
+                continue;
+            };
+            let entry = last.entry(id).or_insert((action, at));
+            // A reset follows its verification: on a tie, the reset is the last action.
+            if at >= entry.1 {
+                *entry = (action, at);
+            }
+        }
+        Ok(last)
+    }
+
+    /// Blocks (`Some`) or unblocks (`None`) technician `id` and appends the audit entry, in
+    /// one transaction; the technician as it is now. `None` when there is no such
+    /// technician.
+    pub async fn set_technician_block(
+        &self,
+        id: Uuid,
+        block: Option<TechnicianBlock>,
+        audit: NewAuditEvent,
+    ) -> Result<Option<Technician>, StoreError> {
+        let txn = self.connection().begin().await?;
+        let (at, by) = match block {
+            Some(block) => (Some(block.at), Some(block.by)),
+            None => (None, None),
+        };
+        let changed = technician::Entity::update_many()
+            .col_expr(technician::Column::BlockedAt, Expr::value(at))
+            .col_expr(technician::Column::BlockedBy, Expr::value(by))
+            .filter(technician::Column::Id.eq(id))
+            .exec(&txn)
+            .await?;
+        if changed.rows_affected != 1 {
+            return Ok(None);
+        }
+        append_on(&txn, audit).await?;
+        let model = technician::Entity::find_by_id(id)
+            .one(&txn)
+            .await?
+            .ok_or(StoreError::NotFound("technician"))?;
+        txn.commit().await?;
+        Ok(Some(model.into()))
     }
 }

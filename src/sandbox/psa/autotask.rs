@@ -291,11 +291,12 @@ fn ticket_screen(shared: &Shared, incoming: &Incoming, id: &str) -> Response {
         return page::unknown_ticket(PRODUCT, id);
     };
     let by_post = incoming.query_param("post") == Some("1");
-    let (pod_url, notes) = {
+    let (pod_url, notes, secret) = {
         let state = shared.state();
         (
             state.pod_urls.autotask.clone(),
             state.ticket_notes(Psa::Autotask, contact.autotask_ticket_id),
+            state.autotask_insight_secret(),
         )
     };
     let (panel_html, script) = if pod_url.trim().is_empty() {
@@ -312,7 +313,7 @@ fn ticket_screen(shared: &Shared, incoming: &Incoming, id: &str) -> Response {
             (AUTOTASK_RESOURCE_PARAM, AUTOTASK_RESOURCE_ID.to_string()),
             (TIMESTAMP_PARAM, Utc::now().timestamp().to_string()),
         ];
-        match signing::signed_pod(pod_url.trim(), &params, AUTOTASK_INSIGHT_SECRET) {
+        match signing::signed_pod(pod_url.trim(), &params, &secret) {
             Err(reason) => (
                 page::missing_pod(PRODUCT, &format!("the pod URL is {reason}")),
                 String::new(),

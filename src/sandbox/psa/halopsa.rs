@@ -307,11 +307,12 @@ fn ticket_screen(shared: &Shared, id: &str) -> Response {
     let Some(contact) = ticket(id) else {
         return page::unknown_ticket(PRODUCT, id);
     };
-    let (pod_url, notes) = {
+    let (pod_url, notes, secret) = {
         let state = shared.state();
         (
             state.pod_urls.halopsa.clone(),
             state.ticket_notes(Psa::HaloPsa, contact.halo_ticket_id),
+            state.halo_tab_secret(),
         )
     };
     let panel_html = if pod_url.trim().is_empty() {
@@ -322,7 +323,7 @@ fn ticket_screen(shared: &Shared, id: &str) -> Response {
             (HALO_AGENT_PARAM, HALO_AGENT_ID.to_string()),
             (TIMESTAMP_PARAM, Utc::now().timestamp().to_string()),
         ];
-        match signing::signed_pod(pod_url.trim(), &params, HALO_TAB_SECRET) {
+        match signing::signed_pod(pod_url.trim(), &params, &secret) {
             Ok(load) => format!(
                 "<iframe id=\"vouch-pod\" name=\"vouch-pod\" title=\"Vouch\" src=\"{src}\" style=\"height: {TAB_HEIGHT_PX}px\"></iframe>",
                 src = html_escape(&load.url),

@@ -50,9 +50,12 @@
 //!   (`{event, _id, result: "success"}`) in the log's `data-acknowledged`. Each
 //!   page load issues a fresh member hash for `jtech`, valid until
 //!   [`PsaSandbox::revoke_connectwise_member_hashes`].
-//! - Halo tab: the pod URL plus `ticket_id`, `agent_id`, `ts` and `sig` (below).
-//! - Autotask Insight: the pod URL plus `ticketId`, `resourceId`, `ts` and `sig`, loaded with
-//!   GET; with `?post=1` on the host page, the same parameters (the pod URL's own included)
+//! - Halo tab: the pod URL plus `ticket_id`, `agent_id`, `ts` and `sig` (below), signed with
+//!   the secret pasted into the tab ([`PsaSandbox::set_halo_tab_secret`]; the seeded
+//!   [`HALO_TAB_SECRET`] until then).
+//! - Autotask Insight: the pod URL plus `ticketId`, `resourceId`, `ts` and `sig`, signed with
+//!   the secret pasted into the Insight ([`PsaSandbox::set_autotask_insight_secret`]; the
+//!   seeded [`AUTOTASK_INSIGHT_SECRET`] until then), loaded with GET; with `?post=1` on the host page, the same parameters (the pod URL's own included)
 //!   are sent as an auto-submitted `application/x-www-form-urlencoded` form POST to the pod
 //!   URL without its query, targeting the iframe.
 //!
@@ -266,6 +269,10 @@ struct State {
     member_hashes: VecDeque<MemberHash>,
     /// Halo access tokens and when they expire.
     halo_tokens: Vec<(String, DateTime<Utc>)>,
+    /// The secret pasted into the Halo tab (`new_iframe_secret`); the seeded one when unset.
+    halo_tab_secret: Option<String>,
+    /// The secret pasted into the Autotask Insight; the seeded one when unset.
+    autotask_insight_secret: Option<String>,
 }
 
 struct MemberHash {
@@ -288,6 +295,20 @@ struct StoredNote {
 }
 
 impl State {
+    /// What the Halo tab signs its URL with.
+    fn halo_tab_secret(&self) -> String {
+        self.halo_tab_secret
+            .clone()
+            .unwrap_or_else(|| HALO_TAB_SECRET.to_owned())
+    }
+
+    /// What the Autotask Insight signs its load with.
+    fn autotask_insight_secret(&self) -> String {
+        self.autotask_insight_secret
+            .clone()
+            .unwrap_or_else(|| AUTOTASK_INSIGHT_SECRET.to_owned())
+    }
+
     fn add_note(
         &mut self,
         psa: Psa,
@@ -377,7 +398,7 @@ impl PsaSandbox {
             auth_url: format!("{}/halo/auth", self.shared.base_url()),
             client_id: HALO_API_CLIENT_ID.to_owned(),
             client_secret: HALO_API_CLIENT_SECRET.to_owned(),
-            tab_secret: HALO_TAB_SECRET.to_owned(),
+            tab_secret: self.shared.state().halo_tab_secret(),
             agent_id: HALO_AGENT_ID,
         }
     }
@@ -389,10 +410,24 @@ impl PsaSandbox {
             api_user: AUTOTASK_API_USER.to_owned(),
             api_secret: AUTOTASK_API_SECRET.to_owned(),
             integration_code: AUTOTASK_INTEGRATION_CODE.to_owned(),
-            insight_secret: AUTOTASK_INSIGHT_SECRET.to_owned(),
+            insight_secret: self.shared.state().autotask_insight_secret(),
             resource_id: AUTOTASK_RESOURCE_ID,
             web_url: format!("{}/autotask/", self.shared.base_url()),
         }
+    }
+
+    /// Pastes `secret` into the Halo custom tab's configuration (its `new_iframe_secret`):
+    /// the ticket screens loaded afterwards sign the tab URL with it. Until called, the tab
+    /// signs with [`HALO_TAB_SECRET`].
+    pub fn set_halo_tab_secret(&self, secret: &str) {
+        self.shared.state().halo_tab_secret = Some(secret.to_owned());
+    }
+
+    /// Pastes `secret` into the Autotask Insight's configuration: the ticket screens loaded
+    /// afterwards sign the Insight load with it. Until called, the Insight signs with
+    /// [`AUTOTASK_INSIGHT_SECRET`].
+    pub fn set_autotask_insight_secret(&self, secret: &str) {
+        self.shared.state().autotask_insight_secret = Some(secret.to_owned());
     }
 
     /// The notes written to one ticket through the REST API, oldest first.

@@ -15,6 +15,10 @@ pub struct Model {
     pub email: Option<String>,
     pub created_at: DateTimeUtc,
     pub last_seen_at: Option<DateTimeUtc>,
+    /// When an MSP admin blocked this technician's Vouch actions; `None` when not blocked.
+    pub blocked_at: Option<DateTimeUtc>,
+    /// Who blocked them (the admin's name, as the audit log gives it).
+    pub blocked_by: Option<String>,
 }
 
 impl ActiveModelBehavior for ActiveModel {}
