@@ -40,6 +40,10 @@ pub enum TransportError {
     TooManyOpenFiles,
     /// Connection refused, DNS failure, reset... (the detail is for the log).
     Network(String),
+    /// The TLS handshake failed: a certificate not trusted, expired or for another name, or
+    /// an address that does not speak TLS (the detail, rustls's, is for the log). Not
+    /// retried: the same handshake fails the same way.
+    Tls(String),
 }
 
 #[derive(Clone)]
@@ -152,6 +156,9 @@ impl Upstream {
                     if timed_out {
                         return Err(TransportError::TimedOut);
                     }
+                    if is_tls_failure(&err) {
+                        return Err(TransportError::Tls(err.without_url().to_string()));
+                    }
                     let wait = self.policy.base_backoff * 2u32.pow(attempt);
                     if idempotency == Idempotency::Idempotent
                         && attempt < self.policy.max_retries
@@ -184,6 +191,24 @@ pub fn is_too_many_open_files(err: &(dyn std::error::Error + 'static)) -> bool {
     while let Some(e) = current {
         if e.downcast_ref::<std::io::Error>()
             .is_some_and(is_descriptor_exhaustion)
+        {
+            return true;
+        }
+        current = e.source();
+    }
+    false
+}
+
+/// Whether `err`, or any error it was caused by, is rustls refusing the handshake (a bad
+/// certificate, or a peer that does not speak TLS). reqwest reports it as a connect error
+/// whose cause is an `io::Error` carrying the `rustls::Error`.
+pub fn is_tls_failure(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(err);
+    while let Some(e) = current {
+        if e.downcast_ref::<rustls::Error>().is_some()
+            || e.downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+                .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some())
         {
             return true;
         }
