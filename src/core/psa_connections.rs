@@ -906,7 +906,8 @@ impl PsaConnectionService {
             .adapter(connection.kind)
             .test_connection(&connection)
             .await;
-        let tested_at = Utc::now();
+        // Microseconds: what both databases keep, so the answer and a later read agree.
+        let tested_at = chrono::SubsecRound::trunc_subsecs(Utc::now(), 6);
         let test = LastTest::of(tested_at, checks);
         let mut audit = self.audit(
             msp_id,
