@@ -772,10 +772,7 @@ async fn psa(command: PsaCommand, config: Config) -> anyhow::Result<()> {
                 }
             };
             let msp = find_msp(&ctx.store, &common.msp).await?;
-            let created = service
-                .create(msp.id, &actor, input)
-                .await
-                .map_err(coded)?;
+            let created = service.create(msp.id, &actor, input).await.map_err(coded)?;
             if common.json {
                 let mut json = serde_json::to_value(&created.view)?;
                 if let Some(generated) = &created.generated {

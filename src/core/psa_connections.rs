@@ -909,14 +909,7 @@ impl PsaConnectionService {
         // Microseconds: what both databases keep, so the answer and a later read agree.
         let tested_at = chrono::SubsecRound::trunc_subsecs(Utc::now(), 6);
         let test = LastTest::of(tested_at, checks);
-        let mut audit = self.audit(
-            msp_id,
-            actor,
-            "psa_connection.test",
-            &subject,
-            None,
-            None,
-        );
+        let mut audit = self.audit(msp_id, actor, "psa_connection.test", &subject, None, None);
         audit.outcome = if test.passed { "success" } else { "failed" }.to_owned();
         audit.details = serde_json::json!({
             "kind": subject.kind.as_str(),

@@ -348,7 +348,10 @@ impl PsaAdapter for ConnectWise {
         let (settings, client_id, api) = match self.settings(connection) {
             Ok(found) => found,
             Err(err) => {
-                checks.record_gate("company", Err(CheckFailure::new(err.code(), err.to_string())));
+                checks.record_gate(
+                    "company",
+                    Err(CheckFailure::new(err.code(), err.to_string())),
+                );
                 checks.skip_all_if_blocked(&all);
                 return checks.finish();
             }
@@ -362,9 +365,9 @@ impl PsaAdapter for ConnectWise {
         );
         let outcome = match self.probe(&info_url, None, &client_id).await {
             Err(err) => Err(CheckFailure::of_transport(PSA, &err)),
-            Ok((200, body)) if body.get("CompanyID").is_some_and(|v| !v.is_null()) => Ok(format!(
-                "The site knows the company id {company}."
-            )),
+            Ok((200, body)) if body.get("CompanyID").is_some_and(|v| !v.is_null()) => {
+                Ok(format!("The site knows the company id {company}."))
+            }
             Ok((200 | 404, _)) => Err(CheckFailure::new(
                 ErrorCode::PsaWrongCompany,
                 format!(
@@ -381,7 +384,10 @@ impl PsaAdapter for ConnectWise {
         let authorization = match self.authorization(connection, &company) {
             Ok(authorization) => authorization,
             Err(err) => {
-                checks.record_gate("api_keys", Err(CheckFailure::new(err.code(), err.to_string())));
+                checks.record_gate(
+                    "api_keys",
+                    Err(CheckFailure::new(err.code(), err.to_string())),
+                );
                 checks.skip_all_if_blocked(&all[1..]);
                 return checks.finish();
             }
@@ -455,9 +461,10 @@ impl PsaAdapter for ConnectWise {
             (true, Some(id)) => {
                 let outcome = match get(&format!("/service/tickets/{id}/notes?pageSize=1")).await {
                     Err(err) => Err(CheckFailure::of_transport(PSA, &err)),
-                    Ok((200, _)) => {
-                        Ok("The API member can reach ticket notes (Vouch adds internal notes).".to_owned())
-                    }
+                    Ok((200, _)) => Ok(
+                        "The API member can reach ticket notes (Vouch adds internal notes)."
+                            .to_owned(),
+                    ),
                     Ok((403, _)) => Err(permission(
                         "read and add ticket notes",
                         "Service Desk > Service Tickets (Add and Inquire: All) and Service Desk > Ticket - Internal Notes",

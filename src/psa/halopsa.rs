@@ -390,7 +390,10 @@ impl PsaAdapter for HaloPsa {
         };
         let token = match outcome {
             Ok(token) => {
-                checks.record_gate("token", Ok("Halo issued a token for the API application.".to_owned()));
+                checks.record_gate(
+                    "token",
+                    Ok("Halo issued a token for the API application.".to_owned()),
+                );
                 token
             }
             Err(failure) => {
@@ -426,12 +429,22 @@ impl PsaAdapter for HaloPsa {
             return checks.finish();
         };
         let outcome = match self
-            .probe(connection, &token, &format!("Actions?ticket_id={ticket}&count=1"))
+            .probe(
+                connection,
+                &token,
+                &format!("Actions?ticket_id={ticket}&count=1"),
+            )
             .await
         {
             Err(err) => Err(CheckFailure::of_transport(PSA, &err)),
-            Ok((200, _)) => Ok("The API application can reach ticket actions (Vouch adds private notes).".to_owned()),
-            Ok((403, _)) => Err(permission("read and add ticket actions (notes)", "edit:tickets")),
+            Ok((200, _)) => Ok(
+                "The API application can reach ticket actions (Vouch adds private notes)."
+                    .to_owned(),
+            ),
+            Ok((403, _)) => Err(permission(
+                "read and add ticket actions (notes)",
+                "edit:tickets",
+            )),
             Ok((status, _)) => Err(CheckFailure::of_status(PSA, status)),
         };
         checks.record("actions", outcome);
@@ -466,7 +479,11 @@ fn token_refusal(status: u16, body: &serde_json::Value) -> CheckFailure {
             ErrorCode::PsaCredentialsRejected,
             format!(
                 "Halo refused the client id and secret{}. Copy both again from Configuration > Integrations > HaloPSA API > View Applications > the application (a new secret is shown once), check the tenant for hosted Halo, and save them in the connection.",
-                if error.is_empty() { String::new() } else { format!(" ({})", psa_text(error)) }
+                if error.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", psa_text(error))
+                }
             ),
         ),
         (404, _) => CheckFailure::new(

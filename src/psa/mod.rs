@@ -21,8 +21,8 @@ use reqwest::Response;
 use uuid::Uuid;
 
 use crate::config::Config;
-use crate::domain::{ConnectionCheck, ErrorCode};
 use crate::domain::PsaKind;
+use crate::domain::{ConnectionCheck, ErrorCode};
 use crate::store::psa_connections::PsaConnection;
 use crate::telemetry::Metrics;
 use crate::upstream::TransportError;
@@ -275,11 +275,8 @@ impl CheckList {
                 true
             }
             Err(failure) => {
-                self.checks.push(ConnectionCheck::failed(
-                    name,
-                    failure.code,
-                    failure.message,
-                ));
+                self.checks
+                    .push(ConnectionCheck::failed(name, failure.code, failure.message));
                 false
             }
         }

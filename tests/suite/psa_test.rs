@@ -147,7 +147,10 @@ async fn assert_fails(
     assert_eq!(failed["code"], code);
     let message = failed["message"].as_str().unwrap();
     assert!(message.contains(says), "{message}");
-    assert!(message.ends_with('.') || message.ends_with(')'), "{message}");
+    assert!(
+        message.ends_with('.') || message.ends_with(')'),
+        "{message}"
+    );
     for skip in skipped {
         let c = check(&tested, skip);
         assert_eq!(c["outcome"], "skipped", "{skip}: {tested}");
@@ -233,7 +236,10 @@ async fn a_correct_connection_passes_every_check_and_the_test_is_audited() {
         assert_eq!(status, 200);
         let entries = audit.as_array().unwrap();
         assert_eq!(entries.len(), 3, "{audit}");
-        assert!(entries.iter().all(|e| e["category"] == "general"), "{audit}");
+        assert!(
+            entries.iter().all(|e| e["category"] == "general"),
+            "{audit}"
+        );
         let text = audit.to_string();
         for secret in [
             world.psa.connectwise().private_key,
@@ -247,8 +253,7 @@ async fn a_correct_connection_passes_every_check_and_the_test_is_audited() {
 }
 
 #[tokio::test]
-async fn wrong_keys_secrets_and_companies_fail_their_own_check_and_the_connection_stays_as_saved()
-{
+async fn wrong_keys_secrets_and_companies_fail_their_own_check_and_the_connection_stays_as_saved() {
     on_every_backend(async |db| {
         let world = World::start(db, MspPolicy::default()).await;
 
@@ -272,7 +277,9 @@ async fn wrong_keys_secrets_and_companies_fail_their_own_check_and_the_connectio
             &world,
             Method::PATCH,
             &format!("/api/v1/psa-connections/{id}"),
-            Some(json!({"kind": "connectwise", "private_key": world.psa.connectwise().private_key})),
+            Some(
+                json!({"kind": "connectwise", "private_key": world.psa.connectwise().private_key}),
+            ),
         )
         .await;
         assert_eq!(status, 200, "{patched}");
@@ -336,7 +343,11 @@ async fn wrong_keys_secrets_and_companies_fail_their_own_check_and_the_connectio
             &["credentials", "read_tickets"],
         )
         .await;
-        let id = create(&world, with(autotask(&world), json!({"api_secret": "wrong"}))).await;
+        let id = create(
+            &world,
+            with(autotask(&world), json!({"api_secret": "wrong"})),
+        )
+        .await;
         assert_fails(
             &world,
             &id,
@@ -508,7 +519,10 @@ async fn an_unreachable_throttling_or_non_tls_psa_is_told_apart() {
 
         let id = create(
             &world,
-            with(halopsa(&world), json!({"auth_url": format!("{closed}/halo/auth")})),
+            with(
+                halopsa(&world),
+                json!({"auth_url": format!("{closed}/halo/auth")}),
+            ),
         )
         .await;
         assert_fails(
@@ -627,9 +641,20 @@ async fn the_command_line_adds_lists_tests_sets_up_and_removes_psa_connections()
     let cw = sandbox.connectwise();
     let added = ok(&vouch(
         &[
-            "psa", "add", "connectwise", "--msp", "Acme IT", "--site-url", &cw.site_url,
-            "--company-id", &cw.company_id, "--public-key", &cw.public_key, "--client-id",
-            &cw.client_id, "--json",
+            "psa",
+            "add",
+            "connectwise",
+            "--msp",
+            "Acme IT",
+            "--site-url",
+            &cw.site_url,
+            "--company-id",
+            &cw.company_id,
+            "--public-key",
+            &cw.public_key,
+            "--client-id",
+            &cw.client_id,
+            "--json",
         ],
         Some(&cw.private_key),
     )
@@ -644,8 +669,17 @@ async fn the_command_line_adds_lists_tests_sets_up_and_removes_psa_connections()
     let halo = sandbox.halopsa();
     let mut child = Command::new(env!("CARGO_BIN_EXE_vouch"))
         .args([
-            "psa", "add", "halopsa", "--msp", "Acme IT", "--resource-url", &halo.resource_url,
-            "--auth-url", &halo.auth_url, "--client-id", &halo.client_id,
+            "psa",
+            "add",
+            "halopsa",
+            "--msp",
+            "Acme IT",
+            "--resource-url",
+            &halo.resource_url,
+            "--auth-url",
+            &halo.auth_url,
+            "--client-id",
+            &halo.client_id,
         ])
         .current_dir(dir.path())
         .env_clear()
@@ -698,7 +732,9 @@ async fn the_command_line_adds_lists_tests_sets_up_and_removes_psa_connections()
     assert!(!failed.status.success());
     let stderr = String::from_utf8_lossy(&failed.stderr);
     assert!(
-        stderr.contains("psa_permission_missing: Halo refused to let the API application read tickets (403)."),
+        stderr.contains(
+            "psa_permission_missing: Halo refused to let the API application read tickets (403)."
+        ),
         "{stderr}"
     );
     let listed: Value = serde_json::from_str(&ok(&vouch(
@@ -733,7 +769,13 @@ async fn the_command_line_adds_lists_tests_sets_up_and_removes_psa_connections()
     );
 
     let unknown = vouch(
-        &["psa", "remove", "--msp", "Acme IT", &uuid::Uuid::now_v7().to_string()],
+        &[
+            "psa",
+            "remove",
+            "--msp",
+            "Acme IT",
+            &uuid::Uuid::now_v7().to_string(),
+        ],
         None,
     )
     .await
@@ -750,8 +792,15 @@ async fn the_command_line_adds_lists_tests_sets_up_and_removes_psa_connections()
     // A refused field names it, as the API does.
     let refused = vouch(
         &[
-            "psa", "add", "autotask", "--msp", "Acme IT", "--api-user", " ",
-            "--integration-code", "X",
+            "psa",
+            "add",
+            "autotask",
+            "--msp",
+            "Acme IT",
+            "--api-user",
+            " ",
+            "--integration-code",
+            "X",
         ],
         Some("s"),
     )

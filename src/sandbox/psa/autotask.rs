@@ -146,10 +146,9 @@ fn api(shared: &Shared, incoming: &Incoming, rest: &[&str], original: &[&str]) -
         )
     };
     match (&incoming.method, rest) {
-        (&Method::GET, ["version"]) => json_response(
-            StatusCode::OK,
-            &json!({ "apiVersions": ["1.0"] }),
-        ),
+        (&Method::GET, ["version"]) => {
+            json_response(StatusCode::OK, &json!({ "apiVersions": ["1.0"] }))
+        }
         (&Method::GET, ["tickets", "query"]) => {
             // The sandbox reads `MaxRecords` of the search and ignores its filter.
             let max = incoming

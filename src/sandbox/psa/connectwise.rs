@@ -10,8 +10,8 @@ use super::page::{self, Placement, Screen, Theme};
 use super::seed::*;
 use super::signing;
 use super::{
-    ALPHANUMERIC, Incoming, Psa, PsaPermission, Shared, StoredNote, html_escape, iso, json_response, pair,
-    random_string,
+    ALPHANUMERIC, Incoming, Psa, PsaPermission, Shared, StoredNote, html_escape, iso,
+    json_response, pair, random_string,
 };
 
 const PRODUCT: &str = "ConnectWise PSA";
@@ -104,15 +104,11 @@ fn api(shared: &Shared, incoming: &Incoming, rest: &[&str]) -> Response {
             }),
         ),
         (&Method::GET, ["service", "tickets"]) => {
-            let tickets: Vec<Value> = page(incoming)
-                .map(ticket_json)
-                .collect();
+            let tickets: Vec<Value> = page(incoming).map(ticket_json).collect();
             json_response(StatusCode::OK, &Value::Array(tickets))
         }
         (&Method::GET, ["company", "contacts"]) => {
-            let contacts: Vec<Value> = page(incoming)
-                .map(contact_json)
-                .collect();
+            let contacts: Vec<Value> = page(incoming).map(contact_json).collect();
             json_response(StatusCode::OK, &Value::Array(contacts))
         }
         (&Method::GET, ["service", "tickets", id]) => match ticket(id) {

@@ -10,8 +10,8 @@ use super::page::{self, Placement, Screen, Theme};
 use super::seed::*;
 use super::signing::{self, HALO_AGENT_PARAM, HALO_TICKET_PARAM, TIMESTAMP_PARAM};
 use super::{
-    ALPHANUMERIC, Incoming, Psa, PsaPermission, Shared, StoredNote, html_escape, iso, json_response, pair,
-    random_string,
+    ALPHANUMERIC, Incoming, Psa, PsaPermission, Shared, StoredNote, html_escape, iso,
+    json_response, pair, random_string,
 };
 
 const PRODUCT: &str = "HaloPSA";
