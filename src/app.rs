@@ -419,6 +419,7 @@ impl AppContext {
         });
         let psa_connections = PsaConnectionService::new(PsaConnectionDeps {
             store: store.clone(),
+            psa: psa.clone(),
             pods: pods.clone(),
             public_url: config.http.public_url.clone(),
             connectwise_client_id: config.psa.connectwise.client_id.clone(),

@@ -71,6 +71,135 @@ pub enum Command {
     /// Map PSA companies to customer tenants (as `/v1/company-mappings`).
     #[command(subcommand)]
     Company(CompanyCommand),
+    /// Connect, list, test, set up and remove an MSP's PSA connections (as
+    /// `/v1/psa-connections`).
+    #[command(subcommand)]
+    Psa(PsaCommand),
+}
+
+/// The environment variable `vouch psa add` reads the PSA's secret from (else the first line
+/// of standard input): never a flag, which would show in `ps` and in shell history.
+pub const PSA_SECRET_ENV: &str = "VOUCH_PSA_SECRET";
+
+#[derive(Debug, Subcommand)]
+pub enum PsaCommand {
+    /// Connect a PSA. Its secret (ConnectWise private key, HaloPSA client secret, Autotask
+    /// API secret) is read from the environment variable VOUCH_PSA_SECRET, or else from the
+    /// first line of standard input. Prints the connection, and the signing secret Vouch
+    /// generated (HaloPSA, Autotask) once.
+    #[command(subcommand)]
+    Add(PsaAddCommand),
+    /// List the MSP's PSA connections with their status.
+    List {
+        /// The MSP's id or exact name.
+        #[arg(long)]
+        msp: String,
+        /// Print JSON instead of one line per connection.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Test a connection against its PSA (harmless reads only) and keep the result as its
+    /// status. Exits non-zero, with the failed check's code and sentence, when a check fails.
+    Test {
+        /// The MSP's id or exact name.
+        #[arg(long)]
+        msp: String,
+        /// The connection's id (see `vouch psa list`).
+        id: uuid::Uuid,
+        /// Print JSON instead of one line per check.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print what to paste into the PSA: the pod URL, the signing secret, the height, the
+    /// steps.
+    Setup {
+        /// The MSP's id or exact name.
+        #[arg(long)]
+        msp: String,
+        /// The connection's id (see `vouch psa list`).
+        id: uuid::Uuid,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a connection, its secrets and its company mappings (the audit log keeps its
+    /// history).
+    Remove {
+        /// The MSP's id or exact name.
+        #[arg(long)]
+        msp: String,
+        /// The connection's id (see `vouch psa list`).
+        id: uuid::Uuid,
+    },
+}
+
+/// What every `vouch psa add` takes, whatever the PSA.
+#[derive(Debug, clap::Args)]
+pub struct PsaAddCommon {
+    /// The MSP's id or exact name.
+    #[arg(long)]
+    msp: String,
+    /// A name for people (defaults to the PSA's).
+    #[arg(long)]
+    name: Option<String>,
+    /// An origin that may frame the pod (repeat it for several); defaults to the PSA's.
+    #[arg(long = "allowed-origin")]
+    allowed_origins: Vec<String>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PsaAddCommand {
+    /// ConnectWise PSA; the private key comes from VOUCH_PSA_SECRET or standard input.
+    Connectwise {
+        #[command(flatten)]
+        common: PsaAddCommon,
+        /// The site's API address (default `psa.connectwise.default_site_url`).
+        #[arg(long)]
+        site_url: Option<String>,
+        /// The MSP's ConnectWise company id.
+        #[arg(long)]
+        company_id: String,
+        /// The API member's public key.
+        #[arg(long)]
+        public_key: String,
+        /// The integration's clientId (required unless `psa.connectwise.client_id` is set).
+        #[arg(long)]
+        client_id: Option<String>,
+    },
+    /// HaloPSA; the client secret comes from VOUCH_PSA_SECRET or standard input.
+    Halopsa {
+        #[command(flatten)]
+        common: PsaAddCommon,
+        /// Halo's resource server, e.g. https://msp.halopsa.com.
+        #[arg(long)]
+        resource_url: String,
+        /// Halo's authorisation server, e.g. https://msp.halopsa.com/auth.
+        #[arg(long)]
+        auth_url: String,
+        /// Hosted Halo's tenant name.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// The API application's client id.
+        #[arg(long)]
+        client_id: String,
+    },
+    /// Autotask; the API user's secret comes from VOUCH_PSA_SECRET or standard input.
+    Autotask {
+        #[command(flatten)]
+        common: PsaAddCommon,
+        /// The API user's user name.
+        #[arg(long)]
+        api_user: String,
+        /// The API tracking identifier (integration code).
+        #[arg(long)]
+        integration_code: String,
+        /// Overrides `psa.autotask.zone_lookup_url`.
+        #[arg(long)]
+        zone_lookup_url: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -577,6 +706,7 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Psa(command) => psa(command, config).await,
         Command::ApiKey(ApiKeyCommand::Create { msp, name, scope }) => {
             let store = open_store(&config).await?;
             store.migrate().await?;
@@ -594,6 +724,227 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// `vouch psa …`, over the PSA connection service of the composition root (not over HTTP).
+async fn psa(command: PsaCommand, config: Config) -> anyhow::Result<()> {
+    use crate::core::psa_connections as core;
+    let app = App::build(config).await?;
+    let ctx = app.context().clone();
+    let service = &ctx.psa_connections;
+    let actor = command_line_actor();
+    let print_view = |view: &core::PsaConnectionView| {
+        println!(
+            "{}  {}  {}  {}",
+            view.id,
+            view.kind.as_str(),
+            view.name,
+            status_text(view)
+        );
+    };
+    match command {
+        PsaCommand::Add(add) => {
+            let secret = secrecy::SecretString::from(read_psa_secret()?);
+            let origins = |o: Vec<String>| (!o.is_empty()).then_some(o);
+            let (common, input) = match add {
+                PsaAddCommand::Connectwise {
+                    common,
+                    site_url,
+                    company_id,
+                    public_key,
+                    client_id,
+                } => {
+                    let input = core::NewConnectionInput::ConnectWise(core::ConnectWiseInput {
+                        name: common.name.clone(),
+                        site_url,
+                        company_id,
+                        public_key,
+                        private_key: secret,
+                        client_id,
+                        allowed_origins: origins(common.allowed_origins.clone()),
+                    });
+                    (common, input)
+                }
+                PsaAddCommand::Halopsa {
+                    common,
+                    resource_url,
+                    auth_url,
+                    tenant,
+                    client_id,
+                } => {
+                    let input = core::NewConnectionInput::HaloPsa(core::HaloPsaInput {
+                        name: common.name.clone(),
+                        resource_url,
+                        auth_url,
+                        tenant,
+                        client_id,
+                        client_secret: secret,
+                        allowed_origins: origins(common.allowed_origins.clone()),
+                    });
+                    (common, input)
+                }
+                PsaAddCommand::Autotask {
+                    common,
+                    api_user,
+                    integration_code,
+                    zone_lookup_url,
+                } => {
+                    let input = core::NewConnectionInput::Autotask(core::AutotaskInput {
+                        name: common.name.clone(),
+                        api_user,
+                        api_secret: secret,
+                        integration_code,
+                        zone_lookup_url,
+                        allowed_origins: origins(common.allowed_origins.clone()),
+                    });
+                    (common, input)
+                }
+            };
+            let msp = find_msp(&ctx.store, &common.msp).await?;
+            let created = service.create(msp.id, &actor, input).await.map_err(coded)?;
+            if common.json {
+                let mut json = serde_json::to_value(&created.view)?;
+                if let Some(generated) = &created.generated {
+                    json["generated_secret"] = serde_json::json!({
+                        "field": generated.field,
+                        "value": generated.value.expose_secret(),
+                    });
+                }
+                println!("{json:#}");
+            } else {
+                print_view(&created.view);
+                if let Some(generated) = &created.generated {
+                    println!("{}: {}", generated.field, generated.value.expose_secret());
+                }
+            }
+            if created.generated.is_some() {
+                eprintln!(
+                    "The {} is shown here once (and again by `vouch psa setup`): paste it into the PSA. Then run `vouch psa test`.",
+                    created.generated.as_ref().map_or("", |g| g.field)
+                );
+            }
+            Ok(())
+        }
+        PsaCommand::List { msp, json } => {
+            let msp = find_msp(&ctx.store, &msp).await?;
+            let views = service.list(msp.id).await.map_err(coded)?;
+            if json {
+                println!("{:#}", serde_json::to_value(&views)?);
+            } else {
+                views.iter().for_each(print_view);
+            }
+            Ok(())
+        }
+        PsaCommand::Test { msp, id, json } => {
+            let msp = find_msp(&ctx.store, &msp).await?;
+            let result = service.test(msp.id, &actor, id).await.map_err(coded)?;
+            if json {
+                println!("{:#}", serde_json::to_value(&result)?);
+            } else {
+                for check in &result.test.checks {
+                    let mark = match check.outcome {
+                        crate::domain::CheckOutcome::Passed => "passed ".to_owned(),
+                        crate::domain::CheckOutcome::Failed => format!(
+                            "FAILED {}",
+                            check.code.map(|c| c.as_str()).unwrap_or_default()
+                        ),
+                        crate::domain::CheckOutcome::Skipped => "skipped".to_owned(),
+                    };
+                    println!("{mark}  {}: {}", check.name, check.message);
+                }
+                if !result.recorded {
+                    println!(
+                        "The connection changed while it was tested: this result is not kept; test again."
+                    );
+                }
+            }
+            match result
+                .test
+                .checks
+                .iter()
+                .find(|c| c.outcome == crate::domain::CheckOutcome::Failed)
+            {
+                Some(failed) => Err(anyhow!(
+                    "{}: {}",
+                    failed
+                        .code
+                        .unwrap_or(crate::domain::ErrorCode::PsaUnexpectedResponse),
+                    failed.message
+                )),
+                None => Ok(()),
+            }
+        }
+        PsaCommand::Setup { msp, id, json } => {
+            let msp = find_msp(&ctx.store, &msp).await?;
+            let setup = service.setup(msp.id, id).await.map_err(coded)?;
+            if json {
+                println!(
+                    "{:#}",
+                    serde_json::json!({
+                        "connection_id": setup.connection_id,
+                        "kind": setup.kind,
+                        "pod_url": setup.pod_url,
+                        "vouch_origin": setup.vouch_origin,
+                        "secret": setup.secret.as_ref().map(|s| serde_json::json!({
+                            "field": s.field, "label": s.label, "value": s.value.expose_secret(),
+                        })),
+                        "height_px": setup.height_px,
+                        "steps": setup.steps,
+                    })
+                );
+            } else {
+                println!("pod URL: {}", setup.pod_url);
+                println!("Vouch origin: {}", setup.vouch_origin);
+                if let Some(secret) = &setup.secret {
+                    println!("{}: {}", secret.label, secret.value.expose_secret());
+                }
+                println!("height: {} px", setup.height_px);
+                for (n, step) in setup.steps.iter().enumerate() {
+                    println!("{}. {step}", n + 1);
+                }
+            }
+            Ok(())
+        }
+        PsaCommand::Remove { msp, id } => {
+            let msp = find_msp(&ctx.store, &msp).await?;
+            let view = service.get(msp.id, id).await.map_err(coded)?;
+            service.delete(msp.id, &actor, id).await.map_err(coded)?;
+            println!("Removed {} ({}).", view.name, view.id);
+            Ok(())
+        }
+    }
+}
+
+/// A connection's status as one word, with the failed check's code and when.
+fn status_text(view: &crate::core::psa_connections::PsaConnectionView) -> String {
+    match &view.last_test {
+        None => "untested".to_owned(),
+        Some(test) if test.passed => format!("passed {}", test.tested_at.to_rfc3339()),
+        Some(test) => format!(
+            "failed {} ({})",
+            test.tested_at.to_rfc3339(),
+            test.code.map(|c| c.as_str()).unwrap_or_default()
+        ),
+    }
+}
+
+/// The PSA's secret for `vouch psa add`: [`PSA_SECRET_ENV`], else the first line of
+/// standard input.
+fn read_psa_secret() -> anyhow::Result<String> {
+    if let Ok(secret) = std::env::var(PSA_SECRET_ENV)
+        && !secret.trim().is_empty()
+    {
+        return Ok(secret.trim().to_owned());
+    }
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line)?;
+    let line = line.trim();
+    if line.is_empty() {
+        return Err(anyhow!(
+            "invalid_request: the PSA's secret is missing. Set {PSA_SECRET_ENV}, or write it on standard input."
+        ));
+    }
+    Ok(line.to_owned())
 }
 
 /// A refusal as the API words it: its code, then its sentence.

@@ -464,6 +464,7 @@ pub async fn connect_psa_sandbox(
                             base_url,
                             settings,
                             credentials: SecretString::from(credentials.to_string()),
+                            forget_test: true,
                         },
                         audit,
                     )

@@ -40,6 +40,10 @@ pub enum TransportError {
     TooManyOpenFiles,
     /// Connection refused, DNS failure, reset... (the detail is for the log).
     Network(String),
+    /// The TLS handshake failed: a certificate not trusted, expired or for another name, or
+    /// an address that does not speak TLS (the detail, rustls's, is for the log). Not
+    /// retried: the same handshake fails the same way.
+    Tls(String),
 }
 
 #[derive(Clone)]
@@ -152,6 +156,9 @@ impl Upstream {
                     if timed_out {
                         return Err(TransportError::TimedOut);
                     }
+                    if is_tls_failure(&err) {
+                        return Err(TransportError::Tls(chain(&err.without_url())));
+                    }
                     let wait = self.policy.base_backoff * 2u32.pow(attempt);
                     if idempotency == Idempotency::Idempotent
                         && attempt < self.policy.max_retries
@@ -163,7 +170,7 @@ impl Upstream {
                         continue;
                     }
                     // Without the URL: it may carry identifiers we do not want in logs.
-                    return Err(TransportError::Network(err.without_url().to_string()));
+                    return Err(TransportError::Network(chain(&err.without_url())));
                 }
             }
         }
@@ -190,6 +197,59 @@ pub fn is_too_many_open_files(err: &(dyn std::error::Error + 'static)) -> bool {
         current = e.source();
     }
     false
+}
+
+/// `err` and every error it was caused by, joined with `: ` (for the log).
+fn chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut current = err.source();
+    while let Some(e) = current {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        current = e.source();
+    }
+    text
+}
+
+/// Whether `err`, or any error it was caused by, is a failed TLS handshake: rustls refusing it
+/// (a bad certificate, a peer that answers something other than TLS) or the peer hanging up
+/// in the middle of it. reqwest reports it as a connect error whose cause is an `io::Error`
+/// carrying the `rustls::Error` (or tokio-rustls's "tls handshake eof").
+pub fn is_tls_failure(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(err);
+    while let Some(e) = current {
+        if is_tls_error(e) || TLS_PHRASES.iter().any(|p| e.to_string().contains(p)) {
+            return true;
+        }
+        current = e.source();
+    }
+    false
+}
+
+/// How rustls words its handshake errors (`rustls::Error`'s Display), for when the error
+/// reached us as text only (reqwest's connector passes some on without their type).
+const TLS_PHRASES: &[&str] = &[
+    "received corrupt message",
+    "invalid peer certificate",
+    "peer is incompatible",
+    "peer misbehaved",
+    "received fatal alert",
+    "peer sent no certificates",
+    "tls handshake eof",
+];
+
+/// A `rustls::Error`, or an `io::Error` carrying one (or tokio-rustls's own words for a peer
+/// that hung up mid-handshake).
+fn is_tls_error(e: &(dyn std::error::Error + 'static)) -> bool {
+    if e.downcast_ref::<rustls::Error>().is_some() {
+        return true;
+    }
+    e.downcast_ref::<std::io::Error>().is_some_and(|io| {
+        io.get_ref()
+            .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some())
+            || (io.kind() == std::io::ErrorKind::UnexpectedEof
+                && io.to_string().contains("tls handshake"))
+    })
 }
 
 #[cfg(unix)]

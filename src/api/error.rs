@@ -136,14 +136,20 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         | SmsRejected
         | PsaCredentialsRejected
         | PsaMisconfigured
-        | PsaUnexpectedResponse => StatusCode::BAD_GATEWAY,
+        | PsaUnexpectedResponse
+        | PsaWrongCompany
+        | PsaApiUserUnknown
+        | PsaIntegrationCodeRejected
+        | PsaPermissionMissing
+        | PsaTlsFailed => StatusCode::BAD_GATEWAY,
         Unavailable
         | TooManyOpenFiles
         | MicrosoftUnavailable
         | MicrosoftAppNotConfigured
         | SmsNotConfigured
         | SmsUnavailable
-        | PsaUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+        | PsaUnavailable
+        | PsaUnreachable => StatusCode::SERVICE_UNAVAILABLE,
         MicrosoftTimedOut | SmsTimedOut | PsaTimedOut => StatusCode::GATEWAY_TIMEOUT,
     }
 }

@@ -16,7 +16,7 @@ use super::ApiError;
 use super::auth::AdminApiKey;
 use crate::app::AppContext;
 use crate::core::psa_connections as core;
-use crate::domain::PsaKind;
+use crate::domain::{CheckOutcome, ErrorCode, PsaKind};
 
 #[derive(Tags)]
 enum ApiTags {
@@ -270,21 +270,97 @@ impl SecretState {
     }
 }
 
-/// What a connection's status is.
+/// What a connection's status is: what its last test said.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
 #[oai(rename_all = "snake_case")]
 pub enum PsaConnectionStatus {
-    /// Saved, not tested yet.
+    /// Not tested since it was saved or since its credentials or addresses changed.
     Untested,
+    /// Every check of the last test passed.
+    Passed,
+    /// A check of the last test failed: `last_test` says which, with its code.
+    Failed,
 }
 
-/// The outcome of the last connection test (none yet: testing is to come).
+impl PsaConnectionStatus {
+    fn of(status: core::ConnectionStatus) -> PsaConnectionStatus {
+        match status {
+            core::ConnectionStatus::Untested => PsaConnectionStatus::Untested,
+            core::ConnectionStatus::Passed => PsaConnectionStatus::Passed,
+            core::ConnectionStatus::Failed => PsaConnectionStatus::Failed,
+        }
+    }
+}
+
+/// One check of a connection test.
+#[derive(Debug, Object)]
+pub struct PsaConnectionCheck {
+    /// A stable name for what was checked: ConnectWise `company`, `api_keys`,
+    /// `read_tickets`, `read_contacts`, `ticket_notes`; HaloPSA `token`, `read_tickets`,
+    /// `actions`; Autotask `zone`, `credentials`, `read_tickets`.
+    pub name: String,
+    /// Whether it passed (`false` for a failed or a skipped check).
+    pub passed: bool,
+    /// `passed`, `failed`, or `skipped` (not run because a check it needs failed).
+    pub outcome: CheckOutcome,
+    /// Why it failed (only when `outcome` is `failed`).
+    pub code: Option<ErrorCode>,
+    /// What was checked and, when it failed, what to do.
+    pub message: String,
+}
+
+/// The outcome of a connection test.
 #[derive(Debug, Object)]
 pub struct PsaConnectionTest {
     /// When it ran.
     pub tested_at: DateTime<Utc>,
-    /// Whether every check passed.
+    /// Whether no check failed.
     pub passed: bool,
+    /// The name of the first check that failed, `null` when none did.
+    pub failed_check: Option<String>,
+    /// That check's code.
+    pub code: Option<ErrorCode>,
+    /// Every check, in the order they ran.
+    pub checks: Vec<PsaConnectionCheck>,
+}
+
+impl PsaConnectionTest {
+    fn of(test: core::LastTest) -> PsaConnectionTest {
+        PsaConnectionTest {
+            tested_at: test.tested_at,
+            passed: test.passed,
+            failed_check: test.failed_check,
+            code: test.code,
+            checks: test
+                .checks
+                .into_iter()
+                .map(|c| PsaConnectionCheck {
+                    name: c.name,
+                    passed: c.outcome == CheckOutcome::Passed,
+                    outcome: c.outcome,
+                    code: c.code,
+                    message: c.message,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// What testing a connection found.
+#[derive(Debug, Object)]
+pub struct PsaConnectionTestResult {
+    /// The connection.
+    pub connection_id: Uuid,
+    /// Its PSA.
+    pub kind: PsaKind,
+    /// The connection's status now (`passed` or `failed`; `untested` when it was changed
+    /// while being tested, see `recorded`).
+    pub status: PsaConnectionStatus,
+    /// Whether this test is kept as the connection's status: `false` when the connection was
+    /// changed while it ran (test it again).
+    pub recorded: bool,
+    #[oai(flatten)]
+    pub test: PsaConnectionTest,
 }
 
 /// What every connection shows, whatever its PSA.
@@ -294,9 +370,10 @@ pub struct PsaConnectionCommon {
     pub id: Uuid,
     /// A name for people.
     pub name: String,
-    /// Whether the connection is known to work; `untested` until it is tested.
+    /// What the last test said: `untested` until the connection is tested (and again after
+    /// its credentials or addresses change), then `passed` or `failed`.
     pub status: PsaConnectionStatus,
-    /// The last test, `null` when there was none.
+    /// The last test, `null` when there was none (since the credentials last changed).
     pub last_test: Option<PsaConnectionTest>,
     /// The origins that may frame the pod (its `Content-Security-Policy: frame-ancestors`).
     pub allowed_origins: Vec<String>,
@@ -389,10 +466,8 @@ impl PsaConnection {
         let common = PsaConnectionCommon {
             id: view.id,
             name: view.name,
-            status: match view.status {
-                core::ConnectionStatus::Untested => PsaConnectionStatus::Untested,
-            },
-            last_test: None,
+            status: PsaConnectionStatus::of(view.status),
+            last_test: view.last_test.map(PsaConnectionTest::of),
             allowed_origins: view.allowed_origins,
             allowed_origins_custom: view.allowed_origins_custom,
             created_at: view.created_at,
@@ -453,6 +528,23 @@ impl PsaConnection {
                 zone_lookup_url,
                 zone_lookup_url_in_effect,
             }),
+        }
+    }
+}
+
+impl PsaConnectionTestResult {
+    fn of(result: core::ConnectionTestResult) -> PsaConnectionTestResult {
+        let status = match (result.recorded, result.test.passed) {
+            (false, _) => PsaConnectionStatus::Untested,
+            (true, true) => PsaConnectionStatus::Passed,
+            (true, false) => PsaConnectionStatus::Failed,
+        };
+        PsaConnectionTestResult {
+            connection_id: result.connection_id,
+            kind: result.kind,
+            status,
+            recorded: result.recorded,
+            test: PsaConnectionTest::of(result.test),
         }
     }
 }
@@ -724,6 +816,38 @@ impl PsaConnectionsApi {
             rotated.view,
             Some(rotated.generated),
         )))
+    }
+
+    /// Test a PSA connection.
+    ///
+    /// Calls the PSA with the connection's credentials, harmless reads only (nothing is
+    /// written to the PSA), and answers one check per thing Vouch needs of it, in order:
+    /// ConnectWise the company id on the site, the API keys (`/system/info`), reading tickets
+    /// and contacts, and ticket notes; HaloPSA a token, reading tickets, and ticket actions
+    /// (notes); Autotask the zone lookup, the user, secret and integration code (`Version`),
+    /// and reading tickets. A failed check has a code (`psa_credentials_rejected`,
+    /// `psa_wrong_company`, `psa_api_user_unknown`, `psa_integration_code_rejected`,
+    /// `psa_permission_missing`, `psa_throttled`, `psa_unreachable`, `psa_tls_failed`,
+    /// `psa_timed_out`...) and a sentence saying what to fix; the checks that needed it are
+    /// `skipped`. A failed test is still a 200 answer: the connection stays as saved, and
+    /// its `status` shows this test (`passed` or `failed`) until its credentials change.
+    /// Audited as `psa_connection.test`.
+    #[oai(
+        path = "/:id/test",
+        method = "post",
+        operation_id = "psa_connections_test"
+    )]
+    async fn test(
+        &self,
+        auth: AdminApiKey,
+        ctx: Data<&Arc<AppContext>>,
+        id: Path<Uuid>,
+    ) -> Result<Json<PsaConnectionTestResult>, ApiError> {
+        let result = ctx
+            .psa_connections
+            .test(auth.msp_id(), &auth.actor(), id.0)
+            .await?;
+        Ok(Json(PsaConnectionTestResult::of(result)))
     }
 
     /// What to paste into the PSA to embed the pod.

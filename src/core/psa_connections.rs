@@ -43,7 +43,8 @@ use uuid::Uuid;
 
 use crate::core::error::CoreError;
 use crate::core::pod::PodService;
-use crate::domain::PsaKind;
+use crate::domain::{CheckOutcome, ConnectionCheck, ErrorCode, PsaKind};
+use crate::psa::PsaAdapters;
 use crate::store::Store;
 use crate::store::audit::{AuditActor, NewAuditEvent};
 use crate::store::psa_connections::{NewPsaConnection, PsaConnection, PsaConnectionUpdate};
@@ -189,12 +190,51 @@ pub struct PreviousSecretStatus {
     pub expires_at: DateTime<Utc>,
 }
 
-/// The display status of a connection. Only `untested` for now: testing a connection is a
-/// later step.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ConnectionStatus {
-    Untested,
+pub use crate::domain::ConnectionStatus;
+
+/// The last test of a connection, as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LastTest {
+    pub tested_at: DateTime<Utc>,
+    /// Whether no check failed.
+    pub passed: bool,
+    /// The first failed check (its name), if one failed.
+    pub failed_check: Option<String>,
+    /// Its code.
+    pub code: Option<ErrorCode>,
+    pub checks: Vec<ConnectionCheck>,
+}
+
+impl LastTest {
+    fn of(tested_at: DateTime<Utc>, checks: Vec<ConnectionCheck>) -> LastTest {
+        let failed = checks.iter().find(|c| c.outcome == CheckOutcome::Failed);
+        LastTest {
+            tested_at,
+            passed: failed.is_none(),
+            failed_check: failed.map(|c| c.name.clone()),
+            code: failed.and_then(|c| c.code),
+            checks,
+        }
+    }
+
+    fn status(&self) -> ConnectionStatus {
+        if self.passed {
+            ConnectionStatus::Passed
+        } else {
+            ConnectionStatus::Failed
+        }
+    }
+}
+
+/// What a test of a connection found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConnectionTestResult {
+    pub connection_id: Uuid,
+    pub kind: PsaKind,
+    pub test: LastTest,
+    /// `false` when the connection changed while it was being tested: the result is
+    /// answered, not kept as its status.
+    pub recorded: bool,
 }
 
 /// What each PSA's connection shows (no secret values).
@@ -240,7 +280,11 @@ pub struct PsaConnectionView {
     pub id: Uuid,
     pub kind: PsaKind,
     pub name: String,
+    /// What the last test said (`untested` when there was none since the credentials or
+    /// addresses last changed).
     pub status: ConnectionStatus,
+    /// That test.
+    pub last_test: Option<LastTest>,
     /// Who may frame the pod.
     pub allowed_origins: Vec<String>,
     /// `true` when the admin set `allowed_origins`; `false` when derived from the PSA's URL.
@@ -303,6 +347,8 @@ pub struct SetupSecret {
 /// What the service needs.
 pub struct PsaConnectionDeps {
     pub store: Store,
+    /// The PSA adapters, for the connection test.
+    pub psa: PsaAdapters,
     /// Its connection cache is dropped for every changed connection.
     pub pods: PodService,
     /// `http.public_url`: where the PSAs load the pod from.
@@ -318,6 +364,7 @@ pub struct PsaConnectionDeps {
 #[derive(Clone)]
 pub struct PsaConnectionService {
     store: Store,
+    psa: PsaAdapters,
     pods: PodService,
     public_url: Url,
     connectwise_client_id: Option<String>,
@@ -717,6 +764,7 @@ impl PsaConnectionService {
     pub fn new(deps: PsaConnectionDeps) -> PsaConnectionService {
         PsaConnectionService {
             store: deps.store,
+            psa: deps.psa,
             pods: deps.pods,
             public_url: deps.public_url,
             connectwise_client_id: deps.connectwise_client_id,
@@ -768,7 +816,7 @@ impl PsaConnectionService {
             settings: draft.shape.settings_json(),
             credentials: draft.shape.credentials_json(),
         };
-        let after = self.view_of(id, kind, &draft, now, now);
+        let after = self.view_of(id, kind, &draft, now, now, None);
         let audit = self.audit(
             msp_id,
             actor,
@@ -806,8 +854,11 @@ impl PsaConnectionService {
         }
         let before = self.view(&connection)?;
         let mut draft = self.open(&connection)?;
+        let tested = tested_parts(&draft);
         let now = Utc::now();
         let origins = self.apply(&mut draft, patch, now)?;
+        // Credentials or addresses changed: the last test no longer says anything.
+        let forget_test = !same_tested_parts(&tested_parts(&draft), &tested);
         match origins {
             Patch::Set(origins) => {
                 let common = draft.shape.common_mut();
@@ -828,7 +879,15 @@ impl PsaConnectionService {
                 }
             }
         }
-        let after = self.view_of(id, connection.kind, &draft, connection.created_at, now);
+        let kept_test = connection.last_test.clone().filter(|_| !forget_test);
+        let after = self.view_of(
+            id,
+            connection.kind,
+            &draft,
+            connection.created_at,
+            now,
+            kept_test.as_ref(),
+        );
         let audit = self.audit(
             msp_id,
             actor,
@@ -847,6 +906,7 @@ impl PsaConnectionService {
                     base_url: draft.base_url.clone(),
                     settings: draft.shape.settings_json(),
                     credentials: draft.shape.credentials_json(),
+                    forget_test,
                 },
                 audit,
             )
@@ -941,7 +1001,15 @@ impl PsaConnectionService {
             .common_mut()
             .secrets_changed_at
             .insert(field.to_owned(), now);
-        let after = self.view_of(id, connection.kind, &draft, connection.created_at, now);
+        // A new signing secret changes nothing the connection test used: its status stays.
+        let after = self.view_of(
+            id,
+            connection.kind,
+            &draft,
+            connection.created_at,
+            now,
+            connection.last_test.as_ref(),
+        );
         let mut audit = self.audit(
             msp_id,
             actor,
@@ -963,6 +1031,7 @@ impl PsaConnectionService {
                     base_url: draft.base_url.clone(),
                     settings: draft.shape.settings_json(),
                     credentials: draft.shape.credentials_json(),
+                    forget_test: false,
                 },
                 audit,
             )
@@ -976,6 +1045,49 @@ impl PsaConnectionService {
                 value: SecretString::from(fresh),
             },
             previous_expires_at: expires_at,
+        })
+    }
+
+    /// Tests the connection against its PSA (harmless reads only) and keeps the result as
+    /// the connection's status, unless the connection changed meanwhile. Audited
+    /// (`psa_connection.test`, with each check's name, outcome and code). A failed check is
+    /// an answer, not an error: nothing about the connection is changed by it.
+    pub async fn test(
+        &self,
+        msp_id: Uuid,
+        actor: &AuditActor,
+        id: Uuid,
+    ) -> Result<ConnectionTestResult, CoreError> {
+        let connection = self.owned(msp_id, id).await?;
+        let subject = self.view(&connection)?;
+        let checks = self
+            .psa
+            .adapter(connection.kind)
+            .test_connection(&connection)
+            .await;
+        // Microseconds: what both databases keep, so the answer and a later read agree.
+        let tested_at = chrono::SubsecRound::trunc_subsecs(Utc::now(), 6);
+        let test = LastTest::of(tested_at, checks);
+        let mut audit = self.audit(msp_id, actor, "psa_connection.test", &subject, None, None);
+        audit.outcome = if test.passed { "success" } else { "failed" }.to_owned();
+        audit.details = serde_json::json!({
+            "kind": subject.kind.as_str(),
+            "passed": test.passed,
+            "failed_check": test.failed_check,
+            "code": test.code,
+            "checks": test.checks.iter().map(|c| serde_json::json!({
+                "name": c.name, "outcome": c.outcome, "code": c.code,
+            })).collect::<Vec<_>>(),
+        });
+        let recorded = self
+            .store
+            .record_connection_test(id, connection.updated_at, tested_at, &test.checks, audit)
+            .await?;
+        Ok(ConnectionTestResult {
+            connection_id: id,
+            kind: connection.kind,
+            test,
+            recorded,
         })
     }
 
@@ -1315,6 +1427,7 @@ impl PsaConnectionService {
             &draft,
             connection.created_at,
             connection.updated_at,
+            connection.last_test.as_ref(),
         ))
     }
 
@@ -1325,7 +1438,9 @@ impl PsaConnectionService {
         draft: &Draft,
         created_at: DateTime<Utc>,
         updated_at: DateTime<Utc>,
+        last_test: Option<&(DateTime<Utc>, Vec<ConnectionCheck>)>,
     ) -> PsaConnectionView {
+        let last_test = last_test.map(|(at, checks)| LastTest::of(*at, checks.clone()));
         let common = draft.shape.common();
         let now = Utc::now();
         let status = |field: &str, value: &str| SecretStatus {
@@ -1377,7 +1492,10 @@ impl PsaConnectionService {
             id,
             kind,
             name: draft.name.clone(),
-            status: ConnectionStatus::Untested,
+            status: last_test
+                .as_ref()
+                .map_or(ConnectionStatus::Untested, LastTest::status),
+            last_test,
             allowed_origins: common.allowed_origins.clone(),
             allowed_origins_custom: common.allowed_origins_custom,
             details,
@@ -1414,6 +1532,38 @@ impl PsaConnectionService {
             }),
         }
     }
+}
+
+/// What a test depends on: the PSA's address and every setting and credential of the
+/// connection except its name, `allowed_origins` and the signing secrets Vouch generated
+/// (the PSA signs pod loads with those; the test does not use them). When this changes, the
+/// last test is forgotten. Compared in memory, never stored or shown.
+fn tested_parts(draft: &Draft) -> (String, serde_json::Value, SecretString) {
+    let mut settings = draft.shape.settings_json();
+    if let Some(map) = settings.as_object_mut() {
+        map.remove("allowed_origins");
+        map.remove("allowed_origins_custom");
+        map.remove("secrets_changed_at");
+    }
+    let mut credentials: serde_json::Value =
+        serde_json::from_str(draft.shape.credentials_json().expose_secret())
+            .expect("credentials are JSON");
+    if let Some(map) = credentials.as_object_mut() {
+        map.remove("tab_secret");
+        map.remove("insight_secret");
+    }
+    (
+        draft.base_url.clone(),
+        settings,
+        SecretString::from(credentials.to_string()),
+    )
+}
+
+fn same_tested_parts(
+    a: &(String, serde_json::Value, SecretString),
+    b: &(String, serde_json::Value, SecretString),
+) -> bool {
+    a.0 == b.0 && a.1 == b.1 && a.2.expose_secret() == b.2.expose_secret()
 }
 
 fn patch_name(patch: &ConnectionPatch) -> Option<String> {

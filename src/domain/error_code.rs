@@ -196,6 +196,20 @@ error_codes! {
     PsaTimedOut = "psa_timed_out",
     PsaMisconfigured = "psa_misconfigured",
     PsaUnexpectedResponse = "psa_unexpected_response",
+    /// The PSA does not know the company id configured for the connection (ConnectWise: it
+    /// is not a company of that site).
+    PsaWrongCompany = "psa_wrong_company",
+    /// Autotask's zone lookup knows no API user with the connection's user name.
+    PsaApiUserUnknown = "psa_api_user_unknown",
+    /// Autotask refused the connection's integration code (API tracking identifier).
+    PsaIntegrationCodeRejected = "psa_integration_code_rejected",
+    /// The PSA account Vouch uses lacks a permission it needs (the PSA answered 403).
+    PsaPermissionMissing = "psa_permission_missing",
+    /// Vouch could not connect to the PSA at all (refused, no route, unknown host name).
+    PsaUnreachable = "psa_unreachable",
+    /// The TLS handshake with the PSA failed (a certificate not trusted, expired or for
+    /// another name, or an address that does not speak HTTPS).
+    PsaTlsFailed = "psa_tls_failed",
     /// No PSA connection with this id belongs to the MSP (list them with
     /// `GET /v1/psa-connections`).
     PsaConnectionNotFound = "psa_connection_not_found",

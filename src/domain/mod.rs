@@ -3,6 +3,7 @@
 //! sea-orm and published in the OpenAPI document, so no layer spells them as free strings.
 
 mod audit;
+mod connection_test;
 mod error_code;
 mod hold;
 mod kinds;
@@ -11,6 +12,7 @@ mod verification;
 mod wait;
 
 pub use audit::AuditCategory;
+pub use connection_test::{CheckOutcome, ConnectionCheck, ConnectionStatus};
 pub use error_code::ErrorCode;
 pub use hold::{ResetHold, utc_minute};
 pub use kinds::{

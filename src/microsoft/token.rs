@@ -264,7 +264,7 @@ pub(crate) fn transport_error(err: TransportError) -> MicrosoftError {
         TransportError::TooManyOpenFiles => {
             MicrosoftError::new(MicrosoftErrorKind::TooManyOpenFiles)
         }
-        TransportError::Network(detail) => {
+        TransportError::Network(detail) | TransportError::Tls(detail) => {
             tracing::warn!(%detail, "Microsoft unreachable");
             MicrosoftError::new(MicrosoftErrorKind::Unavailable { status: None })
         }

@@ -11,11 +11,12 @@ use uuid::Uuid;
 
 use super::signing::{self, param};
 use super::{
-    EmbedLoad, PsaAdapter, PsaCompany, PsaContact, PsaError, PsaTechnician, TicketContact,
-    VouchedEmbed, clean_list, parse_json, status_error,
+    CheckFailure, CheckList, EmbedLoad, PsaAdapter, PsaCompany, PsaContact, PsaError,
+    PsaTechnician, TicketContact, VouchedEmbed, body_json, clean_list, parse_json, psa_text,
+    status_error,
 };
 use crate::config::Config;
-use crate::domain::PsaKind;
+use crate::domain::{ConnectionCheck, ErrorCode, PsaKind};
 use crate::store::psa_connections::PsaConnection;
 use crate::telemetry::Metrics;
 use crate::upstream::{Idempotency, RetryPolicy, Upstream};
@@ -90,6 +91,23 @@ impl Autotask {
     }
 
     async fn lookup_zone(&self, connection: &PsaConnection) -> Result<String, PsaError> {
+        match self.lookup_zone_raw(connection).await? {
+            Ok(zone) => Ok(zone),
+            Err((404, _)) => Err(PsaError::CredentialsRejected),
+            Err((status, _)) => Err(match status {
+                401 | 403 => PsaError::CredentialsRejected,
+                429 => PsaError::Throttled,
+                500..=599 => PsaError::Unavailable,
+                other => PsaError::Unexpected(format!("HTTP {other}")),
+            }),
+        }
+    }
+
+    /// The zone lookup: the zone's REST base, or the lookup's refusal (status and body).
+    async fn lookup_zone_raw(
+        &self,
+        connection: &PsaConnection,
+    ) -> Result<Result<String, (u16, serde_json::Value)>, PsaError> {
         let settings: Settings =
             parse_json(&connection.settings, "Autotask settings").unwrap_or_default();
         let credentials = Self::credentials(connection)?;
@@ -107,11 +125,9 @@ impl Autotask {
             .upstream
             .send(Idempotency::Idempotent, |client| client.get(url.clone()))
             .await?;
-        if response.status().as_u16() == 404 {
-            return Err(PsaError::CredentialsRejected);
-        }
+        let status = response.status().as_u16();
         if !response.status().is_success() {
-            return Err(status_error(&response, "zone"));
+            return Ok(Err((status, body_json(response).await)));
         }
         let zone: serde_json::Value = response
             .json()
@@ -120,11 +136,11 @@ impl Autotask {
         zone["url"]
             .as_str()
             .map(|u| {
-                if u.ends_with('/') {
+                Ok(if u.ends_with('/') {
                     u.to_owned()
                 } else {
                     format!("{u}/")
-                }
+                })
             })
             .ok_or_else(|| PsaError::Unexpected("zone without url".into()))
     }
@@ -329,17 +345,149 @@ impl PsaAdapter for Autotask {
         .map(|_| ())
     }
 
-    async fn test_connection(&self, connection: &PsaConnection) -> Result<(), PsaError> {
+    /// The checks, in order (each a harmless read; nothing is written):
+    ///
+    /// 1. `zone`: the zone lookup for the API user (never the cached zone); Autotask answers
+    ///    an unknown user with a non-2xx (404 or 500 "Zone information could not be
+    ///    determined"): `psa_api_user_unknown`.
+    /// 2. `credentials`: `GET {zone}v1.0/Version` with the three headers. 401 is a wrong
+    ///    secret (or user) (`psa_credentials_rejected`); any other non-2xx but 429 and 5xx is
+    ///    taken as the integration code refused (`psa_integration_code_rejected`), showing
+    ///    Autotask's own `errors` text ([`INTEGRATION_CODE_REFUSAL`]).
+    /// 3. `read_tickets`: `GET Tickets/query` for one ticket; 403 is `psa_permission_missing`.
+    async fn test_connection(&self, connection: &PsaConnection) -> Vec<ConnectionCheck> {
+        let mut checks = CheckList::default();
+        let rest = ["credentials", "read_tickets"];
         self.zones.invalidate(&connection.id).await;
-        // A read that needs the API credentials (an unknown id answers 200 with no item).
-        self.call(
-            connection,
-            reqwest::Method::GET,
-            "Companies/0",
-            None,
-            "company",
-        )
-        .await
-        .map(|_| ())
+        let outcome = match self.lookup_zone_raw(connection).await {
+            Err(err) => Err(match err {
+                PsaError::Misconfigured(_) => CheckFailure::new(err.code(), err.to_string()),
+                other => CheckFailure::of_transport(PSA, &other),
+            }),
+            Ok(Ok(zone)) => {
+                self.zones.insert(connection.id, zone.clone()).await;
+                Ok(zone)
+            }
+            Ok(Err((status, body))) => Err(match status {
+                429 | 502..=504 => CheckFailure::of_status(PSA, status),
+                _ => CheckFailure::new(
+                    ErrorCode::PsaApiUserUnknown,
+                    format!(
+                        "Autotask's zone lookup knows no API user with this user name{}. Check the API user name (Admin > Resources/Users > the API user > Credentials, an address like vouch@EXAMPLE.APIUSER.com) and save it in the connection.",
+                        errors_text(&body)
+                    ),
+                ),
+            }),
+        };
+        let zone = match outcome {
+            Ok(zone) => {
+                checks.record_gate(
+                    "zone",
+                    Ok("Autotask's zone lookup found the API user's zone.".to_owned()),
+                );
+                zone
+            }
+            Err(failure) => {
+                checks.record_gate("zone", Err(failure));
+                checks.skip_all_if_blocked(&rest);
+                return checks.finish();
+            }
+        };
+
+        let outcome = match self.probe(connection, &zone, "Version").await {
+            Err(err) => Err(CheckFailure::of_transport(PSA, &err)),
+            Ok((200, body)) => Ok(format!(
+                "Autotask accepted the API user, its secret and the integration code{}.",
+                body.as_str()
+                    .or_else(|| body["apiVersions"][0].as_str())
+                    .map(|v| format!(" (API {})", psa_text(v)))
+                    .unwrap_or_default()
+            )),
+            Ok((401, _)) => Err(CheckFailure::new(
+                ErrorCode::PsaCredentialsRejected,
+                "Autotask refused the API user's secret (401). Check the secret (Admin > Resources/Users > the API user > Credentials: generate a new one if it was lost) and save it in the connection.",
+            )),
+            Ok((status @ (429 | 500..=599), _)) => Err(CheckFailure::of_status(PSA, status)),
+            Ok((_, body)) => Err(CheckFailure::new(
+                ErrorCode::PsaIntegrationCodeRejected,
+                format!(
+                    "Autotask refused the integration code{}. Use the API user's tracking identifier (Admin > Resources/Users > the API user > API Tracking Identifier, \"Custom (Internal Integration)\") and save it in the connection.",
+                    errors_text(&body)
+                ),
+            )),
+        };
+        checks.record_gate("credentials", outcome);
+        if checks.skip_all_if_blocked(&rest[1..]) {
+            return checks.finish();
+        }
+
+        let query = r#"Tickets/query?search={"filter":[{"op":"gt","field":"id","value":0}],"MaxRecords":1}"#;
+        let outcome = match self.probe(connection, &zone, query).await {
+            Err(err) => Err(CheckFailure::of_transport(PSA, &err)),
+            Ok((200, _)) => Ok("The API user can read tickets.".to_owned()),
+            Ok((403, body)) => Err(CheckFailure::new(
+                ErrorCode::PsaPermissionMissing,
+                format!(
+                    "Autotask refused to let the API user read tickets{}. Give the API user a security level that may view tickets, contacts and companies and add ticket notes (Admin > Resources/Users > the API user > Security Level), then test again.",
+                    errors_text(&body)
+                ),
+            )),
+            Ok((status, _)) => Err(CheckFailure::of_status(PSA, status)),
+        };
+        checks.record("read_tickets", outcome);
+        checks.finish()
+    }
+}
+
+/// What an Autotask check calls the PSA.
+const PSA: &str = "Autotask";
+
+/// How Vouch reads Autotask's answer to a wrong integration code (unconfirmed: the vendor's
+/// documents do not say): any non-2xx of `Version` other than 401 (the secret), 429 and 5xx,
+/// with Autotask's own `{"errors": [...]}` text shown to the admin. The sandbox answers 403.
+pub const INTEGRATION_CODE_REFUSAL: &str = "non-2xx other than 401, 429, 5xx";
+
+/// `: "…"` with Autotask's own `errors` text, when its answer has one.
+fn errors_text(body: &serde_json::Value) -> String {
+    let texts: Vec<String> = body["errors"]
+        .as_array()
+        .map(|errors| {
+            errors
+                .iter()
+                .filter_map(|e| e.as_str().or_else(|| e["message"].as_str()))
+                .map(psa_text)
+                .collect()
+        })
+        .unwrap_or_default();
+    if texts.is_empty() {
+        String::new()
+    } else {
+        format!(" (Autotask says: \"{}\")", psa_text(&texts.join(" ")))
+    }
+}
+
+impl Autotask {
+    /// One GET of a test on the zone `zone`: its status and JSON body.
+    async fn probe(
+        &self,
+        connection: &PsaConnection,
+        zone: &str,
+        path: &str,
+    ) -> Result<(u16, serde_json::Value), PsaError> {
+        let credentials = Self::credentials(connection)?;
+        let url = format!("{zone}v1.0/{path}");
+        let response = self
+            .upstream
+            .send(Idempotency::Idempotent, |client| {
+                client
+                    .get(&url)
+                    .header("ApiIntegrationCode", &credentials.integration_code)
+                    .header("UserName", &credentials.api_user)
+                    .header("Secret", &credentials.api_secret)
+                    .header("Content-Type", "application/json")
+            })
+            .await?;
+        let status = response.status().as_u16();
+        Ok((status, body_json(response).await))
     }
 }

@@ -12,11 +12,12 @@ use serde::Deserialize;
 use std::time::Duration;
 
 use super::{
-    EmbedLoad, PsaAdapter, PsaCompany, PsaContact, PsaError, PsaTechnician, TicketContact,
-    VouchedEmbed, clean_list, parse_json, status_error,
+    CheckFailure, CheckList, EmbedLoad, PsaAdapter, PsaCompany, PsaContact, PsaError,
+    PsaTechnician, TicketContact, VouchedEmbed, body_json, clean_list, parse_json, psa_text,
+    status_error,
 };
 use crate::config::Config;
-use crate::domain::PsaKind;
+use crate::domain::{ConnectionCheck, ErrorCode, PsaKind};
 use crate::store::psa_connections::PsaConnection;
 use crate::telemetry::Metrics;
 use crate::upstream::{Idempotency, RetryPolicy, Upstream};
@@ -329,9 +330,195 @@ impl PsaAdapter for ConnectWise {
         }
     }
 
-    async fn test_connection(&self, connection: &PsaConnection) -> Result<(), PsaError> {
-        self.get_json(connection, "/service/tickets?pageSize=1", "ticket")
-            .await
-            .map(|_| ())
+    /// The checks, in order (each a harmless read; nothing is written):
+    ///
+    /// 1. `company`: `GET {site}/login/companyinfo/{company_id}` (no keys) knows the company id
+    ///    on this site; an unknown one answers `null` (`psa_wrong_company`).
+    /// 2. `api_keys`: `GET /system/info` with the keys; 401 is `psa_credentials_rejected`.
+    ///    A key pair of another company on the same site answers the same 401 (ConnectWise
+    ///    checks the pair against the company in the Basic credentials).
+    /// 3. `read_tickets`: `GET /service/tickets?pageSize=1`; 403 is `psa_permission_missing`.
+    /// 4. `read_contacts`: `GET /company/contacts?pageSize=1`; 403 likewise.
+    /// 5. `ticket_notes`: `GET /service/tickets/{id}/notes?pageSize=1` of the ticket found in
+    ///    3. Vouch writes nothing during a test, so this read of the notes stands for the right
+    ///    to add them ([`NOTES_PROBE`]).
+    async fn test_connection(&self, connection: &PsaConnection) -> Vec<ConnectionCheck> {
+        let mut checks = CheckList::default();
+        let all = ["api_keys", "read_tickets", "read_contacts", "ticket_notes"];
+        let (settings, client_id, api) = match self.settings(connection) {
+            Ok(found) => found,
+            Err(err) => {
+                checks.record_gate(
+                    "company",
+                    Err(CheckFailure::new(err.code(), err.to_string())),
+                );
+                checks.skip_all_if_blocked(&all);
+                return checks.finish();
+            }
+        };
+        let company = settings.company_id.clone();
+        let site = connection.base_url.trim_end_matches('/').to_owned();
+
+        let info_url = format!(
+            "{site}/login/companyinfo/{}",
+            url::form_urlencoded::byte_serialize(company.as_bytes()).collect::<String>()
+        );
+        let outcome = match self.probe(&info_url, None, &client_id).await {
+            Err(err) => Err(CheckFailure::of_transport(PSA, &err)),
+            Ok((200, body)) if body.get("CompanyID").is_some_and(|v| !v.is_null()) => {
+                Ok(format!("The site knows the company id {company}."))
+            }
+            Ok((200 | 404, _)) => Err(CheckFailure::new(
+                ErrorCode::PsaWrongCompany,
+                format!(
+                    "This ConnectWise site has no company {company}. Check the company id (the one you sign in to ConnectWise with) and the site URL (your region's, e.g. https://api-na.myconnectwise.net)."
+                ),
+            )),
+            Ok((status, _)) => Err(CheckFailure::of_status(PSA, status)),
+        };
+        checks.record_gate("company", outcome);
+        if checks.skip_all_if_blocked(&all) {
+            return checks.finish();
+        }
+
+        let authorization = match self.authorization(connection, &company) {
+            Ok(authorization) => authorization,
+            Err(err) => {
+                checks.record_gate(
+                    "api_keys",
+                    Err(CheckFailure::new(err.code(), err.to_string())),
+                );
+                checks.skip_all_if_blocked(&all[1..]);
+                return checks.finish();
+            }
+        };
+        let get = |path: &str| {
+            let url = format!("{api}{path}");
+            let authorization = authorization.clone();
+            let client_id = client_id.clone();
+            async move { self.probe(&url, Some(&authorization), &client_id).await }
+        };
+        let outcome = match get("/system/info").await {
+            Err(err) => Err(CheckFailure::of_transport(PSA, &err)),
+            Ok((200, body)) => Ok(format!(
+                "ConnectWise accepted the API keys{}.",
+                body["version"]
+                    .as_str()
+                    .map(|v| format!(" (version {})", psa_text(v)))
+                    .unwrap_or_default()
+            )),
+            Ok((401, _)) => Err(CheckFailure::new(
+                ErrorCode::PsaCredentialsRejected,
+                format!(
+                    "ConnectWise refused the public and private key for company {company}. Check that both are the API member's key pair of this company (System > Members > API Members > the member > API Keys), or create a new pair and save it in the connection."
+                ),
+            )),
+            Ok((403, _)) => Err(permission(
+                "read the system information",
+                "System > Table Setup (Inquire)",
+            )),
+            Ok((status, _)) => Err(CheckFailure::of_status(PSA, status)),
+        };
+        checks.record_gate("api_keys", outcome);
+        if checks.skip_all_if_blocked(&all[1..]) {
+            return checks.finish();
+        }
+
+        let mut first_ticket = None;
+        let outcome = match get("/service/tickets?pageSize=1&fields=id").await {
+            Err(err) => Err(CheckFailure::of_transport(PSA, &err)),
+            Ok((200, body)) => {
+                first_ticket = body[0]["id"].as_u64();
+                Ok("The API member can read service tickets.".to_owned())
+            }
+            Ok((403, _)) => Err(permission(
+                "read service tickets",
+                "Service Desk > Service Tickets (Inquire: All)",
+            )),
+            Ok((status, _)) => Err(CheckFailure::of_status(PSA, status)),
+        };
+        let tickets_ok = checks.record("read_tickets", outcome);
+
+        let outcome = match get("/company/contacts?pageSize=1&fields=id").await {
+            Err(err) => Err(CheckFailure::of_transport(PSA, &err)),
+            Ok((200, _)) => Ok("The API member can read contacts.".to_owned()),
+            Ok((403, _)) => Err(permission(
+                "read contacts",
+                "Companies > Contacts (Inquire: All)",
+            )),
+            Ok((status, _)) => Err(CheckFailure::of_status(PSA, status)),
+        };
+        checks.record("read_contacts", outcome);
+
+        match (tickets_ok, first_ticket) {
+            (false, _) => checks.skip("ticket_notes", "read_tickets"),
+            (true, None) => {
+                checks.record(
+                    "ticket_notes",
+                    Ok("No service ticket to read notes of yet: the right to add notes is checked once there is one.".to_owned()),
+                );
+            }
+            (true, Some(id)) => {
+                let outcome = match get(&format!("/service/tickets/{id}/notes?pageSize=1")).await {
+                    Err(err) => Err(CheckFailure::of_transport(PSA, &err)),
+                    Ok((200, _)) => Ok(
+                        "The API member can reach ticket notes (Vouch adds internal notes)."
+                            .to_owned(),
+                    ),
+                    Ok((403, _)) => Err(permission(
+                        "read and add ticket notes",
+                        "Service Desk > Service Tickets (Add and Inquire: All) and Service Desk > Ticket - Internal Notes",
+                    )),
+                    Ok((status, _)) => Err(CheckFailure::of_status(PSA, status)),
+                };
+                checks.record("ticket_notes", outcome);
+            }
+        }
+        checks.finish()
+    }
+}
+
+/// What a ConnectWise check calls the PSA.
+const PSA: &str = "ConnectWise";
+
+/// The read that stands for the right to add notes in a test (nothing is written): the notes
+/// of a ticket, `GET /service/tickets/{id}/notes`, which the API member's security role grants
+/// with the same Service Tickets setting as adding them (our choice; ConnectWise has no
+/// read-only way to ask whether a role may add).
+pub const NOTES_PROBE: &str = "/service/tickets/{id}/notes?pageSize=1";
+
+/// The API member's security role lacks `what` (ConnectWise answered 403).
+fn permission(what: &str, setting: &str) -> CheckFailure {
+    CheckFailure::new(
+        ErrorCode::PsaPermissionMissing,
+        format!(
+            "ConnectWise refused to let the API member {what} (403). In System > Security Roles, give the API member's role {setting}, then test again."
+        ),
+    )
+}
+
+impl ConnectWise {
+    /// One GET of a test: its status and JSON body, or the transport's failure.
+    async fn probe(
+        &self,
+        url: &str,
+        authorization: Option<&str>,
+        client_id: &str,
+    ) -> Result<(u16, serde_json::Value), PsaError> {
+        let response = self
+            .upstream
+            .send(Idempotency::Idempotent, |client| {
+                let request = client
+                    .get(url)
+                    .header("clientId", client_id)
+                    .header("Accept", "application/json");
+                match authorization {
+                    Some(authorization) => request.header("Authorization", authorization),
+                    None => request,
+                }
+            })
+            .await?;
+        let status = response.status().as_u16();
+        Ok((status, body_json(response).await))
     }
 }

@@ -12,12 +12,13 @@ use uuid::Uuid;
 
 use super::signing::{self, param};
 use super::{
-    EmbedLoad, PsaAdapter, PsaCompany, PsaContact, PsaError, PsaTechnician, TicketContact,
-    VouchedEmbed, clean_list, parse_json, status_error,
+    CheckFailure, CheckList, EmbedLoad, PsaAdapter, PsaCompany, PsaContact, PsaError,
+    PsaTechnician, TicketContact, VouchedEmbed, body_json, clean_list, parse_json, psa_text,
+    status_error,
 };
 use crate::cache::{KeepFor, renewal_horizon};
 use crate::config::Config;
-use crate::domain::PsaKind;
+use crate::domain::{ConnectionCheck, ErrorCode, PsaKind};
 use crate::store::psa_connections::PsaConnection;
 use crate::telemetry::Metrics;
 use crate::upstream::{Idempotency, RetryPolicy, Upstream};
@@ -118,6 +119,23 @@ impl HaloPsa {
     }
 
     async fn fetch_token(&self, connection: &PsaConnection) -> Result<Arc<HaloToken>, PsaError> {
+        match self.request_token(connection).await? {
+            Ok(token) => Ok(Arc::new(token)),
+            Err((status, _)) => Err(match status {
+                400 | 401 | 403 => PsaError::CredentialsRejected,
+                429 => PsaError::Throttled,
+                404 => PsaError::NotFound("token"),
+                500..=599 => PsaError::Unavailable,
+                other => PsaError::Unexpected(format!("HTTP {other}")),
+            }),
+        }
+    }
+
+    /// A token request: the token, or Halo's refusal (its status and JSON body).
+    async fn request_token(
+        &self,
+        connection: &PsaConnection,
+    ) -> Result<Result<HaloToken, (u16, serde_json::Value)>, PsaError> {
         let settings: Settings = parse_json(&connection.settings, "HaloPSA settings")?;
         let credentials = Self::credentials(connection)?;
         let mut url = format!("{}/token", settings.auth_url.trim_end_matches('/'));
@@ -138,17 +156,15 @@ impl HaloPsa {
                 ])
             })
             .await?;
+        let status = response.status().as_u16();
         if !response.status().is_success() {
-            return Err(match response.status().as_u16() {
-                400 | 401 | 403 => PsaError::CredentialsRejected,
-                _ => status_error(&response, "token"),
-            });
+            return Ok(Err((status, body_json(response).await)));
         }
         let token: TokenResponse = response
             .json()
             .await
             .map_err(|_| PsaError::Unexpected("unreadable token".into()))?;
-        Ok(Arc::new(HaloToken {
+        Ok(Ok(HaloToken {
             value: SecretString::from(token.access_token),
             keep_for: token
                 .expires_in
@@ -352,8 +368,153 @@ impl PsaAdapter for HaloPsa {
         .map(|_| ())
     }
 
-    async fn test_connection(&self, connection: &PsaConnection) -> Result<(), PsaError> {
+    /// The checks, in order (each harmless; nothing is written):
+    ///
+    /// 1. `token`: a new token from `{auth_url}/token` (never the cached one). Halo's OAuth
+    ///    refusal (`invalid_client`, 400 or 401) is `psa_credentials_rejected`;
+    ///    `unauthorized_client` / `invalid_scope` (the application may not use client
+    ///    credentials or scope `all`) are `psa_permission_missing`.
+    /// 2. `read_tickets`: `GET /api/Tickets?count=1`; 403 (the application lacks
+    ///    `read:tickets`) is `psa_permission_missing`.
+    /// 3. `actions`: `GET /api/Actions?ticket_id={id}&count=1` of the ticket found in 2: the
+    ///    endpoint Vouch posts its notes to; 403 there means the application lacks what
+    ///    actions need (`edit:tickets`). Vouch posts nothing during a test.
+    async fn test_connection(&self, connection: &PsaConnection) -> Vec<ConnectionCheck> {
+        let mut checks = CheckList::default();
+        let rest = ["read_tickets", "actions"];
         self.tokens.invalidate(&connection.id).await;
-        self.token(connection).await.map(|_| ())
+        let outcome = match self.request_token(connection).await {
+            Err(err) => Err(CheckFailure::of_transport(PSA, &err)),
+            Ok(Ok(token)) => {
+                let fresh = Arc::new(token);
+                self.tokens.insert(connection.id, fresh.clone()).await;
+                Ok(fresh)
+            }
+            Ok(Err((status, body))) => Err(token_refusal(status, &body)),
+        };
+        let token = match outcome {
+            Ok(token) => {
+                checks.record_gate(
+                    "token",
+                    Ok("Halo issued a token for the API application.".to_owned()),
+                );
+                token
+            }
+            Err(failure) => {
+                checks.record_gate("token", Err(failure));
+                checks.skip_all_if_blocked(&rest);
+                return checks.finish();
+            }
+        };
+
+        let mut first_ticket = None;
+        let outcome = match self.probe(connection, &token, "Tickets?count=1").await {
+            Err(err) => Err(CheckFailure::of_transport(PSA, &err)),
+            Ok((200, body)) => {
+                first_ticket = body["tickets"][0]["id"].as_u64();
+                Ok("The API application can read tickets.".to_owned())
+            }
+            Ok((401, _)) => Err(CheckFailure::new(
+                ErrorCode::PsaCredentialsRejected,
+                "Halo issued a token but refused it on the API (401). Check that the resource URL is the Resource Server of the same Halo as the auth URL (Configuration > Integrations > HaloPSA API).",
+            )),
+            Ok((403, _)) => Err(permission("read tickets", "read:tickets")),
+            Ok((status, _)) => Err(CheckFailure::of_status(PSA, status)),
+        };
+        if !checks.record("read_tickets", outcome) {
+            checks.skip("actions", "read_tickets");
+            return checks.finish();
+        }
+        let Some(ticket) = first_ticket else {
+            checks.record(
+                "actions",
+                Ok("No ticket to read actions of yet: the right to add notes is checked once there is one.".to_owned()),
+            );
+            return checks.finish();
+        };
+        let outcome = match self
+            .probe(
+                connection,
+                &token,
+                &format!("Actions?ticket_id={ticket}&count=1"),
+            )
+            .await
+        {
+            Err(err) => Err(CheckFailure::of_transport(PSA, &err)),
+            Ok((200, _)) => Ok(
+                "The API application can reach ticket actions (Vouch adds private notes)."
+                    .to_owned(),
+            ),
+            Ok((403, _)) => Err(permission(
+                "read and add ticket actions (notes)",
+                "edit:tickets",
+            )),
+            Ok((status, _)) => Err(CheckFailure::of_status(PSA, status)),
+        };
+        checks.record("actions", outcome);
+        checks.finish()
+    }
+}
+
+/// What a HaloPSA check calls the PSA.
+const PSA: &str = "HaloPSA";
+
+/// The API application lacks `what` (Halo answered 403).
+fn permission(what: &str, scope: &str) -> CheckFailure {
+    CheckFailure::new(
+        ErrorCode::PsaPermissionMissing,
+        format!(
+            "Halo refused to let the API application {what} (403). In Configuration > Integrations > HaloPSA API > View Applications > the application > Permissions, allow {scope} (Vouch needs read:tickets, edit:tickets and read:customers), and check the agent it logs in as may do the same, then test again."
+        ),
+    )
+}
+
+/// Halo's OAuth refusal of a token request, as a check failure.
+fn token_refusal(status: u16, body: &serde_json::Value) -> CheckFailure {
+    let error = body["error"].as_str().unwrap_or_default();
+    match (status, error) {
+        (_, "unauthorized_client" | "invalid_scope") => CheckFailure::new(
+            ErrorCode::PsaPermissionMissing,
+            format!(
+                "Halo refused the token request ({error}): the API application may not use client credentials with scope all. In Configuration > Integrations > HaloPSA API > the application, choose \"Client ID and Secret (Services)\" and give it its permissions, then test again."
+            ),
+        ),
+        (400 | 401, _) => CheckFailure::new(
+            ErrorCode::PsaCredentialsRejected,
+            format!(
+                "Halo refused the client id and secret{}. Copy both again from Configuration > Integrations > HaloPSA API > View Applications > the application (a new secret is shown once), check the tenant for hosted Halo, and save them in the connection.",
+                if error.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", psa_text(error))
+                }
+            ),
+        ),
+        (404, _) => CheckFailure::new(
+            ErrorCode::PsaMisconfigured,
+            "Halo's token endpoint was not found at the auth URL. Use the Authorisation Server shown in Configuration > Integrations > HaloPSA API (e.g. https://msp.halopsa.com/auth).",
+        ),
+        (status, _) => CheckFailure::of_status(PSA, status),
+    }
+}
+
+impl HaloPsa {
+    /// One GET of a test with `token`: its status and JSON body.
+    async fn probe(
+        &self,
+        connection: &PsaConnection,
+        token: &HaloToken,
+        path: &str,
+    ) -> Result<(u16, serde_json::Value), PsaError> {
+        let url = format!("{}/api/{path}", connection.base_url.trim_end_matches('/'));
+        let bearer = format!("Bearer {}", token.value.expose_secret());
+        let response = self
+            .upstream
+            .send(Idempotency::Idempotent, |client| {
+                client.get(&url).header("Authorization", &bearer)
+            })
+            .await?;
+        let status = response.status().as_u16();
+        Ok((status, body_json(response).await))
     }
 }

@@ -21,8 +21,8 @@ use reqwest::Response;
 use uuid::Uuid;
 
 use crate::config::Config;
-use crate::domain::ErrorCode;
 use crate::domain::PsaKind;
+use crate::domain::{ConnectionCheck, ErrorCode};
 use crate::store::psa_connections::PsaConnection;
 use crate::telemetry::Metrics;
 use crate::upstream::TransportError;
@@ -124,6 +124,14 @@ pub enum PsaError {
     Unavailable,
     #[error("The PSA did not answer in time. Try again.")]
     TimedOut,
+    #[error(
+        "Vouch could not connect to the PSA (refused, no route or unknown host). Check the PSA's address in the connection, and that Vouch's network may reach it."
+    )]
+    Unreachable,
+    #[error(
+        "The TLS handshake with the PSA failed: its certificate is not trusted, has expired or is for another name, or the address does not speak HTTPS. Check the PSA's address in the connection."
+    )]
+    TlsFailed,
     /// Vouch's own open-file limit, not the PSA's state.
     #[error("{}", crate::upstream::TOO_MANY_OPEN_FILES_MESSAGE)]
     TooManyOpenFiles,
@@ -146,6 +154,8 @@ impl PsaError {
             PsaError::Throttled => ErrorCode::PsaThrottled,
             PsaError::Unavailable => ErrorCode::PsaUnavailable,
             PsaError::TimedOut => ErrorCode::PsaTimedOut,
+            PsaError::Unreachable => ErrorCode::PsaUnreachable,
+            PsaError::TlsFailed => ErrorCode::PsaTlsFailed,
             PsaError::TooManyOpenFiles => ErrorCode::TooManyOpenFiles,
             PsaError::Misconfigured(_) => ErrorCode::PsaMisconfigured,
             PsaError::Unexpected(_) => ErrorCode::PsaUnexpectedResponse,
@@ -170,7 +180,14 @@ impl From<TransportError> for PsaError {
         match err {
             TransportError::TimedOut => PsaError::TimedOut,
             TransportError::TooManyOpenFiles => PsaError::TooManyOpenFiles,
-            TransportError::Network(_) => PsaError::Unavailable,
+            TransportError::Network(detail) => {
+                tracing::warn!(%detail, "PSA unreachable");
+                PsaError::Unreachable
+            }
+            TransportError::Tls(detail) => {
+                tracing::warn!(%detail, "TLS handshake with the PSA failed");
+                PsaError::TlsFailed
+            }
         }
     }
 }
@@ -183,6 +200,144 @@ pub(crate) fn status_error(response: &Response, what: &'static str) -> PsaError 
         429 => PsaError::Throttled,
         500..=599 => PsaError::Unavailable,
         other => PsaError::Unexpected(format!("HTTP {other}")),
+    }
+}
+
+/// A failed check: the code and the sentence saying what to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct CheckFailure {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl CheckFailure {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> CheckFailure {
+        CheckFailure {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// What any PSA's request may come to before its own answer means anything: no
+    /// connection, no TLS, no answer in time, throttled, down. `psa` is its name for people.
+    pub fn of_transport(psa: &str, err: &PsaError) -> CheckFailure {
+        let message = match err {
+            PsaError::Unreachable => format!(
+                "Vouch could not connect to {psa} (connection refused, no route or unknown host name). Check the address in the connection and that Vouch's network may reach it (firewall, DNS, proxy)."
+            ),
+            PsaError::TlsFailed => format!(
+                "The TLS handshake with {psa} failed: its certificate is not trusted, has expired or is for another name, or the address does not speak HTTPS. Check the address in the connection (https://, the right host and port)."
+            ),
+            PsaError::TimedOut => {
+                format!("{psa} did not answer in time. Check that it is up, then test again.")
+            }
+            PsaError::Throttled => format!(
+                "{psa} is throttling Vouch's requests (429 Too Many Requests). Wait a minute, then test again; if it persists, other integrations may be using up the API limit."
+            ),
+            PsaError::Unavailable => format!(
+                "{psa} answered with a server error (5xx): it is down or failing. Try again in a few minutes."
+            ),
+            other => other.to_string(),
+        };
+        CheckFailure::new(err.code(), message)
+    }
+
+    /// The failure of an HTTP status that no check-specific rule explained.
+    pub fn of_status(psa: &str, status: u16) -> CheckFailure {
+        match status {
+            429 => CheckFailure::of_transport(psa, &PsaError::Throttled),
+            500..=599 => CheckFailure::of_transport(psa, &PsaError::Unavailable),
+            other => CheckFailure::new(
+                ErrorCode::PsaUnexpectedResponse,
+                format!(
+                    "{psa} answered HTTP {other}, which Vouch did not expect. Check the address in the connection."
+                ),
+            ),
+        }
+    }
+}
+
+/// The checks of one test, in order; once a check fails, the ones that need it are skipped.
+#[derive(Debug, Default)]
+pub(crate) struct CheckList {
+    checks: Vec<ConnectionCheck>,
+    /// The first failed check that the remaining checks depend on.
+    blocked_by: Option<&'static str>,
+}
+
+impl CheckList {
+    /// Records the outcome of check `name`; `Ok` carries its "passed" sentence. Returns
+    /// whether it passed.
+    pub fn record(&mut self, name: &'static str, outcome: Result<String, CheckFailure>) -> bool {
+        match outcome {
+            Ok(message) => {
+                self.checks.push(ConnectionCheck::passed(name, message));
+                true
+            }
+            Err(failure) => {
+                self.checks
+                    .push(ConnectionCheck::failed(name, failure.code, failure.message));
+                false
+            }
+        }
+    }
+
+    /// Records `name` as failed and blocking every later check (they are skipped).
+    pub fn record_gate(
+        &mut self,
+        name: &'static str,
+        outcome: Result<String, CheckFailure>,
+    ) -> bool {
+        let passed = self.record(name, outcome);
+        if !passed && self.blocked_by.is_none() {
+            self.blocked_by = Some(name);
+        }
+        passed
+    }
+
+    /// Records `name` as not run because of `because`.
+    pub fn skip(&mut self, name: &'static str, because: &str) {
+        self.checks.push(ConnectionCheck::skipped(name, because));
+    }
+
+    /// Skips each of `names` when a gate failed; returns `true` when it did.
+    pub fn skip_all_if_blocked(&mut self, names: &[&'static str]) -> bool {
+        match self.blocked_by {
+            Some(because) => {
+                for name in names {
+                    self.skip(name, because);
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub fn finish(self) -> Vec<ConnectionCheck> {
+        self.checks
+    }
+}
+
+/// The JSON body of a PSA's answer (`Null` when it is not JSON), at most 64 KiB read.
+pub(crate) async fn body_json(response: Response) -> serde_json::Value {
+    match response.bytes().await {
+        Ok(bytes) if bytes.len() <= 64 * 1024 => {
+            serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null)
+        }
+        _ => serde_json::Value::Null,
+    }
+}
+
+/// A PSA's own error text for a person: printable characters only, at most 300 of them.
+pub(crate) fn psa_text(text: &str) -> String {
+    let clean: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let clean = clean.trim();
+    match clean.char_indices().nth(300) {
+        Some((at, _)) => format!("{}…", &clean[..at]),
+        None => clean.to_owned(),
     }
 }
 
@@ -213,8 +368,11 @@ pub trait PsaAdapter: Send + Sync {
         text: &str,
     ) -> Result<(), PsaError>;
 
-    /// Proves the connection's credentials with a harmless read.
-    async fn test_connection(&self, connection: &PsaConnection) -> Result<(), PsaError>;
+    /// Tests the connection against the PSA with harmless reads only (nothing is written):
+    /// one check per thing the PSA must allow, in order; a check that depends on one that
+    /// failed is reported skipped. Never fails as a whole: a PSA that cannot be reached is a
+    /// failed first check.
+    async fn test_connection(&self, connection: &PsaConnection) -> Vec<ConnectionCheck>;
 }
 
 /// Every PSA adapter, with a short cache of ticket reads (`cache.tickets`: PSAs rate-limit;

@@ -160,7 +160,7 @@ impl SmsProvider for TwilioSms {
                 return Err(SmsError::TimedOut);
             }
             Err(TransportError::TooManyOpenFiles) => return Err(SmsError::TooManyOpenFiles),
-            Err(TransportError::Network(detail)) => {
+            Err(TransportError::Network(detail) | TransportError::Tls(detail)) => {
                 // reqwest's text without the URL: no account SID, no token, no body.
                 tracing::warn!(service = SERVICE, to = %masked, error = %detail, "SMS provider unreachable");
                 return Err(SmsError::Unavailable);

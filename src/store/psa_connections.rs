@@ -17,7 +17,7 @@ use super::entities::{
     company_tenant_mapping, password_reset, psa_connection, technician, verification,
 };
 use super::{Store, StoreError};
-use crate::domain::PsaKind;
+use crate::domain::{ConnectionCheck, PsaKind};
 
 #[derive(Debug, Clone)]
 pub struct NewPsaConnection {
@@ -44,6 +44,9 @@ pub struct PsaConnection {
     /// When the connection was last changed (the version [`Store::update_connection`]
     /// checks).
     pub updated_at: DateTime<Utc>,
+    /// When it was last tested, and that test's checks (`None`: never, or not since its
+    /// credentials changed).
+    pub last_test: Option<(DateTime<Utc>, Vec<ConnectionCheck>)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -118,6 +121,16 @@ impl Store {
             settings: m.settings,
             created_at: m.created_at,
             updated_at: m.updated_at,
+            last_test: match (m.last_tested_at, m.last_test) {
+                (Some(at), Some(checks)) => match serde_json::from_value(checks) {
+                    Ok(checks) => Some((at, checks)),
+                    Err(err) => {
+                        tracing::warn!(connection = %m.id, %err, "an unreadable stored connection test is ignored");
+                        None
+                    }
+                },
+                _ => None,
+            },
         })
     }
 }
@@ -129,6 +142,8 @@ pub struct PsaConnectionUpdate {
     pub base_url: String,
     pub settings: serde_json::Value,
     pub credentials: SecretString,
+    /// Forget the last test (the credentials or addresses it tested changed).
+    pub forget_test: bool,
 }
 
 /// What deleting a connection removed besides its row (and its sealed credentials).
@@ -176,7 +191,19 @@ impl Store {
             update.credentials.expose_secret(),
         );
         let txn = self.connection().begin().await?;
-        let changed = psa_connection::Entity::update_many()
+        let mut statement = psa_connection::Entity::update_many();
+        if update.forget_test {
+            statement = statement
+                .col_expr(
+                    psa_connection::Column::LastTestedAt,
+                    Expr::value(Option::<DateTime<Utc>>::None),
+                )
+                .col_expr(
+                    psa_connection::Column::LastTest,
+                    Expr::value(Option::<serde_json::Value>::None),
+                );
+        }
+        let changed = statement
             .col_expr(psa_connection::Column::Name, Expr::value(update.name))
             .col_expr(
                 psa_connection::Column::BaseUrl,
@@ -205,6 +232,37 @@ impl Store {
             .ok_or(StoreError::NotFound("PSA connection"))?;
         txn.commit().await?;
         self.connection_from_model(model).map(Some)
+    }
+
+    /// Records the test of connection `id` run on its state as last read (`read_at`, its
+    /// `updated_at` then), without changing `updated_at`, and appends the audit entry, in one
+    /// transaction. The audit entry is written either way; the test is recorded only when the
+    /// connection is still as read (`false` otherwise: it changed, or is gone, meanwhile).
+    pub async fn record_connection_test(
+        &self,
+        id: Uuid,
+        read_at: DateTime<Utc>,
+        tested_at: DateTime<Utc>,
+        checks: &[ConnectionCheck],
+        audit: NewAuditEvent,
+    ) -> Result<bool, StoreError> {
+        let checks = serde_json::to_value(checks).expect("checks serialise");
+        let txn = self.connection().begin().await?;
+        let recorded = psa_connection::Entity::update_many()
+            .col_expr(
+                psa_connection::Column::LastTestedAt,
+                Expr::value(Some(tested_at)),
+            )
+            .col_expr(psa_connection::Column::LastTest, Expr::value(Some(checks)))
+            .filter(psa_connection::Column::Id.eq(id))
+            .filter(psa_connection::Column::UpdatedAt.eq(read_at))
+            .exec(&txn)
+            .await?
+            .rows_affected
+            == 1;
+        append_on(&txn, audit).await?;
+        txn.commit().await?;
+        Ok(recorded)
     }
 
     /// Deletes connection `id` with its sealed credentials, its company mappings and its
@@ -271,6 +329,8 @@ impl Store {
             credentials_sealed: Set(sealed),
             created_at: Set(now),
             updated_at: Set(now),
+            last_tested_at: Set(None),
+            last_test: Set(None),
         };
         let model = psa_connection::Entity::insert(model)
             .exec_with_returning(conn)

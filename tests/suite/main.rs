@@ -21,6 +21,7 @@ mod microsoft;
 mod pod_truth;
 mod pods;
 mod psa_connections;
+mod psa_test;
 mod pushes;
 mod resets;
 mod rotation;

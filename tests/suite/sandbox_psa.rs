@@ -966,7 +966,7 @@ async fn autotask_refuses_unknown_users_and_bad_headers() {
             .get(&url)
             .header("ApiIntegrationCode", "WRONG")
             .header("UserName", &info.api_user)
-            .header("Secret", &info.api_secret),
+            .header("Secret", "wrong"),
         client
             .get(&url)
             .header("UserName", &info.api_user)
@@ -977,6 +977,25 @@ async fn autotask_refuses_unknown_users_and_bad_headers() {
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
         assert!(body["errors"][0].as_str().is_some(), "{body}");
     }
+    // The right user and secret with a wrong integration code: 403 with Autotask's text.
+    let (status, body) = json_of(
+        client
+            .get(&url)
+            .header("ApiIntegrationCode", "WRONG")
+            .header("UserName", &info.api_user)
+            .header("Secret", &info.api_secret)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(
+        body["errors"][0]
+            .as_str()
+            .is_some_and(|e| e.contains("ApiIntegrationCode")),
+        "{body}"
+    );
 }
 
 #[tokio::test]

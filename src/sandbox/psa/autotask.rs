@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use super::page::{self, Placement, Screen, Theme};
 use super::seed::*;
 use super::signing::{self, AUTOTASK_RESOURCE_PARAM, AUTOTASK_TICKET_PARAM, TIMESTAMP_PARAM};
-use super::{Incoming, Psa, Shared, html_escape, json_response};
+use super::{Incoming, Psa, PsaPermission, Shared, html_escape, json_response};
 
 const PRODUCT: &str = "Autotask PSA";
 /// The Insight iframe's height.
@@ -56,10 +56,31 @@ pub(super) fn handle(shared: &Shared, incoming: Incoming) -> Response {
             }
         }
         ["atservicesrest", "v1.0", rest @ ..] => {
-            if !credentials_ok(&incoming) {
+            match credentials(&incoming) {
+                Credentials::Wrong => {
+                    return errors(
+                        StatusCode::UNAUTHORIZED,
+                        "Authentication failed: the ApiIntegrationCode, UserName or Secret header is missing or wrong.",
+                    );
+                }
+                Credentials::WrongIntegrationCode => {
+                    return errors(
+                        StatusCode::FORBIDDEN,
+                        "The ApiIntegrationCode is not a valid integration code (API tracking identifier) for this API user.",
+                    );
+                }
+                Credentials::Right => {}
+            }
+            let needs = match rest {
+                ["tickets", _, "notes", ..] => Some(PsaPermission::TicketNotes),
+                ["tickets", ..] => Some(PsaPermission::ReadTickets),
+                ["contacts", ..] => Some(PsaPermission::ReadContacts),
+                _ => None,
+            };
+            if needs.is_some_and(|p| shared.state().denies(Psa::Autotask, p)) {
                 return errors(
-                    StatusCode::UNAUTHORIZED,
-                    "Authentication failed: the ApiIntegrationCode, UserName or Secret header is missing or wrong.",
+                    StatusCode::FORBIDDEN,
+                    "The logged in Resource does not have the adequate permissions to access this entity.",
                 );
             }
             api(shared, &incoming, rest, &segments[2..])
@@ -92,12 +113,26 @@ fn zone_information(shared: &Shared, incoming: &Incoming) -> Response {
     )
 }
 
-fn credentials_ok(incoming: &Incoming) -> bool {
-    incoming.header("apiintegrationcode").map(str::trim) == Some(AUTOTASK_INTEGRATION_CODE)
-        && incoming
-            .header("username")
-            .is_some_and(|u| u.trim().eq_ignore_ascii_case(AUTOTASK_API_USER))
-        && incoming.header("secret") == Some(AUTOTASK_API_SECRET)
+/// What the three headers come to.
+enum Credentials {
+    Right,
+    /// The user or secret is wrong, or a header is missing: 401.
+    Wrong,
+    /// The right user and secret with an integration code that is not theirs: 403.
+    WrongIntegrationCode,
+}
+
+fn credentials(incoming: &Incoming) -> Credentials {
+    let user_ok = incoming
+        .header("username")
+        .is_some_and(|u| u.trim().eq_ignore_ascii_case(AUTOTASK_API_USER))
+        && incoming.header("secret") == Some(AUTOTASK_API_SECRET);
+    match incoming.header("apiintegrationcode").map(str::trim) {
+        Some(_) if !user_ok => Credentials::Wrong,
+        None => Credentials::Wrong,
+        Some(code) if code == AUTOTASK_INTEGRATION_CODE => Credentials::Right,
+        Some(_) => Credentials::WrongIntegrationCode,
+    }
 }
 
 /// `rest`: lower-cased segments after `v1.0`; `original`: the same as sent.
@@ -111,6 +146,22 @@ fn api(shared: &Shared, incoming: &Incoming, rest: &[&str], original: &[&str]) -
         )
     };
     match (&incoming.method, rest) {
+        (&Method::GET, ["version"]) => {
+            json_response(StatusCode::OK, &json!({ "apiVersions": ["1.0"] }))
+        }
+        (&Method::GET, ["tickets", "query"]) => {
+            // The sandbox reads `MaxRecords` of the search and ignores its filter.
+            let max = incoming
+                .query_param("search")
+                .and_then(|s| serde_json::from_str::<Value>(s).ok())
+                .and_then(|s| s["MaxRecords"].as_u64())
+                .unwrap_or(500) as usize;
+            let items: Vec<Value> = CONTACTS.iter().take(max).map(ticket_json).collect();
+            json_response(
+                StatusCode::OK,
+                &json!({ "items": items, "pageDetails": { "count": items.len(), "requestCount": max, "prevPageUrl": null, "nextPageUrl": null } }),
+            )
+        }
         (&Method::GET, ["tickets", _]) => item(ticket(id).map(ticket_json)),
         (&Method::GET, ["contacts", _]) => item(
             parse_id(id)

@@ -10,8 +10,8 @@ use super::page::{self, Placement, Screen, Theme};
 use super::seed::*;
 use super::signing;
 use super::{
-    ALPHANUMERIC, Incoming, Psa, Shared, StoredNote, html_escape, iso, json_response, pair,
-    random_string,
+    ALPHANUMERIC, Incoming, Psa, PsaPermission, Shared, StoredNote, html_escape, iso,
+    json_response, pair, random_string,
 };
 
 const PRODUCT: &str = "ConnectWise PSA";
@@ -78,7 +78,39 @@ fn api(shared: &Shared, incoming: &Incoming, rest: &[&str]) -> Response {
             "Authentication failed: check the company id, public key and private key.",
         );
     }
+    let needs = match rest {
+        ["service", "tickets", _, "notes", ..] => Some(PsaPermission::TicketNotes),
+        ["service", "tickets", ..] => Some(PsaPermission::ReadTickets),
+        ["company", "contacts", ..] => Some(PsaPermission::ReadContacts),
+        _ => None,
+    };
+    if needs.is_some_and(|p| shared.state().denies(Psa::ConnectWise, p)) {
+        return json_response(
+            StatusCode::FORBIDDEN,
+            &json!({
+                "code": "Forbidden",
+                "message": "You do not have permission to access this resource.",
+            }),
+        );
+    }
     match (&incoming.method, rest) {
+        (&Method::GET, ["system", "info"]) => json_response(
+            StatusCode::OK,
+            &json!({
+                "version": "v2025.1.12345",
+                "isCloud": true,
+                "serverTimeZone": "Pacific Standard Time",
+                "cloudRegion": "NA",
+            }),
+        ),
+        (&Method::GET, ["service", "tickets"]) => {
+            let tickets: Vec<Value> = page(incoming).map(ticket_json).collect();
+            json_response(StatusCode::OK, &Value::Array(tickets))
+        }
+        (&Method::GET, ["company", "contacts"]) => {
+            let contacts: Vec<Value> = page(incoming).map(contact_json).collect();
+            json_response(StatusCode::OK, &Value::Array(contacts))
+        }
         (&Method::GET, ["service", "tickets", id]) => match ticket(id) {
             Some(contact) => json_response(StatusCode::OK, &ticket_json(contact)),
             None => not_found(&format!("Ticket Id {id} not found")),
@@ -107,6 +139,22 @@ fn api(shared: &Shared, incoming: &Incoming, rest: &[&str]) -> Response {
 
 fn ticket(id: &str) -> Option<&'static Contact> {
     parse_id(id).and_then(|id| contact_by(|c| c.cw_ticket_id == id))
+}
+
+/// The contacts (and so the tickets, one each) of the page `page`/`pageSize` asks (25 a page
+/// by default, as ConnectWise; at most 1000).
+fn page(incoming: &Incoming) -> impl Iterator<Item = &'static Contact> {
+    let size = incoming
+        .query_param("pageSize")
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(25)
+        .clamp(1, 1000);
+    let page = incoming
+        .query_param("page")
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(1)
+        .max(1);
+    CONTACTS.iter().skip((page - 1) * size).take(size)
 }
 
 fn client_id_ok(incoming: &Incoming) -> bool {

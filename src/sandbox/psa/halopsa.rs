@@ -10,8 +10,8 @@ use super::page::{self, Placement, Screen, Theme};
 use super::seed::*;
 use super::signing::{self, HALO_AGENT_PARAM, HALO_TICKET_PARAM, TIMESTAMP_PARAM};
 use super::{
-    ALPHANUMERIC, Incoming, Psa, Shared, StoredNote, html_escape, iso, json_response, pair,
-    random_string,
+    ALPHANUMERIC, Incoming, Psa, PsaPermission, Shared, StoredNote, html_escape, iso,
+    json_response, pair, random_string,
 };
 
 const PRODUCT: &str = "HaloPSA";
@@ -53,7 +53,30 @@ pub(super) fn handle(shared: &Shared, incoming: Incoming) -> Response {
 /// `rest`: lower-cased segments after `api`; `original`: the same as sent.
 fn api(shared: &Shared, incoming: &Incoming, rest: &[&str], original: &[&str]) -> Response {
     let id = original.get(1).copied().unwrap_or("");
+    let needs = match rest {
+        ["tickets", ..] => Some(PsaPermission::ReadTickets),
+        ["users", ..] => Some(PsaPermission::ReadContacts),
+        ["actions", ..] => Some(PsaPermission::TicketNotes),
+        _ => None,
+    };
+    if needs.is_some_and(|p| shared.state().denies(Psa::HaloPsa, p)) {
+        return message(
+            StatusCode::FORBIDDEN,
+            "The API application does not have permission to access this resource.",
+        );
+    }
     match (&incoming.method, rest) {
+        (&Method::GET, ["tickets"]) => {
+            let count = incoming
+                .query_param("count")
+                .and_then(|v| v.parse::<usize>().ok())
+                .unwrap_or(50);
+            let tickets: Vec<Value> = CONTACTS.iter().take(count).map(ticket_json).collect();
+            json_response(
+                StatusCode::OK,
+                &json!({ "record_count": CONTACTS.len(), "tickets": tickets }),
+            )
+        }
         (&Method::GET, ["tickets", _]) => match ticket(id) {
             Some(contact) => json_response(StatusCode::OK, &ticket_json(contact)),
             None => message(StatusCode::NOT_FOUND, &format!("Ticket {id} not found.")),

@@ -24,16 +24,29 @@
 //! - ConnectWise: `{base}/cw/v4_6_release/apis/3.0/...` with
 //!   `Authorization: Basic base64("{companyId}+{publicKey}:{privateKey}")` and a `clientId`
 //!   header; `GET /service/tickets/{id}`, `GET /company/contacts/{id}`,
-//!   `POST /service/tickets/{id}/notes`; `GET /system/myMembers/info` authenticated by the
+//!   `POST /service/tickets/{id}/notes`, `GET /system/info` (the keys' test: 401 for wrong
+//!   keys, a wrong company id in them included), `GET /service/tickets?pageSize=`,
+//!   `GET /company/contacts?pageSize=`, `GET /service/tickets/{id}/notes`;
+//!   `GET /system/myMembers/info` authenticated by the
 //!   cookies `companyName`, `memberHash`, `memberId`, `memberContext=web` (plus `clientId`).
 //!   Also `GET {base}/cw/login/companyinfo/{companyId}` (the code base lookup).
 //! - HaloPSA: `POST {base}/halo/auth/token` (client credentials, `scope=all`), then Bearer
-//!   calls to `{base}/halo/api/Tickets/{id}`, `Users/{id}`, `Agent/me`, `Agent/{id}`,
-//!   `POST Actions`.
+//!   calls to `{base}/halo/api/Tickets/{id}`, `Tickets?count=`, `Users/{id}`, `Agent/me`,
+//!   `Agent/{id}`, `GET Actions?ticket_id=`, `POST Actions`. A wrong client id or secret gets
+//!   Halo's OAuth refusal, 401 `{"error":"invalid_client"}`.
 //! - Autotask: `GET {base}/autotask/atservicesrest/v1.0/zoneInformation?user=` (no
 //!   authentication), then `{zone url}v1.0/Tickets/{id}`, `Contacts/{id}`, `Resources/{id}`,
-//!   `Companies/{id}`, `POST Tickets/{id}/Notes` with the `ApiIntegrationCode`, `UserName`
-//!   and `Secret` headers.
+//!   `Companies/{id}`, `Tickets/query?search=`, `Version`, `POST Tickets/{id}/Notes` with the
+//!   `ApiIntegrationCode`, `UserName` and `Secret` headers. A wrong user or secret (or a
+//!   header missing) answers 401; the right user and secret with a wrong integration code
+//!   answer 403 `{"errors":[..]}` (our choice: Autotask's answer is unconfirmed).
+//!
+//! # Permissions
+//!
+//! [`PsaSandbox::withhold_permission`] refuses a [`PsaPermission`] to the API account of one
+//! PSA (every connection to this sandbox uses the same account), with 403 in each PSA's shape:
+//! ConnectWise `{"code":"Forbidden","message":..}`, Halo `{"message":..}`, Autotask
+//! `{"errors":[..]}` (the bodies are our choice; the reference only says 403).
 //!
 //! # Host pages
 //!
@@ -273,6 +286,23 @@ struct State {
     halo_tab_secret: Option<String>,
     /// The secret pasted into the Autotask Insight; the seeded one when unset.
     autotask_insight_secret: Option<String>,
+    /// Permissions withheld from the PSAs' API accounts ([`PsaSandbox::withhold_permission`]).
+    withheld: Vec<(Psa, PsaPermission)>,
+}
+
+/// What the API account Vouch uses in a sandbox PSA may be refused (the ConnectWise API
+/// member's security role, the Halo API application's permissions, the Autotask API user's
+/// security level). A request needing a withheld permission answers 403 in that PSA's shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PsaPermission {
+    /// Reading tickets (ConnectWise `service/tickets`, Halo `Tickets`, Autotask `Tickets`,
+    /// their notes excepted).
+    ReadTickets,
+    /// Reading contacts (ConnectWise `company/contacts`, Halo `Users`, Autotask `Contacts`).
+    ReadContacts,
+    /// Reading and adding ticket notes (ConnectWise `service/tickets/{id}/notes`, Halo
+    /// `Actions`, Autotask `Tickets/{id}/Notes`).
+    TicketNotes,
 }
 
 struct MemberHash {
@@ -307,6 +337,11 @@ impl State {
         self.autotask_insight_secret
             .clone()
             .unwrap_or_else(|| AUTOTASK_INSIGHT_SECRET.to_owned())
+    }
+
+    /// Whether `permission` is withheld from `psa`'s API account.
+    fn denies(&self, psa: Psa, permission: PsaPermission) -> bool {
+        self.withheld.contains(&(psa, permission))
     }
 
     fn add_note(
@@ -474,6 +509,20 @@ impl PsaSandbox {
     /// Invalidates every member hash issued so far (as signing out of Manage would).
     pub fn revoke_connectwise_member_hashes(&self) {
         self.shared.state().member_hashes.clear();
+    }
+
+    /// Withholds `permission` from `psa`'s API account: the requests that need it answer 403
+    /// (as the PSA does) until [`PsaSandbox::restore_permissions`].
+    pub fn withhold_permission(&self, psa: Psa, permission: PsaPermission) {
+        let mut state = self.shared.state();
+        if !state.denies(psa, permission) {
+            state.withheld.push((psa, permission));
+        }
+    }
+
+    /// Gives every PSA's API account all its permissions back.
+    pub fn restore_permissions(&self) {
+        self.shared.state().withheld.clear();
     }
 
     /// Expires every Halo access token issued so far (the next Bearer call answers 401).

@@ -18,6 +18,10 @@ pub struct Model {
     pub credentials_sealed: String,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    /// When the connection was last tested (null: never, or since its credentials changed).
+    pub last_tested_at: Option<DateTimeUtc>,
+    /// The last test's checks (`Vec<ConnectionCheck>` as JSON).
+    pub last_test: Option<Json>,
 }
 
 impl ActiveModelBehavior for ActiveModel {}

@@ -15,6 +15,7 @@ mod m20261203_000008_reset_holds;
 mod m20261203_000009_ticket_verifications;
 mod m20261203_000011_tenant_removal;
 mod m20261203_000012_api_key_scopes;
+mod m20261203_000013_connection_tests;
 mod m20261203_000015_technician_blocks;
 mod m20261203_000016_branding_and_policy;
 
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000009_ticket_verifications::Migration),
             Box::new(m20261203_000011_tenant_removal::Migration),
             Box::new(m20261203_000012_api_key_scopes::Migration),
+            Box::new(m20261203_000013_connection_tests::Migration),
             Box::new(m20261203_000015_technician_blocks::Migration),
             Box::new(m20261203_000016_branding_and_policy::Migration),
         ]
