@@ -3,6 +3,7 @@
 
 mod audit;
 pub mod auth;
+mod companies;
 pub mod consent;
 pub mod error;
 pub mod health;
@@ -28,6 +29,7 @@ pub type Apis = (
     integrations::IntegrationsApi,
     psa_connections::PsaConnectionsApi,
     setup::TenantsApi,
+    companies::CompaniesApi,
     setup::CompanyMappingsApi,
     setup::ApiKeysApi,
     verifications::VerificationsApi,
@@ -48,6 +50,7 @@ pub fn service() -> OpenApiService<Apis, ()> {
             integrations::IntegrationsApi,
             psa_connections::PsaConnectionsApi,
             setup::TenantsApi,
+            companies::CompaniesApi,
             setup::CompanyMappingsApi,
             setup::ApiKeysApi,
             verifications::VerificationsApi,

@@ -6,6 +6,7 @@ mod audit;
 mod error_code;
 mod hold;
 mod kinds;
+mod matching;
 mod policy;
 mod verification;
 mod wait;
@@ -16,6 +17,7 @@ pub use hold::{ResetHold, utc_minute};
 pub use kinds::{
     ActorKind, ApiKeyScope, IntegrationKind, IntegrationStatus, PasswordStyle, PsaKind,
 };
+pub use matching::{AcceptOutcome, MatchConfidence, MatchEvidenceKind};
 pub use policy::MspPolicy;
 pub use verification::{
     PasswordReset, ResetStatus, Verification, VerificationMethod, VerificationStatus,
