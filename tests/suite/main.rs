@@ -11,6 +11,7 @@ mod backends;
 mod common;
 
 mod browser;
+mod companies;
 mod config;
 mod enduser;
 mod errors;
