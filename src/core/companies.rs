@@ -176,6 +176,9 @@ pub struct CompaniesDeps {
 /// Which page of which list: the connection and its version, the search, page and size.
 type PageKey = (Uuid, i64, String, u32, u32);
 
+/// Which company's contacts: the connection and its version, the company id.
+type ContactsKey = (Uuid, i64, String);
+
 /// The PSA's companies, suggested and accepted mappings.
 #[derive(Clone)]
 pub struct CompaniesService {
@@ -184,7 +187,7 @@ pub struct CompaniesService {
     directory: Directory,
     setup: SetupService,
     pages: Cache<PageKey, PsaCompanyPage>,
-    contacts: Cache<(Uuid, i64, String), Arc<Vec<Vec<String>>>>,
+    contacts: Cache<ContactsKey, Arc<Vec<Vec<String>>>>,
     domains: Cache<Uuid, Arc<Vec<String>>>,
 }
 

@@ -121,11 +121,11 @@ fn api(shared: &Shared, incoming: &Incoming, rest: &[&str], original: &[&str]) -
         (&Method::GET, ["companies", _]) => item(parse_id(id).and_then(company_json)),
         (&Method::POST, ["companies", "query"]) => match query_body(incoming) {
             Ok(query) => query_page(shared, Entity::Companies, query),
-            Err(response) => response,
+            Err(response) => *response,
         },
         (&Method::POST, ["contacts", "query"]) => match query_body(incoming) {
             Ok(query) => query_page(shared, Entity::Contacts, query),
-            Err(response) => response,
+            Err(response) => *response,
         },
         (&Method::GET, [entity @ ("companies" | "contacts"), "query", "next"]) => {
             let entity = if *entity == "companies" {
@@ -334,26 +334,26 @@ struct Query {
     raw: Value,
 }
 
-fn query_body(incoming: &Incoming) -> Result<Query, Response> {
+fn query_body(incoming: &Incoming) -> Result<Query, Box<Response>> {
     if !incoming.is_json() {
-        return Err(errors(
+        return Err(Box::new(errors(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "Content-Type must be application/json.",
-        ));
+        )));
     }
     let body: Value = serde_json::from_slice(&incoming.body).map_err(|_| {
-        errors(
+        Box::new(errors(
             StatusCode::BAD_REQUEST,
             "The request body is not a JSON object.",
-        )
+        ))
     })?;
     parse_query(&body)
 }
 
 /// `{"filter": [{"op", "field", "value"}..], "MaxRecords": n}` (plus the sandbox's own
 /// `skip` in a next page's `paging`). `IncludeFields` is accepted; every field is sent.
-fn parse_query(body: &Value) -> Result<Query, Response> {
-    let bad = |why: &str| errors(StatusCode::INTERNAL_SERVER_ERROR, why);
+fn parse_query(body: &Value) -> Result<Query, Box<Response>> {
+    let bad = |why: &str| Box::new(errors(StatusCode::INTERNAL_SERVER_ERROR, why));
     let filter = body["filter"]
         .as_array()
         .filter(|f| !f.is_empty())
@@ -372,7 +372,7 @@ fn parse_query(body: &Value) -> Result<Query, Response> {
                 value: c["value"].clone(),
             })
         })
-        .collect::<Result<Vec<_>, Response>>()?;
+        .collect::<Result<Vec<_>, Box<Response>>>()?;
     let max_records = match &body["MaxRecords"] {
         Value::Null => MAX_RECORDS,
         value => value
@@ -395,7 +395,7 @@ fn parse_query(body: &Value) -> Result<Query, Response> {
 
 /// Whether `item` meets every condition (`eq`, `contains`, `gte`, `gt`, `exist`; text
 /// compared ignoring case).
-fn meets(item: &Value, filter: &[Condition]) -> Result<bool, Response> {
+fn meets(item: &Value, filter: &[Condition]) -> Result<bool, Box<Response>> {
     for condition in filter {
         // Autotask's field names are not case-sensitive.
         let field = item.as_object().and_then(|o| {
@@ -404,10 +404,10 @@ fn meets(item: &Value, filter: &[Condition]) -> Result<bool, Response> {
                 .map(|(_, v)| v)
         });
         let Some(field) = field else {
-            return Err(errors(
+            return Err(Box::new(errors(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 &format!("Unknown field {}.", condition.field),
-            ));
+            )));
         };
         let text = |v: &Value| match v {
             Value::String(s) => s.to_lowercase(),
@@ -423,10 +423,10 @@ fn meets(item: &Value, filter: &[Condition]) -> Result<bool, Response> {
             },
             "exist" => !field.is_null(),
             other => {
-                return Err(errors(
+                return Err(Box::new(errors(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     &format!("The sandbox does not know the op {other}."),
-                ));
+                )));
             }
         };
         if !holds {
@@ -451,7 +451,7 @@ fn query_page(shared: &Shared, entity: Entity, query: Query) -> Response {
         match meets(&item, &query.filter) {
             Ok(true) => matching.push(item),
             Ok(false) => {}
-            Err(response) => return response,
+            Err(response) => return *response,
         }
     }
     let items: Vec<Value> = matching

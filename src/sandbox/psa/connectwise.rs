@@ -264,14 +264,19 @@ const DEFAULT_PAGE_SIZE: usize = 25;
 const MAX_PAGE_SIZE: usize = 1000;
 
 /// `page` (1-based) and `pageSize` of a list request, or a 400.
-fn paging(incoming: &Incoming) -> Result<(usize, usize), Response> {
+fn paging(incoming: &Incoming) -> Result<(usize, usize), Box<Response>> {
     let number = |name: &str, default: usize| match incoming.query_param(name) {
         None => Ok(default),
         Some(value) => value
             .parse::<usize>()
             .ok()
             .filter(|n| *n >= 1)
-            .ok_or_else(|| bad_request(&format!("{name} must be a positive number."), None)),
+            .ok_or_else(|| {
+                Box::new(bad_request(
+                    &format!("{name} must be a positive number."),
+                    None,
+                ))
+            }),
     };
     Ok((
         number("page", 1)?,
@@ -337,7 +342,7 @@ fn like(value: &str, pattern: &str) -> bool {
 fn list_companies(incoming: &Incoming) -> Response {
     let (page, page_size) = match paging(incoming) {
         Ok(paging) => paging,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let mut companies: Vec<&Company> = COMPANIES.to_vec();
     if let Some(conditions) = incoming.query_param("conditions") {
@@ -382,7 +387,7 @@ fn list_companies(incoming: &Incoming) -> Response {
 fn list_contacts(incoming: &Incoming) -> Response {
     let (page, page_size) = match paging(incoming) {
         Ok(paging) => paging,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let company_id = incoming.query_param("conditions").and_then(|conditions| {
         let (field, value) = conditions.split_once('=')?;

@@ -290,7 +290,7 @@ fn user_json(contact: &Contact) -> Value {
 
 /// Halo's `pageinate=true` paging: `page_size` (default 50) and `page_no` (1-based); without
 /// `pageinate`, every record.
-fn paging(incoming: &Incoming, total: usize) -> Result<(usize, usize), Response> {
+fn paging(incoming: &Incoming, total: usize) -> Result<(usize, usize), Box<Response>> {
     let paginate = incoming
         .query_param("pageinate")
         .is_some_and(|p| p.eq_ignore_ascii_case("true"));
@@ -304,10 +304,10 @@ fn paging(incoming: &Incoming, total: usize) -> Result<(usize, usize), Response>
             .ok()
             .filter(|n| *n >= 1)
             .ok_or_else(|| {
-                message(
+                Box::new(message(
                     StatusCode::BAD_REQUEST,
                     &format!("{name} must be a positive number."),
-                )
+                ))
             }),
     };
     let size = number("page_size", 50)?;
@@ -327,7 +327,7 @@ fn list_clients(incoming: &Incoming) -> Response {
     }
     let (skip, take) = match paging(incoming, clients.len()) {
         Ok(paging) => paging,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let rows: Vec<Value> = clients
         .iter()
@@ -359,7 +359,7 @@ fn list_users(incoming: &Incoming) -> Response {
     let users = contacts_of(|c| c.halo_client_id == client_id);
     let (skip, take) = match paging(incoming, users.len()) {
         Ok(paging) => paging,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let rows: Vec<Value> = users
         .iter()

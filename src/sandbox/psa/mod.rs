@@ -13,7 +13,8 @@
 //! The seed (companies, contacts, tickets, credentials) is in `seed.rs`, re-exported here as
 //! `pub const`s: ticket `1000 + k` (ConnectWise), `2000 + k` (Halo) and `3000 + k` (Autotask)
 //! belong to the k-th contact: Dana, Sam, Noel, Omar, Ada, Lee, Blake (Contoso Ltd), Kim
-//! (Fabrikam).
+//! (Fabrikam). Tailspin Toys Inc. and Litware have no contacts; Fabrikam and Litware have a
+//! website.
 //!
 //! Built on the sandboxes' one server skeleton (`server.rs`). Every request under a prefix is
 //! recorded ([`PsaSandbox::count`]). Faults ([`PsaSandbox::inject_fault`]) apply to the REST
@@ -24,16 +25,21 @@
 //! - ConnectWise: `{base}/cw/v4_6_release/apis/3.0/...` with
 //!   `Authorization: Basic base64("{companyId}+{publicKey}:{privateKey}")` and a `clientId`
 //!   header; `GET /service/tickets/{id}`, `GET /company/contacts/{id}`,
-//!   `POST /service/tickets/{id}/notes`; `GET /system/myMembers/info` authenticated by the
+//!   `POST /service/tickets/{id}/notes`; `GET /company/companies` (`conditions=name like
+//!   "%x%"`, `orderBy=name asc`, `page`, `pageSize`) and `GET /company/contacts`
+//!   (`conditions=company/id=N`); `GET /system/myMembers/info` authenticated by the
 //!   cookies `companyName`, `memberHash`, `memberId`, `memberContext=web` (plus `clientId`).
 //!   Also `GET {base}/cw/login/companyinfo/{companyId}` (the code base lookup).
 //! - HaloPSA: `POST {base}/halo/auth/token` (client credentials, `scope=all`), then Bearer
 //!   calls to `{base}/halo/api/Tickets/{id}`, `Users/{id}`, `Agent/me`, `Agent/{id}`,
-//!   `POST Actions`.
+//!   `POST Actions`, `Client?search=&order=name&pageinate=true&page_size=&page_no=`
+//!   (`{record_count, clients}`) and `Users?client_id=N` (`{record_count, users}`).
 //! - Autotask: `GET {base}/autotask/atservicesrest/v1.0/zoneInformation?user=` (no
 //!   authentication), then `{zone url}v1.0/Tickets/{id}`, `Contacts/{id}`, `Resources/{id}`,
-//!   `Companies/{id}`, `POST Tickets/{id}/Notes` with the `ApiIntegrationCode`, `UserName`
-//!   and `Secret` headers.
+//!   `Companies/{id}`, `POST Tickets/{id}/Notes`, `POST Companies/query` and
+//!   `POST Contacts/query` (`filter` of `eq`, `contains`, `gte`, `gt`, `exist`; `MaxRecords`
+//!   up to 500; `pageDetails.nextPageUrl` a GET of `{Entity}/query/next?paging=..`) with the
+//!   `ApiIntegrationCode`, `UserName` and `Secret` headers.
 //!
 //! # Host pages
 //!
