@@ -21,6 +21,7 @@ use tokio::task::JoinHandle;
 
 use crate::api;
 use crate::config::Config;
+use crate::core::companies::{CompaniesDeps, CompaniesService};
 use crate::core::directory::Directory;
 use crate::core::integrations::{IntegrationsDeps, IntegrationsService, VouchApp};
 use crate::core::messaging::Messenger;
@@ -319,6 +320,8 @@ pub struct AppContext {
     pub setup: SetupService,
     /// The technicians the PSAs vouched for, and blocking them.
     pub technicians: crate::core::technicians::TechnicianService,
+    /// The PSA's companies, and suggested company mappings.
+    pub companies: CompaniesService,
     /// Extra links shown on the landing page (the demo adds its sandbox pages).
     pub landing_links: Vec<(String, String)>,
 }
@@ -426,13 +429,26 @@ impl AppContext {
             connectwise_default_site_url: config.psa.connectwise.default_site_url.clone(),
             autotask_zone_lookup_url: config.psa.autotask.zone_lookup_url.clone(),
         });
+        let setup = SetupService::new(store.clone());
+        // The company list and suggestions take their caches (`cache.psa_companies`,
+        // `cache.psa_company_contacts`, `cache.tenant_domains`) from the configuration.
+        let companies = CompaniesService::new(CompaniesDeps {
+            store: store.clone(),
+            psa: psa.clone(),
+            directory: directory.clone(),
+            setup: setup.clone(),
+            company_pages: config.cache.psa_companies,
+            company_contacts: config.cache.psa_company_contacts,
+            tenant_domains: config.cache.tenant_domains,
+        });
         AppContext {
             settings: crate::core::settings::SettingsService::new(
                 store.clone(),
                 config.http.public_url.clone(),
             ),
-            setup: SetupService::new(store.clone()),
+            setup,
             technicians: crate::core::technicians::TechnicianService::new(store.clone()),
+            companies,
             pods,
             psa_connections,
             config,

@@ -10,11 +10,12 @@ use secrecy::ExposeSecret;
 
 use crate::app::{App, open_store};
 use crate::config::Config;
+use crate::core::companies::{AcceptItem, CompaniesService, CompanyError, Suggestion};
 use crate::core::error::CoreError;
 use crate::core::logo::LogoFormat;
 use crate::core::settings::{SettingsChange, SettingsService};
 use crate::core::setup::SetupService;
-use crate::domain::{ActorKind, ApiKeyScope, MspPolicy};
+use crate::domain::{ActorKind, ApiKeyScope, ErrorCode, MspPolicy};
 use crate::server;
 use crate::store::Store;
 use crate::store::audit::AuditActor;
@@ -204,15 +205,45 @@ pub enum PsaAddCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum CompanyCommand {
-    /// List the company mappings, optionally of one PSA connection.
+    /// List the company mappings, optionally of one PSA connection; with --psa, the PSA's
+    /// own companies (read through its API, as `/v1/psa-connections/{id}/companies`).
     List {
         /// The MSP's id or exact name.
         #[arg(long)]
         msp: String,
-        /// Only this PSA connection's mappings.
+        /// Only this PSA connection's mappings (needed with --psa).
         #[arg(long)]
         psa_connection: Option<uuid::Uuid>,
+        /// List the PSA's companies, each with its mapping, instead of the mappings.
+        #[arg(long, requires = "psa_connection")]
+        psa: bool,
+        /// With --psa: only companies whose name contains this.
+        #[arg(long, requires = "psa")]
+        search: Option<String>,
+        /// With --psa: the page (from 1).
+        #[arg(long, requires = "psa")]
+        page: Option<u32>,
         /// Print JSON instead of one line per mapping.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Suggest a tenant for each unmapped PSA company, with the evidence (as
+    /// `/v1/company-mappings/suggestions`); with --accept, map those scoring --min-score or
+    /// more (as `/v1/company-mappings/suggestions/accept`).
+    Suggest {
+        /// The MSP's id or exact name.
+        #[arg(long)]
+        msp: String,
+        /// Only this PSA connection's companies.
+        #[arg(long)]
+        psa_connection: Option<uuid::Uuid>,
+        /// Map the suggestions scoring --min-score or more.
+        #[arg(long)]
+        accept: bool,
+        /// With --accept: the least score accepted (0 to 100; 80 is `high` confidence).
+        #[arg(long, default_value_t = 80, requires = "accept", value_parser = clap::value_parser!(u8).range(0..=100))]
+        min_score: u8,
+        /// Print JSON (as the API answers) instead of lines.
         #[arg(long)]
         json: bool,
     },
@@ -644,8 +675,85 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             match command {
                 CompanyCommand::List {
                     msp,
+                    psa_connection: Some(connection),
+                    psa: true,
+                    search,
+                    page,
+                    json,
+                } => {
+                    let msp = find_msp(&store, &msp).await?;
+                    let app = App::build(config).await?;
+                    let listed = app
+                        .context()
+                        .companies
+                        .list_companies(msp.id, connection, search.as_deref(), page, None)
+                        .await
+                        .map_err(coded_company)?;
+                    if json {
+                        let rows: Vec<serde_json::Value> = listed
+                            .items
+                            .iter()
+                            .map(|c| {
+                                serde_json::json!({
+                                    "id": c.id, "name": c.name, "website": c.website,
+                                    "mapping": c.mapping.as_ref().map(|m| serde_json::json!({
+                                        "mapping_id": m.mapping_id, "tenant_id": m.tenant_id,
+                                        "tenant_name": m.tenant_name,
+                                    })),
+                                })
+                            })
+                            .collect();
+                        println!(
+                            "{:#}",
+                            serde_json::json!({
+                                "page": listed.page, "page_size": listed.page_size,
+                                "items": rows, "has_more": listed.has_more,
+                            })
+                        );
+                    } else {
+                        for c in &listed.items {
+                            println!(
+                                "{}  {}{}  {}",
+                                c.id,
+                                c.name,
+                                c.website
+                                    .as_deref()
+                                    .map(|w| format!(" ({w})"))
+                                    .unwrap_or_default(),
+                                c.mapping
+                                    .as_ref()
+                                    .map(|m| format!("-> {}", m.tenant_name))
+                                    .unwrap_or_else(|| "not mapped".to_owned())
+                            );
+                        }
+                        if listed.has_more {
+                            println!("More companies: --page {}", listed.page.saturating_add(1));
+                        }
+                    }
+                }
+                CompanyCommand::Suggest {
+                    msp,
+                    psa_connection,
+                    accept,
+                    min_score,
+                    json,
+                } => {
+                    let msp = find_msp(&store, &msp).await?;
+                    let app = App::build(config).await?;
+                    return suggest(
+                        &app.context().companies,
+                        msp.id,
+                        psa_connection,
+                        accept.then_some(min_score),
+                        json,
+                    )
+                    .await;
+                }
+                CompanyCommand::List {
+                    msp,
                     psa_connection,
                     json,
+                    ..
                 } => {
                     let msp = find_msp(&store, &msp).await?;
                     let mappings = setup
@@ -950,6 +1058,165 @@ fn read_psa_secret() -> anyhow::Result<String> {
 /// A refusal as the API words it: its code, then its sentence.
 fn coded(err: CoreError) -> anyhow::Error {
     anyhow!("{}: {err}", err.code())
+}
+
+/// Like [`coded`], for the company services (whose refusals may be the PSA's).
+fn coded_company(err: CompanyError) -> anyhow::Error {
+    anyhow!("{}: {err}", err.code())
+}
+
+/// `vouch company suggest`: the suggestions, and with `accept` (the least score) those
+/// mapped. Fails (exit code 1) when any accepted suggestion failed.
+async fn suggest(
+    companies: &CompaniesService,
+    msp_id: uuid::Uuid,
+    psa_connection: Option<uuid::Uuid>,
+    accept: Option<u8>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let found = companies
+        .suggestions(msp_id, psa_connection)
+        .await
+        .map_err(coded_company)?;
+    let evidence = |s: &Suggestion| {
+        s.tenant
+            .evidence
+            .iter()
+            .map(|e| e.text.clone())
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    let chosen: Vec<&Suggestion> = match accept {
+        Some(min) => found
+            .suggestions
+            .iter()
+            .filter(|s| s.tenant.score >= min)
+            .collect(),
+        None => Vec::new(),
+    };
+    let results = if chosen.is_empty() {
+        Vec::new()
+    } else {
+        companies
+            .accept(
+                msp_id,
+                &command_line_actor(),
+                chosen
+                    .iter()
+                    .map(|s| AcceptItem {
+                        psa_connection_id: s.psa_connection_id,
+                        psa_company_id: s.psa_company_id.clone(),
+                        psa_company_name: s.psa_company_name.clone(),
+                        tenant_id: s.tenant.tenant_id,
+                    })
+                    .collect(),
+            )
+            .await
+            .map_err(coded_company)?
+    };
+    if json {
+        let suggestions: Vec<serde_json::Value> = found
+            .suggestions
+            .iter()
+            .map(|s| {
+                serde_json::json!({
+                    "psa_connection_id": s.psa_connection_id,
+                    "psa_connection_name": s.psa_connection_name,
+                    "psa_company_id": s.psa_company_id,
+                    "psa_company_name": s.psa_company_name,
+                    "tenant_id": s.tenant.tenant_id,
+                    "tenant_name": s.tenant.tenant_name,
+                    "score": s.tenant.score,
+                    "confidence": s.tenant.confidence.as_str(),
+                    "evidence": s.tenant.evidence.iter().map(|e| serde_json::json!({
+                        "kind": e.kind.as_str(), "score": e.score, "text": e.text,
+                    })).collect::<Vec<_>>(),
+                    "summary": evidence(s),
+                })
+            })
+            .collect();
+        let mut out = serde_json::json!({
+            "suggestions": suggestions,
+            "unmatched": found.unmatched.iter().map(|u| serde_json::json!({
+                "psa_connection_id": u.psa_connection_id,
+                "psa_company_id": u.psa_company_id,
+                "psa_company_name": u.psa_company_name,
+            })).collect::<Vec<_>>(),
+            "incomplete": found.shortfalls.iter().map(|f| serde_json::json!({
+                "psa_connection_id": f.psa_connection_id, "tenant_id": f.tenant_id,
+                "code": f.code.as_str(), "message": f.message,
+            })).collect::<Vec<_>>(),
+        });
+        if accept.is_some() {
+            out["results"] = results
+                .iter()
+                .map(|r| {
+                    serde_json::json!({
+                        "psa_connection_id": r.psa_connection_id,
+                        "psa_company_id": r.psa_company_id,
+                        "outcome": r.outcome.as_str(),
+                        "mapping_id": r.mapping.as_ref().map(|m| m.id),
+                        "code": r.error.as_ref().map(|(code, _)| code.as_str()),
+                        "message": r.error.as_ref().map(|(_, message)| message),
+                    })
+                })
+                .collect();
+        }
+        println!("{out:#}");
+    } else {
+        for s in &found.suggestions {
+            println!(
+                "{} ({})  ->  {}  [score {}, {}]  connection {}\n    {}",
+                s.psa_company_name,
+                s.psa_company_id,
+                s.tenant.tenant_name,
+                s.tenant.score,
+                s.tenant.confidence.as_str(),
+                s.psa_connection_id,
+                evidence(s)
+            );
+        }
+        for u in &found.unmatched {
+            println!(
+                "{} ({})  ->  no likely tenant: map it with `vouch company map`  connection {}",
+                u.psa_company_name, u.psa_company_id, u.psa_connection_id
+            );
+        }
+        for f in &found.shortfalls {
+            eprintln!("incomplete: {}: {}", f.code, f.message);
+        }
+        if let Some(min) = accept {
+            if chosen.is_empty() {
+                println!("No suggestion scores {min} or more: nothing was mapped.");
+            }
+            for r in &results {
+                match &r.error {
+                    None => println!(
+                        "{} {} -> {}",
+                        r.outcome.as_str(),
+                        r.psa_company_id,
+                        r.mapping
+                            .as_ref()
+                            .map(|m| m.tenant_name.as_str())
+                            .unwrap_or("")
+                    ),
+                    Some((code, message)) => {
+                        eprintln!("failed {}: {code}: {message}", r.psa_company_id)
+                    }
+                }
+            }
+        }
+    }
+    let failures: Vec<&(ErrorCode, String)> =
+        results.iter().filter_map(|r| r.error.as_ref()).collect();
+    match failures.first() {
+        None => Ok(()),
+        Some((code, message)) => Err(anyhow!(
+            "{code}: {message} ({} of {} suggestions not accepted)",
+            failures.len(),
+            results.len()
+        )),
+    }
 }
 
 fn parse_scope(value: &str) -> Result<ApiKeyScope, String> {

@@ -324,11 +324,19 @@ pub struct CacheConfig {
     /// Vouch is seen at once; one made in Microsoft 365 within the lifetime. A verification
     /// or a reset reads what it needs afresh regardless.
     pub user_checks: CacheLimits,
+    /// Pages of a PSA's company list (`GET /v1/psa-connections/{id}/companies` and the
+    /// suggested mappings): an admin paging back and forth, or asking for suggestions again,
+    /// reads the PSA once. A company added in the PSA is listed within the lifetime.
+    pub psa_companies: CacheLimits,
+    /// The e-mail addresses of a PSA company's contacts, read for the suggested mappings.
+    pub psa_company_contacts: CacheLimits,
+    /// A tenant's verified domains, read from Microsoft Graph for the suggested mappings.
+    pub tenant_domains: CacheLimits,
 }
 
 impl CacheConfig {
     /// Every cache with the name of its `cache.<name>` section.
-    pub fn named(&self) -> [(&'static str, CacheLimits); 10] {
+    pub fn named(&self) -> [(&'static str, CacheLimits); 13] {
         [
             ("technicians", self.technicians),
             ("connections", self.connections),
@@ -340,6 +348,9 @@ impl CacheConfig {
             ("microsoft_tokens", self.microsoft_tokens),
             ("microsoft_users", self.microsoft_users),
             ("user_checks", self.user_checks),
+            ("psa_companies", self.psa_companies),
+            ("psa_company_contacts", self.psa_company_contacts),
+            ("tenant_domains", self.tenant_domains),
         ]
     }
 }
@@ -472,6 +483,18 @@ impl Default for Config {
                 user_checks: CacheLimits {
                     max_entries: 50_000,
                     ttl_seconds: 60,
+                },
+                psa_companies: CacheLimits {
+                    max_entries: 1_000,
+                    ttl_seconds: 60,
+                },
+                psa_company_contacts: CacheLimits {
+                    max_entries: 10_000,
+                    ttl_seconds: 300,
+                },
+                tenant_domains: CacheLimits {
+                    max_entries: 10_000,
+                    ttl_seconds: 3600,
                 },
             },
             resets: ResetConfig {

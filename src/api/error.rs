@@ -301,6 +301,15 @@ impl From<CoreError> for ApiError {
     }
 }
 
+impl From<crate::core::companies::CompanyError> for ApiError {
+    fn from(err: crate::core::companies::CompanyError) -> Self {
+        match err {
+            crate::core::companies::CompanyError::Core(err) => err.into(),
+            crate::core::companies::CompanyError::Psa(err) => err.into(),
+        }
+    }
+}
+
 impl From<PsaError> for ApiError {
     fn from(err: PsaError) -> Self {
         ApiError::new(err.code(), err.to_string())

@@ -3,6 +3,7 @@
 
 mod audit;
 pub mod auth;
+mod companies;
 pub mod consent;
 pub mod error;
 pub mod health;
@@ -29,6 +30,7 @@ pub type Apis = (
     integrations::IntegrationsApi,
     psa_connections::PsaConnectionsApi,
     setup::TenantsApi,
+    companies::CompaniesApi,
     setup::CompanyMappingsApi,
     setup::ApiKeysApi,
     technicians::TechniciansApi,
@@ -50,6 +52,7 @@ pub fn service() -> OpenApiService<Apis, ()> {
             integrations::IntegrationsApi,
             psa_connections::PsaConnectionsApi,
             setup::TenantsApi,
+            companies::CompaniesApi,
             setup::CompanyMappingsApi,
             setup::ApiKeysApi,
             technicians::TechniciansApi,

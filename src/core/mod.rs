@@ -2,6 +2,7 @@
 //! integrations. Nothing here knows which PSA asked.
 
 pub mod activity;
+pub mod companies;
 pub mod directory;
 pub mod error;
 pub mod integrations;
@@ -15,6 +16,7 @@ pub mod reset;
 pub mod settings;
 pub mod setup;
 pub mod share;
+pub mod suggestions;
 pub mod technicians;
 pub mod texts;
 pub mod verification;

@@ -7,6 +7,7 @@ mod connection_test;
 mod error_code;
 mod hold;
 mod kinds;
+mod matching;
 mod policy;
 mod verification;
 mod wait;
@@ -18,6 +19,7 @@ pub use hold::{ResetHold, utc_minute};
 pub use kinds::{
     ActorKind, ApiKeyScope, IntegrationKind, IntegrationStatus, PasswordStyle, PsaKind,
 };
+pub use matching::{AcceptOutcome, MatchConfidence, MatchEvidenceKind};
 pub use policy::MspPolicy;
 pub use verification::{
     PasswordReset, ResetStatus, Verification, VerificationMethod, VerificationStatus,

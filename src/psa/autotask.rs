@@ -11,9 +11,9 @@ use uuid::Uuid;
 
 use super::signing::{self, param};
 use super::{
-    CheckFailure, CheckList, EmbedLoad, PsaAdapter, PsaCompany, PsaContact, PsaError,
-    PsaTechnician, TicketContact, VouchedEmbed, body_json, clean_list, parse_json, psa_text,
-    status_error,
+    CheckFailure, CheckList, EmbedLoad, MAX_COMPANY_CONTACTS, MAX_COMPANY_PAGE_SIZE, PsaAdapter,
+    PsaCompany, PsaCompanyListing, PsaCompanyPage, PsaContact, PsaError, PsaTechnician,
+    TicketContact, VouchedEmbed, body_json, clean_list, parse_json, psa_text, status_error,
 };
 use crate::config::Config;
 use crate::domain::{ConnectionCheck, ErrorCode, PsaKind};
@@ -153,8 +153,20 @@ impl Autotask {
         body: Option<serde_json::Value>,
         what: &'static str,
     ) -> Result<serde_json::Value, PsaError> {
-        let credentials = Self::credentials(connection)?;
         let url = format!("{}v1.0/{path}", self.zone(connection).await?);
+        self.call_at(connection, method, url, body, what).await
+    }
+
+    /// Like [`Autotask::call`], at a whole URL of the zone (a `nextPageUrl`).
+    async fn call_at(
+        &self,
+        connection: &PsaConnection,
+        method: reqwest::Method,
+        url: String,
+        body: Option<serde_json::Value>,
+        what: &'static str,
+    ) -> Result<serde_json::Value, PsaError> {
+        let credentials = Self::credentials(connection)?;
         let idempotency = if method == reqwest::Method::GET {
             Idempotency::Idempotent
         } else {
@@ -437,6 +449,117 @@ impl PsaAdapter for Autotask {
         checks.record("read_tickets", outcome);
         checks.finish()
     }
+
+    // --- The PSA's companies ---
+
+    /// `POST /Companies/query` with `MaxRecords` and a `filter` (`companyName` `contains`
+    /// the search, else every id) -> `{items: [{id, companyName, webAddress}], pageDetails}`.
+    /// Autotask pages by `pageDetails.nextPageUrl` (a GET), not by number: page `n` follows
+    /// it `n - 1` times (each page of the list is cached above this).
+    async fn companies(
+        &self,
+        connection: &PsaConnection,
+        search: Option<&str>,
+        page: u32,
+        page_size: u32,
+    ) -> Result<PsaCompanyPage, PsaError> {
+        let page_size = page_size.clamp(1, MAX_COMPANY_PAGE_SIZE);
+        let filter = match search.map(str::trim).filter(|s| !s.is_empty()) {
+            Some(search) => {
+                serde_json::json!([{ "op": "contains", "field": "companyName", "value": search }])
+            }
+            None => serde_json::json!([{ "op": "gte", "field": "id", "value": 0 }]),
+        };
+        let body = serde_json::json!({
+            "MaxRecords": page_size,
+            "IncludeFields": ["id", "companyName", "webAddress"],
+            "filter": filter,
+        });
+        let mut answer = self
+            .call(
+                connection,
+                reqwest::Method::POST,
+                "Companies/query",
+                Some(body),
+                "company",
+            )
+            .await?;
+        let zone = self.zone(connection).await?;
+        for _ in 1..page.max(1) {
+            match next_page_url(&answer, &zone)? {
+                Some(next) => {
+                    answer = self
+                        .call_at(connection, reqwest::Method::GET, next, None, "company")
+                        .await?;
+                }
+                None => {
+                    return Ok(PsaCompanyPage {
+                        items: Vec::new(),
+                        has_more: false,
+                    });
+                }
+            }
+        }
+        let items = answer["items"]
+            .as_array()
+            .ok_or_else(|| PsaError::Unexpected("no items in the answer".into()))?
+            .iter()
+            .filter_map(|company| {
+                Some(PsaCompanyListing {
+                    id: company["id"].as_u64()?.to_string(),
+                    name: company["companyName"].as_str()?.to_owned(),
+                    website: company["webAddress"]
+                        .as_str()
+                        .map(str::trim)
+                        .filter(|w| !w.is_empty())
+                        .map(str::to_owned),
+                })
+            })
+            .collect();
+        Ok(PsaCompanyPage {
+            has_more: next_page_url(&answer, &zone)?.is_some(),
+            items,
+        })
+    }
+
+    /// `POST /Contacts/query` filtered on `companyID`: each contact's `emailAddress`,
+    /// `emailAddress2` and `emailAddress3`.
+    async fn company_contact_emails(
+        &self,
+        connection: &PsaConnection,
+        company_id: &str,
+        limit: u32,
+    ) -> Result<Vec<Vec<String>>, PsaError> {
+        let id: u64 = company_id
+            .parse()
+            .map_err(|_| PsaError::NotFound("company"))?;
+        let body = serde_json::json!({
+            "MaxRecords": limit.clamp(1, MAX_COMPANY_CONTACTS),
+            "IncludeFields": ["id", "emailAddress", "emailAddress2", "emailAddress3"],
+            "filter": [{ "op": "eq", "field": "companyID", "value": id }],
+        });
+        let answer = self
+            .call(
+                connection,
+                reqwest::Method::POST,
+                "Contacts/query",
+                Some(body),
+                "company",
+            )
+            .await?;
+        Ok(answer["items"]
+            .as_array()
+            .ok_or_else(|| PsaError::Unexpected("no items in the answer".into()))?
+            .iter()
+            .map(|contact| {
+                clean_list(
+                    ["emailAddress", "emailAddress2", "emailAddress3"]
+                        .into_iter()
+                        .map(|key| contact[key].as_str().map(str::to_owned)),
+                )
+            })
+            .collect())
+    }
 }
 
 /// What an Autotask check calls the PSA.
@@ -489,5 +612,28 @@ impl Autotask {
             .await?;
         let status = response.status().as_u16();
         Ok((status, body_json(response).await))
+    }
+}
+
+/// A query answer's `pageDetails.nextPageUrl`, when there is one. The credentials go only to
+/// the connection's own zone: a next page elsewhere is refused.
+fn next_page_url(answer: &serde_json::Value, zone: &str) -> Result<Option<String>, PsaError> {
+    match answer["pageDetails"]["nextPageUrl"].as_str() {
+        None | Some("") => Ok(None),
+        Some(next) => {
+            let same_zone = url::Url::parse(next)
+                .ok()
+                .zip(url::Url::parse(zone).ok())
+                .is_some_and(|(next, zone)| {
+                    next.origin() == zone.origin() && next.path().starts_with(zone.path())
+                });
+            if same_zone {
+                Ok(Some(next.to_owned()))
+            } else {
+                Err(PsaError::Unexpected(
+                    "a next page outside the connection's zone".into(),
+                ))
+            }
+        }
     }
 }

@@ -12,9 +12,9 @@ use serde::Deserialize;
 use std::time::Duration;
 
 use super::{
-    CheckFailure, CheckList, EmbedLoad, PsaAdapter, PsaCompany, PsaContact, PsaError,
-    PsaTechnician, TicketContact, VouchedEmbed, body_json, clean_list, parse_json, psa_text,
-    status_error,
+    CheckFailure, CheckList, EmbedLoad, MAX_COMPANY_CONTACTS, MAX_COMPANY_PAGE_SIZE, PsaAdapter,
+    PsaCompany, PsaCompanyListing, PsaCompanyPage, PsaContact, PsaError, PsaTechnician,
+    TicketContact, VouchedEmbed, body_json, clean_list, parse_json, psa_text, status_error,
 };
 use crate::config::Config;
 use crate::domain::{ConnectionCheck, ErrorCode, PsaKind};
@@ -129,6 +129,21 @@ impl ConnectWise {
             .await
             .map_err(|_| PsaError::Unexpected("unreadable JSON".into()))
     }
+}
+
+/// A ConnectWise `conditions` string literal: in double quotes, `\\` and `"` escaped with a
+/// backslash.
+fn condition_string(value: &str) -> String {
+    format!("\"{}\"", value.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+/// A query string, each value form-encoded.
+fn query(pairs: &[(&str, String)]) -> String {
+    let mut out = url::form_urlencoded::Serializer::new(String::new());
+    for (name, value) in pairs {
+        out.append_pair(name, value);
+    }
+    out.finish()
 }
 
 /// ConnectWise's MemberInfo model, as `system/myMembers/info` answers. Its e-mail address is
@@ -475,6 +490,106 @@ impl PsaAdapter for ConnectWise {
             }
         }
         checks.finish()
+    }
+
+    // --- The PSA's companies ---
+
+    /// `GET /company/companies?conditions=name like "%x%"&page=&pageSize=`: a JSON array of
+    /// companies (`id`, `identifier`, `name`, `website`). A full page is taken to mean there
+    /// may be more (ConnectWise's `Link` header is not read).
+    async fn companies(
+        &self,
+        connection: &PsaConnection,
+        search: Option<&str>,
+        page: u32,
+        page_size: u32,
+    ) -> Result<PsaCompanyPage, PsaError> {
+        let page_size = page_size.clamp(1, MAX_COMPANY_PAGE_SIZE);
+        let mut pairs = vec![
+            ("fields", "id,identifier,name,website".to_owned()),
+            ("orderBy", "name asc".to_owned()),
+            ("page", page.max(1).to_string()),
+            ("pageSize", page_size.to_string()),
+        ];
+        if let Some(search) = search.filter(|s| !s.trim().is_empty()) {
+            let search = search.trim();
+            pairs.push((
+                "conditions",
+                format!("name like {}", condition_string(&format!("%{search}%"))),
+            ));
+        }
+        let body = self
+            .get_json(
+                connection,
+                &format!("/company/companies?{}", query(&pairs)),
+                "company",
+            )
+            .await?;
+        let rows = body
+            .as_array()
+            .ok_or_else(|| PsaError::Unexpected("companies are not a list".into()))?;
+        let items: Vec<PsaCompanyListing> = rows
+            .iter()
+            .filter_map(|row| {
+                Some(PsaCompanyListing {
+                    id: row["id"].as_u64()?.to_string(),
+                    name: row["name"].as_str()?.to_owned(),
+                    website: row["website"]
+                        .as_str()
+                        .map(str::trim)
+                        .filter(|w| !w.is_empty())
+                        .map(str::to_owned),
+                })
+            })
+            .collect();
+        Ok(PsaCompanyPage {
+            has_more: rows.len() as u32 >= page_size,
+            items,
+        })
+    }
+
+    /// `GET /company/contacts?conditions=company/id=N&pageSize=`: each contact's
+    /// `communicationItems` of `communicationType` `Email`.
+    async fn company_contact_emails(
+        &self,
+        connection: &PsaConnection,
+        company_id: &str,
+        limit: u32,
+    ) -> Result<Vec<Vec<String>>, PsaError> {
+        let id: u64 = company_id
+            .parse()
+            .map_err(|_| PsaError::NotFound("company"))?;
+        let pairs = [
+            ("conditions", format!("company/id={id}")),
+            ("fields", "id,communicationItems".to_owned()),
+            ("page", "1".to_owned()),
+            ("pageSize", limit.clamp(1, MAX_COMPANY_CONTACTS).to_string()),
+        ];
+        let body = self
+            .get_json(
+                connection,
+                &format!("/company/contacts?{}", query(&pairs)),
+                "company",
+            )
+            .await?;
+        let contacts = body
+            .as_array()
+            .ok_or_else(|| PsaError::Unexpected("contacts are not a list".into()))?;
+        Ok(contacts
+            .iter()
+            .map(|contact| {
+                let items = contact["communicationItems"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default();
+                clean_list(
+                    items
+                        .iter()
+                        .filter(|item| item["communicationType"] == "Email")
+                        .map(|item| item["value"].as_str().map(str::to_owned)),
+                )
+            })
+            .collect())
     }
 }
 

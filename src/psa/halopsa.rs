@@ -12,9 +12,9 @@ use uuid::Uuid;
 
 use super::signing::{self, param};
 use super::{
-    CheckFailure, CheckList, EmbedLoad, PsaAdapter, PsaCompany, PsaContact, PsaError,
-    PsaTechnician, TicketContact, VouchedEmbed, body_json, clean_list, parse_json, psa_text,
-    status_error,
+    CheckFailure, CheckList, EmbedLoad, MAX_COMPANY_CONTACTS, MAX_COMPANY_PAGE_SIZE, PsaAdapter,
+    PsaCompany, PsaCompanyListing, PsaCompanyPage, PsaContact, PsaError, PsaTechnician,
+    TicketContact, VouchedEmbed, body_json, clean_list, parse_json, psa_text, status_error,
 };
 use crate::cache::{KeepFor, renewal_horizon};
 use crate::config::Config;
@@ -453,6 +453,101 @@ impl PsaAdapter for HaloPsa {
         };
         checks.record("actions", outcome);
         checks.finish()
+    }
+
+    // --- The PSA's companies ---
+
+    /// `GET /api/Client?search=&pageinate=true&page_size=&page_no=` ->
+    /// `{record_count, clients: [{id, name, website}]}`; more when `record_count` is past
+    /// this page.
+    async fn companies(
+        &self,
+        connection: &PsaConnection,
+        search: Option<&str>,
+        page: u32,
+        page_size: u32,
+    ) -> Result<PsaCompanyPage, PsaError> {
+        let page = page.max(1);
+        let page_size = page_size.clamp(1, MAX_COMPANY_PAGE_SIZE);
+        let query = {
+            let mut query = url::form_urlencoded::Serializer::new(String::new());
+            query
+                .append_pair("pageinate", "true")
+                .append_pair("page_size", &page_size.to_string())
+                .append_pair("page_no", &page.to_string())
+                .append_pair("order", "name");
+            if let Some(search) = search.map(str::trim).filter(|s| !s.is_empty()) {
+                query.append_pair("search", search);
+            }
+            query.finish()
+        };
+        let body = self
+            .call(
+                connection,
+                reqwest::Method::GET,
+                &format!("Client?{query}"),
+                None,
+                "company",
+            )
+            .await?;
+        let clients = body["clients"]
+            .as_array()
+            .ok_or_else(|| PsaError::Unexpected("no clients in the answer".into()))?;
+        let items: Vec<PsaCompanyListing> = clients
+            .iter()
+            .filter_map(|client| {
+                Some(PsaCompanyListing {
+                    id: client["id"].as_u64()?.to_string(),
+                    name: client["name"].as_str()?.to_owned(),
+                    website: client["website"]
+                        .as_str()
+                        .map(str::trim)
+                        .filter(|w| !w.is_empty())
+                        .map(str::to_owned),
+                })
+            })
+            .collect();
+        let total = body["record_count"].as_u64().unwrap_or(0);
+        Ok(PsaCompanyPage {
+            has_more: u64::from(page) * u64::from(page_size) < total,
+            items,
+        })
+    }
+
+    /// `GET /api/Users?client_id=N&pageinate=true&page_size=&page_no=1` ->
+    /// `{record_count, users: [{emailaddress, email2, email3}]}`.
+    async fn company_contact_emails(
+        &self,
+        connection: &PsaConnection,
+        company_id: &str,
+        limit: u32,
+    ) -> Result<Vec<Vec<String>>, PsaError> {
+        let id: u64 = company_id
+            .parse()
+            .map_err(|_| PsaError::NotFound("company"))?;
+        let limit = limit.clamp(1, MAX_COMPANY_CONTACTS);
+        let body = self
+            .call(
+                connection,
+                reqwest::Method::GET,
+                &format!("Users?client_id={id}&pageinate=true&page_size={limit}&page_no=1"),
+                None,
+                "company",
+            )
+            .await?;
+        let users = body["users"]
+            .as_array()
+            .ok_or_else(|| PsaError::Unexpected("no users in the answer".into()))?;
+        Ok(users
+            .iter()
+            .map(|user| {
+                clean_list(
+                    ["emailaddress", "email2", "email3"]
+                        .into_iter()
+                        .map(|key| user[key].as_str().map(str::to_owned)),
+                )
+            })
+            .collect())
     }
 }
 

@@ -97,6 +97,29 @@ pub struct PsaCompany {
     pub name: String,
 }
 
+/// A company as the PSA's company list gives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PsaCompanyListing {
+    pub id: String,
+    pub name: String,
+    /// Its website or domain field, as typed in the PSA (`https://www.contoso.com/`,
+    /// `contoso.com`), when it has one.
+    pub website: Option<String>,
+}
+
+/// One page of the PSA's companies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PsaCompanyPage {
+    pub items: Vec<PsaCompanyListing>,
+    /// Whether the PSA has more companies after this page.
+    pub has_more: bool,
+}
+
+/// The most companies one page asks the PSA for (every PSA takes at least this).
+pub const MAX_COMPANY_PAGE_SIZE: u32 = 100;
+/// The most contacts of one company whose e-mail addresses are read (one page).
+pub const MAX_COMPANY_CONTACTS: u32 = 200;
+
 /// A PSA failure, with a stable code and an actionable sentence. Never contains credentials.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PsaError {
@@ -373,6 +396,27 @@ pub trait PsaAdapter: Send + Sync {
     /// failed is reported skipped. Never fails as a whole: a PSA that cannot be reached is a
     /// failed first check.
     async fn test_connection(&self, connection: &PsaConnection) -> Vec<ConnectionCheck>;
+
+    // --- The PSA's companies (listing and suggested mappings) ---
+
+    /// Page `page` (1-based) of the PSA's companies whose name contains `search` (all when
+    /// `None`), at most `page_size` ([`MAX_COMPANY_PAGE_SIZE`]) a page.
+    async fn companies(
+        &self,
+        connection: &PsaConnection,
+        search: Option<&str>,
+        page: u32,
+        page_size: u32,
+    ) -> Result<PsaCompanyPage, PsaError>;
+
+    /// The e-mail addresses of the company's contacts (its first `limit` contacts, at most
+    /// [`MAX_COMPANY_CONTACTS`]): one list per contact, cleaned like a ticket contact's.
+    async fn company_contact_emails(
+        &self,
+        connection: &PsaConnection,
+        company_id: &str,
+        limit: u32,
+    ) -> Result<Vec<Vec<String>>, PsaError>;
 }
 
 /// Every PSA adapter, with a short cache of ticket reads (`cache.tickets`: PSAs rate-limit;

@@ -253,6 +253,9 @@ fn every_cache_has_its_defaults_and_the_same_ceiling() {
         ("microsoft_tokens", 10_000, 3600),
         ("microsoft_users", 50_000, 300),
         ("user_checks", 50_000, 60),
+        ("psa_companies", 1_000, 60),
+        ("psa_company_contacts", 10_000, 300),
+        ("tenant_domains", 10_000, 3600),
     ];
     let named = defaults.named();
     assert_eq!(named.len(), expected.len());

@@ -12,6 +12,7 @@ mod common;
 
 mod branding;
 mod browser;
+mod companies;
 mod config;
 mod enduser;
 mod errors;

@@ -56,6 +56,13 @@ pub const NO_P1_TENANT_ID: &str = "2b8e6d40-3c7a-4f19-b5d2-9e0a1c4f7b63";
 pub const NO_P1_TENANT_NAME: &str = "Fabrikam (no P1)";
 /// The second customer's verified domain.
 pub const NO_P1_TENANT_DOMAIN: &str = "fabrikam.example";
+/// A third customer, "Tailspin Toys", with no users: its name is all the PSA sandboxes'
+/// "Tailspin Toys Inc." has in common with it (for suggested company mappings).
+pub const TAILSPIN_TENANT_ID: &str = "9c4d2e1f-7a6b-4c3d-8e2f-1a0b9c8d7e65";
+/// The third customer's display name.
+pub const TAILSPIN_TENANT_NAME: &str = "Tailspin Toys";
+/// The third customer's verified domain.
+pub const TAILSPIN_TENANT_DOMAIN: &str = "tailspintoys.example";
 
 /// Vouch's own multi-tenant app registration (consented nowhere until an admin accepts the
 /// consent page).

@@ -1,5 +1,5 @@
 //! The demo directory every sandbox starts with (see the brief in the module docs of
-//! [`super`]): two customer tenants, their users, and three app registrations.
+//! [`super`]): three customer tenants, their users, and three app registrations.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -33,7 +33,7 @@ const INTUNE_PLAN: (&str, &str) = ("c1ec4a95-1f05-45b3-a911-aa3fa01094f5", "INTU
 pub(super) fn demo_state() -> State {
     let now = Utc::now();
     let mut state = State {
-        tenants: vec![contoso(), fabrikam()],
+        tenants: vec![contoso(), fabrikam(), tailspin()],
         registrations: vec![
             AppRegistration {
                 client_id: VOUCH_APP_CLIENT_ID.to_owned(),
@@ -195,6 +195,29 @@ fn contoso() -> Tenant {
             consumed_units: users.len() as u32,
         }],
         users,
+        service_principals: Vec::new(),
+    }
+}
+
+/// A tenant with a verified domain and no users or licences.
+fn tailspin() -> Tenant {
+    Tenant {
+        id: TAILSPIN_TENANT_ID.to_owned(),
+        display_name: TAILSPIN_TENANT_NAME.to_owned(),
+        domains: vec![
+            Domain {
+                name: TAILSPIN_TENANT_DOMAIN.to_owned(),
+                is_default: true,
+                is_initial: false,
+            },
+            Domain {
+                name: "tailspintoys.onmicrosoft.com".to_owned(),
+                is_default: false,
+                is_initial: true,
+            },
+        ],
+        skus: Vec::new(),
+        users: Vec::new(),
         service_principals: Vec::new(),
     }
 }

@@ -170,6 +170,31 @@ fn api(shared: &Shared, incoming: &Incoming, rest: &[&str], original: &[&str]) -
         ),
         (&Method::GET, ["resources", _]) => item(parse_id(id).and_then(resource_json)),
         (&Method::GET, ["companies", _]) => item(parse_id(id).and_then(company_json)),
+        (&Method::POST, ["companies", "query"]) => match query_body(incoming) {
+            Ok(query) => query_page(shared, Entity::Companies, query),
+            Err(response) => *response,
+        },
+        (&Method::POST, ["contacts", "query"]) => match query_body(incoming) {
+            Ok(query) => query_page(shared, Entity::Contacts, query),
+            Err(response) => *response,
+        },
+        (&Method::GET, [entity @ ("companies" | "contacts"), "query", "next"]) => {
+            let entity = if *entity == "companies" {
+                Entity::Companies
+            } else {
+                Entity::Contacts
+            };
+            let paging = incoming
+                .query_param("paging")
+                .and_then(|p| serde_json::from_str::<Value>(p).ok());
+            match paging.map(|p| parse_query(&p)) {
+                Some(Ok(query)) => query_page(shared, entity, query),
+                _ => errors(
+                    StatusCode::BAD_REQUEST,
+                    "The paging parameter is not valid.",
+                ),
+            }
+        }
         (&Method::POST, ["tickets", _, "notes"]) => post_note(shared, incoming, id),
         (&Method::GET, ["tickets", _, "notes"]) => {
             let Some(contact) = ticket(id) else {
@@ -325,10 +350,195 @@ fn resource_json(id: u64) -> Option<Value> {
 }
 
 fn company_json(id: u64) -> Option<Value> {
-    let company = [&CONTOSO, &FABRIKAM]
-        .into_iter()
-        .find(|c| c.autotask_id == id)?;
-    Some(json!({ "id": id, "companyName": company.name, "companyType": 1, "isActive": true }))
+    let company = COMPANIES.iter().find(|c| c.autotask_id == id)?;
+    Some(json!({
+        "id": id,
+        "companyName": company.name,
+        "companyType": 1,
+        "isActive": true,
+        "webAddress": company.website,
+    }))
+}
+
+/// The largest (and default) `MaxRecords` of a query.
+const MAX_RECORDS: u64 = 500;
+
+#[derive(Clone, Copy)]
+enum Entity {
+    Companies,
+    Contacts,
+}
+
+/// One condition of a query's `filter`.
+struct Condition {
+    op: String,
+    field: String,
+    value: Value,
+}
+
+/// A query: its conditions (all must hold), page size, and how many items earlier pages had.
+struct Query {
+    filter: Vec<Condition>,
+    max_records: u64,
+    skip: u64,
+    /// The body as received, carried in the next page's URL.
+    raw: Value,
+}
+
+fn query_body(incoming: &Incoming) -> Result<Query, Box<Response>> {
+    if !incoming.is_json() {
+        return Err(Box::new(errors(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Content-Type must be application/json.",
+        )));
+    }
+    let body: Value = serde_json::from_slice(&incoming.body).map_err(|_| {
+        Box::new(errors(
+            StatusCode::BAD_REQUEST,
+            "The request body is not a JSON object.",
+        ))
+    })?;
+    parse_query(&body)
+}
+
+/// `{"filter": [{"op", "field", "value"}..], "MaxRecords": n}` (plus the sandbox's own
+/// `skip` in a next page's `paging`). `IncludeFields` is accepted; every field is sent.
+fn parse_query(body: &Value) -> Result<Query, Box<Response>> {
+    let bad = |why: &str| Box::new(errors(StatusCode::INTERNAL_SERVER_ERROR, why));
+    let filter = body["filter"]
+        .as_array()
+        .filter(|f| !f.is_empty())
+        .ok_or_else(|| bad("A query needs a filter."))?
+        .iter()
+        .map(|c| {
+            Ok(Condition {
+                op: c["op"]
+                    .as_str()
+                    .ok_or_else(|| bad("A filter condition needs an op."))?
+                    .to_ascii_lowercase(),
+                field: c["field"]
+                    .as_str()
+                    .ok_or_else(|| bad("A filter condition needs a field."))?
+                    .to_owned(),
+                value: c["value"].clone(),
+            })
+        })
+        .collect::<Result<Vec<_>, Box<Response>>>()?;
+    let max_records = match &body["MaxRecords"] {
+        Value::Null => MAX_RECORDS,
+        value => value
+            .as_u64()
+            .filter(|n| (1..=MAX_RECORDS).contains(n))
+            .ok_or_else(|| bad("MaxRecords must be between 1 and 500."))?,
+    };
+    let mut raw = body.clone();
+    let skip = raw["skip"].as_u64().unwrap_or(0);
+    if let Some(object) = raw.as_object_mut() {
+        object.remove("skip");
+    }
+    Ok(Query {
+        filter,
+        max_records,
+        skip,
+        raw,
+    })
+}
+
+/// Whether `item` meets every condition (`eq`, `contains`, `gte`, `gt`, `exist`; text
+/// compared ignoring case).
+fn meets(item: &Value, filter: &[Condition]) -> Result<bool, Box<Response>> {
+    for condition in filter {
+        // Autotask's field names are not case-sensitive.
+        let field = item.as_object().and_then(|o| {
+            o.iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(&condition.field))
+                .map(|(_, v)| v)
+        });
+        let Some(field) = field else {
+            return Err(Box::new(errors(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &format!("Unknown field {}.", condition.field),
+            )));
+        };
+        let text = |v: &Value| match v {
+            Value::String(s) => s.to_lowercase(),
+            other => other.to_string(),
+        };
+        let holds = match condition.op.as_str() {
+            "eq" => text(field) == text(&condition.value),
+            "contains" => text(field).contains(&text(&condition.value)),
+            "gte" | "gt" => match (field.as_f64(), condition.value.as_f64()) {
+                (Some(a), Some(b)) if condition.op == "gte" => a >= b,
+                (Some(a), Some(b)) => a > b,
+                _ => false,
+            },
+            "exist" => !field.is_null(),
+            other => {
+                return Err(Box::new(errors(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    &format!("The sandbox does not know the op {other}."),
+                )));
+            }
+        };
+        if !holds {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// One page of a query, in id order, with `pageDetails` (its `nextPageUrl` a GET of
+/// `{Entity}/query/next?paging=..`, null on the last page).
+fn query_page(shared: &Shared, entity: Entity, query: Query) -> Response {
+    let all: Vec<Value> = match entity {
+        Entity::Companies => COMPANIES
+            .iter()
+            .filter_map(|c| company_json(c.autotask_id))
+            .collect(),
+        Entity::Contacts => CONTACTS.iter().map(contact_json).collect(),
+    };
+    let mut matching = Vec::new();
+    for item in all {
+        match meets(&item, &query.filter) {
+            Ok(true) => matching.push(item),
+            Ok(false) => {}
+            Err(response) => return *response,
+        }
+    }
+    let items: Vec<Value> = matching
+        .iter()
+        .skip(query.skip as usize)
+        .take(query.max_records as usize)
+        .cloned()
+        .collect();
+    let shown = query.skip + items.len() as u64;
+    let next = (shown < matching.len() as u64).then(|| {
+        let mut paging = query.raw.clone();
+        paging["skip"] = json!(shown);
+        let name = match entity {
+            Entity::Companies => "Companies",
+            Entity::Contacts => "Contacts",
+        };
+        format!(
+            "{}/autotask/atservicesrest/v1.0/{name}/query/next?{}",
+            shared.base_url(),
+            url::form_urlencoded::Serializer::new(String::new())
+                .append_pair("paging", &paging.to_string())
+                .finish()
+        )
+    });
+    json_response(
+        StatusCode::OK,
+        &json!({
+            "items": items,
+            "pageDetails": {
+                "count": items.len(),
+                "requestCount": query.max_records,
+                "prevPageUrl": null,
+                "nextPageUrl": next,
+            },
+        }),
+    )
 }
 
 fn errors(status: StatusCode, message: &str) -> Response {

@@ -107,7 +107,8 @@ fn api(shared: &Shared, incoming: &Incoming, rest: &[&str]) -> Response {
             let tickets: Vec<Value> = page(incoming).map(ticket_json).collect();
             json_response(StatusCode::OK, &Value::Array(tickets))
         }
-        (&Method::GET, ["company", "contacts"]) => {
+        // Every contact (the connection test's read); with `conditions`, one company's.
+        (&Method::GET, ["company", "contacts"]) if incoming.query_param("conditions").is_none() => {
             let contacts: Vec<Value> = page(incoming).map(contact_json).collect();
             json_response(StatusCode::OK, &Value::Array(contacts))
         }
@@ -121,6 +122,8 @@ fn api(shared: &Shared, incoming: &Incoming, rest: &[&str]) -> Response {
                 None => not_found(&format!("Contact Id {id} not found")),
             }
         }
+        (&Method::GET, ["company", "companies"]) => list_companies(incoming),
+        (&Method::GET, ["company", "contacts"]) => list_contacts(incoming),
         (&Method::POST, ["service", "tickets", id, "notes"]) => post_note(shared, incoming, id),
         (&Method::GET, ["service", "tickets", id, "notes"]) => match ticket(id) {
             Some(contact) => {
@@ -132,7 +135,10 @@ fn api(shared: &Shared, incoming: &Incoming, rest: &[&str]) -> Response {
             }
             None => not_found(&format!("Ticket Id {id} not found")),
         },
-        (_, ["service", "tickets", ..] | ["company", "contacts", ..]) => method_not_allowed(),
+        (
+            _,
+            ["service", "tickets", ..] | ["company", "contacts", ..] | ["company", "companies", ..],
+        ) => method_not_allowed(),
         _ => not_found("The requested resource was not found."),
     }
 }
@@ -300,6 +306,154 @@ fn note_json(note: &StoredNote) -> Value {
 
 fn company_json(company: &Company) -> Value {
     json!({ "id": company.cw_id, "identifier": company.cw_identifier, "name": company.name })
+}
+
+/// ConnectWise's default and largest page sizes.
+const DEFAULT_PAGE_SIZE: usize = 25;
+const MAX_PAGE_SIZE: usize = 1000;
+
+/// `page` (1-based) and `pageSize` of a list request, or a 400.
+fn paging(incoming: &Incoming) -> Result<(usize, usize), Box<Response>> {
+    let number = |name: &str, default: usize| match incoming.query_param(name) {
+        None => Ok(default),
+        Some(value) => value
+            .parse::<usize>()
+            .ok()
+            .filter(|n| *n >= 1)
+            .ok_or_else(|| {
+                Box::new(bad_request(
+                    &format!("{name} must be a positive number."),
+                    None,
+                ))
+            }),
+    };
+    Ok((
+        number("page", 1)?,
+        number("pageSize", DEFAULT_PAGE_SIZE)?.min(MAX_PAGE_SIZE),
+    ))
+}
+
+/// One page of `items`.
+fn page_of<T: Clone>(items: &[T], page: usize, page_size: usize) -> Vec<T> {
+    items
+        .iter()
+        .skip((page - 1).saturating_mul(page_size))
+        .take(page_size)
+        .cloned()
+        .collect()
+}
+
+/// A `conditions` string literal (`"..."`, with `\\` and `\"` escapes) at the start of
+/// `text`: its value and what follows it.
+fn string_literal(text: &str) -> Option<(String, &str)> {
+    let rest = text.strip_prefix('"')?;
+    let mut value = String::new();
+    let mut chars = rest.char_indices();
+    while let Some((at, c)) = chars.next() {
+        match c {
+            '\\' => value.push(chars.next()?.1),
+            '"' => return Some((value, &rest[at + 1..])),
+            other => value.push(other),
+        }
+    }
+    None
+}
+
+/// Whether `value` matches a `like` pattern (`%` any run of characters), ignoring case.
+fn like(value: &str, pattern: &str) -> bool {
+    let value = value.to_lowercase();
+    let pattern = pattern.to_lowercase();
+    let parts: Vec<&str> = pattern.split('%').collect();
+    let mut at = 0;
+    for (index, part) in parts.iter().enumerate() {
+        if part.is_empty() {
+            continue;
+        }
+        if index == 0 {
+            if !value.starts_with(part) {
+                return false;
+            }
+            at = part.len();
+        } else if index == parts.len() - 1 {
+            return value.len() >= at + part.len() && value[at..].ends_with(part);
+        } else {
+            match value[at..].find(part) {
+                Some(found) => at += found + part.len(),
+                None => return false,
+            }
+        }
+    }
+    parts.len() > 1 || value == pattern
+}
+
+/// `GET /company/companies[?conditions=name like "%x%"][&orderBy=name asc][&page=][&pageSize=]`:
+/// a JSON array of companies (the `fields` parameter is accepted; every field is sent).
+fn list_companies(incoming: &Incoming) -> Response {
+    let (page, page_size) = match paging(incoming) {
+        Ok(paging) => paging,
+        Err(response) => return *response,
+    };
+    let mut companies: Vec<&Company> = COMPANIES.to_vec();
+    if let Some(conditions) = incoming.query_param("conditions") {
+        let parsed = conditions
+            .trim()
+            .strip_prefix("name like ")
+            .and_then(|rest| string_literal(rest.trim_start()))
+            .filter(|(_, after)| after.trim().is_empty());
+        let Some((pattern, _)) = parsed else {
+            return bad_request(
+                "The conditions are not valid (the sandbox knows `name like \"...\"`).",
+                None,
+            );
+        };
+        companies.retain(|c| like(c.name, &pattern));
+    }
+    match incoming.query_param("orderBy").map(str::trim) {
+        None => {}
+        Some(order) if order.eq_ignore_ascii_case("name asc") || order == "name" => {
+            companies.sort_by_key(|c| c.name.to_lowercase());
+        }
+        Some(order) if order.eq_ignore_ascii_case("id asc") || order == "id" => {}
+        Some(_) => return bad_request("orderBy is not valid.", None),
+    }
+    let rows: Vec<Value> = page_of(&companies, page, page_size)
+        .into_iter()
+        .map(|c| {
+            let mut row = company_json(c);
+            row["status"] = json!({ "id": 1, "name": "Active" });
+            row["deletedFlag"] = json!(false);
+            if let Some(website) = c.website {
+                row["website"] = json!(website);
+            }
+            row
+        })
+        .collect();
+    json_response(StatusCode::OK, &Value::Array(rows))
+}
+
+/// `GET /company/contacts?conditions=company/id=N[&page=][&pageSize=]`: the company's
+/// contacts, with their `communicationItems`.
+fn list_contacts(incoming: &Incoming) -> Response {
+    let (page, page_size) = match paging(incoming) {
+        Ok(paging) => paging,
+        Err(response) => return *response,
+    };
+    let company_id = incoming.query_param("conditions").and_then(|conditions| {
+        let (field, value) = conditions.split_once('=')?;
+        (field.trim() == "company/id").then(|| parse_id(value.trim()))?
+    });
+    let Some(company_id) = company_id else {
+        return bad_request(
+            "The conditions are not valid (the sandbox knows `company/id=N`).",
+            None,
+        );
+    };
+    let contacts = contacts_of(|c| c.cw_id == company_id);
+    let rows: Vec<Value> = page_of(&contacts, page, page_size)
+        .into_iter()
+        .map(contact_json)
+        .collect();
+    json_response(StatusCode::OK, &Value::Array(rows))
 }
 
 fn ticket_json(contact: &Contact) -> Value {

@@ -87,6 +87,8 @@ fn api(shared: &Shared, incoming: &Incoming, rest: &[&str], original: &[&str]) -
                 None => message(StatusCode::NOT_FOUND, &format!("User {id} not found.")),
             }
         }
+        (&Method::GET, ["client"]) => list_clients(incoming),
+        (&Method::GET, ["users"]) => list_users(incoming),
         (&Method::GET, ["agent", "me"]) => json_response(StatusCode::OK, &agent_json()),
         (&Method::GET, ["agent", _]) => {
             if parse_id(id) == Some(HALO_AGENT_ID) {
@@ -109,7 +111,7 @@ fn api(shared: &Shared, incoming: &Incoming, rest: &[&str], original: &[&str]) -
                 &json!({ "record_count": actions.len(), "actions": actions }),
             )
         }
-        (_, ["tickets", ..] | ["users", ..] | ["agent", ..] | ["actions", ..]) => {
+        (_, ["tickets", ..] | ["users", ..] | ["agent", ..] | ["actions", ..] | ["client", ..]) => {
             message(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed.")
         }
         _ => message(StatusCode::NOT_FOUND, "Not found."),
@@ -307,6 +309,91 @@ fn user_json(contact: &Contact) -> Value {
         "site_name": "Main",
         "inactive": false,
     })
+}
+
+/// Halo's `pageinate=true` paging: `page_size` (default 50) and `page_no` (1-based); without
+/// `pageinate`, every record.
+fn paging(incoming: &Incoming, total: usize) -> Result<(usize, usize), Box<Response>> {
+    let paginate = incoming
+        .query_param("pageinate")
+        .is_some_and(|p| p.eq_ignore_ascii_case("true"));
+    if !paginate {
+        return Ok((0, total));
+    }
+    let number = |name: &str, default: usize| match incoming.query_param(name) {
+        None => Ok(default),
+        Some(value) => value
+            .parse::<usize>()
+            .ok()
+            .filter(|n| *n >= 1)
+            .ok_or_else(|| {
+                Box::new(message(
+                    StatusCode::BAD_REQUEST,
+                    &format!("{name} must be a positive number."),
+                ))
+            }),
+    };
+    let size = number("page_size", 50)?;
+    let page = number("page_no", 1)?;
+    Ok(((page - 1).saturating_mul(size), size))
+}
+
+/// `GET /api/Client[?search=][&order=name][&pageinate=true&page_size=&page_no=]` ->
+/// `{record_count, clients}`; `search` matches part of the name, ignoring case.
+fn list_clients(incoming: &Incoming) -> Response {
+    let mut clients = companies_named(incoming.query_param("search").unwrap_or(""));
+    if incoming
+        .query_param("order")
+        .is_some_and(|o| o.eq_ignore_ascii_case("name"))
+    {
+        clients.sort_by_key(|c| c.name.to_lowercase());
+    }
+    let (skip, take) = match paging(incoming, clients.len()) {
+        Ok(paging) => paging,
+        Err(response) => return *response,
+    };
+    let rows: Vec<Value> = clients
+        .iter()
+        .skip(skip)
+        .take(take)
+        .map(|c| {
+            json!({
+                "id": c.halo_client_id,
+                "name": c.name,
+                "website": c.website.unwrap_or(""),
+                "inactive": false,
+                "toplevel_id": 1,
+                "toplevel_name": "Customers",
+            })
+        })
+        .collect();
+    json_response(
+        StatusCode::OK,
+        &json!({ "record_count": clients.len(), "clients": rows }),
+    )
+}
+
+/// `GET /api/Users?client_id=N[&pageinate=true&page_size=&page_no=]` ->
+/// `{record_count, users}`.
+fn list_users(incoming: &Incoming) -> Response {
+    let Some(client_id) = incoming.query_param("client_id").and_then(parse_id) else {
+        return message(StatusCode::BAD_REQUEST, "client_id is required.");
+    };
+    let users = contacts_of(|c| c.halo_client_id == client_id);
+    let (skip, take) = match paging(incoming, users.len()) {
+        Ok(paging) => paging,
+        Err(response) => return *response,
+    };
+    let rows: Vec<Value> = users
+        .iter()
+        .skip(skip)
+        .take(take)
+        .map(|c| user_json(c))
+        .collect();
+    json_response(
+        StatusCode::OK,
+        &json!({ "record_count": users.len(), "users": rows }),
+    )
 }
 
 fn agent_json() -> Value {

@@ -13,7 +13,8 @@
 //! The seed (companies, contacts, tickets, credentials) is in `seed.rs`, re-exported here as
 //! `pub const`s: ticket `1000 + k` (ConnectWise), `2000 + k` (Halo) and `3000 + k` (Autotask)
 //! belong to the k-th contact: Dana, Sam, Noel, Omar, Ada, Lee, Blake (Contoso Ltd), Kim
-//! (Fabrikam).
+//! (Fabrikam). Tailspin Toys Inc. and Litware have no contacts; Fabrikam and Litware have a
+//! website.
 //!
 //! Built on the sandboxes' one server skeleton (`server.rs`). Every request under a prefix is
 //! recorded ([`PsaSandbox::count`]). Faults ([`PsaSandbox::inject_fault`]) apply to the REST
@@ -27,19 +28,26 @@
 //!   `POST /service/tickets/{id}/notes`, `GET /system/info` (the keys' test: 401 for wrong
 //!   keys, a wrong company id in them included), `GET /service/tickets?pageSize=`,
 //!   `GET /company/contacts?pageSize=`, `GET /service/tickets/{id}/notes`;
+//!   `GET /company/companies` (`conditions=name like "%x%"`, `orderBy=name asc`, `page`,
+//!   `pageSize`) and `GET /company/contacts` (`conditions=company/id=N`);
 //!   `GET /system/myMembers/info` authenticated by the
 //!   cookies `companyName`, `memberHash`, `memberId`, `memberContext=web` (plus `clientId`).
 //!   Also `GET {base}/cw/login/companyinfo/{companyId}` (the code base lookup).
 //! - HaloPSA: `POST {base}/halo/auth/token` (client credentials, `scope=all`), then Bearer
 //!   calls to `{base}/halo/api/Tickets/{id}`, `Tickets?count=`, `Users/{id}`, `Agent/me`,
-//!   `Agent/{id}`, `GET Actions?ticket_id=`, `POST Actions`. A wrong client id or secret gets
+//!   `Agent/{id}`, `GET Actions?ticket_id=`, `POST Actions`,
+//!   `Client?search=&order=name&pageinate=true&page_size=&page_no=` (`{record_count, clients}`)
+//!   and `Users?client_id=N` (`{record_count, users}`). A wrong client id or secret gets
 //!   Halo's OAuth refusal, 401 `{"error":"invalid_client"}`.
 //! - Autotask: `GET {base}/autotask/atservicesrest/v1.0/zoneInformation?user=` (no
 //!   authentication), then `{zone url}v1.0/Tickets/{id}`, `Contacts/{id}`, `Resources/{id}`,
-//!   `Companies/{id}`, `Tickets/query?search=`, `Version`, `POST Tickets/{id}/Notes` with the
-//!   `ApiIntegrationCode`, `UserName` and `Secret` headers. A wrong user or secret (or a
-//!   header missing) answers 401; the right user and secret with a wrong integration code
-//!   answer 403 `{"errors":[..]}` (our choice: Autotask's answer is unconfirmed).
+//!   `Companies/{id}`, `Tickets/query?search=`, `Version`, `POST Tickets/{id}/Notes`,
+//!   `POST Companies/query` and `POST Contacts/query` (`filter` of `eq`, `contains`, `gte`,
+//!   `gt`, `exist`; `MaxRecords` up to 500; `pageDetails.nextPageUrl` a GET of
+//!   `{Entity}/query/next?paging=..`) with the `ApiIntegrationCode`, `UserName` and `Secret`
+//!   headers. A wrong user or secret (or a header missing) answers 401; the right user and
+//!   secret with a wrong integration code answer 403 `{"errors":[..]}` (our choice:
+//!   Autotask's answer is unconfirmed).
 //!
 //! # Permissions
 //!

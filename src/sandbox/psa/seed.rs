@@ -2,6 +2,10 @@
 //! Tech), the customers "Contoso Ltd" and "Fabrikam", their contacts (the same people as the
 //! Microsoft sandbox's demo tenants) and one open ticket per contact in each PSA.
 //!
+//! Two more customers have no contacts, for the company lists and suggested mappings:
+//! "Tailspin Toys Inc." (no website; its name is like the Microsoft sandbox's "Tailspin Toys"
+//! tenant) and "Litware" (a website that is no tenant's domain). Fabrikam has a website.
+//!
 //! Ticket ids follow the contact order, so ticket `1000 + k` (ConnectWise), `2000 + k` (Halo)
 //! and `3000 + k` (Autotask) all belong to the k-th contact (Dana is 1, Kim is 8).
 
@@ -39,6 +43,10 @@ pub const CW_CONTOSO_IDENTIFIER: &str = "Contoso";
 pub const CW_FABRIKAM_COMPANY_ID: u64 = 251;
 /// Fabrikam's company identifier in ConnectWise.
 pub const CW_FABRIKAM_IDENTIFIER: &str = "Fabrikam";
+/// Tailspin Toys' company record id in ConnectWise.
+pub const CW_TAILSPIN_COMPANY_ID: u64 = 252;
+/// Litware's company record id in ConnectWise.
+pub const CW_LITWARE_COMPANY_ID: u64 = 253;
 
 // Service tickets, one per contact (k-th contact: 1000 + k).
 pub const CW_TICKET_DANA: u64 = 1001;
@@ -82,6 +90,10 @@ pub const HALO_CONTOSO_SITE_ID: u64 = 18;
 pub const HALO_FABRIKAM_CLIENT_ID: u64 = 14;
 /// Fabrikam's (only) site id in Halo.
 pub const HALO_FABRIKAM_SITE_ID: u64 = 21;
+/// Tailspin Toys' client id in Halo.
+pub const HALO_TAILSPIN_CLIENT_ID: u64 = 15;
+/// Litware's client id in Halo.
+pub const HALO_LITWARE_CLIENT_ID: u64 = 16;
 
 // Tickets, one per contact (k-th contact: 2000 + k).
 pub const HALO_TICKET_DANA: u64 = 2001;
@@ -124,6 +136,10 @@ pub const AUTOTASK_API_RESOURCE_ID: u64 = 29682890;
 pub const AUTOTASK_CONTOSO_COMPANY_ID: u64 = 29683500;
 /// Fabrikam's company id in Autotask.
 pub const AUTOTASK_FABRIKAM_COMPANY_ID: u64 = 29683501;
+/// Tailspin Toys' company id in Autotask.
+pub const AUTOTASK_TAILSPIN_COMPANY_ID: u64 = 29683502;
+/// Litware's company id in Autotask.
+pub const AUTOTASK_LITWARE_COMPANY_ID: u64 = 29683503;
 
 // Tickets, one per contact (k-th contact: 3000 + k).
 pub const AUTOTASK_TICKET_DANA: u64 = 3001;
@@ -153,6 +169,17 @@ pub const AUTOTASK_CONTACT_KIM: u64 = 30684008;
 pub const CONTOSO_NAME: &str = "Contoso Ltd";
 /// The second customer's name in every PSA.
 pub const FABRIKAM_NAME: &str = "Fabrikam";
+/// Fabrikam's website in every PSA (ConnectWise `website`, Halo `website`, Autotask
+/// `webAddress`).
+pub const FABRIKAM_WEBSITE: &str = "https://www.fabrikam.example/";
+/// A third customer, with no contacts and no website: only its name is like a tenant's
+/// (the Microsoft sandbox's "Tailspin Toys").
+pub const TAILSPIN_NAME: &str = "Tailspin Toys Inc.";
+/// A fourth customer, whose website is no tenant's domain and whose name is like no
+/// tenant's: nothing to suggest.
+pub const LITWARE_NAME: &str = "Litware";
+/// Litware's website.
+pub const LITWARE_WEBSITE: &str = "litware.example";
 /// The technician's name in every PSA.
 pub const TECHNICIAN_NAME: &str = "Jordan Tech";
 /// The technician's e-mail in every PSA.
@@ -162,6 +189,8 @@ pub const TECHNICIAN_EMAIL: &str = "jordan@northwind.example";
 #[derive(Debug)]
 pub(super) struct Company {
     pub name: &'static str,
+    /// The website (or domain) field, when the PSA has one filled in.
+    pub website: Option<&'static str>,
     pub cw_id: u64,
     pub cw_identifier: &'static str,
     pub halo_client_id: u64,
@@ -171,6 +200,7 @@ pub(super) struct Company {
 
 pub(super) static CONTOSO: Company = Company {
     name: CONTOSO_NAME,
+    website: None,
     cw_id: CW_CONTOSO_COMPANY_ID,
     cw_identifier: CW_CONTOSO_IDENTIFIER,
     halo_client_id: HALO_CONTOSO_CLIENT_ID,
@@ -180,12 +210,53 @@ pub(super) static CONTOSO: Company = Company {
 
 pub(super) static FABRIKAM: Company = Company {
     name: FABRIKAM_NAME,
+    website: Some(FABRIKAM_WEBSITE),
     cw_id: CW_FABRIKAM_COMPANY_ID,
     cw_identifier: CW_FABRIKAM_IDENTIFIER,
     halo_client_id: HALO_FABRIKAM_CLIENT_ID,
     halo_site_id: HALO_FABRIKAM_SITE_ID,
     autotask_id: AUTOTASK_FABRIKAM_COMPANY_ID,
 };
+
+pub(super) static TAILSPIN: Company = Company {
+    name: TAILSPIN_NAME,
+    website: None,
+    cw_id: CW_TAILSPIN_COMPANY_ID,
+    cw_identifier: "TailspinToys",
+    halo_client_id: HALO_TAILSPIN_CLIENT_ID,
+    halo_site_id: 22,
+    autotask_id: AUTOTASK_TAILSPIN_COMPANY_ID,
+};
+
+pub(super) static LITWARE: Company = Company {
+    name: LITWARE_NAME,
+    website: Some(LITWARE_WEBSITE),
+    cw_id: CW_LITWARE_COMPANY_ID,
+    cw_identifier: "Litware",
+    halo_client_id: HALO_LITWARE_CLIENT_ID,
+    halo_site_id: 23,
+    autotask_id: AUTOTASK_LITWARE_COMPANY_ID,
+};
+
+/// Every customer company, in id order (the same order in each PSA): what the company lists
+/// page through.
+pub(super) static COMPANIES: [&Company; 4] = [&CONTOSO, &FABRIKAM, &TAILSPIN, &LITWARE];
+
+/// The companies whose name contains `search` (case-insensitive; all when empty), in id
+/// order.
+pub(super) fn companies_named(search: &str) -> Vec<&'static Company> {
+    let search = search.trim().to_lowercase();
+    COMPANIES
+        .iter()
+        .copied()
+        .filter(|c| c.name.to_lowercase().contains(&search))
+        .collect()
+}
+
+/// The contacts of a company, in id order.
+pub(super) fn contacts_of(pick: impl Fn(&Company) -> bool) -> Vec<&'static Contact> {
+    CONTACTS.iter().filter(|c| pick(c.company)).collect()
+}
 
 /// A customer's contact with their open ticket, with the ids in each PSA.
 #[derive(Debug)]
