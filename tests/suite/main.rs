@@ -36,4 +36,5 @@ mod sms;
 mod store;
 mod technicians;
 mod verification;
+mod whole_setup;
 mod wire;
