@@ -76,6 +76,39 @@ pub enum Command {
     /// `/v1/psa-connections`).
     #[command(subcommand)]
     Psa(PsaCommand),
+    /// List the technicians the PSAs vouched for, and block or unblock their Vouch actions
+    /// (as `/v1/technicians`).
+    #[command(subcommand)]
+    Technician(TechnicianCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TechnicianCommand {
+    /// The MSP's technicians, most recently seen first, with their last action.
+    List {
+        /// The MSP's id or exact name.
+        #[arg(long)]
+        msp: String,
+        /// Print JSON instead of one line per technician.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Refuse the technician's pod loads and actions, on every instance at once. Audited.
+    Block {
+        /// The MSP's id or exact name.
+        #[arg(long)]
+        msp: String,
+        /// The technician's id (see `vouch technician list`).
+        id: uuid::Uuid,
+    },
+    /// Lift a block. Audited.
+    Unblock {
+        /// The MSP's id or exact name.
+        #[arg(long)]
+        msp: String,
+        /// The technician's id.
+        id: uuid::Uuid,
+    },
 }
 
 /// The environment variable `vouch psa add` reads the PSA's secret from (else the first line
@@ -122,6 +155,18 @@ pub enum PsaCommand {
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+    },
+    /// Rotate the secret a HaloPSA tab or an Autotask Insight signs pod loads with: prints the
+    /// new one once, to paste into the PSA; the old one keeps working for the grace period.
+    RotateSecret {
+        /// The MSP's id or exact name.
+        #[arg(long)]
+        msp: String,
+        /// The connection's id (see `vouch psa list`).
+        id: uuid::Uuid,
+        /// How long the old secret keeps working, in seconds (0 to 604800; default 86400).
+        #[arg(long)]
+        grace_seconds: Option<i64>,
     },
     /// Remove a connection, its secrets and its company mappings (the audit log keeps its
     /// history).
@@ -815,6 +860,7 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Psa(command) => psa(command, config).await,
+        Command::Technician(command) => technician(command, config).await,
         Command::ApiKey(ApiKeyCommand::Create { msp, name, scope }) => {
             let store = open_store(&config).await?;
             store.migrate().await?;
@@ -1013,6 +1059,27 @@ async fn psa(command: PsaCommand, config: Config) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        PsaCommand::RotateSecret {
+            msp,
+            id,
+            grace_seconds,
+        } => {
+            let msp = find_msp(&ctx.store, &msp).await?;
+            let rotated = service
+                .rotate_secret(msp.id, &actor, id, grace_seconds)
+                .await
+                .map_err(coded)?;
+            println!(
+                "New {} (shown once; paste it into the PSA):",
+                rotated.generated.field
+            );
+            println!("{}", rotated.generated.value.expose_secret());
+            eprintln!(
+                "The old one keeps working until {}.",
+                rotated.previous_expires_at.to_rfc3339()
+            );
+            Ok(())
+        }
         PsaCommand::Remove { msp, id } => {
             let msp = find_msp(&ctx.store, &msp).await?;
             let view = service.get(msp.id, id).await.map_err(coded)?;
@@ -1021,6 +1088,74 @@ async fn psa(command: PsaCommand, config: Config) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+async fn technician(command: TechnicianCommand, config: Config) -> anyhow::Result<()> {
+    let app = App::build(config).await?;
+    let ctx = app.context().clone();
+    let service = &ctx.technicians;
+    let actor = command_line_actor();
+    let line = |t: &crate::core::technicians::TechnicianView| {
+        format!(
+            "{}  {}  {}  {}  {}",
+            t.id,
+            t.psa_connection_name
+                .as_deref()
+                .unwrap_or("(removed connection)"),
+            t.name,
+            t.last_seen_at.map(|at| at.to_rfc3339()).unwrap_or_default(),
+            if t.blocked_at.is_some() {
+                "blocked"
+            } else {
+                "active"
+            }
+        )
+    };
+    match command {
+        TechnicianCommand::List { msp, json } => {
+            let msp = find_msp(&ctx.store, &msp).await?;
+            let technicians = service.list(msp.id).await.map_err(coded)?;
+            if json {
+                let rows: Vec<serde_json::Value> = technicians
+                    .iter()
+                    .map(|t| {
+                        serde_json::json!({
+                            "id": t.id,
+                            "psa_connection_id": t.psa_connection_id,
+                            "psa_connection_name": t.psa_connection_name,
+                            "psa_member_id": t.psa_member_id,
+                            "name": t.name,
+                            "email": t.email,
+                            "last_seen_at": t.last_seen_at,
+                            "blocked": t.blocked_at.is_some(),
+                            "blocked_at": t.blocked_at,
+                            "blocked_by": t.blocked_by,
+                        })
+                    })
+                    .collect();
+                println!("{:#}", serde_json::Value::Array(rows));
+            } else {
+                for t in &technicians {
+                    println!("{}", line(t));
+                }
+            }
+        }
+        TechnicianCommand::Block { msp, id } => {
+            let msp = find_msp(&ctx.store, &msp).await?;
+            println!(
+                "{}",
+                line(&service.block(msp.id, &actor, id).await.map_err(coded)?)
+            );
+        }
+        TechnicianCommand::Unblock { msp, id } => {
+            let msp = find_msp(&ctx.store, &msp).await?;
+            println!(
+                "{}",
+                line(&service.unblock(msp.id, &actor, id).await.map_err(coded)?)
+            );
+        }
+    }
+    Ok(())
 }
 
 /// A connection's status as one word, with the failed check's code and when.

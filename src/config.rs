@@ -289,8 +289,9 @@ pub struct CacheConfig {
     /// Technicians the PSA vouched for recently: a pod load within the lifetime does not write
     /// the technician's "last seen" to the database again.
     pub technicians: CacheLimits,
-    /// PSA connections read recently: every pod load and pod call needs its connection, and
-    /// connections change rarely.
+    /// PSA connections read recently, kept opened (their sealed credentials decrypted): every
+    /// pod load and pod call needs its connection. Each use checks the version in the
+    /// database, so a change anywhere is seen at once.
     pub connections: CacheLimits,
     /// Tickets and their contact, read through the PSA's API: a pod load and the
     /// verification started from it read the ticket once (PSAs rate-limit; HaloPSA allows

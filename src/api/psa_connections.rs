@@ -712,8 +712,8 @@ impl PsaConnectionsApi {
     ///
     /// `kind` must be the connection's PSA. Fields left out stay as they are; a secret is
     /// replaced only when a new one is given. `null` sets an optional value back to its
-    /// default. The change is audited (before and after, never a secret) and this instance's
-    /// pods see it at once; other instances within `cache.connections.ttl_seconds`.
+    /// default. The change is audited (before and after, never a secret) and every
+    /// instance's pods see it at once.
     #[oai(
         path = "/:id",
         method = "patch",
@@ -794,8 +794,7 @@ impl PsaConnectionsApi {
     /// working for `grace_seconds` (`tab_secret.previous.expires_at`): paste the new one into
     /// the PSA within that time. ConnectWise signs no loads: 409
     /// `psa_connection_has_no_signing_secret`. The rotation is audited (never a secret) and
-    /// this instance's pods see it at once; other instances within
-    /// `cache.connections.ttl_seconds`.
+    /// every instance's pods see it at once.
     #[oai(
         path = "/:id/rotate-secret",
         method = "post",

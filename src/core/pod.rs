@@ -303,10 +303,20 @@ impl PodService {
         }
     }
 
-    /// A PSA connection, from the short cache or the database.
+    /// A PSA connection, from the cache while it is the version the database holds, else
+    /// from the database. The check is one column by primary key, so a change (a rotated
+    /// secret, new credentials, a deletion), made by any instance or by the command line, is
+    /// seen by every instance at once; the cache saves opening the sealed credentials.
     pub async fn connection(&self, id: Uuid) -> Result<Option<Arc<PsaConnection>>, StoreError> {
         if let Some(connection) = self.connection_cache.get(&id).await {
-            return Ok(Some(connection));
+            match self.store.connection_version(id).await? {
+                Some(version) if version == connection.updated_at => return Ok(Some(connection)),
+                Some(_) => self.connection_cache.invalidate(&id).await,
+                None => {
+                    self.connection_cache.invalidate(&id).await;
+                    return Ok(None);
+                }
+            }
         }
         let connection = self.store.get_connection(id).await?.map(Arc::new);
         if let Some(connection) = &connection {
@@ -316,8 +326,8 @@ impl PodService {
     }
 
     /// Forgets the cached copy of connection `id`, so the next pod load or call on this
-    /// instance reads it afresh: called when a connection is changed or deleted. Other
-    /// instances see the change within `cache.connections.ttl_seconds`.
+    /// instance reads it afresh: called when a connection is changed or deleted (every
+    /// instance also checks the version on each use).
     pub async fn forget_connection(&self, id: Uuid) {
         self.connection_cache.invalidate(&id).await;
     }

@@ -346,6 +346,17 @@ impl Store {
             .transpose()
     }
 
+    /// When connection `id` was last changed (`None` when it is gone): one primary-key read
+    /// of one column, so a cached copy can be checked on every use.
+    pub async fn connection_version(&self, id: Uuid) -> Result<Option<DateTime<Utc>>, StoreError> {
+        Ok(psa_connection::Entity::find_by_id(id)
+            .select_only()
+            .column(psa_connection::Column::UpdatedAt)
+            .into_tuple::<DateTime<Utc>>()
+            .one(self.connection())
+            .await?)
+    }
+
     pub async fn list_connections(&self, msp_id: Uuid) -> Result<Vec<PsaConnection>, StoreError> {
         psa_connection::Entity::find()
             .filter(psa_connection::Column::MspId.eq(msp_id))

@@ -470,6 +470,66 @@ async fn an_admin_sets_vouch_up_by_the_command_line_and_the_api_alone() {
                 .body;
             assert!(sms.contains(&vouch.base), "{which:?}: {sms}");
         }
+
+        // Later: the Halo tab secret rotated by the command line (no grace), pasted, and the
+        // tab loads again; the old one no longer does.
+        let old_src = iframe_src(&halo.ticket_screen_url(sbx::HALO_TICKET_DANA)).await;
+        let rotated = vouch
+            .run(
+                &[
+                    "psa",
+                    "rotate-secret",
+                    "--msp",
+                    MSP,
+                    &halo_id,
+                    "--grace-seconds",
+                    "0",
+                ],
+                None,
+            )
+            .await;
+        let secret = rotated.lines().nth(1).unwrap().trim().to_owned();
+        let refused = reqwest::get(&old_src).await.unwrap();
+        assert_eq!(refused.status(), 403, "a load signed with the old secret");
+        psa.set_halo_tab_secret(&secret);
+        let halo_src = iframe_src(&halo.ticket_screen_url(sbx::HALO_TICKET_DANA)).await;
+        let token = token_of(&pod_page(&halo_src).await);
+
+        // A technician blocked by the command line is refused, on their open pod too.
+        let listed = vouch
+            .run(&["technician", "list", "--msp", MSP, "--json"], None)
+            .await;
+        let listed: Value = serde_json::from_str(&listed).unwrap();
+        assert_eq!(listed.as_array().unwrap().len(), 3, "one per PSA: {listed}");
+        let halo_technician = listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["psa_connection_id"] == halo_id.as_str())
+            .unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        vouch
+            .run(
+                &["technician", "block", "--msp", MSP, &halo_technician],
+                None,
+            )
+            .await;
+        let (status, refused) = json_of(
+            admin
+                .client
+                .get(format!("{}/api/v1/pod/context", vouch.base))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(
+            (status, refused["code"].as_str()),
+            (403, Some("technician_blocked"))
+        );
     })
     .await;
 }
