@@ -139,7 +139,7 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
         .find_tenant_by_microsoft_id(msp.id, DEMO_TENANT_ID)
         .await?
         .context("the demo tenant")?;
-    connect_psa_sandbox(store, msp.id, tenant.id, &psa, &base).await?;
+    connect_psa_sandbox(&ctx, msp.id, tenant.id, &psa, &base).await?;
     connect_demo_identity_management(&ctx, store, msp.id)
         .await
         .context("connecting the demo tenant")?;
@@ -380,139 +380,158 @@ async fn connect_demo_identity_management(
 }
 
 /// The PSA connections of the demo MSP, pointed at the PSA sandbox, with the customer
-/// company of each PSA mapped to the demo tenant; returns the pod URLs the sandbox's ticket
-/// screens must embed. Used by `vouch demo` and by the tests.
+/// company of each PSA mapped to the demo tenant, all through the services an admin's API
+/// calls use (checked and audited alike); then what `setup` says to paste into each PSA is
+/// pasted into the sandbox (the pod URLs, the signing secrets). Returns the pod URLs the
+/// sandbox's ticket screens embed, at `vouch_base_url` (where this Vouch listens, which in
+/// tests is not its public URL). Used by `vouch demo` and by the tests.
 pub async fn connect_psa_sandbox(
-    store: &Store,
+    ctx: &AppContext,
     msp_id: uuid::Uuid,
     tenant_id: uuid::Uuid,
     psa: &crate::sandbox::psa::PsaSandbox,
     vouch_base_url: &str,
 ) -> anyhow::Result<crate::sandbox::psa::PodUrls> {
+    use crate::core::psa_connections::{
+        AutotaskInput, AutotaskPatch, ConnectWiseInput, ConnectWisePatch, ConnectionDetails,
+        ConnectionPatch, HaloPsaInput, HaloPsaPatch, NewConnectionInput, Patch,
+    };
+    use crate::core::setup::MappingInput;
     use crate::domain::PsaKind;
     use crate::sandbox::psa as sbx;
-    use crate::store::{psa_connections::NewPsaConnection, tenants::CompanyMapping};
 
-    let origins = serde_json::json!([psa.base_url()]);
+    let coded = |err: crate::core::error::CoreError| anyhow::anyhow!("{}: {err}", err.code());
+    let actor = AuditActor {
+        kind: ActorKind::System,
+        id: None,
+        name: Some("vouch demo".into()),
+    };
     let cw = psa.connectwise();
     let halo = psa.halopsa();
     let autotask = psa.autotask();
-    let wanted = [
-        (
-            PsaKind::ConnectWise,
-            "ConnectWise (sandbox)",
-            cw.site_url.clone(),
-            serde_json::json!({ "company_id": cw.company_id, "client_id": cw.client_id, "allowed_origins": origins }),
-            serde_json::json!({ "public_key": cw.public_key, "private_key": cw.private_key }),
-            sbx::CW_CONTOSO_COMPANY_ID.to_string(),
-        ),
-        (
-            PsaKind::HaloPsa,
-            "HaloPSA (sandbox)",
-            halo.resource_url.clone(),
-            serde_json::json!({ "auth_url": halo.auth_url, "allowed_origins": origins }),
-            serde_json::json!({ "client_id": halo.client_id, "client_secret": halo.client_secret, "tab_secret": halo.tab_secret }),
-            sbx::HALO_CONTOSO_CLIENT_ID.to_string(),
-        ),
-        (
-            PsaKind::Autotask,
-            "Autotask (sandbox)",
-            autotask.zone_lookup_url.clone(),
-            serde_json::json!({ "zone_lookup_url": autotask.zone_lookup_url, "allowed_origins": origins }),
-            serde_json::json!({
-                "api_user": autotask.api_user, "api_secret": autotask.api_secret,
-                "integration_code": autotask.integration_code, "insight_secret": autotask.insight_secret,
-            }),
-            sbx::AUTOTASK_CONTOSO_COMPANY_ID.to_string(),
-        ),
-    ];
-    let existing = store.list_connections(msp_id).await?;
-    let base = vouch_base_url.trim_end_matches('/');
+    let secret = |value: &str| SecretString::from(value.to_owned());
+    let existing = ctx.psa_connections.list(msp_id).await.map_err(coded)?;
     let mut urls = sbx::PodUrls::default();
-    for (kind, name, base_url, settings, credentials, company) in wanted {
+    for kind in [PsaKind::ConnectWise, PsaKind::HaloPsa, PsaKind::Autotask] {
         // The sandbox listens on a new port each run: last run's connection is updated in
         // place (connections do not pile up), audited like any change.
-        let connection = match existing.iter().find(|c| c.kind == kind) {
-            Some(old) if old.base_url == base_url => old.clone(),
+        let id = match existing.iter().find(|c| c.kind == kind) {
             Some(old) => {
-                let audit = NewAuditEvent {
-                    msp_id,
-                    actor: AuditActor {
-                        kind: ActorKind::System,
-                        id: None,
-                        name: Some("vouch demo".into()),
-                    },
-                    action: "psa_connection.update".into(),
-                    subject_kind: Some("psa_connection".into()),
-                    subject_id: Some(old.id.to_string()),
-                    subject_name: Some(name.to_owned()),
-                    psa_ticket_id: None,
-                    outcome: "success".into(),
-                    upstream_request_id: None,
-                    details: serde_json::json!({
-                        "before": { "base_url": old.base_url },
-                        "after": { "base_url": base_url },
-                        "why": "the sandbox listens on a new port each run",
-                    }),
+                let moved = match &old.details {
+                    ConnectionDetails::ConnectWise { site_url, .. } => *site_url != cw.site_url,
+                    ConnectionDetails::HaloPsa { resource_url, .. } => {
+                        *resource_url != halo.resource_url
+                    }
+                    ConnectionDetails::Autotask {
+                        zone_lookup_url, ..
+                    } => zone_lookup_url.as_deref() != Some(autotask.zone_lookup_url.as_str()),
                 };
-                store
-                    .update_connection(
-                        old.id,
-                        old.updated_at,
-                        crate::store::psa_connections::PsaConnectionUpdate {
-                            name: name.to_owned(),
-                            base_url,
-                            settings,
-                            credentials: SecretString::from(credentials.to_string()),
-                            forget_test: true,
-                        },
-                        audit,
-                    )
-                    .await?
-                    .ok_or_else(|| {
-                        anyhow::anyhow!(
-                            "the demo's {name} connection changed meanwhile; run `vouch demo` again"
-                        )
-                    })?
+                if moved {
+                    let patch = match kind {
+                        PsaKind::ConnectWise => ConnectionPatch::ConnectWise(ConnectWisePatch {
+                            site_url: Some(cw.site_url.clone()),
+                            ..ConnectWisePatch::default()
+                        }),
+                        PsaKind::HaloPsa => ConnectionPatch::HaloPsa(HaloPsaPatch {
+                            resource_url: Some(halo.resource_url.clone()),
+                            auth_url: Some(halo.auth_url.clone()),
+                            ..HaloPsaPatch::default()
+                        }),
+                        PsaKind::Autotask => ConnectionPatch::Autotask(AutotaskPatch {
+                            zone_lookup_url: Patch::Set(autotask.zone_lookup_url.clone()),
+                            ..AutotaskPatch::default()
+                        }),
+                    };
+                    ctx.psa_connections
+                        .update(msp_id, &actor, old.id, patch)
+                        .await
+                        .map_err(coded)?;
+                }
+                old.id
             }
             None => {
-                store
-                    .create_connection(NewPsaConnection {
-                        msp_id,
-                        kind,
-                        name: name.to_owned(),
-                        base_url,
-                        settings,
-                        credentials: SecretString::from(credentials.to_string()),
-                    })
-                    .await?
+                let input = match kind {
+                    PsaKind::ConnectWise => NewConnectionInput::ConnectWise(ConnectWiseInput {
+                        name: Some("ConnectWise (sandbox)".into()),
+                        site_url: Some(cw.site_url.clone()),
+                        company_id: cw.company_id.clone(),
+                        public_key: cw.public_key.clone(),
+                        private_key: secret(&cw.private_key),
+                        client_id: Some(cw.client_id.clone()),
+                        allowed_origins: None,
+                    }),
+                    PsaKind::HaloPsa => NewConnectionInput::HaloPsa(HaloPsaInput {
+                        name: Some("HaloPSA (sandbox)".into()),
+                        resource_url: halo.resource_url.clone(),
+                        auth_url: halo.auth_url.clone(),
+                        tenant: None,
+                        client_id: halo.client_id.clone(),
+                        client_secret: secret(&halo.client_secret),
+                        allowed_origins: None,
+                    }),
+                    PsaKind::Autotask => NewConnectionInput::Autotask(AutotaskInput {
+                        name: Some("Autotask (sandbox)".into()),
+                        api_user: autotask.api_user.clone(),
+                        api_secret: secret(&autotask.api_secret),
+                        integration_code: autotask.integration_code.clone(),
+                        zone_lookup_url: Some(autotask.zone_lookup_url.clone()),
+                        allowed_origins: None,
+                    }),
+                };
+                ctx.psa_connections
+                    .create(msp_id, &actor, input)
+                    .await
+                    .map_err(coded)?
+                    .view
+                    .id
             }
         };
-        store
-            .map_company(CompanyMapping {
+        let company = match kind {
+            PsaKind::ConnectWise => sbx::CW_CONTOSO_COMPANY_ID.to_string(),
+            PsaKind::HaloPsa => sbx::HALO_CONTOSO_CLIENT_ID.to_string(),
+            PsaKind::Autotask => sbx::AUTOTASK_CONTOSO_COMPANY_ID.to_string(),
+        };
+        ctx.setup
+            .put_mapping(
                 msp_id,
-                psa_connection_id: connection.id,
-                psa_company_id: company,
-                psa_company_name: "Contoso Ltd".to_owned(),
-                tenant_id,
-            })
-            .await?;
-        let id = connection.id;
-        match kind {
-            PsaKind::ConnectWise => {
-                urls.connectwise = format!(
-                    "{base}/pods/{}?connection={id}&id=[cw_id]&screen=[cw_screen]",
-                    kind.as_str()
-                )
+                &actor,
+                MappingInput {
+                    psa_connection_id: id,
+                    psa_company_id: company,
+                    psa_company_name: "Contoso Ltd".to_owned(),
+                    tenant_id,
+                },
+            )
+            .await
+            .map_err(coded)?;
+        // What the admin pastes into the PSA; the pod URL at the address Vouch listens on.
+        let setup = ctx.psa_connections.setup(msp_id, id).await.map_err(coded)?;
+        let pod_url = url::Url::parse(&setup.pod_url)?;
+        let pod_url = format!(
+            "{}{}?{}",
+            vouch_base_url.trim_end_matches('/'),
+            pod_url.path(),
+            // `[cw_id]` and `[cw_screen]` stay as the PSA expects them.
+            percent_decoded(pod_url.query().unwrap_or_default())
+        );
+        match (kind, &setup.secret) {
+            (PsaKind::ConnectWise, _) => urls.connectwise = pod_url,
+            (PsaKind::HaloPsa, Some(secret)) => {
+                psa.set_halo_tab_secret(secret.value.expose_secret());
+                urls.halopsa = pod_url;
             }
-            PsaKind::HaloPsa => {
-                urls.halopsa = format!("{base}/pods/{}?connection={id}", kind.as_str())
+            (PsaKind::Autotask, Some(secret)) => {
+                psa.set_autotask_insight_secret(secret.value.expose_secret());
+                urls.autotask = pod_url;
             }
-            PsaKind::Autotask => {
-                urls.autotask = format!("{base}/pods/{}?connection={id}", kind.as_str())
-            }
+            (kind, None) => anyhow::bail!("the {} connection has no signing secret", kind.as_str()),
         }
     }
     psa.set_pod_urls(urls.clone());
     Ok(urls)
+}
+
+/// `[cw_id]` as the PSA's placeholder, not `%5Bcw_id%5D`.
+fn percent_decoded(query: &str) -> String {
+    query.replace("%5B", "[").replace("%5D", "]")
 }

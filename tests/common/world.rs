@@ -93,7 +93,7 @@ impl World {
             .unwrap()
             .unwrap();
         world.pod_urls = vouch::demo::connect_psa_sandbox(
-            &world.app.store,
+            &world.app.ctx,
             world.msp.id,
             tenant.id,
             &world.psa,

@@ -147,7 +147,7 @@ async fn signed_loads_open_a_pod_and_bad_ones_are_refused() {
                 }
             })
             .collect();
-        let sig = signing::sign(&stale, sbx::HALO_TAB_SECRET);
+        let sig = signing::sign(&stale, &world.psa.halopsa().tab_secret);
         stale.push(("sig".into(), sig));
         let (status, body) = load_pod(&world, &rebuild(&stale)).await;
         assert_eq!(status, 403);

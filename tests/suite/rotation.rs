@@ -70,10 +70,11 @@ impl Psa {
         }
     }
 
-    fn seeded(self) -> &'static str {
+    /// The secret the world pasted into the PSA when it connected it (what `setup` gave).
+    fn pasted(self, world: &World) -> String {
         match self {
-            Psa::Halo => sbx::HALO_TAB_SECRET,
-            Psa::Autotask => sbx::AUTOTASK_INSIGHT_SECRET,
+            Psa::Halo => world.psa.halopsa().tab_secret,
+            Psa::Autotask => world.psa.autotask().insight_secret,
         }
     }
 
@@ -109,7 +110,8 @@ async fn rotate(world: &World, id: &str, body: Value) -> (u16, Value) {
 async fn loads_survive_a_rotation_during_its_grace_and_not_after(world: &World, psa: Psa) {
     let id = connection_id(world, psa.kind()).await;
     let field = psa.field();
-    let old = psa.seeded();
+    let old = psa.pasted(world);
+    let old = old.as_str();
     let (status, page) = load_signed_with(world, psa, old).await;
     assert_eq!(status, 200, "{page}");
 
@@ -229,8 +231,9 @@ async fn a_rotation_names_its_bad_grace_and_connectwise_has_nothing_to_rotate() 
                 "{body}"
             );
         }
-        // Nothing changed: the seeded secret still opens the pod, with no secret in grace.
-        let (status, page) = load_signed_with(&world, Psa::Halo, sbx::HALO_TAB_SECRET).await;
+        // Nothing changed: the pasted secret still opens the pod, with no secret in grace.
+        let pasted = Psa::Halo.pasted(&world);
+        let (status, page) = load_signed_with(&world, Psa::Halo, &pasted).await;
         assert_eq!(status, 200, "{page}");
         let (status, max) = rotate(&world, &halo, json!({ "grace_seconds": 604_800 })).await;
         assert_eq!(status, 200, "{max}");
