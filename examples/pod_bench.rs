@@ -57,7 +57,8 @@ async fn main() -> anyhow::Result<()> {
         .await?;
     let psa = PsaSandbox::start().await?;
     let base = running.base_url();
-    let urls = vouch::demo::connect_psa_sandbox(store, msp.id, tenant.id, &psa, &base).await?;
+    let urls =
+        vouch::demo::connect_psa_sandbox(running.context(), msp.id, tenant.id, &psa, &base).await?;
 
     let bare_listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     let bare_addr = bare_listener.local_addr()?;
