@@ -100,6 +100,9 @@ pub enum TechnicianCommand {
         msp: String,
         /// The technician's id (see `vouch technician list`).
         id: uuid::Uuid,
+        /// Print the technician as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Lift a block. Audited.
     Unblock {
@@ -108,6 +111,9 @@ pub enum TechnicianCommand {
         msp: String,
         /// The technician's id.
         id: uuid::Uuid,
+        /// Print the technician as JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -1111,28 +1117,14 @@ async fn technician(command: TechnicianCommand, config: Config) -> anyhow::Resul
             }
         )
     };
+    let block = matches!(command, TechnicianCommand::Block { .. });
     match command {
         TechnicianCommand::List { msp, json } => {
             let msp = find_msp(&ctx.store, &msp).await?;
             let technicians = service.list(msp.id).await.map_err(coded)?;
             if json {
-                let rows: Vec<serde_json::Value> = technicians
-                    .iter()
-                    .map(|t| {
-                        serde_json::json!({
-                            "id": t.id,
-                            "psa_connection_id": t.psa_connection_id,
-                            "psa_connection_name": t.psa_connection_name,
-                            "psa_member_id": t.psa_member_id,
-                            "name": t.name,
-                            "email": t.email,
-                            "last_seen_at": t.last_seen_at,
-                            "blocked": t.blocked_at.is_some(),
-                            "blocked_at": t.blocked_at,
-                            "blocked_by": t.blocked_by,
-                        })
-                    })
-                    .collect();
+                let rows: Vec<serde_json::Value> =
+                    technicians.iter().map(technician_json).collect();
                 println!("{:#}", serde_json::Value::Array(rows));
             } else {
                 for t in &technicians {
@@ -1140,22 +1132,39 @@ async fn technician(command: TechnicianCommand, config: Config) -> anyhow::Resul
                 }
             }
         }
-        TechnicianCommand::Block { msp, id } => {
+        TechnicianCommand::Block { msp, id, json }
+        | TechnicianCommand::Unblock { msp, id, json } => {
             let msp = find_msp(&ctx.store, &msp).await?;
-            println!(
-                "{}",
-                line(&service.block(msp.id, &actor, id).await.map_err(coded)?)
-            );
-        }
-        TechnicianCommand::Unblock { msp, id } => {
-            let msp = find_msp(&ctx.store, &msp).await?;
-            println!(
-                "{}",
-                line(&service.unblock(msp.id, &actor, id).await.map_err(coded)?)
-            );
+            let changed = if block {
+                service.block(msp.id, &actor, id).await
+            } else {
+                service.unblock(msp.id, &actor, id).await
+            }
+            .map_err(coded)?;
+            if json {
+                println!("{:#}", technician_json(&changed));
+            } else {
+                println!("{}", line(&changed));
+            }
         }
     }
     Ok(())
+}
+
+/// A technician as `vouch technician … --json` prints it (the API's fields).
+fn technician_json(t: &crate::core::technicians::TechnicianView) -> serde_json::Value {
+    serde_json::json!({
+        "id": t.id,
+        "psa_connection_id": t.psa_connection_id,
+        "psa_connection_name": t.psa_connection_name,
+        "psa_member_id": t.psa_member_id,
+        "name": t.name,
+        "email": t.email,
+        "last_seen_at": t.last_seen_at,
+        "blocked": t.blocked_at.is_some(),
+        "blocked_at": t.blocked_at,
+        "blocked_by": t.blocked_by,
+    })
 }
 
 /// A connection's status as one word, with the failed check's code and when.

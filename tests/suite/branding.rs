@@ -226,7 +226,7 @@ async fn the_share_and_link_lifetimes_and_the_sender_name_reach_the_end_user() {
                 .api_on(&second, Method::PATCH, "/api/v1/settings")
                 .json(&json!({
                     "branding": {"sms_sender_name": "Northwind"},
-                    "policy": {"share_lifetime_seconds": 3600, "one_tap_link_lifetime_seconds": 600},
+                    "policy": {"share_lifetime_seconds": 3600, "one_tap_link_lifetime_seconds": 600, "verified_window_seconds": 600},
                 }))
                 .send()
                 .await
@@ -282,6 +282,43 @@ async fn the_share_and_link_lifetimes_and_the_sender_name_reach_the_end_user() {
         assert!((599_000..=600_000).contains(&lifetime), "{started}");
         let sms = world.sms.last_message_to(DANA_MOBILE).expect("the link went by SMS").body;
         assert!(sms.starts_with("Northwind:"), "{sms}");
+
+        // The pod's shield (on the first instance) stays green for the window set on the
+        // second.
+        let token = crate::pods::halo_token(&world, vouch::sandbox::psa::HALO_TICKET_DANA).await;
+        world.microsoft.script_push(DANA, PushScript::Approve);
+        let (status, started) = json_of(
+            crate::pods::pod(&world, &token, Method::POST, "/verifications")
+                .await
+                .json(&json!({"method": "push"}))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, 202, "{started}");
+        let id = started["id"].as_str().unwrap();
+        let (_, done) = json_of(
+            crate::pods::pod(&world, &token, Method::GET, &format!("/verifications/{id}?wait_seconds=10"))
+                .await
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(done["status"], "approved", "{done}");
+        let (_, context) = json_of(
+            crate::pods::pod(&world, &token, Method::GET, "/context")
+                .await
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(context["shield"]["state"], "verified", "{context}");
+        let until: DateTime<Utc> = context["shield"]["verified_until"].as_str().unwrap().parse().unwrap();
+        let window = (until - Utc::now()).num_seconds();
+        assert!((590..=600).contains(&window), "{context}");
         second.stop().await;
     })
     .await;

@@ -510,12 +510,21 @@ async fn an_admin_sets_vouch_up_by_the_command_line_and_the_api_alone() {
             .as_str()
             .unwrap()
             .to_owned();
-        vouch
+        let blocked = vouch
             .run(
-                &["technician", "block", "--msp", MSP, &halo_technician],
+                &[
+                    "technician",
+                    "block",
+                    "--msp",
+                    MSP,
+                    &halo_technician,
+                    "--json",
+                ],
                 None,
             )
             .await;
+        let blocked: Value = serde_json::from_str(&blocked).unwrap();
+        assert_eq!(blocked["blocked"], true, "{blocked}");
         let (status, refused) = json_of(
             admin
                 .client
