@@ -73,7 +73,8 @@ async fn main() -> anyhow::Result<()> {
     params.push(("ticket_id".into(), sbx::HALO_TICKET_DANA.to_string()));
     params.push(("agent_id".into(), sbx::HALO_AGENT_ID.to_string()));
     params.push(("ts".into(), chrono::Utc::now().timestamp().to_string()));
-    let sig = signing::sign(&params, sbx::HALO_TAB_SECRET);
+    // Signed with the secret `setup` gave and the demo pasted into the tab.
+    let sig = signing::sign(&params, &psa.halopsa().tab_secret);
     params.push(("sig".into(), sig));
     pod.query_pairs_mut().clear().extend_pairs(&params);
     let pod_url = pod.to_string();
