@@ -125,11 +125,13 @@ impl App {
             }
             Err(err) => tracing::warn!(code = err.code().as_str(), "first heartbeat failed"),
         }
-        let jobs = vec![
+        let mut jobs = vec![
             tokio::spawn(beat_heartbeat_periodically(ctx.clone())),
             tokio::spawn(renew_credentials_periodically(ctx.clone())),
             tokio::spawn(sweep_abandoned_resets_periodically(ctx.clone())),
         ];
+        // Other instances' changes (PostgreSQL); nothing to run on SQLite.
+        jobs.extend(ctx.store.watch_changes());
         Ok(RunningApp {
             ctx,
             addr,
@@ -419,6 +421,7 @@ impl AppContext {
             resets: resets.clone(),
             technician_cache: config.cache.technicians,
             connection_cache: config.cache.connections,
+            session_state_cache: config.cache.session_state,
         });
         let psa_connections = PsaConnectionService::new(PsaConnectionDeps {
             store: store.clone(),

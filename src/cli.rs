@@ -15,12 +15,12 @@ use crate::core::error::CoreError;
 use crate::core::logo::LogoFormat;
 use crate::core::settings::{SettingsChange, SettingsService};
 use crate::core::setup::SetupService;
-use crate::domain::{ActorKind, ApiKeyScope, ErrorCode, MspPolicy};
+use crate::domain::{ActorKind, ApiKeyScope, ErrorCode};
 use crate::server;
 use crate::store::Store;
 use crate::store::audit::AuditActor;
 use crate::store::crypto::MasterKey;
-use crate::store::msp::{MspAccount, NewMspAccount};
+use crate::store::msp::MspAccount;
 use crate::telemetry;
 
 #[derive(Debug, Parser)]
@@ -531,18 +531,10 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             store.migrate().await?;
             match command {
                 MspCommand::Create { name } => {
-                    let name = name.trim();
-                    if name.is_empty() {
-                        return Err(anyhow!("--name must not be empty"));
-                    }
-                    let msp = store
-                        .create_msp(NewMspAccount {
-                            name: name.to_owned(),
-                            brand_logo_url: None,
-                            brand_color: None,
-                            policy: MspPolicy::default(),
-                        })
-                        .await?;
+                    let msp = SetupService::new(store.clone())
+                        .create_msp(&command_line_actor(), &name, None)
+                        .await
+                        .map_err(coded)?;
                     println!("{}", msp.id);
                 }
                 MspCommand::List => {
@@ -871,7 +863,10 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             let store = open_store(&config).await?;
             store.migrate().await?;
             let found = &find_msp(&store, &msp).await?;
-            let (_, key) = store.create_scoped_api_key(found.id, &name, scope).await?;
+            let (_, key) = SetupService::new(store.clone())
+                .create_api_key(found.id, &command_line_actor(), &name, scope)
+                .await
+                .map_err(coded)?;
             println!("{}", key.expose_secret());
             eprintln!(
                 "This key is shown only once: store it now. It acts for {}, with the {} scope.",

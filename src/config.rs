@@ -290,9 +290,14 @@ pub struct CacheConfig {
     /// the technician's "last seen" to the database again.
     pub technicians: CacheLimits,
     /// PSA connections read recently, kept opened (their sealed credentials decrypted): every
-    /// pod load and pod call needs its connection. Each use checks the version in the
-    /// database, so a change anywhere is seen at once.
+    /// pod load and pod call needs its connection. A change anywhere is seen at once through
+    /// the change feed (`store::changes`), without a database read per use.
     pub connections: CacheLimits,
+    /// What a pod session is checked against on every pod call: its technician (blocked or
+    /// not) and its MSP account (settings). Like connections, a change anywhere is seen at
+    /// once through the change feed; the lifetime bounds how long an instance whose change
+    /// listener died silently could miss one.
+    pub session_state: CacheLimits,
     /// Tickets and their contact, read through the PSA's API: a pod load and the
     /// verification started from it read the ticket once (PSAs rate-limit; HaloPSA allows
     /// about 450 requests per 5 minutes). Short, so a contact corrected in the PSA is seen
@@ -337,10 +342,11 @@ pub struct CacheConfig {
 
 impl CacheConfig {
     /// Every cache with the name of its `cache.<name>` section.
-    pub fn named(&self) -> [(&'static str, CacheLimits); 13] {
+    pub fn named(&self) -> [(&'static str, CacheLimits); 14] {
         [
             ("technicians", self.technicians),
             ("connections", self.connections),
+            ("session_state", self.session_state),
             ("tickets", self.tickets),
             ("halopsa_tokens", self.halopsa_tokens),
             ("halopsa_agents", self.halopsa_agents),
@@ -450,6 +456,10 @@ impl Default for Config {
                     ttl_seconds: 300,
                 },
                 connections: CacheLimits {
+                    max_entries: 10_000,
+                    ttl_seconds: 60,
+                },
+                session_state: CacheLimits {
                     max_entries: 10_000,
                     ttl_seconds: 60,
                 },

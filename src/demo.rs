@@ -13,19 +13,16 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::app::{App, AppContext, AppOptions};
 use crate::config::{Config, LogFormat};
-use crate::core::integrations::IdentityManagementInput;
-use crate::domain::{ActorKind, IntegrationKind, MspPolicy};
+use crate::core::error::CoreError;
+use crate::core::integrations::{IdentityManagementInput, IntegrationView};
+use crate::core::setup::SetupService;
+use crate::domain::{ActorKind, ApiKeyScope, IntegrationKind};
 use crate::sandbox::microsoft::{self, ConsentDecision, MicrosoftSandbox};
 use crate::sandbox::psa::PsaSandbox;
 use crate::sandbox::sms::SmsSandbox;
 use crate::server;
-use crate::store::Store;
 use crate::store::crypto::MasterKey;
-use crate::store::{
-    audit::{AuditActor, NewAuditEvent},
-    msp::{MspAccount, NewMspAccount},
-    tenants::NewTenant,
-};
+use crate::store::{audit::AuditActor, msp::MspAccount};
 use crate::telemetry;
 
 pub const DEMO_DATA_DIR: &str = "vouch-data";
@@ -130,19 +127,18 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
     .await
     .context("building the demo")?;
     let ctx = app.context().clone();
-    let store = &ctx.store;
-    let msp = seed(store, &ctx.settings)
+    let msp = seed(&ctx.setup, &ctx.settings)
         .await
         .context("seeding the demo MSP")?;
-    let (_, api_key) = store.create_api_key(msp.id, "vouch demo").await?;
-    let tenant = store
-        .find_tenant_by_microsoft_id(msp.id, DEMO_TENANT_ID)
-        .await?
-        .context("the demo tenant")?;
-    connect_psa_sandbox(&ctx, msp.id, tenant.id, &psa, &base).await?;
-    connect_demo_identity_management(&ctx, store, msp.id)
+    let (_, api_key) = ctx
+        .setup
+        .create_api_key(msp.id, &demo_actor(), "vouch demo", ApiKeyScope::Admin)
+        .await
+        .map_err(coded)?;
+    let tenant_id = connect_demo_identity_management(&ctx, msp.id)
         .await
         .context("connecting the demo tenant")?;
+    connect_psa_sandbox(&ctx, msp.id, tenant_id, &psa, &base).await?;
     connect_demo_authenticator(&ctx, &sandbox, msp.id)
         .await
         .context("connecting Microsoft Authenticator for the demo tenant")?;
@@ -209,87 +205,67 @@ fn write_private_file(path: &Path, content: &str) -> std::io::Result<()> {
     file.write_all(b"\n")
 }
 
+/// Who the demo's own changes are audited as.
+fn demo_actor() -> AuditActor {
+    AuditActor {
+        kind: ActorKind::System,
+        id: None,
+        name: Some("vouch demo".into()),
+    }
+}
+
+fn coded(err: CoreError) -> anyhow::Error {
+    anyhow::anyhow!("{}: {err}", err.code())
+}
+
 /// Sets the demo MSP's support phone through the settings service, as an admin would.
 async fn give_support_phone(
-    store: &Store,
+    setup: &SetupService,
     settings: &SettingsService,
     msp_id: uuid::Uuid,
 ) -> anyhow::Result<MspAccount> {
     settings
         .update(
             msp_id,
-            &AuditActor {
-                kind: ActorKind::System,
-                id: None,
-                name: Some("vouch demo".into()),
-            },
+            &demo_actor(),
             SettingsChange {
                 support_phone: Some(Some(DEMO_SUPPORT_PHONE.to_owned())),
                 ..SettingsChange::default()
             },
         )
         .await
-        .map_err(|err| anyhow::anyhow!("{}: {err}", err.code()))?;
-    store
-        .get_msp(msp_id)
+        .map_err(coded)?;
+    demo_msp(setup)
         .await?
         .ok_or_else(|| anyhow::anyhow!("the demo MSP is gone"))
 }
 
-/// Creates the demo MSP and its customer tenant once; later runs find them and change nothing
-/// (but give a demo made before MSPs had a support phone the demo one).
-pub async fn seed(store: &Store, settings: &SettingsService) -> anyhow::Result<MspAccount> {
-    if let Some(existing) = store
+async fn demo_msp(setup: &SetupService) -> anyhow::Result<Option<MspAccount>> {
+    Ok(setup
         .list_msps()
-        .await?
+        .await
+        .map_err(coded)?
         .into_iter()
-        .find(|msp| msp.name == DEMO_MSP_NAME)
-    {
+        .find(|msp| msp.name == DEMO_MSP_NAME))
+}
+
+/// Creates the demo MSP once, through the set-up and settings services as `vouch msp create`
+/// and an admin would; later runs find it and change nothing (but give a demo made before
+/// MSPs had a support phone the demo one). Its customer tenant comes from connecting
+/// identity management, as a real one does.
+pub async fn seed(setup: &SetupService, settings: &SettingsService) -> anyhow::Result<MspAccount> {
+    if let Some(existing) = demo_msp(setup).await? {
         // A demo made before MSPs had a support phone gets one.
         if existing.brand_support_phone.is_none() {
-            return give_support_phone(store, settings, existing.id).await;
+            return give_support_phone(setup, settings, existing.id).await;
         }
         return Ok(existing);
     }
-    let msp = store
-        .create_msp(NewMspAccount {
-            name: DEMO_MSP_NAME.to_owned(),
-            brand_logo_url: None,
-            brand_color: Some("#0b5cad".to_owned()),
-            policy: MspPolicy::default(),
-        })
-        .await?;
-    let msp = give_support_phone(store, settings, msp.id).await?;
-    store
-        .create_tenant(NewTenant {
-            msp_id: msp.id,
-            microsoft_tenant_id: DEMO_TENANT_ID.to_owned(),
-            display_name: microsoft::DEMO_TENANT_NAME.to_owned(),
-            verified_domains: vec![
-                microsoft::DEMO_TENANT_DOMAIN.to_owned(),
-                "contoso.onmicrosoft.com".to_owned(),
-            ],
-        })
-        .await?;
-    store
-        .append(NewAuditEvent {
-            msp_id: msp.id,
-            actor: AuditActor {
-                kind: ActorKind::System,
-                id: None,
-                name: Some("vouch demo".to_owned()),
-            },
-            action: "demo.seeded".to_owned(),
-            subject_kind: Some("msp".to_owned()),
-            subject_id: Some(msp.id.to_string()),
-            subject_name: Some(msp.name.clone()),
-            psa_ticket_id: None,
-            outcome: "success".to_owned(),
-            upstream_request_id: None,
-            details: serde_json::json!({}),
-        })
-        .await?;
-    Ok(msp)
+    let msp = setup
+        .create_msp(&demo_actor(), DEMO_MSP_NAME, Some("#0b5cad".to_owned()))
+        .await
+        .map_err(coded)?;
+    give_support_phone(setup, settings, msp.id).await
 }
 
 /// Grants the admin consent in the Microsoft sandbox and completes it through Vouch's own
@@ -329,54 +305,57 @@ async fn connect_demo_authenticator(
 }
 
 /// Connects the demo tenant through the same path an MSP admin uses (credentials proven
-/// against the sandbox before they are saved).
+/// against the sandbox before they are saved; the tenant is created from what Graph says of
+/// it). Returns the tenant's id.
 async fn connect_demo_identity_management(
     ctx: &AppContext,
-    store: &Store,
     msp_id: uuid::Uuid,
-) -> anyhow::Result<()> {
-    if let Some(tenant) = store
-        .find_tenant_by_microsoft_id(msp_id, DEMO_TENANT_ID)
-        .await?
+) -> anyhow::Result<uuid::Uuid> {
+    let coded =
+        |err: crate::core::integrations::IntegrationError| anyhow::anyhow!("{}: {err}", err.code());
+    let demo_tenant = |view: &&IntegrationView| view.tenant_id == DEMO_TENANT_ID;
+    let integrations = ctx.integrations.list(msp_id).await.map_err(coded)?;
+    // The sandbox starts empty each run, so a connector credential from an earlier run
+    // means nothing to it: forget it, and let the newcomer consent again (one click).
+    for stale in integrations
+        .iter()
+        .filter(demo_tenant)
+        .filter(|view| view.kind == IntegrationKind::Authenticator)
     {
-        // The sandbox starts empty each run, so a connector credential from an earlier run
-        // means nothing to it: forget it, and let the newcomer consent again (one click).
-        if let Some(stale) = store
-            .get_integration(tenant.id, IntegrationKind::Authenticator)
-            .await?
-        {
-            store.delete_integration(stale.id).await?;
-            tracing::info!("the sandbox starts fresh: connect Microsoft Authenticator again");
-        }
+        ctx.integrations
+            .remove(msp_id, &demo_actor(), stale.id)
+            .await
+            .map_err(coded)?;
+        tracing::info!("the sandbox starts fresh: connect Microsoft Authenticator again");
     }
-    if let Some(tenant) = store
-        .find_tenant_by_microsoft_id(msp_id, DEMO_TENANT_ID)
-        .await?
-        && store
-            .get_integration(tenant.id, IntegrationKind::IdentityManagement)
-            .await?
-            .is_some()
-    {
-        return Ok(());
+    let connected = integrations
+        .iter()
+        .filter(demo_tenant)
+        .any(|view| view.kind == IntegrationKind::IdentityManagement);
+    if !connected {
+        ctx.integrations
+            .connect_identity_management(
+                msp_id,
+                &demo_actor(),
+                IdentityManagementInput {
+                    tenant: DEMO_TENANT_ID.to_owned(),
+                    client_id: microsoft::IDENTITY_APP_CLIENT_ID.to_owned(),
+                    client_secret: SecretString::from(microsoft::IDENTITY_APP_SECRET.to_owned()),
+                    secret_expires_at: None,
+                },
+            )
+            .await
+            .map_err(coded)?;
     }
-    ctx.integrations
-        .connect_identity_management(
-            msp_id,
-            &AuditActor {
-                kind: ActorKind::System,
-                id: None,
-                name: Some("vouch demo".into()),
-            },
-            IdentityManagementInput {
-                tenant: DEMO_TENANT_ID.to_owned(),
-                client_id: microsoft::IDENTITY_APP_CLIENT_ID.to_owned(),
-                client_secret: SecretString::from(microsoft::IDENTITY_APP_SECRET.to_owned()),
-                secret_expires_at: None,
-            },
-        )
+    ctx.setup
+        .list_tenants(msp_id)
         .await
-        .map_err(|err| anyhow::anyhow!("{}: {err}", err.code()))?;
-    Ok(())
+        .map_err(self::coded)?
+        .into_iter()
+        .map(|view| view.tenant)
+        .find(|tenant| tenant.microsoft_tenant_id == DEMO_TENANT_ID)
+        .map(|tenant| tenant.id)
+        .context("the demo tenant, connected")
 }
 
 /// The PSA connections of the demo MSP, pointed at the PSA sandbox, with the customer
@@ -400,12 +379,7 @@ pub async fn connect_psa_sandbox(
     use crate::domain::PsaKind;
     use crate::sandbox::psa as sbx;
 
-    let coded = |err: crate::core::error::CoreError| anyhow::anyhow!("{}: {err}", err.code());
-    let actor = AuditActor {
-        kind: ActorKind::System,
-        id: None,
-        name: Some("vouch demo".into()),
-    };
+    let actor = demo_actor();
     let cw = psa.connectwise();
     let halo = psa.halopsa();
     let autotask = psa.autotask();

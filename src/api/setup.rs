@@ -8,6 +8,7 @@ use poem::web::Data;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Enum, Object, OpenApi, Tags};
+use secrecy::ExposeSecret;
 use uuid::Uuid;
 
 use super::ApiError;
@@ -251,6 +252,31 @@ pub struct ApiKeyDto {
     pub scope: crate::domain::ApiKeyScope,
 }
 
+/// A new API key.
+#[derive(Debug, Object)]
+pub struct ApiKeyCreateRequest {
+    /// What the key is for, to tell it apart later ("PSA automation"); 1 to 200 characters.
+    pub name: String,
+    /// What it may do: `admin` (everything) or `technician` (no set-up).
+    pub scope: crate::domain::ApiKeyScope,
+}
+
+/// A key just created: the only answer that ever carries the key itself.
+#[derive(Debug, Object)]
+pub struct ApiKeyCreated {
+    /// The key, shown this once: store it now. Vouch keeps only its hash.
+    pub key: String,
+    /// The key's record, as listed from now on.
+    pub api_key: ApiKeyDto,
+}
+
+#[derive(ApiResponse)]
+enum ApiKeyCreate {
+    /// The key was created; `key` is shown only in this answer.
+    #[oai(status = 201)]
+    Created(Json<ApiKeyCreated>),
+}
+
 impl From<StoredApiKey> for ApiKeyDto {
     fn from(k: StoredApiKey) -> Self {
         ApiKeyDto {
@@ -415,6 +441,24 @@ impl ApiKeysApi {
     ) -> Result<Json<Vec<ApiKeyDto>>, ApiError> {
         let keys = ctx.setup.list_api_keys(auth.msp_id()).await?;
         Ok(Json(keys.into_iter().map(Into::into).collect()))
+    }
+
+    /// Create an API key. The key is in this answer only; the audit records its prefix.
+    #[oai(path = "/", method = "post", operation_id = "api_keys_create")]
+    async fn create(
+        &self,
+        auth: AdminApiKey,
+        ctx: Data<&Arc<AppContext>>,
+        body: Json<ApiKeyCreateRequest>,
+    ) -> Result<ApiKeyCreate, ApiError> {
+        let (key, secret) = ctx
+            .setup
+            .create_api_key(auth.msp_id(), &auth.actor(), &body.0.name, body.0.scope)
+            .await?;
+        Ok(ApiKeyCreate::Created(Json(ApiKeyCreated {
+            key: secret.expose_secret().to_owned(),
+            api_key: key.into(),
+        })))
     }
 
     /// Revoke an API key, on every instance from the next request on.

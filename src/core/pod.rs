@@ -7,9 +7,13 @@
 //! trait (`PsaAdapters`) and knows no HTTP.
 //!
 //! A technician an MSP admin blocked (`core::technicians`) gets nothing from a pod: the load
-//! is refused and so is every pod call, with `technician_blocked`. Both read the technician
-//! from the database (a pod call already did, to check its session), so a block or an
-//! unblock takes effect at once on every instance.
+//! is refused and so is every pod call, with `technician_blocked`.
+//!
+//! What a pod load or call is checked against (its connection, its technician, its MSP) is
+//! cached, and each cached read carries the change feed's epoch (`store::changes`): a
+//! change made anywhere (a block, a rotated secret, new settings) is announced to every
+//! instance, so it takes effect at once without a database read per pod request. While an
+//! instance cannot hear announcements, each use reads the database instead.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,6 +38,7 @@ use crate::psa::pod_token::{self, PodClaims, TokenError};
 use crate::psa::{EmbedLoad, PsaAdapters, PsaError, TicketContact};
 use crate::store::Store;
 use crate::store::StoreError;
+use crate::store::changes::Stamped;
 use crate::store::crypto::Keyring;
 use crate::store::verifications::Verification;
 use crate::store::{
@@ -262,8 +267,10 @@ pub struct PodDeps {
     /// database every time (their "last seen" is refreshed once per lifetime).
     pub technician_cache: CacheLimits,
     /// Every pod load and pod call needs its connection, and connections change rarely (a
-    /// changed one is seen within the cache's lifetime).
+    /// changed one is seen at once, through the change feed).
     pub connection_cache: CacheLimits,
+    /// The technicians and MSP accounts pod sessions are checked against.
+    pub session_state_cache: CacheLimits,
 }
 
 /// A place a verification was made: its PSA connection, ticket and technician.
@@ -279,7 +286,11 @@ pub struct PodService {
     resets: ResetService,
     technicians: moka::future::Cache<(Uuid, String), Technician>,
     /// Shared, not cloned, per request: a connection carries its settings as a JSON tree.
-    connection_cache: moka::future::Cache<Uuid, Arc<PsaConnection>>,
+    connection_cache: moka::future::Cache<Uuid, Stamped<Arc<PsaConnection>>>,
+    /// Technicians by id, as last read (blocked or not).
+    technician_state: moka::future::Cache<Uuid, Stamped<Arc<Technician>>>,
+    /// MSP accounts by id, as last read (their settings).
+    msp_state: moka::future::Cache<Uuid, Stamped<Arc<MspAccount>>>,
 }
 
 /// The ticket, its tenant and the Microsoft user of `email` (or of the contact).
@@ -300,29 +311,86 @@ impl PodService {
             resets: deps.resets,
             technicians: deps.technician_cache.build(),
             connection_cache: deps.connection_cache.build(),
+            technician_state: deps.session_state_cache.build(),
+            msp_state: deps.session_state_cache.build(),
         }
     }
 
-    /// A PSA connection, from the cache while it is the version the database holds, else
-    /// from the database. The check is one column by primary key, so a change (a rotated
-    /// secret, new credentials, a deletion), made by any instance or by the command line, is
-    /// seen by every instance at once; the cache saves opening the sealed credentials.
+    /// A PSA connection, from the cache while no change was announced since it was read
+    /// (the cache saves opening the sealed credentials, and the read). While the change feed
+    /// is not live, the cached copy is used only when its version is the database's (one
+    /// column by primary key).
     pub async fn connection(&self, id: Uuid) -> Result<Option<Arc<PsaConnection>>, StoreError> {
-        if let Some(connection) = self.connection_cache.get(&id).await {
-            match self.store.connection_version(id).await? {
-                Some(version) if version == connection.updated_at => return Ok(Some(connection)),
-                Some(_) => self.connection_cache.invalidate(&id).await,
-                None => {
-                    self.connection_cache.invalidate(&id).await;
-                    return Ok(None);
+        let epoch = self.store.changes().epoch();
+        if let Some(cached) = self.connection_cache.get(&id).await {
+            if cached.is_current(epoch) {
+                return Ok(Some(cached.value));
+            }
+            if epoch.is_none() {
+                match self.store.connection_version(id).await? {
+                    Some(version) if version == cached.value.updated_at => {
+                        return Ok(Some(cached.value));
+                    }
+                    Some(_) => {}
+                    None => {
+                        self.connection_cache.invalidate(&id).await;
+                        return Ok(None);
+                    }
                 }
             }
         }
         let connection = self.store.get_connection(id).await?.map(Arc::new);
-        if let Some(connection) = &connection {
-            self.connection_cache.insert(id, connection.clone()).await;
+        match &connection {
+            Some(connection) => {
+                let stamped = Stamped {
+                    value: connection.clone(),
+                    epoch,
+                };
+                self.connection_cache.insert(id, stamped).await;
+            }
+            None => self.connection_cache.invalidate(&id).await,
         }
         Ok(connection)
+    }
+
+    /// Technician `id` as the database holds it, from the cache while no change was
+    /// announced since it was read.
+    async fn technician(&self, id: Uuid) -> Result<Option<Arc<Technician>>, StoreError> {
+        let epoch = self.store.changes().epoch();
+        if let Some(cached) = self.technician_state.get(&id).await
+            && cached.is_current(epoch)
+        {
+            return Ok(Some(cached.value));
+        }
+        let technician = self.store.get_technician(id).await?.map(Arc::new);
+        if let Some(technician) = &technician {
+            let stamped = Stamped {
+                value: technician.clone(),
+                epoch,
+            };
+            self.technician_state.insert(id, stamped).await;
+        }
+        Ok(technician)
+    }
+
+    /// MSP account `id` as the database holds it, from the cache while no change was
+    /// announced since it was read.
+    async fn msp(&self, id: Uuid) -> Result<Option<Arc<MspAccount>>, StoreError> {
+        let epoch = self.store.changes().epoch();
+        if let Some(cached) = self.msp_state.get(&id).await
+            && cached.is_current(epoch)
+        {
+            return Ok(Some(cached.value));
+        }
+        let msp = self.store.get_msp(id).await?.map(Arc::new);
+        if let Some(msp) = &msp {
+            let stamped = Stamped {
+                value: msp.clone(),
+                epoch,
+            };
+            self.msp_state.insert(id, stamped).await;
+        }
+        Ok(msp)
     }
 
     /// Forgets the cached copy of connection `id`, so the next pod load or call on this
@@ -347,10 +415,9 @@ impl PodService {
             .connection(claims.connection)
             .await
             .map_err(unavailable)?;
-        let msp = self.store.get_msp(claims.msp).await.map_err(unavailable)?;
+        let msp = self.msp(claims.msp).await.map_err(unavailable)?;
         let technician = self
-            .store
-            .get_technician(claims.technician)
+            .technician(claims.technician)
             .await
             .map_err(unavailable)?;
         match (connection, msp, technician) {
@@ -363,8 +430,8 @@ impl PodService {
                 Ok(PodSession {
                     claims,
                     connection,
-                    msp,
-                    technician,
+                    msp: Arc::unwrap_or_clone(msp),
+                    technician: Arc::unwrap_or_clone(technician),
                 })
             }
             _ => Err(PodError::SessionRevoked),
@@ -405,8 +472,9 @@ impl PodService {
                 tracing::error!(error = %err, "recording a technician failed");
                 PodError::Core(CoreError::Store(err.to_string()))
             })?;
-        // The cached sighting may predate a block: whether they are blocked is read afresh.
-        if let Some(current) = self.store.get_technician(technician.id).await?
+        // The cached sighting may predate a block: whether they are blocked is read as of
+        // the last announced change.
+        if let Some(current) = self.technician(technician.id).await?
             && current.blocked_at.is_some()
         {
             return Err(PodError::Core(CoreError::TechnicianBlocked));

@@ -236,6 +236,13 @@ impl SettingsService {
         if after == before {
             return Ok(before);
         }
+        let audit = self.audit_event(
+            msp_id,
+            actor,
+            "settings.update",
+            &after,
+            serde_json::json!({ "changed": changes(&before, &after) }),
+        );
         let msp = self
             .store
             .update_msp_settings(
@@ -253,24 +260,10 @@ impl SettingsService {
                     sms_sender_name: after.branding.sms_sender_name.clone(),
                 },
                 after.policy.clone(),
+                audit,
             )
             .await?;
         let saved = self.settings_of(&msp);
-        let event = NewAuditEvent {
-            msp_id,
-            actor: actor.clone(),
-            action: "settings.update".into(),
-            subject_kind: Some("msp".into()),
-            subject_id: Some(msp_id.to_string()),
-            subject_name: Some(saved.branding.name.clone()),
-            psa_ticket_id: None,
-            outcome: "success".into(),
-            upstream_request_id: None,
-            details: serde_json::json!({ "changed": changes(&before, &saved) }),
-        };
-        if let Err(err) = self.store.append(event).await {
-            tracing::error!(error = %err, "audit append failed");
-        }
         Ok(saved)
     }
 

@@ -8,13 +8,16 @@ use uuid::Uuid;
 
 use crate::core::error::CoreError;
 use crate::core::integrations::ExpiryState;
+use crate::domain::{ApiKeyScope, MspPolicy};
 use crate::domain::{IntegrationKind, IntegrationStatus};
 use crate::microsoft::graph::MFA_CLIENT_APP_ID;
 use crate::store::access::ApiKey;
 use crate::store::audit::{AuditActor, NewAuditEvent};
 use crate::store::mappings::{CompanyMapping, StoredMapping};
+use crate::store::msp::{MspAccount, NewMspAccount};
 use crate::store::tenants::{Tenant, TenantIntegration, TenantRemoval};
 use crate::store::{Store, StoreError};
+use secrecy::SecretString;
 
 /// The longest tenant display name Vouch keeps.
 pub const MAX_TENANT_NAME_CHARS: usize = 200;
@@ -532,6 +535,68 @@ impl SetupService {
                 resets: count,
             }),
         }
+    }
+
+    /// Creates an MSP account with the default policy; audited (`msp.create`) in the same
+    /// transaction. `vouch msp create` and `vouch demo` call it.
+    pub async fn create_msp(
+        &self,
+        actor: &AuditActor,
+        name: &str,
+        color: Option<String>,
+    ) -> Result<MspAccount, CoreError> {
+        let name = clean_text("name", name, 200)?;
+        Ok(self
+            .store
+            .create_msp_audited(
+                NewMspAccount {
+                    name,
+                    brand_logo_url: None,
+                    brand_color: color,
+                    policy: MspPolicy::default(),
+                },
+                |msp| {
+                    audit(
+                        msp.id,
+                        actor,
+                        "msp.create",
+                        ("msp", msp.id.to_string(), Some(msp.name.clone())),
+                        "success",
+                        serde_json::json!({ "name": msp.name }),
+                    )
+                },
+            )
+            .await?)
+    }
+
+    /// Every MSP account on this Vouch, by name.
+    pub async fn list_msps(&self) -> Result<Vec<MspAccount>, CoreError> {
+        Ok(self.store.list_msps().await?)
+    }
+
+    /// Creates an API key of `scope`; audited (`api_key.create`, never the key) in the same
+    /// transaction. The key is returned once and never stored, only its hash.
+    pub async fn create_api_key(
+        &self,
+        msp_id: Uuid,
+        actor: &AuditActor,
+        name: &str,
+        scope: ApiKeyScope,
+    ) -> Result<(ApiKey, SecretString), CoreError> {
+        let name = clean_text("name", name, 200)?;
+        Ok(self
+            .store
+            .create_api_key_audited(msp_id, &name, scope, |key| {
+                audit(
+                    msp_id,
+                    actor,
+                    "api_key.create",
+                    ("api_key", key.key_prefix.clone(), Some(key.name.clone())),
+                    "success",
+                    serde_json::json!({ "api_key_id": key.id, "scope": key.scope }),
+                )
+            })
+            .await?)
     }
 
     /// The MSP's API keys (never a secret or its hash), revoked ones included.

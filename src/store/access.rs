@@ -68,29 +68,30 @@ impl Store {
             .await
     }
 
-    /// Creates a key of `scope`; the returned secret is shown once and never stored.
+    /// Creates a key of `scope` (unaudited: for fixtures; the set-up service uses
+    /// [`Store::create_api_key_audited`]). The returned secret is shown once and never stored.
     pub async fn create_scoped_api_key(
         &self,
         msp_id: Uuid,
         name: &str,
         scope: ApiKeyScope,
     ) -> Result<(ApiKey, SecretString), StoreError> {
-        let key = format!("{API_KEY_PREFIX}{}", random_token());
-        let model = api_key::ActiveModel {
-            id: Set(Uuid::now_v7()),
-            msp_id: Set(msp_id),
-            name: Set(name.to_owned()),
-            key_prefix: Set(key[..API_KEY_PREFIX.len() + 6].to_owned()),
-            key_hash: Set(sha256_hex(&key)),
-            created_at: Set(Utc::now()),
-            last_used_at: Set(None),
-            revoked_at: Set(None),
-            scope: Set(scope),
-        };
-        let model = api_key::Entity::insert(model)
-            .exec_with_returning(self.connection())
-            .await?;
-        Ok((key_from_model(model), SecretString::from(key)))
+        insert_api_key_on(self.connection(), msp_id, name, scope).await
+    }
+
+    /// Creates a key of `scope` and appends the audit `audit` makes of it, in one transaction.
+    pub async fn create_api_key_audited(
+        &self,
+        msp_id: Uuid,
+        name: &str,
+        scope: ApiKeyScope,
+        audit: impl FnOnce(&ApiKey) -> NewAuditEvent,
+    ) -> Result<(ApiKey, SecretString), StoreError> {
+        let txn = self.connection().begin().await?;
+        let (key, secret) = insert_api_key_on(&txn, msp_id, name, scope).await?;
+        append_on(&txn, audit(&key)).await?;
+        txn.commit().await?;
+        Ok((key, secret))
     }
 
     /// The key's record when `presented` is a valid, unrevoked key.
@@ -219,4 +220,28 @@ impl Store {
             .await?
             .map(|m| m.msp_id))
     }
+}
+
+async fn insert_api_key_on(
+    conn: &impl sea_orm::ConnectionTrait,
+    msp_id: Uuid,
+    name: &str,
+    scope: ApiKeyScope,
+) -> Result<(ApiKey, SecretString), StoreError> {
+    let key = format!("{API_KEY_PREFIX}{}", random_token());
+    let model = api_key::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        msp_id: Set(msp_id),
+        name: Set(name.to_owned()),
+        key_prefix: Set(key[..API_KEY_PREFIX.len() + 6].to_owned()),
+        key_hash: Set(sha256_hex(&key)),
+        created_at: Set(Utc::now()),
+        last_used_at: Set(None),
+        revoked_at: Set(None),
+        scope: Set(scope),
+    };
+    let model = api_key::Entity::insert(model)
+        .exec_with_returning(conn)
+        .await?;
+    Ok((key_from_model(model), SecretString::from(key)))
 }

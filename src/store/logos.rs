@@ -70,7 +70,7 @@ impl Store {
         .exec(&txn)
         .await?;
         append_on(&txn, audit).await?;
-        txn.commit().await?;
+        self.commit_announced(txn).await?;
         Ok(())
     }
 
@@ -95,7 +95,7 @@ impl Store {
         .exec(&txn)
         .await?;
         append_on(&txn, audit).await?;
-        txn.commit().await?;
+        self.commit_announced(txn).await?;
         Ok(true)
     }
 

@@ -7,6 +7,7 @@
 
 pub mod access;
 pub mod audit;
+pub mod changes;
 pub mod crypto;
 pub mod entities;
 pub mod holds;
@@ -78,6 +79,8 @@ pub struct Store {
     readiness: Arc<ReadinessMemory>,
     /// Test-only: see [`Store::simulate_unreachable`].
     unreachable: Arc<std::sync::atomic::AtomicBool>,
+    /// How this instance learns of changes pod sessions cache (see [`changes`]).
+    changes: Arc<changes::ChangeFeed>,
 }
 
 /// Whether the database can serve requests. Only the answer leaves the process: the cause
@@ -117,12 +120,50 @@ impl Store {
             // include bound values.
             .sqlx_logging(false);
         let db = Database::connect(options).await?;
+        let changes = match (db.get_database_backend(), sqlite_path(&config.url)) {
+            (DatabaseBackend::Postgres, _) => changes::ChangeFeed::notify(),
+            (_, Some(path)) => changes::ChangeFeed::stamp_file(path),
+            (_, None) => changes::ChangeFeed::local(),
+        };
         Ok(Store {
             db,
             keyring,
             readiness: Arc::default(),
             unreachable: Arc::default(),
+            changes: Arc::new(changes),
         })
+    }
+
+    /// How this instance learns of changes that pod sessions cache.
+    pub fn changes(&self) -> &changes::ChangeFeed {
+        &self.changes
+    }
+
+    /// Starts hearing other instances' changes, where they travel by PostgreSQL notifications
+    /// (nothing to start on SQLite). Until it is connected, pod sessions check the database.
+    pub fn watch_changes(&self) -> Option<tokio::task::JoinHandle<()>> {
+        if !self.changes.needs_listener() {
+            return None;
+        }
+        let pool = self.db.get_postgres_connection_pool().clone();
+        Some(tokio::spawn(changes::listen(pool, self.changes.clone())))
+    }
+
+    /// Commits `txn`, a change to something pod sessions cache, and announces it to every
+    /// instance (on PostgreSQL the notification is part of the transaction, so it is sent
+    /// exactly when the change is committed).
+    pub(crate) async fn commit_announced(
+        &self,
+        txn: sea_orm::DatabaseTransaction,
+    ) -> Result<(), StoreError> {
+        use sea_orm::ConnectionTrait;
+        if txn.get_database_backend() == DatabaseBackend::Postgres {
+            txn.execute_unprepared(&format!("NOTIFY {}", changes::CHANNEL))
+                .await?;
+        }
+        txn.commit().await?;
+        self.changes.announced_here();
+        Ok(())
     }
 
     pub fn connection(&self) -> &DatabaseConnection {

@@ -1,9 +1,10 @@
 //! MSP accounts and their policy.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ActiveValue::Set, EntityTrait, QueryOrder};
+use sea_orm::{ActiveValue::Set, EntityTrait, QueryOrder, TransactionTrait};
 use uuid::Uuid;
 
+use super::audit::{NewAuditEvent, append_on};
 use super::entities::msp_account;
 use super::{Store, StoreError};
 use crate::domain::MspPolicy;
@@ -75,46 +76,70 @@ fn msp_from_model(m: msp_account::Model) -> MspAccount {
     }
 }
 
+async fn insert_msp_on(
+    conn: &impl sea_orm::ConnectionTrait,
+    new: NewMspAccount,
+) -> Result<MspAccount, StoreError> {
+    let now = Utc::now();
+    let model = msp_account::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        name: Set(new.name),
+        brand_logo_url: Set(new.brand_logo_url),
+        brand_color: Set(new.brand_color),
+        brand_support_phone: Set(None),
+        verified_window_seconds: Set(new.policy.verified_window_seconds),
+        push_limit_count: Set(new.policy.push_limit_count),
+        push_limit_window_seconds: Set(new.policy.push_limit_window_seconds),
+        technician_push_limit_count: Set(new.policy.technician_push_limit_count),
+        allow_contact_phone_fallback: Set(new.policy.allow_contact_phone_fallback),
+        allow_admin_reset: Set(new.policy.allow_admin_reset),
+        show_password_to_technician: Set(new.policy.show_password_to_technician),
+        password_length: Set(new.policy.password_length),
+        password_style: Set(new.policy.password_style),
+        force_change_at_next_sign_in: Set(new.policy.force_change_at_next_sign_in),
+        fraud_hold_seconds: Set(new.policy.fraud_hold_seconds),
+        count_approved_pushes: Set(new.policy.count_approved_pushes),
+        share_lifetime_seconds: Set(new.policy.share_lifetime_seconds),
+        one_tap_link_lifetime_seconds: Set(new.policy.one_tap_link_lifetime_seconds),
+        brand_sms_sender_name: Set(None),
+        brand_logo_version: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+    };
+    let model = msp_account::Entity::insert(model)
+        .exec_with_returning(conn)
+        .await?;
+    Ok(msp_from_model(model))
+}
+
 impl Store {
+    /// Creates an MSP account (unaudited: for fixtures; the set-up service uses
+    /// [`Store::create_msp_audited`]).
     pub async fn create_msp(&self, new: NewMspAccount) -> Result<MspAccount, StoreError> {
-        let now = Utc::now();
-        let model = msp_account::ActiveModel {
-            id: Set(Uuid::now_v7()),
-            name: Set(new.name),
-            brand_logo_url: Set(new.brand_logo_url),
-            brand_color: Set(new.brand_color),
-            brand_support_phone: Set(None),
-            verified_window_seconds: Set(new.policy.verified_window_seconds),
-            push_limit_count: Set(new.policy.push_limit_count),
-            push_limit_window_seconds: Set(new.policy.push_limit_window_seconds),
-            technician_push_limit_count: Set(new.policy.technician_push_limit_count),
-            allow_contact_phone_fallback: Set(new.policy.allow_contact_phone_fallback),
-            allow_admin_reset: Set(new.policy.allow_admin_reset),
-            show_password_to_technician: Set(new.policy.show_password_to_technician),
-            password_length: Set(new.policy.password_length),
-            password_style: Set(new.policy.password_style),
-            force_change_at_next_sign_in: Set(new.policy.force_change_at_next_sign_in),
-            fraud_hold_seconds: Set(new.policy.fraud_hold_seconds),
-            count_approved_pushes: Set(new.policy.count_approved_pushes),
-            share_lifetime_seconds: Set(new.policy.share_lifetime_seconds),
-            one_tap_link_lifetime_seconds: Set(new.policy.one_tap_link_lifetime_seconds),
-            brand_sms_sender_name: Set(None),
-            brand_logo_version: Set(None),
-            created_at: Set(now),
-            updated_at: Set(now),
-        };
-        let model = msp_account::Entity::insert(model)
-            .exec_with_returning(self.connection())
-            .await?;
-        Ok(msp_from_model(model))
+        insert_msp_on(self.connection(), new).await
     }
 
-    /// Saves an MSP's branding and policy (all of them, as checked by the settings service).
+    /// Creates an MSP account and appends the audit `audit` makes of it, in one transaction.
+    pub async fn create_msp_audited(
+        &self,
+        new: NewMspAccount,
+        audit: impl FnOnce(&MspAccount) -> NewAuditEvent,
+    ) -> Result<MspAccount, StoreError> {
+        let txn = self.connection().begin().await?;
+        let msp = insert_msp_on(&txn, new).await?;
+        append_on(&txn, audit(&msp)).await?;
+        txn.commit().await?;
+        Ok(msp)
+    }
+
+    /// Saves an MSP's branding and policy (all of them, as checked by the settings service)
+    /// and appends `audit`, in one transaction: a change is never saved unaudited.
     pub async fn update_msp_settings(
         &self,
         id: Uuid,
         branding: MspBranding,
         policy: MspPolicy,
+        audit: NewAuditEvent,
     ) -> Result<MspAccount, StoreError> {
         let model = msp_account::ActiveModel {
             id: Set(id),
@@ -141,9 +166,10 @@ impl Store {
             updated_at: Set(Utc::now()),
             ..Default::default()
         };
-        let model = msp_account::Entity::update(model)
-            .exec(self.connection())
-            .await?;
+        let txn = self.connection().begin().await?;
+        let model = msp_account::Entity::update(model).exec(&txn).await?;
+        append_on(&txn, audit).await?;
+        self.commit_announced(txn).await?;
         Ok(msp_from_model(model))
     }
 

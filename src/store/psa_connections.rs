@@ -230,7 +230,7 @@ impl Store {
             .one(&txn)
             .await?
             .ok_or(StoreError::NotFound("PSA connection"))?;
-        txn.commit().await?;
+        self.commit_announced(txn).await?;
         self.connection_from_model(model).map(Some)
     }
 
@@ -293,7 +293,7 @@ impl Store {
             return Ok(None);
         }
         append_on(&txn, audit).await?;
-        txn.commit().await?;
+        self.commit_announced(txn).await?;
         Ok(Some(RemovedWithConnection {
             company_mappings,
             technicians,
@@ -508,7 +508,7 @@ impl Store {
             .one(&txn)
             .await?
             .ok_or(StoreError::NotFound("technician"))?;
-        txn.commit().await?;
+        self.commit_announced(txn).await?;
         Ok(Some(model.into()))
     }
 }

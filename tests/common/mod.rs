@@ -207,3 +207,24 @@ pub fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// Retries `attempt` until it gives `Some`, for what another process learns of a change by a
+/// PostgreSQL notification: milliseconds after the commit, which may be after the test's next
+/// request (on SQLite the stamp file makes it strictly at once). Fails after 5 seconds.
+pub async fn eventually<T, F, Fut>(what: &str, mut attempt: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        if let Some(done) = attempt().await {
+            return done;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: not seen within 5 seconds"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}

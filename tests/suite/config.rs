@@ -245,6 +245,7 @@ fn every_cache_has_its_defaults_and_the_same_ceiling() {
     let expected = [
         ("technicians", 10_000, 300),
         ("connections", 10_000, 60),
+        ("session_state", 10_000, 60),
         ("tickets", 10_000, 60),
         ("halopsa_tokens", 10_000, 3000),
         ("halopsa_agents", 10_000, 300),

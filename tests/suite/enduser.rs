@@ -285,7 +285,12 @@ async fn the_support_phone_is_stored_and_the_demo_msp_has_one() {
             store.clone(),
             "http://127.0.0.1/".parse().unwrap(),
         );
-        let msp = vouch::demo::seed(&store, &settings).await.unwrap();
+        let msp = vouch::demo::seed(
+            &vouch::core::setup::SetupService::new(store.clone()),
+            &settings,
+        )
+        .await
+        .unwrap();
         assert_eq!(
             msp.brand_support_phone.as_deref(),
             Some(vouch::demo::DEMO_SUPPORT_PHONE)
@@ -315,7 +320,12 @@ async fn the_support_phone_is_stored_and_the_demo_msp_has_one() {
                 .brand_support_phone,
             None
         );
-        let again = vouch::demo::seed(&store, &settings).await.unwrap();
+        let again = vouch::demo::seed(
+            &vouch::core::setup::SetupService::new(store.clone()),
+            &settings,
+        )
+        .await
+        .unwrap();
         assert_eq!(again.id, msp.id, "the same demo MSP");
         assert_eq!(
             store

@@ -243,7 +243,7 @@ async fn the_command_line_lists_and_revokes_keys_and_manages_tenants() {
         .migrated_store(vouch::store::crypto::Keyring::new(key, []))
         .await;
     let msp = vouch::demo::seed(
-        &store,
+        &vouch::core::setup::SetupService::new(store.clone()),
         &vouch::core::settings::SettingsService::new(
             store.clone(),
             "http://127.0.0.1/".parse().unwrap(),
@@ -251,6 +251,16 @@ async fn the_command_line_lists_and_revokes_keys_and_manages_tenants() {
     )
     .await
     .unwrap();
+    // The demo's tenant comes from connecting identity management; here it is made directly.
+    store
+        .create_tenant(vouch::store::tenants::NewTenant {
+            msp_id: msp.id,
+            microsoft_tenant_id: vouch::demo::DEMO_TENANT_ID.to_owned(),
+            display_name: "Contoso".to_owned(),
+            verified_domains: vec!["contoso.com".to_owned()],
+        })
+        .await
+        .unwrap();
     let (made, _) = store
         .create_api_key(msp.id, "old automation")
         .await

@@ -6,7 +6,7 @@ use crate::{backends, common};
 use backends::on_every_backend;
 use common::world::{World, json_of};
 use reqwest::Method;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde_json::{Value, json};
 use uuid::Uuid;
 use vouch::domain::{ActorKind, MspPolicy, PsaKind, ResetStatus};
@@ -544,13 +544,34 @@ async fn api_keys_are_listed_without_secrets_and_a_revoked_key_is_refused_at_onc
     on_every_backend(async |db| {
         let world = World::start(db, MspPolicy::default()).await;
         let second = world.second_instance(db).await;
-        let (other, other_secret) = world
-            .app
-            .store
-            .create_api_key(world.msp.id, "PSA workflow")
-            .await
-            .unwrap();
-        let other_secret = other_secret.expose_secret().to_owned();
+        // A key made by the API: shown once, audited by its prefix, never by itself.
+        let (status, body) = call(
+            &world,
+            Method::POST,
+            "/api/v1/api-keys",
+            Some(json!({ "name": "  ", "scope": "admin" })),
+        )
+        .await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (400, Some("invalid_request")),
+            "{body}"
+        );
+        let (status, created) = call(
+            &world,
+            Method::POST,
+            "/api/v1/api-keys",
+            Some(json!({ "name": "PSA workflow", "scope": "admin" })),
+        )
+        .await;
+        assert_eq!(status, 201, "{created}");
+        let other_secret = created["key"].as_str().unwrap().to_owned();
+        let other_id = created["api_key"]["id"].as_str().unwrap().to_owned();
+        assert!(other_secret.starts_with(created["api_key"]["prefix"].as_str().unwrap()));
+        let creations = audit(&world, "api_key.create").await;
+        assert_eq!(creations.len(), 1, "{creations:?}");
+        assert_eq!(creations[0]["subject_name"], "PSA workflow");
+        assert!(!creations[0].to_string().contains(&other_secret));
 
         let (status, keys) = call(&world, Method::GET, "/api/v1/api-keys", None).await;
         assert_eq!(status, 200, "{keys}");
@@ -572,7 +593,7 @@ async fn api_keys_are_listed_without_secrets_and_a_revoked_key_is_refused_at_onc
         );
         assert!(mine["created_at"].is_string());
         let listed_other = keys.iter().find(|k| k["name"] == "PSA workflow").unwrap();
-        assert_eq!(listed_other["id"], other.id.to_string());
+        assert_eq!(listed_other["id"], other_id);
         assert!(listed_other["last_used_at"].is_null());
 
         // The other key works on both instances, until it is revoked.
@@ -596,7 +617,7 @@ async fn api_keys_are_listed_without_secrets_and_a_revoked_key_is_refused_at_onc
         let (status, revoked) = call(
             &world,
             Method::DELETE,
-            &format!("/api/v1/api-keys/{}", other.id),
+            &format!("/api/v1/api-keys/{other_id}"),
             None,
         )
         .await;

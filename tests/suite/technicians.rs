@@ -216,3 +216,62 @@ async fn a_blocked_technician_is_refused_in_the_pod_until_unblocked() {
     })
     .await;
 }
+
+/// An instance whose change listener is cut (PostgreSQL) still refuses a technician blocked
+/// on another instance meanwhile: a lost listener reads the database until it listens again,
+/// and a reconnected one forgets what it cached, since notifications sent meanwhile are lost.
+#[tokio::test]
+async fn a_block_reaches_an_instance_whose_change_listener_was_cut() {
+    on_every_backend(async |db| {
+        if db.backend != common::Backend::Postgres {
+            return; // SQLite has no listener: the stamp file is read on each use.
+        }
+        let world = World::start(db, MspPolicy::default()).await;
+        let second = world.second_instance(db).await;
+        let token = halo_token(&world, sbx::HALO_TICKET_DANA).await;
+        let (status, _) = json_of(
+            pod_call(&second, &token, Method::GET, "/context")
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, 200, "the session is cached on the second instance");
+        use sea_orm::ConnectionTrait;
+        let cut = world
+            .app
+            .store
+            .connection()
+            .execute_unprepared(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE datname = current_database() AND query ILIKE 'LISTEN%'",
+            )
+            .await
+            .unwrap();
+        assert!(cut.rows_affected() >= 1, "the listeners were found and cut");
+        let id = technicians(&world).await[0]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let (status, _) = call(
+            &world,
+            Method::POST,
+            &format!("/api/v1/technicians/{id}/block"),
+        )
+        .await;
+        assert_eq!(status, 200);
+        common::eventually("the block seen by the second instance", || async {
+            let (status, body) = json_of(
+                pod_call(&second, &token, Method::GET, "/context")
+                    .send()
+                    .await
+                    .unwrap(),
+            )
+            .await;
+            (status == 403 && body["code"] == "technician_blocked").then_some(())
+        })
+        .await;
+        second.stop().await;
+    })
+    .await;
+}

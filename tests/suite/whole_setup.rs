@@ -489,8 +489,11 @@ async fn an_admin_sets_vouch_up_by_the_command_line_and_the_api_alone() {
             )
             .await;
         let secret = rotated.lines().nth(1).unwrap().trim().to_owned();
-        let refused = reqwest::get(&old_src).await.unwrap();
-        assert_eq!(refused.status(), 403, "a load signed with the old secret");
+        crate::common::eventually("a load signed with the old secret refused", || async {
+            let refused = reqwest::get(&old_src).await.unwrap();
+            (refused.status() == 403).then_some(())
+        })
+        .await;
         psa.set_halo_tab_secret(&secret);
         let halo_src = iframe_src(&halo.ticket_screen_url(sbx::HALO_TICKET_DANA)).await;
         let token = token_of(&pod_page(&halo_src).await);
@@ -525,16 +528,21 @@ async fn an_admin_sets_vouch_up_by_the_command_line_and_the_api_alone() {
             .await;
         let blocked: Value = serde_json::from_str(&blocked).unwrap();
         assert_eq!(blocked["blocked"], true, "{blocked}");
-        let (status, refused) = json_of(
-            admin
-                .client
-                .get(format!("{}/api/v1/pod/context", vouch.base))
-                .bearer_auth(&token)
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
+        let (status, refused) =
+            crate::common::eventually("the block seen by vouch serve", || async {
+                let (status, body) = json_of(
+                    admin
+                        .client
+                        .get(format!("{}/api/v1/pod/context", vouch.base))
+                        .bearer_auth(&token)
+                        .send()
+                        .await
+                        .unwrap(),
+                )
+                .await;
+                (status != 200).then_some((status, body))
+            })
+            .await;
         assert_eq!(
             (status, refused["code"].as_str()),
             (403, Some("technician_blocked"))
