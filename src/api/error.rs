@@ -165,12 +165,14 @@ pub struct ErrorBody {
     /// the user's default sign-in method (after the technician confirms).
     #[oai(skip_serializing_if_is_none)]
     #[serde(skip_serializing_if = "Option::is_none", default)]
+    #[oai(nullable)]
     pub can_fix: Option<bool>,
     /// Only with `preferred_method_mismatch` in a pod, when `can_fix`: hand it to
     /// `POST /v1/pod/default-method` to change the default method of the user that push was
     /// for (and no one else). It expires after 10 minutes.
     #[oai(skip_serializing_if_is_none)]
     #[serde(skip_serializing_if = "Option::is_none", default)]
+    #[oai(nullable)]
     pub fix_token: Option<String>,
 }
 
@@ -192,6 +194,12 @@ pub enum ApiError {
     /// The request conflicts with the current state.
     #[oai(status = 409)]
     Conflict(Json<ErrorBody>),
+    /// The body is larger than Vouch accepts (1 MiB, or less where the operation says so).
+    #[oai(status = 413)]
+    PayloadTooLarge(Json<ErrorBody>),
+    /// The body's `Content-Type` is not one this operation takes (the message names them).
+    #[oai(status = 415)]
+    UnsupportedMediaType(Json<ErrorBody>),
     /// Too many requests; wait and try again.
     #[oai(status = 429)]
     TooManyRequests(
@@ -234,14 +242,16 @@ impl ApiError {
             403 => ApiError::Forbidden(body),
             404 => ApiError::NotFound(body),
             409 => ApiError::Conflict(body),
+            413 => ApiError::PayloadTooLarge(body),
+            415 => ApiError::UnsupportedMediaType(body),
             429 => ApiError::TooManyRequests(body, Some(DEFAULT_RETRY_AFTER_SECONDS)),
             500 => ApiError::Internal(body),
             502 => ApiError::BadGateway(body),
             503 => ApiError::Unavailable(body),
             504 => ApiError::GatewayTimeout(body),
             status => {
-                // 405, 413 and 415 come from the boundary alone ([`error_response`]); no
-                // operation answers them.
+                // 405 comes from the boundary alone ([`error_response`]); no operation
+                // answers it.
                 debug_assert_eq!(status, 400, "{code} has no operation response");
                 ApiError::BadRequest(body)
             }

@@ -157,6 +157,8 @@ fn err_parts(err: crate::api::ApiError) -> (u16, String) {
         Forbidden(b) => (403, b),
         NotFound(b) => (404, b),
         Conflict(b) => (409, b),
+        PayloadTooLarge(b) => (413, b),
+        UnsupportedMediaType(b) => (415, b),
         TooManyRequests(b, _) => (429, b),
         Internal(b) => (500, b),
         BadGateway(b) => (502, b),
