@@ -274,6 +274,17 @@ impl<S, K, F> Shared<S, K, F> {
         fault
     }
 
+    /// Uses up and returns the first fault injected for a request that is not recorded on
+    /// its own: one carried inside another (a Graph `$batch`'s inner requests), matched by
+    /// its own method and decoded path.
+    pub fn take_fault(&self, service: K, method: &str, path: &str) -> Option<F>
+    where
+        K: PartialEq,
+        F: Clone,
+    {
+        self.traffic().take_fault(&service, method, path)
+    }
+
     /// The recorded requests, oldest first.
     pub fn requests(&self) -> Vec<RecordedRequest<K>>
     where
