@@ -172,6 +172,32 @@ impl HaloPsa {
         }))
     }
 
+    /// The ticket and agent ids of a tab load whose signature is valid (checked locally).
+    fn signed_load(
+        &self,
+        connection: &PsaConnection,
+        load: &EmbedLoad,
+    ) -> Result<(String, u64), PsaError> {
+        let EmbedLoad::Signed(params) = load else {
+            return Err(PsaError::Unsigned);
+        };
+        let credentials = Self::credentials(connection)?;
+        signing::verify_rotating(
+            params,
+            &credentials.tab_secret,
+            credentials.previous_tab_secret.as_ref(),
+            self.max_signature_age,
+            chrono::Utc::now().timestamp(),
+        )?;
+        let ticket_id = param(params, TICKET_PARAM)
+            .ok_or(PsaError::Unsigned)?
+            .to_owned();
+        let agent_id: u64 = param(params, AGENT_PARAM)
+            .and_then(|a| a.parse().ok())
+            .ok_or(PsaError::Unsigned)?;
+        Ok((ticket_id, agent_id))
+    }
+
     async fn call(
         &self,
         connection: &PsaConnection,
@@ -237,23 +263,7 @@ impl PsaAdapter for HaloPsa {
         connection: &PsaConnection,
         load: &EmbedLoad,
     ) -> Result<VouchedEmbed, PsaError> {
-        let EmbedLoad::Signed(params) = load else {
-            return Err(PsaError::Unsigned);
-        };
-        let credentials = Self::credentials(connection)?;
-        signing::verify_rotating(
-            params,
-            &credentials.tab_secret,
-            credentials.previous_tab_secret.as_ref(),
-            self.max_signature_age,
-            chrono::Utc::now().timestamp(),
-        )?;
-        let ticket_id = param(params, TICKET_PARAM)
-            .ok_or(PsaError::Unsigned)?
-            .to_owned();
-        let agent_id: u64 = param(params, AGENT_PARAM)
-            .and_then(|a| a.parse().ok())
-            .ok_or(PsaError::Unsigned)?;
+        let (ticket_id, agent_id) = self.signed_load(connection, load)?;
         // The signed agent id is who the technician is; the name comes from Halo itself.
         let technician = self
             .agents
@@ -279,6 +289,12 @@ impl PsaAdapter for HaloPsa {
             technician,
             ticket_id,
         })
+    }
+
+    fn signed_ticket_id(&self, connection: &PsaConnection, load: &EmbedLoad) -> Option<String> {
+        self.signed_load(connection, load)
+            .ok()
+            .map(|(ticket_id, _)| ticket_id)
     }
 
     async fn ticket(

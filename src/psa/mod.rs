@@ -376,6 +376,14 @@ pub trait PsaAdapter: Send + Sync {
         load: &EmbedLoad,
     ) -> Result<VouchedEmbed, PsaError>;
 
+    /// The ticket of a load that proves by itself that the PSA sent it (its signature,
+    /// checked here without calling the PSA), so the ticket can be read while the technician
+    /// is looked up. `None` where only a call to the PSA vouches for the load (ConnectWise's
+    /// member check): nothing is read for a load the PSA has not vouched for yet.
+    fn signed_ticket_id(&self, _connection: &PsaConnection, _load: &EmbedLoad) -> Option<String> {
+        None
+    }
+
     /// The ticket and its contact, read through the PSA's REST API.
     async fn ticket(
         &self,
@@ -445,6 +453,38 @@ impl PsaAdapters {
         self.adapters
             .get(&kind)
             .expect("every PSA kind has an adapter")
+    }
+
+    /// Checks that the PSA vouches for `load` (see [`PsaAdapter::authenticate_embed`]). When
+    /// the load's signature already proves it ([`PsaAdapter::signed_ticket_id`]), its ticket
+    /// and contact are read at the same time as the technician, into the ticket cache, so the
+    /// pod's first context read finds them there; a failure of that read is left to the
+    /// context read to report.
+    ///
+    /// The PSA calls of a cold pod load (this, then the pod's context read), and how many of
+    /// them follow one another (the critical path):
+    ///
+    /// | PSA | calls | in sequence | the sequence |
+    /// |---|---|---|---|
+    /// | ConnectWise | 3 | 3 | `myMembers/info` (vouches for the member), then ticket, then contact |
+    /// | HaloPSA | 4 | 3 | token, then agent alongside (ticket, then user) |
+    /// | Autotask | 5 | 3 | zone, then resource alongside (ticket, then company alongside contact) |
+    pub async fn authenticate_embed(
+        &self,
+        connection: &PsaConnection,
+        load: &EmbedLoad,
+    ) -> Result<VouchedEmbed, PsaError> {
+        let adapter = self.adapter(connection.kind);
+        match adapter.signed_ticket_id(connection, load) {
+            Some(ticket_id) => {
+                let (vouched, _ticket) = tokio::join!(
+                    adapter.authenticate_embed(connection, load),
+                    self.ticket(connection, &ticket_id)
+                );
+                vouched
+            }
+            None => adapter.authenticate_embed(connection, load).await,
+        }
     }
 
     /// The ticket and contact, from the cache when read within `cache.tickets.ttl_seconds`.

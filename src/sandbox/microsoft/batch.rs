@@ -183,6 +183,10 @@ async fn carry_out(
         Err(err) => return Some(error_answer(&request.id, &err)),
     };
     let mut fault = shared.take_fault(Service::Graph, inner.method.as_str(), &inner.path);
+    if let Some(Fault::Delayed(wait)) = fault {
+        tokio::time::sleep(wait).await;
+        fault = None;
+    }
     let mut carried_out = None;
     if let Some(Fault::AfterHandling(lost)) = fault {
         carried_out = Some(answer_of(&request.id, route(shared, &inner)));
@@ -216,7 +220,7 @@ async fn carry_out(
                 "body": body,
             }))
         }
-        Some(Fault::Hang) | Some(Fault::AfterHandling(_)) => None,
+        Some(Fault::Hang | Fault::AfterHandling(_) | Fault::Delayed(_)) => None,
     }
 }
 

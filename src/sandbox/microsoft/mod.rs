@@ -501,6 +501,7 @@ async fn handle(shared: Arc<Shared>, mut req: Request) -> Response {
     {
         match fault {
             Fault::AfterHandling(lost) => lost_answer = Some(*lost),
+            Fault::Delayed(wait) => tokio::time::sleep(wait).await,
             fault => return fault.answer().await,
         }
     }
