@@ -13,7 +13,8 @@ use super::signing::{self, param};
 use super::{
     CheckFailure, CheckList, EmbedLoad, MAX_COMPANY_CONTACTS, MAX_COMPANY_PAGE_SIZE, PsaAdapter,
     PsaCompany, PsaCompanyListing, PsaCompanyPage, PsaContact, PsaError, PsaTechnician,
-    TicketContact, VouchedEmbed, body_json, clean_list, parse_json, psa_text, status_error,
+    TicketContact, VouchedEmbed, body_json, clean_list, connection_fingerprint, parse_json,
+    psa_text, status_error,
 };
 use crate::config::Config;
 use crate::domain::{ConnectionCheck, ErrorCode, PsaKind};
@@ -53,8 +54,9 @@ pub struct Autotask {
     zone_lookup_url: String,
     max_signature_age: u64,
     /// The zone's REST base per connection (it changes only when Autotask moves a tenant):
-    /// `cache.autotask_zones`.
-    zones: Cache<Uuid, String>,
+    /// `cache.autotask_zones`, a day by default, keyed by [`Autotask::zone_key`] so a changed
+    /// connection looks its zone up again.
+    zones: Cache<(Uuid, [u8; 32]), String>,
     /// Resources by (connection, resource id), `cache.autotask_resources`: every Insight load
     /// names one.
     resources: Cache<(Uuid, u64), PsaTechnician>,
@@ -85,9 +87,26 @@ impl Autotask {
 
     async fn zone(&self, connection: &PsaConnection) -> Result<String, PsaError> {
         self.zones
-            .try_get_with(connection.id, self.lookup_zone(connection))
+            .try_get_with(self.zone_key(connection), self.lookup_zone(connection))
             .await
             .map_err(|err| (*err).clone())
+    }
+
+    /// The zone cache's key: the connection, its version and what the lookup is asked with
+    /// (the lookup address and the API user), digested.
+    fn zone_key(&self, connection: &PsaConnection) -> (Uuid, [u8; 32]) {
+        let settings: Settings =
+            parse_json(&connection.settings, "Autotask settings").unwrap_or_default();
+        let lookup = settings
+            .zone_lookup_url
+            .unwrap_or_else(|| self.zone_lookup_url.clone());
+        let api_user = Self::credentials(connection)
+            .map(|c| c.api_user)
+            .unwrap_or_default();
+        (
+            connection.id,
+            connection_fingerprint(connection, &[&lookup, &api_user]),
+        )
     }
 
     async fn lookup_zone(&self, connection: &PsaConnection) -> Result<String, PsaError> {
@@ -402,14 +421,16 @@ impl PsaAdapter for Autotask {
     async fn test_connection(&self, connection: &PsaConnection) -> Vec<ConnectionCheck> {
         let mut checks = CheckList::default();
         let rest = ["credentials", "read_tickets"];
-        self.zones.invalidate(&connection.id).await;
+        self.zones.invalidate(&self.zone_key(connection)).await;
         let outcome = match self.lookup_zone_raw(connection).await {
             Err(err) => Err(match err {
                 PsaError::Misconfigured(_) => CheckFailure::new(err.code(), err.to_string()),
                 other => CheckFailure::of_transport(PSA, &other),
             }),
             Ok(Ok(zone)) => {
-                self.zones.insert(connection.id, zone.clone()).await;
+                self.zones
+                    .insert(self.zone_key(connection), zone.clone())
+                    .await;
                 Ok(zone)
             }
             Ok(Err((status, body))) => Err(match status {

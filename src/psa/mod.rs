@@ -505,6 +505,27 @@ impl PsaAdapters {
     }
 }
 
+/// What an answer cached for a connection was made with: the connection's version, its
+/// address and `parts` (the credentials the answer depends on), as a SHA-256 digest so that no
+/// secret is held in a cache key. A cache keyed by it never hands a changed connection (a new
+/// `updated_at`, or other credentials) an entry made for the old one.
+pub(crate) fn connection_fingerprint(connection: &PsaConnection, parts: &[&str]) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    let mut digest = Sha256::new();
+    let version = connection
+        .updated_at
+        .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+    for part in [version.as_str(), connection.base_url.as_str()]
+        .into_iter()
+        .chain(parts.iter().copied())
+    {
+        // Length-prefixed, so no two lists of parts digest alike.
+        digest.update((part.len() as u64).to_be_bytes());
+        digest.update(part.as_bytes());
+    }
+    digest.finalize().into()
+}
+
 /// Reads a connection's settings or credentials JSON into `T`, naming what is missing.
 pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(
     value: &serde_json::Value,
