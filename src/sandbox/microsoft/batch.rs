@@ -220,7 +220,12 @@ async fn carry_out(
                 "body": body,
             }))
         }
-        Some(Fault::Hang | Fault::AfterHandling(_) | Fault::Delayed(_)) => None,
+        // Only as a lost answer (a delay up front was waited out above): a 504 after the wait.
+        Some(Fault::Delayed(wait)) => {
+            tokio::time::sleep(wait).await;
+            Some(json!({ "id": request.id, "status": 504, "headers": {} }))
+        }
+        Some(Fault::Hang | Fault::AfterHandling(_)) => None,
     }
 }
 
