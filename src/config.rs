@@ -303,6 +303,11 @@ pub struct CacheConfig {
     /// about 450 requests per 5 minutes). Short, so a contact corrected in the PSA is seen
     /// within a minute.
     pub tickets: CacheLimits,
+    /// ConnectWise members the Hosted API vouched for (`myMembers/info`), by connection
+    /// version, member and member hash: a reload of the pod within the lifetime (by default
+    /// one hour, the pod session's) is not checked with ConnectWise again. A payload that
+    /// was never vouched for (a forged or revoked hash) is checked, and refused, every time.
+    pub connectwise_members: CacheLimits,
     /// HaloPSA API tokens per connection. A token leaves 5 minutes before the expiry Halo
     /// states; the lifetime is a ceiling, and its default (50 minutes, under the hour Halo's
     /// tokens usually last) keeps even a token whose expiry Halo does not state from being
@@ -312,7 +317,8 @@ pub struct CacheConfig {
     /// names rarely change.
     pub halopsa_agents: CacheLimits,
     /// The REST base URL of each Autotask connection's zone, from the zone lookup: it changes
-    /// only when Autotask moves a tenant.
+    /// only when Autotask moves a tenant, so it is looked up once a day (by default). Kept by
+    /// connection version and API user: a changed connection looks its zone up again.
     pub autotask_zones: CacheLimits,
     /// Autotask resources (the technician's name) per connection: every Insight load names
     /// one, and names rarely change.
@@ -348,6 +354,7 @@ impl CacheConfig {
             ("connections", self.connections),
             ("session_state", self.session_state),
             ("tickets", self.tickets),
+            ("connectwise_members", self.connectwise_members),
             ("halopsa_tokens", self.halopsa_tokens),
             ("halopsa_agents", self.halopsa_agents),
             ("autotask_zones", self.autotask_zones),
@@ -467,6 +474,10 @@ impl Default for Config {
                     max_entries: 10_000,
                     ttl_seconds: 60,
                 },
+                connectwise_members: CacheLimits {
+                    max_entries: 10_000,
+                    ttl_seconds: crate::psa::pod_token::LIFETIME_SECONDS as u64,
+                },
                 halopsa_tokens: CacheLimits {
                     max_entries: 10_000,
                     ttl_seconds: 50 * 60,
@@ -477,7 +488,7 @@ impl Default for Config {
                 },
                 autotask_zones: CacheLimits {
                     max_entries: 10_000,
-                    ttl_seconds: 3600,
+                    ttl_seconds: 24 * 3600,
                 },
                 autotask_resources: CacheLimits {
                     max_entries: 10_000,

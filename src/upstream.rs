@@ -89,6 +89,12 @@ impl Upstream {
         &self.client
     }
 
+    /// The retry rules of this service's calls (a Graph `$batch` applies them to the answers
+    /// inside it too).
+    pub fn policy(&self) -> RetryPolicy {
+        self.policy
+    }
+
     /// Sends the request built by `build` (called once per attempt) and returns the final
     /// HTTP answer, whatever its status, so the caller can read Microsoft's error body.
     pub async fn send(

@@ -449,11 +449,7 @@ impl PodService {
             .connection(connection_id)
             .await?
             .ok_or(PodError::UnknownConnection)?;
-        let vouched = self
-            .psa
-            .adapter(connection.kind)
-            .authenticate_embed(&connection, &load)
-            .await?;
+        let vouched = self.psa.authenticate_embed(&connection, &load).await?;
         let sighting = TechnicianSighting {
             msp_id: connection.msp_id,
             psa_connection_id: connection.id,

@@ -229,12 +229,12 @@ impl ResetService {
             .ok_or_else(|| CoreError::UserNotFound {
                 searched: verification.user_principal_name.clone(),
             })?;
-        let directory_user = user.user().clone().into();
-        // The link must reach the user themselves: only the mobile registered in Microsoft.
-        let (phone, _) = self
+        // The link must reach the user themselves: only the mobile registered in Microsoft
+        // (read with the user, in the same Graph request).
+        let phone = self
             .verification_service
-            .mobile_for(&request.msp, tenant, &directory_user, None)
-            .await?;
+            .mobile_among(user.phone_methods()?)
+            .ok_or(CoreError::NoMobilePhone)?;
 
         let reset = match self
             .store

@@ -23,7 +23,7 @@ use super::error::CoreError;
 use super::messaging::Messenger;
 use super::texts;
 use crate::domain::{ActorKind, AuditCategory, ErrorCode, VerificationMethod, VerificationStatus};
-use crate::microsoft::graph::PUSH_METHOD;
+use crate::microsoft::graph::{PUSH_METHOD, PhoneMethod};
 use crate::microsoft::mfa::PushOutcome;
 use crate::microsoft::{MicrosoftError, MicrosoftErrorKind, Upn};
 use crate::sms::E164;
@@ -562,10 +562,16 @@ impl VerificationService {
             .graph
             .phone_methods(&graph, user_object_id)
             .await?;
-        Ok(phones
+        Ok(self.mobile_among(&phones))
+    }
+
+    /// The mobile phone among a user's phone methods (as Graph lists them), if one is a
+    /// number SMS can reach.
+    pub fn mobile_among(&self, phones: &[PhoneMethod]) -> Option<E164> {
+        phones
             .iter()
             .filter(|p| p.phone_type == "mobile")
-            .find_map(|p| E164::parse(&p.phone_number, &self.sms_region).ok()))
+            .find_map(|p| E164::parse(&p.phone_number, &self.sms_region).ok())
     }
 
     /// The user's mobile phone as registered in Microsoft, or (only where the MSP allows it)

@@ -4,6 +4,9 @@
 //! Errors branch on Graph's `error.code`, never on its message, and each call names the
 //! application permission it needs so a 403 can say which one is missing.
 
+use std::collections::HashMap;
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
 use reqwest::{Method, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
@@ -135,6 +138,119 @@ pub struct VerifiedDomain {
     pub is_default: Option<bool>,
 }
 
+/// The most requests one `$batch` may carry (Graph's limit).
+pub const MAX_BATCH_REQUESTS: usize = 20;
+
+/// What a password reset reads of a user, from one `$batch` ([`GraphClient::reset_reads`]).
+#[derive(Debug, Clone)]
+pub struct ResetReads {
+    /// `None` when the tenant has no such user.
+    pub user: Option<GraphUser>,
+    /// The user's directory roles, when they were asked for.
+    pub roles: Option<Result<Vec<DirectoryRole>, MicrosoftError>>,
+    pub phones: Result<Vec<PhoneMethod>, MicrosoftError>,
+}
+
+/// A `$batch` answer: one answer per request, in any order.
+#[derive(Deserialize)]
+struct BatchAnswers {
+    #[serde(default)]
+    responses: Vec<BatchAnswer>,
+}
+
+#[derive(Deserialize)]
+struct BatchAnswer {
+    id: String,
+    status: u16,
+    #[serde(default)]
+    headers: serde_json::Map<String, serde_json::Value>,
+    #[serde(default)]
+    body: Option<serde_json::Value>,
+}
+
+impl BatchAnswer {
+    /// The answer as a single call's: its body, or why it failed.
+    fn outcome(self) -> Result<bytes::Bytes, Failure> {
+        let header = |name: &str| {
+            self.headers
+                .iter()
+                .find(|(key, _)| key.eq_ignore_ascii_case(name))
+                .and_then(|(_, value)| match value {
+                    serde_json::Value::String(text) => Some(text.clone()),
+                    serde_json::Value::Number(number) => Some(number.to_string()),
+                    _ => None,
+                })
+        };
+        let Ok(status) = StatusCode::from_u16(self.status) else {
+            return Err(Failure::Error(unexpected(None, "bad_batch_status")));
+        };
+        if status.is_success() {
+            let body = self.body.unwrap_or(serde_json::Value::Null);
+            return Ok(bytes::Bytes::from(body.to_string()));
+        }
+        let retry_after = header("retry-after")
+            .and_then(|value| value.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let header_request_id = header("request-id");
+        let envelope: GraphErrorEnvelope = self
+            .body
+            .and_then(|body| serde_json::from_value(body).ok())
+            .unwrap_or_default();
+        let request_id = envelope
+            .error
+            .inner_error
+            .and_then(|inner| inner.request_id)
+            .or(header_request_id);
+        tracing::info!(
+            status = status.as_u16(),
+            code = %envelope.error.code,
+            request_id = request_id.as_deref().unwrap_or(""),
+            "Graph call refused (inside a batch)"
+        );
+        Err(Failure::Status {
+            status,
+            code: envelope.error.code,
+            request_id,
+            retry_after,
+        })
+    }
+}
+
+/// One request of a `$batch`: its URL relative to the batch's version (`/users/..`, no
+/// `/v1.0`), and the headers a single call would send.
+fn batch_request(id: &str, call: &Call<'_>) -> Result<serde_json::Value, Failure> {
+    let relative = call
+        .path
+        .strip_prefix("v1.0/")
+        .ok_or_else(|| Failure::Error(unexpected(None, "batch_of_another_version")))?;
+    let mut url = format!("/{relative}");
+    if !call.query.is_empty() {
+        let mut query = url::form_urlencoded::Serializer::new(String::new());
+        for (name, value) in &call.query {
+            query.append_pair(name, value);
+        }
+        url.push('?');
+        url.push_str(&query.finish());
+    }
+    let mut headers = serde_json::Map::new();
+    if call.advanced_query {
+        headers.insert("ConsistencyLevel".into(), "eventual".into());
+    }
+    let mut request = serde_json::json!({
+        "id": id,
+        "method": call.method.as_str(),
+        "url": url,
+    });
+    if let Some(body) = &call.body {
+        headers.insert("Content-Type".into(), "application/json".into());
+        request["body"] = body.clone();
+    }
+    if !headers.is_empty() {
+        request["headers"] = serde_json::Value::Object(headers);
+    }
+    Ok(request)
+}
+
 #[derive(Deserialize)]
 struct Collection<T> {
     value: Vec<T>,
@@ -168,6 +284,8 @@ struct Call<'a> {
     body: Option<serde_json::Value>,
     permission: &'static str,
     advanced_query: bool,
+    /// Whether sending it twice is harmless (every GET, and a `$batch` of GETs).
+    idempotent: bool,
 }
 
 /// What a failed call meant, before the generic mapping.
@@ -176,7 +294,7 @@ enum Failure {
         status: StatusCode,
         code: String,
         request_id: Option<String>,
-        retry_after: Option<std::time::Duration>,
+        retry_after: Option<Duration>,
     },
     Error(MicrosoftError),
 }
@@ -239,7 +357,15 @@ impl GraphClient {
             "User.Read.All",
         )
         .query("$select", USER_FIELDS);
-        match self.execute(creds, call).await {
+        self.user_answer(self.execute(creds, call).await)
+    }
+
+    /// A user read's answer: `None` for a 404 (the tenant has no such user).
+    fn user_answer(
+        &self,
+        answer: Result<bytes::Bytes, Failure>,
+    ) -> Result<Option<GraphUser>, MicrosoftError> {
+        match answer {
             Ok(body) => Ok(Some(parse(body)?)),
             Err(Failure::Status {
                 status: StatusCode::NOT_FOUND,
@@ -354,6 +480,7 @@ impl GraphClient {
             ),
             permission: "UserAuthenticationMethod.ReadWrite.All",
             advanced_query: false,
+            idempotent: false,
         };
         self.execute(creds, call)
             .await
@@ -374,6 +501,61 @@ impl GraphClient {
             "Directory.Read.All",
         );
         self.list(creds, call).await
+    }
+
+    /// What a password reset reads of a user before changing anything, in one `$batch`
+    /// request: the user, their phone methods and, with `with_roles`, their directory roles.
+    /// Each part fails as its own call would (a 404 user is `None`, a 403 on the roles names
+    /// `Directory.Read.All`); a refused or unreadable batch is the error of the whole.
+    pub async fn reset_reads(
+        &self,
+        creds: &ClientCredentials,
+        user_id: &str,
+        with_roles: bool,
+    ) -> Result<ResetReads, MicrosoftError> {
+        const ROLES_PERMISSION: &str = "Directory.Read.All";
+        const PHONES_PERMISSION: &str = "UserAuthenticationMethod.Read.All";
+        let id = path_segment(user_id);
+        let mut calls = vec![
+            (
+                "user",
+                Call::get(format!("v1.0/users/{id}"), "User.Read.All")
+                    .query("$select", USER_FIELDS),
+            ),
+            (
+                "phones",
+                Call::get(
+                    format!("v1.0/users/{id}/authentication/phoneMethods"),
+                    PHONES_PERMISSION,
+                ),
+            ),
+        ];
+        if with_roles {
+            calls.push((
+                "roles",
+                Call::get(
+                    format!("v1.0/users/{id}/memberOf/microsoft.graph.directoryRole"),
+                    ROLES_PERMISSION,
+                ),
+            ));
+        }
+        let mut answers = self
+            .batch(creds, calls)
+            .await
+            .map_err(|failure| self.generic(failure, "User.Read.All"))?;
+        let mut take = |id: &str| {
+            answers
+                .remove(id)
+                .unwrap_or_else(|| Err(Failure::Error(unexpected(None, "batch_answer_missing"))))
+        };
+        let user = self.user_answer(take("user"))?;
+        let phones = self.list_answer(take("phones"), PHONES_PERMISSION);
+        let roles = with_roles.then(|| self.list_answer(take("roles"), ROLES_PERMISSION));
+        Ok(ResetReads {
+            user,
+            roles,
+            phones,
+        })
     }
 
     /// Sets a new password. Returns Microsoft's request id for the audit log.
@@ -402,6 +584,7 @@ impl GraphClient {
             })),
             permission: PERMISSION,
             advanced_query: false,
+            idempotent: false,
         };
         match self.execute_with_request_id(creds, call).await {
             Ok((_, request_id)) => Ok(request_id),
@@ -451,6 +634,7 @@ impl GraphClient {
             body: Some(serde_json::json!({ "appId": app_id })),
             permission: "Application.ReadWrite.All",
             advanced_query: false,
+            idempotent: false,
         };
         match self.execute(creds, create).await {
             Ok(body) => parse(body),
@@ -484,6 +668,7 @@ impl GraphClient {
             })),
             permission: "Application.ReadWrite.All",
             advanced_query: false,
+            idempotent: false,
         };
         match self.execute(creds, call).await {
             Ok(body) => {
@@ -540,9 +725,108 @@ impl GraphClient {
         call: Call<'_>,
     ) -> Result<Vec<T>, MicrosoftError> {
         let permission = call.permission;
-        match self.execute(creds, call).await {
+        self.list_answer(self.execute(creds, call).await, permission)
+    }
+
+    /// A collection read's answer (a 404 means the user does not exist).
+    fn list_answer<T: DeserializeOwned>(
+        &self,
+        answer: Result<bytes::Bytes, Failure>,
+        permission: &'static str,
+    ) -> Result<Vec<T>, MicrosoftError> {
+        match answer {
             Ok(body) => Ok(parse::<Collection<T>>(body)?.value),
             Err(failure) => Err(self.user_scoped(failure, permission)),
+        }
+    }
+
+    /// Sends `calls` (reads of one API version, `v1.0`) as one JSON batch
+    /// (`POST v1.0/$batch`) and returns each one's answer by its id, as if it had been sent
+    /// alone: a refused one keeps its status, Graph `code`, request id and `Retry-After`.
+    /// Answers throttled inside the batch (429, or 503) are asked again in a smaller batch
+    /// after the wait Graph gave, under the same bounds as a single call's retries; a failed
+    /// envelope is the error of the whole.
+    async fn batch(
+        &self,
+        creds: &ClientCredentials,
+        calls: Vec<(&'static str, Call<'_>)>,
+    ) -> Result<HashMap<&'static str, Result<bytes::Bytes, Failure>>, Failure> {
+        debug_assert!(calls.len() <= MAX_BATCH_REQUESTS);
+        let policy = self.upstream.policy();
+        let mut answers = HashMap::with_capacity(calls.len());
+        let mut pending = calls;
+        let mut waited = Duration::ZERO;
+        let mut attempt: u32 = 0;
+        loop {
+            let requests = pending
+                .iter()
+                .map(|(id, call)| batch_request(id, call))
+                .collect::<Result<Vec<_>, _>>()?;
+            let envelope = Call {
+                method: Method::POST,
+                path: "v1.0/$batch".into(),
+                query: Vec::new(),
+                body: Some(serde_json::json!({ "requests": requests })),
+                permission: "User.Read.All",
+                advanced_query: false,
+                // A batch of reads changes nothing.
+                idempotent: true,
+            };
+            let (body, _) = self.execute_with_request_id(creds, envelope).await?;
+            let BatchAnswers { responses } = serde_json::from_slice(&body)
+                .map_err(|_| Failure::Error(unexpected(Some(200), "unreadable_batch")))?;
+            // Answers may come in any order: matched by id.
+            let mut by_id: HashMap<String, BatchAnswer> = responses
+                .into_iter()
+                .map(|answer| (answer.id.clone(), answer))
+                .collect();
+            let mut again = Vec::new();
+            let mut wait = Duration::ZERO;
+            for (id, call) in pending {
+                let outcome = match by_id.remove(id) {
+                    Some(answer) => answer.outcome(),
+                    None => Err(Failure::Error(unexpected(
+                        Some(200),
+                        "batch_answer_missing",
+                    ))),
+                };
+                if let Err(Failure::Status {
+                    status,
+                    retry_after,
+                    ..
+                }) = &outcome
+                {
+                    if *status == StatusCode::UNAUTHORIZED {
+                        self.tokens.forget(creds, Audience::Graph).await;
+                    }
+                    if matches!(
+                        *status,
+                        StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
+                    ) && attempt < policy.max_retries
+                    {
+                        let this_wait =
+                            retry_after.unwrap_or(policy.base_backoff * 2u32.pow(attempt));
+                        if waited + this_wait <= policy.max_total_wait {
+                            wait = wait.max(this_wait);
+                            again.push((id, call));
+                            continue;
+                        }
+                    }
+                }
+                answers.insert(id, outcome);
+            }
+            if again.is_empty() {
+                return Ok(answers);
+            }
+            tracing::info!(
+                requests = again.len(),
+                wait_ms = wait.as_millis() as u64,
+                "Graph throttled requests inside a batch; asking again"
+            );
+            tokio::time::sleep(wait).await;
+            waited += wait;
+            attempt += 1;
+            pending = again;
         }
     }
 
@@ -576,7 +860,7 @@ impl GraphClient {
                 pairs.append_pair(name, value);
             }
         }
-        let idempotency = if call.method == Method::GET {
+        let idempotency = if call.idempotent {
             Idempotency::Idempotent
         } else {
             Idempotency::NotIdempotent
@@ -685,6 +969,7 @@ impl<'a> Call<'a> {
             body: None,
             permission,
             advanced_query: false,
+            idempotent: true,
         }
     }
 

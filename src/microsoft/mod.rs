@@ -17,7 +17,7 @@ use crate::telemetry::Metrics;
 use crate::upstream::{RetryPolicy, Upstream};
 pub use error::{MicrosoftError, MicrosoftErrorKind};
 pub use graph::PasswordChangeError;
-use graph::{GraphClient, GraphUser, PUSH_METHOD};
+use graph::{GraphClient, GraphUser, PUSH_METHOD, PhoneMethod};
 use mfa::{MfaConnectorClient, PushResult};
 use token::TokenClient;
 pub use types::{ClientCredentials, TenantRef, Upn};
@@ -76,13 +76,22 @@ impl Microsoft {
     /// admin role (unless `allow_admin` is set), is refused. `None` when the tenant has no such
     /// user. Only this makes a [`ResettableUser`], so [`Microsoft::reset_password_checked`]
     /// cannot skip the checks; in between, the caller may refuse for reasons of its own.
+    ///
+    /// One Graph request: the user, their directory roles and their phone methods (where the
+    /// reset's link goes) are read in one `$batch`. Each part keeps its own failure, told in
+    /// the order the checks are made: the user, then the roles, then (for the caller, through
+    /// [`ResettableUser::phone_methods`]) the phones.
     pub async fn check_resettable(
         &self,
         credentials: &ClientCredentials,
         user_id: &str,
         allow_admin: bool,
     ) -> Result<Option<ResettableUser>, MicrosoftError> {
-        let Some(user) = self.graph.user(credentials, user_id).await? else {
+        let reads = self
+            .graph
+            .reset_reads(credentials, user_id, !allow_admin)
+            .await?;
+        let Some(user) = reads.user else {
             return Ok(None);
         };
         if user.is_synced_from_on_premises() {
@@ -90,8 +99,8 @@ impl Microsoft {
                 MicrosoftErrorKind::UserSyncedFromOnPremises,
             ));
         }
-        if !allow_admin {
-            let roles = self.graph.directory_roles(credentials, &user.id).await?;
+        if let Some(roles) = reads.roles {
+            let roles = roles?;
             if !roles.is_empty() {
                 return Err(MicrosoftError::new(
                     MicrosoftErrorKind::UserHoldsAdminRole {
@@ -103,7 +112,10 @@ impl Microsoft {
                 ));
             }
         }
-        Ok(Some(ResettableUser(user)))
+        Ok(Some(ResettableUser {
+            user,
+            phones: reads.phones,
+        }))
     }
 
     /// Sets the password of a user that passed [`Microsoft::check_resettable`]. Returns
@@ -116,7 +128,12 @@ impl Microsoft {
         force_change_next_sign_in: bool,
     ) -> Result<Option<String>, PasswordChangeError> {
         self.graph
-            .reset_password(credentials, &user.0.id, password, force_change_next_sign_in)
+            .reset_password(
+                credentials,
+                &user.user.id,
+                password,
+                force_change_next_sign_in,
+            )
             .await
     }
 
@@ -185,12 +202,21 @@ impl Microsoft {
 /// A user whose password Vouch may reset: found in the tenant, cloud-only, and holding no
 /// admin role unless that was allowed. Made only by [`Microsoft::check_resettable`].
 #[derive(Debug, Clone)]
-pub struct ResettableUser(GraphUser);
+pub struct ResettableUser {
+    user: GraphUser,
+    /// Read with the user, in the same batch.
+    phones: Result<Vec<PhoneMethod>, MicrosoftError>,
+}
 
 impl ResettableUser {
     /// The user as Graph described them when checked.
     pub fn user(&self) -> &GraphUser {
-        &self.0
+        &self.user
+    }
+
+    /// The user's phone methods as Graph listed them when checked, or why it could not.
+    pub fn phone_methods(&self) -> Result<&[PhoneMethod], MicrosoftError> {
+        self.phones.as_deref().map_err(Clone::clone)
     }
 }
 

@@ -13,7 +13,8 @@ use super::signing::{self, param};
 use super::{
     CheckFailure, CheckList, EmbedLoad, MAX_COMPANY_CONTACTS, MAX_COMPANY_PAGE_SIZE, PsaAdapter,
     PsaCompany, PsaCompanyListing, PsaCompanyPage, PsaContact, PsaError, PsaTechnician,
-    TicketContact, VouchedEmbed, body_json, clean_list, parse_json, psa_text, status_error,
+    TicketContact, VouchedEmbed, body_json, clean_list, connection_fingerprint, parse_json,
+    psa_text, status_error,
 };
 use crate::config::Config;
 use crate::domain::{ConnectionCheck, ErrorCode, PsaKind};
@@ -53,8 +54,9 @@ pub struct Autotask {
     zone_lookup_url: String,
     max_signature_age: u64,
     /// The zone's REST base per connection (it changes only when Autotask moves a tenant):
-    /// `cache.autotask_zones`.
-    zones: Cache<Uuid, String>,
+    /// `cache.autotask_zones`, a day by default, keyed by [`Autotask::zone_key`] so a changed
+    /// connection looks its zone up again.
+    zones: Cache<(Uuid, [u8; 32]), String>,
     /// Resources by (connection, resource id), `cache.autotask_resources`: every Insight load
     /// names one.
     resources: Cache<(Uuid, u64), PsaTechnician>,
@@ -85,9 +87,26 @@ impl Autotask {
 
     async fn zone(&self, connection: &PsaConnection) -> Result<String, PsaError> {
         self.zones
-            .try_get_with(connection.id, self.lookup_zone(connection))
+            .try_get_with(self.zone_key(connection), self.lookup_zone(connection))
             .await
             .map_err(|err| (*err).clone())
+    }
+
+    /// The zone cache's key: the connection, its version and what the lookup is asked with
+    /// (the lookup address and the API user), digested.
+    fn zone_key(&self, connection: &PsaConnection) -> (Uuid, [u8; 32]) {
+        let settings: Settings =
+            parse_json(&connection.settings, "Autotask settings").unwrap_or_default();
+        let lookup = settings
+            .zone_lookup_url
+            .unwrap_or_else(|| self.zone_lookup_url.clone());
+        let api_user = Self::credentials(connection)
+            .map(|c| c.api_user)
+            .unwrap_or_default();
+        (
+            connection.id,
+            connection_fingerprint(connection, &[&lookup, &api_user]),
+        )
     }
 
     async fn lookup_zone(&self, connection: &PsaConnection) -> Result<String, PsaError> {
@@ -196,6 +215,33 @@ impl Autotask {
             .map_err(|_| PsaError::Unexpected("unreadable JSON".into()))
     }
 
+    /// The ticket and resource ids of an Insight load whose signature is valid (checked
+    /// locally).
+    fn signed_load(
+        &self,
+        connection: &PsaConnection,
+        load: &EmbedLoad,
+    ) -> Result<(String, u64), PsaError> {
+        let EmbedLoad::Signed(params) = load else {
+            return Err(PsaError::Unsigned);
+        };
+        let credentials = Self::credentials(connection)?;
+        signing::verify_rotating(
+            params,
+            &credentials.insight_secret,
+            credentials.previous_insight_secret.as_ref(),
+            self.max_signature_age,
+            chrono::Utc::now().timestamp(),
+        )?;
+        let ticket_id = param(params, TICKET_PARAM)
+            .ok_or(PsaError::Unsigned)?
+            .to_owned();
+        let resource_id: u64 = param(params, RESOURCE_PARAM)
+            .and_then(|r| r.parse().ok())
+            .ok_or(PsaError::Unsigned)?;
+        Ok((ticket_id, resource_id))
+    }
+
     /// `GET {Entity}/{id}` -> the item; Autotask answers 200 with `"item": null` for an
     /// unknown id.
     async fn item(
@@ -232,23 +278,7 @@ impl PsaAdapter for Autotask {
         connection: &PsaConnection,
         load: &EmbedLoad,
     ) -> Result<VouchedEmbed, PsaError> {
-        let EmbedLoad::Signed(params) = load else {
-            return Err(PsaError::Unsigned);
-        };
-        let credentials = Self::credentials(connection)?;
-        signing::verify_rotating(
-            params,
-            &credentials.insight_secret,
-            credentials.previous_insight_secret.as_ref(),
-            self.max_signature_age,
-            chrono::Utc::now().timestamp(),
-        )?;
-        let ticket_id = param(params, TICKET_PARAM)
-            .ok_or(PsaError::Unsigned)?
-            .to_owned();
-        let resource_id: u64 = param(params, RESOURCE_PARAM)
-            .and_then(|r| r.parse().ok())
-            .ok_or(PsaError::Unsigned)?;
+        let (ticket_id, resource_id) = self.signed_load(connection, load)?;
         let technician = self
             .resources
             .try_get_with((connection.id, resource_id), async {
@@ -274,6 +304,14 @@ impl PsaAdapter for Autotask {
         })
     }
 
+    fn signed_ticket_id(&self, connection: &PsaConnection, load: &EmbedLoad) -> Option<String> {
+        self.signed_load(connection, load)
+            .ok()
+            .map(|(ticket_id, _)| ticket_id)
+    }
+
+    /// The ticket, then its company and its contact at the same time (each needs only the
+    /// ticket's ids): two calls in sequence, three in all.
     async fn ticket(
         &self,
         connection: &PsaConnection,
@@ -283,26 +321,39 @@ impl PsaAdapter for Autotask {
             .parse()
             .map_err(|_| PsaError::NotFound("ticket"))?;
         let ticket = self.item(connection, "Tickets", id, "ticket").await?;
-        let company = match ticket["companyID"].as_u64() {
-            Some(company_id) => {
-                let company = self
-                    .item(connection, "Companies", company_id, "company")
-                    .await
-                    .ok();
-                Some(PsaCompany {
-                    id: company_id.to_string(),
-                    name: company
-                        .and_then(|c| c["companyName"].as_str().map(str::to_owned))
-                        .unwrap_or_default(),
-                })
+        let company_id = ticket["companyID"].as_u64();
+        let contact_id = ticket["contactID"].as_u64();
+        let (company, contact) = tokio::join!(
+            async {
+                match company_id {
+                    Some(company_id) => Some(
+                        self.item(connection, "Companies", company_id, "company")
+                            .await
+                            .ok(),
+                    ),
+                    None => None,
+                }
+            },
+            async {
+                match contact_id {
+                    Some(contact_id) => Some(
+                        self.item(connection, "Contacts", contact_id, "contact")
+                            .await,
+                    ),
+                    None => None,
+                }
             }
-            None => None,
-        };
-        let contact = match ticket["contactID"].as_u64() {
-            Some(contact_id) => {
-                let contact = self
-                    .item(connection, "Contacts", contact_id, "contact")
-                    .await?;
+        );
+        let company = company_id.map(|company_id| PsaCompany {
+            id: company_id.to_string(),
+            name: company
+                .flatten()
+                .and_then(|c| c["companyName"].as_str().map(str::to_owned))
+                .unwrap_or_default(),
+        });
+        let contact = match (contact_id, contact) {
+            (Some(contact_id), Some(contact)) => {
+                let contact = contact?;
                 let text = |key: &str| contact[key].as_str().map(str::to_owned);
                 Some(PsaContact {
                     id: contact_id.to_string(),
@@ -321,7 +372,7 @@ impl PsaAdapter for Autotask {
                     mobile: clean_list([text("mobilePhone")]).into_iter().next(),
                 })
             }
-            None => None,
+            _ => None,
         };
         Ok(TicketContact {
             ticket_id: id.to_string(),
@@ -370,14 +421,16 @@ impl PsaAdapter for Autotask {
     async fn test_connection(&self, connection: &PsaConnection) -> Vec<ConnectionCheck> {
         let mut checks = CheckList::default();
         let rest = ["credentials", "read_tickets"];
-        self.zones.invalidate(&connection.id).await;
+        self.zones.invalidate(&self.zone_key(connection)).await;
         let outcome = match self.lookup_zone_raw(connection).await {
             Err(err) => Err(match err {
                 PsaError::Misconfigured(_) => CheckFailure::new(err.code(), err.to_string()),
                 other => CheckFailure::of_transport(PSA, &other),
             }),
             Ok(Ok(zone)) => {
-                self.zones.insert(connection.id, zone.clone()).await;
+                self.zones
+                    .insert(self.zone_key(connection), zone.clone())
+                    .await;
                 Ok(zone)
             }
             Ok(Err((status, body))) => Err(match status {

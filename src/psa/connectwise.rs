@@ -8,13 +8,16 @@
 use async_trait::async_trait;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
+use moka::future::Cache;
 use serde::Deserialize;
 use std::time::Duration;
+use uuid::Uuid;
 
 use super::{
-    CheckFailure, CheckList, EmbedLoad, MAX_COMPANY_CONTACTS, MAX_COMPANY_PAGE_SIZE, PsaAdapter,
-    PsaCompany, PsaCompanyListing, PsaCompanyPage, PsaContact, PsaError, PsaTechnician,
-    TicketContact, VouchedEmbed, body_json, clean_list, parse_json, psa_text, status_error,
+    CheckFailure, CheckList, ConnectWiseMember, EmbedLoad, MAX_COMPANY_CONTACTS,
+    MAX_COMPANY_PAGE_SIZE, PsaAdapter, PsaCompany, PsaCompanyListing, PsaCompanyPage, PsaContact,
+    PsaError, PsaTechnician, TicketContact, VouchedEmbed, body_json, clean_list,
+    connection_fingerprint, parse_json, psa_text, status_error,
 };
 use crate::config::Config;
 use crate::domain::{ConnectionCheck, ErrorCode, PsaKind};
@@ -47,6 +50,10 @@ struct Credentials {
 pub struct ConnectWise {
     upstream: Upstream,
     default_client_id: Option<String>,
+    /// Members `myMembers/info` vouched for, by connection and [`connection_fingerprint`] of
+    /// (company, member id, member hash): `cache.connectwise_members`, one pod session by
+    /// default. Only vouched members are kept; a refusal is asked about again.
+    members: Cache<(Uuid, [u8; 32]), PsaTechnician>,
 }
 
 impl ConnectWise {
@@ -59,6 +66,7 @@ impl ConnectWise {
                 RetryPolicy::default(),
             ),
             default_client_id: config.psa.connectwise.client_id.clone(),
+            members: config.cache.connectwise_members.build(),
         }
     }
 
@@ -159,6 +167,64 @@ struct MemberInfo {
     default_email: Option<String>,
 }
 
+impl ConnectWise {
+    /// Asks ConnectWise (`myMembers/info`, on the connection's site) whether it vouches for
+    /// `member`'s hash; the member it names must be the one claimed.
+    async fn check_member(
+        &self,
+        member: &ConnectWiseMember,
+        company_id: &str,
+        client_id: &str,
+        api: &str,
+    ) -> Result<PsaTechnician, PsaError> {
+        let cookie = format!(
+            "companyName={}; memberHash={}; memberId={}; memberContext=web",
+            company_id, member.member_hash, member.memberid
+        );
+        let url = format!("{api}/system/myMembers/info");
+        let response = self
+            .upstream
+            .send(Idempotency::Idempotent, |client| {
+                client
+                    .get(&url)
+                    .header("Cookie", &cookie)
+                    .header("clientId", client_id)
+                    .header("Accept", "application/json")
+            })
+            .await?;
+        match response.status().as_u16() {
+            200 => {}
+            401 | 403 => return Err(PsaError::MemberRejected),
+            _ => return Err(status_error(&response, "member")),
+        }
+        let info: MemberInfo = response
+            .json()
+            .await
+            .map_err(|_| PsaError::Unexpected("unreadable member info".into()))?;
+        if !info.identifier.eq_ignore_ascii_case(&member.memberid) {
+            return Err(PsaError::MemberRejected);
+        }
+        let name = [info.first_name, info.last_name]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(" ");
+        Ok(PsaTechnician {
+            member_id: info.identifier.clone(),
+            name: if name.trim().is_empty() {
+                info.identifier
+            } else {
+                name
+            },
+            // Only an address is recorded, never a label or an empty string.
+            email: info
+                .default_email
+                .map(|e| e.trim().to_owned())
+                .filter(|e| e.contains('@')),
+        })
+    }
+}
+
 #[async_trait]
 impl PsaAdapter for ConnectWise {
     fn kind(&self) -> PsaKind {
@@ -187,52 +253,30 @@ impl PsaAdapter for ConnectWise {
         if !safe(&member.memberid) || !safe(&member.member_hash) {
             return Err(PsaError::MemberRejected);
         }
-        let cookie = format!(
-            "companyName={}; memberHash={}; memberId={}; memberContext=web",
-            settings.company_id, member.member_hash, member.memberid
+        // A reload within the pod session brings the same member and hash, which ConnectWise
+        // vouched for already: not asked again. The key holds a digest of the hash, never the
+        // hash; a hash ConnectWise never vouched for is asked about (and refused) every time.
+        let key = (
+            connection.id,
+            connection_fingerprint(
+                connection,
+                &[
+                    &settings.company_id,
+                    &member.memberid.to_ascii_lowercase(),
+                    &member.member_hash,
+                ],
+            ),
         );
-        let url = format!("{api}/system/myMembers/info");
-        let response = self
-            .upstream
-            .send(Idempotency::Idempotent, |client| {
-                client
-                    .get(&url)
-                    .header("Cookie", &cookie)
-                    .header("clientId", &client_id)
-                    .header("Accept", "application/json")
-            })
-            .await?;
-        match response.status().as_u16() {
-            200 => {}
-            401 | 403 => return Err(PsaError::MemberRejected),
-            _ => return Err(status_error(&response, "member")),
-        }
-        let info: MemberInfo = response
-            .json()
+        let technician = self
+            .members
+            .try_get_with(
+                key,
+                self.check_member(member, &settings.company_id, &client_id, &api),
+            )
             .await
-            .map_err(|_| PsaError::Unexpected("unreadable member info".into()))?;
-        if !info.identifier.eq_ignore_ascii_case(&member.memberid) {
-            return Err(PsaError::MemberRejected);
-        }
-        let name = [info.first_name, info.last_name]
-            .into_iter()
-            .flatten()
-            .collect::<Vec<_>>()
-            .join(" ");
+            .map_err(|err| (*err).clone())?;
         Ok(VouchedEmbed {
-            technician: PsaTechnician {
-                member_id: info.identifier.clone(),
-                name: if name.trim().is_empty() {
-                    info.identifier
-                } else {
-                    name
-                },
-                // Only an address is recorded, never a label or an empty string.
-                email: info
-                    .default_email
-                    .map(|e| e.trim().to_owned())
-                    .filter(|e| e.contains('@')),
-            },
+            technician,
             ticket_id: member.ticket_id.clone(),
         })
     }

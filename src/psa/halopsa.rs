@@ -14,7 +14,8 @@ use super::signing::{self, param};
 use super::{
     CheckFailure, CheckList, EmbedLoad, MAX_COMPANY_CONTACTS, MAX_COMPANY_PAGE_SIZE, PsaAdapter,
     PsaCompany, PsaCompanyListing, PsaCompanyPage, PsaContact, PsaError, PsaTechnician,
-    TicketContact, VouchedEmbed, body_json, clean_list, parse_json, psa_text, status_error,
+    TicketContact, VouchedEmbed, body_json, clean_list, connection_fingerprint, parse_json,
+    psa_text, status_error,
 };
 use crate::cache::{KeepFor, renewal_horizon};
 use crate::config::Config;
@@ -70,9 +71,10 @@ impl KeepFor for HaloToken {
 pub struct HaloPsa {
     upstream: Upstream,
     max_signature_age: u64,
-    /// API tokens per connection, `cache.halopsa_tokens`: each leaves the cache before it
+    /// API tokens per connection, keyed by [`HaloPsa::token_key`] so a changed connection
+    /// never gets the old one's token, `cache.halopsa_tokens`: each leaves the cache before it
     /// expires, and at the latest after the configured lifetime.
-    tokens: Cache<Uuid, Arc<HaloToken>>,
+    tokens: Cache<(Uuid, [u8; 32]), Arc<HaloToken>>,
     /// Agents by (connection, agent id), `cache.halopsa_agents`: every tab load names one,
     /// names rarely change.
     agents: Cache<(Uuid, u64), PsaTechnician>,
@@ -104,17 +106,38 @@ impl HaloPsa {
 
     async fn token(&self, connection: &PsaConnection) -> Result<Arc<HaloToken>, PsaError> {
         self.tokens
-            .try_get_with(connection.id, self.fetch_token(connection))
+            .try_get_with(Self::token_key(connection), self.fetch_token(connection))
             .await
             .map_err(|err| (*err).clone())
     }
 
+    /// The token cache's key: the connection, its version and what a token is asked with
+    /// (the authorisation server, tenant, client id and secret), digested.
+    fn token_key(connection: &PsaConnection) -> (Uuid, [u8; 32]) {
+        let settings: Option<Settings> = parse_json(&connection.settings, "HaloPSA settings").ok();
+        let credentials = Self::credentials(connection).ok();
+        let (auth_url, tenant) = settings
+            .map(|s| (s.auth_url, s.tenant.unwrap_or_default()))
+            .unwrap_or_default();
+        let (client_id, client_secret) = credentials
+            .map(|c| (c.client_id, c.client_secret))
+            .unwrap_or_default();
+        (
+            connection.id,
+            connection_fingerprint(
+                connection,
+                &[&auth_url, &tenant, &client_id, &client_secret],
+            ),
+        )
+    }
+
     /// Drops `token` from the cache, unless another request already replaced it.
-    async fn forget_token(&self, connection_id: Uuid, token: &Arc<HaloToken>) {
-        if let Some(cached) = self.tokens.get(&connection_id).await
+    async fn forget_token(&self, connection: &PsaConnection, token: &Arc<HaloToken>) {
+        let key = Self::token_key(connection);
+        if let Some(cached) = self.tokens.get(&key).await
             && Arc::ptr_eq(&cached, token)
         {
-            self.tokens.invalidate(&connection_id).await;
+            self.tokens.invalidate(&key).await;
         }
     }
 
@@ -172,6 +195,32 @@ impl HaloPsa {
         }))
     }
 
+    /// The ticket and agent ids of a tab load whose signature is valid (checked locally).
+    fn signed_load(
+        &self,
+        connection: &PsaConnection,
+        load: &EmbedLoad,
+    ) -> Result<(String, u64), PsaError> {
+        let EmbedLoad::Signed(params) = load else {
+            return Err(PsaError::Unsigned);
+        };
+        let credentials = Self::credentials(connection)?;
+        signing::verify_rotating(
+            params,
+            &credentials.tab_secret,
+            credentials.previous_tab_secret.as_ref(),
+            self.max_signature_age,
+            chrono::Utc::now().timestamp(),
+        )?;
+        let ticket_id = param(params, TICKET_PARAM)
+            .ok_or(PsaError::Unsigned)?
+            .to_owned();
+        let agent_id: u64 = param(params, AGENT_PARAM)
+            .and_then(|a| a.parse().ok())
+            .ok_or(PsaError::Unsigned)?;
+        Ok((ticket_id, agent_id))
+    }
+
     async fn call(
         &self,
         connection: &PsaConnection,
@@ -209,11 +258,11 @@ impl HaloPsa {
             // Halo revoked or expired the cached token before its stated expiry: a new token,
             // and this same request once more (a 401 means Halo did not act on it, so even a
             // POST is safe to repeat). A second 401 is the answer.
-            self.forget_token(connection.id, &token).await;
+            self.forget_token(connection, &token).await;
             let fresh = self.token(connection).await?;
             response = send(fresh.clone()).await?;
             if response.status().as_u16() == 401 {
-                self.forget_token(connection.id, &fresh).await;
+                self.forget_token(connection, &fresh).await;
             }
         }
         if !response.status().is_success() {
@@ -237,23 +286,7 @@ impl PsaAdapter for HaloPsa {
         connection: &PsaConnection,
         load: &EmbedLoad,
     ) -> Result<VouchedEmbed, PsaError> {
-        let EmbedLoad::Signed(params) = load else {
-            return Err(PsaError::Unsigned);
-        };
-        let credentials = Self::credentials(connection)?;
-        signing::verify_rotating(
-            params,
-            &credentials.tab_secret,
-            credentials.previous_tab_secret.as_ref(),
-            self.max_signature_age,
-            chrono::Utc::now().timestamp(),
-        )?;
-        let ticket_id = param(params, TICKET_PARAM)
-            .ok_or(PsaError::Unsigned)?
-            .to_owned();
-        let agent_id: u64 = param(params, AGENT_PARAM)
-            .and_then(|a| a.parse().ok())
-            .ok_or(PsaError::Unsigned)?;
+        let (ticket_id, agent_id) = self.signed_load(connection, load)?;
         // The signed agent id is who the technician is; the name comes from Halo itself.
         let technician = self
             .agents
@@ -279,6 +312,12 @@ impl PsaAdapter for HaloPsa {
             technician,
             ticket_id,
         })
+    }
+
+    fn signed_ticket_id(&self, connection: &PsaConnection, load: &EmbedLoad) -> Option<String> {
+        self.signed_load(connection, load)
+            .ok()
+            .map(|(ticket_id, _)| ticket_id)
     }
 
     async fn ticket(
@@ -382,12 +421,14 @@ impl PsaAdapter for HaloPsa {
     async fn test_connection(&self, connection: &PsaConnection) -> Vec<ConnectionCheck> {
         let mut checks = CheckList::default();
         let rest = ["read_tickets", "actions"];
-        self.tokens.invalidate(&connection.id).await;
+        self.tokens.invalidate(&Self::token_key(connection)).await;
         let outcome = match self.request_token(connection).await {
             Err(err) => Err(CheckFailure::of_transport(PSA, &err)),
             Ok(Ok(token)) => {
                 let fresh = Arc::new(token);
-                self.tokens.insert(connection.id, fresh.clone()).await;
+                self.tokens
+                    .insert(Self::token_key(connection), fresh.clone())
+                    .await;
                 Ok(fresh)
             }
             Ok(Err((status, body))) => Err(token_refusal(status, &body)),

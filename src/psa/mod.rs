@@ -376,6 +376,14 @@ pub trait PsaAdapter: Send + Sync {
         load: &EmbedLoad,
     ) -> Result<VouchedEmbed, PsaError>;
 
+    /// The ticket of a load that proves by itself that the PSA sent it (its signature,
+    /// checked here without calling the PSA), so the ticket can be read while the technician
+    /// is looked up. `None` where only a call to the PSA vouches for the load (ConnectWise's
+    /// member check): nothing is read for a load the PSA has not vouched for yet.
+    fn signed_ticket_id(&self, _connection: &PsaConnection, _load: &EmbedLoad) -> Option<String> {
+        None
+    }
+
     /// The ticket and its contact, read through the PSA's REST API.
     async fn ticket(
         &self,
@@ -447,6 +455,38 @@ impl PsaAdapters {
             .expect("every PSA kind has an adapter")
     }
 
+    /// Checks that the PSA vouches for `load` (see [`PsaAdapter::authenticate_embed`]). When
+    /// the load's signature already proves it ([`PsaAdapter::signed_ticket_id`]), its ticket
+    /// and contact are read at the same time as the technician, into the ticket cache, so the
+    /// pod's first context read finds them there; a failure of that read is left to the
+    /// context read to report.
+    ///
+    /// The PSA calls of a cold pod load (this, then the pod's context read), and how many of
+    /// them follow one another (the critical path):
+    ///
+    /// | PSA | calls | in sequence | the sequence |
+    /// |---|---|---|---|
+    /// | ConnectWise | 3 | 3 | `myMembers/info` (vouches for the member), then ticket, then contact |
+    /// | HaloPSA | 4 | 3 | token, then agent alongside (ticket, then user) |
+    /// | Autotask | 5 | 3 | zone, then resource alongside (ticket, then company alongside contact) |
+    pub async fn authenticate_embed(
+        &self,
+        connection: &PsaConnection,
+        load: &EmbedLoad,
+    ) -> Result<VouchedEmbed, PsaError> {
+        let adapter = self.adapter(connection.kind);
+        match adapter.signed_ticket_id(connection, load) {
+            Some(ticket_id) => {
+                let (vouched, _ticket) = tokio::join!(
+                    adapter.authenticate_embed(connection, load),
+                    self.ticket(connection, &ticket_id)
+                );
+                vouched
+            }
+            None => adapter.authenticate_embed(connection, load).await,
+        }
+    }
+
     /// The ticket and contact, from the cache when read within `cache.tickets.ttl_seconds`.
     pub async fn ticket(
         &self,
@@ -463,6 +503,27 @@ impl PsaAdapters {
             .await
             .map_err(|err| (*err).clone())
     }
+}
+
+/// What an answer cached for a connection was made with: the connection's version, its
+/// address and `parts` (the credentials the answer depends on), as a SHA-256 digest so that no
+/// secret is held in a cache key. A cache keyed by it never hands a changed connection (a new
+/// `updated_at`, or other credentials) an entry made for the old one.
+pub(crate) fn connection_fingerprint(connection: &PsaConnection, parts: &[&str]) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    let mut digest = Sha256::new();
+    let version = connection
+        .updated_at
+        .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+    for part in [version.as_str(), connection.base_url.as_str()]
+        .into_iter()
+        .chain(parts.iter().copied())
+    {
+        // Length-prefixed, so no two lists of parts digest alike.
+        digest.update((part.len() as u64).to_be_bytes());
+        digest.update(part.as_bytes());
+    }
+    digest.finalize().into()
 }
 
 /// Reads a connection's settings or credentials JSON into `T`, naming what is missing.

@@ -44,6 +44,10 @@ pub enum Fault {
     /// the Microsoft sandbox carries a request out first; the others answer it with the inner
     /// fault without carrying it out.
     AfterHandling(Box<Fault>),
+    /// Carry the request out as usual, answering only after this long: a slow upstream, so a
+    /// test can see which requests were sent while this one was still unanswered. (As the
+    /// lost answer of [`Fault::AfterHandling`] it stands for a 504 after the wait.)
+    Delayed(Duration),
 }
 
 impl Fault {
@@ -60,6 +64,10 @@ impl Fault {
                 plain(StatusCode::GATEWAY_TIMEOUT, "")
             }
             Fault::AfterHandling(lost) => Box::pin(lost.answer()).await,
+            Fault::Delayed(wait) => {
+                tokio::time::sleep(wait).await;
+                plain(StatusCode::GATEWAY_TIMEOUT, "")
+            }
         }
     }
 }
@@ -97,6 +105,8 @@ pub struct RecordedRequest<K> {
     pub query: String,
     /// Whether an `Authorization` header was sent (never its value: it is a secret).
     pub authorization_present: bool,
+    /// When it arrived (to tell requests sent at the same time from requests in sequence).
+    pub received_at: std::time::Instant,
 }
 
 /// What a sandbox's handles and its server task share: where it listens, the fake's own state
@@ -269,9 +279,21 @@ impl<S, K, F> Shared<S, K, F> {
             path: incoming.path.clone(),
             query: incoming.raw_query.clone(),
             authorization_present: incoming.headers.contains_key("authorization"),
+            received_at: std::time::Instant::now(),
         });
         traffic.received += 1;
         fault
+    }
+
+    /// Uses up and returns the first fault injected for a request that is not recorded on
+    /// its own: one carried inside another (a Graph `$batch`'s inner requests), matched by
+    /// its own method and decoded path.
+    pub fn take_fault(&self, service: K, method: &str, path: &str) -> Option<F>
+    where
+        K: PartialEq,
+        F: Clone,
+    {
+        self.traffic().take_fault(&service, method, path)
     }
 
     /// The recorded requests, oldest first.

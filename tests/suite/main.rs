@@ -35,6 +35,7 @@ mod shares;
 mod sms;
 mod store;
 mod technicians;
+mod upstream_calls;
 mod verification;
 mod whole_setup;
 mod wire;

@@ -1093,3 +1093,92 @@ async fn a_recheck_reports_an_expired_secret() {
     })
     .await;
 }
+
+/// The reset's reads come in one `$batch`, and each part still fails as its own call would:
+/// an app without `Directory.Read.All` is told so (not "no such user"), a missing user is
+/// `None` whatever else was refused, a refused phone read is kept for the caller, and a failed
+/// envelope is the error a single call would have had.
+#[tokio::test]
+async fn the_reset_reads_batch_keeps_each_answers_own_failure() {
+    let sandbox = MicrosoftSandbox::start().await.unwrap();
+    let (microsoft, _) = client(&sandbox);
+    let no_roles = limited_app(
+        &sandbox,
+        "0e0e0e0e-0000-4000-8000-0000000000b1",
+        &["User.Read.All", "UserAuthenticationMethod.Read.All"],
+    );
+    let err = microsoft
+        .check_resettable(&no_roles, "dana@contoso.example", false)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.kind,
+        MicrosoftErrorKind::MissingPermission {
+            permission: "Directory.Read.All"
+        }
+    );
+    assert!(err.request_id.is_some(), "the inner answer's request id");
+    assert!(
+        microsoft
+            .check_resettable(&no_roles, "ghost@contoso.example", false)
+            .await
+            .unwrap()
+            .is_none(),
+        "a missing user is told apart from a refused roles read"
+    );
+    assert!(
+        microsoft
+            .check_resettable(&no_roles, "dana@contoso.example", true)
+            .await
+            .unwrap()
+            .is_some(),
+        "roles are not read when admins may be reset"
+    );
+
+    let no_phones = limited_app(
+        &sandbox,
+        "0e0e0e0e-0000-4000-8000-0000000000b2",
+        &["User.Read.All", "Directory.Read.All"],
+    );
+    let dana = microsoft
+        .check_resettable(&no_phones, "dana@contoso.example", false)
+        .await
+        .unwrap()
+        .expect("Dana exists");
+    assert_eq!(
+        dana.phone_methods().unwrap_err().kind,
+        MicrosoftErrorKind::MissingPermission {
+            permission: "UserAuthenticationMethod.Read.All"
+        }
+    );
+
+    let creds = identity_credentials();
+    let dana = microsoft
+        .check_resettable(&creds, "dana@contoso.example", false)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(dana.phone_methods().unwrap()[0].phone_type, "mobile");
+
+    sandbox.clear_requests();
+    sandbox.inject_fault(
+        Service::Graph,
+        "/$batch",
+        Fault::Status {
+            status: 500,
+            body: r#"{"error":{"code":"generalException","message":"boom"}}"#.into(),
+            retry_after: None,
+        },
+        1,
+    );
+    let err = microsoft
+        .check_resettable(&creds, "dana@contoso.example", false)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.kind,
+        MicrosoftErrorKind::Unavailable { status: Some(500) }
+    );
+    assert_eq!(sandbox.count(Service::Graph, "POST", "/$batch"), 1);
+    assert_eq!(sandbox.count(Service::Graph, "GET", "/users/"), 0);
+}

@@ -424,3 +424,135 @@ async fn a_failed_sms_is_resent_and_a_newer_reset_withdraws_the_older_link() {
     })
     .await;
 }
+
+/// Every Graph call the world's sandbox recorded, as `METHOD path`.
+fn graph_calls(world: &World) -> Vec<String> {
+    world
+        .microsoft
+        .requests()
+        .into_iter()
+        .filter(|r| r.service == Service::Graph)
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect()
+}
+
+/// A warm reset asks Graph twice: one `$batch` reading the user, their directory roles and
+/// their phone methods, then the password change (it was 3 reads + the PATCH).
+#[tokio::test]
+async fn a_warm_reset_reads_graph_once_then_changes_the_password() {
+    on_every_backend(async |db| {
+        let world = World::start(db, MspPolicy::default()).await;
+        let verification = world.verified(DANA).await;
+        world.microsoft.clear_requests();
+        let (status, body) = world.reset(DANA, &verification, "one-batch-1").await;
+        assert_eq!(status, 201, "{body}");
+        assert_eq!(body["status"], "completed", "{body}");
+        assert_eq!(body["sent_to"], "+1 ••• ••• ••01", "{body}");
+        let calls = graph_calls(&world);
+        assert_eq!(
+            calls,
+            [
+                "POST /graph/v1.0/$batch".to_owned(),
+                format!("PATCH /graph/v1.0/users/{}", dana_object_id(&world)),
+            ],
+            "one read, then the change"
+        );
+    })
+    .await;
+}
+
+/// Dana's Microsoft object id, as the sandbox's Graph gives it.
+fn dana_object_id(world: &World) -> String {
+    world
+        .microsoft
+        .requests()
+        .into_iter()
+        .find(|r| r.method == "PATCH")
+        .and_then(|r| r.path.rsplit('/').next().map(str::to_owned))
+        .expect("a password change was sent")
+}
+
+/// A 403 on the directory roles inside the batch is the missing `Directory.Read.All`, with
+/// the code it had as a call of its own; nothing was changed and the verification is kept.
+#[tokio::test]
+async fn a_refused_roles_read_inside_the_batch_names_the_missing_permission() {
+    on_every_backend(async |db| {
+        let world = World::start(db, MspPolicy::default()).await;
+        let verification = world.verified(DANA).await;
+        world.microsoft.inject_fault(
+            Service::Graph,
+            "/memberOf/microsoft.graph.directoryRole",
+            Fault::Status {
+                status: 403,
+                body: r#"{"error":{"code":"Authorization_RequestDenied","message":"Insufficient privileges to complete the operation.","innerError":{"request-id":"roles-403"}}}"#.into(),
+                retry_after: None,
+            },
+            1,
+        );
+        world.microsoft.clear_requests();
+        let (status, body) = world.reset(DANA, &verification, "roles-403-1").await;
+        assert_eq!(body["code"], "microsoft_missing_permission", "{body}");
+        assert_eq!(status, 400, "{body}");
+        let message = body["message"].as_str().unwrap();
+        assert!(message.contains("Directory.Read.All"), "{body}");
+        assert!(message.contains("roles-403"), "the inner request id: {body}");
+        assert_eq!(patches(&world), 0);
+        assert_eq!(graph_calls(&world), ["POST /graph/v1.0/$batch"]);
+        // The verification was not spent: the next try (no fault) resets.
+        let (status, body) = world.reset(DANA, &verification, "roles-403-2").await;
+        assert_eq!(status, 201, "{body}");
+    })
+    .await;
+}
+
+/// A 429 inside the batch is asked again after the Retry-After it carried (only the throttled
+/// request), and a throttle that lasts ends as `microsoft_throttled`, bounded like a single
+/// call's retries.
+#[tokio::test]
+async fn a_throttled_read_inside_the_batch_waits_as_told_and_stays_bounded() {
+    on_every_backend(async |db| {
+        let world = World::start(db, MspPolicy::default()).await;
+        let throttled = |seconds| Fault::Status {
+            status: 429,
+            body: r#"{"error":{"code":"TooManyRequests","message":"Too many requests"}}"#.into(),
+            retry_after: Some(seconds),
+        };
+        let verification = world.verified(DANA).await;
+        world.microsoft.inject_fault(
+            Service::Graph,
+            "/authentication/phoneMethods",
+            throttled(1),
+            1,
+        );
+        world.microsoft.clear_requests();
+        let started = std::time::Instant::now();
+        let (status, body) = world.reset(DANA, &verification, "batch-429-1").await;
+        assert_eq!(status, 201, "{body}");
+        assert!(
+            started.elapsed() >= Duration::from_secs(1),
+            "waited as told: {:?}",
+            started.elapsed()
+        );
+        let batches = world.microsoft.count(Service::Graph, "POST", "/$batch");
+        assert_eq!(batches, 2, "{:?}", graph_calls(&world));
+
+        let verification = world.verified(DANA).await;
+        world.microsoft.inject_fault(
+            Service::Graph,
+            "/authentication/phoneMethods",
+            throttled(0),
+            10,
+        );
+        world.microsoft.clear_requests();
+        let (status, body) = world.reset(DANA, &verification, "batch-429-2").await;
+        assert_eq!(status, 429, "{body}");
+        assert_eq!(body["code"], "microsoft_throttled", "{body}");
+        assert_eq!(
+            world.microsoft.count(Service::Graph, "POST", "/$batch"),
+            4,
+            "1 try + 3 bounded retries"
+        );
+        assert_eq!(patches(&world), 0);
+    })
+    .await;
+}

@@ -1429,3 +1429,143 @@ async fn injected_faults_and_request_counting() {
     sandbox.clear_requests();
     assert!(sandbox.requests().is_empty());
 }
+
+/// Graph's JSON batching as Microsoft documents it: string ids, relative URLs without the
+/// version, one status per answer (in any order), `dependsOn` optional and honoured, the
+/// envelope refused as a whole when malformed, and only the `$batch` in the request log;
+/// faults injected for a path reach the inner requests with that path.
+#[tokio::test]
+async fn graph_batches_answer_each_request_with_its_own_status() {
+    let (sandbox, client) = start().await;
+    let token = identity_token(&sandbox, &client).await;
+    sandbox.clear_requests();
+    let batch = |body: Value| {
+        let (sandbox, client, token) = (sandbox.clone(), client.clone(), token.clone());
+        async move {
+            let (status, _, body) = graph(
+                &sandbox,
+                &client,
+                reqwest::Method::POST,
+                "v1.0/$batch",
+                Some(&token),
+                Some(body),
+            )
+            .await;
+            (status, body)
+        }
+    };
+    let (status, body) = batch(json!({"requests": [
+        {"id": "user", "method": "GET", "url": "/users/dana@contoso.example?$select=id,userPrincipalName"},
+        {"id": "2", "method": "GET", "url": "users/dana@contoso.example/authentication/phoneMethods"},
+        {"id": "roles", "method": "GET", "url": "/users/ada@contoso.example/memberOf/microsoft.graph.directoryRole"},
+        {"id": "nobody", "method": "GET", "url": "/users/nobody@contoso.example"},
+        {"id": "versioned", "method": "GET", "url": "/v1.0/users/dana@contoso.example"},
+    ]}))
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let answers = body["responses"].as_array().unwrap();
+    assert_eq!(answers.len(), 5, "{body}");
+    let answer = |id: &str| {
+        answers
+            .iter()
+            .find(|a| a["id"] == id)
+            .unwrap_or_else(|| panic!("no answer {id}: {body}"))
+            .clone()
+    };
+    assert_eq!(answer("user")["status"], 200);
+    assert_eq!(
+        answer("user")["body"]["userPrincipalName"],
+        "dana@contoso.example"
+    );
+    assert_eq!(answer("2")["body"]["value"][0]["phoneType"], "mobile");
+    assert_eq!(
+        answer("roles")["body"]["value"][0]["roleTemplateId"],
+        GLOBAL_ADMIN_ROLE_TEMPLATE_ID
+    );
+    assert_eq!(answer("nobody")["status"], 404);
+    assert_graph_error(&answer("nobody")["body"], "Request_ResourceNotFound");
+    assert_eq!(
+        answer("versioned")["status"],
+        400,
+        "the version is the batch's"
+    );
+
+    // dependsOn: a request after a failed one answers 424 without being carried out.
+    let (status, body) = batch(json!({"requests": [
+        {"id": "1", "method": "GET", "url": "/users/nobody@contoso.example"},
+        {"id": "2", "method": "GET", "url": "/users/dana@contoso.example", "dependsOn": ["1"]},
+    ]}))
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let failed = body["responses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["id"] == "2")
+        .unwrap()
+        .clone();
+    assert_eq!(failed["status"], 424, "{body}");
+
+    // A 429 injected for a path reaches the inner request, with its Retry-After.
+    sandbox.inject_fault(
+        Service::Graph,
+        "/memberOf/",
+        Fault::Status {
+            status: 429,
+            body: r#"{"error":{"code":"TooManyRequests","message":"Slow down"}}"#.into(),
+            retry_after: Some(7),
+        },
+        1,
+    );
+    let (status, body) = batch(json!({"requests": [
+        {"id": "a", "method": "GET", "url": "/users/ada@contoso.example/memberOf/microsoft.graph.directoryRole"},
+        {"id": "b", "method": "GET", "url": "/users/ada@contoso.example"},
+    ]}))
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let answers = body["responses"].as_array().unwrap();
+    let throttled = answers.iter().find(|a| a["id"] == "a").unwrap();
+    assert_eq!(throttled["status"], 429, "{body}");
+    assert_eq!(throttled["headers"]["Retry-After"], "7", "{body}");
+    assert_eq!(throttled["body"]["error"]["code"], "TooManyRequests");
+    assert_eq!(
+        answers.iter().find(|a| a["id"] == "b").unwrap()["status"],
+        200
+    );
+
+    // The envelope is refused as a whole: too many requests, duplicate ids, no token.
+    let many: Vec<Value> = (0..21)
+        .map(|i| json!({"id": i.to_string(), "method": "GET", "url": "/organization"}))
+        .collect();
+    let (status, body) = batch(json!({ "requests": many })).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, _) = batch(json!({"requests": [
+        {"id": "1", "method": "GET", "url": "/organization"},
+        {"id": "1", "method": "GET", "url": "/organization"},
+    ]}))
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _, body) = graph(
+        &sandbox,
+        &client,
+        reqwest::Method::POST,
+        "v1.0/$batch",
+        None,
+        Some(json!({"requests": [{"id": "1", "method": "GET", "url": "/organization"}]})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+
+    // Only the batches were recorded, never their inner requests.
+    let recorded: Vec<String> = sandbox
+        .requests()
+        .into_iter()
+        .filter(|r| r.service == Service::Graph)
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert!(
+        recorded.iter().all(|r| r == "POST /graph/v1.0/$batch"),
+        "{recorded:?}"
+    );
+    assert_eq!(recorded.len(), 6, "{recorded:?}");
+}

@@ -120,14 +120,14 @@ fn phone_method_id(phone_type: &str) -> &'static str {
 
 /// A Graph error: status, `code` and `message` of the body.
 #[derive(Debug)]
-struct GraphError {
-    status: StatusCode,
-    code: &'static str,
-    message: String,
+pub(super) struct GraphError {
+    pub(super) status: StatusCode,
+    pub(super) code: &'static str,
+    pub(super) message: String,
 }
 
 impl GraphError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub(super) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         GraphError {
             status,
             code,
@@ -162,7 +162,7 @@ impl GraphError {
         )
     }
 
-    fn bad_request(message: impl Into<String>) -> Self {
+    pub(super) fn bad_request(message: impl Into<String>) -> Self {
         GraphError::new(StatusCode::BAD_REQUEST, "BadRequest", message)
     }
 
@@ -179,24 +179,16 @@ impl GraphError {
 }
 
 /// A successful answer.
-enum Reply {
+pub(super) enum Reply {
     Json(StatusCode, Value),
     NoContent,
 }
 
-type GraphResult = Result<Reply, GraphError>;
+pub(super) type GraphResult = Result<Reply, GraphError>;
 
 pub(super) fn handle(shared: &Shared, incoming: Incoming) -> Response {
     let request_id = new_guid();
-    // Graph echoes the caller's client-request-id (when it is a plain id), else makes one.
-    let client_request_id = incoming
-        .header("client-request-id")
-        .filter(|id| {
-            (1..=64).contains(&id.len())
-                && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        })
-        .map(str::to_owned)
-        .unwrap_or_else(new_guid);
+    let client_request_id = client_request_id(&incoming);
     let result = {
         let mut state = shared.state();
         route(&mut state, &incoming)
@@ -204,20 +196,10 @@ pub(super) fn handle(shared: &Shared, incoming: Incoming) -> Response {
     let mut response = match result {
         Ok(Reply::Json(status, body)) => json_response(status, &body),
         Ok(Reply::NoContent) => Response::builder().status(StatusCode::NO_CONTENT).body(()),
-        Err(err) => {
-            let body = json!({
-                "error": {
-                    "code": err.code,
-                    "message": err.message,
-                    "innerError": {
-                        "date": Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true),
-                        "request-id": request_id,
-                        "client-request-id": client_request_id,
-                    }
-                }
-            });
-            json_response(err.status, &body)
-        }
+        Err(err) => json_response(
+            err.status,
+            &error_body(&err, &request_id, &client_request_id),
+        ),
     };
     let headers = response.headers_mut();
     if let Ok(value) = request_id.parse() {
@@ -229,8 +211,35 @@ pub(super) fn handle(shared: &Shared, incoming: Incoming) -> Response {
     response
 }
 
+/// Graph's error body: `code`, `message` and the ids support asks for.
+pub(super) fn error_body(err: &GraphError, request_id: &str, client_request_id: &str) -> Value {
+    json!({
+        "error": {
+            "code": err.code,
+            "message": err.message,
+            "innerError": {
+                "date": Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true),
+                "request-id": request_id,
+                "client-request-id": client_request_id,
+            }
+        }
+    })
+}
+
+/// The caller's `client-request-id` when it is a plain id, else a new one (Graph echoes it).
+pub(super) fn client_request_id(incoming: &Incoming) -> String {
+    incoming
+        .header("client-request-id")
+        .filter(|id| {
+            (1..=64).contains(&id.len())
+                && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+        .map(str::to_owned)
+        .unwrap_or_else(new_guid)
+}
+
 /// What a token allows: its tenant and permissions.
-struct Caller {
+pub(super) struct Caller {
     tenant_id: String,
     permissions: Vec<String>,
 }
@@ -251,7 +260,7 @@ impl Caller {
     }
 }
 
-fn authorize(state: &State, incoming: &Incoming) -> Result<Caller, GraphError> {
+pub(super) fn authorize(state: &State, incoming: &Incoming) -> Result<Caller, GraphError> {
     let token = incoming
         .bearer()
         .ok_or_else(|| GraphError::token("Access token is empty."))?;
@@ -288,7 +297,7 @@ enum Resource<'a> {
     Organization,
 }
 
-fn route(state: &mut State, incoming: &Incoming) -> GraphResult {
+pub(super) fn route(state: &mut State, incoming: &Incoming) -> GraphResult {
     let caller = authorize(state, incoming)?;
     let segments: Vec<&str> = incoming.segments.iter().map(String::as_str).collect();
     let Some((version, path)) = segments.split_first() else {

@@ -7,7 +7,7 @@
 //! | prefix     | stands for                                   | module    |
 //! |------------|----------------------------------------------|-----------|
 //! | `/login/`  | `login.microsoftonline.com` (tokens, consent) | [`login`] |
-//! | `/graph/`  | `graph.microsoft.com` (`v1.0` and `beta`)     | [`graph`] |
+//! | `/graph/`  | `graph.microsoft.com` (`v1.0` and `beta`, and their `$batch`) | [`graph`], [`batch`] |
 //! | `/mfa/`    | the MFA (NPS extension) connector             | [`mfa`]   |
 //! | `/phone`   | a demo "Authenticator phone" page             | [`phone`] |
 //!
@@ -18,6 +18,7 @@
 //! Choices made where the reference says "unconfirmed" are named constants or doc comments
 //! next to the code that makes them, so they can be changed in one place.
 
+mod batch;
 mod filter;
 mod graph;
 mod login;
@@ -500,6 +501,7 @@ async fn handle(shared: Arc<Shared>, mut req: Request) -> Response {
     {
         match fault {
             Fault::AfterHandling(lost) => lost_answer = Some(*lost),
+            Fault::Delayed(wait) => tokio::time::sleep(wait).await,
             fault => return fault.answer().await,
         }
     }
@@ -509,6 +511,12 @@ async fn handle(shared: Arc<Shared>, mut req: Request) -> Response {
     incoming.strip_prefix();
     let answer = match service {
         Some(Service::Login) => login::handle(&shared, incoming),
+        Some(Service::Graph)
+            if incoming.method == poem::http::Method::POST
+                && matches!(incoming.segments().as_slice(), ["v1.0" | "beta", "$batch"]) =>
+        {
+            batch::handle(&shared, incoming).await
+        }
         Some(Service::Graph) => graph::handle(&shared, incoming),
         Some(Service::Mfa) => mfa::handle(shared, incoming).await,
         None => phone::handle(&shared, incoming),

@@ -550,8 +550,10 @@ async fn handle(shared: Arc<Shared>, mut req: Request) -> Response {
         return plain(StatusCode::NOT_FOUND, "Not found");
     };
     let host_page = incoming.segments.get(1).is_some_and(|s| s == "ticket");
-    if let Some(fault) = shared.record(&incoming, psa, !host_page) {
-        return fault.answer().await;
+    match shared.record(&incoming, psa, !host_page) {
+        Some(PsaFault::Delayed(wait)) => tokio::time::sleep(wait).await,
+        Some(fault) => return fault.answer().await,
+        None => {}
     }
     if incoming.read_body(&mut req, MAX_BODY_BYTES).await.is_err() {
         return plain(StatusCode::PAYLOAD_TOO_LARGE, "Request body too large");
