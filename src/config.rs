@@ -348,7 +348,7 @@ pub struct CacheConfig {
 
 impl CacheConfig {
     /// Every cache with the name of its `cache.<name>` section.
-    pub fn named(&self) -> [(&'static str, CacheLimits); 14] {
+    pub fn named(&self) -> [(&'static str, CacheLimits); 15] {
         [
             ("technicians", self.technicians),
             ("connections", self.connections),
