@@ -4,6 +4,7 @@
 
 mod audit;
 mod connection_test;
+mod console;
 mod error_code;
 mod hold;
 mod kinds;
@@ -13,6 +14,7 @@ mod verification;
 mod wait;
 
 pub use audit::AuditCategory;
+pub use console::ConsoleRole;
 pub use connection_test::{CheckOutcome, ConnectionCheck, ConnectionStatus};
 pub use error_code::ErrorCode;
 pub use hold::{ResetHold, utc_minute};

@@ -7,6 +7,7 @@
 
 pub mod access;
 pub mod audit;
+pub mod console_users;
 pub mod crypto;
 pub mod entities;
 pub mod holds;
@@ -45,6 +46,7 @@ pub const SEALED_COLUMNS: &[(&str, &str)] = &[
     ("outbound_messages", "body_sealed"),
     ("password_resets", "password_sealed"),
     ("password_resets", "link_sealed"),
+    ("console_users", "totp_secret_sealed"),
 ];
 
 /// A unique-index violation is a conflict on `what`; anything else is a database error.
