@@ -13,8 +13,9 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::app::{App, AppContext, AppOptions};
 use crate::config::{Config, LogFormat};
+use crate::core::accounts::NewUserInput;
 use crate::core::integrations::IdentityManagementInput;
-use crate::domain::{ActorKind, IntegrationKind, MspPolicy};
+use crate::domain::{ActorKind, ConsoleRole, IntegrationKind, MspPolicy};
 use crate::sandbox::microsoft::{self, ConsentDecision, MicrosoftSandbox};
 use crate::sandbox::psa::PsaSandbox;
 use crate::sandbox::sms::SmsSandbox;
@@ -35,6 +36,22 @@ pub const DEMO_MSP_NAME: &str = "Northwind IT (demo)";
 pub const DEMO_SUPPORT_PHONE: &str = "+1 206 555 0199";
 /// The demo customer's tenant id (the Microsoft sandbox knows the same one).
 pub const DEMO_TENANT_ID: &str = microsoft::DEMO_TENANT_ID;
+/// The demo's console accounts: (e-mail, name, password, role). Their passwords are printed
+/// in the banner, and they sign in without a second factor (the demo's accounts only).
+pub const DEMO_CONSOLE_USERS: [(&str, &str, &str, ConsoleRole); 2] = [
+    (
+        "admin@northwind.example",
+        "Avery Admin",
+        "demo-admin-password-1",
+        ConsoleRole::Admin,
+    ),
+    (
+        "tech@northwind.example",
+        "Jordan Tech",
+        "demo-technician-password-1",
+        ConsoleRole::Technician,
+    ),
+];
 
 pub async fn run(mut config: Config) -> anyhow::Result<()> {
     let env: Vec<(String, String)> = std::env::vars().collect();
@@ -146,6 +163,9 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
     connect_demo_authenticator(&ctx, &sandbox, msp.id)
         .await
         .context("connecting Microsoft Authenticator for the demo tenant")?;
+    seed_console_users(&ctx, msp.id)
+        .await
+        .context("seeding the demo's console users")?;
     let running = app.start().await?;
 
     let rule = "=".repeat(76);
@@ -165,6 +185,16 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
     println!();
     println!("  Demo API key for {DEMO_MSP_NAME} (new each run, shown once):");
     println!("         {}", api_key.expose_secret());
+    println!();
+    println!("  MSP console:  {base}/console/sign-in");
+    for (email, _, password, role) in DEMO_CONSOLE_USERS {
+        println!(
+            "         {:<11} {email}  password {password}",
+            role.display_name()
+        );
+    }
+    println!("         TOTP (the second factor) is off for these demo accounts only;");
+    println!("         every other console admin must set it up.");
     println!();
     println!("  Try: open a ticket, \"Send Authenticator push\", approve it on the phone page,");
     println!("       then \"Reset password\" and open the secure link from the SMS outbox.");
@@ -238,6 +268,25 @@ async fn give_support_phone(
 
 /// Creates the demo MSP and its customer tenant once; later runs find them and change nothing
 /// (but give a demo made before MSPs had a support phone the demo one).
+/// The demo's admin and technician, through the accounts service (TOTP off for them only).
+pub async fn seed_console_users(ctx: &AppContext, msp_id: uuid::Uuid) -> anyhow::Result<()> {
+    for (email, name, password, role) in DEMO_CONSOLE_USERS {
+        ctx.accounts
+            .seed_demo_user(
+                msp_id,
+                NewUserInput {
+                    email: email.to_owned(),
+                    name: name.to_owned(),
+                    role,
+                },
+                &SecretString::from(password.to_owned()),
+            )
+            .await
+            .map_err(|err| anyhow::anyhow!("{}: {err}", err.code()))?;
+    }
+    Ok(())
+}
+
 pub async fn seed(store: &Store, settings: &SettingsService) -> anyhow::Result<MspAccount> {
     if let Some(existing) = store
         .list_msps()

@@ -11,8 +11,8 @@
 use std::sync::LazyLock;
 use std::time::Duration as StdDuration;
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use chrono::{DateTime, Duration, Utc};
 use rand::RngCore;
 use secrecy::{ExposeSecret, SecretString};
@@ -189,9 +189,8 @@ impl AccountSettings {
                 locked_until: Some(now + self.lockout),
             };
         }
-        let next_attempt_at = (failures >= self.backoff_after_failures
-            && self.backoff_base_seconds > 0)
-            .then(|| {
+        let next_attempt_at =
+            (failures >= self.backoff_after_failures && self.backoff_base_seconds > 0).then(|| {
                 let doublings = u32::try_from(failures - self.backoff_after_failures)
                     .unwrap_or(0)
                     .min(16);
@@ -310,10 +309,18 @@ impl AccountsService {
                     totp_exempt,
                 },
                 link.clone(),
-                |user| audit(msp_id, &actor, "console_user.create", user, serde_json::json!({
-                    "role": user.role.as_str(),
-                    "link_expires_at": link.expires_at,
-                })),
+                |user| {
+                    audit(
+                        msp_id,
+                        &actor,
+                        "console_user.create",
+                        user,
+                        serde_json::json!({
+                            "role": user.role.as_str(),
+                            "link_expires_at": link.expires_at,
+                        }),
+                    )
+                },
             )
             .await?;
         Ok(SetupLink {
@@ -414,7 +421,13 @@ impl AccountsService {
                 .set_console_user_disabled(
                     user.id,
                     Some(Utc::now()),
-                    audit(msp_id, actor, "console_user.disable", &user, serde_json::json!({})),
+                    audit(
+                        msp_id,
+                        actor,
+                        "console_user.disable",
+                        &user,
+                        serde_json::json!({}),
+                    ),
                 )
                 .await?;
         }
@@ -434,7 +447,13 @@ impl AccountsService {
                 .set_console_user_disabled(
                     user.id,
                     None,
-                    audit(msp_id, actor, "console_user.enable", &user, serde_json::json!({})),
+                    audit(
+                        msp_id,
+                        actor,
+                        "console_user.enable",
+                        &user,
+                        serde_json::json!({}),
+                    ),
                 )
                 .await?;
         }
@@ -453,7 +472,13 @@ impl AccountsService {
         self.store
             .delete_console_user(
                 user.id,
-                audit(msp_id, actor, "console_user.remove", &user, serde_json::json!({})),
+                audit(
+                    msp_id,
+                    actor,
+                    "console_user.remove",
+                    &user,
+                    serde_json::json!({}),
+                ),
             )
             .await?;
         Ok(user)
@@ -526,8 +551,7 @@ impl AccountsService {
         let Some((link, user)) = self.store.console_link(&sha256_hex(token)).await? else {
             return Err(AccountError::LinkInvalid);
         };
-        if link.used_at.is_some() || link.expires_at <= Utc::now() || user.disabled_at.is_some()
-        {
+        if link.used_at.is_some() || link.expires_at <= Utc::now() || user.disabled_at.is_some() {
             return Err(AccountError::LinkInvalid);
         }
         check_new_password(password, confirmation, &user.email)?;
@@ -587,14 +611,22 @@ impl AccountsService {
             return Err(AccountError::SignInFailed);
         };
         if let Some(until) = user.locked_until.filter(|until| *until > now) {
-            self.refused(&user, "locked", serde_json::json!({ "locked_until": until }))
-                .await?;
+            self.refused(
+                &user,
+                "locked",
+                serde_json::json!({ "locked_until": until }),
+            )
+            .await?;
             return Err(AccountError::Locked { until });
         }
         if let Some(next) = user.next_attempt_at.filter(|next| *next > now) {
             let retry_after = (next - now).to_std().unwrap_or_default();
-            self.refused(&user, "throttled", serde_json::json!({ "next_attempt_at": next }))
-                .await?;
+            self.refused(
+                &user,
+                "throttled",
+                serde_json::json!({ "next_attempt_at": next }),
+            )
+            .await?;
             return Err(AccountError::Throttled { retry_after });
         }
         let hash = credentials
@@ -608,7 +640,8 @@ impl AccountsService {
             return Err(AccountError::SignInFailed);
         }
         if user.disabled_at.is_some() {
-            self.refused(&user, "disabled", serde_json::json!({})).await?;
+            self.refused(&user, "disabled", serde_json::json!({}))
+                .await?;
             return Err(AccountError::SignInFailed);
         }
         if user.totp_enabled {
@@ -709,7 +742,9 @@ impl AccountsService {
                 let Secret::Encoded(encoded) = Secret::Raw(bytes.to_vec()).to_encoded() else {
                     unreachable!("to_encoded gives an encoded secret")
                 };
-                self.store.set_console_totp_secret(user.id, &encoded).await?;
+                self.store
+                    .set_console_totp_secret(user.id, &encoded)
+                    .await?;
                 SecretString::from(encoded)
             }
         };
@@ -804,7 +839,11 @@ impl AccountsService {
     }
 
     /// Ends the session on every instance.
-    pub async fn sign_out(&self, session: &ConsoleSession, user: &ConsoleUser) -> Result<(), AccountError> {
+    pub async fn sign_out(
+        &self,
+        session: &ConsoleSession,
+        user: &ConsoleUser,
+    ) -> Result<(), AccountError> {
         self.store.delete_console_session(session.id).await?;
         self.store
             .append(audit(
@@ -950,7 +989,13 @@ impl AccountsService {
     ) -> Result<(), AccountError> {
         let mut details = details;
         details["reason"] = serde_json::Value::from(reason);
-        let mut event = audit(user.msp_id, &actor_of(user), "console.sign_in", user, details);
+        let mut event = audit(
+            user.msp_id,
+            &actor_of(user),
+            "console.sign_in",
+            user,
+            details,
+        );
         event.outcome = "failure".to_owned();
         self.store.append_security_event(event).await?;
         Ok(())
@@ -1008,7 +1053,9 @@ fn checked_email(email: &str) -> Result<String, AccountError> {
                 && domain.contains('.')
                 && !domain.starts_with('.')
                 && !domain.ends_with('.')
-                && !email.chars().any(|c| c.is_whitespace() || c.is_control() || c == ':')
+                && !email
+                    .chars()
+                    .any(|c| c.is_whitespace() || c.is_control() || c == ':')
                 && !domain.contains('@') =>
         {
             Ok(email)
@@ -1183,9 +1230,18 @@ mod tests {
             assert_eq!(state.next_attempt_at, None, "{n}");
             assert_eq!(state.locked_until, None, "{n}");
         }
-        assert_eq!(s.after_failure(5, now).next_attempt_at, Some(now + Duration::seconds(1)));
-        assert_eq!(s.after_failure(6, now).next_attempt_at, Some(now + Duration::seconds(2)));
-        assert_eq!(s.after_failure(9, now).next_attempt_at, Some(now + Duration::seconds(16)));
+        assert_eq!(
+            s.after_failure(5, now).next_attempt_at,
+            Some(now + Duration::seconds(1))
+        );
+        assert_eq!(
+            s.after_failure(6, now).next_attempt_at,
+            Some(now + Duration::seconds(2))
+        );
+        assert_eq!(
+            s.after_failure(9, now).next_attempt_at,
+            Some(now + Duration::seconds(16))
+        );
         let locked = s.after_failure(10, now);
         assert_eq!(locked.locked_until, Some(now + Duration::minutes(15)));
         assert_eq!(locked.failed_attempts, 0);
@@ -1197,10 +1253,34 @@ mod tests {
         let email = "dana@example.com";
         let check = |p: &str, c: &str| check_new_password(&pw(p), &pw(c), email);
         assert!(check("correct horse battery", "correct horse battery").is_ok());
-        assert!(matches!(check("short", "short"), Err(AccountError::PasswordRejected { field: "password", .. })));
-        assert!(matches!(check("PASSWORD1234", "PASSWORD1234"), Err(AccountError::PasswordRejected { field: "password", .. })));
-        assert!(matches!(check("Dana@Example.com", "Dana@Example.com"), Err(AccountError::PasswordRejected { field: "password", .. })));
-        assert!(matches!(check("correct horse battery", "correct horse batter"), Err(AccountError::PasswordRejected { field: "confirm", .. })));
+        assert!(matches!(
+            check("short", "short"),
+            Err(AccountError::PasswordRejected {
+                field: "password",
+                ..
+            })
+        ));
+        assert!(matches!(
+            check("PASSWORD1234", "PASSWORD1234"),
+            Err(AccountError::PasswordRejected {
+                field: "password",
+                ..
+            })
+        ));
+        assert!(matches!(
+            check("Dana@Example.com", "Dana@Example.com"),
+            Err(AccountError::PasswordRejected {
+                field: "password",
+                ..
+            })
+        ));
+        assert!(matches!(
+            check("correct horse battery", "correct horse batter"),
+            Err(AccountError::PasswordRejected {
+                field: "confirm",
+                ..
+            })
+        ));
         assert!(COMMON_PASSWORDS.len() > 5000);
     }
 
@@ -1209,8 +1289,16 @@ mod tests {
         let hash = hash_password("correct horse battery").unwrap();
         assert!(hash.starts_with("$argon2id$"), "{hash}");
         let parsed = PasswordHash::new(&hash).unwrap();
-        assert!(Argon2::default().verify_password(b"correct horse battery", &parsed).is_ok());
-        assert!(Argon2::default().verify_password(b"correct horse batterY", &parsed).is_err());
+        assert!(
+            Argon2::default()
+                .verify_password(b"correct horse battery", &parsed)
+                .is_ok()
+        );
+        assert!(
+            Argon2::default()
+                .verify_password(b"correct horse batterY", &parsed)
+                .is_err()
+        );
     }
 
     #[test]
@@ -1222,7 +1310,10 @@ mod tests {
         assert_eq!(matching_step(&totp, &code, now), Some(now / 30));
         assert_eq!(matching_step(&totp, &code, now + 30), Some(now / 30));
         assert_eq!(matching_step(&totp, &code, now + 90), None);
-        assert!(totp.get_url().starts_with("otpauth://totp/Vouch:a%40b.example?secret="));
+        assert!(
+            totp.get_url()
+                .starts_with("otpauth://totp/Vouch:a%40b.example?secret=")
+        );
     }
 
     #[test]
@@ -1237,8 +1328,18 @@ mod tests {
 
     #[test]
     fn emails_are_checked_and_lowered() {
-        assert_eq!(checked_email(" Dana@Example.COM ").unwrap(), "dana@example.com");
-        for bad in ["", "dana", "dana@example", "@example.com", "a b@example.com", "a@b@c.com"] {
+        assert_eq!(
+            checked_email(" Dana@Example.COM ").unwrap(),
+            "dana@example.com"
+        );
+        for bad in [
+            "",
+            "dana",
+            "dana@example",
+            "@example.com",
+            "a b@example.com",
+            "a@b@c.com",
+        ] {
             assert!(checked_email(bad).is_err(), "{bad}");
         }
     }

@@ -14,8 +14,8 @@ mod verification;
 mod wait;
 
 pub use audit::AuditCategory;
-pub use console::ConsoleRole;
 pub use connection_test::{CheckOutcome, ConnectionCheck, ConnectionStatus};
+pub use console::ConsoleRole;
 pub use error_code::ErrorCode;
 pub use hold::{ResetHold, utc_minute};
 pub use kinds::{

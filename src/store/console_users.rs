@@ -171,7 +171,11 @@ fn session_from_model(m: console_session::Model) -> Option<ConsoleSession> {
     })
 }
 
-fn link_model(user_id: Uuid, link: NewConsoleLink, now: DateTime<Utc>) -> console_link::ActiveModel {
+fn link_model(
+    user_id: Uuid,
+    link: NewConsoleLink,
+    now: DateTime<Utc>,
+) -> console_link::ActiveModel {
     console_link::ActiveModel {
         id: Set(Uuid::now_v7()),
         user_id: Set(user_id),
@@ -404,7 +408,10 @@ impl Store {
         }
     }
 
-    fn credentials_of(&self, model: &console_user::Model) -> Result<ConsoleCredentials, StoreError> {
+    fn credentials_of(
+        &self,
+        model: &console_user::Model,
+    ) -> Result<ConsoleCredentials, StoreError> {
         let totp_secret = match &model.totp_secret_sealed {
             Some(sealed) => Some(self.keyring().open(&totp_place(model.id), sealed)?),
             None => None,
@@ -509,7 +516,10 @@ impl Store {
     ) -> Result<(), StoreError> {
         let sealed = self.keyring().seal(&totp_place(user_id), secret_base32);
         console_user::Entity::update_many()
-            .col_expr(console_user::Column::TotpSecretSealed, Expr::value(Some(sealed)))
+            .col_expr(
+                console_user::Column::TotpSecretSealed,
+                Expr::value(Some(sealed)),
+            )
             .col_expr(console_user::Column::TotpEnabled, Expr::value(false))
             .col_expr(
                 console_user::Column::TotpLastStep,

@@ -40,16 +40,16 @@ const CONSOLE_CSS: &str = include_str!("../assets/console.css");
 pub fn routes() -> Route {
     Route::new()
         .at("/", get(home::home))
-        .at("/sign-in", get(sign_in::sign_in_page).post(sign_in::sign_in))
         .at(
-            "/sign-in/code",
-            get(sign_in::code_page).post(sign_in::code),
+            "/sign-in",
+            get(sign_in::sign_in_page).post(sign_in::sign_in),
         )
-        .at("/setup/:token", get(sign_in::setup_page).post(sign_in::setup))
+        .at("/sign-in/code", get(sign_in::code_page).post(sign_in::code))
         .at(
-            "/two-factor",
-            get(sign_in::enrol_page).post(sign_in::enrol),
+            "/setup/:token",
+            get(sign_in::setup_page).post(sign_in::setup),
         )
+        .at("/two-factor", get(sign_in::enrol_page).post(sign_in::enrol))
         .at("/sign-out", post(sign_in::sign_out))
         .at("/users", get(users::users_page))
         .at("/users/invite", post(users::invite))
@@ -238,8 +238,14 @@ mod tests {
                 .header(name, value)
                 .finish()
         };
-        assert!(same_origin(&with("origin", "https://vouch.example"), &public));
-        assert!(!same_origin(&with("origin", "https://evil.example"), &public));
+        assert!(same_origin(
+            &with("origin", "https://vouch.example"),
+            &public
+        ));
+        assert!(!same_origin(
+            &with("origin", "https://evil.example"),
+            &public
+        ));
         assert!(!same_origin(&with("origin", "null"), &public));
         assert!(same_origin(
             &with("referer", "https://vouch.example/console/users"),
@@ -256,7 +262,11 @@ mod tests {
     fn a_technician_sees_no_admin_sections() {
         let admin = navigation(true, "/console/users");
         assert_eq!(admin.len(), 10);
-        assert!(admin.iter().any(|i| i.current && i.title == "Users and API keys"));
+        assert!(
+            admin
+                .iter()
+                .any(|i| i.current && i.title == "Users and API keys")
+        );
         let technician = navigation(false, "/console");
         assert!(technician.iter().all(|i| i.title != "Users and API keys"));
         assert!(technician.iter().any(|i| i.title == "Contacts"));

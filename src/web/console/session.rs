@@ -20,7 +20,9 @@ use minijinja::{Value, context};
 use poem::http::{StatusCode, header};
 use poem::{FromRequest, Request, RequestBody, Response};
 
-use super::{SIGN_IN_PATH, cleared_cookie, cookie_token, message, redirect, same_origin, same_token};
+use super::{
+    SIGN_IN_PATH, cleared_cookie, cookie_token, message, redirect, same_origin, same_token,
+};
 use crate::app::AppContext;
 use crate::core::accounts::actor_of;
 use crate::core::share::ShareBranding;
@@ -167,10 +169,7 @@ fn context_of(req: &Request) -> poem::Result<Arc<AppContext>> {
         .ok_or_else(|| refusal(failed(&Brand::vouch())))
 }
 
-async fn load(
-    ctx: &AppContext,
-    req: &Request,
-) -> poem::Result<Option<(ConsoleSession, Account)>> {
+async fn load(ctx: &AppContext, req: &Request) -> poem::Result<Option<(ConsoleSession, Account)>> {
     let Some(token) = cookie_token(req) else {
         return Ok(None);
     };

@@ -137,7 +137,11 @@ pub async fn sign_in(
     }
 }
 
-fn code_form(status: StatusCode, pending: &PendingSession, refusal: Option<&AccountError>) -> Response {
+fn code_form(
+    status: StatusCode,
+    pending: &PendingSession,
+    refusal: Option<&AccountError>,
+) -> Response {
     let (code_error, error) = match refusal {
         Some(err @ AccountError::CodeIncorrect) => (Some(err.to_string()), None),
         Some(err) => (None, Some(err.to_string())),
@@ -249,7 +253,11 @@ pub async fn setup(
     }
     let password = SecretString::from(form.password);
     let confirm = SecretString::from(form.confirm);
-    match ctx.accounts.complete_setup(&token, &password, &confirm).await {
+    match ctx
+        .accounts
+        .complete_setup(&token, &password, &confirm)
+        .await
+    {
         Ok(session) => opened(&ctx, &session),
         Err(err @ AccountError::PasswordRejected { .. }) => {
             let email = match ctx.accounts.link_user(&token).await {
@@ -299,7 +307,11 @@ async fn enrol_form(
     refusal: Option<&AccountError>,
 ) -> Response {
     let brand = Brand::vouch();
-    let enrolment = match ctx.accounts.enrolment(&pending.session, &pending.account).await {
+    let enrolment = match ctx
+        .accounts
+        .enrolment(&pending.session, &pending.account)
+        .await
+    {
         Ok(enrolment) => enrolment,
         Err(_) => return failed(&brand),
     };

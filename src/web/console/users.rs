@@ -138,7 +138,15 @@ pub async fn users_page(ctx: Data<&Arc<AppContext>>, user: ConsoleUser) -> Respo
     if let Err(refused) = user.require_admin(PATH) {
         return refused;
     }
-    page(&ctx, &user, StatusCode::OK, InviteView::default(), None, None).await
+    page(
+        &ctx,
+        &user,
+        StatusCode::OK,
+        InviteView::default(),
+        None,
+        None,
+    )
+    .await
 }
 
 /// `POST /console/users/invite`: a new user and their one-time link.
@@ -244,7 +252,15 @@ pub async fn act(
         // Disabling or removing oneself ends one's own session: the next page is sign-in.
         Ok(None) => redirect(PATH),
         Ok(Some(link)) => {
-            page(&ctx, &user, StatusCode::OK, InviteView::default(), Some(link), None).await
+            page(
+                &ctx,
+                &user,
+                StatusCode::OK,
+                InviteView::default(),
+                Some(link),
+                None,
+            )
+            .await
         }
         Err(AccountError::Store(_)) => failed(&user.brand),
         Err(err) => {
