@@ -788,7 +788,11 @@ async fn a_technician_is_refused_on_every_admin_page_and_post() {
         let csrf = csrf_of(&home.body);
         let page = jordan.get("/console/users").await;
         assert_eq!(page.status, 403);
-        assert!(page.body.contains("This page is for your MSP"), "{}", page.body);
+        assert!(
+            page.body.contains("This page is for your MSP"),
+            "{}",
+            page.body
+        );
         let invite = jordan
             .post(
                 "/console/users/invite",
@@ -1056,7 +1060,14 @@ async fn in_a_browser_the_first_admin_sets_up_totp_and_lands_on_the_console() {
             .unwrap();
 
         let summary = crate::browser::wait_for(client, "#signed-in-as").await;
-        assert!(summary.text().await.unwrap().contains("avery@northwind.example"), "signed in");
+        assert!(
+            summary
+                .text()
+                .await
+                .unwrap()
+                .contains("avery@northwind.example"),
+            "signed in"
+        );
         assert_eq!(client.current_url().await.unwrap().path(), "/console");
         shot("home").await;
         client.goto(&format!("{base}/console/users")).await.unwrap();
