@@ -745,6 +745,20 @@ async fn a_cookie_stops_working_after_sign_out_disabling_and_idling() {
             .unwrap();
         assert_eq!(jordan.get("/console").await.status, 303);
 
+        // Past its absolute end, however busy: refused.
+        let (mut jordan, _) = sign_in(app, "jordan@northwind.example", TECH_PASSWORD).await;
+        assert_eq!(jordan.get("/console").await.status, 200);
+        console_session::Entity::update_many()
+            .col_expr(
+                console_session::Column::ExpiresAt,
+                Expr::value(chrono::Utc::now() - chrono::Duration::seconds(1)),
+            )
+            .filter(console_session::Column::UserId.eq(jordan_id))
+            .exec(app.store.connection())
+            .await
+            .unwrap();
+        assert_eq!(jordan.get("/console").await.status, 303);
+
         // Removed: the session ends too.
         let (mut jordan, _) = sign_in(app, "jordan@northwind.example", TECH_PASSWORD).await;
         assert_eq!(jordan.get("/console").await.status, 200);
@@ -967,6 +981,45 @@ async fn the_command_line_creates_the_first_admin_with_a_link_that_works() {
         let users = app.ctx.accounts.list(world.msp.id).await.unwrap();
         assert_eq!(users[0].role, ConsoleRole::Admin);
         assert_eq!(users[0].name, "First Admin");
+        world.app.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_demo_accounts_sign_in_with_their_printed_passwords_and_no_second_factor() {
+    on_every_backend(async |db| {
+        let world = world(db).await;
+        let app = &world.app;
+        // Seeding twice (a demo started again) keeps one account each.
+        for _ in 0..2 {
+            vouch::demo::seed_console_users(&app.ctx, world.msp.id)
+                .await
+                .unwrap();
+        }
+        assert_eq!(app.ctx.accounts.list(world.msp.id).await.unwrap().len(), 2);
+        for (email, _, password, role) in vouch::demo::DEMO_CONSOLE_USERS {
+            let (mut agent, page) = sign_in(app, email, password).await;
+            assert_eq!(page.status, 303, "{email}: {}", page.body);
+            assert_eq!(page.location.as_deref(), Some("/console"), "{email}");
+            let home = agent.get("/console").await;
+            assert!(home.body.contains(role.display_name()), "{}", home.body);
+        }
+        // Another admin of the same MSP still has to set TOTP up.
+        let link = create(
+            app,
+            &world.msp,
+            "new-admin@northwind.example",
+            ConsoleRole::Admin,
+        )
+        .await;
+        let chosen = Agent::new(app)
+            .post(
+                &path_of(&link),
+                &[("password", ADMIN_PASSWORD), ("confirm", ADMIN_PASSWORD)],
+            )
+            .await;
+        assert_eq!(chosen.location.as_deref(), Some("/console/two-factor"));
         world.app.stop().await;
     })
     .await;
