@@ -129,6 +129,7 @@ impl App {
             tokio::spawn(beat_heartbeat_periodically(ctx.clone())),
             tokio::spawn(renew_credentials_periodically(ctx.clone())),
             tokio::spawn(sweep_abandoned_resets_periodically(ctx.clone())),
+            tokio::spawn(sweep_console_sessions_periodically(ctx.clone())),
         ];
         // Other instances' changes (PostgreSQL); nothing to run on SQLite.
         jobs.extend(ctx.store.watch_changes());
@@ -265,6 +266,20 @@ async fn sweep_abandoned_resets_periodically(ctx: Arc<AppContext>) {
     }
 }
 
+/// Deletes ended console sessions (past their absolute or idle timeout) now and then; an
+/// ended session is refused on use anyway, this only keeps the table small.
+async fn sweep_console_sessions_periodically(ctx: Arc<AppContext>) {
+    let mut interval = tokio::time::interval(Duration::from_secs(600));
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        let idle_since = chrono::Utc::now() - ctx.accounts.settings().idle_timeout;
+        if let Err(err) = ctx.store.delete_expired_console_sessions(idle_since).await {
+            tracing::warn!(error = %err, "sweeping ended console sessions failed");
+        }
+    }
+}
+
 /// The keyring from configuration; `serve` refuses to start without a master key.
 pub fn keyring_from(config: &Config) -> anyhow::Result<Keyring> {
     let encoded = config.encryption.master_key.as_ref().ok_or_else(|| {
@@ -324,6 +339,8 @@ pub struct AppContext {
     pub technicians: crate::core::technicians::TechnicianService,
     /// The PSA's companies, and suggested company mappings.
     pub companies: CompaniesService,
+    /// The MSP console's users, sign-in and sessions.
+    pub accounts: crate::core::accounts::AccountsService,
     /// Extra links shown on the landing page (the demo adds its sandbox pages).
     pub landing_links: Vec<(String, String)>,
 }
@@ -444,7 +461,13 @@ impl AppContext {
             company_contacts: config.cache.psa_company_contacts,
             tenant_domains: config.cache.tenant_domains,
         });
+        let accounts = crate::core::accounts::AccountsService::new(
+            store.clone(),
+            config.http.public_url.clone(),
+            crate::core::accounts::AccountSettings::from_config(&config.console),
+        );
         AppContext {
+            accounts,
             settings: crate::core::settings::SettingsService::new(
                 store.clone(),
                 config.http.public_url.clone(),

@@ -80,6 +80,74 @@ pub enum Command {
     /// (as `/v1/technicians`).
     #[command(subcommand)]
     Technician(TechnicianCommand),
+    /// Manage an MSP's console users (the first admin comes from here).
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Add a console user and print their one-time set-up link (it expires after
+    /// `console.link_lifetime_seconds`, 72 hours by default, and works once).
+    Create {
+        /// The MSP's id or exact name.
+        #[arg(long)]
+        msp: String,
+        /// The address they sign in with (unique across Vouch).
+        #[arg(long)]
+        email: String,
+        /// Their name, as the console and the audit log show it (default: from the address).
+        #[arg(long, default_value = "")]
+        name: String,
+        /// Make them an admin (default: technician).
+        #[arg(long)]
+        admin: bool,
+    },
+    /// The MSP's console users.
+    List {
+        /// The MSP's id or exact name.
+        #[arg(long)]
+        msp: String,
+        /// Print JSON instead of one line per user.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop a user signing in; their sessions end at once.
+    Disable {
+        #[arg(long)]
+        msp: String,
+        /// The user's e-mail address or id.
+        user: String,
+    },
+    /// Let a disabled user sign in again.
+    Enable {
+        #[arg(long)]
+        msp: String,
+        /// The user's e-mail address or id.
+        user: String,
+    },
+    /// Lift a user's lockout after failed sign-ins.
+    Unlock {
+        #[arg(long)]
+        msp: String,
+        /// The user's e-mail address or id.
+        user: String,
+    },
+    /// A new one-time set-up link for a user (a forgotten password or a lost phone); their
+    /// earlier links stop working.
+    Link {
+        #[arg(long)]
+        msp: String,
+        /// The user's e-mail address or id.
+        user: String,
+    },
+    /// Remove a user; their sessions end at once.
+    Remove {
+        #[arg(long)]
+        msp: String,
+        /// The user's e-mail address or id.
+        user: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -859,6 +927,7 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         }
         Command::Psa(command) => psa(command, config).await,
         Command::Technician(command) => technician(command, config).await,
+        Command::User(command) => user(command, config).await,
         Command::ApiKey(ApiKeyCommand::Create { msp, name, scope }) => {
             let store = open_store(&config).await?;
             store.migrate().await?;
@@ -1141,6 +1210,129 @@ async fn technician(command: TechnicianCommand, config: Config) -> anyhow::Resul
             } else {
                 println!("{}", line(&changed));
             }
+        }
+    }
+    Ok(())
+}
+
+async fn user(command: UserCommand, config: Config) -> anyhow::Result<()> {
+    use crate::core::accounts::{AccountError, NewUserInput};
+    use crate::domain::ConsoleRole;
+    let app = App::build(config).await?;
+    let ctx = app.context().clone();
+    let accounts = &ctx.accounts;
+    let actor = command_line_actor();
+    let coded_account = |err: AccountError| anyhow!("{}: {err}", err.code());
+    let line = |u: &crate::store::console_users::ConsoleUser| {
+        format!(
+            "{}  {}  {}  {}  {}",
+            u.id,
+            u.email,
+            u.name,
+            u.role.as_str(),
+            if u.disabled_at.is_some() {
+                "disabled"
+            } else if u
+                .locked_until
+                .is_some_and(|until| until > chrono::Utc::now())
+            {
+                "locked"
+            } else if !u.has_password {
+                "invited"
+            } else {
+                "active"
+            }
+        )
+    };
+    let print_link = |link: &crate::core::accounts::SetupLink| {
+        println!(
+            "Set-up link for {} (works once, until {}):",
+            link.user.email,
+            crate::domain::utc_minute(link.expires_at)
+        );
+        println!("{}", link.url.expose_secret());
+    };
+    // A user named by e-mail address or id, of this MSP.
+    async fn named(
+        accounts: &crate::core::accounts::AccountsService,
+        msp_id: uuid::Uuid,
+        user: &str,
+    ) -> Result<uuid::Uuid, AccountError> {
+        if let Ok(id) = user.parse::<uuid::Uuid>() {
+            return Ok(id);
+        }
+        accounts.find_by_email(msp_id, user).await.map(|u| u.id)
+    }
+    match command {
+        UserCommand::Create {
+            msp,
+            email,
+            name,
+            admin,
+        } => {
+            let msp = find_msp(&ctx.store, &msp).await?;
+            let role = if admin {
+                ConsoleRole::Admin
+            } else {
+                ConsoleRole::Technician
+            };
+            let link = accounts
+                .create_user(msp.id, &actor, NewUserInput { email, name, role })
+                .await
+                .map_err(coded_account)?;
+            println!("{}", line(&link.user));
+            print_link(&link);
+        }
+        UserCommand::List { msp, json } => {
+            let msp = find_msp(&ctx.store, &msp).await?;
+            let users = accounts.list(msp.id).await.map_err(coded_account)?;
+            if json {
+                let rows: Vec<serde_json::Value> = users
+                    .iter()
+                    .map(|u| {
+                        serde_json::json!({
+                            "id": u.id, "email": u.email, "name": u.name,
+                            "role": u.role.as_str(), "disabled": u.disabled_at.is_some(),
+                            "locked_until": u.locked_until, "totp_enabled": u.totp_enabled,
+                            "last_sign_in_at": u.last_sign_in_at, "created_at": u.created_at,
+                        })
+                    })
+                    .collect();
+                println!("{:#}", serde_json::Value::Array(rows));
+            } else {
+                users.iter().for_each(|u| println!("{}", line(u)));
+            }
+        }
+        UserCommand::Disable { ref msp, ref user }
+        | UserCommand::Enable { ref msp, ref user }
+        | UserCommand::Unlock { ref msp, ref user }
+        | UserCommand::Remove { ref msp, ref user }
+        | UserCommand::Link { ref msp, ref user } => {
+            let msp_id = find_msp(&ctx.store, msp).await?.id;
+            let id = named(accounts, msp_id, user).await.map_err(coded_account)?;
+            let changed = match command {
+                UserCommand::Disable { .. } => accounts.disable(msp_id, &actor, id).await,
+                UserCommand::Enable { .. } => accounts.enable(msp_id, &actor, id).await,
+                UserCommand::Unlock { .. } => accounts.unlock(msp_id, &actor, id).await,
+                UserCommand::Remove { .. } => {
+                    let removed = accounts
+                        .remove(msp_id, &actor, id)
+                        .await
+                        .map_err(coded_account)?;
+                    println!("removed {}", removed.email);
+                    return Ok(());
+                }
+                _ => {
+                    let link = accounts
+                        .new_setup_link(msp_id, &actor, id)
+                        .await
+                        .map_err(coded_account)?;
+                    print_link(&link);
+                    return Ok(());
+                }
+            }
+            .map_err(coded_account)?;
+            println!("{}", line(&changed));
         }
     }
     Ok(())

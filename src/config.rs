@@ -35,6 +35,7 @@ pub struct Config {
     pub psa: PsaConfig,
     pub cache: CacheConfig,
     pub resets: ResetConfig,
+    pub console: ConsoleConfig,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -389,6 +390,30 @@ pub struct ResetConfig {
     pub max_resends: u32,
 }
 
+/// The MSP console's sign-in (`console.*`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleConfig {
+    /// A console session unused for this long ends.
+    pub idle_timeout_seconds: u64,
+    /// A console session ends this long after its sign-in, however busy.
+    pub absolute_timeout_seconds: u64,
+    /// Whether admins must use an authenticator app (TOTP) as a second factor.
+    pub require_totp_for_admins: bool,
+    /// Whether technicians must use one too.
+    pub require_totp_for_technicians: bool,
+    /// After this many failed sign-ins in a row, each further attempt must wait.
+    pub backoff_after_failures: u32,
+    /// The first wait; doubled for each further failure (at most 5 minutes).
+    pub backoff_base_seconds: u64,
+    /// After this many failed sign-ins in a row, the account is locked.
+    pub lockout_after_failures: u32,
+    /// How long a locked account stays locked (an admin can unlock it sooner).
+    pub lockout_seconds: u64,
+    /// How long a set-up or invitation link works.
+    pub link_lifetime_seconds: u64,
+}
+
 /// The size and lifetime of one cache (`cache.<name>.max_entries` and `.ttl_seconds`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -526,6 +551,17 @@ impl Default for Config {
                 sweep_interval_seconds: 60,
                 max_resends: 3,
             },
+            console: ConsoleConfig {
+                idle_timeout_seconds: 30 * 60,
+                absolute_timeout_seconds: 12 * 3600,
+                require_totp_for_admins: true,
+                require_totp_for_technicians: false,
+                backoff_after_failures: 5,
+                backoff_base_seconds: 1,
+                lockout_after_failures: 10,
+                lockout_seconds: 15 * 60,
+                link_lifetime_seconds: 72 * 3600,
+            },
         }
     }
 }
@@ -627,6 +663,22 @@ impl Config {
         if self.resets.sweep_interval_seconds == 0 {
             return Err(ConfigError::Invalid(
                 "resets.sweep_interval_seconds must be at least 1".into(),
+            ));
+        }
+        let console = &self.console;
+        if console.idle_timeout_seconds < 60 || console.absolute_timeout_seconds < 60 {
+            return Err(ConfigError::Invalid(
+                "console.idle_timeout_seconds and console.absolute_timeout_seconds must be at least 60".into(),
+            ));
+        }
+        if console.lockout_after_failures == 0 || console.backoff_after_failures == 0 {
+            return Err(ConfigError::Invalid(
+                "console.backoff_after_failures and console.lockout_after_failures must be at least 1".into(),
+            ));
+        }
+        if console.link_lifetime_seconds < 60 {
+            return Err(ConfigError::Invalid(
+                "console.link_lifetime_seconds must be at least 60".into(),
             ));
         }
         for (name, limits) in self.cache.named() {

@@ -13,10 +13,11 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::app::{App, AppContext, AppOptions};
 use crate::config::{Config, LogFormat};
+use crate::core::accounts::NewUserInput;
 use crate::core::error::CoreError;
 use crate::core::integrations::{IdentityManagementInput, IntegrationView};
 use crate::core::setup::SetupService;
-use crate::domain::{ActorKind, ApiKeyScope, IntegrationKind};
+use crate::domain::{ActorKind, ApiKeyScope, ConsoleRole, IntegrationKind};
 use crate::sandbox::microsoft::{self, ConsentDecision, MicrosoftSandbox};
 use crate::sandbox::psa::PsaSandbox;
 use crate::sandbox::sms::SmsSandbox;
@@ -32,6 +33,22 @@ pub const DEMO_MSP_NAME: &str = "Northwind IT (demo)";
 pub const DEMO_SUPPORT_PHONE: &str = "+1 206 555 0199";
 /// The demo customer's tenant id (the Microsoft sandbox knows the same one).
 pub const DEMO_TENANT_ID: &str = microsoft::DEMO_TENANT_ID;
+/// The demo's console accounts: (e-mail, name, password, role). Their passwords are printed
+/// in the banner, and they sign in without a second factor (the demo's accounts only).
+pub const DEMO_CONSOLE_USERS: [(&str, &str, &str, ConsoleRole); 2] = [
+    (
+        "admin@northwind.example",
+        "Avery Admin",
+        "demo-admin-password-1",
+        ConsoleRole::Admin,
+    ),
+    (
+        "tech@northwind.example",
+        "Jordan Tech",
+        "demo-technician-password-1",
+        ConsoleRole::Technician,
+    ),
+];
 
 pub async fn run(mut config: Config) -> anyhow::Result<()> {
     let env: Vec<(String, String)> = std::env::vars().collect();
@@ -142,6 +159,9 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
     connect_demo_authenticator(&ctx, &sandbox, msp.id)
         .await
         .context("connecting Microsoft Authenticator for the demo tenant")?;
+    seed_console_users(&ctx, msp.id)
+        .await
+        .context("seeding the demo's console users")?;
     let running = app.start().await?;
 
     let rule = "=".repeat(76);
@@ -161,6 +181,16 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
     println!();
     println!("  Demo API key for {DEMO_MSP_NAME} (new each run, shown once):");
     println!("         {}", api_key.expose_secret());
+    println!();
+    println!("  MSP console:  {base}/console/sign-in");
+    for (email, _, password, role) in DEMO_CONSOLE_USERS {
+        println!(
+            "         {:<11} {email}  password {password}",
+            role.display_name()
+        );
+    }
+    println!("         TOTP (the second factor) is off for these demo accounts only;");
+    println!("         every other console admin must set it up.");
     println!();
     println!("  Try: open a ticket, \"Send Authenticator push\", approve it on the phone page,");
     println!("       then \"Reset password\" and open the secure link from the SMS outbox.");
@@ -238,6 +268,25 @@ async fn give_support_phone(
     demo_msp(setup)
         .await?
         .ok_or_else(|| anyhow::anyhow!("the demo MSP is gone"))
+}
+
+/// The demo's admin and technician, through the accounts service (TOTP off for them only).
+pub async fn seed_console_users(ctx: &AppContext, msp_id: uuid::Uuid) -> anyhow::Result<()> {
+    for (email, name, password, role) in DEMO_CONSOLE_USERS {
+        ctx.accounts
+            .seed_demo_user(
+                msp_id,
+                NewUserInput {
+                    email: email.to_owned(),
+                    name: name.to_owned(),
+                    role,
+                },
+                &SecretString::from(password.to_owned()),
+            )
+            .await
+            .map_err(|err| anyhow::anyhow!("{}: {err}", err.code()))?;
+    }
+    Ok(())
 }
 
 async fn demo_msp(setup: &SetupService) -> anyhow::Result<Option<MspAccount>> {

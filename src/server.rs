@@ -66,6 +66,10 @@ pub fn routes(ctx: Arc<AppContext>) -> impl Endpoint<Output = Response> {
         .nest("/v", labelled("verify_link", crate::web::verify::routes()))
         .nest("/pods", labelled("pod", crate::web::pod::routes()))
         .nest(
+            crate::web::console::BASE_PATH,
+            labelled("console", crate::web::console::routes()),
+        )
+        .nest(
             "/brand",
             labelled("brand_logo", crate::web::brand::routes()),
         )

@@ -276,3 +276,85 @@ async fn a_push_outcome_is_logged_with_its_request_id_and_no_log_line_holds_a_se
         "{checked}"
     );
 }
+
+/// A console sign-in never logs the password: not a chosen one, not a wrong one, not one
+/// tried for an address Vouch does not know (which is logged, having no MSP to audit under).
+#[tokio::test]
+async fn no_log_line_holds_a_console_password() {
+    let logs = Logs::capture();
+    let db = TestDb::sqlite().await;
+    let port = common::free_port();
+    let app = common::TestApp::spawn_with(&db, true, |c| {
+        c.http.bind = format!("127.0.0.1:{port}").parse().unwrap();
+        c.http.public_url = format!("http://127.0.0.1:{port}/").parse().unwrap();
+    })
+    .await;
+    let msp = app
+        .store
+        .create_msp(vouch::store::msp::NewMspAccount {
+            name: "Northwind IT".into(),
+            brand_logo_url: None,
+            brand_color: None,
+            policy: MspPolicy::default(),
+        })
+        .await
+        .unwrap();
+    let link = app
+        .ctx
+        .accounts
+        .create_user(
+            msp.id,
+            &vouch::store::audit::AuditActor {
+                kind: vouch::domain::ActorKind::System,
+                id: None,
+                name: None,
+            },
+            vouch::core::accounts::NewUserInput {
+                email: "jordan@northwind.example".into(),
+                name: "Jordan".into(),
+                role: vouch::domain::ConsoleRole::Technician,
+            },
+        )
+        .await
+        .unwrap();
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let origin = format!("http://127.0.0.1:{port}");
+    let chosen = "the chosen console passphrase";
+    let setup = client
+        .post(link.url.expose_secret())
+        .header("origin", &origin)
+        .form(&[("password", chosen), ("confirm", chosen)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(setup.status(), 303);
+    for (email, password) in [
+        ("jordan@northwind.example", "a wrong console passphrase"),
+        ("nobody@northwind.example", "a guessed console passphrase"),
+    ] {
+        let refused = client
+            .post(app.url("/console/sign-in"))
+            .header("origin", &origin)
+            .form(&[("email", email), ("password", password)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refused.status(), 401);
+    }
+    let text = logs.text();
+    assert!(
+        text.contains("console sign-in refused"),
+        "the unknown address is logged"
+    );
+    for secret in [
+        chosen,
+        "a wrong console passphrase",
+        "a guessed console passphrase",
+    ] {
+        assert!(!text.contains(secret), "a password reached the log");
+    }
+    app.stop().await;
+}

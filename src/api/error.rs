@@ -57,8 +57,10 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         | MicrosoftTenantNotFound
         | MicrosoftAppDisabled
         | MicrosoftMissingPermission
-        | MicrosoftNoP1Licence => StatusCode::BAD_REQUEST,
-        Unauthorized => StatusCode::UNAUTHORIZED,
+        | MicrosoftNoP1Licence
+        | ConsoleCodeIncorrect
+        | ConsolePasswordRejected => StatusCode::BAD_REQUEST,
+        Unauthorized | ConsoleSignInFailed | ConsoleSignInRequired => StatusCode::UNAUTHORIZED,
         Forbidden
         | AdminScopeRequired
         | NotVerified
@@ -68,7 +70,9 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         | EmbedStale
         | EmbedMemberRejected
         | EmbedWrongCompany
-        | TechnicianBlocked => StatusCode::FORBIDDEN,
+        | TechnicianBlocked
+        | ConsoleCsrfRejected
+        | ConsoleAdminRequired => StatusCode::FORBIDDEN,
         NotFound
         | TenantNotFound
         | UserNotFound
@@ -78,7 +82,9 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         | MicrosoftUserNotFound
         | PsaNotFound
         | ShareNotFound
-        | PsaConnectionNotFound => StatusCode::NOT_FOUND,
+        | PsaConnectionNotFound
+        | ConsoleUserNotFound
+        | ConsoleLinkInvalid => StatusCode::NOT_FOUND,
         MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         TenantNotConnected
         | AuthenticatorNotConnected
@@ -120,10 +126,17 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         | LinkExpired
         | DeniedByUser
         | PsaConnectionChanged
-        | PsaConnectionHasNoSigningSecret => StatusCode::CONFLICT,
+        | PsaConnectionHasNoSigningSecret
+        | ConsoleEmailTaken
+        | ConsoleLastAdmin
+        | ConsoleAccountLocked => StatusCode::CONFLICT,
         PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        PushRateLimited | MicrosoftThrottled | SmsThrottled | PsaThrottled => {
+        PushRateLimited
+        | MicrosoftThrottled
+        | SmsThrottled
+        | PsaThrottled
+        | ConsoleSignInThrottled => {
             StatusCode::TOO_MANY_REQUESTS
         }
         InternalError => StatusCode::INTERNAL_SERVER_ERROR,

@@ -35,6 +35,16 @@ pub const OTHER_ROUTES: &[(&str, &[Method])] = &[
     ("/pods/connectwise", &[Method::GET]),
     ("/pods/halopsa", &[Method::GET, Method::POST]),
     ("/pods/autotask", &[Method::GET, Method::POST]),
+    ("/console", &[Method::GET]),
+    ("/console/sign-in", &[Method::GET, Method::POST]),
+    ("/console/sign-in/code", &[Method::GET, Method::POST]),
+    ("/console/setup/{token}", &[Method::GET, Method::POST]),
+    ("/console/two-factor", &[Method::GET, Method::POST]),
+    ("/console/sign-out", &[Method::POST]),
+    ("/console/users", &[Method::GET]),
+    ("/console/users/invite", &[Method::POST]),
+    ("/console/users/{id}/{action}", &[Method::POST]),
+    ("/console/assets/console.css", &[Method::GET]),
 ];
 
 /// One operation of the JSON API.

@@ -1,6 +1,7 @@
 //! The domain core: verification, reset, secure share, policy, audit and the tenant
 //! integrations. Nothing here knows which PSA asked.
 
+pub mod accounts;
 pub mod activity;
 pub mod companies;
 pub mod directory;

@@ -222,6 +222,37 @@ error_codes! {
     /// /v1/technicians/{id}/unblock` lifts it).
     TechnicianBlocked = "technician_blocked",
 
+    // The MSP console: accounts and sign-in.
+    /// The e-mail address or the password is wrong (the same answer for an address Vouch
+    /// does not know).
+    ConsoleSignInFailed = "console_sign_in_failed",
+    /// Too many failed sign-ins in a row: the next attempt must wait (the message says how
+    /// long).
+    ConsoleSignInThrottled = "console_sign_in_throttled",
+    /// Too many failed sign-ins: the account is locked for a while, or until an admin
+    /// unlocks it.
+    ConsoleAccountLocked = "console_account_locked",
+    /// The authenticator code (or recovery code) is wrong, expired or already used.
+    ConsoleCodeIncorrect = "console_code_incorrect",
+    /// The chosen password is too short, too common or not repeated the same.
+    ConsolePasswordRejected = "console_password_rejected",
+    /// The set-up or invitation link is unknown, expired or already used: ask an admin for
+    /// a new one.
+    ConsoleLinkInvalid = "console_link_invalid",
+    /// Another console user already signs in with this e-mail address.
+    ConsoleEmailTaken = "console_email_taken",
+    /// The form was not sent from a console page of this Vouch (missing or wrong CSRF token,
+    /// or a foreign Origin): reload the page and send it again.
+    ConsoleCsrfRejected = "console_csrf_rejected",
+    /// The console page needs a signed-in user.
+    ConsoleSignInRequired = "console_sign_in_required",
+    /// The console page or action is for the MSP's admins.
+    ConsoleAdminRequired = "console_admin_required",
+    /// No console user with this id belongs to the MSP.
+    ConsoleUserNotFound = "console_user_not_found",
+    /// The change would leave the MSP with no admin who can sign in.
+    ConsoleLastAdmin = "console_last_admin",
+
     // Secure shares.
     ShareNotFound = "share_not_found",
     ShareExpired = "share_expired",

@@ -190,6 +190,9 @@ pub enum ActorKind {
     /// The person a secure share was sent to, opening it.
     #[sea_orm(string_value = "share_recipient")]
     ShareRecipient,
+    /// A user of the MSP's console, signed in with e-mail, password and second factor.
+    #[sea_orm(string_value = "console_user")]
+    ConsoleUser,
     /// Vouch itself (scheduled checks, the demo seed...).
     #[sea_orm(string_value = "system")]
     System,

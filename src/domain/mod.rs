@@ -4,6 +4,7 @@
 
 mod audit;
 mod connection_test;
+mod console;
 mod error_code;
 mod hold;
 mod kinds;
@@ -14,6 +15,7 @@ mod wait;
 
 pub use audit::AuditCategory;
 pub use connection_test::{CheckOutcome, ConnectionCheck, ConnectionStatus};
+pub use console::ConsoleRole;
 pub use error_code::ErrorCode;
 pub use hold::{ResetHold, utc_minute};
 pub use kinds::{

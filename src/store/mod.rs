@@ -8,6 +8,7 @@
 pub mod access;
 pub mod audit;
 pub mod changes;
+pub mod console_users;
 pub mod crypto;
 pub mod entities;
 pub mod holds;
@@ -46,6 +47,7 @@ pub const SEALED_COLUMNS: &[(&str, &str)] = &[
     ("outbound_messages", "body_sealed"),
     ("password_resets", "password_sealed"),
     ("password_resets", "link_sealed"),
+    ("console_users", "totp_secret_sealed"),
 ];
 
 /// A unique-index violation is a conflict on `what`; anything else is a database error.

@@ -4,6 +4,7 @@
 
 pub mod brand;
 pub mod consent;
+pub mod console;
 pub mod landing;
 pub mod page;
 pub mod pod;

@@ -37,7 +37,7 @@ static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(())
 /// Runs `test` in a fresh headless Chromium, then ends the WebDriver session and kills
 /// whatever is left of chromedriver and Chromium, whether `test` passed or panicked.
 /// Without a browser (and none required) it says so and passes.
-async fn in_browser(test: impl AsyncFnOnce(&Client)) {
+pub(crate) async fn in_browser(test: impl AsyncFnOnce(&Client)) {
     let Some(browser) = browser().await else {
         return;
     };
@@ -229,7 +229,7 @@ async fn browser() -> Option<Browser> {
     })
 }
 
-async fn wait_for(client: &Client, css: &str) -> fantoccini::elements::Element {
+pub(crate) async fn wait_for(client: &Client, css: &str) -> fantoccini::elements::Element {
     client
         .wait()
         .at_most(WAIT)

@@ -14,6 +14,7 @@ mod branding;
 mod browser;
 mod companies;
 mod config;
+mod console_auth;
 mod enduser;
 mod errors;
 mod holds;

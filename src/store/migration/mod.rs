@@ -18,6 +18,7 @@ mod m20261203_000012_api_key_scopes;
 mod m20261203_000013_connection_tests;
 mod m20261203_000015_technician_blocks;
 mod m20261203_000016_branding_and_policy;
+mod m20261203_000017_console_users;
 
 pub struct Migrator;
 
@@ -39,6 +40,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000013_connection_tests::Migration),
             Box::new(m20261203_000015_technician_blocks::Migration),
             Box::new(m20261203_000016_branding_and_policy::Migration),
+            Box::new(m20261203_000017_console_users::Migration),
         ]
     }
 }
