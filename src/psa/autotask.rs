@@ -9,7 +9,7 @@ use secrecy::ExposeSecret;
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::signing::{self, param};
+use super::signing;
 use super::{
     CheckFailure, CheckList, EmbedLoad, MAX_COMPANY_CONTACTS, MAX_COMPANY_PAGE_SIZE, PsaAdapter,
     PsaCompany, PsaCompanyListing, PsaCompanyPage, PsaContact, PsaError, PsaTechnician,
@@ -222,24 +222,17 @@ impl Autotask {
         connection: &PsaConnection,
         load: &EmbedLoad,
     ) -> Result<(String, u64), PsaError> {
-        let EmbedLoad::Signed(params) = load else {
-            return Err(PsaError::Unsigned);
-        };
         let credentials = Self::credentials(connection)?;
-        signing::verify_rotating(
-            params,
-            &credentials.insight_secret,
-            credentials.previous_insight_secret.as_ref(),
+        signing::verified_load(
+            load,
+            signing::SigningSecrets {
+                current: &credentials.insight_secret,
+                previous: credentials.previous_insight_secret.as_ref(),
+            },
             self.max_signature_age,
-            chrono::Utc::now().timestamp(),
-        )?;
-        let ticket_id = param(params, TICKET_PARAM)
-            .ok_or(PsaError::Unsigned)?
-            .to_owned();
-        let resource_id: u64 = param(params, RESOURCE_PARAM)
-            .and_then(|r| r.parse().ok())
-            .ok_or(PsaError::Unsigned)?;
-        Ok((ticket_id, resource_id))
+            TICKET_PARAM,
+            RESOURCE_PARAM,
+        )
     }
 
     /// `GET {Entity}/{id}` -> the item; Autotask answers 200 with `"item": null` for an

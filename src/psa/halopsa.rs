@@ -10,7 +10,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::signing::{self, param};
+use super::signing;
 use super::{
     CheckFailure, CheckList, EmbedLoad, MAX_COMPANY_CONTACTS, MAX_COMPANY_PAGE_SIZE, PsaAdapter,
     PsaCompany, PsaCompanyListing, PsaCompanyPage, PsaContact, PsaError, PsaTechnician,
@@ -201,24 +201,17 @@ impl HaloPsa {
         connection: &PsaConnection,
         load: &EmbedLoad,
     ) -> Result<(String, u64), PsaError> {
-        let EmbedLoad::Signed(params) = load else {
-            return Err(PsaError::Unsigned);
-        };
         let credentials = Self::credentials(connection)?;
-        signing::verify_rotating(
-            params,
-            &credentials.tab_secret,
-            credentials.previous_tab_secret.as_ref(),
+        signing::verified_load(
+            load,
+            signing::SigningSecrets {
+                current: &credentials.tab_secret,
+                previous: credentials.previous_tab_secret.as_ref(),
+            },
             self.max_signature_age,
-            chrono::Utc::now().timestamp(),
-        )?;
-        let ticket_id = param(params, TICKET_PARAM)
-            .ok_or(PsaError::Unsigned)?
-            .to_owned();
-        let agent_id: u64 = param(params, AGENT_PARAM)
-            .and_then(|a| a.parse().ok())
-            .ok_or(PsaError::Unsigned)?;
-        Ok((ticket_id, agent_id))
+            TICKET_PARAM,
+            AGENT_PARAM,
+        )
     }
 
     async fn call(

@@ -115,6 +115,42 @@ pub fn verify_rotating(
     }
 }
 
+/// The signing secrets of a connection: the current one and, during a rotation's grace, the
+/// previous one.
+pub struct SigningSecrets<'a> {
+    pub current: &'a str,
+    pub previous: Option<&'a PreviousSecret>,
+}
+
+/// The ticket id and the numeric id of the technician (`member_param`) of a signed load, once
+/// its signature verifies (locally, no PSA call). HaloPSA tab loads and Autotask Insight loads
+/// both carry these two.
+pub fn verified_load(
+    load: &crate::psa::EmbedLoad,
+    secrets: SigningSecrets<'_>,
+    max_age_seconds: u64,
+    ticket_param: &str,
+    member_param: &str,
+) -> Result<(String, u64), PsaError> {
+    let crate::psa::EmbedLoad::Signed(params) = load else {
+        return Err(PsaError::Unsigned);
+    };
+    verify_rotating(
+        params,
+        secrets.current,
+        secrets.previous,
+        max_age_seconds,
+        chrono::Utc::now().timestamp(),
+    )?;
+    let ticket_id = param(params, ticket_param)
+        .ok_or(PsaError::Unsigned)?
+        .to_owned();
+    let member_id: u64 = param(params, member_param)
+        .and_then(|id| id.parse().ok())
+        .ok_or(PsaError::Unsigned)?;
+    Ok((ticket_id, member_id))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
