@@ -14,7 +14,7 @@ use secrecy::{ExposeSecret, SecretString};
 use crate::app::{App, AppContext, AppOptions};
 use crate::config::{Config, LogFormat};
 use crate::core::integrations::IdentityManagementInput;
-use crate::domain::{ActorKind, IntegrationKind, MspPolicy};
+use crate::domain::{ActorKind, AuditOutcome, IntegrationKind, MspPolicy};
 use crate::sandbox::microsoft::{self, ConsentDecision, MicrosoftSandbox};
 use crate::sandbox::psa::PsaSandbox;
 use crate::sandbox::sms::SmsSandbox;
@@ -284,7 +284,7 @@ pub async fn seed(store: &Store, settings: &SettingsService) -> anyhow::Result<M
             subject_id: Some(msp.id.to_string()),
             subject_name: Some(msp.name.clone()),
             psa_ticket_id: None,
-            outcome: "success".to_owned(),
+            outcome: AuditOutcome::Success,
             upstream_request_id: None,
             details: serde_json::json!({}),
         })

@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use crate::core::error::CoreError;
 use crate::core::integrations::ExpiryState;
-use crate::domain::{IntegrationKind, IntegrationStatus};
+use crate::domain::{AuditOutcome, IntegrationKind, IntegrationStatus};
 use crate::microsoft::graph::MFA_CLIENT_APP_ID;
 use crate::store::access::ApiKey;
 use crate::store::audit::{AuditActor, NewAuditEvent};
@@ -141,7 +141,7 @@ fn audit(
     actor: &AuditActor,
     action: &str,
     subject: (&str, String, Option<String>),
-    outcome: &str,
+    outcome: AuditOutcome,
     details: serde_json::Value,
 ) -> NewAuditEvent {
     NewAuditEvent {
@@ -152,7 +152,7 @@ fn audit(
         subject_id: Some(subject.1),
         subject_name: subject.2,
         psa_ticket_id: None,
-        outcome: outcome.to_owned(),
+        outcome,
         upstream_request_id: None,
         details,
     }
@@ -286,7 +286,7 @@ impl SetupService {
                             existing.id.to_string(),
                             Some(existing.psa_company_name.clone()),
                         ),
-                        "refused",
+                        AuditOutcome::Refused,
                         serde_json::json!({
                             "code": "company_already_mapped",
                             "current": mapping_json(&existing, &current),
@@ -322,7 +322,7 @@ impl SetupService {
                                 existing.id.to_string(),
                                 Some(company_name.clone()),
                             ),
-                            "success",
+                            AuditOutcome::Success,
                             serde_json::json!({ "before": before, "after": after }),
                         ),
                     )
@@ -349,7 +349,7 @@ impl SetupService {
                                 stored.id.to_string(),
                                 Some(stored.psa_company_name.clone()),
                             ),
-                            "success",
+                            AuditOutcome::Success,
                             serde_json::json!({
                                 "before": null,
                                 "after": mapping_json(stored, &tenant.display_name),
@@ -394,7 +394,7 @@ impl SetupService {
                         id.to_string(),
                         Some(existing.psa_company_name.clone()),
                     ),
-                    "success",
+                    AuditOutcome::Success,
                     serde_json::json!({
                         "before": mapping_json(&existing, &view.tenant_name),
                         "after": null,
@@ -471,7 +471,7 @@ impl SetupService {
                         tenant.microsoft_tenant_id.clone(),
                         Some(name.clone()),
                     ),
-                    "success",
+                    AuditOutcome::Success,
                     serde_json::json!({
                         "tenant_id": tenant.id,
                         "before": { "display_name": tenant.display_name },
@@ -505,7 +505,7 @@ impl SetupService {
                 tenant.microsoft_tenant_id.clone(),
                 Some(tenant.display_name.clone()),
             ),
-            "success",
+            AuditOutcome::Success,
             serde_json::json!({
                 "tenant_id": tenant.id,
                 "before": {
@@ -563,7 +563,7 @@ impl SetupService {
             actor,
             "api_key.revoke",
             ("api_key", key.key_prefix.clone(), Some(key.name.clone())),
-            "success",
+            AuditOutcome::Success,
             serde_json::json!({
                 "api_key_id": key.id,
                 "before": { "revoked_at": null },

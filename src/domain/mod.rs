@@ -12,7 +12,7 @@ mod policy;
 mod verification;
 mod wait;
 
-pub use audit::AuditCategory;
+pub use audit::{AuditCategory, AuditOutcome};
 pub use connection_test::{CheckOutcome, ConnectionCheck, ConnectionStatus};
 pub use error_code::ErrorCode;
 pub use hold::{ResetHold, utc_minute};
