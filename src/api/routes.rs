@@ -16,8 +16,10 @@ pub const API_PREFIX: &str = "/api";
 
 /// The addresses outside the OpenAPI document that accept only some methods, as `server.rs`
 /// and `web/` mount them (the spec and its documentation answer every method). A `*` segment
-/// matches the rest of the path. `tests/suite/errors.rs` checks every entry against the running
-/// application, both the methods listed and one that is not.
+/// matches the rest of the path. `server.rs`'s tests check that the table is exactly what it
+/// mounts (every address is mounted through `web::mount::Mounted`, which records it), and
+/// `tests/suite/errors.rs` checks every entry against the running application, both the
+/// methods listed and one that is not.
 pub const OTHER_ROUTES: &[(&str, &[Method])] = &[
     ("/", &[Method::GET]),
     ("/healthz", &[Method::GET]),
@@ -35,6 +37,7 @@ pub const OTHER_ROUTES: &[(&str, &[Method])] = &[
     ("/pods/connectwise", &[Method::GET]),
     ("/pods/halopsa", &[Method::GET, Method::POST]),
     ("/pods/autotask", &[Method::GET, Method::POST]),
+    ("/brand/{msp_id}/logo/{file}", &[Method::GET]),
 ];
 
 /// One operation of the JSON API.

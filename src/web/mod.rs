@@ -5,6 +5,7 @@
 pub mod brand;
 pub mod consent;
 pub mod landing;
+pub mod mount;
 pub mod page;
 pub mod pod;
 pub mod share;

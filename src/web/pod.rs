@@ -10,14 +10,15 @@
 use std::sync::Arc;
 
 use minijinja::context;
-use poem::http::{StatusCode, header};
+use poem::http::{Method, StatusCode, header};
 use poem::web::{Data, Form};
-use poem::{Request, Response, Route, get, handler};
+use poem::{Request, Response, handler};
 
 use crate::api::pod::open_session;
 use crate::app::AppContext;
 use crate::domain::PsaKind;
 use crate::psa::EmbedLoad;
+use crate::web::mount::{Mounted, endpoint};
 use crate::web::page::{self, Brand};
 
 const POD_JS: &str = include_str!("../../pods/pod.js");
@@ -28,17 +29,42 @@ const POD_CSS: &str = include_str!("../../pods/pod.css");
 /// The query parameter of every pod URL naming Vouch's PSA connection.
 pub const CONNECTION_PARAM: &str = "connection";
 
-pub fn routes() -> Route {
-    Route::new()
-        .at("/assets/pod.js", get(pod_js))
-        .at("/assets/pod/api.js", get(pod_api_js))
-        .at("/assets/pod/view.js", get(pod_view_js))
-        .at("/assets/pod.css", get(pod_css))
-        .at("/assets/page.css", get(page::page_css))
-        .at("/assets/brand/:file", get(page::brand_css))
-        .at("/connectwise", get(connectwise))
-        .at("/halopsa", get(halopsa_get).post(halopsa_post))
-        .at("/autotask", get(autotask_get).post(autotask_post))
+/// The routes under `/pods`.
+pub fn routes() -> Mounted {
+    Mounted::new()
+        .at("/assets/pod.js", vec![(Method::GET, endpoint(pod_js))])
+        .at(
+            "/assets/pod/api.js",
+            vec![(Method::GET, endpoint(pod_api_js))],
+        )
+        .at(
+            "/assets/pod/view.js",
+            vec![(Method::GET, endpoint(pod_view_js))],
+        )
+        .at("/assets/pod.css", vec![(Method::GET, endpoint(pod_css))])
+        .at(
+            "/assets/page.css",
+            vec![(Method::GET, endpoint(page::page_css))],
+        )
+        .at(
+            "/assets/brand/:file",
+            vec![(Method::GET, endpoint(page::brand_css))],
+        )
+        .at("/connectwise", vec![(Method::GET, endpoint(connectwise))])
+        .at(
+            "/halopsa",
+            vec![
+                (Method::GET, endpoint(halopsa_get)),
+                (Method::POST, endpoint(halopsa_post)),
+            ],
+        )
+        .at(
+            "/autotask",
+            vec![
+                (Method::GET, endpoint(autotask_get)),
+                (Method::POST, endpoint(autotask_post)),
+            ],
+        )
 }
 
 const JAVASCRIPT: &str = "text/javascript; charset=utf-8";
@@ -326,7 +352,7 @@ mod tests {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();
-        let app = routes();
+        let app = routes().into_route();
         for (path, source) in MODULES {
             let response =
                 runtime.block_on(app.get_response(poem::Request::builder().uri_str(path).finish()));
