@@ -452,6 +452,7 @@ impl Probes<'_> {
             let path = template
                 .replace("{token}", "probe")
                 .replace("{file}", "probe.css")
+                .replace("{version}", "probe")
                 .replace("{msp_id}", &uuid::Uuid::new_v4().to_string())
                 .replace('*', "probe");
             expectations.push((path, methods.iter().map(|m| m.to_string()).collect()));
