@@ -261,17 +261,15 @@ pub async fn call(
     if let Some(body) = body {
         request = request.json(&body);
     }
-    let response = request.send().await.unwrap();
+    json_of(request.send().await.unwrap()).await
+}
+
+/// The status and JSON body of an answer (`null` when the body is not JSON).
+pub async fn json_of(response: reqwest::Response) -> (u16, serde_json::Value) {
     let status = response.status().as_u16();
     let text = response.text().await.unwrap();
     (
         status,
         serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
     )
-}
-
-/// The status and JSON body of an answer.
-pub async fn json_of(response: reqwest::Response) -> (u16, serde_json::Value) {
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap())
 }

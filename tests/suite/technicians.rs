@@ -6,14 +6,14 @@
 use crate::{backends, common};
 
 use backends::on_every_backend;
-use common::world::World;
+use common::world::{World, json_of};
 use reqwest::Method;
 use serde_json::{Value, json};
 use vouch::domain::{ApiKeyScope, MspPolicy};
 use vouch::sandbox::microsoft::PushScript;
 use vouch::sandbox::psa as sbx;
 
-use crate::pods::{halo_token, iframe_src, json_of, load_pod};
+use crate::pods::{halo_token, iframe_src, load_pod};
 
 const BLOCKED: &str = "An administrator of your MSP has blocked your Vouch actions; ask them.";
 
