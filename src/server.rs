@@ -7,14 +7,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
+use poem::http::Method;
 use poem::http::{HeaderValue, header};
 use poem::listener::{Acceptor, Listener, TcpAcceptor, TcpListener};
-use poem::{Body, Endpoint, EndpointExt, IntoEndpoint, Request, Response, Route, Server, get};
+use poem::{Body, Endpoint, EndpointExt, IntoEndpoint, Request, Response, Server};
 use poem_openapi::OperationId;
 use tracing::Instrument;
 
 use crate::api;
 use crate::app::AppContext;
+use crate::web::mount::{Handler, Mounted, endpoint};
 
 /// The header carrying the request id, on every response and in every log line.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
@@ -44,39 +46,60 @@ where
         })
 }
 
+/// Every address outside the OpenAPI document that takes only some methods, mounted with
+/// the table of them (which `api::routes::OTHER_ROUTES` must match: see the tests).
+fn pages() -> Mounted {
+    let label = |label: &'static str| move |ep: Handler| endpoint(labelled(label, ep));
+    let get = |ep: Handler| vec![(Method::GET, ep)];
+    Mounted::new()
+        .at_wrapped(
+            "/",
+            get(endpoint(crate::web::landing::landing)),
+            label("landing"),
+        )
+        .at_wrapped(
+            "/healthz",
+            get(endpoint(api::health::healthz)),
+            label("healthz"),
+        )
+        .at_wrapped(
+            "/readyz",
+            get(endpoint(api::health::readyz)),
+            label("readyz"),
+        )
+        .at_wrapped(
+            "/metrics",
+            get(endpoint(api::health::prometheus_metrics)),
+            label("metrics"),
+        )
+        .at_wrapped(
+            &format!("/{}", api::consent::CALLBACK_PATH),
+            get(endpoint(api::consent::consent_callback)),
+            label("consent_callback"),
+        )
+        .nest("/s", crate::web::share::routes(), label("secure_share"))
+        .nest("/v", crate::web::verify::routes(), label("verify_link"))
+        .nest("/pods", crate::web::pod::routes(), label("pod"))
+        .nest("/brand", crate::web::brand::routes(), label("brand_logo"))
+        .nest(
+            crate::web::console::BASE_PATH,
+            crate::web::console::routes(),
+            label("console"),
+        )
+}
+
 /// Mounts every route and the middleware over `ctx`.
 pub fn routes(ctx: Arc<AppContext>) -> impl Endpoint<Output = Response> {
     let api_service = api::service();
     let swagger = api_service.swagger_ui();
     let spec_yaml = api_service.spec_endpoint_yaml();
     let spec_json = api_service.spec_endpoint();
-    let routes = Route::new()
-        .at("/", labelled("landing", get(crate::web::landing::landing)))
-        .at("/healthz", labelled("healthz", get(api::health::healthz)))
-        .at("/readyz", labelled("readyz", get(api::health::readyz)))
-        .at(
-            "/metrics",
-            labelled("metrics", get(api::health::prometheus_metrics)),
-        )
-        .at(
-            format!("/{}", api::consent::CALLBACK_PATH),
-            labelled("consent_callback", get(api::consent::consent_callback)),
-        )
-        .nest("/s", labelled("secure_share", crate::web::share::routes()))
-        .nest("/v", labelled("verify_link", crate::web::verify::routes()))
-        .nest("/pods", labelled("pod", crate::web::pod::routes()))
-        .nest(
-            crate::web::console::BASE_PATH,
-            labelled("console", crate::web::console::routes()),
-        )
-        .nest(
-            "/brand",
-            labelled("brand_logo", crate::web::brand::routes()),
-        )
-        .nest("/api", api_service)
-        .nest("/api/docs", labelled("api_docs", swagger))
-        .at("/api/openapi.yaml", labelled("openapi", spec_yaml))
-        .at("/api/openapi.json", labelled("openapi", spec_json));
+    let routes = pages()
+        .nest_any("/api", api_service.map_to_response())
+        .nest_any("/api/docs", labelled("api_docs", swagger))
+        .any("/api/openapi.yaml", labelled("openapi", spec_yaml))
+        .any("/api/openapi.json", labelled("openapi", spec_json))
+        .into_route();
     api::error::json_errors(routes)
         .around(bounded_body)
         .data(ctx.clone())
@@ -320,5 +343,36 @@ mod tests {
         assert!(!is_acceptable_request_id(""));
         assert!(!is_acceptable_request_id("a\nfake log line"));
         assert!(!is_acceptable_request_id(&"a".repeat(65)));
+    }
+
+    /// Every address mounted outside the OpenAPI document is in the table the error
+    /// boundary answers a wrong method from (its `Allow` header), with the same methods, and
+    /// the table names nothing that is not mounted.
+    #[test]
+    fn the_table_of_other_routes_is_what_is_mounted() {
+        use std::collections::BTreeSet;
+
+        let spelled = |methods: &[Method]| -> BTreeSet<String> {
+            methods.iter().map(|m| m.to_string()).collect()
+        };
+        let mounted: BTreeSet<(String, BTreeSet<String>)> = pages()
+            .table()
+            .iter()
+            .map(|(path, methods)| (path.clone(), spelled(methods)))
+            .collect();
+        let table: BTreeSet<(String, BTreeSet<String>)> = api::routes::OTHER_ROUTES
+            .iter()
+            .map(|(path, methods)| ((*path).to_owned(), spelled(methods)))
+            .collect();
+        let missing: Vec<_> = mounted.difference(&table).collect();
+        assert!(
+            missing.is_empty(),
+            "mounted but not in api::routes::OTHER_ROUTES: {missing:?}"
+        );
+        let extra: Vec<_> = table.difference(&mounted).collect();
+        assert!(
+            extra.is_empty(),
+            "in api::routes::OTHER_ROUTES but not mounted: {extra:?}"
+        );
     }
 }

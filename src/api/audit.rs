@@ -13,7 +13,7 @@ use uuid::Uuid;
 use super::ApiError;
 use super::auth::MspApiKey;
 use crate::app::AppContext;
-use crate::domain::{ActorKind, AuditCategory};
+use crate::domain::{ActorKind, AuditCategory, AuditOutcome};
 use crate::store::audit::{AuditEvent, AuditQuery};
 
 #[derive(Tags)]
@@ -48,8 +48,9 @@ pub struct AuditEntry {
     pub subject_name: Option<String>,
     /// The PSA ticket, when there was one.
     pub ticket_id: Option<String>,
-    /// `success`, `started`, `refused`, `approved`, `denied`...
-    pub outcome: String,
+    /// How the step ended: `success`, `started`, `refused`, or the status a verification
+    /// or reset ended in (`approved`, `denied`, `completed`...).
+    pub outcome: AuditOutcome,
     /// Microsoft's request id, for support.
     pub upstream_request_id: Option<String>,
     /// Further non-secret facts (error codes, ids).
@@ -187,7 +188,7 @@ impl AuditApi {
             let row = [
                 e.occurred_at.to_rfc3339(),
                 ev.action,
-                ev.outcome,
+                ev.outcome.as_str().to_owned(),
                 ev.actor.kind.to_value(),
                 ev.actor.id.unwrap_or_default(),
                 ev.actor.name.unwrap_or_default(),

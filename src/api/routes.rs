@@ -16,8 +16,10 @@ pub const API_PREFIX: &str = "/api";
 
 /// The addresses outside the OpenAPI document that accept only some methods, as `server.rs`
 /// and `web/` mount them (the spec and its documentation answer every method). A `*` segment
-/// matches the rest of the path. `tests/suite/errors.rs` checks every entry against the running
-/// application, both the methods listed and one that is not.
+/// matches the rest of the path. `server.rs`'s tests check that the table is exactly what it
+/// mounts (every address is mounted through `web::mount::Mounted`, which records it), and
+/// `tests/suite/errors.rs` checks every entry against the running application, both the
+/// methods listed and one that is not.
 pub const OTHER_ROUTES: &[(&str, &[Method])] = &[
     ("/", &[Method::GET]),
     ("/healthz", &[Method::GET]),
@@ -26,10 +28,10 @@ pub const OTHER_ROUTES: &[(&str, &[Method])] = &[
     ("/microsoft/consent/callback", &[Method::GET]),
     ("/s/{token}", &[Method::GET, Method::POST]),
     ("/v/{token}", &[Method::GET, Method::POST]),
-    ("/pods/assets/pod.js", &[Method::GET]),
-    ("/pods/assets/pod/api.js", &[Method::GET]),
-    ("/pods/assets/pod/view.js", &[Method::GET]),
-    ("/pods/assets/pod.css", &[Method::GET]),
+    ("/pods/v/{version}/pod.js", &[Method::GET]),
+    ("/pods/v/{version}/pod/api.js", &[Method::GET]),
+    ("/pods/v/{version}/pod/view.js", &[Method::GET]),
+    ("/pods/v/{version}/pod.css", &[Method::GET]),
     ("/pods/assets/page.css", &[Method::GET]),
     ("/pods/assets/brand/{file}", &[Method::GET]),
     ("/pods/connectwise", &[Method::GET]),
@@ -45,6 +47,7 @@ pub const OTHER_ROUTES: &[(&str, &[Method])] = &[
     ("/console/users/invite", &[Method::POST]),
     ("/console/users/{id}/{action}", &[Method::POST]),
     ("/console/assets/console.css", &[Method::GET]),
+    ("/brand/{msp_id}/logo/{file}", &[Method::GET]),
 ];
 
 /// One operation of the JSON API.

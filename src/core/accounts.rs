@@ -21,7 +21,7 @@ use url::Url;
 use uuid::Uuid;
 
 use crate::config::ConsoleConfig;
-use crate::domain::{ActorKind, ConsoleRole, ErrorCode};
+use crate::domain::{ActorKind, AuditOutcome, ConsoleRole, ErrorCode};
 use crate::store::access::{random_token, sha256_hex};
 use crate::store::audit::{AuditActor, NewAuditEvent};
 use crate::store::console_users::{
@@ -969,7 +969,7 @@ impl AccountsService {
                             "locked_until": state.locked_until,
                         }),
                     );
-                    event.outcome = "failure".to_owned();
+                    event.outcome = AuditOutcome::Failure;
                     event
                 },
             )
@@ -996,7 +996,7 @@ impl AccountsService {
             user,
             details,
         );
-        event.outcome = "failure".to_owned();
+        event.outcome = AuditOutcome::Failure;
         self.store.append_security_event(event).await?;
         Ok(())
     }
@@ -1026,7 +1026,7 @@ fn audit(
         subject_id: Some(user.id.to_string()),
         subject_name: Some(user.email.clone()),
         psa_ticket_id: None,
-        outcome: "success".to_owned(),
+        outcome: AuditOutcome::Success,
         upstream_request_id: None,
         details,
     }

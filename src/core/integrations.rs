@@ -14,7 +14,7 @@ use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 use uuid::Uuid;
 
-use crate::domain::{ActorKind, ErrorCode, IntegrationKind, IntegrationStatus};
+use crate::domain::{ActorKind, AuditOutcome, ErrorCode, IntegrationKind, IntegrationStatus};
 use crate::microsoft::graph::MFA_CLIENT_APP_ID;
 use crate::microsoft::token::Audience;
 use crate::microsoft::{
@@ -320,7 +320,7 @@ impl IntegrationsService {
                 actor,
                 "integration.identity_management.connect",
                 &tenant_ref.to_string(),
-                "failure",
+                AuditOutcome::Failure,
                 err.request_id.clone(),
                 Some(err.code().as_str()),
             )
@@ -347,7 +347,7 @@ impl IntegrationsService {
             actor,
             "integration.identity_management.connect",
             &tenant.microsoft_tenant_id,
-            "success",
+            AuditOutcome::Success,
             None,
             None,
         )
@@ -404,7 +404,7 @@ impl IntegrationsService {
                 &actor,
                 "integration.authenticator.consent",
                 callback.tenant.as_deref().unwrap_or("unknown"),
-                "failure",
+                AuditOutcome::Failure,
                 None,
                 Some(err.code().as_str()),
             )
@@ -427,8 +427,8 @@ impl IntegrationsService {
         }
         let result = self.onboard_authenticator(msp_id, &tenant_ref).await;
         let (outcome, code) = match &result {
-            Ok(_) => ("success", None),
-            Err(err) => ("failure", Some(err.code().as_str())),
+            Ok(_) => (AuditOutcome::Success, None),
+            Err(err) => (AuditOutcome::Failure, Some(err.code().as_str())),
         };
         self.audit_integration(
             msp_id,
@@ -637,7 +637,7 @@ impl IntegrationsService {
             actor,
             &format!("integration.{}.remove", integration.kind.as_str()),
             &tenant.microsoft_tenant_id,
-            "success",
+            AuditOutcome::Success,
             None,
             None,
         )
@@ -830,7 +830,7 @@ impl IntegrationsService {
         actor: &AuditActor,
         action: &str,
         tenant: &str,
-        outcome: &str,
+        outcome: AuditOutcome,
         upstream_request_id: Option<String>,
         code: Option<&str>,
     ) {
@@ -842,7 +842,7 @@ impl IntegrationsService {
             subject_id: Some(tenant.to_owned()),
             subject_name: None,
             psa_ticket_id: None,
-            outcome: outcome.to_owned(),
+            outcome,
             upstream_request_id,
             details: serde_json::json!({ "code": code }),
         };

@@ -43,7 +43,7 @@ use uuid::Uuid;
 
 use crate::core::error::CoreError;
 use crate::core::pod::PodService;
-use crate::domain::{CheckOutcome, ConnectionCheck, ErrorCode, PsaKind};
+use crate::domain::{AuditOutcome, CheckOutcome, ConnectionCheck, ErrorCode, PsaKind};
 use crate::psa::PsaAdapters;
 use crate::store::Store;
 use crate::store::audit::{AuditActor, NewAuditEvent};
@@ -1069,7 +1069,11 @@ impl PsaConnectionService {
         let tested_at = chrono::SubsecRound::trunc_subsecs(Utc::now(), 6);
         let test = LastTest::of(tested_at, checks);
         let mut audit = self.audit(msp_id, actor, "psa_connection.test", &subject, None, None);
-        audit.outcome = if test.passed { "success" } else { "failed" }.to_owned();
+        audit.outcome = if test.passed {
+            AuditOutcome::Success
+        } else {
+            AuditOutcome::Failed
+        };
         audit.details = serde_json::json!({
             "kind": subject.kind.as_str(),
             "passed": test.passed,
@@ -1523,7 +1527,7 @@ impl PsaConnectionService {
             subject_id: Some(subject.id.to_string()),
             subject_name: Some(subject.name.clone()),
             psa_ticket_id: None,
-            outcome: "success".to_owned(),
+            outcome: AuditOutcome::Success,
             upstream_request_id: None,
             details: serde_json::json!({
                 "kind": subject.kind.as_str(),

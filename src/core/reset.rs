@@ -27,7 +27,7 @@ use super::share::{
 use super::texts;
 use super::verification::{VerificationService, verified_now};
 use crate::config::ResetConfig;
-use crate::domain::{ErrorCode, PasswordReset, ResetHold, ResetStatus, Verification};
+use crate::domain::{AuditOutcome, ErrorCode, PasswordReset, ResetHold, ResetStatus, Verification};
 use crate::microsoft::{
     ClientCredentials, MicrosoftError, MicrosoftErrorKind, PasswordChangeError, ResettableUser,
 };
@@ -148,7 +148,7 @@ impl ResetService {
             self.audit_reset(
                 &request,
                 &verification,
-                "refused",
+                AuditOutcome::Refused,
                 None,
                 Some(ErrorCode::VerificationForOtherUser),
                 None,
@@ -175,7 +175,7 @@ impl ResetService {
                 self.audit_reset(
                     &request,
                     &verification,
-                    "refused",
+                    AuditOutcome::Refused,
                     err.upstream_request_id(),
                     Some(err.code()),
                     None,
@@ -520,7 +520,7 @@ impl ResetService {
             actor,
             verification,
             ACTION_RESET,
-            completed.status.as_str(),
+            completed.status.into(),
             upstream_request_id,
             failure_code,
             Some(&completed),
@@ -695,7 +695,7 @@ impl ResetService {
                 &actor,
                 &verification,
                 ACTION_SWEPT,
-                released.status.as_str(),
+                released.status.into(),
                 None,
                 Some(ErrorCode::ResetInterrupted),
                 Some(&released),
@@ -751,7 +751,7 @@ impl ResetService {
             &actor,
             &verification,
             ACTION_SWEPT,
-            finished.reset.status.as_str(),
+            finished.reset.status.into(),
             finished.reset.upstream_request_id.clone(),
             finished.reset.failure_code,
             Some(&finished.reset),
@@ -781,8 +781,8 @@ impl ResetService {
             .resend_checked(msp, &reset, &verification.user_principal_name, actor)
             .await;
         let (outcome, code, audited) = match &result {
-            Ok(sent) => ("success", None, sent),
-            Err(err) => ("refused", Some(err.code()), &reset),
+            Ok(sent) => (AuditOutcome::Success, None, sent),
+            Err(err) => (AuditOutcome::Refused, Some(err.code()), &reset),
         };
         self.audit(
             msp.id,
@@ -1012,7 +1012,7 @@ impl ResetService {
         &self,
         request: &ResetRequest,
         verification: &Verification,
-        outcome: &str,
+        outcome: AuditOutcome,
         upstream_request_id: Option<String>,
         code: Option<ErrorCode>,
         reset: Option<&PasswordReset>,
@@ -1037,7 +1037,7 @@ impl ResetService {
         actor: &AuditActor,
         verification: &Verification,
         action: &str,
-        outcome: &str,
+        outcome: AuditOutcome,
         upstream_request_id: Option<String>,
         code: Option<ErrorCode>,
         reset: Option<&PasswordReset>,
@@ -1050,7 +1050,7 @@ impl ResetService {
             subject_id: Some(verification.user_object_id.clone()),
             subject_name: Some(verification.user_principal_name.clone()),
             psa_ticket_id: verification.psa_ticket_id.clone(),
-            outcome: outcome.to_owned(),
+            outcome,
             upstream_request_id,
             details: serde_json::json!({
                 "code": code,
@@ -1076,7 +1076,7 @@ fn lift_event(msp_id: Uuid, actor: &AuditActor, hold: &ResetHold, reason: &str) 
         subject_id: Some(hold.user_object_id.clone()),
         subject_name: Some(hold.user_principal_name.clone()),
         psa_ticket_id: None,
-        outcome: "lifted".into(),
+        outcome: AuditOutcome::Lifted,
         upstream_request_id: None,
         details: serde_json::json!({
             "hold_id": hold.id,

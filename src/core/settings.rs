@@ -11,7 +11,7 @@ use crate::core::logo::{self, LogoFormat};
 use crate::core::share::{
     MAX_EXPIRES_IN, MIN_EXPIRES_IN, is_hex_color, safe_logo_url, usable_support_phone,
 };
-use crate::domain::{MspPolicy, PasswordStyle};
+use crate::domain::{AuditOutcome, MspPolicy, PasswordStyle};
 use crate::store::Store;
 use crate::store::audit::{AuditActor, NewAuditEvent};
 use crate::store::logos::StoredLogo;
@@ -217,7 +217,7 @@ impl SettingsService {
             subject_id: Some(msp_id.to_string()),
             subject_name: Some(after.branding.name.clone()),
             psa_ticket_id: None,
-            outcome: "success".into(),
+            outcome: AuditOutcome::Success,
             upstream_request_id: None,
             details,
         }

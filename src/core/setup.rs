@@ -8,8 +8,7 @@ use uuid::Uuid;
 
 use crate::core::error::CoreError;
 use crate::core::integrations::ExpiryState;
-use crate::domain::{ApiKeyScope, MspPolicy};
-use crate::domain::{IntegrationKind, IntegrationStatus};
+use crate::domain::{ApiKeyScope, AuditOutcome, IntegrationKind, IntegrationStatus, MspPolicy};
 use crate::microsoft::graph::MFA_CLIENT_APP_ID;
 use crate::store::access::ApiKey;
 use crate::store::audit::{AuditActor, NewAuditEvent};
@@ -144,7 +143,7 @@ fn audit(
     actor: &AuditActor,
     action: &str,
     subject: (&str, String, Option<String>),
-    outcome: &str,
+    outcome: AuditOutcome,
     details: serde_json::Value,
 ) -> NewAuditEvent {
     NewAuditEvent {
@@ -155,7 +154,7 @@ fn audit(
         subject_id: Some(subject.1),
         subject_name: subject.2,
         psa_ticket_id: None,
-        outcome: outcome.to_owned(),
+        outcome,
         upstream_request_id: None,
         details,
     }
@@ -289,7 +288,7 @@ impl SetupService {
                             existing.id.to_string(),
                             Some(existing.psa_company_name.clone()),
                         ),
-                        "refused",
+                        AuditOutcome::Refused,
                         serde_json::json!({
                             "code": "company_already_mapped",
                             "current": mapping_json(&existing, &current),
@@ -325,7 +324,7 @@ impl SetupService {
                                 existing.id.to_string(),
                                 Some(company_name.clone()),
                             ),
-                            "success",
+                            AuditOutcome::Success,
                             serde_json::json!({ "before": before, "after": after }),
                         ),
                     )
@@ -352,7 +351,7 @@ impl SetupService {
                                 stored.id.to_string(),
                                 Some(stored.psa_company_name.clone()),
                             ),
-                            "success",
+                            AuditOutcome::Success,
                             serde_json::json!({
                                 "before": null,
                                 "after": mapping_json(stored, &tenant.display_name),
@@ -397,7 +396,7 @@ impl SetupService {
                         id.to_string(),
                         Some(existing.psa_company_name.clone()),
                     ),
-                    "success",
+                    AuditOutcome::Success,
                     serde_json::json!({
                         "before": mapping_json(&existing, &view.tenant_name),
                         "after": null,
@@ -474,7 +473,7 @@ impl SetupService {
                         tenant.microsoft_tenant_id.clone(),
                         Some(name.clone()),
                     ),
-                    "success",
+                    AuditOutcome::Success,
                     serde_json::json!({
                         "tenant_id": tenant.id,
                         "before": { "display_name": tenant.display_name },
@@ -508,7 +507,7 @@ impl SetupService {
                 tenant.microsoft_tenant_id.clone(),
                 Some(tenant.display_name.clone()),
             ),
-            "success",
+            AuditOutcome::Success,
             serde_json::json!({
                 "tenant_id": tenant.id,
                 "before": {
@@ -561,7 +560,7 @@ impl SetupService {
                         actor,
                         "msp.create",
                         ("msp", msp.id.to_string(), Some(msp.name.clone())),
-                        "success",
+                        AuditOutcome::Success,
                         serde_json::json!({ "name": msp.name }),
                     )
                 },
@@ -592,7 +591,7 @@ impl SetupService {
                     actor,
                     "api_key.create",
                     ("api_key", key.key_prefix.clone(), Some(key.name.clone())),
-                    "success",
+                    AuditOutcome::Success,
                     serde_json::json!({ "api_key_id": key.id, "scope": key.scope }),
                 )
             })
@@ -628,7 +627,7 @@ impl SetupService {
             actor,
             "api_key.revoke",
             ("api_key", key.key_prefix.clone(), Some(key.name.clone())),
-            "success",
+            AuditOutcome::Success,
             serde_json::json!({
                 "api_key_id": key.id,
                 "before": { "revoked_at": null },

@@ -20,7 +20,7 @@ use crate::core::error::CoreError;
 use crate::core::messaging::Messenger;
 use crate::core::texts;
 use crate::core::verification::VerificationService;
-use crate::domain::ErrorCode;
+use crate::domain::{AuditOutcome, ErrorCode};
 use crate::store::Store;
 use crate::store::StoreError;
 use crate::store::access::{random_token, sha256_hex};
@@ -550,7 +550,7 @@ impl ShareService {
             actor.clone(),
             ACTION_CREATED,
             share.id,
-            "success",
+            AuditOutcome::Success,
             serde_json::json!({
                 "expires_at": share.expires_at,
                 "max_views": share.max_views,
@@ -614,7 +614,7 @@ impl ShareService {
                     recipient(),
                     ACTION_REVEALED,
                     share.id,
-                    "success",
+                    AuditOutcome::Success,
                     serde_json::json!({
                         "views": share.views,
                         "max_views": share.max_views,
@@ -642,7 +642,7 @@ impl ShareService {
             recipient(),
             ACTION_REVEAL_REFUSED,
             share.id,
-            "failure",
+            AuditOutcome::Failure,
             serde_json::json!({
                 "code": error.code(),
                 "views": share.views,
@@ -669,7 +669,7 @@ impl ShareService {
                     actor.clone(),
                     ACTION_REVOKED,
                     share.id,
-                    "success",
+                    AuditOutcome::Success,
                     serde_json::json!({
                         "views": share.views,
                         "max_views": share.max_views,
@@ -713,7 +713,7 @@ impl ShareService {
         actor: AuditActor,
         action: &str,
         share_id: Uuid,
-        outcome: &str,
+        outcome: AuditOutcome,
         details: serde_json::Value,
     ) {
         let event = NewAuditEvent {
@@ -724,7 +724,7 @@ impl ShareService {
             subject_id: Some(share_id.to_string()),
             subject_name: None,
             psa_ticket_id: None,
-            outcome: outcome.to_owned(),
+            outcome,
             upstream_request_id: None,
             details,
         };

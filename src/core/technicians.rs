@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::core::error::CoreError;
-use crate::domain::PsaKind;
+use crate::domain::{AuditOutcome, PsaKind};
 use crate::store::Store;
 use crate::store::audit::{AuditActor, NewAuditEvent};
 use crate::store::psa_connections::{Technician, TechnicianAction, TechnicianBlock};
@@ -126,7 +126,7 @@ impl TechnicianService {
                 subject_id: Some(id.to_string()),
                 subject_name: Some(technician.display_name.clone()),
                 psa_ticket_id: None,
-                outcome: "success".to_owned(),
+                outcome: AuditOutcome::Success,
                 upstream_request_id: None,
                 details: serde_json::json!({
                     "psa_connection_id": technician.psa_connection_id,

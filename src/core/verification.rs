@@ -22,7 +22,9 @@ use super::directory::{Directory, DirectoryUser};
 use super::error::CoreError;
 use super::messaging::Messenger;
 use super::texts;
-use crate::domain::{ActorKind, AuditCategory, ErrorCode, VerificationMethod, VerificationStatus};
+use crate::domain::{
+    ActorKind, AuditCategory, AuditOutcome, ErrorCode, VerificationMethod, VerificationStatus,
+};
 use crate::microsoft::graph::{PUSH_METHOD, PhoneMethod};
 use crate::microsoft::mfa::PushOutcome;
 use crate::microsoft::{MicrosoftError, MicrosoftErrorKind, Upn};
@@ -405,7 +407,7 @@ impl VerificationService {
                     verification,
                     system_actor(),
                     "verification.push.interrupted",
-                    VerificationStatus::Interrupted.as_str(),
+                    VerificationStatus::Interrupted.into(),
                 )
             })
             .await?;
@@ -539,7 +541,7 @@ impl VerificationService {
             subject_id: None,
             subject_name: Some(searched.chars().take(320).collect()),
             psa_ticket_id,
-            outcome: "refused".into(),
+            outcome: AuditOutcome::Refused,
             upstream_request_id: err.upstream_request_id(),
             details: serde_json::json!({ "code": err.code(), "stage": "user_lookup" }),
         };
@@ -621,8 +623,12 @@ impl VerificationService {
                 .record("verification_id", tracing::field::display(verification.id));
         }
         let (outcome, code, upstream) = match &result {
-            Ok(_) => ("started", None, None),
-            Err(err) => ("refused", Some(err.code()), err.upstream_request_id()),
+            Ok(_) => (AuditOutcome::Started, None, None),
+            Err(err) => (
+                AuditOutcome::Refused,
+                Some(err.code()),
+                err.upstream_request_id(),
+            ),
         };
         self.audit_event(
             &request,
@@ -752,7 +758,7 @@ impl VerificationService {
                 decision.audit = Some(request_audit_event(
                     &audit_request,
                     "verification.push.result",
-                    status_text,
+                    decision.status.into(),
                     upstream,
                     serde_json::json!({
                         "verification_id": id,
@@ -912,7 +918,7 @@ impl VerificationService {
                 &verification,
                 system_actor(),
                 "verification.expired",
-                ErrorCode::LinkExpired.as_str(),
+                AuditOutcome::expired_by(ErrorCode::LinkExpired),
             );
             self.decide(
                 verification.id,
@@ -941,7 +947,7 @@ impl VerificationService {
             &verification,
             technician_of(&verification),
             "verification.sms_link.answer",
-            status.as_str(),
+            status.into(),
         );
         let mut decision = Decision {
             status,
@@ -1010,7 +1016,7 @@ impl VerificationService {
                 &verification,
                 system_actor(),
                 "verification.expired",
-                ErrorCode::CodeExpired.as_str(),
+                AuditOutcome::expired_by(ErrorCode::CodeExpired),
             );
             self.decide(
                 id,
@@ -1037,11 +1043,11 @@ impl VerificationService {
                         .verify_mac(MacPurpose::SmsCode, &format!("{salt}:{code}"), mac)
             });
         let outcome = if matches {
-            VerificationStatus::Approved.as_str()
+            AuditOutcome::Approved
         } else {
-            "code_incorrect"
+            AuditOutcome::CodeIncorrect
         };
-        tracing::info!(outcome, attempts, "SMS code checked");
+        tracing::info!(outcome = outcome.as_str(), attempts, "SMS code checked");
         // A check that decides the verification is audited with the decision, in one
         // transaction; a wrong code that leaves attempts is audited alone.
         let audit = plain_audit_event(
@@ -1096,7 +1102,7 @@ impl VerificationService {
             &verification,
             actor.clone(),
             "verification.cancel",
-            VerificationStatus::Cancelled.as_str(),
+            VerificationStatus::Cancelled.into(),
         );
         if !self
             .decide(id, VerificationStatus::Cancelled, None, None, Some(audit))
@@ -1160,7 +1166,11 @@ impl VerificationService {
             subject_id: Some(change.user_object_id.clone()),
             subject_name: Some(change.upn.clone()),
             psa_ticket_id: change.psa_ticket_id.clone(),
-            outcome: if result.is_ok() { "success" } else { "failure" }.into(),
+            outcome: if result.is_ok() {
+                AuditOutcome::Success
+            } else {
+                AuditOutcome::Failure
+            },
             upstream_request_id: result.as_ref().err().and_then(|e| e.request_id.clone()),
             details: serde_json::json!({ "code": result.as_ref().err().map(|e| e.code()) }),
         };
@@ -1440,7 +1450,7 @@ impl VerificationService {
                 &verification,
                 system_actor(),
                 "verification.expired",
-                ErrorCode::VerificationExpired.as_str(),
+                AuditOutcome::expired_by(ErrorCode::VerificationExpired),
             );
             self.decide(
                 verification.id,
@@ -1536,7 +1546,7 @@ impl VerificationService {
         &self,
         request: &StartRequest,
         action: &str,
-        outcome: &str,
+        outcome: AuditOutcome,
         upstream_request_id: Option<String>,
         details: serde_json::Value,
     ) {
@@ -1560,7 +1570,7 @@ fn start_action(method: VerificationMethod) -> &'static str {
 fn request_audit_event(
     request: &StartRequest,
     action: &str,
-    outcome: &str,
+    outcome: AuditOutcome,
     upstream_request_id: Option<String>,
     details: serde_json::Value,
 ) -> NewAuditEvent {
@@ -1572,7 +1582,7 @@ fn request_audit_event(
         subject_id: Some(request.user.object_id.clone()),
         subject_name: Some(request.user.upn.clone()),
         psa_ticket_id: request.context.ticket_id.clone(),
-        outcome: outcome.to_owned(),
+        outcome,
         upstream_request_id,
         details,
     }
@@ -1601,7 +1611,7 @@ fn plain_audit_event(
     verification: &Verification,
     actor: AuditActor,
     action: &str,
-    outcome: &str,
+    outcome: AuditOutcome,
 ) -> NewAuditEvent {
     NewAuditEvent {
         msp_id: verification.msp_id,
@@ -1611,7 +1621,7 @@ fn plain_audit_event(
         subject_id: Some(verification.user_object_id.clone()),
         subject_name: Some(verification.user_principal_name.clone()),
         psa_ticket_id: verification.psa_ticket_id.clone(),
-        outcome: outcome.to_owned(),
+        outcome,
         upstream_request_id: None,
         details: serde_json::json!({ "verification_id": verification.id }),
     }

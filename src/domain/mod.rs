@@ -13,7 +13,7 @@ mod policy;
 mod verification;
 mod wait;
 
-pub use audit::AuditCategory;
+pub use audit::{AuditCategory, AuditOutcome};
 pub use connection_test::{CheckOutcome, ConnectionCheck, ConnectionStatus};
 pub use console::ConsoleRole;
 pub use error_code::ErrorCode;

@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use super::entities::audit_event;
 use super::{Store, StoreError};
-use crate::domain::{ActorKind, AuditCategory};
+use crate::domain::{ActorKind, AuditCategory, AuditOutcome};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditActor {
@@ -27,7 +27,7 @@ pub struct NewAuditEvent {
     pub subject_id: Option<String>,
     pub subject_name: Option<String>,
     pub psa_ticket_id: Option<String>,
-    pub outcome: String,
+    pub outcome: AuditOutcome,
     pub upstream_request_id: Option<String>,
     pub details: serde_json::Value,
 }

@@ -370,13 +370,13 @@ impl Store {
         audit: NewAuditEvent,
     ) -> Result<TenantRemoval, StoreError> {
         let txn = self.connection().begin().await?;
-        let resets_in_progress = password_reset::Entity::find()
+        let unfinished_resets = password_reset::Entity::find()
             .filter(password_reset::Column::TenantId.eq(id))
             .filter(password_reset::Column::Status.eq(ResetStatus::InProgress))
             .count(&txn)
             .await?;
-        if resets_in_progress > 0 {
-            return Ok(TenantRemoval::ResetsInProgress(resets_in_progress));
+        if unfinished_resets > 0 {
+            return Ok(TenantRemoval::ResetsInProgress(unfinished_resets));
         }
         let now = Utc::now();
         let marked = tenant::Entity::update_many()

@@ -4,16 +4,17 @@
 
 use std::sync::Arc;
 
-use poem::http::{StatusCode, header};
+use poem::http::{Method, StatusCode, header};
 use poem::web::{Data, Path};
-use poem::{Response, Route, get, handler};
+use poem::{Response, handler};
 use uuid::Uuid;
 
 use crate::app::AppContext;
+use crate::web::mount::{Mounted, endpoint};
 
 /// The routes under `/brand`.
-pub fn routes() -> Route {
-    Route::new().at("/:msp_id/logo/:file", get(logo))
+pub fn routes() -> Mounted {
+    Mounted::new().at("/:msp_id/logo/:file", vec![(Method::GET, endpoint(logo))])
 }
 
 #[handler]

@@ -6,6 +6,7 @@ pub mod brand;
 pub mod consent;
 pub mod console;
 pub mod landing;
+pub mod mount;
 pub mod page;
 pub mod pod;
 pub mod share;

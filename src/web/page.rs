@@ -41,6 +41,11 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
     });
     // A constant every page links its files from.
     env.add_global("assets", Value::from_safe_string(ASSETS.to_owned()));
+    // Where this build's pod files are (a digest in the address: see `web::pod`).
+    env.add_global(
+        "pod_assets",
+        Value::from_safe_string(crate::web::pod::pod_assets()),
+    );
     for (name, source) in [
         ("base.html", include_str!("templates/base.html")),
         ("pod.html", include_str!("../../pods/pod.html")),
@@ -312,6 +317,15 @@ pub fn asset(body: impl Into<poem::Body>, content_type: &str) -> Response {
     Response::builder()
         .content_type(content_type)
         .header("Cache-Control", "public, max-age=300")
+        .header("X-Content-Type-Options", "nosniff")
+        .body(body)
+}
+
+/// One of the pod's files, at an address holding its digest: kept for good.
+pub fn immutable_asset(body: impl Into<poem::Body>, content_type: &str) -> Response {
+    Response::builder()
+        .content_type(content_type)
+        .header("Cache-Control", "public, max-age=31536000, immutable")
         .header("X-Content-Type-Options", "nosniff")
         .body(body)
 }

@@ -6,18 +6,27 @@
 //! The pod's script is three ES modules, served as they are in `pods/` (no build step):
 //! `pod.js`, the controller the page loads, imports `pod/api.js` (the API client) and
 //! `pod/view.js` (the view) by relative URL, so their routes mirror the files' paths.
+//!
+//! The pod's own files (the three modules and `pod.css`) are served under
+//! `/pods/v/{version}/`, the version a digest of all four, and cached for good
+//! (`immutable`): a deploy that changes any of them changes every address, so a browser never
+//! mixes modules of two versions, and the modules' relative imports stay inside one version.
+//! The pod page links the current version; another version's address answers 404 (in the
+//! JSON error shape, as every 404): the page that linked it is older than this instance, and
+//! reloading it links the current one.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use minijinja::context;
-use poem::http::{StatusCode, header};
-use poem::web::{Data, Form};
-use poem::{Request, Response, Route, get, handler};
+use poem::http::{Method, StatusCode, header};
+use poem::web::{Data, Form, Path};
+use poem::{Request, Response, handler};
 
 use crate::api::pod::open_session;
 use crate::app::AppContext;
 use crate::domain::PsaKind;
 use crate::psa::EmbedLoad;
+use crate::web::mount::{Mounted, endpoint};
 use crate::web::page::{self, Brand};
 
 const POD_JS: &str = include_str!("../../pods/pod.js");
@@ -25,42 +34,95 @@ const POD_API_JS: &str = include_str!("../../pods/pod/api.js");
 const POD_VIEW_JS: &str = include_str!("../../pods/pod/view.js");
 const POD_CSS: &str = include_str!("../../pods/pod.css");
 
+/// The digest of the pod's files: the version segment of their addresses.
+static POD_VERSION: LazyLock<String> = LazyLock::new(|| {
+    use sha2::{Digest, Sha256};
+    let mut digest = Sha256::new();
+    for file in [POD_JS, POD_API_JS, POD_VIEW_JS, POD_CSS] {
+        // Each length first, so that moving text from one file to the next changes it too.
+        digest.update((file.len() as u64).to_be_bytes());
+        digest.update(file.as_bytes());
+    }
+    hex::encode(&digest.finalize()[..8])
+});
+
+/// Where this build's pod files are served: `/pods/v/{version}`.
+pub fn pod_assets() -> String {
+    format!("/pods/v/{}", *POD_VERSION)
+}
+
 /// The query parameter of every pod URL naming Vouch's PSA connection.
 pub const CONNECTION_PARAM: &str = "connection";
 
-pub fn routes() -> Route {
-    Route::new()
-        .at("/assets/pod.js", get(pod_js))
-        .at("/assets/pod/api.js", get(pod_api_js))
-        .at("/assets/pod/view.js", get(pod_view_js))
-        .at("/assets/pod.css", get(pod_css))
-        .at("/assets/page.css", get(page::page_css))
-        .at("/assets/brand/:file", get(page::brand_css))
-        .at("/connectwise", get(connectwise))
-        .at("/halopsa", get(halopsa_get).post(halopsa_post))
-        .at("/autotask", get(autotask_get).post(autotask_post))
+/// The routes under `/pods`.
+pub fn routes() -> Mounted {
+    Mounted::new()
+        .at("/v/:version/pod.js", vec![(Method::GET, endpoint(pod_js))])
+        .at(
+            "/v/:version/pod/api.js",
+            vec![(Method::GET, endpoint(pod_api_js))],
+        )
+        .at(
+            "/v/:version/pod/view.js",
+            vec![(Method::GET, endpoint(pod_view_js))],
+        )
+        .at(
+            "/v/:version/pod.css",
+            vec![(Method::GET, endpoint(pod_css))],
+        )
+        .at(
+            "/assets/page.css",
+            vec![(Method::GET, endpoint(page::page_css))],
+        )
+        .at(
+            "/assets/brand/:file",
+            vec![(Method::GET, endpoint(page::brand_css))],
+        )
+        .at("/connectwise", vec![(Method::GET, endpoint(connectwise))])
+        .at(
+            "/halopsa",
+            vec![
+                (Method::GET, endpoint(halopsa_get)),
+                (Method::POST, endpoint(halopsa_post)),
+            ],
+        )
+        .at(
+            "/autotask",
+            vec![
+                (Method::GET, endpoint(autotask_get)),
+                (Method::POST, endpoint(autotask_post)),
+            ],
+        )
 }
 
 const JAVASCRIPT: &str = "text/javascript; charset=utf-8";
 
-#[handler]
-fn pod_js() -> Response {
-    page::asset(POD_JS, JAVASCRIPT)
+/// One of the pod's files, if `version` is this build's; else 404.
+fn versioned(version: &str, body: &'static str, content_type: &str) -> poem::Result<Response> {
+    if version != POD_VERSION.as_str() {
+        return Err(poem::error::NotFoundError.into());
+    }
+    Ok(page::immutable_asset(body, content_type))
 }
 
 #[handler]
-fn pod_api_js() -> Response {
-    page::asset(POD_API_JS, JAVASCRIPT)
+fn pod_js(Path(version): Path<String>) -> poem::Result<Response> {
+    versioned(&version, POD_JS, JAVASCRIPT)
 }
 
 #[handler]
-fn pod_view_js() -> Response {
-    page::asset(POD_VIEW_JS, JAVASCRIPT)
+fn pod_api_js(Path(version): Path<String>) -> poem::Result<Response> {
+    versioned(&version, POD_API_JS, JAVASCRIPT)
 }
 
 #[handler]
-fn pod_css() -> Response {
-    page::asset(POD_CSS, "text/css; charset=utf-8")
+fn pod_view_js(Path(version): Path<String>) -> poem::Result<Response> {
+    versioned(&version, POD_VIEW_JS, JAVASCRIPT)
+}
+
+#[handler]
+fn pod_css(Path(version): Path<String>) -> poem::Result<Response> {
+    versioned(&version, POD_CSS, "text/css; charset=utf-8")
 }
 
 #[handler]
@@ -295,14 +357,17 @@ mod tests {
         );
         assert!(!body.contains("<script>"), "{body}");
         assert!(body.contains("<link rel=\"stylesheet\" href=\"/pods/assets/brand/0b5cad.css\">"));
+        let assets = pod_assets();
         assert!(
-            body.contains("<script type=\"module\" src=\"/pods/assets/pod.js\"></script>"),
+            body.contains(&format!(
+                "<script type=\"module\" src=\"{assets}/pod.js\"></script>"
+            )),
             "{body}"
         );
         for module in ["api", "view"] {
             assert!(
                 body.contains(&format!(
-                    "<link rel=\"modulepreload\" href=\"/pods/assets/pod/{module}.js\">"
+                    "<link rel=\"modulepreload\" href=\"{assets}/pod/{module}.js\">"
                 )),
                 "{body}"
             );
@@ -315,11 +380,14 @@ mod tests {
     }
 
     /// The pod's modules, by the path under `/pods` each is served at.
-    const MODULES: [(&str, &str); 3] = [
-        ("/assets/pod.js", POD_JS),
-        ("/assets/pod/api.js", POD_API_JS),
-        ("/assets/pod/view.js", POD_VIEW_JS),
-    ];
+    fn modules() -> [(String, &'static str); 3] {
+        let version = format!("/v/{}", *POD_VERSION);
+        [
+            (format!("{version}/pod.js"), POD_JS),
+            (format!("{version}/pod/api.js"), POD_API_JS),
+            (format!("{version}/pod/view.js"), POD_VIEW_JS),
+        ]
+    }
 
     #[test]
     fn every_module_is_served_as_javascript_and_every_import_names_one() {
@@ -328,14 +396,20 @@ mod tests {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();
-        let app = routes();
-        for (path, source) in MODULES {
+        let app = routes().into_route();
+        let modules = modules();
+        for (path, source) in &modules {
             let response =
                 runtime.block_on(app.get_response(poem::Request::builder().uri_str(path).finish()));
             assert_eq!(response.status(), StatusCode::OK, "{path}");
             assert_eq!(
                 response.headers()[header::CONTENT_TYPE],
                 "text/javascript; charset=utf-8",
+                "{path}"
+            );
+            assert_eq!(
+                response.headers()[header::CACHE_CONTROL],
+                "public, max-age=31536000, immutable",
                 "{path}"
             );
             // A browser refuses a module whose import it cannot load: each one must resolve,
@@ -348,12 +422,21 @@ mod tests {
             {
                 let target = format!("{base}{import}");
                 assert!(
-                    MODULES.iter().any(|(served, _)| *served == target),
+                    modules.iter().any(|(served, _)| *served == target),
                     "{path} imports {target}, which is not served"
                 );
             }
         }
         assert!(POD_JS.contains(" from \"./pod/api.js\""));
+        // Another version's address is not served: its page is older than this build.
+        let old = runtime.block_on(
+            app.get_response(
+                poem::Request::builder()
+                    .uri_str("/v/0123456789abcdef/pod.js")
+                    .finish(),
+            ),
+        );
+        assert_eq!(old.status(), StatusCode::NOT_FOUND);
     }
 
     #[test]
@@ -368,6 +451,9 @@ mod tests {
             ),
             "{body}"
         );
-        assert!(body.contains("/pods/assets/pod.css"), "{body}");
+        assert!(
+            body.contains(&format!("{}/pod.css", pod_assets())),
+            "{body}"
+        );
     }
 }

@@ -10,9 +10,9 @@ use std::sync::Arc;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use minijinja::context;
-use poem::http::{StatusCode, header};
+use poem::http::{Method, StatusCode, header};
 use poem::web::{Data, Path};
-use poem::{Response, Route, get, handler};
+use poem::{Response, handler};
 use secrecy::ExposeSecret;
 
 use crate::app::AppContext;
@@ -20,14 +20,21 @@ use crate::core::share::{
     PeekOutcome, Revealed, ShareBranding, ShareError, SharePurpose, ShareService,
 };
 use crate::store::access::random_token;
+use crate::web::mount::{Mounted, endpoint};
 use crate::web::page::{self, Brand};
 
 /// Where the page of a password reset tells the user to sign in with their new password.
 pub const MICROSOFT_365_SIGN_IN_URL: &str = "https://www.office.com";
 
 /// The routes under `/s`.
-pub fn routes() -> Route {
-    Route::new().at("/:token", get(show).post(reveal))
+pub fn routes() -> Mounted {
+    Mounted::new().at(
+        "/:token",
+        vec![
+            (Method::GET, endpoint(show)),
+            (Method::POST, endpoint(reveal)),
+        ],
+    )
 }
 
 /// The application's share service. The pages read `ctx.shares` directly; this stays for

@@ -9,9 +9,9 @@
 use std::sync::Arc;
 
 use minijinja::context;
-use poem::http::{StatusCode, header};
+use poem::http::{Method, StatusCode, header};
 use poem::web::{Data, Form, Path};
-use poem::{Response, Route, get, handler};
+use poem::{Response, handler};
 use serde::{Deserialize, Serialize};
 
 use crate::app::AppContext;
@@ -19,10 +19,17 @@ use crate::core::error::CoreError;
 use crate::core::share::ShareBranding;
 use crate::core::verification::LinkState;
 
+use crate::web::mount::{Mounted, endpoint};
 use crate::web::page::{self, Brand};
 
-pub fn routes() -> Route {
-    Route::new().at("/:token", get(show).post(answer))
+pub fn routes() -> Mounted {
+    Mounted::new().at(
+        "/:token",
+        vec![
+            (Method::GET, endpoint(show)),
+            (Method::POST, endpoint(answer)),
+        ],
+    )
 }
 
 #[derive(Deserialize)]

@@ -249,8 +249,27 @@ impl World {
     }
 }
 
-/// The status and JSON body of an answer.
+/// `method path` with the world's API key and `body` (if any) as JSON: the status and the
+/// JSON body (`null` when the answer is not JSON).
+pub async fn call(
+    world: &World,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    let mut request = world.api(method, path);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    json_of(request.send().await.unwrap()).await
+}
+
+/// The status and JSON body of an answer (`null` when the body is not JSON).
 pub async fn json_of(response: reqwest::Response) -> (u16, serde_json::Value) {
     let status = response.status().as_u16();
-    (status, response.json().await.unwrap())
+    let text = response.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+    )
 }

@@ -5,7 +5,7 @@
 use crate::{backends, common};
 
 use backends::on_every_backend;
-use common::world::{World, json_of};
+use common::world::{World, call};
 use reqwest::Method;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
@@ -16,14 +16,6 @@ use vouch::sandbox::microsoft::{
 };
 use vouch::sandbox::psa::{self as sbx, Psa};
 use vouch::store::audit::AuditActor;
-
-async fn call(world: &World, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
-    let mut request = world.api(method, path);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    json_of(request.send().await.unwrap()).await
-}
 
 /// Connects another sandbox tenant through an Identity Management app of its own, as an
 /// admin would; its Vouch id.

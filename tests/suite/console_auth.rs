@@ -498,7 +498,10 @@ async fn a_wrong_password_and_an_unknown_address_get_the_same_answer_and_are_aud
             .unwrap();
         let failure = entries
             .iter()
-            .find(|e| e.event.action == "console.sign_in" && e.event.outcome == "failure")
+            .find(|e| {
+                e.event.action == "console.sign_in"
+                    && e.event.outcome == vouch::domain::AuditOutcome::Failure
+            })
             .expect("the failure is audited as a security event");
         assert_eq!(failure.event.details["reason"], "wrong_password");
         let everything = app

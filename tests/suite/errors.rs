@@ -426,7 +426,13 @@ impl Probes<'_> {
 
     async fn wrong_methods_and_unknown_addresses(&mut self) {
         let client = &self.world.app.client;
-        for path in ["/api/v1/nothing", "/nothing", "/api/v1/verifications/a/b/c"] {
+        // The last: a pod file of another version than this build's.
+        for path in [
+            "/api/v1/nothing",
+            "/nothing",
+            "/api/v1/verifications/a/b/c",
+            "/pods/v/0123456789abcdef/pod.js",
+        ] {
             let (status, body) = self.check(path, client.get(self.world.app.url(path))).await;
             assert_eq!((status, body["code"].as_str()), (404, Some("not_found")));
         }
@@ -452,6 +458,8 @@ impl Probes<'_> {
             let path = template
                 .replace("{token}", "probe")
                 .replace("{file}", "probe.css")
+                .replace("{version}", "probe")
+                .replace("{msp_id}", &uuid::Uuid::new_v4().to_string())
                 .replace('*', "probe");
             expectations.push((path, methods.iter().map(|m| m.to_string()).collect()));
         }

@@ -11,8 +11,8 @@ use vouch::sandbox::microsoft::{DEMO_TENANT_ID, PushScript, Service};
 use vouch::sandbox::psa::{self as sbx, Psa};
 
 use crate::backends::on_every_backend;
-use crate::common::world::World;
-use crate::pods::{halo_token, iframe_src, json_of, load_pod, pod, token_of};
+use crate::common::world::{World, json_of};
+use crate::pods::{halo_token, iframe_src, load_pod, pod, token_of};
 
 const DANA: &str = "dana@contoso.example";
 const SAM: &str = "sam@contoso.example";

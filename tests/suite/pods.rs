@@ -6,7 +6,7 @@ use crate::{backends, common};
 use std::time::Duration;
 
 use backends::on_every_backend;
-use common::world::World;
+use common::world::{World, json_of};
 use reqwest::Method;
 use serde_json::{Value, json};
 use vouch::domain::MspPolicy;
@@ -54,11 +54,6 @@ pub(crate) async fn pod(
         .client
         .request(method, world.app.url(&format!("/api/v1/pod{path}")))
         .bearer_auth(token)
-}
-
-pub(crate) async fn json_of(response: reqwest::Response) -> (u16, Value) {
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
 }
 
 pub(crate) async fn halo_token(world: &World, ticket: u64) -> String {

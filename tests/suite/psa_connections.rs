@@ -5,7 +5,7 @@
 use crate::{backends, common};
 
 use backends::on_every_backend;
-use common::world::{World, json_of};
+use common::world::{World, call, json_of};
 use reqwest::Method;
 use serde_json::{Value, json};
 use vouch::domain::MspPolicy;
@@ -14,17 +14,6 @@ use vouch::sandbox::psa as sbx;
 use vouch::store::tenants::CompanyMapping;
 
 /// The answer of an API call with `body`: status and JSON (`Null` for an empty body).
-async fn call(world: &World, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
-    let mut request = world.api(method, path);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status().as_u16();
-    let text = response.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-}
-
 fn connectwise_body(world: &World) -> Value {
     let cw = world.psa.connectwise();
     json!({

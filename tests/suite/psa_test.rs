@@ -8,22 +8,11 @@
 use crate::{backends, common};
 
 use backends::on_every_backend;
-use common::world::World;
+use common::world::{World, call};
 use reqwest::Method;
 use serde_json::{Value, json};
 use vouch::domain::MspPolicy;
 use vouch::sandbox::psa::{Psa, PsaFault, PsaPermission};
-
-async fn call(world: &World, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
-    let mut request = world.api(method, path);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status().as_u16();
-    let text = response.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-}
 
 fn connectwise(world: &World) -> Value {
     let cw = world.psa.connectwise();

@@ -269,7 +269,7 @@ async fn a_start_refused_in_the_user_lookup_is_audited() {
             .iter()
             .map(|e| {
                 (
-                    e.event.outcome.clone(),
+                    e.event.outcome.as_str().to_owned(),
                     e.event.details["code"].as_str().unwrap_or("").to_owned(),
                     e.event.subject_name.clone().unwrap_or_default(),
                 )

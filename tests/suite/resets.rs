@@ -104,7 +104,7 @@ async fn audit_outcomes(world: &World, action: &str) -> Vec<String> {
         .await
         .unwrap()
         .into_iter()
-        .map(|e| e.event.outcome)
+        .map(|e| e.event.outcome.as_str().to_owned())
         .collect()
 }
 

@@ -8,24 +8,13 @@
 use crate::{backends, common};
 
 use backends::on_every_backend;
-use common::world::World;
+use common::world::{World, call};
 use reqwest::Method;
 use serde_json::{Value, json};
 use vouch::domain::MspPolicy;
 use vouch::sandbox::psa as sbx;
 
 use crate::pods::{iframe_src, load_pod};
-
-async fn call(world: &World, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
-    let mut request = world.api(method, path);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status().as_u16();
-    let text = response.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-}
 
 /// The id of the world's connection of `kind`.
 async fn connection_id(world: &World, kind: &str) -> String {

@@ -4,7 +4,7 @@
 use crate::{backends, common};
 
 use backends::on_every_backend;
-use common::world::{World, json_of};
+use common::world::{World, call, json_of};
 use reqwest::Method;
 use secrecy::SecretString;
 use serde_json::{Value, json};
@@ -61,14 +61,6 @@ async fn connect_fabrikam(world: &World) -> Uuid {
         .unwrap()
         .parse()
         .unwrap()
-}
-
-async fn call(world: &World, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
-    let mut request = world.api(method, path);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    json_of(request.send().await.unwrap()).await
 }
 
 async fn tenants(world: &World) -> Vec<Value> {

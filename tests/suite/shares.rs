@@ -248,8 +248,8 @@ async fn a_share_is_created_by_api_and_revealed_once_by_its_link() {
             assert!(!text.contains(&token), "audit holds the token: {text}");
         }
         assert_eq!(events[2].event.actor.kind, vouch::domain::ActorKind::ApiKey);
-        assert_eq!(events[1].event.outcome, "success");
-        assert_eq!(events[0].event.outcome, "failure");
+        assert_eq!(events[1].event.outcome.as_str(), "success");
+        assert_eq!(events[0].event.outcome.as_str(), "failure");
         assert_eq!(events[0].event.details["code"], "share_exhausted");
         env.stop().await;
     }

@@ -363,7 +363,7 @@ async fn shares_messages_and_the_append_only_audit_log() {
                     subject_id: Some(format!("user-{}", index % 2)),
                     subject_name: None,
                     psa_ticket_id: Some("1001".into()),
-                    outcome: "success".into(),
+                    outcome: vouch::domain::AuditOutcome::Success,
                     upstream_request_id: None,
                     details: serde_json::json!({ "step": index }),
                 })

@@ -6,23 +6,19 @@
 use crate::{backends, common};
 
 use backends::on_every_backend;
-use common::world::World;
+use common::world::{World, call, json_of};
 use reqwest::Method;
 use serde_json::{Value, json};
 use vouch::domain::{ApiKeyScope, MspPolicy};
 use vouch::sandbox::microsoft::PushScript;
 use vouch::sandbox::psa as sbx;
 
-use crate::pods::{halo_token, iframe_src, json_of, load_pod};
+use crate::pods::{halo_token, iframe_src, load_pod};
 
 const BLOCKED: &str = "An administrator of your MSP has blocked your Vouch actions; ask them.";
 
-async fn call(world: &World, method: Method, path: &str) -> (u16, Value) {
-    json_of(world.api(method, path).send().await.unwrap()).await
-}
-
 async fn technicians(world: &World) -> Vec<Value> {
-    let (status, list) = call(world, Method::GET, "/api/v1/technicians").await;
+    let (status, list) = call(world, Method::GET, "/api/v1/technicians", None).await;
     assert_eq!(status, 200, "{list}");
     list.as_array().unwrap().clone()
 }
@@ -123,6 +119,7 @@ async fn a_blocked_technician_is_refused_in_the_pod_until_unblocked() {
             &world,
             Method::POST,
             &format!("/api/v1/technicians/{id}/block"),
+            None,
         )
         .await;
         assert_eq!(status, 200, "{blocked}");
@@ -156,6 +153,7 @@ async fn a_blocked_technician_is_refused_in_the_pod_until_unblocked() {
             &world,
             Method::POST,
             &format!("/api/v1/technicians/{id}/block"),
+            None,
         )
         .await;
         assert_eq!(status, 200);
@@ -166,6 +164,7 @@ async fn a_blocked_technician_is_refused_in_the_pod_until_unblocked() {
             &world,
             Method::POST,
             &format!("/api/v1/technicians/{id}/unblock"),
+            None,
         )
         .await;
         assert_eq!(status, 200, "{unblocked}");
@@ -192,6 +191,7 @@ async fn a_blocked_technician_is_refused_in_the_pod_until_unblocked() {
                 &world,
                 Method::GET,
                 &format!("/api/v1/audit?action={action}"),
+                None,
             )
             .await;
             assert_eq!(status, 200, "{audit}");
@@ -206,6 +206,7 @@ async fn a_blocked_technician_is_refused_in_the_pod_until_unblocked() {
             &world,
             Method::POST,
             &format!("/api/v1/technicians/{}/block", uuid::Uuid::nil()),
+            None,
         )
         .await;
         assert_eq!(
@@ -257,6 +258,7 @@ async fn a_block_reaches_an_instance_whose_change_listener_was_cut() {
             &world,
             Method::POST,
             &format!("/api/v1/technicians/{id}/block"),
+            None,
         )
         .await;
         assert_eq!(status, 200);

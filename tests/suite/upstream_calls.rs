@@ -13,7 +13,8 @@ use vouch::domain::{MspPolicy, PsaKind};
 use vouch::sandbox::Fault;
 use vouch::sandbox::psa::{self as sbx, Psa, PsaRequest};
 
-use crate::pods::{iframe_src, json_of, load_pod, pod, token_of};
+use crate::common::world::json_of;
+use crate::pods::{iframe_src, load_pod, pod, token_of};
 
 /// How long a slowed PSA answer takes: far longer than a request sent right after another
 /// one takes to arrive, so "arrived before that answer" means "sent at the same time".

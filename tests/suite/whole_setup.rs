@@ -20,8 +20,9 @@ use vouch::sandbox::psa::{self as sbx, PodUrls, Psa, PsaSandbox};
 use vouch::sandbox::sms::SmsSandbox;
 
 use crate::backends::on_every_backend;
+use crate::common::world::json_of;
 use crate::common::{Backend, TestDb, free_port};
-use crate::pods::{iframe_src, json_of, token_of};
+use crate::pods::{iframe_src, token_of};
 
 const MSP: &str = "Northwind IT";
 const DANA: &str = "dana@contoso.example";

@@ -2,7 +2,7 @@
 
 use sea_orm::entity::prelude::*;
 
-use crate::domain::{ActorKind, AuditCategory};
+use crate::domain::{ActorKind, AuditCategory, AuditOutcome};
 
 #[sea_orm::model]
 #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
@@ -20,7 +20,7 @@ pub struct Model {
     pub subject_id: Option<String>,
     pub subject_name: Option<String>,
     pub psa_ticket_id: Option<String>,
-    pub outcome: String,
+    pub outcome: AuditOutcome,
     pub upstream_request_id: Option<String>,
     pub details: Json,
     /// `security` for fraud reports and lifted holds; `general` otherwise.

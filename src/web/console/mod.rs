@@ -19,10 +19,11 @@ pub mod sign_in;
 pub mod users;
 
 use minijinja::Value;
-use poem::http::{StatusCode, header};
-use poem::{Request, Response, Route, get, handler, post};
+use poem::http::{Method, StatusCode, header};
+use poem::{Request, Response, handler};
 use serde::Serialize;
 
+use crate::web::mount::{Handler, Mounted, endpoint};
 use crate::web::page::{self, Brand};
 
 pub use session::{ConsoleUser, PendingSession};
@@ -37,24 +38,33 @@ pub const SIGN_IN_PATH: &str = "/console/sign-in";
 const CONSOLE_CSS: &str = include_str!("../assets/console.css");
 
 /// The console's routes, mounted at [`BASE_PATH`].
-pub fn routes() -> Route {
-    Route::new()
-        .at("/", get(home::home))
+pub fn routes() -> Mounted {
+    let get = |ep: Handler| vec![(Method::GET, ep)];
+    let post = |ep: Handler| vec![(Method::POST, ep)];
+    let both = |page: Handler, form: Handler| vec![(Method::GET, page), (Method::POST, form)];
+    Mounted::new()
+        .at("/", get(endpoint(home::home)))
         .at(
             "/sign-in",
-            get(sign_in::sign_in_page).post(sign_in::sign_in),
+            both(endpoint(sign_in::sign_in_page), endpoint(sign_in::sign_in)),
         )
-        .at("/sign-in/code", get(sign_in::code_page).post(sign_in::code))
+        .at(
+            "/sign-in/code",
+            both(endpoint(sign_in::code_page), endpoint(sign_in::code)),
+        )
         .at(
             "/setup/:token",
-            get(sign_in::setup_page).post(sign_in::setup),
+            both(endpoint(sign_in::setup_page), endpoint(sign_in::setup)),
         )
-        .at("/two-factor", get(sign_in::enrol_page).post(sign_in::enrol))
-        .at("/sign-out", post(sign_in::sign_out))
-        .at("/users", get(users::users_page))
-        .at("/users/invite", post(users::invite))
-        .at("/users/:id/:action", post(users::act))
-        .at("/assets/console.css", get(console_css))
+        .at(
+            "/two-factor",
+            both(endpoint(sign_in::enrol_page), endpoint(sign_in::enrol)),
+        )
+        .at("/sign-out", post(endpoint(sign_in::sign_out)))
+        .at("/users", get(endpoint(users::users_page)))
+        .at("/users/invite", post(endpoint(users::invite)))
+        .at("/users/:id/:action", post(endpoint(users::act)))
+        .at("/assets/console.css", get(endpoint(console_css)))
 }
 
 /// `GET /console/assets/console.css`: the console's own styles, on top of `page.css`.
