@@ -67,7 +67,11 @@ impl Mounted {
             inner
                 .table
                 .into_iter()
-                .map(|(path, methods)| (format!("{prefix}{path}"), methods)),
+                // The inner root is the prefix itself (`/console`, not `/console/`).
+                .map(|(path, methods)| match path.as_str() {
+                    "/" => (prefix.clone(), methods),
+                    _ => (format!("{prefix}{path}"), methods),
+                }),
         );
         self
     }
