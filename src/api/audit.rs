@@ -35,23 +35,30 @@ pub struct AuditEntry {
     /// Who did it.
     pub actor_kind: ActorKind,
     /// The actor's id (PSA member id, API key prefix...).
+    #[oai(nullable)]
     pub actor_id: Option<String>,
     /// The actor's name.
+    #[oai(nullable)]
     pub actor_name: Option<String>,
     /// What was done, e.g. `verification.push.start`, `password.reset`.
     pub action: String,
     /// What it was done to: `user`, `tenant`, `share`...
+    #[oai(nullable)]
     pub subject_kind: Option<String>,
     /// The subject's id (e.g. the Microsoft user's object id).
+    #[oai(nullable)]
     pub subject_id: Option<String>,
     /// The subject's name (e.g. the user principal name).
+    #[oai(nullable)]
     pub subject_name: Option<String>,
     /// The PSA ticket, when there was one.
+    #[oai(nullable)]
     pub ticket_id: Option<String>,
     /// How the step ended: `success`, `started`, `refused`, or the status a verification
     /// or reset ended in (`approved`, `denied`, `completed`...).
     pub outcome: AuditOutcome,
     /// Microsoft's request id, for support.
+    #[oai(nullable)]
     pub upstream_request_id: Option<String>,
     /// Further non-secret facts (error codes, ids).
     pub details: serde_json::Value,

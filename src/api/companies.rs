@@ -47,8 +47,10 @@ pub struct PsaCompanyDto {
     /// The company's name in the PSA.
     pub name: String,
     /// Its website or domain field, as typed in the PSA, when it has one.
+    #[oai(nullable)]
     pub website: Option<String>,
     /// The tenant it is mapped to, if it is.
+    #[oai(nullable)]
     pub mapping: Option<CurrentMappingDto>,
 }
 
@@ -187,8 +189,10 @@ impl From<Unmatched> for UnmatchedCompanyDto {
 #[derive(Debug, Object)]
 pub struct ShortfallDto {
     /// The PSA connection that could not be read, if it was one.
+    #[oai(nullable)]
     pub psa_connection_id: Option<Uuid>,
     /// The tenant whose domains could not be read from Microsoft, if it was one.
+    #[oai(nullable)]
     pub tenant_id: Option<Uuid>,
     /// The error's code.
     pub code: ErrorCode,
@@ -261,11 +265,14 @@ pub struct AcceptResultDto {
     /// `created`, `kept` (already mapped to that tenant) or `failed` (nothing changed).
     pub outcome: AcceptOutcome,
     /// The mapping made or kept.
+    #[oai(nullable)]
     pub mapping: Option<CompanyMappingDto>,
     /// Why it failed: the code `PUT /api/v1/company-mappings` would answer
     /// (`company_already_mapped` when the company is mapped to another tenant).
+    #[oai(nullable)]
     pub code: Option<ErrorCode>,
     /// What to do, for a failure (it names the tenant the company is mapped to).
+    #[oai(nullable)]
     pub message: Option<String>,
 }
 

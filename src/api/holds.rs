@@ -42,10 +42,13 @@ pub struct ResetHoldDto {
     /// Whether the hold holds resets now.
     pub active: bool,
     /// When an admin lifted the hold.
+    #[oai(nullable)]
     pub lifted_at: Option<DateTime<Utc>>,
     /// Who lifted it (the API key's prefix and name).
+    #[oai(nullable)]
     pub lifted_by: Option<String>,
     /// Why it was lifted.
+    #[oai(nullable)]
     pub lift_reason: Option<String>,
 }
 

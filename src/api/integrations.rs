@@ -52,18 +52,24 @@ pub struct Integration {
     /// The app (client) id the integration uses.
     pub client_id: String,
     /// When the secret stops working.
+    #[oai(nullable)]
     pub secret_expires_at: Option<DateTime<Utc>>,
     /// Expiry state of the secret.
     pub expiry: ExpiryDto,
     /// Whole days until the secret expires (negative once expired).
+    #[oai(nullable)]
     pub days_left: Option<i64>,
     /// What to do about the secret's expiry, when something must be done.
+    #[oai(nullable)]
     pub warning: Option<String>,
     /// When Vouch last checked that the integration works.
+    #[oai(nullable)]
     pub last_checked_at: Option<DateTime<Utc>>,
     /// Outcome of the last check: `ok`, `renewed`, or an error code.
+    #[oai(nullable)]
     pub last_check_code: Option<String>,
     /// What the last failed check means, for a person.
+    #[oai(nullable)]
     pub last_check_message: Option<String>,
 }
 
@@ -106,6 +112,7 @@ pub struct IdentityManagementRequest {
     #[oai(write_only, validator(max_length = 1024))]
     pub client_secret: String,
     /// When the secret expires; defaults to 730 days from now.
+    #[oai(nullable)]
     pub secret_expires_at: Option<DateTime<Utc>>,
 }
 

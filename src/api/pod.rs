@@ -95,6 +95,7 @@ pub struct ContactInfo {
     /// The contact's name.
     pub name: String,
     /// The contact's company.
+    #[oai(nullable)]
     pub company: Option<String>,
     /// The contact's e-mail addresses, primary first.
     pub emails: Vec<String>,
@@ -105,6 +106,7 @@ pub struct UserInfo {
     /// The Microsoft user's sign-in name.
     pub upn: String,
     /// The Microsoft user's display name.
+    #[oai(nullable)]
     pub display_name: Option<String>,
 }
 
@@ -147,12 +149,16 @@ pub struct Shield {
     /// Where the shield stands.
     pub state: ShieldStateDto,
     /// The verification behind the state.
+    #[oai(nullable)]
     pub verification_id: Option<Uuid>,
     /// Its method.
+    #[oai(nullable)]
     pub method: Option<VerificationMethod>,
     /// Until when the user counts as verified.
+    #[oai(nullable)]
     pub verified_until: Option<DateTime<Utc>>,
     /// Why it failed.
+    #[oai(nullable)]
     pub failure_code: Option<ErrorCode>,
     /// The shield's headline for the technician.
     pub label: String,
@@ -161,8 +167,10 @@ pub struct Shield {
     /// A sentence for the technician.
     pub message: String,
     /// The headline once `verified_until` passes (only while verified).
+    #[oai(nullable)]
     pub expired_label: Option<String>,
     /// The second line once `verified_until` passes (only while verified).
+    #[oai(nullable)]
     pub expired_detail: Option<String>,
 }
 
@@ -199,10 +207,13 @@ pub struct ResetState {
     /// True once the user is verified (and has a mobile for the link).
     pub allowed: bool,
     /// Why not ("Verify the user's identity first").
+    #[oai(nullable)]
     pub reason: Option<String>,
     /// Where the secure link would go.
+    #[oai(nullable)]
     pub masked_phone: Option<String>,
     /// The verification a reset would use.
+    #[oai(nullable)]
     pub verification_id: Option<Uuid>,
 }
 
@@ -217,11 +228,13 @@ pub struct HistoryItem {
     /// When it started.
     pub created_at: DateTime<Utc>,
     /// Why it failed.
+    #[oai(nullable)]
     pub failure_code: Option<ErrorCode>,
     /// The outcome in a few words, for the technician.
     pub label: String,
     /// Where it was made, when not on this ticket ("on HaloPSA ticket 2001, by Jordan"):
     /// such a verification is history here, and a reset from this ticket cannot use it.
+    #[oai(nullable)]
     pub elsewhere: Option<String>,
 }
 
@@ -235,6 +248,7 @@ pub struct PodCheck {
     pub message: String,
     /// With `preferred_method_mismatch`: hand it to `POST /v1/pod/default-method` to make
     /// the push this user's default.
+    #[oai(nullable)]
     pub fix_token: Option<String>,
 }
 
@@ -244,6 +258,7 @@ pub struct OtherPerson {
     /// The Microsoft user verified.
     pub user: UserInfo,
     /// Why the technician verified them.
+    #[oai(nullable)]
     pub reason: Option<String>,
     /// Their verification shield.
     pub shield: Shield,
@@ -259,12 +274,16 @@ pub struct PodContext {
     /// The ticket.
     pub ticket: TicketInfo,
     /// The ticket's contact, as the PSA reports it.
+    #[oai(nullable)]
     pub contact: Option<ContactInfo>,
     /// The customer's Microsoft tenant.
+    #[oai(nullable)]
     pub tenant: Option<NamedThing>,
     /// The Microsoft user the contact maps to.
+    #[oai(nullable)]
     pub user: Option<UserInfo>,
     /// Why there is no user.
+    #[oai(nullable)]
     pub user_error: Option<Problem>,
     /// The verification shield.
     pub shield: Shield,
@@ -280,6 +299,7 @@ pub struct PodContext {
     pub checks: Vec<PodCheck>,
     /// Set when the user reported a verification request as fraud ("It's not me"): the pod
     /// shows it as its strongest warning.
+    #[oai(nullable)]
     pub fraud: Option<FraudWarning>,
 }
 
@@ -289,6 +309,7 @@ pub struct FraudWarning {
     /// What happened and what to do, for the technician.
     pub message: String,
     /// Until when the user's password resets are held, if they are.
+    #[oai(nullable)]
     pub resets_held_until: Option<DateTime<Utc>>,
 }
 
@@ -298,6 +319,7 @@ pub struct PodStartRequest {
     /// How to verify.
     pub method: VerificationMethod,
     /// Verify someone other than the ticket's contact (needs a reason).
+    #[oai(nullable)]
     pub other_user: Option<OtherUser>,
 }
 
@@ -338,12 +360,16 @@ pub struct PodResetOutcome {
     /// Where the reset ended (a reset still running is never answered here).
     pub status: ResetStatus,
     /// Where the link went (masked).
+    #[oai(nullable)]
     pub sent_to: Option<String>,
     /// Only when the MSP allows technicians to see passwords.
+    #[oai(nullable)]
     pub password: Option<String>,
     /// Why it failed or the SMS did not go.
+    #[oai(nullable)]
     pub failure_code: Option<ErrorCode>,
     /// When the link stops working.
+    #[oai(nullable)]
     pub link_expires_at: Option<DateTime<Utc>>,
     /// How many times the password change was sent to Microsoft.
     pub change_attempts: i32,
@@ -380,8 +406,10 @@ pub struct PodVerification {
     /// Where it stands.
     pub status: VerificationStatus,
     /// Why it did not succeed.
+    #[oai(nullable)]
     pub failure_code: Option<ErrorCode>,
     /// Until when the user counts as verified.
+    #[oai(nullable)]
     pub verified_until: Option<DateTime<Utc>>,
     /// Codes entered so far.
     pub attempts: i32,

@@ -34,11 +34,13 @@ enum ApiTags {
 pub struct ConnectWiseCreate {
     /// A name for people; defaults to "ConnectWise".
     #[oai(validator(max_length = 200))]
+    #[oai(nullable)]
     pub name: Option<String>,
     /// The ConnectWise site's address, e.g. `https://api-na.myconnectwise.net` (the REST API
     /// is under `{site_url}/v4_6_release/apis/3.0`); defaults to
     /// `psa.connectwise.default_site_url`. `https://` only (plain `http://` for localhost).
     #[oai(validator(max_length = 2048))]
+    #[oai(nullable)]
     pub site_url: Option<String>,
     /// The MSP's ConnectWise company id (the one technicians sign in with), e.g. `northwind`.
     #[oai(validator(max_length = 256))]
@@ -52,11 +54,13 @@ pub struct ConnectWiseCreate {
     /// The `clientId` of a ConnectWise developer integration; overrides
     /// `psa.connectwise.client_id` (required when that is not configured).
     #[oai(validator(max_length = 256))]
+    #[oai(nullable)]
     pub client_id: Option<String>,
     /// The origins (`https://host[:port]`) that may frame the pod; defaults to the site's
     /// (for `api-XX.myconnectwise.net`, also `XX.myconnectwise.net`, where technicians sign
     /// in).
     #[oai(validator(max_items = 20))]
+    #[oai(nullable)]
     pub allowed_origins: Option<Vec<String>>,
 }
 
@@ -66,6 +70,7 @@ pub struct ConnectWiseCreate {
 pub struct HaloPsaCreate {
     /// A name for people; defaults to "HaloPSA".
     #[oai(validator(max_length = 200))]
+    #[oai(nullable)]
     pub name: Option<String>,
     /// Halo's resource server, e.g. `https://msp.halopsa.com` (the API is
     /// `{resource_url}/api/...`).
@@ -78,6 +83,7 @@ pub struct HaloPsaCreate {
     /// Hosted Halo's tenant name, sent with each token request; leave it out for a Halo of
     /// your own.
     #[oai(validator(max_length = 256))]
+    #[oai(nullable)]
     pub tenant: Option<String>,
     /// The client id of the Halo API application (client credentials, scope `all`).
     #[oai(validator(max_length = 256))]
@@ -88,6 +94,7 @@ pub struct HaloPsaCreate {
     /// The origins (`https://host[:port]`) that may frame the pod; defaults to the resource
     /// server's.
     #[oai(validator(max_items = 20))]
+    #[oai(nullable)]
     pub allowed_origins: Option<Vec<String>>,
 }
 
@@ -97,6 +104,7 @@ pub struct HaloPsaCreate {
 pub struct AutotaskCreate {
     /// A name for people; defaults to "Autotask".
     #[oai(validator(max_length = 200))]
+    #[oai(nullable)]
     pub name: Option<String>,
     /// The API user's user name (an API-only resource), e.g. `vouch-api@msp.example`.
     #[oai(validator(max_length = 320))]
@@ -109,11 +117,13 @@ pub struct AutotaskCreate {
     pub integration_code: String,
     /// Where the zone is looked up; overrides `psa.autotask.zone_lookup_url`.
     #[oai(validator(max_length = 2048))]
+    #[oai(nullable)]
     pub zone_lookup_url: Option<String>,
     /// The origins (`https://host[:port]`) that may frame the pod; defaults to
     /// `https://*.autotask.net` (the zone hosts Autotask's pages come from), or to the zone
     /// lookup's own origin when that is not Autotask's.
     #[oai(validator(max_items = 20))]
+    #[oai(nullable)]
     pub allowed_origins: Option<Vec<String>>,
 }
 
@@ -137,18 +147,23 @@ pub enum PsaConnectionCreate {
 pub struct ConnectWisePatch {
     /// A name for people.
     #[oai(validator(max_length = 200))]
+    #[oai(nullable)]
     pub name: Option<String>,
     /// The ConnectWise site's address.
     #[oai(validator(max_length = 2048))]
+    #[oai(nullable)]
     pub site_url: Option<String>,
     /// The MSP's ConnectWise company id.
     #[oai(validator(max_length = 256))]
+    #[oai(nullable)]
     pub company_id: Option<String>,
     /// The public key of the API member's key pair.
     #[oai(validator(max_length = 256))]
+    #[oai(nullable)]
     pub public_key: Option<String>,
     /// A new private key; left out, the stored one stays.
     #[oai(write_only, validator(max_length = 256))]
+    #[oai(nullable)]
     pub private_key: Option<String>,
     /// The `clientId` override; `null` falls back to `psa.connectwise.client_id`.
     #[oai(validator(max_length = 256))]
@@ -163,21 +178,26 @@ pub struct ConnectWisePatch {
 pub struct HaloPsaPatch {
     /// A name for people.
     #[oai(validator(max_length = 200))]
+    #[oai(nullable)]
     pub name: Option<String>,
     /// Halo's resource server.
     #[oai(validator(max_length = 2048))]
+    #[oai(nullable)]
     pub resource_url: Option<String>,
     /// Halo's authorisation server.
     #[oai(validator(max_length = 2048))]
+    #[oai(nullable)]
     pub auth_url: Option<String>,
     /// Hosted Halo's tenant name; `null` removes it.
     #[oai(validator(max_length = 256))]
     pub tenant: MaybeUndefined<String>,
     /// The client id of the Halo API application.
     #[oai(validator(max_length = 256))]
+    #[oai(nullable)]
     pub client_id: Option<String>,
     /// A new client secret; left out, the stored one stays.
     #[oai(write_only, validator(max_length = 1024))]
+    #[oai(nullable)]
     pub client_secret: Option<String>,
     /// The origins that may frame the pod; `null` goes back to the resource server's.
     #[oai(validator(max_items = 20))]
@@ -189,15 +209,19 @@ pub struct HaloPsaPatch {
 pub struct AutotaskPatch {
     /// A name for people.
     #[oai(validator(max_length = 200))]
+    #[oai(nullable)]
     pub name: Option<String>,
     /// The API user's user name.
     #[oai(validator(max_length = 320))]
+    #[oai(nullable)]
     pub api_user: Option<String>,
     /// A new API user secret; left out, the stored one stays.
     #[oai(write_only, validator(max_length = 256))]
+    #[oai(nullable)]
     pub api_secret: Option<String>,
     /// The API tracking identifier.
     #[oai(validator(max_length = 256))]
+    #[oai(nullable)]
     pub integration_code: Option<String>,
     /// The zone lookup override; `null` falls back to `psa.autotask.zone_lookup_url`.
     #[oai(validator(max_length = 2048))]
@@ -232,15 +256,18 @@ pub struct SecretState {
     /// Whether Vouch holds this secret.
     pub set: bool,
     /// When it was last set through this API (`null` when it was set another way).
+    #[oai(nullable)]
     pub changed_at: Option<DateTime<Utc>>,
     /// The value: only in the answer that created the connection, and only for a secret
     /// Vouch generated (the HaloPSA `tab_secret`, the Autotask `insight_secret`). Never in
     /// any other answer; `GET /v1/psa-connections/{id}/setup` shows it again for pasting.
     #[oai(skip_serializing_if_is_none)]
+    #[oai(nullable)]
     pub value: Option<String>,
     /// Only for a signing secret (`tab_secret`, `insight_secret`) that was rotated, while the
     /// secret it replaced is still accepted: that previous secret (never its value).
     #[oai(skip_serializing_if_is_none)]
+    #[oai(nullable)]
     pub previous: Option<PreviousSecretState>,
 }
 
@@ -250,6 +277,7 @@ pub struct PreviousSecretState {
     /// Always `true`: Vouch still holds it.
     pub set: bool,
     /// When it had been set.
+    #[oai(nullable)]
     pub changed_at: Option<DateTime<Utc>>,
     /// When pod loads signed with it stop being accepted.
     pub expires_at: DateTime<Utc>,
@@ -304,6 +332,7 @@ pub struct PsaConnectionCheck {
     /// `passed`, `failed`, or `skipped` (not run because a check it needs failed).
     pub outcome: CheckOutcome,
     /// Why it failed (only when `outcome` is `failed`).
+    #[oai(nullable)]
     pub code: Option<ErrorCode>,
     /// What was checked and, when it failed, what to do.
     pub message: String,
@@ -317,8 +346,10 @@ pub struct PsaConnectionTest {
     /// Whether no check failed.
     pub passed: bool,
     /// The name of the first check that failed, `null` when none did.
+    #[oai(nullable)]
     pub failed_check: Option<String>,
     /// That check's code.
+    #[oai(nullable)]
     pub code: Option<ErrorCode>,
     /// Every check, in the order they ran.
     pub checks: Vec<PsaConnectionCheck>,
@@ -374,6 +405,7 @@ pub struct PsaConnectionCommon {
     /// its credentials or addresses change), then `passed` or `failed`.
     pub status: PsaConnectionStatus,
     /// The last test, `null` when there was none (since the credentials last changed).
+    #[oai(nullable)]
     pub last_test: Option<PsaConnectionTest>,
     /// The origins that may frame the pod (its `Content-Security-Policy: frame-ancestors`).
     pub allowed_origins: Vec<String>,
@@ -400,8 +432,10 @@ pub struct ConnectWiseConnection {
     /// The private key (never its value).
     pub private_key: SecretState,
     /// This connection's `clientId` override, `null` when the configured one applies.
+    #[oai(nullable)]
     pub client_id: Option<String>,
     /// The `clientId` Vouch sends: the override, else `psa.connectwise.client_id`.
+    #[oai(nullable)]
     pub client_id_in_effect: Option<String>,
 }
 
@@ -415,6 +449,7 @@ pub struct HaloPsaConnection {
     /// Halo's authorisation server.
     pub auth_url: String,
     /// Hosted Halo's tenant name.
+    #[oai(nullable)]
     pub tenant: Option<String>,
     /// The client id of the Halo API application.
     pub client_id: String,
@@ -440,6 +475,7 @@ pub struct AutotaskConnection {
     /// the connection or rotate the secret.
     pub insight_secret: SecretState,
     /// This connection's zone lookup override, `null` when the configured one applies.
+    #[oai(nullable)]
     pub zone_lookup_url: Option<String>,
     /// The zone lookup Vouch uses: the override, else `psa.autotask.zone_lookup_url`.
     pub zone_lookup_url_in_effect: String,
@@ -574,6 +610,7 @@ pub struct PsaConnectionSetup {
     pub vouch_origin: String,
     /// The secret the PSA signs each load with (HaloPSA, Autotask); `null` for ConnectWise,
     /// whose loads are vouched for by its Hosted API instead.
+    #[oai(nullable)]
     pub secret: Option<SetupSecret>,
     /// The recommended height of the pod, in pixels.
     pub height_px: u32,
@@ -588,6 +625,7 @@ pub struct RotateSecretRequest {
     /// PSA can be updated without an outage: 0 to 604800 (7 days); defaults to 86400 (24
     /// hours). 0 stops the old secret at once. Rotating again during a grace period drops
     /// the secret in grace (only the current and the last one are kept).
+    #[oai(nullable)]
     pub grace_seconds: Option<i64>,
 }
 

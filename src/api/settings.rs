@@ -27,14 +27,18 @@ pub struct Branding {
     /// The MSP's name as end users read it ("Northwind IT").
     pub name: String,
     /// The brand colour (`#rrggbb`), used for buttons with white text on them.
+    #[oai(nullable)]
     pub color: Option<String>,
     /// The address of the MSP's logo: one uploaded with `PUT /v1/settings/logo` (served by
     /// Vouch), or an `https` address set here.
+    #[oai(nullable)]
     pub logo_url: Option<String>,
     /// The phone number end users are told to call ("+1 206 555 0199").
+    #[oai(nullable)]
     pub support_phone: Option<String>,
     /// The name every SMS is signed with ("Northwind IT: your code is ..."); `null` signs
     /// them with `name`.
+    #[oai(nullable)]
     pub sms_sender_name: Option<String>,
 }
 
@@ -89,6 +93,7 @@ pub struct Settings {
 pub struct BrandingChange {
     /// 1 to 80 characters.
     #[oai(validator(max_length = 200))]
+    #[oai(nullable)]
     pub name: Option<String>,
     /// `#rrggbb` or `#rgb`, dark enough for white text (contrast at least 4.5:1).
     #[oai(validator(max_length = 16))]
@@ -107,19 +112,33 @@ pub struct BrandingChange {
 /// A change of policy: a field left out stays as it is. Ranges as in `Policy`.
 #[derive(Debug, Object)]
 pub struct PolicyChange {
+    #[oai(nullable)]
     pub verified_window_seconds: Option<i32>,
+    #[oai(nullable)]
     pub push_limit_count: Option<i32>,
+    #[oai(nullable)]
     pub push_limit_window_seconds: Option<i32>,
+    #[oai(nullable)]
     pub technician_push_limit_count: Option<i32>,
+    #[oai(nullable)]
     pub allow_contact_phone_fallback: Option<bool>,
+    #[oai(nullable)]
     pub allow_admin_reset: Option<bool>,
+    #[oai(nullable)]
     pub show_password_to_technician: Option<bool>,
+    #[oai(nullable)]
     pub password_length: Option<i32>,
+    #[oai(nullable)]
     pub password_style: Option<PasswordStyle>,
+    #[oai(nullable)]
     pub force_change_at_next_sign_in: Option<bool>,
+    #[oai(nullable)]
     pub fraud_hold_seconds: Option<i32>,
+    #[oai(nullable)]
     pub count_approved_pushes: Option<bool>,
+    #[oai(nullable)]
     pub share_lifetime_seconds: Option<i32>,
+    #[oai(nullable)]
     pub one_tap_link_lifetime_seconds: Option<i32>,
 }
 
@@ -127,8 +146,10 @@ pub struct PolicyChange {
 #[derive(Debug, Object)]
 pub struct SettingsPatch {
     /// Branding fields to change.
+    #[oai(nullable)]
     pub branding: Option<BrandingChange>,
     /// Policy fields to change.
+    #[oai(nullable)]
     pub policy: Option<PolicyChange>,
 }
 

@@ -102,12 +102,15 @@ pub struct TenantIntegrationDto {
     /// Whether it worked at its last check.
     pub status: IntegrationStatus,
     /// When its secret stops working.
+    #[oai(nullable)]
     pub secret_expires_at: Option<DateTime<Utc>>,
     /// Expiry state of the secret.
     pub expiry: ExpiryDto,
     /// When Vouch last checked it.
+    #[oai(nullable)]
     pub last_checked_at: Option<DateTime<Utc>>,
     /// Outcome of the last check: `ok`, `renewed`, or an error code.
+    #[oai(nullable)]
     pub last_check_code: Option<String>,
 }
 
@@ -190,6 +193,7 @@ impl From<TenantView> for TenantDto {
 pub struct TenantPatch {
     /// The new display name: trimmed, 1 to 200 characters, no NUL.
     #[oai(validator(max_length = 200))]
+    #[oai(nullable)]
     pub display_name: Option<String>,
 }
 
@@ -245,8 +249,10 @@ pub struct ApiKeyDto {
     /// When it was created.
     pub created_at: DateTime<Utc>,
     /// When it was last used, to the minute (recorded at most once a minute).
+    #[oai(nullable)]
     pub last_used_at: Option<DateTime<Utc>>,
     /// When it was revoked; a revoked key is refused.
+    #[oai(nullable)]
     pub revoked_at: Option<DateTime<Utc>>,
     /// What it may do: `admin` (everything) or `technician` (no set-up).
     pub scope: crate::domain::ApiKeyScope,

@@ -30,11 +30,14 @@ pub struct ShareRequest {
     pub content: String,
     /// How long the link works, in minutes: from 5 to 10080 (7 days). Default: the MSP's
     /// `share_lifetime_seconds` (24 hours unless it set another).
+    #[oai(nullable)]
     pub expires_in_minutes: Option<i64>,
     /// How many times the message can be revealed: from 1 to 10. Default 1.
+    #[oai(nullable)]
     pub max_views: Option<i64>,
     /// Send the link by SMS to this Microsoft 365 user's mobile phone (as registered in
     /// Microsoft); without it, the link is returned for you to deliver.
+    #[oai(nullable)]
     pub send_to: Option<ShareRecipient>,
 }
 
@@ -75,6 +78,7 @@ pub struct CreatedShareBody {
     /// How many times the message can be revealed.
     pub max_views: u32,
     /// When the link was sent by SMS: the masked number it went to.
+    #[oai(nullable)]
     pub sent_to: Option<String>,
 }
 
@@ -121,10 +125,13 @@ pub struct Share {
     /// How many reveals are left (0 once exhausted; not reduced by expiry or revocation).
     pub views_left: u32,
     /// When the message was last revealed.
+    #[oai(nullable)]
     pub last_viewed_at: Option<DateTime<Utc>>,
     /// When the share was revoked.
+    #[oai(nullable)]
     pub revoked_at: Option<DateTime<Utc>>,
     /// The technician who created it, when created from the PSA.
+    #[oai(nullable)]
     pub created_by_technician_id: Option<Uuid>,
 }
 

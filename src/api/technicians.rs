@@ -51,8 +51,10 @@ pub struct TechnicianDto {
     /// The PSA connection they were seen through.
     pub psa_connection_id: Uuid,
     /// That connection's name.
+    #[oai(nullable)]
     pub psa_connection_name: Option<String>,
     /// That connection's PSA.
+    #[oai(nullable)]
     pub psa_kind: Option<PsaKind>,
     /// Who the PSA says they are: the ConnectWise member identifier, the HaloPSA agent id or
     /// the Autotask resource id.
@@ -60,19 +62,24 @@ pub struct TechnicianDto {
     /// Their name, as the PSA gives it.
     pub name: String,
     /// Their e-mail address, as the PSA gives it.
+    #[oai(nullable)]
     pub email: Option<String>,
     /// When a PSA first vouched for them.
     pub first_seen_at: DateTime<Utc>,
     /// When a PSA last vouched for them (refreshed at most once per
     /// `cache.technicians.ttl_seconds`).
+    #[oai(nullable)]
     pub last_seen_at: Option<DateTime<Utc>>,
     /// Their newest verification or password reset through a pod; `null` when none.
+    #[oai(nullable)]
     pub last_action: Option<TechnicianLastAction>,
     /// Whether an admin blocked their Vouch actions.
     pub blocked: bool,
     /// When they were blocked; `null` when they are not.
+    #[oai(nullable)]
     pub blocked_at: Option<DateTime<Utc>>,
     /// Who blocked them (the API key's name); `null` when they are not blocked.
+    #[oai(nullable)]
     pub blocked_by: Option<String>,
 }
 

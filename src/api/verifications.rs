@@ -34,12 +34,15 @@ enum ApiTags {
 #[derive(Debug, Clone, Default, Object)]
 pub struct TicketRef {
     /// Vouch's id of the PSA connection.
+    #[oai(nullable)]
     pub connection_id: Option<Uuid>,
     /// The PSA's ticket id.
     #[oai(validator(max_length = 256))]
+    #[oai(nullable)]
     pub ticket_id: Option<String>,
     /// The PSA's contact id.
     #[oai(validator(max_length = 256))]
+    #[oai(nullable)]
     pub contact_id: Option<String>,
 }
 
@@ -55,16 +58,19 @@ pub struct StartVerificationRequest {
     /// How to verify.
     pub method: VerificationMethod,
     /// The ticket this verification is for.
+    #[oai(nullable)]
     pub ticket: Option<TicketRef>,
     /// False when the person verified is not the ticket's own contact; then `reason` is required.
     #[oai(default = "default_true")]
     pub is_ticket_contact: bool,
     /// Why someone other than the ticket's contact is verified (e.g. "manager approval").
     #[oai(validator(max_length = 500))]
+    #[oai(nullable)]
     pub reason: Option<String>,
     /// The PSA contact's mobile number; used for SMS only when the MSP's policy allows it and
     /// Microsoft has no mobile registered for the user.
     #[oai(validator(max_length = 64))]
+    #[oai(nullable)]
     pub contact_mobile: Option<String>,
 }
 
@@ -86,24 +92,29 @@ pub struct Verification {
     /// Where it stands.
     pub status: VerificationStatus,
     /// Why it did not succeed (e.g. `denied`, `fraud_reported`, `no_response`, `too_many_attempts`).
+    #[oai(nullable)]
     pub failure_code: Option<ErrorCode>,
     /// When it was started.
     pub created_at: DateTime<Utc>,
     /// When a pending verification lapses.
     pub expires_at: DateTime<Utc>,
     /// When it was decided.
+    #[oai(nullable)]
     pub decided_at: Option<DateTime<Utc>>,
     /// Until when the user counts as verified (approved verifications only).
+    #[oai(nullable)]
     pub verified_until: Option<DateTime<Utc>>,
     /// Wrong or right codes entered so far (SMS code).
     pub attempts: i32,
     /// The reason given for verifying someone other than the ticket's contact.
+    #[oai(nullable)]
     pub reason: Option<String>,
     /// True when the SMS went to the PSA contact's number rather than Microsoft's.
     pub used_contact_phone_fallback: bool,
     /// True when this verification has been spent by a password reset.
     pub used_for_reset: bool,
     /// The PSA ticket id.
+    #[oai(nullable)]
     pub ticket_id: Option<String>,
 }
 
@@ -156,6 +167,7 @@ pub struct UserMethods {
     /// The Microsoft user's sign-in name.
     pub user_principal_name: String,
     /// The user's display name.
+    #[oai(nullable)]
     pub display_name: Option<String>,
     /// Each method, available or not, with why.
     pub methods: Vec<MethodOption>,
@@ -197,16 +209,21 @@ pub struct PasswordResetDto {
     /// Where the reset stands.
     pub status: ResetStatus,
     /// Why it failed, or why the SMS did not go.
+    #[oai(nullable)]
     pub failure_code: Option<ErrorCode>,
     /// The masked mobile number the secure link was sent to.
+    #[oai(nullable)]
     pub sent_to: Option<String>,
     /// The new password, only when the MSP's policy allows technicians to see it.
+    #[oai(nullable)]
     pub password: Option<String>,
     /// When the secure link stops working.
+    #[oai(nullable)]
     pub link_expires_at: Option<DateTime<Utc>>,
     /// The verification this reset spent.
     pub verification_id: Uuid,
     /// Microsoft's request id of the change.
+    #[oai(nullable)]
     pub microsoft_request_id: Option<String>,
     /// How many times the password change was sent to Microsoft (more than once when an
     /// answer was lost; the same password each time).
