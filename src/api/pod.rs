@@ -12,7 +12,7 @@ use poem::{IntoResponse, Request};
 use poem_openapi::auth::Bearer;
 use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::payload::Json;
-use poem_openapi::{ApiResponse, Enum, Object, OpenApi, SecurityScheme, Tags};
+use poem_openapi::{ApiResponse, Object, OpenApi, SecurityScheme, Tags};
 use secrecy::ExposeSecret;
 use uuid::Uuid;
 
@@ -20,7 +20,8 @@ use super::ApiError;
 use super::error::ErrorCode;
 use crate::app::AppContext;
 use crate::core::error::CoreError;
-use crate::core::pod::{self, PodOverview, PodSession, ShieldState};
+use crate::core::pod::{self, PodOverview, PodSession};
+use crate::domain::ShieldState;
 use crate::domain::{PasswordReset, ResetStatus, VerificationMethod, VerificationStatus};
 use crate::psa::{ConnectWiseMember, EmbedLoad};
 use crate::store::verifications::Verification as VerificationRecord;
@@ -118,36 +119,11 @@ pub struct Problem {
     pub message: String,
 }
 
-/// Where the verification shield stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
-#[oai(rename = "ShieldState", rename_all = "snake_case")]
-pub enum ShieldStateDto {
-    /// No usable verification: verify the caller first.
-    NotVerified,
-    /// A verification is waiting for the user's answer.
-    Pending,
-    /// The user is verified; a reset may be made until `verified_until`.
-    Verified,
-    /// The last verification did not succeed.
-    Failed,
-}
-
-impl From<ShieldState> for ShieldStateDto {
-    fn from(state: ShieldState) -> Self {
-        match state {
-            ShieldState::NotVerified => ShieldStateDto::NotVerified,
-            ShieldState::Pending => ShieldStateDto::Pending,
-            ShieldState::Verified => ShieldStateDto::Verified,
-            ShieldState::Failed => ShieldStateDto::Failed,
-        }
-    }
-}
-
 /// The verification shield. The pod shows `label` and `detail` as they are.
 #[derive(Debug, Object)]
 pub struct Shield {
     /// Where the shield stands.
-    pub state: ShieldStateDto,
+    pub state: ShieldState,
     /// The verification behind the state.
     #[oai(nullable)]
     pub verification_id: Option<Uuid>,
@@ -177,7 +153,7 @@ pub struct Shield {
 impl From<pod::Shield> for Shield {
     fn from(shield: pod::Shield) -> Self {
         Shield {
-            state: shield.state.into(),
+            state: shield.state,
             verification_id: shield.verification_id,
             method: shield.method,
             verified_until: shield.verified_until,

@@ -132,14 +132,7 @@ impl PodSession {
     }
 }
 
-/// Where the verification shield stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ShieldState {
-    NotVerified,
-    Pending,
-    Verified,
-    Failed,
-}
+pub use crate::domain::ShieldState;
 
 /// The verification shield, worded for the technician: the pod shows `label` and `detail`
 /// as they are.

@@ -10,6 +10,7 @@ mod hold;
 mod kinds;
 mod matching;
 mod policy;
+mod shield;
 mod verification;
 mod wait;
 
@@ -23,6 +24,7 @@ pub use kinds::{
 };
 pub use matching::{AcceptOutcome, MatchConfidence, MatchEvidenceKind};
 pub use policy::MspPolicy;
+pub use shield::ShieldState;
 pub use verification::{
     PasswordReset, ResetStatus, Verification, VerificationMethod, VerificationStatus,
 };
