@@ -22,6 +22,7 @@ mod http;
 mod microsoft;
 mod pod_truth;
 mod pods;
+mod properties;
 mod psa_connections;
 mod psa_test;
 mod pushes;
