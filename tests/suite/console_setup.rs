@@ -11,7 +11,7 @@ use vouch::core::integrations::IdentityManagementInput;
 use vouch::core::psa_connections::{HaloPsaInput, NewConnectionInput};
 use vouch::domain::{ActorKind, ConsoleRole, IntegrationKind, MspPolicy};
 use vouch::sandbox::microsoft::{
-    ConsentDecision, DEMO_TENANT_ID, IDENTITY_APP_CLIENT_ID, IDENTITY_APP_SECRET,
+    ConsentDecision, DEMO_TENANT_ID, IDENTITY_APP_CLIENT_ID, IDENTITY_APP_SECRET, NO_P1_TENANT_ID,
 };
 use vouch::store::audit::AuditActor;
 use vouch::store::msp::{MspAccount, NewMspAccount};
@@ -492,6 +492,26 @@ async fn security_integrations_for_admins_only_and_a_wrong_secret_saves_nothing(
             3,
             "{result}"
         );
+
+        // A tenant without Entra ID P1: the first two passed, that one failed, the last not
+        // checked.
+        let made = admin
+            .post("/console/integrations/authenticator/consent", &[("csrf", &csrf)])
+            .await;
+        let link = url::Url::parse(&value_of(&made.body, "consent-url")).unwrap();
+        let callback = world
+            .microsoft
+            .answer_admin_consent(&link, NO_P1_TENANT_ID, "global_admin", ConsentDecision::Accept)
+            .await
+            .unwrap();
+        let result = reqwest::get(callback.as_str()).await.unwrap().text().await.unwrap();
+        assert_eq!(result.matches("<strong>Passed:</strong>").count(), 2, "{result}");
+        assert!(result.contains("<strong>Failed:</strong> The tenant has Microsoft Entra ID P1"), "{result}");
+        assert_eq!(result.matches("<strong>Not checked:</strong>").count(), 1, "{result}");
+        let listed = app.ctx.integrations.list(woodgrove.id).await.unwrap();
+        for view in listed.iter().filter(|v| v.tenant_id == NO_P1_TENANT_ID) {
+            app.ctx.integrations.remove(woodgrove.id, &system(), view.id).await.unwrap();
+        }
 
         // Both listed; re-check one, remove the other.
         let page = admin.get("/console/integrations").await;
