@@ -496,21 +496,49 @@ async fn security_integrations_for_admins_only_and_a_wrong_secret_saves_nothing(
         // A tenant without Entra ID P1: the first two passed, that one failed, the last not
         // checked.
         let made = admin
-            .post("/console/integrations/authenticator/consent", &[("csrf", &csrf)])
+            .post(
+                "/console/integrations/authenticator/consent",
+                &[("csrf", &csrf)],
+            )
             .await;
         let link = url::Url::parse(&value_of(&made.body, "consent-url")).unwrap();
         let callback = world
             .microsoft
-            .answer_admin_consent(&link, NO_P1_TENANT_ID, "global_admin", ConsentDecision::Accept)
+            .answer_admin_consent(
+                &link,
+                NO_P1_TENANT_ID,
+                "global_admin",
+                ConsentDecision::Accept,
+            )
             .await
             .unwrap();
-        let result = reqwest::get(callback.as_str()).await.unwrap().text().await.unwrap();
-        assert_eq!(result.matches("<strong>Passed:</strong>").count(), 2, "{result}");
-        assert!(result.contains("<strong>Failed:</strong> The tenant has Microsoft Entra ID P1"), "{result}");
-        assert_eq!(result.matches("<strong>Not checked:</strong>").count(), 1, "{result}");
+        let result = reqwest::get(callback.as_str())
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert_eq!(
+            result.matches("<strong>Passed:</strong>").count(),
+            2,
+            "{result}"
+        );
+        assert!(
+            result.contains("<strong>Failed:</strong> The tenant has Microsoft Entra ID P1"),
+            "{result}"
+        );
+        assert_eq!(
+            result.matches("<strong>Not checked:</strong>").count(),
+            1,
+            "{result}"
+        );
         let listed = app.ctx.integrations.list(woodgrove.id).await.unwrap();
         for view in listed.iter().filter(|v| v.tenant_id == NO_P1_TENANT_ID) {
-            app.ctx.integrations.remove(woodgrove.id, &system(), view.id).await.unwrap();
+            app.ctx
+                .integrations
+                .remove(woodgrove.id, &system(), view.id)
+                .await
+                .unwrap();
         }
 
         // Both listed; re-check one, remove the other.
