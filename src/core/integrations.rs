@@ -658,11 +658,13 @@ impl IntegrationsService {
         Ok((credential.secret_text, credential.end_date_time))
     }
 
-    /// Checks an integration again and records the outcome.
+    /// Checks an integration again, records the outcome and audits it
+    /// (`integration.{kind}.recheck`, its outcome and code).
     #[tracing::instrument(skip_all, fields(msp_id = %msp_id, integration_id = %id))]
     pub async fn recheck(
         &self,
         msp_id: Uuid,
+        actor: &AuditActor,
         id: Uuid,
     ) -> Result<IntegrationView, IntegrationError> {
         let (tenant, integration) = self.owned(msp_id, id).await?;
@@ -701,6 +703,24 @@ impl IntegrationsService {
                 last_check_message: message,
             })
             .await?;
+        let (outcome, request_id, code) = match &outcome {
+            Ok(()) => (AuditOutcome::Success, None, None),
+            Err(err) => (
+                AuditOutcome::Failure,
+                err.request_id.clone(),
+                Some(err.code().as_str()),
+            ),
+        };
+        self.audit_integration(
+            msp_id,
+            actor,
+            &format!("integration.{}.recheck", integration.kind.as_str()),
+            &tenant.microsoft_tenant_id,
+            outcome,
+            request_id,
+            code,
+        )
+        .await;
         Ok(self.view(&tenant, &saved, now))
     }
 

@@ -13,7 +13,7 @@ use vouch::domain::{ActorKind, ConsoleRole, IntegrationKind, MspPolicy};
 use vouch::sandbox::microsoft::{
     ConsentDecision, DEMO_TENANT_ID, IDENTITY_APP_CLIENT_ID, IDENTITY_APP_SECRET, NO_P1_TENANT_ID,
 };
-use vouch::store::audit::AuditActor;
+use vouch::store::audit::{AuditActor, AuditQuery};
 use vouch::store::msp::{MspAccount, NewMspAccount};
 
 use crate::backends::on_every_backend;
@@ -577,6 +577,26 @@ async fn security_integrations_for_admins_only_and_a_wrong_secret_saves_nothing(
             "{}",
             checked.body
         );
+        // Audited as this admin, like the connect.
+        let entries = app
+            .store
+            .query(AuditQuery {
+                msp_id: woodgrove.id,
+                limit: 1000,
+                ..AuditQuery::default()
+            })
+            .await
+            .unwrap();
+        for action in [
+            "integration.identity_management.connect",
+            "integration.identity_management.recheck",
+        ] {
+            let entry = entries
+                .iter()
+                .find(|e| e.event.action == action)
+                .unwrap_or_else(|| panic!("{action} audited"));
+            assert_eq!(entry.event.actor.kind, ActorKind::ConsoleUser, "{action}");
+        }
         let removed = admin
             .post(
                 &format!("/console/integrations/{authenticator}/remove"),

@@ -226,21 +226,25 @@ pub async fn act(
     }
     let outcome = match (id.parse::<Uuid>(), action.as_str()) {
         (Err(_), _) => Err(IntegrationError::NotFound),
-        (Ok(id), "recheck") => ctx.integrations.recheck(user.msp.id, id).await.map(|view| {
-            Some(match view.status {
-                IntegrationStatus::Active => format!(
-                    "{} of {} checked: it works.",
-                    kind_name(view.kind),
-                    view.tenant_name
-                ),
-                IntegrationStatus::Failed => format!(
-                    "{} of {} checked: it fails. {}",
-                    kind_name(view.kind),
-                    view.tenant_name,
-                    view.last_check_message.unwrap_or_default()
-                ),
-            })
-        }),
+        (Ok(id), "recheck") => ctx
+            .integrations
+            .recheck(user.msp.id, &user.actor(), id)
+            .await
+            .map(|view| {
+                Some(match view.status {
+                    IntegrationStatus::Active => format!(
+                        "{} of {} checked: it works.",
+                        kind_name(view.kind),
+                        view.tenant_name
+                    ),
+                    IntegrationStatus::Failed => format!(
+                        "{} of {} checked: it fails. {}",
+                        kind_name(view.kind),
+                        view.tenant_name,
+                        view.last_check_message.unwrap_or_default()
+                    ),
+                })
+            }),
         (Ok(id), "remove") => ctx
             .integrations
             .remove(user.msp.id, &user.actor(), id)
