@@ -1334,8 +1334,13 @@ async fn in_a_browser_an_admin_sets_up_both_integrations_a_psa_and_a_company() {
         let id = app.ctx.psa_connections.list(woodgrove.id).await.unwrap()[0].id;
         let expected = app.ctx.psa_connections.setup(woodgrove.id, id).await.unwrap();
         assert_eq!(pod_url.prop("value").await.unwrap().as_deref(), Some(expected.pod_url.as_str()));
-        // The value is selected for copying when it gets focus by the keyboard or a click.
+        // A read-only field: it takes focus, to be selected and copied.
         pod_url.click().await.unwrap();
+        let focused = client.active_element().await.unwrap();
+        assert_eq!(
+            focused.attr("id").await.unwrap().as_deref(),
+            Some("pod-url")
+        );
         shot("psa-setup").await;
         click("#created a").await;
         click("#test-connection").await;
