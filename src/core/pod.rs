@@ -267,6 +267,29 @@ pub struct PodDeps {
 }
 
 /// A place a verification was made: its PSA connection, ticket and technician.
+/// What a pod page load needs: where it may be framed, and its token or why there is none.
+pub struct PodPage {
+    /// The origins (`scheme://host[:port]`) the MSP configured for the connection; empty
+    /// when the connection is unknown or of another PSA (then nobody may frame the page).
+    pub allowed_origins: Vec<String>,
+    pub token: Result<String, PodError>,
+}
+
+/// The origins of a connection's `allowed_origins` setting that are http(s) URLs with a host.
+pub fn allowed_origins(connection: &PsaConnection) -> Vec<String> {
+    connection.settings["allowed_origins"]
+        .as_array()
+        .map(|list| {
+            list.iter()
+                .filter_map(|v| v.as_str())
+                .filter_map(|v| url::Url::parse(v).ok())
+                .filter(|u| matches!(u.scheme(), "https" | "http") && u.host_str().is_some())
+                .map(|u| u.origin().ascii_serialization())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 type PlaceKey = (Option<Uuid>, Option<String>, Option<Uuid>);
 
 #[derive(Clone)]
@@ -314,7 +337,17 @@ impl PodService {
     /// is not live, the cached copy is used only when its version is the database's (one
     /// column by primary key).
     pub async fn connection(&self, id: Uuid) -> Result<Option<Arc<PsaConnection>>, StoreError> {
-        let epoch = self.store.changes().epoch();
+        self.connection_as_of(id, self.store.changes().epoch())
+            .await
+    }
+
+    /// [`PodService::connection`] against an epoch the caller read: one request reads the
+    /// change feed once, whatever it looks up (on SQLite each read is a `stat`).
+    async fn connection_as_of(
+        &self,
+        id: Uuid,
+        epoch: Option<u64>,
+    ) -> Result<Option<Arc<PsaConnection>>, StoreError> {
         if let Some(cached) = self.connection_cache.get(&id).await {
             if cached.is_current(epoch) {
                 return Ok(Some(cached.value));
@@ -348,8 +381,11 @@ impl PodService {
 
     /// Technician `id` as the database holds it, from the cache while no change was
     /// announced since it was read.
-    async fn technician(&self, id: Uuid) -> Result<Option<Arc<Technician>>, StoreError> {
-        let epoch = self.store.changes().epoch();
+    async fn technician(
+        &self,
+        id: Uuid,
+        epoch: Option<u64>,
+    ) -> Result<Option<Arc<Technician>>, StoreError> {
         if let Some(cached) = self.technician_state.get(&id).await
             && cached.is_current(epoch)
         {
@@ -368,8 +404,11 @@ impl PodService {
 
     /// MSP account `id` as the database holds it, from the cache while no change was
     /// announced since it was read.
-    async fn msp(&self, id: Uuid) -> Result<Option<Arc<MspAccount>>, StoreError> {
-        let epoch = self.store.changes().epoch();
+    async fn msp(
+        &self,
+        id: Uuid,
+        epoch: Option<u64>,
+    ) -> Result<Option<Arc<MspAccount>>, StoreError> {
         if let Some(cached) = self.msp_state.get(&id).await
             && cached.is_current(epoch)
         {
@@ -404,13 +443,14 @@ impl PodService {
             tracing::error!(error = %err, "pod session lookup failed");
             PodError::SessionUnavailable
         };
+        let epoch = self.store.changes().epoch();
         let connection = self
-            .connection(claims.connection)
+            .connection_as_of(claims.connection, epoch)
             .await
             .map_err(unavailable)?;
-        let msp = self.msp(claims.msp).await.map_err(unavailable)?;
+        let msp = self.msp(claims.msp, epoch).await.map_err(unavailable)?;
         let technician = self
-            .technician(claims.technician)
+            .technician(claims.technician, epoch)
             .await
             .map_err(unavailable)?;
         match (connection, msp, technician) {
@@ -438,10 +478,58 @@ impl PodService {
         connection_id: Uuid,
         load: EmbedLoad,
     ) -> Result<String, PodError> {
+        let epoch = self.store.changes().epoch();
         let connection = self
-            .connection(connection_id)
+            .connection_as_of(connection_id, epoch)
             .await?
             .ok_or(PodError::UnknownConnection)?;
+        self.open_session_on(connection, load, epoch).await
+    }
+
+    /// A pod page load: the connection's framing origins, and the pod token once the PSA
+    /// vouched for `load` (or why not). One read of the change feed and one connection lookup
+    /// serve both; the page is framed by the connection's PSA even when it refuses.
+    #[tracing::instrument(skip(self, load))]
+    pub async fn open_page(
+        &self,
+        connection_id: Uuid,
+        kind: crate::domain::PsaKind,
+        load: EmbedLoad,
+    ) -> PodPage {
+        let epoch = self.store.changes().epoch();
+        let connection = match self.connection_as_of(connection_id, epoch).await {
+            Ok(Some(connection)) => connection,
+            Ok(None) => {
+                return PodPage {
+                    allowed_origins: Vec::new(),
+                    token: Err(PodError::UnknownConnection),
+                };
+            }
+            Err(err) => {
+                return PodPage {
+                    allowed_origins: Vec::new(),
+                    token: Err(err.into()),
+                };
+            }
+        };
+        if connection.kind != kind {
+            return PodPage {
+                allowed_origins: Vec::new(),
+                token: Err(PodError::UnknownConnection),
+            };
+        }
+        PodPage {
+            allowed_origins: allowed_origins(&connection),
+            token: self.open_session_on(connection, load, epoch).await,
+        }
+    }
+
+    async fn open_session_on(
+        &self,
+        connection: Arc<PsaConnection>,
+        load: EmbedLoad,
+        epoch: Option<u64>,
+    ) -> Result<String, PodError> {
         let vouched = self.psa.authenticate_embed(&connection, &load).await?;
         let sighting = TechnicianSighting {
             msp_id: connection.msp_id,
@@ -463,7 +551,7 @@ impl PodService {
             })?;
         // The cached sighting may predate a block: whether they are blocked is read as of
         // the last announced change.
-        if let Some(current) = self.technician(technician.id).await?
+        if let Some(current) = self.technician(technician.id, epoch).await?
             && current.blocked_at.is_some()
         {
             return Err(PodError::Core(CoreError::TechnicianBlocked));

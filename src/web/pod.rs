@@ -22,7 +22,6 @@ use poem::http::{Method, StatusCode, header};
 use poem::web::{Data, Form, Path};
 use poem::{Request, Response, handler};
 
-use crate::api::pod::open_session;
 use crate::app::AppContext;
 use crate::domain::PsaKind;
 use crate::psa::EmbedLoad;
@@ -178,11 +177,9 @@ async fn autotask_post(
 }
 
 async fn signed_load(ctx: &AppContext, kind: PsaKind, params: Vec<(String, String)>) -> Response {
-    let connection_id = connection_of(&params);
-    let ancestors = frame_ancestors(ctx, connection_id, kind).await;
-    let Some(connection_id) = connection_id else {
+    let Some(connection_id) = connection_of(&params) else {
         return refusal(
-            &ancestors,
+            "'none'",
             "This Vouch panel URL names no PSA connection. Copy the URL again from Vouch's settings.",
         );
     };
@@ -195,7 +192,12 @@ async fn signed_load(ctx: &AppContext, kind: PsaKind, params: Vec<(String, Strin
         .find(|(k, _)| k == ticket_param)
         .map(|(_, v)| v.clone())
         .unwrap_or_default();
-    match open_session(ctx, connection_id, EmbedLoad::Signed(params)).await {
+    let opened = ctx
+        .pods
+        .open_page(connection_id, kind, EmbedLoad::Signed(params))
+        .await;
+    let ancestors = ancestors_of(&opened.allowed_origins);
+    match opened.token {
         Ok(token) => render(
             &ancestors,
             kind,
@@ -204,7 +206,7 @@ async fn signed_load(ctx: &AppContext, kind: PsaKind, params: Vec<(String, Strin
             &ticket,
         ),
         Err(err) => {
-            let (status, body) = err_parts(err);
+            let (status, body) = err_parts(err.into());
             tracing::info!(status, "pod load refused");
             refusal(&ancestors, &body)
         }
@@ -252,23 +254,16 @@ async fn frame_ancestors(
     let Some(id) = connection_id else {
         return "'none'".into();
     };
-    let Ok(Some(connection)) = ctx.psa_connection(id).await else {
-        return "'none'".into();
-    };
-    if connection.kind != kind {
-        return "'none'".into();
+    match ctx.psa_connection(id).await {
+        Ok(Some(connection)) if connection.kind == kind => {
+            ancestors_of(&crate::core::pod::allowed_origins(&connection))
+        }
+        _ => "'none'".into(),
     }
-    let origins: Vec<String> = connection.settings["allowed_origins"]
-        .as_array()
-        .map(|list| {
-            list.iter()
-                .filter_map(|v| v.as_str())
-                .filter_map(|v| url::Url::parse(v).ok())
-                .filter(|u| matches!(u.scheme(), "https" | "http") && u.host_str().is_some())
-                .map(|u| u.origin().ascii_serialization())
-                .collect()
-        })
-        .unwrap_or_default();
+}
+
+/// The CSP `frame-ancestors` source list of `origins` (`'none'` for none).
+fn ancestors_of(origins: &[String]) -> String {
     if origins.is_empty() {
         "'none'".into()
     } else {
