@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod activity;
+pub mod audit;
 pub mod companies;
 pub mod directory;
 pub mod error;

@@ -107,6 +107,10 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
             "console/users.html",
             include_str!("templates/console/users.html"),
         ),
+        (
+            "console/audit.html",
+            include_str!("templates/console/audit.html"),
+        ),
     ] {
         env.add_template(name, source)
             .expect("the page templates are valid");

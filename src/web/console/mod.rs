@@ -13,6 +13,7 @@
 //! origin only, no script, `frame-ancestors 'none'`: the console is never framed, unlike
 //! the pod), `no-store`, and no inline CSS or script.
 
+pub mod audit;
 pub mod home;
 pub mod session;
 pub mod sign_in;
@@ -64,6 +65,8 @@ pub fn routes() -> Mounted {
         .at("/users", get(endpoint(users::users_page)))
         .at("/users/invite", post(endpoint(users::invite)))
         .at("/users/:id/:action", post(endpoint(users::act)))
+        .at("/audit", get(endpoint(audit::audit_page)))
+        .at("/audit.csv", get(endpoint(audit::audit_csv)))
         .at("/assets/console.css", get(endpoint(console_css)))
 }
 
@@ -92,7 +95,7 @@ const SECTIONS: &[(&str, Option<&str>, bool)] = &[
     ("Contacts", None, false),
     ("Tickets", None, false),
     ("Secure Data Sharing", None, false),
-    ("Audit", None, false),
+    ("Audit", Some("/console/audit"), false),
     ("Settings", None, true),
     ("Users and API keys", Some("/console/users"), true),
 ];

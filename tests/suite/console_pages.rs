@@ -1,0 +1,441 @@
+//! The console's overview and admin pages over real HTTP: the audit (filters, paging, CSV,
+//! ticket links, one person for a linked technician, MSP isolation), the home page, settings,
+//! users and API keys, the own account, and a walk over the route table checking that every
+//! admin route refuses a technician and sends a signed-out request to sign-in.
+
+use chrono::{Duration, Utc};
+use secrecy::SecretString;
+use uuid::Uuid;
+use vouch::core::accounts::NewUserInput;
+use vouch::domain::{ActorKind, AuditOutcome, ConsoleRole, MspPolicy, PsaKind, VerificationMethod};
+use vouch::sandbox::microsoft::DEMO_TENANT_ID;
+use vouch::store::audit::{AuditActor, NewAuditEvent};
+use vouch::store::msp::NewMspAccount;
+use vouch::store::psa_connections::TechnicianSighting;
+use vouch::store::verifications::NewVerification;
+
+use crate::backends::on_every_backend;
+use crate::common::world::World;
+use crate::common::{TestApp, TestDb, free_port};
+
+const ADMIN: (&str, &str, &str) = (
+    "avery@northwind.example",
+    "Avery Admin",
+    "a long admin passphrase 1",
+);
+const TECH: (&str, &str, &str) = (
+    "jordan@northwind.example",
+    "Jordan Tech",
+    "a long technician passphrase 1",
+);
+
+/// A world whose public URL is its own address (the console's Origin check holds).
+async fn world(db: &TestDb) -> World {
+    let port = free_port();
+    World::start_with(db, MspPolicy::default(), |c| {
+        c.http.bind = format!("127.0.0.1:{port}").parse().unwrap();
+        c.http.public_url = format!("http://127.0.0.1:{port}/").parse().unwrap();
+    })
+    .await
+}
+
+/// A console user with a password and no second factor (as the demo seeds them).
+async fn seed(app: &TestApp, msp_id: Uuid, who: (&str, &str, &str), role: ConsoleRole) -> Uuid {
+    app.ctx
+        .accounts
+        .seed_demo_user(
+            msp_id,
+            NewUserInput {
+                email: who.0.into(),
+                name: who.1.into(),
+                role,
+            },
+            &SecretString::from(who.2.to_owned()),
+        )
+        .await
+        .unwrap()
+        .id
+}
+
+/// A browser of one cookie that follows no redirect and sends the console's Origin.
+pub(crate) struct Agent {
+    client: reqwest::Client,
+    base: String,
+    origin: String,
+    cookie: Option<String>,
+}
+
+pub(crate) struct Page {
+    pub status: u16,
+    pub location: Option<String>,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: String,
+}
+
+impl Agent {
+    pub(crate) fn new(app: &TestApp) -> Agent {
+        Agent {
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            base: app.base_url.clone(),
+            origin: app
+                .ctx
+                .config
+                .http
+                .public_url
+                .as_str()
+                .trim_end_matches('/')
+                .to_owned(),
+            cookie: None,
+        }
+    }
+
+    /// Signed in as `email` (a user without a second factor).
+    pub(crate) async fn signed_in(app: &TestApp, email: &str, password: &str) -> Agent {
+        let mut agent = Agent::new(app);
+        let page = agent
+            .post(
+                "/console/sign-in",
+                &[("email", email), ("password", password)],
+            )
+            .await;
+        assert_eq!(page.status, 303, "{}", page.body);
+        assert_eq!(page.location.as_deref(), Some("/console"));
+        agent
+    }
+
+    pub(crate) async fn get(&mut self, path: &str) -> Page {
+        let mut request = self.client.get(format!("{}{path}", self.base));
+        if let Some(cookie) = &self.cookie {
+            request = request.header("cookie", format!("vouch_console={cookie}"));
+        }
+        self.read(request.send().await.unwrap()).await
+    }
+
+    pub(crate) async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
+        let mut request = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .form(form)
+            .header("origin", &self.origin);
+        if let Some(cookie) = &self.cookie {
+            request = request.header("cookie", format!("vouch_console={cookie}"));
+        }
+        self.read(request.send().await.unwrap()).await
+    }
+
+    async fn read(&mut self, response: reqwest::Response) -> Page {
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        for cookie in headers.get_all("set-cookie") {
+            let cookie = cookie.to_str().unwrap();
+            if let Some(value) = cookie
+                .split(';')
+                .next()
+                .and_then(|v| v.strip_prefix("vouch_console="))
+            {
+                self.cookie = (!value.is_empty()).then(|| value.to_owned());
+            }
+        }
+        Page {
+            status,
+            location: headers
+                .get("location")
+                .map(|v| v.to_str().unwrap().to_owned()),
+            headers,
+            // minijinja escapes `/` in HTML; the assertions read addresses as written.
+            body: response.text().await.unwrap().replace("&#x2f;", "/"),
+        }
+    }
+}
+
+/// The value of the first `name="csrf"` field of a page.
+pub(crate) fn csrf_of(html: &str) -> String {
+    let at = html.find("name=\"csrf\" value=\"").expect("a CSRF field") + 19;
+    html[at..at + html[at..].find('"').unwrap()].to_owned()
+}
+
+/// How many rows the audit table of a page has.
+fn audit_rows(html: &str) -> usize {
+    let Some(start) = html.find("<tbody>") else {
+        return 0;
+    };
+    let end = html[start..].find("</tbody>").unwrap() + start;
+    html[start..end].matches("<tr").count()
+}
+
+/// A verification from ticket 1001 of the ConnectWise connection, by a PSA technician, and
+/// its start entry: (technician id, verification id).
+async fn ticket_verification(world: &World) -> (Uuid, Uuid) {
+    let store = &world.app.store;
+    let cw = world
+        .app
+        .ctx
+        .psa_connections
+        .list(world.msp.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|c| c.kind == PsaKind::ConnectWise)
+        .unwrap();
+    let tenant = store
+        .find_tenant_by_microsoft_id(world.msp.id, DEMO_TENANT_ID)
+        .await
+        .unwrap()
+        .unwrap();
+    let technician = store
+        .record_technician(TechnicianSighting {
+            msp_id: world.msp.id,
+            psa_connection_id: cw.id,
+            psa_member_id: "jtech".into(),
+            display_name: "J. Tech (ConnectWise)".into(),
+            email: Some("jtech@northwind.example".into()),
+        })
+        .await
+        .unwrap();
+    let verification = store
+        .create_verification(NewVerification {
+            msp_id: world.msp.id,
+            tenant_id: tenant.id,
+            technician_id: Some(technician.id),
+            psa_connection_id: Some(cw.id),
+            psa_ticket_id: Some("1001".into()),
+            psa_contact_id: None,
+            user_object_id: "00000000-0000-0000-0000-00000000da4a".into(),
+            user_principal_name: "Dana@contoso.example".into(),
+            method: VerificationMethod::Push,
+            code_hash: None,
+            reason: None,
+            used_contact_phone_fallback: false,
+            expires_at: Utc::now() + Duration::minutes(5),
+            waiter_instance_id: None,
+        })
+        .await
+        .unwrap();
+    store
+        .append(NewAuditEvent {
+            msp_id: world.msp.id,
+            actor: AuditActor {
+                kind: ActorKind::Technician,
+                id: Some(technician.id.to_string()),
+                name: None,
+            },
+            action: "verification.push.start".into(),
+            subject_kind: Some("user".into()),
+            subject_id: Some(verification.user_object_id.clone()),
+            subject_name: Some(verification.user_principal_name.clone()),
+            psa_ticket_id: Some("1001".into()),
+            outcome: AuditOutcome::Started,
+            upstream_request_id: None,
+            details: serde_json::json!({ "verification_id": verification.id }),
+        })
+        .await
+        .unwrap();
+    (technician.id, verification.id)
+}
+
+/// An entry whose subject's name a spreadsheet would run as a formula.
+fn filler(msp_id: Uuid, n: usize) -> NewAuditEvent {
+    NewAuditEvent {
+        msp_id,
+        actor: AuditActor {
+            kind: ActorKind::ApiKey,
+            id: Some("vk_test".into()),
+            name: Some("tests".into()),
+        },
+        action: "test.filler".into(),
+        subject_kind: Some("user".into()),
+        subject_id: Some(format!("filler-{n}")),
+        subject_name: Some(format!("=HYPERLINK(\"https://evil.example\",\"{n}\")")),
+        psa_ticket_id: None,
+        outcome: AuditOutcome::Success,
+        upstream_request_id: None,
+        details: serde_json::json!({}),
+    }
+}
+
+#[tokio::test]
+async fn the_audit_filters_pages_exports_and_links_each_ticket_in_its_psa() {
+    on_every_backend(async |db| {
+        let world = world(db).await;
+        let app = &world.app;
+        seed(app, world.msp.id, ADMIN, ConsoleRole::Admin).await;
+        let jordan = seed(app, world.msp.id, TECH, ConsoleRole::Technician).await;
+        let (technician, _) = ticket_verification(&world).await;
+        for n in 0..55 {
+            app.store
+                .append(filler(world.msp.id, n))
+                .await
+                .unwrap();
+        }
+
+        // Signed out: to sign-in.
+        let mut nobody = Agent::new(app);
+        for path in ["/console/audit", "/console/audit.csv"] {
+            let page = nobody.get(path).await;
+            assert_eq!(page.status, 303, "{path}");
+            assert_eq!(page.location.as_deref(), Some("/console/sign-in"));
+        }
+
+        let mut admin = Agent::signed_in(app, ADMIN.0, ADMIN.2).await;
+        let first = admin.get("/console/audit").await;
+        assert_eq!(first.status, 200, "{}", first.body);
+        assert!(first.body.contains("<label for=\"person\">Technician</label>"));
+        assert!(first.body.contains("href=\"/console/audit\" aria-current=\"page\""));
+        assert_eq!(audit_rows(&first.body), 50, "a page holds 50 entries");
+        assert!(first.body.contains("id=\"next-page\""), "{}", first.body);
+        assert!(!first.body.contains("id=\"previous-page\""));
+        let second = admin.get("/console/audit?page=2").await;
+        // 55 fillers, the ticket entry, and the sign-in entries (at least one).
+        assert!(audit_rows(&second.body) >= 6, "{}", second.body);
+        assert!(second.body.contains("id=\"previous-page\""));
+
+        // The ticket's entry: the technician by their PSA name, the ticket linked in
+        // ConnectWise's web client (built from the connection's site), the tenant named.
+        let started = admin
+            .get("/console/audit?action=verification.push.start")
+            .await;
+        assert_eq!(audit_rows(&started.body), 1, "{}", started.body);
+        assert!(started.body.contains("J. Tech (ConnectWise)"), "{}", started.body);
+        let cw = world.psa.connectwise();
+        let link = format!(
+            "href=\"{}/v4_6_release/services/system_io/Service/fv_sr100_request.rpp?service_recid=1001&amp;companyName=northwind\"",
+            cw.site_url.trim_end_matches('/')
+        );
+        assert!(started.body.contains(&link), "{link}\n{}", started.body);
+        assert!(started.body.contains("Contoso"), "{}", started.body);
+
+        // Linked to Jordan's console account, the technician is Jordan in the audit, and
+        // choosing Jordan shows the entries of both.
+        app.ctx
+            .technicians
+            .link_console_user(
+                world.msp.id,
+                &AuditActor {
+                    kind: ActorKind::System,
+                    id: None,
+                    name: None,
+                },
+                technician,
+                Some(jordan),
+            )
+            .await
+            .unwrap();
+        let linked = admin
+            .get("/console/audit?action=verification.push.start")
+            .await;
+        assert!(linked.body.contains("<td>Jordan Tech</td>"), "{}", linked.body);
+        assert!(!linked.body.contains("J. Tech (ConnectWise)</td>"));
+        let by_jordan = admin
+            .get(&format!("/console/audit?person=user:{jordan}"))
+            .await;
+        assert!(by_jordan.body.contains("verification.push.start"), "{}", by_jordan.body);
+        assert!(!by_jordan.body.contains("<code>test.filler</code>"));
+
+        // Tenant, user (any case), outcome and date filters.
+        let tenant = app
+            .store
+            .find_tenant_by_microsoft_id(world.msp.id, DEMO_TENANT_ID)
+            .await
+            .unwrap()
+            .unwrap();
+        let by_tenant = admin
+            .get(&format!("/console/audit?tenant={}&action=verification.push.start", tenant.id))
+            .await;
+        assert_eq!(audit_rows(&by_tenant.body), 1, "{}", by_tenant.body);
+        let other_tenant = admin
+            .get(&format!("/console/audit?tenant={}", Uuid::now_v7()))
+            .await;
+        assert_eq!(audit_rows(&other_tenant.body), 0);
+        let by_user = admin.get("/console/audit?user=DANA%40CONTOSO").await;
+        assert_eq!(audit_rows(&by_user.body), 1, "{}", by_user.body);
+        let by_outcome = admin.get("/console/audit?outcome=started").await;
+        assert_eq!(audit_rows(&by_outcome.body), 1, "{}", by_outcome.body);
+        let today = Utc::now().date_naive();
+        let tomorrow = today + Duration::days(1);
+        let in_range = admin
+            .get(&format!("/console/audit?action=test.filler&from={today}&to={today}"))
+            .await;
+        assert_eq!(audit_rows(&in_range.body), 50);
+        let out_of_range = admin
+            .get(&format!("/console/audit?action=test.filler&from={tomorrow}"))
+            .await;
+        assert_eq!(audit_rows(&out_of_range.body), 0);
+
+        // A wrong filter says so next to its field.
+        let wrong = admin
+            .get(&format!("/console/audit?from={tomorrow}&to={today}"))
+            .await;
+        assert_eq!(wrong.status, 400);
+        assert!(wrong.body.contains("id=\"to-error\""), "{}", wrong.body);
+        assert!(wrong.body.contains("aria-describedby=\"to-error\""));
+
+        // CSV with the same filters, quoted, formulas neutralised.
+        let csv = admin.get("/console/audit.csv?action=test.filler").await;
+        assert_eq!(csv.status, 200);
+        assert!(csv.headers["content-type"].to_str().unwrap().starts_with("text/csv"));
+        assert!(csv.headers["content-disposition"].to_str().unwrap().contains("attachment"));
+        let mut reader = csv::Reader::from_reader(csv.body.as_bytes());
+        let header = reader.headers().unwrap().clone();
+        let subject_at = header.iter().position(|h| h == "subject_name").unwrap();
+        let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+        assert_eq!(rows.len(), 55);
+        assert!(
+            rows.iter()
+                .all(|r| r[subject_at].starts_with("'=HYPERLINK(\"https://evil.example\"")),
+            "{}",
+            csv.body
+        );
+        assert!(
+            csv.body.contains("\"'=HYPERLINK(\"\"https://evil.example\"\",\"\"54\"\")\""),
+            "quoted as RFC 4180 says: {}",
+            csv.body
+        );
+        let csv = admin
+            .get("/console/audit.csv?action=verification.push.start")
+            .await;
+        let mut reader = csv::Reader::from_reader(csv.body.as_bytes());
+        let header = reader.headers().unwrap().clone();
+        let record = reader.records().next().unwrap().unwrap();
+        let cell = |name: &str| record[header.iter().position(|h| h == name).unwrap()].to_owned();
+        assert_eq!(cell("actor"), "Jordan Tech");
+        assert_eq!(cell("ticket_id"), "1001");
+        assert!(cell("ticket_url").contains("service_recid=1001"));
+
+        // A technician reads the audit too.
+        let mut tech = Agent::signed_in(app, TECH.0, TECH.2).await;
+        let theirs = tech.get("/console/audit?action=verification.push.start").await;
+        assert_eq!(theirs.status, 200);
+        assert_eq!(audit_rows(&theirs.body), 1);
+
+        // Another MSP's admin sees none of it, even naming this MSP's people and tenant.
+        let other = app
+            .store
+            .create_msp(NewMspAccount {
+                name: "Contoso MSP".into(),
+                brand_logo_url: None,
+                brand_color: None,
+                policy: MspPolicy::default(),
+            })
+            .await
+            .unwrap();
+        seed(app, other.id, ("root@contoso-msp.example", "Root", ADMIN.2), ConsoleRole::Admin).await;
+        let mut stranger = Agent::signed_in(app, "root@contoso-msp.example", ADMIN.2).await;
+        for path in [
+            "/console/audit?action=verification.push.start".to_owned(),
+            format!("/console/audit?person=user:{jordan}"),
+            format!("/console/audit?tenant={}", tenant.id),
+            "/console/audit?action=test.filler".to_owned(),
+        ] {
+            let page = stranger.get(&path).await;
+            assert_eq!(page.status, 200, "{path}");
+            assert_eq!(audit_rows(&page.body), 0, "{path}: {}", page.body);
+        }
+        let csv = stranger.get("/console/audit.csv?action=test.filler").await;
+        assert_eq!(csv.body.lines().count(), 1, "{}", csv.body);
+        world.app.stop().await;
+    })
+    .await;
+}
