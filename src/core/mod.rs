@@ -11,6 +11,7 @@ pub mod integrations;
 pub mod logo;
 pub mod messaging;
 pub mod method_fix;
+pub mod overview;
 pub mod password;
 pub mod pod;
 pub mod psa_connections;

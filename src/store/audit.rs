@@ -221,6 +221,27 @@ impl Store {
             .await?)
     }
 
+    /// How many verifications and password resets the MSP started since `since`.
+    pub async fn count_started_since(
+        &self,
+        msp_id: Uuid,
+        since: DateTime<Utc>,
+    ) -> Result<(u64, u64), StoreError> {
+        use super::entities::password_reset;
+        use sea_orm::PaginatorTrait;
+        let verifications = verification::Entity::find()
+            .filter(verification::Column::MspId.eq(msp_id))
+            .filter(verification::Column::CreatedAt.gte(since))
+            .count(self.connection())
+            .await?;
+        let resets = password_reset::Entity::find()
+            .filter(password_reset::Column::MspId.eq(msp_id))
+            .filter(password_reset::Column::CreatedAt.gte(since))
+            .count(self.connection())
+            .await?;
+        Ok((verifications, resets))
+    }
+
     /// The tenant and PSA connection of each of `ids` that is a verification of `msp_id`.
     pub async fn verification_scopes(
         &self,

@@ -58,6 +58,7 @@ async fn seed(app: &TestApp, msp_id: Uuid, who: (&str, &str, &str), role: Consol
 }
 
 /// A browser of one cookie that follows no redirect and sends the console's Origin.
+#[derive(Clone)]
 pub(crate) struct Agent {
     client: reqwest::Client,
     base: String,
@@ -435,6 +436,231 @@ async fn the_audit_filters_pages_exports_and_links_each_ticket_in_its_psa() {
         }
         let csv = stranger.get("/console/audit.csv?action=test.filler").await;
         assert_eq!(csv.body.lines().count(), 1, "{}", csv.body);
+        world.app.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_home_shows_what_needs_attention_todays_counts_and_fraud_reports() {
+    on_every_backend(async |db| {
+        let world = world(db).await;
+        let app = &world.app;
+        seed(app, world.msp.id, ADMIN, ConsoleRole::Admin).await;
+        seed(app, world.msp.id, TECH, ConsoleRole::Technician).await;
+        let system = AuditActor {
+            kind: ActorKind::System,
+            id: None,
+            name: None,
+        };
+        let mut admin = Agent::signed_in(app, ADMIN.0, ADMIN.2).await;
+        let calm = admin.get("/console").await;
+        assert_eq!(calm.status, 200, "{}", calm.body);
+        assert!(calm.body.contains("id=\"all-well\""), "{}", calm.body);
+        assert!(calm.body.contains("id=\"no-fraud\""));
+        assert!(calm.body.contains("<dd id=\"verifications-today\">0</dd>"));
+
+        // A secret that expires in 10 days, a PSA connection whose test failed, a
+        // verification and a fraud report today.
+        app.ctx
+            .integrations
+            .connect_identity_management(
+                world.msp.id,
+                &system,
+                vouch::core::integrations::IdentityManagementInput {
+                    tenant: DEMO_TENANT_ID.into(),
+                    client_id: vouch::sandbox::microsoft::IDENTITY_APP_CLIENT_ID.into(),
+                    client_secret: SecretString::from(
+                        vouch::sandbox::microsoft::IDENTITY_APP_SECRET.to_owned(),
+                    ),
+                    secret_expires_at: Some(Utc::now() + Duration::days(10) + Duration::hours(1)),
+                },
+            )
+            .await
+            .unwrap();
+        let cw = app
+            .ctx
+            .psa_connections
+            .list(world.msp.id)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|c| c.kind == PsaKind::ConnectWise)
+            .unwrap();
+        world.psa.withhold_permission(
+            vouch::sandbox::psa::Psa::ConnectWise,
+            vouch::sandbox::psa::PsaPermission::ReadTickets,
+        );
+        let tested = app
+            .ctx
+            .psa_connections
+            .test(world.msp.id, &system, cw.id)
+            .await
+            .unwrap();
+        assert!(!tested.test.passed);
+        world.verified("dana@contoso.example").await;
+        world.microsoft.script_push(
+            "dana@contoso.example",
+            vouch::sandbox::microsoft::PushScript::ReportFraud,
+        );
+        let (status, body) = vouch_json(&world, "dana@contoso.example").await;
+        assert_eq!(status, 202, "{body}");
+
+        let busy = crate::common::eventually("the fraud report on the home", || {
+            let mut agent = admin.clone();
+            async move {
+                let page = agent.get("/console").await;
+                (!page.body.contains("id=\"no-fraud\"")).then_some(page)
+            }
+        })
+        .await;
+        assert!(busy.body.contains("expires in 10 day(s)"), "{}", busy.body);
+        assert!(
+            busy.body.contains("<a href=\"/console/integrations\">"),
+            "{}",
+            busy.body
+        );
+        assert!(
+            busy.body.contains("<a href=\"/console/psa-connections\">"),
+            "{}",
+            busy.body
+        );
+        assert!(busy.body.contains("connection test"), "{}", busy.body);
+        assert!(
+            busy.body.contains("<dd id=\"verifications-today\">2</dd>"),
+            "{}",
+            busy.body
+        );
+        assert!(
+            busy.body.contains("<strong>dana@contoso.example</strong>"),
+            "{}",
+            busy.body
+        );
+
+        // A technician sees the same facts, without the admins' links.
+        let mut tech = Agent::signed_in(app, TECH.0, TECH.2).await;
+        let theirs = tech.get("/console").await;
+        assert!(theirs.body.contains("expires in 10 day(s)"));
+        assert!(!theirs.body.contains("<a href=\"/console/integrations\">"));
+        assert!(theirs.body.contains("An admin of your MSP fixes these."));
+        world.app.stop().await;
+    })
+    .await;
+}
+
+/// Starts a push verification of `user` through the API: its status and answer.
+async fn vouch_json(world: &World, user: &str) -> (u16, serde_json::Value) {
+    crate::common::world::json_of(
+        world
+            .api(reqwest::Method::POST, "/api/v1/verifications")
+            .json(&serde_json::json!({
+                "tenant_id": DEMO_TENANT_ID,
+                "user": user,
+                "method": "push",
+            }))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await
+}
+
+/// What an admin route may change, to compare before and after a refused request (a
+/// sign-in changes only the user's last sign-in, left out).
+async fn state_of(app: &TestApp, msp_id: Uuid) -> String {
+    let users: Vec<String> = app
+        .ctx
+        .accounts
+        .list(msp_id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|u| format!("{} {} {:?} {:?}", u.email, u.name, u.role, u.disabled_at))
+        .collect();
+    let keys = app.ctx.setup.list_api_keys(msp_id).await.unwrap();
+    let settings = app.ctx.settings.get(msp_id).await.unwrap();
+    let technicians = app.store.list_technicians(msp_id).await.unwrap();
+    let tenants = app.store.list_tenants(msp_id).await.unwrap();
+    format!("{users:?}\n{keys:?}\n{settings:?}\n{technicians:?}\n{tenants:?}")
+}
+
+#[tokio::test]
+async fn every_admin_route_refuses_a_technician_and_sends_the_signed_out_to_sign_in() {
+    on_every_backend(async |db| {
+        let world = world(db).await;
+        let app = &world.app;
+        let avery = seed(app, world.msp.id, ADMIN, ConsoleRole::Admin).await;
+        seed(app, world.msp.id, TECH, ConsoleRole::Technician).await;
+        let table: Vec<(String, Vec<reqwest::Method>)> = vouch::web::console::routes()
+            .table()
+            .iter()
+            .map(|(path, methods)| {
+                let path = match path.as_str() {
+                    "/" => vouch::web::console::BASE_PATH.to_owned(),
+                    p => format!("{}{p}", vouch::web::console::BASE_PATH),
+                };
+                let methods = methods
+                    .iter()
+                    .map(|m| reqwest::Method::from_bytes(m.as_str().as_bytes()).unwrap())
+                    .collect();
+                (path, methods)
+            })
+            .filter(|(path, _)| vouch::web::console::admin_only(path))
+            .collect();
+        // Users and API keys is admin-only today; whatever else is, is walked too.
+        assert!(
+            table.iter().any(|(p, _)| p == "/console/users"),
+            "{table:?}"
+        );
+        assert!(!vouch::web::console::admin_only("/console/audit"));
+        assert!(!vouch::web::console::admin_only("/console"));
+
+        let mut tech = Agent::signed_in(app, TECH.0, TECH.2).await;
+        let csrf = csrf_of(&tech.get("/console").await.body);
+        let mut nobody = Agent::new(app);
+        let before = state_of(app, world.msp.id).await;
+        for (template, methods) in &table {
+            // Every parameter an existing id (the admin's), so a refusal is not a 404.
+            let path: String = template
+                .split('/')
+                .map(|segment| {
+                    if segment.starts_with('{') {
+                        avery.to_string()
+                    } else {
+                        segment.to_owned()
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("/");
+            for method in methods {
+                let form = [
+                    ("csrf", csrf.as_str()),
+                    ("role", "admin"),
+                    ("email", "mallory@northwind.example"),
+                    ("name", "Mallory"),
+                ];
+                let (refused, signed_out) = if *method == reqwest::Method::GET {
+                    (tech.get(&path).await, nobody.get(&path).await)
+                } else {
+                    (
+                        tech.post(&path, &form).await,
+                        nobody.post(&path, &form).await,
+                    )
+                };
+                assert_eq!(refused.status, 403, "{method} {path}: {}", refused.body);
+                assert!(
+                    refused.body.contains("This page is for your MSP"),
+                    "{method} {path}"
+                );
+                assert_eq!(signed_out.status, 303, "{method} {path}");
+                assert_eq!(
+                    signed_out.location.as_deref(),
+                    Some("/console/sign-in"),
+                    "{method} {path}"
+                );
+            }
+        }
+        assert_eq!(state_of(app, world.msp.id).await, before, "nothing changed");
         world.app.stop().await;
     })
     .await;

@@ -100,6 +100,18 @@ const SECTIONS: &[(&str, Option<&str>, bool)] = &[
     ("Users and API keys", Some("/console/users"), true),
 ];
 
+/// Whether the console address `path` (as the route table spells it, under [`BASE_PATH`])
+/// belongs to an admin-only section: it is the section's address or under it. The
+/// permission tests walk the route table with this, so a new admin page is checked as soon
+/// as its section has an address.
+pub fn admin_only(path: &str) -> bool {
+    SECTIONS
+        .iter()
+        .filter(|(_, _, admin_only)| *admin_only)
+        .filter_map(|(_, href, _)| *href)
+        .any(|href| path == href || path.strip_prefix(href).is_some_and(|r| r.starts_with('/')))
+}
+
 /// The navigation a user sees, `current` marking the page's section.
 pub fn navigation(is_admin: bool, current: &str) -> Vec<NavItem> {
     SECTIONS
