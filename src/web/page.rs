@@ -111,6 +111,10 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
             "console/audit.html",
             include_str!("templates/console/audit.html"),
         ),
+        (
+            "console/settings.html",
+            include_str!("templates/console/settings.html"),
+        ),
     ] {
         env.add_template(name, source)
             .expect("the page templates are valid");

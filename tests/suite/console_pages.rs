@@ -665,3 +665,159 @@ async fn every_admin_route_refuses_a_technician_and_sends_the_signed_out_to_sign
     })
     .await;
 }
+
+/// The settings form as the page fills it in from `settings` (checkboxes sent only when on).
+fn settings_form(
+    settings: &vouch::core::settings::MspSettings,
+    csrf: &str,
+) -> Vec<(String, String)> {
+    let mut form = vec![("csrf".to_owned(), csrf.to_owned())];
+    for (_, name, value) in settings.fields() {
+        match value {
+            serde_json::Value::Bool(true) => form.push((name.to_owned(), "true".to_owned())),
+            serde_json::Value::Bool(false) => {}
+            serde_json::Value::Null => form.push((name.to_owned(), String::new())),
+            serde_json::Value::String(s) => form.push((name.to_owned(), s)),
+            other => form.push((name.to_owned(), other.to_string())),
+        }
+    }
+    form
+}
+
+fn with(form: &[(String, String)], changes: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut form = form.to_vec();
+    for (name, value) in changes {
+        form.retain(|(n, _)| n != name);
+        form.push(((*name).to_owned(), (*value).to_owned()));
+    }
+    form
+}
+
+fn refs(form: &[(String, String)]) -> Vec<(&str, &str)> {
+    form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+}
+
+#[tokio::test]
+async fn settings_preview_the_texts_and_share_page_save_and_refuse_next_to_the_field() {
+    on_every_backend(async |db| {
+        let world = world(db).await;
+        let app = &world.app;
+        seed(app, world.msp.id, ADMIN, ConsoleRole::Admin).await;
+        let mut admin = Agent::signed_in(app, ADMIN.0, ADMIN.2).await;
+        let page = admin.get("/console/settings").await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        assert!(
+            page.body.contains("<label for=\"support_phone\">"),
+            "{}",
+            page.body
+        );
+        assert!(page.body.contains("id=\"sms-preview\""));
+        assert!(page.body.contains("id=\"share-preview\""));
+        assert!(!page.body.contains("style=") && !page.body.contains("<script"));
+        let csrf = csrf_of(&page.body);
+        let before = app.ctx.settings.get(world.msp.id).await.unwrap();
+        let form = settings_form(&before, &csrf);
+
+        // A preview renders the texts and the page with the values entered; nothing is saved.
+        let preview = admin
+            .post(
+                "/console/settings",
+                &refs(&with(
+                    &form,
+                    &[
+                        ("intent", "preview"),
+                        ("name", "Fabrikam Support"),
+                        ("color", "#123456"),
+                        ("support_phone", "+1 206 555 0100"),
+                    ],
+                )),
+            )
+            .await;
+        assert_eq!(preview.status, 200, "{}", preview.body);
+        assert!(preview.body.contains("id=\"settings-notice\""));
+        assert!(
+            preview
+                .body
+                .contains("Fabrikam Support: your code is 482913"),
+            "{}",
+            preview.body
+        );
+        assert!(
+            preview
+                .body
+                .contains("Fabrikam Support has shared a secure message with you")
+        );
+        assert!(
+            preview.body.contains("/brand/123456.css"),
+            "{}",
+            preview.body
+        );
+        assert!(preview.body.contains("Call +1 206 555 0100"));
+        assert_eq!(app.ctx.settings.get(world.msp.id).await.unwrap(), before);
+
+        // A colour too light for white text, and a number that is not one: each refused next
+        // to its field, nothing saved.
+        for (field, value) in [("color", "#ffff00"), ("push_limit_count", "many")] {
+            let refused = admin
+                .post(
+                    "/console/settings",
+                    &refs(&with(&form, &[("intent", "save"), (field, value)])),
+                )
+                .await;
+            assert_eq!(refused.status, 400, "{field}: {}", refused.body);
+            assert!(
+                refused.body.contains(&format!("id=\"{field}-error\"")),
+                "{field}: {}",
+                refused.body
+            );
+            assert!(
+                refused.body.contains(&format!("value=\"{value}\"")),
+                "kept as entered"
+            );
+            assert_eq!(app.ctx.settings.get(world.msp.id).await.unwrap(), before);
+        }
+
+        // Saved, then in effect and audited; an unticked box turns its policy off.
+        let saved = admin
+            .post(
+                "/console/settings",
+                &refs(&with(
+                    &form,
+                    &[
+                        ("intent", "save"),
+                        ("sms_sender_name", "Fabrikam"),
+                        ("fraud_hold_seconds", "7200"),
+                    ],
+                )),
+            )
+            .await;
+        assert_eq!(saved.status, 200, "{}", saved.body);
+        assert!(
+            saved.body.contains("Fabrikam: your code is"),
+            "{}",
+            saved.body
+        );
+        let after = app.ctx.settings.get(world.msp.id).await.unwrap();
+        assert_eq!(after.branding.sms_sender_name.as_deref(), Some("Fabrikam"));
+        assert_eq!(after.policy.fraud_hold_seconds, 7200);
+        assert_eq!(after.branding.name, before.branding.name);
+        let unticked = with(&settings_form(&after, &csrf), &[("intent", "save")])
+            .into_iter()
+            .filter(|(name, _)| name != "force_change_at_next_sign_in")
+            .collect::<Vec<_>>();
+        admin.post("/console/settings", &refs(&unticked)).await;
+        assert!(
+            !app.ctx
+                .settings
+                .get(world.msp.id)
+                .await
+                .unwrap()
+                .policy
+                .force_change_at_next_sign_in
+        );
+        let audit = admin.get("/console/audit?action=settings.update").await;
+        assert!(audit_rows(&audit.body) >= 1, "{}", audit.body);
+        world.app.stop().await;
+    })
+    .await;
+}

@@ -16,6 +16,7 @@
 pub mod audit;
 pub mod home;
 pub mod session;
+pub mod settings;
 pub mod sign_in;
 pub mod users;
 
@@ -65,6 +66,14 @@ pub fn routes() -> Mounted {
         .at("/users", get(endpoint(users::users_page)))
         .at("/users/invite", post(endpoint(users::invite)))
         .at("/users/:id/:action", post(endpoint(users::act)))
+        .at(
+            "/settings",
+            both(endpoint(settings::settings_page), endpoint(settings::save)),
+        )
+        .at(
+            "/settings/logo/remove",
+            post(endpoint(settings::remove_logo)),
+        )
         .at("/audit", get(endpoint(audit::audit_page)))
         .at("/audit.csv", get(endpoint(audit::audit_csv)))
         .at("/assets/console.css", get(endpoint(console_css)))
@@ -96,7 +105,7 @@ const SECTIONS: &[(&str, Option<&str>, bool)] = &[
     ("Tickets", None, false),
     ("Secure Data Sharing", None, false),
     ("Audit", Some("/console/audit"), false),
-    ("Settings", None, true),
+    ("Settings", Some("/console/settings"), true),
     ("Users and API keys", Some("/console/users"), true),
 ];
 
