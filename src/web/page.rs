@@ -115,6 +115,10 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
             "console/settings.html",
             include_str!("templates/console/settings.html"),
         ),
+        (
+            "console/account.html",
+            include_str!("templates/console/account.html"),
+        ),
     ] {
         env.add_template(name, source)
             .expect("the page templates are valid");

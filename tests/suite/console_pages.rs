@@ -821,3 +821,204 @@ async fn settings_preview_the_texts_and_share_page_save_and_refuse_next_to_the_f
     })
     .await;
 }
+
+#[tokio::test]
+async fn admins_manage_api_keys_roles_and_technician_links_and_everyone_their_password() {
+    on_every_backend(async |db| {
+        let world = world(db).await;
+        let app = &world.app;
+        let avery = seed(app, world.msp.id, ADMIN, ConsoleRole::Admin).await;
+        let jordan = seed(app, world.msp.id, TECH, ConsoleRole::Technician).await;
+        let mut admin = Agent::signed_in(app, ADMIN.0, ADMIN.2).await;
+        let page = admin.get("/console/users").await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        let csrf = csrf_of(&page.body);
+
+        // An API key: shown once, works, listed by its prefix only, revoked at once.
+        let unnamed = admin
+            .post(
+                "/console/users/api-keys",
+                &[("csrf", &csrf), ("name", " "), ("scope", "technician")],
+            )
+            .await;
+        assert_eq!(unnamed.status, 400, "{}", unnamed.body);
+        assert!(
+            unnamed.body.contains("id=\"key-name-error\""),
+            "{}",
+            unnamed.body
+        );
+        let created = admin
+            .post(
+                "/console/users/api-keys",
+                &[
+                    ("csrf", &csrf),
+                    ("name", "Backup job"),
+                    ("scope", "technician"),
+                ],
+            )
+            .await;
+        assert_eq!(created.status, 200, "{}", created.body);
+        let marker = "id=\"new-key-value\" type=\"text\" readonly value=\"";
+        let at = created.body.find(marker).unwrap() + marker.len();
+        let key = created.body[at..at + created.body[at..].find('"').unwrap()].to_owned();
+        let with_key = |key: &str| {
+            reqwest::Client::new()
+                .get(app.url("/api/v1/audit"))
+                .bearer_auth(key)
+        };
+        assert_eq!(with_key(&key).send().await.unwrap().status(), 200);
+        let listed = admin.get("/console/users").await;
+        assert!(!listed.body.contains(&key), "the key is shown once only");
+        let stored = app
+            .ctx
+            .setup
+            .list_api_keys(world.msp.id)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|k| k.name == "Backup job")
+            .unwrap();
+        assert!(listed.body.contains(&stored.key_prefix));
+        let revoked = admin
+            .post(
+                &format!("/console/users/api-keys/{}/revoke", stored.id),
+                &[("csrf", &csrf)],
+            )
+            .await;
+        assert_eq!(revoked.status, 303, "{}", revoked.body);
+        assert_eq!(with_key(&key).send().await.unwrap().status(), 401);
+
+        // Roles: Jordan made an admin and back; the last admin cannot make themself a
+        // technician.
+        let promoted = admin
+            .post(
+                &format!("/console/users/{jordan}/role"),
+                &[("csrf", &csrf), ("role", "admin")],
+            )
+            .await;
+        assert_eq!(promoted.status, 303, "{}", promoted.body);
+        let role_of = async |id: Uuid| {
+            app.ctx
+                .accounts
+                .list(world.msp.id)
+                .await
+                .unwrap()
+                .into_iter()
+                .find(|u| u.id == id)
+                .unwrap()
+                .role
+        };
+        assert_eq!(role_of(jordan).await, ConsoleRole::Admin);
+        admin
+            .post(
+                &format!("/console/users/{jordan}/role"),
+                &[("csrf", &csrf), ("role", "technician")],
+            )
+            .await;
+        assert_eq!(role_of(jordan).await, ConsoleRole::Technician);
+        let alone = admin
+            .post(
+                &format!("/console/users/{avery}/role"),
+                &[("csrf", &csrf), ("role", "technician")],
+            )
+            .await;
+        assert_eq!(alone.status, 409, "{}", alone.body);
+        assert!(alone.body.contains("without an admin"), "{}", alone.body);
+        assert_eq!(role_of(avery).await, ConsoleRole::Admin);
+
+        // Linking Jordan to their technician record, then unlinking.
+        let (technician, _) = ticket_verification(&world).await;
+        let linked = admin
+            .post(
+                &format!("/console/users/{jordan}/link-technician"),
+                &[("csrf", &csrf), ("technician", &technician.to_string())],
+            )
+            .await;
+        assert_eq!(linked.status, 303, "{}", linked.body);
+        let technicians = app.store.list_technicians(world.msp.id).await.unwrap();
+        assert_eq!(technicians[0].console_user_id, Some(jordan));
+        let audit = admin
+            .get("/console/audit?action=verification.push.start")
+            .await;
+        assert!(
+            audit.body.contains("<td>Jordan Tech</td>"),
+            "{}",
+            audit.body
+        );
+        let unlinked = admin
+            .post(
+                &format!("/console/users/{jordan}/unlink-technician"),
+                &[("csrf", &csrf), ("technician", &technician.to_string())],
+            )
+            .await;
+        assert_eq!(unlinked.status, 303, "{}", unlinked.body);
+        assert_eq!(
+            app.store.list_technicians(world.msp.id).await.unwrap()[0].console_user_id,
+            None
+        );
+
+        // Jordan changes their own password: the current one first, the rules of set-up,
+        // their other session ends.
+        let mut tech = Agent::signed_in(app, TECH.0, TECH.2).await;
+        let mut elsewhere = Agent::signed_in(app, TECH.0, TECH.2).await;
+        let account = tech.get("/console/account").await;
+        assert_eq!(account.status, 200, "{}", account.body);
+        let csrf = csrf_of(&account.body);
+        let new_password = "another long passphrase 2";
+        for (current, password, confirm, field) in [
+            (
+                "not my password at all",
+                new_password,
+                new_password,
+                "current-error",
+            ),
+            (
+                TECH.2,
+                new_password,
+                "something else entirely",
+                "confirm-error",
+            ),
+            (TECH.2, "short", "short", "password-error"),
+        ] {
+            let refused = tech
+                .post(
+                    "/console/account",
+                    &[
+                        ("csrf", &csrf),
+                        ("current", current),
+                        ("password", password),
+                        ("confirm", confirm),
+                    ],
+                )
+                .await;
+            assert_eq!(refused.status, 400, "{field}: {}", refused.body);
+            assert!(
+                refused.body.contains(&format!("id=\"{field}\"")),
+                "{field}: {}",
+                refused.body
+            );
+        }
+        let changed = tech
+            .post(
+                "/console/account",
+                &[
+                    ("csrf", &csrf),
+                    ("current", TECH.2),
+                    ("password", new_password),
+                    ("confirm", new_password),
+                ],
+            )
+            .await;
+        assert_eq!(changed.status, 200, "{}", changed.body);
+        assert!(changed.body.contains("id=\"account-notice\""));
+        assert_eq!(tech.get("/console").await.status, 200, "this session stays");
+        assert_eq!(
+            elsewhere.get("/console").await.status,
+            303,
+            "the other one ended"
+        );
+        Agent::signed_in(app, TECH.0, new_password).await;
+        world.app.stop().await;
+    })
+    .await;
+}

@@ -13,6 +13,7 @@
 //! origin only, no script, `frame-ancestors 'none'`: the console is never framed, unlike
 //! the pod), `no-store`, and no inline CSS or script.
 
+pub mod account;
 pub mod audit;
 pub mod home;
 pub mod session;
@@ -66,6 +67,18 @@ pub fn routes() -> Mounted {
         .at("/users", get(endpoint(users::users_page)))
         .at("/users/invite", post(endpoint(users::invite)))
         .at("/users/:id/:action", post(endpoint(users::act)))
+        .at("/users/api-keys", post(endpoint(users::create_key)))
+        .at(
+            "/users/api-keys/:id/revoke",
+            post(endpoint(users::revoke_key)),
+        )
+        .at(
+            "/account",
+            both(
+                endpoint(account::account_page),
+                endpoint(account::change_password),
+            ),
+        )
         .at(
             "/settings",
             both(endpoint(settings::settings_page), endpoint(settings::save)),
