@@ -238,7 +238,7 @@ impl People {
             .to_owned(),
             ActorKind::CustomerAdmin => "The customer's admin".to_owned(),
             ActorKind::ShareRecipient => "The share's recipient".to_owned(),
-            ActorKind::System => "Vouch".to_owned(),
+            ActorKind::System => actor.name.clone().unwrap_or_else(|| "Vouch".to_owned()),
         }
     }
 }

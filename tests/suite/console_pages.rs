@@ -1022,3 +1022,71 @@ async fn admins_manage_api_keys_roles_and_technician_links_and_everyone_their_pa
     })
     .await;
 }
+
+#[tokio::test]
+async fn in_a_browser_the_overview_and_admin_pages_fit_a_laptop_and_preview_the_branding() {
+    use fantoccini::Locator;
+    crate::browser::in_browser(async |client| {
+        let db = TestDb::sqlite().await;
+        let world = world(&db).await;
+        let app = &world.app;
+        seed(app, world.msp.id, ADMIN, ConsoleRole::Admin).await;
+        ticket_verification(&world).await;
+        let shots = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
+        std::fs::create_dir_all(&shots).unwrap();
+        let base = app
+            .ctx
+            .config
+            .http
+            .public_url
+            .as_str()
+            .trim_end_matches('/')
+            .to_owned();
+        client.set_window_size(1280, 1000).await.unwrap();
+        client.goto(&format!("{base}/console/sign-in")).await.unwrap();
+        crate::browser::wait_for(client, "#sign-in").await;
+        client.find(Locator::Id("email")).await.unwrap().send_keys(ADMIN.0).await.unwrap();
+        client.find(Locator::Id("password")).await.unwrap().send_keys(ADMIN.2).await.unwrap();
+        client.find(Locator::Id("sign-in")).await.unwrap().click().await.unwrap();
+        crate::browser::wait_for(client, "#signed-in-as").await;
+        for (path, ready, name) in [
+            ("/console", "#attention", "home"),
+            ("/console/audit", "#audit-entries", "audit"),
+            ("/console/settings", "#sms-preview", "settings"),
+            ("/console/users", "#api-keys", "users"),
+            ("/console/account", "#change-password", "account"),
+        ] {
+            client.goto(&format!("{base}{path}")).await.unwrap();
+            crate::browser::wait_for(client, ready).await;
+            let fits = client
+                .execute(
+                    "return document.documentElement.scrollWidth <= document.documentElement.clientWidth;",
+                    vec![],
+                )
+                .await
+                .unwrap();
+            assert_eq!(fits, serde_json::json!(true), "{path} scrolls sideways at 1280 px");
+            let png = client.screenshot().await.unwrap();
+            std::fs::write(shots.join(format!("console-{name}.png")), png).unwrap();
+        }
+
+        // The admin previews a new name with the keyboard's form: the texts follow, nothing
+        // is saved until Save.
+        client.goto(&format!("{base}/console/settings")).await.unwrap();
+        let name = crate::browser::wait_for(client, "#name").await;
+        name.clear().await.unwrap();
+        name.send_keys("Fabrikam Support").await.unwrap();
+        client.find(Locator::Id("preview")).await.unwrap().click().await.unwrap();
+        crate::browser::wait_for(client, "#settings-notice").await;
+        let sms = client.find(Locator::Id("sms-preview")).await.unwrap().text().await.unwrap();
+        assert!(sms.contains("Fabrikam Support: your code is"), "{sms}");
+        let png = client.screenshot().await.unwrap();
+        std::fs::write(shots.join("console-settings-preview.png"), png).unwrap();
+        assert_ne!(
+            app.ctx.settings.get(world.msp.id).await.unwrap().branding.name,
+            "Fabrikam Support"
+        );
+        world.app.stop().await;
+    })
+    .await;
+}
