@@ -271,7 +271,7 @@ impl AuditService {
     pub async fn choices(&self, msp_id: Uuid) -> Result<AuditChoices, CoreError> {
         let people = self.people(msp_id).await?;
         let mut users: Vec<(&Uuid, &String)> = people.users.iter().collect();
-        users.sort_by(|a, b| a.1.to_lowercase().cmp(&b.1.to_lowercase()));
+        users.sort_by_key(|a| a.1.to_lowercase());
         let mut choices: Vec<(String, String)> = users
             .into_iter()
             .map(|(id, name)| {
@@ -311,7 +311,7 @@ impl AuditService {
             .into_iter()
             .map(|t| (t.id, t.display_name))
             .collect();
-        tenants.sort_by(|a, b| a.1.to_lowercase().cmp(&b.1.to_lowercase()));
+        tenants.sort_by_key(|a| a.1.to_lowercase());
         Ok(AuditChoices {
             people: choices,
             tenants,

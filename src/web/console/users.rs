@@ -392,7 +392,7 @@ pub async fn act(
         "link-technician" | "unlink-technician" => {
             let linking = action == "link-technician";
             let technician = form.technician.parse::<Uuid>();
-            let outcome = match technician {
+            match technician {
                 Err(_) => Err(AccountError::InvalidInput {
                     field: "technician",
                     problem: "Pick one of your PSA technicians from the list.".to_owned(),
@@ -431,8 +431,7 @@ pub async fn act(
                         Err(AccountError::UserNotFound)
                     }
                 }
-            };
-            outcome
+            }
         }
         _ => Err(AccountError::InvalidInput {
             field: "action",
