@@ -337,6 +337,10 @@ pub struct AppContext {
     pub setup: SetupService,
     /// The technicians the PSAs vouched for, and blocking them.
     pub technicians: crate::core::technicians::TechnicianService,
+    /// The audit log as the console reads it (filters, names, ticket links, CSV).
+    pub audit: crate::core::audit::AuditService,
+    /// What the console's home shows at a glance.
+    pub overview: crate::core::overview::OverviewService,
     /// The PSA's companies, and suggested company mappings.
     pub companies: CompaniesService,
     /// The MSP console's users, sign-in and sessions.
@@ -474,6 +478,8 @@ impl AppContext {
             ),
             setup,
             technicians: crate::core::technicians::TechnicianService::new(store.clone()),
+            audit: crate::core::audit::AuditService::new(store.clone(), psa.clone()),
+            overview: crate::core::overview::OverviewService::new(store.clone()),
             companies,
             pods,
             psa_connections,

@@ -13,6 +13,7 @@ use uuid::Uuid;
 use super::ApiError;
 use super::auth::MspApiKey;
 use crate::app::AppContext;
+use crate::core::audit::neutralise_formula;
 use crate::domain::{ActorKind, AuditCategory, AuditOutcome};
 use crate::store::audit::{AuditEvent, AuditQuery};
 
@@ -217,15 +218,5 @@ impl AuditApi {
             PlainText(text),
             "attachment; filename=\"vouch-audit.csv\"".to_owned(),
         ))
-    }
-}
-
-/// Spreadsheets run cells starting with = + - @ as formulas; names come from PSAs and users,
-/// so such cells are prefixed with a quote (CSV injection).
-fn neutralise_formula(value: &str) -> String {
-    if value.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        format!("'{value}")
-    } else {
-        value.to_owned()
     }
 }

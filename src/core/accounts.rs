@@ -508,6 +508,81 @@ impl AccountsService {
         self.user_of(msp_id, user_id).await
     }
 
+    /// Gives a user another role. Making the MSP's last enabled admin a technician is
+    /// refused. The new role holds from the user's next request on.
+    pub async fn set_role(
+        &self,
+        msp_id: Uuid,
+        actor: &AuditActor,
+        user_id: Uuid,
+        role: ConsoleRole,
+    ) -> Result<ConsoleUser, AccountError> {
+        let user = self.user_of(msp_id, user_id).await?;
+        if user.role == role {
+            return Ok(user);
+        }
+        self.keep_an_admin(&user).await?;
+        self.store
+            .set_console_user_role(
+                user.id,
+                role,
+                audit(
+                    msp_id,
+                    actor,
+                    "console_user.role",
+                    &user,
+                    serde_json::json!({
+                        "before": { "role": user.role.as_str() },
+                        "after": { "role": role.as_str() },
+                    }),
+                ),
+            )
+            .await?;
+        self.user_of(msp_id, user_id).await
+    }
+
+    /// The signed-in user changes their own password: the current one must be right, the
+    /// new one passes the same rules as at set-up. Their other sessions end; this one stays.
+    pub async fn change_password(
+        &self,
+        user: &ConsoleUser,
+        session_id: Uuid,
+        current: &SecretString,
+        password: &SecretString,
+        confirmation: &SecretString,
+    ) -> Result<(), AccountError> {
+        let hash = self
+            .store
+            .console_credentials(user.id)
+            .await?
+            .and_then(|c| c.password_hash)
+            .unwrap_or_else(|| DUMMY_HASH.clone());
+        if !verify_password_blocking(current.clone(), hash).await {
+            return Err(AccountError::PasswordRejected {
+                field: "current",
+                why: "This is not your current password. Enter the one you sign in with."
+                    .to_owned(),
+            });
+        }
+        check_new_password(password, confirmation, &user.email)?;
+        let hash = hash_password_blocking(password.clone()).await?;
+        self.store
+            .change_console_password(
+                user.id,
+                hash,
+                session_id,
+                audit(
+                    user.msp_id,
+                    &actor_of(user),
+                    "console_user.password_change",
+                    user,
+                    serde_json::json!({}),
+                ),
+            )
+            .await?;
+        Ok(())
+    }
+
     /// Refuses to disable or remove the MSP's last enabled admin.
     async fn keep_an_admin(&self, user: &ConsoleUser) -> Result<(), AccountError> {
         if user.role != ConsoleRole::Admin || user.disabled_at.is_some() {

@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod activity;
+pub mod audit;
 pub mod companies;
 pub mod directory;
 pub mod error;
@@ -10,6 +11,7 @@ pub mod integrations;
 pub mod logo;
 pub mod messaging;
 pub mod method_fix;
+pub mod overview;
 pub mod password;
 pub mod pod;
 pub mod psa_connections;

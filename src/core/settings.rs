@@ -225,6 +225,17 @@ impl SettingsService {
 
     /// Applies `change` after checking every field; nothing is saved when one is invalid.
     #[tracing::instrument(skip_all, fields(msp_id = %msp_id))]
+    /// What the settings would be after `change`, validated as [`SettingsService::update`]
+    /// validates it, without saving anything (the console's preview).
+    pub async fn preview(
+        &self,
+        msp_id: Uuid,
+        change: SettingsChange,
+    ) -> Result<MspSettings, CoreError> {
+        let before = self.settings_of(&self.msp(msp_id).await?);
+        apply(&before, change)
+    }
+
     pub async fn update(
         &self,
         msp_id: Uuid,
@@ -449,6 +460,47 @@ fn apply(before: &MspSettings, change: SettingsChange) -> Result<MspSettings, Co
     Ok(after)
 }
 
+/// The SMS texts end users get under `settings`, with sample values (the console's preview):
+/// `(what, text, segments)`.
+pub fn sample_texts(settings: &MspSettings) -> Vec<(&'static str, String, usize)> {
+    use crate::core::texts;
+    let b = &settings.branding;
+    let from = texts::Sender {
+        brand: b
+            .sms_sender_name
+            .as_deref()
+            .map(str::trim)
+            .filter(|name| !name.is_empty())
+            .unwrap_or(b.name.trim())
+            .to_owned(),
+        support_phone: b.support_phone.as_deref().and_then(usable_support_phone),
+    };
+    let account = "dana@contoso.example";
+    let share = chrono::Duration::seconds(i64::from(settings.policy.share_lifetime_seconds));
+    let tap = chrono::Duration::seconds(i64::from(settings.policy.one_tap_link_lifetime_seconds));
+    let link = "https://vouch.example/s/Xk3…";
+    [
+        (
+            "Verification code",
+            texts::sms_code(&from, account, "482913", chrono::Duration::minutes(10)),
+        ),
+        (
+            "One-tap link",
+            texts::one_tap_link(&from, account, link, tap),
+        ),
+        (
+            "New password link",
+            texts::password_link(&from, account, link, 1, share),
+        ),
+    ]
+    .into_iter()
+    .map(|(what, text)| {
+        let segments = texts::segments(&text);
+        (what, text, segments)
+    })
+    .collect()
+}
+
 /// The part of the settings a field belongs to, as the API groups them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Part {
@@ -544,6 +596,45 @@ impl MspSettings {
 }
 
 impl SettingsChange {
+    /// This change with `other`'s fields added (a field both set takes `other`'s value).
+    pub fn merge(self, other: SettingsChange) -> SettingsChange {
+        SettingsChange {
+            name: other.name.or(self.name),
+            color: other.color.or(self.color),
+            logo_url: other.logo_url.or(self.logo_url),
+            support_phone: other.support_phone.or(self.support_phone),
+            sms_sender_name: other.sms_sender_name.or(self.sms_sender_name),
+            verified_window_seconds: other
+                .verified_window_seconds
+                .or(self.verified_window_seconds),
+            push_limit_count: other.push_limit_count.or(self.push_limit_count),
+            push_limit_window_seconds: other
+                .push_limit_window_seconds
+                .or(self.push_limit_window_seconds),
+            technician_push_limit_count: other
+                .technician_push_limit_count
+                .or(self.technician_push_limit_count),
+            allow_contact_phone_fallback: other
+                .allow_contact_phone_fallback
+                .or(self.allow_contact_phone_fallback),
+            allow_admin_reset: other.allow_admin_reset.or(self.allow_admin_reset),
+            show_password_to_technician: other
+                .show_password_to_technician
+                .or(self.show_password_to_technician),
+            password_length: other.password_length.or(self.password_length),
+            password_style: other.password_style.or(self.password_style),
+            force_change_at_next_sign_in: other
+                .force_change_at_next_sign_in
+                .or(self.force_change_at_next_sign_in),
+            fraud_hold_seconds: other.fraud_hold_seconds.or(self.fraud_hold_seconds),
+            count_approved_pushes: other.count_approved_pushes.or(self.count_approved_pushes),
+            share_lifetime_seconds: other.share_lifetime_seconds.or(self.share_lifetime_seconds),
+            one_tap_link_lifetime_seconds: other
+                .one_tap_link_lifetime_seconds
+                .or(self.one_tap_link_lifetime_seconds),
+        }
+    }
+
     /// The change of one field from text, as `vouch settings set KEY VALUE` takes it: a
     /// number, `true`/`false`, a password style, or for the optional branding fields an
     /// empty value (or `none`) to clear it.

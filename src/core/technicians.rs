@@ -36,6 +36,8 @@ pub struct TechnicianView {
     pub last_action: Option<(TechnicianAction, DateTime<Utc>)>,
     pub blocked_at: Option<DateTime<Utc>>,
     pub blocked_by: Option<String>,
+    /// The console user this technician is, when an admin linked them.
+    pub console_user_id: Option<Uuid>,
 }
 
 #[derive(Clone)]
@@ -88,6 +90,69 @@ impl TechnicianService {
         id: Uuid,
     ) -> Result<TechnicianView, CoreError> {
         self.set_blocked(msp_id, actor, id, false).await
+    }
+
+    /// Links technician `id` to console user `console_user` of the same MSP (`None`
+    /// unlinks), so the audit shows the technician's entries under the console user's name.
+    /// Audited.
+    pub async fn link_console_user(
+        &self,
+        msp_id: Uuid,
+        actor: &AuditActor,
+        id: Uuid,
+        console_user: Option<Uuid>,
+    ) -> Result<TechnicianView, CoreError> {
+        let technician = match self.store.get_technician(id).await? {
+            Some(t) if t.msp_id == msp_id => t,
+            _ => return Err(not_found()),
+        };
+        let user = match console_user {
+            None => None,
+            Some(user_id) => match self.store.get_console_user(user_id).await? {
+                Some(user) if user.msp_id == msp_id => Some(user),
+                _ => {
+                    return Err(CoreError::InvalidInput {
+                        field: "console_user",
+                        problem: "is not a console user of your MSP. Pick one from the list"
+                            .to_owned(),
+                    });
+                }
+            },
+        };
+        let audit = NewAuditEvent {
+            msp_id,
+            actor: actor.clone(),
+            action: if user.is_some() {
+                "technician.link"
+            } else {
+                "technician.unlink"
+            }
+            .to_owned(),
+            subject_kind: Some("technician".to_owned()),
+            subject_id: Some(id.to_string()),
+            subject_name: Some(technician.display_name.clone()),
+            psa_ticket_id: None,
+            outcome: AuditOutcome::Success,
+            upstream_request_id: None,
+            details: serde_json::json!({
+                "psa_connection_id": technician.psa_connection_id,
+                "before": { "console_user_id": technician.console_user_id },
+                "after": { "console_user_id": user.as_ref().map(|u| u.id) },
+            }),
+        };
+        let current = self
+            .store
+            .set_technician_console_user(msp_id, id, user.map(|u| u.id), audit)
+            .await?
+            .ok_or_else(not_found)?;
+        let connection = self.store.get_connection(current.psa_connection_id).await?;
+        let actions = self.store.last_technician_actions(msp_id).await?;
+        let connection = connection.map(|c| (c.name, c.kind));
+        Ok(view(
+            current,
+            connection.as_ref(),
+            actions.get(&id).copied(),
+        ))
     }
 
     async fn set_blocked(
@@ -175,5 +240,6 @@ fn view(
         last_action,
         blocked_at: t.blocked_at,
         blocked_by: t.blocked_by,
+        console_user_id: t.console_user_id,
     }
 }

@@ -266,6 +266,28 @@ impl PsaAdapter for Autotask {
         PsaKind::Autotask
     }
 
+    /// The ticket through Autotask's `ExecuteCommand` (`OpenTicketDetail`) on the zone's web
+    /// host: the REST zone `webservicesN.autotask.net` has its web app at
+    /// `wwN.autotask.net`. The zone comes from the zone cache (looked up if it is not there,
+    /// once a day at most); without it there is no link.
+    async fn ticket_url(&self, connection: &PsaConnection, ticket_id: &str) -> Option<url::Url> {
+        let zone = url::Url::parse(&self.zone(connection).await.ok()?).ok()?;
+        let mut web = zone.clone();
+        web.set_path("/");
+        web.set_query(None);
+        if let Some(n) = zone.host_str().and_then(|h| h.strip_prefix("webservices")) {
+            let host = format!("ww{n}");
+            web.set_host(Some(&host)).ok()?;
+        }
+        let mut url = web
+            .join("Autotask/AutotaskExtend/ExecuteCommand.aspx")
+            .ok()?;
+        url.query_pairs_mut()
+            .append_pair("Code", "OpenTicketDetail")
+            .append_pair("TicketID", ticket_id);
+        Some(url)
+    }
+
     async fn authenticate_embed(
         &self,
         connection: &PsaConnection,

@@ -231,6 +231,28 @@ impl PsaAdapter for ConnectWise {
         PsaKind::ConnectWise
     }
 
+    /// The ticket's screen in ConnectWise's web client: the site's `api-` host without
+    /// `api-` (`api-na.myconnectwise.net` is reached as `na.myconnectwise.net`), the code
+    /// base, and the service ticket's record id, with the login company.
+    async fn ticket_url(&self, connection: &PsaConnection, ticket_id: &str) -> Option<url::Url> {
+        let settings: Settings = parse_json(&connection.settings, "ConnectWise settings").ok()?;
+        let mut site = url::Url::parse(&connection.base_url).ok()?;
+        if let Some(host) = site.host_str().and_then(|h| h.strip_prefix("api-")) {
+            let host = host.to_owned();
+            site.set_host(Some(&host)).ok()?;
+        }
+        let codebase = settings.codebase.as_deref().unwrap_or(DEFAULT_CODEBASE);
+        let base = site.as_str().trim_end_matches('/').to_owned();
+        let mut url = url::Url::parse(&format!(
+            "{base}/{codebase}/services/system_io/Service/fv_sr100_request.rpp"
+        ))
+        .ok()?;
+        url.query_pairs_mut()
+            .append_pair("service_recid", ticket_id)
+            .append_pair("companyName", &settings.company_id);
+        Some(url)
+    }
+
     async fn authenticate_embed(
         &self,
         connection: &PsaConnection,

@@ -274,6 +274,14 @@ impl PsaAdapter for HaloPsa {
         PsaKind::HaloPsa
     }
 
+    /// The ticket in Halo's agent app: `/ticket?id=` on the resource server.
+    async fn ticket_url(&self, connection: &PsaConnection, ticket_id: &str) -> Option<url::Url> {
+        let base = connection.base_url.trim_end_matches('/');
+        let mut url = url::Url::parse(&format!("{base}/ticket")).ok()?;
+        url.query_pairs_mut().append_pair("id", ticket_id);
+        Some(url)
+    }
+
     async fn authenticate_embed(
         &self,
         connection: &PsaConnection,

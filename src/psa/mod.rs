@@ -405,6 +405,12 @@ pub trait PsaAdapter: Send + Sync {
     /// failed first check.
     async fn test_connection(&self, connection: &PsaConnection) -> Vec<ConnectionCheck>;
 
+    /// The address of ticket `ticket_id` in the PSA's own web app, built from the
+    /// connection (the console's audit links each entry to its ticket); `None` when the
+    /// connection does not say enough to build it. Never calls the PSA except through a
+    /// cache the adapter already keeps (Autotask's zone).
+    async fn ticket_url(&self, connection: &PsaConnection, ticket_id: &str) -> Option<url::Url>;
+
     // --- The PSA's companies (listing and suggested mappings) ---
 
     /// Page `page` (1-based) of the PSA's companies whose name contains `search` (all when

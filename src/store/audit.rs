@@ -1,10 +1,15 @@
 //! The append-only audit log: there is deliberately no update or delete.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use std::collections::HashMap;
+
+use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr, Query};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+};
 use uuid::Uuid;
 
-use super::entities::audit_event;
+use super::entities::{audit_event, verification};
 use super::{Store, StoreError};
 use crate::domain::{ActorKind, AuditCategory, AuditOutcome};
 
@@ -50,6 +55,27 @@ pub struct AuditQuery {
     pub until: Option<DateTime<Utc>>,
     /// Only entries of this category (the security events, say).
     pub category: Option<AuditCategory>,
+    pub limit: u64,
+}
+
+/// What the console's audit page asks for: more filters than [`AuditQuery`], a page at a
+/// time. Every filter left `None` matches every entry.
+#[derive(Debug, Clone, Default)]
+pub struct AuditSearch {
+    pub msp_id: Uuid,
+    /// Entries by any of these actors (their `actor_id`: a console user's id and the ids of
+    /// the technician records linked to them).
+    pub actor_ids: Option<Vec<String>>,
+    /// Entries about this tenant: about a user a verification of the tenant was for, or
+    /// about the tenant itself (its subject id is one of `tenant_subject_ids`).
+    pub tenant: Option<(Uuid, Vec<String>)>,
+    /// Entries whose subject's name or id contains this text (case-insensitive).
+    pub user: Option<String>,
+    pub action: Option<String>,
+    pub outcome: Option<AuditOutcome>,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+    pub offset: u64,
     pub limit: u64,
 }
 
@@ -108,6 +134,136 @@ impl Store {
             .await?
             .into_iter()
             .map(audit_from_model)
+            .collect())
+    }
+}
+
+impl Store {
+    /// The entries [`AuditSearch`] asks for, newest first.
+    pub async fn search_audit(&self, search: &AuditSearch) -> Result<Vec<AuditEvent>, StoreError> {
+        let mut select =
+            audit_event::Entity::find().filter(audit_event::Column::MspId.eq(search.msp_id));
+        if let Some(actor_ids) = &search.actor_ids {
+            select = select.filter(audit_event::Column::ActorId.is_in(actor_ids.clone()));
+        }
+        if let Some((tenant_id, subject_ids)) = &search.tenant {
+            let users = Query::select()
+                .column(verification::Column::UserObjectId)
+                .from(verification::Entity)
+                .and_where(verification::Column::MspId.eq(search.msp_id))
+                .and_where(verification::Column::TenantId.eq(*tenant_id))
+                .to_owned();
+            select = select.filter(
+                Condition::any()
+                    .add(
+                        Condition::all()
+                            .add(audit_event::Column::SubjectKind.eq("user"))
+                            .add(audit_event::Column::SubjectId.in_subquery(users)),
+                    )
+                    .add(
+                        Condition::all()
+                            .add(audit_event::Column::SubjectKind.eq("tenant"))
+                            .add(audit_event::Column::SubjectId.is_in(subject_ids.clone())),
+                    ),
+            );
+        }
+        if let Some(user) = &search.user {
+            let escaped: String = user
+                .to_lowercase()
+                .chars()
+                .flat_map(|c| match c {
+                    '%' | '_' | '\\' => vec!['\\', c],
+                    c => vec![c],
+                })
+                .collect();
+            let pattern = || LikeExpr::new(format!("%{escaped}%")).escape('\\');
+            let lower = |column: audit_event::Column| Expr::expr(Func::lower(Expr::col(column)));
+            select = select.filter(
+                Condition::any()
+                    .add(lower(audit_event::Column::SubjectName).like(pattern()))
+                    .add(lower(audit_event::Column::SubjectId).like(pattern())),
+            );
+        }
+        if let Some(action) = &search.action {
+            select = select.filter(audit_event::Column::Action.eq(action.clone()));
+        }
+        if let Some(outcome) = search.outcome {
+            select = select.filter(audit_event::Column::Outcome.eq(outcome));
+        }
+        if let Some(since) = search.since {
+            select = select.filter(audit_event::Column::OccurredAt.gte(since));
+        }
+        if let Some(until) = search.until {
+            select = select.filter(audit_event::Column::OccurredAt.lt(until));
+        }
+        Ok(select
+            .order_by_desc(audit_event::Column::OccurredAt)
+            .order_by_desc(audit_event::Column::Id)
+            .offset(search.offset)
+            .limit(search.limit.clamp(1, 10_001))
+            .all(self.connection())
+            .await?
+            .into_iter()
+            .map(audit_from_model)
+            .collect())
+    }
+
+    /// The actions the MSP's audit log holds, in order (the audit page's action filter).
+    pub async fn audit_actions(&self, msp_id: Uuid) -> Result<Vec<String>, StoreError> {
+        Ok(audit_event::Entity::find()
+            .select_only()
+            .column(audit_event::Column::Action)
+            .distinct()
+            .filter(audit_event::Column::MspId.eq(msp_id))
+            .order_by_asc(audit_event::Column::Action)
+            .into_tuple::<String>()
+            .all(self.connection())
+            .await?)
+    }
+
+    /// How many verifications and password resets the MSP started since `since`.
+    pub async fn count_started_since(
+        &self,
+        msp_id: Uuid,
+        since: DateTime<Utc>,
+    ) -> Result<(u64, u64), StoreError> {
+        use super::entities::password_reset;
+        use sea_orm::PaginatorTrait;
+        let verifications = verification::Entity::find()
+            .filter(verification::Column::MspId.eq(msp_id))
+            .filter(verification::Column::CreatedAt.gte(since))
+            .count(self.connection())
+            .await?;
+        let resets = password_reset::Entity::find()
+            .filter(password_reset::Column::MspId.eq(msp_id))
+            .filter(password_reset::Column::CreatedAt.gte(since))
+            .count(self.connection())
+            .await?;
+        Ok((verifications, resets))
+    }
+
+    /// The tenant and PSA connection of each of `ids` that is a verification of `msp_id`.
+    pub async fn verification_scopes(
+        &self,
+        msp_id: Uuid,
+        ids: &[Uuid],
+    ) -> Result<HashMap<Uuid, (Uuid, Option<Uuid>)>, StoreError> {
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let rows: Vec<(Uuid, Uuid, Option<Uuid>)> = verification::Entity::find()
+            .select_only()
+            .column(verification::Column::Id)
+            .column(verification::Column::TenantId)
+            .column(verification::Column::PsaConnectionId)
+            .filter(verification::Column::MspId.eq(msp_id))
+            .filter(verification::Column::Id.is_in(ids.to_vec()))
+            .into_tuple()
+            .all(self.connection())
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, tenant, connection)| (id, (tenant, connection)))
             .collect())
     }
 }

@@ -616,6 +616,54 @@ impl Store {
             .await?)
     }
 
+    /// Gives a user `role`, with its audit entry, in one transaction.
+    pub async fn set_console_user_role(
+        &self,
+        user_id: Uuid,
+        role: ConsoleRole,
+        audit: NewAuditEvent,
+    ) -> Result<(), StoreError> {
+        let txn = self.connection().begin().await?;
+        console_user::Entity::update_many()
+            .col_expr(console_user::Column::Role, Expr::value(role))
+            .col_expr(console_user::Column::UpdatedAt, Expr::value(Utc::now()))
+            .filter(console_user::Column::Id.eq(user_id))
+            .exec(&txn)
+            .await?;
+        append_on(&txn, audit).await?;
+        txn.commit().await?;
+        Ok(())
+    }
+
+    /// Replaces a user's password hash, with its audit entry, in one transaction; the
+    /// user's other sessions (all but `keep_session`) end.
+    pub async fn change_console_password(
+        &self,
+        user_id: Uuid,
+        password_hash: String,
+        keep_session: Uuid,
+        audit: NewAuditEvent,
+    ) -> Result<(), StoreError> {
+        let txn = self.connection().begin().await?;
+        console_user::Entity::update_many()
+            .col_expr(
+                console_user::Column::PasswordHash,
+                Expr::value(Some(password_hash)),
+            )
+            .col_expr(console_user::Column::UpdatedAt, Expr::value(Utc::now()))
+            .filter(console_user::Column::Id.eq(user_id))
+            .exec(&txn)
+            .await?;
+        console_session::Entity::delete_many()
+            .filter(console_session::Column::UserId.eq(user_id))
+            .filter(console_session::Column::Id.ne(keep_session))
+            .exec(&txn)
+            .await?;
+        append_on(&txn, audit).await?;
+        txn.commit().await?;
+        Ok(())
+    }
+
     /// Disables (`Some`) or enables (`None`) a user; disabling ends their sessions at once.
     pub async fn set_console_user_disabled(
         &self,

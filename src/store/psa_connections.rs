@@ -74,6 +74,8 @@ pub struct Technician {
     pub blocked_at: Option<DateTime<Utc>>,
     /// Who blocked them.
     pub blocked_by: Option<String>,
+    /// The console user they are, when an admin linked them.
+    pub console_user_id: Option<Uuid>,
 }
 
 impl From<technician::Model> for Technician {
@@ -89,6 +91,7 @@ impl From<technician::Model> for Technician {
             last_seen_at: t.last_seen_at,
             blocked_at: t.blocked_at,
             blocked_by: t.blocked_by,
+            console_user_id: t.console_user_id,
         }
     }
 }
@@ -385,6 +388,7 @@ impl Store {
             last_seen_at: Set(Some(now)),
             blocked_at: NotSet,
             blocked_by: NotSet,
+            console_user_id: NotSet,
         };
         // One statement, so two instances seeing the same member at once cannot both insert.
         technician::Entity::insert(model)
@@ -509,6 +513,38 @@ impl Store {
             .await?
             .ok_or(StoreError::NotFound("technician"))?;
         self.commit_announced(txn).await?;
+        Ok(Some(model.into()))
+    }
+
+    /// Links technician `id` of `msp_id` to console user `console_user_id` (`None`: unlinks)
+    /// and appends the audit entry, in one transaction. `None` when the MSP has no such
+    /// technician.
+    pub async fn set_technician_console_user(
+        &self,
+        msp_id: Uuid,
+        id: Uuid,
+        console_user_id: Option<Uuid>,
+        audit: NewAuditEvent,
+    ) -> Result<Option<Technician>, StoreError> {
+        let txn = self.connection().begin().await?;
+        let changed = technician::Entity::update_many()
+            .col_expr(
+                technician::Column::ConsoleUserId,
+                Expr::value(console_user_id),
+            )
+            .filter(technician::Column::Id.eq(id))
+            .filter(technician::Column::MspId.eq(msp_id))
+            .exec(&txn)
+            .await?;
+        if changed.rows_affected != 1 {
+            return Ok(None);
+        }
+        append_on(&txn, audit).await?;
+        let model = technician::Entity::find_by_id(id)
+            .one(&txn)
+            .await?
+            .ok_or(StoreError::NotFound("technician"))?;
+        txn.commit().await?;
         Ok(Some(model.into()))
     }
 }

@@ -132,6 +132,18 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
             "console/companies.html",
             include_str!("templates/console/companies.html"),
         ),
+        (
+            "console/audit.html",
+            include_str!("templates/console/audit.html"),
+        ),
+        (
+            "console/settings.html",
+            include_str!("templates/console/settings.html"),
+        ),
+        (
+            "console/account.html",
+            include_str!("templates/console/account.html"),
+        ),
     ] {
         env.add_template(name, source)
             .expect("the page templates are valid");

@@ -16,6 +16,7 @@ mod companies;
 mod config;
 mod console_auth;
 mod console_setup;
+mod console_pages;
 mod enduser;
 mod errors;
 mod holds;

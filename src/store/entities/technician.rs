@@ -19,6 +19,9 @@ pub struct Model {
     pub blocked_at: Option<DateTimeUtc>,
     /// Who blocked them (the admin's name, as the audit log gives it).
     pub blocked_by: Option<String>,
+    /// The console user this technician is (so the audit shows one person); `None` when
+    /// not linked.
+    pub console_user_id: Option<Uuid>,
 }
 
 impl ActiveModelBehavior for ActiveModel {}

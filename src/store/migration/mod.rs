@@ -19,6 +19,7 @@ mod m20261203_000013_connection_tests;
 mod m20261203_000015_technician_blocks;
 mod m20261203_000016_branding_and_policy;
 mod m20261203_000017_console_users;
+mod m20261204_000019_console_technician_links;
 
 pub struct Migrator;
 
@@ -41,6 +42,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000015_technician_blocks::Migration),
             Box::new(m20261203_000016_branding_and_policy::Migration),
             Box::new(m20261203_000017_console_users::Migration),
+            Box::new(m20261204_000019_console_technician_links::Migration),
         ]
     }
 }

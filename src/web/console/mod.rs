@@ -16,10 +16,13 @@
 //! the pod), `no-store`, and no inline CSS or script.
 
 pub mod companies;
+pub mod account;
+pub mod audit;
 pub mod home;
 pub mod integrations;
 pub mod psa_connections;
 pub mod session;
+pub mod settings;
 pub mod sign_in;
 pub mod users;
 
@@ -120,6 +123,28 @@ pub fn routes() -> Mounted {
             "/companies/accept-all",
             post(endpoint(companies::accept_all)),
         )
+        .at("/users/api-keys", post(endpoint(users::create_key)))
+        .at(
+            "/users/api-keys/:id/revoke",
+            post(endpoint(users::revoke_key)),
+        )
+        .at(
+            "/account",
+            both(
+                endpoint(account::account_page),
+                endpoint(account::change_password),
+            ),
+        )
+        .at(
+            "/settings",
+            both(endpoint(settings::settings_page), endpoint(settings::save)),
+        )
+        .at(
+            "/settings/logo/remove",
+            post(endpoint(settings::remove_logo)),
+        )
+        .at("/audit", get(endpoint(audit::audit_page)))
+        .at("/audit.csv", get(endpoint(audit::audit_csv)))
         .at("/assets/console.css", get(endpoint(console_css)))
 }
 
@@ -148,10 +173,22 @@ const SECTIONS: &[(&str, Option<&str>, bool)] = &[
     ("Contacts", None, false),
     ("Tickets", None, false),
     ("Secure Data Sharing", None, false),
-    ("Audit", None, false),
-    ("Settings", None, true),
+    ("Audit", Some("/console/audit"), false),
+    ("Settings", Some("/console/settings"), true),
     ("Users and API keys", Some("/console/users"), true),
 ];
+
+/// Whether the console address `path` (as the route table spells it, under [`BASE_PATH`])
+/// belongs to an admin-only section: it is the section's address or under it. The
+/// permission tests walk the route table with this, so a new admin page is checked as soon
+/// as its section has an address.
+pub fn admin_only(path: &str) -> bool {
+    SECTIONS
+        .iter()
+        .filter(|(_, _, admin_only)| *admin_only)
+        .filter_map(|(_, href, _)| *href)
+        .any(|href| path == href || path.strip_prefix(href).is_some_and(|r| r.starts_with('/')))
+}
 
 /// The navigation a user sees, `current` marking the page's section.
 pub fn navigation(is_admin: bool, current: &str) -> Vec<NavItem> {

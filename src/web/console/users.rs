@@ -1,6 +1,9 @@
 //! `GET /console/users` (admins): the MSP's console users, inviting one by a one-time link,
-//! and disabling, enabling, unlocking or removing one. Disabling or removing a user ends
-//! their sessions at once, on every instance.
+//! and disabling, enabling, unlocking or removing one, changing their role, and linking them
+//! to their PSA technician records (so the audit shows one person). Disabling or removing a
+//! user ends their sessions at once, on every instance. The MSP's API keys are on the same
+//! page: listed (never the key), created (the key shown once) and revoked, through the same
+//! core as `/v1/api-keys`.
 
 use std::sync::Arc;
 
@@ -35,6 +38,44 @@ pub struct InviteForm {
 #[serde(default)]
 pub struct ActionForm {
     csrf: String,
+    /// With `role`: `admin` or `technician`.
+    role: String,
+    /// With `link-technician` and `unlink-technician`: the technician record's id.
+    technician: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct ApiKeyForm {
+    csrf: String,
+    name: String,
+    scope: String,
+}
+
+/// An API key of the list (never the key).
+#[derive(Debug, Serialize)]
+struct KeyRow {
+    id: Uuid,
+    name: String,
+    prefix: String,
+    scope: &'static str,
+    created: String,
+    last_used: Option<String>,
+    revoked: Option<String>,
+}
+
+/// A technician record, for the link choices.
+#[derive(Debug, Serialize)]
+struct TechnicianRow {
+    id: Uuid,
+    label: String,
+}
+
+/// A key just made, shown once.
+#[derive(Debug, Serialize)]
+struct NewKeyView {
+    name: String,
+    key: String,
 }
 
 /// A row of the list.
@@ -49,6 +90,9 @@ struct UserRow {
     disabled: bool,
     locked: bool,
     is_you: bool,
+    is_admin: bool,
+    /// The technician records linked to this user.
+    technicians: Vec<TechnicianRow>,
 }
 
 /// What the invitation form shows again after a refusal.
@@ -79,6 +123,14 @@ impl LinkView {
     }
 }
 
+/// What the API key form shows again, and a key just made.
+#[derive(Debug, Default)]
+struct KeysView {
+    name: String,
+    name_error: Option<String>,
+    new_key: Option<NewKeyView>,
+}
+
 async fn page(
     ctx: &AppContext,
     user: &ConsoleUser,
@@ -87,10 +139,76 @@ async fn page(
     link: Option<LinkView>,
     error: Option<String>,
 ) -> Response {
+    page_with_keys(
+        ctx,
+        user,
+        status,
+        invite_form,
+        link,
+        error,
+        KeysView::default(),
+    )
+    .await
+}
+
+async fn page_with_keys(
+    ctx: &AppContext,
+    user: &ConsoleUser,
+    status: StatusCode,
+    invite_form: InviteView,
+    link: Option<LinkView>,
+    error: Option<String>,
+    keys_view: KeysView,
+) -> Response {
     let users = match ctx.accounts.list(user.msp.id).await {
         Ok(users) => users,
         Err(_) => return failed(&user.brand),
     };
+    let (Ok(keys), Ok(technicians)) = (
+        ctx.setup.list_api_keys(user.msp.id).await,
+        ctx.technicians.list(user.msp.id).await,
+    ) else {
+        return failed(&user.brand);
+    };
+    let technician_label = |t: &crate::core::technicians::TechnicianView| {
+        format!(
+            "{} ({}{})",
+            t.name,
+            t.psa_connection_name
+                .as_deref()
+                .unwrap_or("a removed connection"),
+            t.email
+                .as_deref()
+                .map(|e| format!(", {e}"))
+                .unwrap_or_default()
+        )
+    };
+    let unlinked: Vec<TechnicianRow> = technicians
+        .iter()
+        .filter(|t| {
+            t.console_user_id
+                .is_none_or(|id| !users.iter().any(|u| u.id == id))
+        })
+        .map(|t| TechnicianRow {
+            id: t.id,
+            label: technician_label(t),
+        })
+        .collect();
+    let key_rows: Vec<KeyRow> = keys
+        .into_iter()
+        .map(|k| KeyRow {
+            id: k.id,
+            name: k.name,
+            prefix: k.key_prefix,
+            scope: match k.scope {
+                crate::domain::ApiKeyScope::Admin => "Admin",
+                crate::domain::ApiKeyScope::Technician => "Technician",
+            },
+            created: crate::domain::utc_minute(k.created_at),
+            last_used: k.last_used_at.map(crate::domain::utc_minute),
+            revoked: k.revoked_at.map(crate::domain::utc_minute),
+        })
+        .collect();
     let now = Utc::now();
     let rows: Vec<UserRow> = users
         .into_iter()
@@ -112,6 +230,15 @@ async fn page(
                 disabled: u.disabled_at.is_some(),
                 locked,
                 is_you: u.id == user.account.id,
+                is_admin: u.role == ConsoleRole::Admin,
+                technicians: technicians
+                    .iter()
+                    .filter(|t| t.console_user_id == Some(u.id))
+                    .map(|t| TechnicianRow {
+                        id: t.id,
+                        label: technician_label(t),
+                    })
+                    .collect(),
                 role: u.role.display_name(),
                 name: u.name,
                 email: u.email,
@@ -128,6 +255,11 @@ async fn page(
             invite => invite_form,
             link => link,
             error => error,
+            unlinked => unlinked,
+            keys => key_rows,
+            key_name => keys_view.name,
+            key_name_error => keys_view.name_error,
+            new_key => keys_view.new_key,
         },
         &user.brand,
     )
@@ -243,6 +375,64 @@ pub async fn act(
             .new_setup_link(msp, &actor, id)
             .await
             .map(|link| Some(LinkView::of(&link))),
+        "role" => {
+            let role = match form.role.as_str() {
+                "admin" => Ok(ConsoleRole::Admin),
+                "technician" => Ok(ConsoleRole::Technician),
+                _ => Err(AccountError::InvalidInput {
+                    field: "role",
+                    problem: "Pick admin or technician.".to_owned(),
+                }),
+            };
+            match role {
+                Ok(role) => accounts.set_role(msp, &actor, id, role).await.map(|_| None),
+                Err(err) => Err(err),
+            }
+        }
+        "link-technician" | "unlink-technician" => {
+            let linking = action == "link-technician";
+            let technician = form.technician.parse::<Uuid>();
+            match technician {
+                Err(_) => Err(AccountError::InvalidInput {
+                    field: "technician",
+                    problem: "Pick one of your PSA technicians from the list.".to_owned(),
+                }),
+                Ok(technician) => {
+                    // Unlinking only the user's own link: the technician must be theirs.
+                    let theirs = linking
+                        || ctx.technicians.list(msp).await.ok().is_some_and(|all| {
+                            all.iter()
+                                .any(|t| t.id == technician && t.console_user_id == Some(id))
+                        });
+                    if !theirs {
+                        Err(AccountError::InvalidInput {
+                            field: "technician",
+                            problem: "This technician is not linked to this user. Reload the list."
+                                .to_owned(),
+                        })
+                    } else if accounts
+                        .list(msp)
+                        .await
+                        .map(|all| all.iter().any(|u| u.id == id))
+                        .unwrap_or(false)
+                    {
+                        ctx.technicians
+                            .link_console_user(msp, &actor, technician, linking.then_some(id))
+                            .await
+                            .map(|_| None)
+                            .map_err(|err| match err {
+                                crate::core::error::CoreError::Store(e) => AccountError::Store(e),
+                                other => AccountError::InvalidInput {
+                                    field: "technician",
+                                    problem: other.to_string(),
+                                },
+                            })
+                    } else {
+                        Err(AccountError::UserNotFound)
+                    }
+                }
+            }
+        }
         _ => Err(AccountError::InvalidInput {
             field: "action",
             problem: "Vouch does not know this action. Use the buttons of the list.".to_owned(),
@@ -268,6 +458,116 @@ pub async fn act(
                 &ctx,
                 &user,
                 status_of(err.code()),
+                InviteView::default(),
+                None,
+                Some(err.to_string()),
+            )
+            .await
+        }
+    }
+}
+
+/// `POST /console/users/api-keys`: a new API key, shown once.
+#[handler]
+pub async fn create_key(
+    ctx: Data<&Arc<AppContext>>,
+    req: &Request,
+    user: ConsoleUser,
+    Form(form): Form<ApiKeyForm>,
+) -> Response {
+    if let Err(refused) = user.require_admin(PATH) {
+        return refused;
+    }
+    if let Err(refused) = user.check_form(&ctx, req, &form.csrf) {
+        return refused;
+    }
+    let scope = match form.scope.as_str() {
+        "technician" => crate::domain::ApiKeyScope::Technician,
+        _ => crate::domain::ApiKeyScope::Admin,
+    };
+    match ctx
+        .setup
+        .create_api_key(user.msp.id, &user.actor(), &form.name, scope)
+        .await
+    {
+        Ok((key, secret)) => {
+            let view = KeysView {
+                new_key: Some(NewKeyView {
+                    name: key.name,
+                    key: secret.expose_secret().to_owned(),
+                }),
+                ..KeysView::default()
+            };
+            page_with_keys(
+                &ctx,
+                &user,
+                StatusCode::OK,
+                InviteView::default(),
+                None,
+                None,
+                view,
+            )
+            .await
+        }
+        Err(crate::core::error::CoreError::InvalidInput { problem, .. }) => {
+            let view = KeysView {
+                name: form.name,
+                name_error: Some(format!("The name {problem}.")),
+                new_key: None,
+            };
+            page_with_keys(
+                &ctx,
+                &user,
+                StatusCode::BAD_REQUEST,
+                InviteView::default(),
+                None,
+                None,
+                view,
+            )
+            .await
+        }
+        Err(_) => failed(&user.brand),
+    }
+}
+
+/// `POST /console/users/api-keys/{id}/revoke`: the key stops working at once, everywhere.
+#[handler]
+pub async fn revoke_key(
+    ctx: Data<&Arc<AppContext>>,
+    req: &Request,
+    user: ConsoleUser,
+    Path(id): Path<String>,
+    Form(form): Form<ActionForm>,
+) -> Response {
+    if let Err(refused) = user.require_admin(PATH) {
+        return refused;
+    }
+    if let Err(refused) = user.check_form(&ctx, req, &form.csrf) {
+        return refused;
+    }
+    let Ok(id) = id.parse::<Uuid>() else {
+        return page(
+            &ctx,
+            &user,
+            StatusCode::NOT_FOUND,
+            InviteView::default(),
+            None,
+            Some("No API key with this id belongs to your MSP. Reload the list.".to_owned()),
+        )
+        .await;
+    };
+    match ctx
+        .setup
+        .revoke_api_key(user.msp.id, &user.actor(), id)
+        .await
+    {
+        Ok(_) => redirect(PATH),
+        Err(crate::core::error::CoreError::Store(_)) => failed(&user.brand),
+        Err(err) => {
+            page(
+                &ctx,
+                &user,
+                StatusCode::NOT_FOUND,
                 InviteView::default(),
                 None,
                 Some(err.to_string()),
