@@ -49,6 +49,7 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
     for (name, source) in [
         ("base.html", include_str!("templates/base.html")),
         ("pod.html", include_str!("../../pods/pod.html")),
+        ("pod_panel.html", include_str!("../../pods/pod_panel.html")),
         (
             "pod_refused.html",
             include_str!("templates/pod_refused.html"),
@@ -106,6 +107,10 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         (
             "console/users.html",
             include_str!("templates/console/users.html"),
+        ),
+        (
+            "console/tickets.html",
+            include_str!("templates/console/tickets.html"),
         ),
     ] {
         env.add_template(name, source)

@@ -15,6 +15,7 @@ mod browser;
 mod companies;
 mod config;
 mod console_auth;
+mod console_work;
 mod enduser;
 mod errors;
 mod holds;

@@ -13,9 +13,12 @@
 //! origin only, no script, `frame-ancestors 'none'`: the console is never framed, unlike
 //! the pod), `no-store`, and no inline CSS or script.
 
+pub mod contacts;
 pub mod home;
 pub mod session;
+pub mod shares;
 pub mod sign_in;
+pub mod tickets;
 pub mod users;
 
 use minijinja::Value;
@@ -64,6 +67,7 @@ pub fn routes() -> Mounted {
         .at("/users", get(endpoint(users::users_page)))
         .at("/users/invite", post(endpoint(users::invite)))
         .at("/users/:id/:action", post(endpoint(users::act)))
+        .at("/tickets", get(endpoint(tickets::tickets_page)))
         .at("/assets/console.css", get(endpoint(console_css)))
 }
 
@@ -90,7 +94,7 @@ const SECTIONS: &[(&str, Option<&str>, bool)] = &[
     ("PSA Connections", None, true),
     ("Companies", None, true),
     ("Contacts", None, false),
-    ("Tickets", None, false),
+    ("Tickets", Some("/console/tickets"), false),
     ("Secure Data Sharing", None, false),
     ("Audit", None, false),
     ("Settings", None, true),
@@ -112,6 +116,11 @@ pub fn navigation(is_admin: bool, current: &str) -> Vec<NavItem> {
 
 /// The headers of every console page: no caching, never framed, strict CSP.
 fn headers(brand: &Brand) -> Vec<(header::HeaderName, String)> {
+    headers_with(brand, "")
+}
+
+/// The console's headers, with `extra` directives added to its CSP.
+fn headers_with(brand: &Brand, extra: &str) -> Vec<(header::HeaderName, String)> {
     vec![
         (header::CACHE_CONTROL, "no-store".to_owned()),
         // Not `no-referrer`: under it browsers send `Origin: null` with a form post, and the
@@ -125,7 +134,7 @@ fn headers(brand: &Brand) -> Vec<(header::HeaderName, String)> {
         (
             header::CONTENT_SECURITY_POLICY,
             format!(
-                "default-src 'none'; style-src 'self'; img-src {}; form-action 'self'; \
+                "default-src 'none'; {extra}style-src 'self'; img-src {}; form-action 'self'; \
                  frame-ancestors 'none'; base-uri 'none'",
                 brand.img_src()
             ),
@@ -136,6 +145,23 @@ fn headers(brand: &Brand) -> Vec<(header::HeaderName, String)> {
 /// A console page with the console's headers.
 pub fn respond(status: StatusCode, template: &str, values: Value, brand: &Brand) -> Response {
     page::respond(status, template, values, &headers(brand))
+}
+
+/// A console page that carries the pod's verify and reset panel (Tickets, Contacts): the
+/// console's headers, and the pod's modules from this origin (`script-src 'self'`), which
+/// call the pod API on this origin (`connect-src 'self'`). No other console page runs script.
+pub fn respond_with_panel(
+    status: StatusCode,
+    template: &str,
+    values: Value,
+    brand: &Brand,
+) -> Response {
+    page::respond(
+        status,
+        template,
+        values,
+        &headers_with(brand, "script-src 'self'; connect-src 'self'; "),
+    )
 }
 
 /// A page that only says something (refused, not found, failed), with a way on.
