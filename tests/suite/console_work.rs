@@ -2,6 +2,8 @@
 //! a PSA ticket, in the console user's name), Contacts and Secure Data Sharing; CSRF,
 //! another MSP's data, a reset without a fresh verification; and the journey in Chromium.
 
+use std::time::Duration;
+
 use reqwest::Method;
 use secrecy::ExposeSecret;
 use serde_json::json;
@@ -520,4 +522,205 @@ async fn tickets_refuse_bad_numbers_unknown_tickets_and_another_msps_connection(
     let page = nobody.get("/console/tickets").await;
     assert_eq!(page.status, 303);
     assert_eq!(page.location.as_deref(), Some("/console/sign-in"));
+}
+
+/// Issue 11, journey steps 4 and 5 in Chromium: a technician signs in, verifies and resets a
+/// user from Tickets (the pod's panel inside the console page), and the SMS link reveals the
+/// password Microsoft received. A PNG of each page goes to `target/screenshots/`.
+#[tokio::test]
+async fn in_a_browser_a_technician_verifies_and_resets_from_the_console() {
+    use fantoccini::Locator;
+    crate::browser::in_browser(async |client| {
+        let db = TestDb::sqlite().await;
+        let world = world(&db).await;
+        let app = &world.app;
+        // The set-up link chooses the password; the browser then signs in with it.
+        technician(app, &world.msp, "jo@northwind.example", "Jo Tech").await;
+        let halo = connection_of(&world, PsaKind::HaloPsa).await;
+        let shots = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
+        std::fs::create_dir_all(&shots).unwrap();
+        let shot = async |name: &str| {
+            let png = client.screenshot().await.unwrap();
+            std::fs::write(shots.join(format!("console-{name}.png")), png).unwrap();
+        };
+        let base = app
+            .ctx
+            .config
+            .http
+            .public_url
+            .as_str()
+            .trim_end_matches('/')
+            .to_owned();
+        client.set_window_size(1280, 1000).await.unwrap();
+        client
+            .goto(&format!("{base}/console/sign-in"))
+            .await
+            .unwrap();
+        let email = crate::browser::wait_for(client, "#email").await;
+        email.send_keys("jo@northwind.example").await.unwrap();
+        client
+            .find(Locator::Id("password"))
+            .await
+            .unwrap()
+            .send_keys(PASSWORD)
+            .await
+            .unwrap();
+        click(client, "sign-in").await;
+        crate::browser::wait_for(client, "#signed-in-as").await;
+
+        // Tickets: the form, then the panel of HaloPSA ticket 2001.
+        client
+            .find(Locator::Css("a[href='/console/tickets']"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        crate::browser::wait_for(client, "#ticket-form").await;
+        shot("tickets").await;
+        client
+            .find(Locator::Css(&format!(
+                "#ticket-connection option[value='{halo}']"
+            )))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        client
+            .find(Locator::Id("ticket-number"))
+            .await
+            .unwrap()
+            .send_keys(&sbx::HALO_TICKET_DANA.to_string())
+            .await
+            .unwrap();
+        click(client, "open-ticket").await;
+        verify_and_reset(&world, client).await;
+        shot("tickets-panel").await;
+        reveal_and_compare(&world, client, "dana@contoso.example").await;
+        shot("tickets-share").await;
+        assert_no_horizontal_scroll(client).await;
+    })
+    .await;
+}
+
+async fn click(client: &fantoccini::Client, id: &str) {
+    client
+        .find(fantoccini::Locator::Id(id))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+/// Waits until `css` has `attribute` satisfying `check` (the panel updates itself).
+async fn wait_attr(
+    client: &fantoccini::Client,
+    css: &str,
+    attribute: &str,
+    check: impl Fn(Option<String>) -> bool,
+) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(element) = client.find(fantoccini::Locator::Css(css)).await {
+            let value = element.attr(attribute).await.unwrap_or(None);
+            if check(value.clone()) {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{css} {attribute}={value:?}"
+            );
+        } else {
+            assert!(std::time::Instant::now() < deadline, "{css} never appeared");
+        }
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+}
+
+/// In the panel on the page: push (approved on the sandbox phone), then reset, confirmed.
+async fn verify_and_reset(world: &World, client: &fantoccini::Client) {
+    crate::browser::wait_for(client, "#vouch-reset").await;
+    wait_attr(client, "#vouch-method-push", "disabled", |d| d.is_none()).await;
+    let reset = client
+        .find(fantoccini::Locator::Id("vouch-reset"))
+        .await
+        .unwrap();
+    assert!(
+        reset.attr("disabled").await.unwrap().is_some(),
+        "reset waits for a verification"
+    );
+    world
+        .microsoft
+        .script_push("dana@contoso.example", PushScript::Approve);
+    click(client, "vouch-method-push").await;
+    wait_attr(client, "#vouch-shield", "data-state", |s| {
+        s.as_deref() == Some("verified")
+    })
+    .await;
+    wait_attr(client, "#vouch-reset", "disabled", |d| d.is_none()).await;
+    click(client, "vouch-reset").await;
+    wait_attr(client, "#vouch-reset-confirm", "hidden", |h| h.is_none()).await;
+    wait_attr(client, "#vouch-reset-go", "disabled", |d| d.is_none()).await;
+    click(client, "vouch-reset-go").await;
+    wait_attr(client, "#vouch-outcome", "data-status", |s| {
+        s.as_deref().is_some_and(|s| !s.is_empty())
+    })
+    .await;
+    let outcome = client
+        .find(fantoccini::Locator::Id("vouch-outcome-text"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(outcome.contains("Password reset"), "{outcome}");
+}
+
+/// Opens the newest SMS link to Dana, reveals it, and compares it with what Microsoft got.
+async fn reveal_and_compare(world: &World, client: &fantoccini::Client, upn: &str) {
+    let sms = world
+        .sms
+        .last_message_to("+12065550101")
+        .expect("the secure link went to Dana's phone");
+    let link = sms
+        .body
+        .split_whitespace()
+        .find(|w| w.starts_with("http"))
+        .unwrap()
+        .trim_end_matches(['.', ')'])
+        .to_owned();
+    let path = url::Url::parse(&link).unwrap().path().to_owned();
+    client.goto(&world.app.url(&path)).await.unwrap();
+    crate::browser::wait_for(client, "form button[type=submit]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    let secret = crate::browser::wait_for(client, "#secret").await;
+    let shown = match secret.prop("value").await.unwrap() {
+        Some(value) if !value.is_empty() => value,
+        _ => secret.text().await.unwrap(),
+    };
+    let (password, _) = world
+        .microsoft
+        .user_password(vouch::sandbox::microsoft::DEMO_TENANT_ID, upn)
+        .expect("Microsoft received a new password");
+    assert_eq!(
+        shown.trim(),
+        password,
+        "the link reveals what Microsoft received"
+    );
+}
+
+async fn assert_no_horizontal_scroll(client: &fantoccini::Client) {
+    let wide = client
+        .execute(
+            "return document.documentElement.scrollWidth > document.documentElement.clientWidth;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(wide, json!(false), "no horizontal scroll at 1280 px");
 }

@@ -84,7 +84,11 @@ pub async fn tickets_page(
             .iter()
             .map(|c| ConnectionOption {
                 id: c.id,
-                label: format!("{} ({})", c.name, c.kind.display_name()),
+                label: if c.name.contains(c.kind.display_name()) {
+                    c.name.clone()
+                } else {
+                    format!("{} ({})", c.name, c.kind.display_name())
+                },
                 selected: c.id.to_string() == selected,
             })
             .collect()
