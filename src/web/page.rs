@@ -112,6 +112,14 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
             "console/tickets.html",
             include_str!("templates/console/tickets.html"),
         ),
+        (
+            "console/contacts.html",
+            include_str!("templates/console/contacts.html"),
+        ),
+        (
+            "console/contacts_user.html",
+            include_str!("templates/console/contacts_user.html"),
+        ),
     ] {
         env.add_template(name, source)
             .expect("the page templates are valid");

@@ -724,3 +724,82 @@ async fn assert_no_horizontal_scroll(client: &fantoccini::Client) {
         .unwrap();
     assert_eq!(wide, json!(false), "no horizontal scroll at 1280 px");
 }
+
+/// The href of the first result of a Contacts results page (HTML-unescaped).
+fn first_contact_href(html: &str) -> String {
+    let table = &html[html.find("id=\"contact-results\"").expect("results")..];
+    let at = table.find("<a href=\"").unwrap() + 9;
+    table[at..at + table[at..].find('"').unwrap()]
+        .replace("&#x2f;", "/")
+        .replace("&amp;", "&")
+}
+
+#[tokio::test]
+async fn contacts_search_the_msps_tenants_and_show_a_users_history() {
+    on_every_backend(async |db| {
+        let world = world(db).await;
+        let app = &world.app;
+        world.verified("dana@contoso.example").await;
+        let mut tech = technician(app, &world.msp, "jo@northwind.example", "Jo Tech").await;
+
+        let form = tech.get("/console/contacts").await;
+        assert_eq!(form.status, 200, "{}", form.body);
+        assert!(form.body.contains("aria-current=\"page\">Contacts</a>"));
+        assert!(!form.body.contains("id=\"search-status\""));
+        assert!(!form.csp().contains("script-src"));
+
+        let short = tech.get("/console/contacts?q=d").await;
+        assert_eq!(short.status, 400, "{}", short.body);
+        assert!(
+            short
+                .body
+                .contains("id=\"contact-q-error\">Type at least 2 letters"),
+            "{}",
+            short.body
+        );
+
+        // By first name, by surname, by UPN: Dana, in the demo tenant.
+        for q in ["dana", "Whitf", "dana%40contoso.example"] {
+            let found = tech.get(&format!("/console/contacts?q={q}")).await;
+            assert_eq!(found.status, 200, "{}", found.body);
+            assert!(found.body.contains("Dana Whitfield"), "{q}: {}", found.body);
+            assert!(found.body.contains("in 1 tenant."), "{q}: {}", found.body);
+        }
+        let none = tech.get("/console/contacts?q=zebedee").await;
+        assert!(none.body.contains("0 found"), "{}", none.body);
+        assert!(!none.body.contains("Dana Whitfield"));
+
+        // Opened: the user and their history (the approved push).
+        let found = tech.get("/console/contacts?q=dana").await;
+        let href = first_contact_href(&found.body);
+        let dana = tech.get(&href).await;
+        assert_eq!(dana.status, 200, "{}", dana.body);
+        assert!(dana.body.contains("dana@contoso.example"), "{}", dana.body);
+        assert!(
+            dana.body.contains("id=\"contact-history\""),
+            "{}",
+            dana.body
+        );
+        assert!(
+            dana.body
+                .contains("<td>Authenticator push</td><td>Approved</td>"),
+            "{}",
+            dana.body
+        );
+        assert!(dana.body.contains("no PSA note would be written"));
+
+        // Another MSP's user finds nobody and cannot open Dana.
+        let fabrikam = other_msp(app).await;
+        let mut stranger = technician(app, &fabrikam, "sam@fabrikam.example", "Sam").await;
+        let theirs = stranger.get("/console/contacts?q=dana").await;
+        assert_eq!(theirs.status, 200);
+        assert!(theirs.body.contains("0 found"), "{}", theirs.body);
+        assert!(!theirs.body.contains("Dana Whitfield"));
+        let opened = stranger.get(&href).await;
+        assert_eq!(opened.status, 404, "{}", opened.body);
+        assert!(!opened.body.contains("dana@contoso.example"));
+        let garbage = tech.get("/console/contacts/not-a-tenant/x").await;
+        assert_eq!(garbage.status, 404);
+    })
+    .await;
+}

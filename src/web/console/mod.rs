@@ -68,6 +68,11 @@ pub fn routes() -> Mounted {
         .at("/users/invite", post(endpoint(users::invite)))
         .at("/users/:id/:action", post(endpoint(users::act)))
         .at("/tickets", get(endpoint(tickets::tickets_page)))
+        .at("/contacts", get(endpoint(contacts::contacts_page)))
+        .at(
+            "/contacts/:tenant/:object_id",
+            get(endpoint(contacts::contact_page)),
+        )
         .at("/assets/console.css", get(endpoint(console_css)))
 }
 
@@ -93,7 +98,7 @@ const SECTIONS: &[(&str, Option<&str>, bool)] = &[
     ("Security Integrations", None, true),
     ("PSA Connections", None, true),
     ("Companies", None, true),
-    ("Contacts", None, false),
+    ("Contacts", Some("/console/contacts"), false),
     ("Tickets", Some("/console/tickets"), false),
     ("Secure Data Sharing", None, false),
     ("Audit", None, false),
