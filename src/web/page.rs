@@ -120,6 +120,10 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
             "console/contacts_user.html",
             include_str!("templates/console/contacts_user.html"),
         ),
+        (
+            "console/shares.html",
+            include_str!("templates/console/shares.html"),
+        ),
     ] {
         env.add_template(name, source)
             .expect("the page templates are valid");

@@ -803,3 +803,200 @@ async fn contacts_search_the_msps_tenants_and_show_a_users_history() {
     })
     .await;
 }
+
+/// The value of the first `name="csrf"` field of a page.
+fn csrf_of(html: &str) -> String {
+    let at = html.find("name=\"csrf\" value=\"").expect("a CSRF field") + 19;
+    html[at..at + html[at..].find('"').unwrap()].to_owned()
+}
+
+/// The token of the newest link texted to Dana.
+fn last_link_to_dana(world: &World) -> String {
+    let sms = world
+        .sms
+        .last_message_to("+12065550101")
+        .expect("an SMS to Dana");
+    let link = sms
+        .body
+        .split_whitespace()
+        .find(|w| w.starts_with("http"))
+        .unwrap()
+        .trim_end_matches(['.', ')'])
+        .to_owned();
+    url::Url::parse(&link)
+        .unwrap()
+        .path()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn shares_text_a_secret_list_its_state_and_revoke_it() {
+    on_every_backend(async |db| {
+        let world = world(db).await;
+        let app = &world.app;
+        let tenant = app
+            .store
+            .find_tenant_by_microsoft_id(world.msp.id, vouch::sandbox::microsoft::DEMO_TENANT_ID)
+            .await
+            .unwrap()
+            .unwrap()
+            .id
+            .to_string();
+        let mut tech = technician(app, &world.msp, "jo@northwind.example", "Jo Tech").await;
+        let page = tech.get("/console/shares").await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        assert!(
+            page.body
+                .contains("aria-current=\"page\">Secure Data Sharing</a>")
+        );
+        assert!(
+            page.body.contains(&format!("value=\"{tenant}\"")),
+            "{}",
+            page.body
+        );
+        assert!(!page.csp().contains("script-src"));
+        let csrf = csrf_of(&page.body);
+        const SECRET: &str = "wifi: Northwind-Guest / c0rrect-h0rse";
+        let form = |csrf: &str, user: &str, secret: &str| {
+            vec![
+                ("csrf".to_owned(), csrf.to_owned()),
+                ("tenant".to_owned(), tenant.clone()),
+                ("user".to_owned(), user.to_owned()),
+                ("secret".to_owned(), secret.to_owned()),
+                ("lifetime".to_owned(), "60".to_owned()),
+                ("views".to_owned(), "2".to_owned()),
+            ]
+        };
+        let post = async |agent: &mut Agent, path: &str, f: Vec<(String, String)>| {
+            let pairs: Vec<(&str, &str)> =
+                f.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            agent.post(path, &pairs).await
+        };
+
+        // No CSRF token: refused, nothing sent.
+        let forged = post(
+            &mut tech,
+            "/console/shares",
+            form("forged", "dana@contoso.example", SECRET),
+        )
+        .await;
+        assert_eq!(forged.status, 403, "{}", forged.body);
+        assert!(world.sms.last_message_to("+12065550101").is_none());
+
+        // Refusals say what to do next to the field, and never show the secret again.
+        let nobody = post(
+            &mut tech,
+            "/console/shares",
+            form(&csrf, "nobody@contoso.example", SECRET),
+        )
+        .await;
+        assert!(nobody.status >= 400, "{}", nobody.body);
+        assert!(
+            nobody.body.contains("id=\"share-user-error\""),
+            "{}",
+            nobody.body
+        );
+        assert!(!nobody.body.contains("c0rrect-h0rse"), "{}", nobody.body);
+        let empty = post(
+            &mut tech,
+            "/console/shares",
+            form(&csrf, "dana@contoso.example", " "),
+        )
+        .await;
+        assert_eq!(empty.status, 400, "{}", empty.body);
+        assert!(
+            empty
+                .body
+                .contains("id=\"share-secret-error\">Type the secret"),
+            "{}",
+            empty.body
+        );
+        let mut bad_views = form(&csrf, "dana@contoso.example", SECRET);
+        bad_views[5].1 = "11".into();
+        let bad = post(&mut tech, "/console/shares", bad_views).await;
+        assert_eq!(bad.status, 400);
+        assert!(
+            bad.body.contains("id=\"share-views-error\""),
+            "{}",
+            bad.body
+        );
+        assert!(world.sms.last_message_to("+12065550101").is_none());
+
+        // Sent: the page says where, the link reveals the secret, the list says viewed.
+        let sent = post(
+            &mut tech,
+            "/console/shares",
+            form(&csrf, "dana@contoso.example", SECRET),
+        )
+        .await;
+        assert_eq!(sent.status, 200, "{}", sent.body);
+        assert!(sent.body.contains("id=\"share-sent\""), "{}", sent.body);
+        assert!(sent.body.contains("+1 ••• ••• ••01"), "{}", sent.body);
+        assert!(!sent.body.contains("c0rrect-h0rse"));
+        assert!(sent.body.contains("data-state=\"sent\""), "{}", sent.body);
+        let token = last_link_to_dana(&world);
+        assert!(!sent.body.contains(&token), "the link is not on the page");
+        let revealed = app.ctx.shares.reveal(&token).await.unwrap();
+        assert_eq!(revealed.content.expose_secret(), SECRET);
+        assert_eq!(revealed.views_left, 1);
+        let listed = tech.get("/console/shares").await;
+        assert!(
+            listed.body.contains("data-state=\"viewed\""),
+            "{}",
+            listed.body
+        );
+        assert!(listed.body.contains("1 of 2 views"), "{}", listed.body);
+        let id = revealed.share_id.to_string();
+
+        // Another MSP's user neither sees nor revokes it.
+        let fabrikam = other_msp(app).await;
+        let mut stranger = technician(app, &fabrikam, "sam@fabrikam.example", "Sam").await;
+        let theirs = stranger.get("/console/shares").await;
+        assert!(!theirs.body.contains(&id), "{}", theirs.body);
+        let their_csrf = csrf_of(&theirs.body);
+        let foreign = post(
+            &mut stranger,
+            &format!("/console/shares/{id}/revoke"),
+            vec![("csrf".into(), their_csrf)],
+        )
+        .await;
+        assert_eq!(foreign.status, 404, "{}", foreign.body);
+
+        // Revoke: refused without the token, done with it; the link stops working.
+        let forged = post(&mut tech, &format!("/console/shares/{id}/revoke"), vec![]).await;
+        assert_eq!(forged.status, 403);
+        assert!(app.ctx.shares.peek(&token).await.is_ok());
+        let revoked = post(
+            &mut tech,
+            &format!("/console/shares/{id}/revoke"),
+            vec![("csrf".into(), csrf.clone())],
+        )
+        .await;
+        assert_eq!(revoked.status, 303, "{}", revoked.body);
+        let listed = tech.get("/console/shares").await;
+        assert!(
+            listed.body.contains("data-state=\"revoked\""),
+            "{}",
+            listed.body
+        );
+        assert!(app.ctx.shares.reveal(&token).await.is_err());
+        let entries = app
+            .store
+            .query(AuditQuery {
+                msp_id: world.msp.id,
+                limit: 1000,
+                ..AuditQuery::default()
+            })
+            .await
+            .unwrap();
+        let revoke = entries
+            .iter()
+            .find(|e| e.event.action.contains("revoke"))
+            .expect("the revoke is audited");
+        assert_eq!(revoke.event.actor.kind, ActorKind::ConsoleUser);
+    })
+    .await;
+}

@@ -73,6 +73,11 @@ pub fn routes() -> Mounted {
             "/contacts/:tenant/:object_id",
             get(endpoint(contacts::contact_page)),
         )
+        .at(
+            "/shares",
+            both(endpoint(shares::shares_page), endpoint(shares::send)),
+        )
+        .at("/shares/:id/revoke", post(endpoint(shares::revoke)))
         .at("/assets/console.css", get(endpoint(console_css)))
 }
 
@@ -100,7 +105,7 @@ const SECTIONS: &[(&str, Option<&str>, bool)] = &[
     ("Companies", None, true),
     ("Contacts", Some("/console/contacts"), false),
     ("Tickets", Some("/console/tickets"), false),
-    ("Secure Data Sharing", None, false),
+    ("Secure Data Sharing", Some("/console/shares"), false),
     ("Audit", None, false),
     ("Settings", None, true),
     ("Users and API keys", Some("/console/users"), true),
