@@ -30,6 +30,17 @@ fn bare() -> &'static str {
     "ok"
 }
 
+/// What a bare endpoint costs when it answers as many bytes as the pod page: the share of
+/// the pod's cost that is only moving its body.
+static PAGE_SIZED: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+#[handler]
+fn bare_page_sized() -> poem::Response {
+    poem::Response::builder()
+        .content_type("text/html; charset=utf-8")
+        .body(PAGE_SIZED.get().cloned().unwrap_or_default())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
@@ -64,7 +75,11 @@ async fn main() -> anyhow::Result<()> {
     let bare_addr = bare_listener.local_addr()?;
     drop(bare_listener);
     tokio::spawn(
-        Server::new(TcpListener::bind(bare_addr)).run(Route::new().at("/bare", get(bare))),
+        Server::new(TcpListener::bind(bare_addr)).run(
+            Route::new()
+                .at("/bare", get(bare))
+                .at("/bare-page", get(bare_page_sized)),
+        ),
     );
 
     // A signed tab load, as HaloPSA sends it (valid for the 5-minute signature window).
@@ -90,6 +105,8 @@ async fn main() -> anyhow::Result<()> {
         "the pod load failed: {}",
         first.status()
     );
+    let page = first.text().await?;
+    let _ = PAGE_SIZED.set("x".repeat(page.len()));
 
     println!(
         "{CONNECTIONS} concurrent connections, {} s warm-up, {} s measured, one process\n",
@@ -97,11 +114,16 @@ async fn main() -> anyhow::Result<()> {
         MEASURE.as_secs()
     );
     let bare_result = load(&client, &bare_url).await;
+    let bare_page_result = load(&client, &format!("http://{bare_addr}/bare-page")).await;
     psa.clear_requests();
     let pod_result = load(&client, &pod_url).await;
     let psa_calls = psa.requests().len();
     print("bare poem endpoint", &bare_result);
     print("pod render (HaloPSA)", &pod_result);
+    print(
+        &format!("bare, {} B body", PAGE_SIZED.get().map_or(0, String::len)),
+        &bare_page_result,
+    );
     // Warm caches: a render reads nothing from the PSA (the ticket, the agent and the token
     // are cached); more than a handful means a cache is missed.
     println!("PSA calls during the pod render run: {psa_calls}");
@@ -138,19 +160,22 @@ fn print(name: &str, r: &LoadResult) {
 
 /// `CONNECTIONS` tasks, each sending requests back to back on its own keep-alive connection.
 async fn load(client: &reqwest::Client, url: &str) -> LoadResult {
+    // Parsed once: the load generator shares the process, and parsing a long signed URL
+    // on every request would be charged to the pod.
+    let url = reqwest::Url::parse(url).expect("a valid URL");
     let start = Instant::now();
     let measure_from = start + WARM_UP;
     let end = measure_from + MEASURE;
     let tasks: Vec<_> = (0..CONNECTIONS)
         .map(|_| {
             let client = client.clone();
-            let url = url.to_owned();
+            let url = url.clone();
             tokio::spawn(async move {
                 let mut latencies = Vec::new();
                 let mut errors = 0;
                 while Instant::now() < end {
                     let sent = Instant::now();
-                    let ok = match client.get(&url).send().await {
+                    let ok = match client.get(url.clone()).send().await {
                         Ok(response) => {
                             response.status().is_success() && response.bytes().await.is_ok()
                         }

@@ -32,7 +32,7 @@ pub async fn consent_callback(
     // reaches the core (a cut state or tenant simply fails its check).
     let result = ctx
         .integrations
-        .complete_authenticator_consent(ConsentCallback {
+        .complete_authenticator_consent_report(ConsentCallback {
             state: capped(query.state, 512),
             tenant: capped(query.tenant, 256),
             admin_consent: capped(query.admin_consent, 16),

@@ -221,7 +221,10 @@ impl IntegrationsApi {
         ctx: Data<&Arc<AppContext>>,
         id: Path<Uuid>,
     ) -> Result<Json<Integration>, ApiError> {
-        let view = ctx.integrations.recheck(auth.msp_id(), id.0).await?;
+        let view = ctx
+            .integrations
+            .recheck(auth.msp_id(), &auth.actor(), id.0)
+            .await?;
         Ok(Json(view.into()))
     }
 

@@ -46,6 +46,30 @@ pub const OTHER_ROUTES: &[(&str, &[Method])] = &[
     ("/console/users", &[Method::GET]),
     ("/console/users/invite", &[Method::POST]),
     ("/console/users/{id}/{action}", &[Method::POST]),
+    ("/console/integrations", &[Method::GET]),
+    (
+        "/console/integrations/authenticator/consent",
+        &[Method::POST],
+    ),
+    (
+        "/console/integrations/identity-management",
+        &[Method::GET, Method::POST],
+    ),
+    ("/console/integrations/{id}/{action}", &[Method::POST]),
+    ("/console/psa-connections", &[Method::GET]),
+    (
+        "/console/psa-connections/new/{kind}",
+        &[Method::GET, Method::POST],
+    ),
+    (
+        "/console/psa-connections/{id}",
+        &[Method::GET, Method::POST],
+    ),
+    ("/console/psa-connections/{id}/setup", &[Method::GET]),
+    ("/console/psa-connections/{id}/{action}", &[Method::POST]),
+    ("/console/companies", &[Method::GET]),
+    ("/console/companies/accept", &[Method::POST]),
+    ("/console/companies/accept-all", &[Method::POST]),
     ("/console/assets/console.css", &[Method::GET]),
     ("/brand/{msp_id}/logo/{file}", &[Method::GET]),
 ];

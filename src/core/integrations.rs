@@ -88,6 +88,99 @@ impl IntegrationError {
     }
 }
 
+impl IntegrationError {
+    /// The input field a refusal of the Identity Management form concerns, so a form can
+    /// show it next to that field (`None`: the whole form).
+    pub fn field(&self) -> Option<&'static str> {
+        match self {
+            IntegrationError::InvalidInput { field, .. } => Some(field),
+            IntegrationError::Microsoft(err) => match err.kind {
+                MicrosoftErrorKind::InvalidClientSecret
+                | MicrosoftErrorKind::ExpiredClientSecret => Some("client_secret"),
+                MicrosoftErrorKind::AppNotConsented | MicrosoftErrorKind::AppDisabled => {
+                    Some("client_id")
+                }
+                MicrosoftErrorKind::TenantNotFound => Some("tenant_id"),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+}
+
+/// One prerequisite of the Microsoft Authenticator onboarding, as the consent result page
+/// names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PrerequisiteState {
+    Passed,
+    Failed,
+    /// Not reached: an earlier prerequisite failed.
+    NotChecked,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Prerequisite {
+    pub name: &'static str,
+    pub state: PrerequisiteState,
+    /// What to do, for the one that failed.
+    pub detail: Option<String>,
+}
+
+/// The prerequisites of the onboarding, in the order they are checked.
+pub const CONSENT_PREREQUISITES: [&str; 4] = [
+    "Consent granted by a Global Administrator or Cloud Application Administrator of the customer's tenant",
+    "Vouch's app can sign in to the customer's tenant",
+    "The tenant has Microsoft Entra ID P1 (or higher)",
+    "Microsoft's MFA service accepts a credential Vouch creates for it",
+];
+
+/// What an admin consent came to: the integration, or the error, with each prerequisite.
+#[derive(Debug, Clone)]
+pub struct ConsentReport {
+    pub result: Result<IntegrationView, IntegrationError>,
+    pub prerequisites: Vec<Prerequisite>,
+}
+
+impl ConsentReport {
+    /// `failed_at`: the index in [`CONSENT_PREREQUISITES`] of the one that failed (`None`
+    /// when the result is `Ok`, or when nothing could be checked).
+    pub fn new(
+        result: Result<IntegrationView, IntegrationError>,
+        failed_at: Option<usize>,
+    ) -> ConsentReport {
+        let prerequisites = CONSENT_PREREQUISITES
+            .iter()
+            .enumerate()
+            .map(|(i, &name)| {
+                let (state, detail) = match (&result, failed_at) {
+                    (Ok(_), _) => (PrerequisiteState::Passed, None),
+                    (Err(err), Some(at)) if i == at => {
+                        (PrerequisiteState::Failed, Some(err.to_string()))
+                    }
+                    (Err(_), Some(at)) if i < at => (PrerequisiteState::Passed, None),
+                    _ => (PrerequisiteState::NotChecked, None),
+                };
+                Prerequisite {
+                    name,
+                    state,
+                    detail,
+                }
+            })
+            .collect();
+        ConsentReport {
+            result,
+            prerequisites,
+        }
+    }
+}
+
+/// Index in [`CONSENT_PREREQUISITES`].
+const PREREQ_CONSENT: usize = 0;
+const PREREQ_SIGN_IN: usize = 1;
+const PREREQ_P1: usize = 2;
+const PREREQ_CONNECTOR: usize = 3;
+
 impl From<MicrosoftError> for IntegrationError {
     fn from(err: MicrosoftError) -> Self {
         IntegrationError::Microsoft(err)
@@ -380,17 +473,30 @@ impl IntegrationsService {
 
     /// Handles Microsoft's redirect after admin consent: checks `state`, the prerequisites,
     /// and creates the connector credential. Returns the tenant's integration.
-    #[tracing::instrument(skip_all, fields(tenant = callback.tenant.as_deref()))]
     pub async fn complete_authenticator_consent(
         &self,
         callback: ConsentCallback,
     ) -> Result<IntegrationView, IntegrationError> {
+        self.complete_authenticator_consent_report(callback)
+            .await
+            .result
+    }
+
+    /// Like [`Self::complete_authenticator_consent`], with each prerequisite's outcome for
+    /// the result page.
+    #[tracing::instrument(skip_all, fields(tenant = callback.tenant.as_deref()))]
+    pub async fn complete_authenticator_consent_report(
+        &self,
+        callback: ConsentCallback,
+    ) -> ConsentReport {
         let state = callback.state.as_deref().unwrap_or_default();
-        let msp_id = self
-            .store
-            .consume_consent_state(state)
-            .await?
-            .ok_or(IntegrationError::ConsentStateInvalid)?;
+        let msp_id = match self.store.consume_consent_state(state).await {
+            Ok(Some(msp_id)) => msp_id,
+            Ok(None) => {
+                return ConsentReport::new(Err(IntegrationError::ConsentStateInvalid), None);
+            }
+            Err(err) => return ConsentReport::new(Err(err.into()), None),
+        };
         let actor = AuditActor {
             kind: ActorKind::CustomerAdmin,
             id: None,
@@ -409,26 +515,31 @@ impl IntegrationsService {
                 Some(err.code().as_str()),
             )
             .await;
-            return Err(err);
+            return ConsentReport::new(Err(err), Some(PREREQ_CONSENT));
         }
-        let tenant_ref = callback
+        let Some(tenant_ref) = callback
             .tenant
             .as_deref()
             .and_then(|t| TenantRef::parse(t).ok())
-            .ok_or_else(|| {
-                IntegrationError::ConsentFailed("the redirect carried no tenant".into())
-            })?;
+        else {
+            return ConsentReport::new(
+                Err(IntegrationError::ConsentFailed(
+                    "the redirect carried no tenant".into(),
+                )),
+                Some(PREREQ_CONSENT),
+            );
+        };
         if !callback
             .admin_consent
             .as_deref()
             .is_some_and(|v| v.eq_ignore_ascii_case("true"))
         {
-            return Err(IntegrationError::ConsentRefused);
+            return ConsentReport::new(Err(IntegrationError::ConsentRefused), Some(PREREQ_CONSENT));
         }
         let result = self.onboard_authenticator(msp_id, &tenant_ref).await;
         let (outcome, code) = match &result {
             Ok(_) => (AuditOutcome::Success, None),
-            Err(err) => (AuditOutcome::Failure, Some(err.code().as_str())),
+            Err((_, err)) => (AuditOutcome::Failure, Some(err.code().as_str())),
         };
         self.audit_integration(
             msp_id,
@@ -440,24 +551,32 @@ impl IntegrationsService {
             code,
         )
         .await;
-        result
+        match result {
+            Ok(view) => ConsentReport::new(Ok(view), None),
+            Err((at, err)) => ConsentReport::new(Err(err), Some(at)),
+        }
     }
 
+    /// The onboarding after consent; a failure names the prerequisite it failed (its index
+    /// in [`CONSENT_PREREQUISITES`]).
     async fn onboard_authenticator(
         &self,
         msp_id: Uuid,
         tenant_ref: &TenantRef,
-    ) -> Result<IntegrationView, IntegrationError> {
+    ) -> Result<IntegrationView, (usize, IntegrationError)> {
         let app = self
             .vouch_app
             .as_ref()
-            .ok_or(IntegrationError::AppNotConfigured)?;
+            .ok_or((PREREQ_SIGN_IN, IntegrationError::AppNotConfigured))?;
         let graph_credentials = ClientCredentials {
             tenant: tenant_ref.clone(),
             client_id: app.client_id.clone(),
             client_secret: app.client_secret.clone(),
         };
-        let tenant = self.tenant_for(msp_id, &graph_credentials).await?;
+        let tenant = self
+            .tenant_for(msp_id, &graph_credentials)
+            .await
+            .map_err(|err| (PREREQ_SIGN_IN, err))?;
         let now = Utc::now();
         match self.microsoft.graph.has_entra_p1(&graph_credentials).await {
             Ok(true) => {}
@@ -469,12 +588,16 @@ impl IntegrationsService {
                     &app.client_id,
                     &err,
                 )
-                .await?;
-                return Err(err.into());
+                .await
+                .map_err(|err| (PREREQ_P1, err))?;
+                return Err((PREREQ_P1, err.into()));
             }
-            Err(err) => return Err(err.into()),
+            Err(err) => return Err((PREREQ_P1, err.into())),
         }
-        let credential = self.create_connector_credential(&graph_credentials).await?;
+        let credential = self
+            .create_connector_credential(&graph_credentials)
+            .await
+            .map_err(|err| (PREREQ_CONNECTOR, err))?;
         let integration = self
             .store
             .save_integration(IntegrationUpdate {
@@ -488,7 +611,8 @@ impl IntegrationsService {
                 last_check_code: Some("ok".into()),
                 last_check_message: None,
             })
-            .await?;
+            .await
+            .map_err(|err| (PREREQ_CONNECTOR, err.into()))?;
         Ok(self.view(&tenant, &integration, now))
     }
 
@@ -534,11 +658,13 @@ impl IntegrationsService {
         Ok((credential.secret_text, credential.end_date_time))
     }
 
-    /// Checks an integration again and records the outcome.
+    /// Checks an integration again, records the outcome and audits it
+    /// (`integration.{kind}.recheck`, its outcome and code).
     #[tracing::instrument(skip_all, fields(msp_id = %msp_id, integration_id = %id))]
     pub async fn recheck(
         &self,
         msp_id: Uuid,
+        actor: &AuditActor,
         id: Uuid,
     ) -> Result<IntegrationView, IntegrationError> {
         let (tenant, integration) = self.owned(msp_id, id).await?;
@@ -577,6 +703,24 @@ impl IntegrationsService {
                 last_check_message: message,
             })
             .await?;
+        let (outcome, request_id, code) = match &outcome {
+            Ok(()) => (AuditOutcome::Success, None, None),
+            Err(err) => (
+                AuditOutcome::Failure,
+                err.request_id.clone(),
+                Some(err.code().as_str()),
+            ),
+        };
+        self.audit_integration(
+            msp_id,
+            actor,
+            &format!("integration.{}.recheck", integration.kind.as_str()),
+            &tenant.microsoft_tenant_id,
+            outcome,
+            request_id,
+            code,
+        )
+        .await;
         Ok(self.view(&tenant, &saved, now))
     }
 

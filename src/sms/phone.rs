@@ -80,6 +80,37 @@ pub enum PhoneError {
     InvalidForCountryCode { country_code: u16 },
 }
 
+/// Reads `raw` with `phonenumber`, under the rules of the country the number belongs to.
+///
+/// phonenumber 0.3 strips the *default region's* national prefix even from a number that
+/// carries another country's code: read in region US (national prefix `1`), the German
+/// mobile `+49 176 12345678` came out as `+49 7612345678`, a landline of someone else. So a
+/// number written with its country code (`+49…`, or `011 49…` with the region's
+/// international prefix) is read a second time without a default region, as `+` and its
+/// digits, which makes the crate use that country's own metadata. A number written
+/// nationally keeps the default region's reading, which is right for it.
+fn read_number(region: country::Id, raw: &str) -> Result<phonenumber::PhoneNumber, ParseError> {
+    let number = phonenumber::parse(Some(region), raw)?;
+    if number.code().source() == Source::Default || number.extension().is_some() {
+        return Ok(number);
+    }
+    let digits: String = raw.chars().filter(char::is_ascii_digit).collect();
+    let international = if raw.starts_with('+') {
+        Some(digits.as_str())
+    } else {
+        phonenumber::metadata::DATABASE
+            .by_id(region.as_ref())
+            .and_then(|meta| meta.international_prefix())
+            .and_then(|idd| idd.find(&digits))
+            .filter(|found| found.start() == 0)
+            .map(|found| &digits[found.end()..])
+    };
+    match international {
+        Some(rest) => phonenumber::parse(None, format!("+{rest}")),
+        None => Ok(number),
+    }
+}
+
 impl E164 {
     /// Parses `raw` (E.164, international such as `+44 20 7946 0958`, or national in
     /// `default_region` such as `(206) 555-0101` for `"US"`). Spaces, dashes, dots, brackets
@@ -101,7 +132,7 @@ impl E164 {
                 .collect(),
         })?;
 
-        let number = phonenumber::parse(Some(region), raw).map_err(|err| match err {
+        let number = read_number(region, raw).map_err(|err| match err {
             ParseError::InvalidCountryCode => PhoneError::InvalidCountryCode,
             ParseError::TooShortAfterIdd | ParseError::TooShortNsn => PhoneError::TooShort,
             ParseError::TooLong => PhoneError::TooLong,
@@ -264,6 +295,26 @@ mod tests {
             "+12065550101",
             "a number with a country code ignores the (case-insensitive) region"
         );
+    }
+
+    #[test]
+    fn a_foreign_number_is_read_under_its_own_countrys_rules() {
+        // Read in region US, whose national prefix `1` the crate used to strip from these.
+        for (raw, region, e164) in [
+            ("+49 176 12345678", "US", "+4917612345678"),
+            ("+4915110000000", "US", "+4915110000000"),
+            ("011 49 176 12345678", "US", "+4917612345678"),
+            ("00 49 176 12345678", "DE", "+4917612345678"),
+            ("+49 176 12345678", "DE", "+4917612345678"),
+        ] {
+            assert_eq!(
+                E164::parse(raw, region).map(|n| n.as_str().to_owned()),
+                Ok(e164.to_owned()),
+                "{raw} in {region}"
+            );
+        }
+        assert_eq!(us("+1 206 555 0101").unwrap().as_str(), "+12065550101");
+        assert_eq!(us("011 44 20 7946 0958").unwrap().as_str(), "+442079460958");
     }
 
     #[test]

@@ -319,6 +319,11 @@ impl Keyring {
         let Some((key_id, digest_hex)) = expected.split_once('.') else {
             return false;
         };
+        // Only the form `mac_hex` writes: a token with its hex in capitals is another string
+        // carrying the same claims, and a token is meant to have exactly one spelling.
+        if digest_hex.bytes().any(|b| b.is_ascii_uppercase()) {
+            return false;
+        }
         let (Some(key), Ok(digest)) = (self.all.get(key_id), hex::decode(digest_hex)) else {
             return false;
         };

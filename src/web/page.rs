@@ -124,6 +124,31 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
             "console/shares.html",
             include_str!("templates/console/shares.html"),
         ),
+        // The admins' set-up pages (Security Integrations, PSA Connections, Companies).
+        (
+            "console/integrations.html",
+            include_str!("templates/console/integrations.html"),
+        ),
+        (
+            "console/integrations_identity.html",
+            include_str!("templates/console/integrations_identity.html"),
+        ),
+        (
+            "console/psa_list.html",
+            include_str!("templates/console/psa_list.html"),
+        ),
+        (
+            "console/psa_form.html",
+            include_str!("templates/console/psa_form.html"),
+        ),
+        (
+            "console/psa_setup.html",
+            include_str!("templates/console/psa_setup.html"),
+        ),
+        (
+            "console/companies.html",
+            include_str!("templates/console/companies.html"),
+        ),
     ] {
         env.add_template(name, source)
             .expect("the page templates are valid");

@@ -8,13 +8,22 @@
 //! - [`sign_in`]: sign-in, the second factor, the set-up link (password, then TOTP
 //!   enrolment with its QR code and recovery codes) and sign-out.
 //! - [`home`], [`users`]: the home shell and the admins' user management.
+//! - [`integrations`], [`psa_connections`], [`companies`]: the admins' set-up pages
+//!   (Security Integrations, PSA Connections, Companies).
 //!
 //! Every console page is served with a strict CSP (`default-src 'none'`, styles from this
 //! origin only, no script, `frame-ancestors 'none'`: the console is never framed, unlike
-//! the pod), `no-store`, and no inline CSS or script.
+//! the pod), `no-store`, and no inline CSS or script. The one exception is a page carrying
+//! the pod's verify and reset panel ([`tickets`]): it may load the pod's modules from this
+//! origin and call the pod API on it ([`respond_with_panel`]).
+//! - [`tickets`], [`contacts`], [`shares`]: the technician's pages (Tickets with the pod's
+//!   panel, the Contacts search and a user's history, Secure Data Sharing).
 
+pub mod companies;
 pub mod contacts;
 pub mod home;
+pub mod integrations;
+pub mod psa_connections;
 pub mod session;
 pub mod shares;
 pub mod sign_in;
@@ -78,6 +87,57 @@ pub fn routes() -> Mounted {
             both(endpoint(shares::shares_page), endpoint(shares::send)),
         )
         .at("/shares/:id/revoke", post(endpoint(shares::revoke)))
+        .at(
+            "/integrations",
+            get(endpoint(integrations::integrations_page)),
+        )
+        .at(
+            "/integrations/authenticator/consent",
+            post(endpoint(integrations::consent_link)),
+        )
+        .at(
+            "/integrations/identity-management",
+            both(
+                endpoint(integrations::identity_form),
+                endpoint(integrations::identity_connect),
+            ),
+        )
+        .at(
+            "/integrations/:id/:action",
+            post(endpoint(integrations::act)),
+        )
+        .at(
+            "/psa-connections",
+            get(endpoint(psa_connections::list_page)),
+        )
+        .at(
+            "/psa-connections/new/:kind",
+            both(
+                endpoint(psa_connections::new_form),
+                endpoint(psa_connections::create),
+            ),
+        )
+        .at(
+            "/psa-connections/:id",
+            both(
+                endpoint(psa_connections::edit_form),
+                endpoint(psa_connections::update),
+            ),
+        )
+        .at(
+            "/psa-connections/:id/setup",
+            get(endpoint(psa_connections::setup_page)),
+        )
+        .at(
+            "/psa-connections/:id/:action",
+            post(endpoint(psa_connections::act)),
+        )
+        .at("/companies", get(endpoint(companies::companies_page)))
+        .at("/companies/accept", post(endpoint(companies::accept)))
+        .at(
+            "/companies/accept-all",
+            post(endpoint(companies::accept_all)),
+        )
         .at("/assets/console.css", get(endpoint(console_css)))
 }
 
@@ -100,9 +160,9 @@ pub struct NavItem {
 /// `admin_only` sections are left out of a technician's navigation.
 const SECTIONS: &[(&str, Option<&str>, bool)] = &[
     ("Home", Some("/console"), false),
-    ("Security Integrations", None, true),
-    ("PSA Connections", None, true),
-    ("Companies", None, true),
+    ("Security Integrations", Some("/console/integrations"), true),
+    ("PSA Connections", Some("/console/psa-connections"), true),
+    ("Companies", Some("/console/companies"), true),
     ("Contacts", Some("/console/contacts"), false),
     ("Tickets", Some("/console/tickets"), false),
     ("Secure Data Sharing", Some("/console/shares"), false),
