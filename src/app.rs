@@ -395,7 +395,8 @@ impl AppContext {
             microsoft.clone(),
             vouch_app,
             config.cache.microsoft_users,
-        );
+        )
+        .with_search_cache(config.cache.contact_searches);
         let messenger = Messenger::new(
             Arc::new(TwilioSms::new(&config.sms, &metrics)),
             store.clone(),

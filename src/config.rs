@@ -345,11 +345,15 @@ pub struct CacheConfig {
     pub psa_company_contacts: CacheLimits,
     /// A tenant's verified domains, read from Microsoft Graph for the suggested mappings.
     pub tenant_domains: CacheLimits,
+    /// The console's Contacts search (per MSP and search text): the results page reloaded,
+    /// or a contact opened and the search gone back to, reads Microsoft once. Short: a user
+    /// added in Microsoft 365 is found within the lifetime.
+    pub contact_searches: CacheLimits,
 }
 
 impl CacheConfig {
     /// Every cache with the name of its `cache.<name>` section.
-    pub fn named(&self) -> [(&'static str, CacheLimits); 15] {
+    pub fn named(&self) -> [(&'static str, CacheLimits); 16] {
         [
             ("technicians", self.technicians),
             ("connections", self.connections),
@@ -366,6 +370,7 @@ impl CacheConfig {
             ("psa_companies", self.psa_companies),
             ("psa_company_contacts", self.psa_company_contacts),
             ("tenant_domains", self.tenant_domains),
+            ("contact_searches", self.contact_searches),
         ]
     }
 }
@@ -542,6 +547,10 @@ impl Default for Config {
                 tenant_domains: CacheLimits {
                     max_entries: 10_000,
                     ttl_seconds: 3600,
+                },
+                contact_searches: CacheLimits {
+                    max_entries: 1_000,
+                    ttl_seconds: 60,
                 },
             },
             resets: ResetConfig {

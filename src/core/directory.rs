@@ -4,6 +4,8 @@
 //! Resolved users are cached briefly (moka, in application state) so that a verification with
 //! warm caches needs no lookup; PSAs and Microsoft both rate-limit.
 
+use std::sync::Arc;
+
 use moka::future::Cache;
 use uuid::Uuid;
 
@@ -49,7 +51,30 @@ pub struct Directory {
     microsoft: Microsoft,
     vouch_app: Option<VouchApp>,
     users: Cache<(Uuid, String), DirectoryUser>,
+    /// The console's Contacts searches, per MSP and (lower-cased) text.
+    searches: Cache<(Uuid, String), Arc<ContactSearch>>,
 }
+
+/// A user a Contacts search found, in one of the MSP's tenants.
+#[derive(Debug, Clone)]
+pub struct ContactHit {
+    pub tenant: Tenant,
+    pub user: DirectoryUser,
+    pub mail: Option<String>,
+}
+
+/// What a Contacts search found across the MSP's tenants, and the tenants it could not
+/// search (each with why: not connected, a missing permission...).
+#[derive(Debug, Clone, Default)]
+pub struct ContactSearch {
+    pub hits: Vec<ContactHit>,
+    pub failures: Vec<(Tenant, CoreError)>,
+    /// Some tenant had more matches than are listed: the text should be longer.
+    pub truncated: bool,
+}
+
+/// The matches listed per tenant.
+pub const SEARCH_LIMIT_PER_TENANT: u32 = 25;
 
 impl Directory {
     /// Users resolved by e-mail are kept within `users_cache` (`cache.microsoft_users`).
@@ -64,6 +89,124 @@ impl Directory {
             microsoft,
             vouch_app,
             users: users_cache.build(),
+            searches: CacheLimits {
+                max_entries: 1_000,
+                ttl_seconds: 60,
+            }
+            .build(),
+        }
+    }
+
+    /// Keeps the console's Contacts searches within `limits` (`cache.contact_searches`).
+    pub fn with_search_cache(mut self, limits: CacheLimits) -> Directory {
+        self.searches = limits.build();
+        self
+    }
+
+    /// Users of the MSP's tenants whose name, UPN or e-mail matches `text` (a word starting
+    /// with it), every tenant asked at once. A tenant that cannot be searched is listed
+    /// with why; the others' results still come. Kept briefly per MSP and text.
+    #[tracing::instrument(skip(self))]
+    pub async fn search_contacts(
+        &self,
+        msp_id: Uuid,
+        text: &str,
+    ) -> Result<Arc<ContactSearch>, CoreError> {
+        let text = text.trim();
+        let length = text.chars().count();
+        if length < 2 {
+            return Err(CoreError::InvalidInput {
+                field: "q",
+                problem: "type at least 2 letters of a name, UPN or e-mail address".into(),
+            });
+        }
+        if length > 100 {
+            return Err(CoreError::InvalidInput {
+                field: "q",
+                problem: "type at most 100 characters".into(),
+            });
+        }
+        let key = (msp_id, text.to_lowercase());
+        if let Some(found) = self.searches.get(&key).await {
+            return Ok(found);
+        }
+        let tenants = self.store.list_tenants(msp_id).await?;
+        let searches = tenants.into_iter().map(|tenant| async move {
+            let found = match self.graph_credentials(&tenant).await {
+                Ok(creds) => self
+                    .microsoft
+                    .graph
+                    .search_users(&creds, text, SEARCH_LIMIT_PER_TENANT + 1)
+                    .await
+                    .map_err(CoreError::Microsoft),
+                Err(err) => Err(err),
+            };
+            (tenant, found)
+        });
+        let mut search = ContactSearch::default();
+        for (tenant, found) in futures_util::future::join_all(searches).await {
+            match found {
+                Ok(mut users) => {
+                    if users.len() > SEARCH_LIMIT_PER_TENANT as usize {
+                        users.truncate(SEARCH_LIMIT_PER_TENANT as usize);
+                        search.truncated = true;
+                    }
+                    for user in users {
+                        search.hits.push(ContactHit {
+                            tenant: tenant.clone(),
+                            mail: user.mail.clone(),
+                            user: user.into(),
+                        });
+                    }
+                }
+                Err(err) => search.failures.push((tenant, err)),
+            }
+        }
+        search.hits.sort_by(|a, b| {
+            let name = |h: &ContactHit| {
+                h.user
+                    .display_name
+                    .clone()
+                    .unwrap_or_else(|| h.user.upn.clone())
+                    .to_lowercase()
+            };
+            name(a)
+                .cmp(&name(b))
+                .then_with(|| a.user.upn.cmp(&b.user.upn))
+        });
+        let search = Arc::new(search);
+        // A search some tenant failed is not kept: asking again may work.
+        if search.failures.is_empty() {
+            self.searches.insert(key, search.clone()).await;
+        }
+        Ok(search)
+    }
+
+    /// One user of one of the MSP's tenants, by Vouch's tenant id and the user's object id
+    /// (a Contacts result opened). Another MSP's tenant is "not found".
+    #[tracing::instrument(skip(self))]
+    pub async fn contact(
+        &self,
+        msp_id: Uuid,
+        tenant_id: Uuid,
+        object_id: &str,
+    ) -> Result<(Tenant, DirectoryUser), CoreError> {
+        let tenant = match self.store.get_tenant(tenant_id).await? {
+            Some(tenant) if tenant.msp_id == msp_id => tenant,
+            _ => return Err(CoreError::TenantNotFound),
+        };
+        let creds = self.graph_credentials(&tenant).await?;
+        match self
+            .microsoft
+            .graph
+            .user(&creds, object_id)
+            .await
+            .map_err(CoreError::Microsoft)?
+        {
+            Some(user) => Ok((tenant, user.into())),
+            None => Err(CoreError::UserNotFound {
+                searched: object_id.to_owned(),
+            }),
         }
     }
 

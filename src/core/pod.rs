@@ -39,6 +39,7 @@ use crate::psa::{EmbedLoad, PsaAdapters, PsaError, TicketContact};
 use crate::store::Store;
 use crate::store::StoreError;
 use crate::store::changes::Stamped;
+use crate::store::console_users::ConsoleUser as ConsoleAccount;
 use crate::store::crypto::Keyring;
 use crate::store::verifications::Verification;
 use crate::store::{
@@ -121,12 +122,21 @@ pub struct PodSession {
 impl PodSession {
     /// The technician, as the audit log and the verification service name them.
     pub fn requester(&self) -> Requester {
-        Requester {
-            actor: AuditActor {
+        // A pod opened from the console acts for the console user (`accounts::actor_of`).
+        let actor = match &self.claims.console_user {
+            Some(user) => AuditActor {
+                kind: crate::domain::ActorKind::ConsoleUser,
+                id: Some(user.id.to_string()),
+                name: Some(user.name.clone()),
+            },
+            None => AuditActor {
                 kind: crate::domain::ActorKind::Technician,
                 id: Some(self.technician.psa_member_id.clone()),
                 name: Some(self.technician.display_name.clone()),
             },
+        };
+        Requester {
+            actor,
             technician_id: Some(self.technician.id),
         }
     }
@@ -460,6 +470,7 @@ impl PodService {
                 if technician.blocked_at.is_some() {
                     return Err(PodError::Core(CoreError::TechnicianBlocked));
                 }
+                self.console_user_may_act(&claims).await?;
                 Ok(PodSession {
                     claims,
                     connection,
@@ -563,6 +574,99 @@ impl PodService {
             technician.id,
             &vouched.ticket_id,
         ))
+    }
+
+    /// A pod a console user opened acts only while that user may sign in: disabled,
+    /// removed or moved to another MSP, their pod stops at its next call.
+    async fn console_user_may_act(&self, claims: &PodClaims) -> Result<(), PodError> {
+        let Some(actor) = &claims.console_user else {
+            return Ok(());
+        };
+        match self.store.get_console_user(actor.id).await {
+            Ok(Some(user)) if user.msp_id == claims.msp && user.disabled_at.is_none() => Ok(()),
+            Ok(_) => Err(PodError::SessionRevoked),
+            Err(err) => {
+                tracing::error!(error = %err, "console user lookup failed");
+                Err(PodError::SessionUnavailable)
+            }
+        }
+    }
+
+    /// Issues a pod token for a console user who opened ticket `ticket` of PSA connection
+    /// `connection_id` from the MSP console: the same session a PSA load gets, on the console
+    /// user's behalf. The connection must be the user's MSP's, and the ticket is read through
+    /// the PSA's adapter (as the pod reads it), so a ticket the PSA does not know is refused
+    /// here and the notes go to the ticket named. The console user acts through a technician
+    /// record of their own on that connection (member `console:{id}`), so blocking it works
+    /// as for any technician; the audit names the console user.
+    #[tracing::instrument(skip(self, user), fields(user_id = %user.id))]
+    pub async fn open_console_session(
+        &self,
+        user: &ConsoleAccount,
+        connection_id: Uuid,
+        ticket: &str,
+    ) -> Result<(String, Arc<PsaConnection>), PodError> {
+        let ticket = ticket.trim().trim_start_matches('#');
+        if ticket.is_empty() {
+            return Err(CoreError::InvalidInput {
+                field: "ticket",
+                problem: "enter the ticket number, as the PSA shows it".into(),
+            }
+            .into());
+        }
+        if ticket.len() > 32
+            || !ticket
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-')
+        {
+            return Err(CoreError::InvalidInput {
+                field: "ticket",
+                problem: "a ticket number has only letters, digits and dashes (e.g. 2001)".into(),
+            }
+            .into());
+        }
+        let connection = match self.connection(connection_id).await? {
+            Some(connection) if connection.msp_id == user.msp_id => connection,
+            _ => return Err(PodError::UnknownConnection),
+        };
+        self.psa.ticket(&connection, ticket).await?;
+        let name = if user.name.trim().is_empty() {
+            user.email.clone()
+        } else {
+            user.name.clone()
+        };
+        let sighting = TechnicianSighting {
+            msp_id: connection.msp_id,
+            psa_connection_id: connection.id,
+            psa_member_id: format!("console:{}", user.id),
+            display_name: name.clone(),
+            email: Some(user.email.clone()),
+        };
+        let technician = self
+            .technicians
+            .try_get_with(
+                (connection.id, sighting.psa_member_id.clone()),
+                self.store.record_technician(sighting),
+            )
+            .await
+            .map_err(|err| {
+                tracing::error!(error = %err, "recording a console technician failed");
+                PodError::Core(CoreError::Store(err.to_string()))
+            })?;
+        if let Some(current) = self.technician(technician.id).await?
+            && current.blocked_at.is_some()
+        {
+            return Err(PodError::Core(CoreError::TechnicianBlocked));
+        }
+        let token = pod_token::issue_for_console_user(
+            &self.keyring,
+            connection.msp_id,
+            connection.id,
+            technician.id,
+            ticket,
+            pod_token::ConsoleActor { id: user.id, name },
+        );
+        Ok((token, connection))
     }
 
     async fn resolve(

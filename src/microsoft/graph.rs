@@ -404,6 +404,30 @@ impl GraphClient {
         self.list(creds, call).await
     }
 
+    /// Up to `top` users whose display name, UPN or mail matches `text` (Graph's `$search`,
+    /// an advanced query: a word of the property starting with the text).
+    pub async fn search_users(
+        &self,
+        creds: &ClientCredentials,
+        text: &str,
+        top: u32,
+    ) -> Result<Vec<GraphUser>, MicrosoftError> {
+        // Inside a `$search` clause a double quote or backslash would end or escape it.
+        let term: String = text.chars().filter(|c| *c != '"' && *c != '\\').collect();
+        let search = ["displayName", "userPrincipalName", "mail"]
+            .iter()
+            .map(|property| format!("\"{property}:{term}\""))
+            .collect::<Vec<_>>()
+            .join(" OR ");
+        let mut call = Call::get("v1.0/users".into(), "User.Read.All")
+            .query("$search", search)
+            .query("$count", "true".to_owned())
+            .query("$top", top.to_string())
+            .query("$select", USER_FIELDS);
+        call.advanced_query = true;
+        self.list(creds, call).await
+    }
+
     /// A harmless read that proves a token and User.Read.All work.
     pub async fn probe_users(&self, creds: &ClientCredentials) -> Result<(), MicrosoftError> {
         let call = Call::get("v1.0/users".into(), "User.Read.All")

@@ -28,6 +28,19 @@ pub struct PodClaims {
     pub ticket: String,
     /// Expiry, Unix seconds.
     pub exp: i64,
+    /// Set when the pod was opened from the MSP console (its Tickets page) by a signed-in
+    /// console user: the audit names them, and each pod call checks they may still sign in.
+    /// `technician` is then the technician record that console user acts through on this
+    /// connection. Absent from the tokens the PSAs' loads get.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub console_user: Option<ConsoleActor>,
+}
+
+/// The console user a console-opened pod acts for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsoleActor {
+    pub id: Uuid,
+    pub name: String,
 }
 
 pub fn issue(
@@ -37,14 +50,43 @@ pub fn issue(
     technician: Uuid,
     ticket: &str,
 ) -> String {
-    let claims = PodClaims {
-        msp,
-        connection,
-        technician,
-        ticket: ticket.to_owned(),
-        exp: Utc::now().timestamp() + LIFETIME_SECONDS,
-    };
-    let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).expect("claims serialise"));
+    sign(
+        keyring,
+        &PodClaims {
+            msp,
+            connection,
+            technician,
+            ticket: ticket.to_owned(),
+            exp: Utc::now().timestamp() + LIFETIME_SECONDS,
+            console_user: None,
+        },
+    )
+}
+
+/// A token for a pod a console user opened from the MSP console, in their own name.
+pub fn issue_for_console_user(
+    keyring: &Keyring,
+    msp: Uuid,
+    connection: Uuid,
+    technician: Uuid,
+    ticket: &str,
+    console_user: ConsoleActor,
+) -> String {
+    sign(
+        keyring,
+        &PodClaims {
+            msp,
+            connection,
+            technician,
+            ticket: ticket.to_owned(),
+            exp: Utc::now().timestamp() + LIFETIME_SECONDS,
+            console_user: Some(console_user),
+        },
+    )
+}
+
+fn sign(keyring: &Keyring, claims: &PodClaims) -> String {
+    let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims).expect("claims serialise"));
     let mac = keyring.mac_hex(MacPurpose::PodToken, &payload);
     format!("{payload}.{mac}")
 }

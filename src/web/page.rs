@@ -49,6 +49,7 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
     for (name, source) in [
         ("base.html", include_str!("templates/base.html")),
         ("pod.html", include_str!("../../pods/pod.html")),
+        ("pod_panel.html", include_str!("../../pods/pod_panel.html")),
         (
             "pod_refused.html",
             include_str!("templates/pod_refused.html"),
@@ -106,6 +107,22 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         (
             "console/users.html",
             include_str!("templates/console/users.html"),
+        ),
+        (
+            "console/tickets.html",
+            include_str!("templates/console/tickets.html"),
+        ),
+        (
+            "console/contacts.html",
+            include_str!("templates/console/contacts.html"),
+        ),
+        (
+            "console/contacts_user.html",
+            include_str!("templates/console/contacts_user.html"),
+        ),
+        (
+            "console/shares.html",
+            include_str!("templates/console/shares.html"),
         ),
         // The admins' set-up pages (Security Integrations, PSA Connections, Companies).
         (

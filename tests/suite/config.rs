@@ -258,6 +258,7 @@ fn every_cache_has_its_defaults_and_the_same_ceiling() {
         ("psa_companies", 1_000, 60),
         ("psa_company_contacts", 10_000, 300),
         ("tenant_domains", 10_000, 3600),
+        ("contact_searches", 1_000, 60),
     ];
     let named = defaults.named();
     assert_eq!(named.len(), expected.len());

@@ -17,6 +17,7 @@ mod config;
 mod console_auth;
 mod console_setup;
 mod console_pages;
+mod console_work;
 mod enduser;
 mod errors;
 mod holds;

@@ -514,6 +514,23 @@ fn list_users(caller: &Caller, tenant: &Tenant, incoming: &Incoming, version: &s
             ));
         }
     }
+    // `$search="displayName:dan" OR "mail:dan"`: an advanced query too; a term matches a
+    // property that, or one of whose words, starts with it (case-insensitive), as Graph
+    // tokenises.
+    let search = match incoming.query_param("$search") {
+        Some(text) => {
+            let eventual = incoming
+                .header("ConsistencyLevel")
+                .is_some_and(|v| v.eq_ignore_ascii_case("eventual"));
+            if !eventual {
+                return Err(GraphError::bad_request(
+                    "Request with $search query parameter only works through MSGraph with a special request header: 'ConsistencyLevel: eventual'",
+                ));
+            }
+            Some(search_terms(text).map_err(GraphError::bad_request)?)
+        }
+        None => None,
+    };
     let top = match incoming.query_param("$top") {
         None => 100,
         Some(text) => match text.parse::<usize>() {
@@ -529,6 +546,19 @@ fn list_users(caller: &Caller, tenant: &Tenant, incoming: &Incoming, version: &s
     let matching: Vec<&User> = tenant
         .users
         .iter()
+        .filter(|user| {
+            search.as_ref().is_none_or(|terms| {
+                terms.iter().any(|(property, term)| {
+                    scalar_property(user, property).is_some_and(|value| {
+                        let value = value.to_lowercase();
+                        value.starts_with(term.as_str())
+                            || value
+                                .split(|c: char| !c.is_alphanumeric())
+                                .any(|word| word.starts_with(term.as_str()))
+                    })
+                })
+            })
+        })
         .filter(|user| {
             filter.as_ref().is_none_or(|f| {
                 f.matches(
@@ -564,6 +594,23 @@ fn list_users(caller: &Caller, tenant: &Tenant, incoming: &Incoming, version: &s
     }
     body.insert("value".into(), Value::Array(value));
     Ok(Reply::Json(StatusCode::OK, Value::Object(body)))
+}
+
+/// The `"property:term"` clauses of a `$search` joined by `OR`, terms lower-cased.
+fn search_terms(text: &str) -> Result<Vec<(String, String)>, String> {
+    text.split(" OR ")
+        .map(|clause| {
+            let inner = clause
+                .trim()
+                .strip_prefix('"')
+                .and_then(|c| c.strip_suffix('"'))
+                .ok_or_else(|| format!("Syntax error: '{clause}' is not a quoted clause"))?;
+            let (property, term) = inner
+                .split_once(':')
+                .ok_or_else(|| format!("Syntax error: '{clause}' names no property"))?;
+            Ok((property.to_owned(), term.trim().to_lowercase()))
+        })
+        .collect()
 }
 
 fn entity_set(name: &str, select: Option<&str>) -> String {

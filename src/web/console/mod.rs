@@ -13,17 +13,24 @@
 //!
 //! Every console page is served with a strict CSP (`default-src 'none'`, styles from this
 //! origin only, no script, `frame-ancestors 'none'`: the console is never framed, unlike
-//! the pod), `no-store`, and no inline CSS or script.
+//! the pod), `no-store`, and no inline CSS or script. The one exception is a page carrying
+//! the pod's verify and reset panel ([`tickets`]): it may load the pod's modules from this
+//! origin and call the pod API on it ([`respond_with_panel`]).
+//! - [`tickets`], [`contacts`], [`shares`]: the technician's pages (Tickets with the pod's
+//!   panel, the Contacts search and a user's history, Secure Data Sharing).
 
 pub mod companies;
 pub mod account;
 pub mod audit;
+pub mod contacts;
 pub mod home;
 pub mod integrations;
 pub mod psa_connections;
 pub mod session;
 pub mod settings;
+pub mod shares;
 pub mod sign_in;
+pub mod tickets;
 pub mod users;
 
 use minijinja::Value;
@@ -72,6 +79,17 @@ pub fn routes() -> Mounted {
         .at("/users", get(endpoint(users::users_page)))
         .at("/users/invite", post(endpoint(users::invite)))
         .at("/users/:id/:action", post(endpoint(users::act)))
+        .at("/tickets", get(endpoint(tickets::tickets_page)))
+        .at("/contacts", get(endpoint(contacts::contacts_page)))
+        .at(
+            "/contacts/:tenant/:object_id",
+            get(endpoint(contacts::contact_page)),
+        )
+        .at(
+            "/shares",
+            both(endpoint(shares::shares_page), endpoint(shares::send)),
+        )
+        .at("/shares/:id/revoke", post(endpoint(shares::revoke)))
         .at(
             "/integrations",
             get(endpoint(integrations::integrations_page)),
@@ -170,9 +188,9 @@ const SECTIONS: &[(&str, Option<&str>, bool)] = &[
     ("Security Integrations", Some("/console/integrations"), true),
     ("PSA Connections", Some("/console/psa-connections"), true),
     ("Companies", Some("/console/companies"), true),
-    ("Contacts", None, false),
-    ("Tickets", None, false),
-    ("Secure Data Sharing", None, false),
+    ("Contacts", Some("/console/contacts"), false),
+    ("Tickets", Some("/console/tickets"), false),
+    ("Secure Data Sharing", Some("/console/shares"), false),
     ("Audit", Some("/console/audit"), false),
     ("Settings", Some("/console/settings"), true),
     ("Users and API keys", Some("/console/users"), true),
@@ -205,6 +223,11 @@ pub fn navigation(is_admin: bool, current: &str) -> Vec<NavItem> {
 
 /// The headers of every console page: no caching, never framed, strict CSP.
 fn headers(brand: &Brand) -> Vec<(header::HeaderName, String)> {
+    headers_with(brand, "")
+}
+
+/// The console's headers, with `extra` directives added to its CSP.
+fn headers_with(brand: &Brand, extra: &str) -> Vec<(header::HeaderName, String)> {
     vec![
         (header::CACHE_CONTROL, "no-store".to_owned()),
         // Not `no-referrer`: under it browsers send `Origin: null` with a form post, and the
@@ -218,7 +241,7 @@ fn headers(brand: &Brand) -> Vec<(header::HeaderName, String)> {
         (
             header::CONTENT_SECURITY_POLICY,
             format!(
-                "default-src 'none'; style-src 'self'; img-src {}; form-action 'self'; \
+                "default-src 'none'; {extra}style-src 'self'; img-src {}; form-action 'self'; \
                  frame-ancestors 'none'; base-uri 'none'",
                 brand.img_src()
             ),
@@ -229,6 +252,23 @@ fn headers(brand: &Brand) -> Vec<(header::HeaderName, String)> {
 /// A console page with the console's headers.
 pub fn respond(status: StatusCode, template: &str, values: Value, brand: &Brand) -> Response {
     page::respond(status, template, values, &headers(brand))
+}
+
+/// A console page that carries the pod's verify and reset panel (Tickets, Contacts): the
+/// console's headers, and the pod's modules from this origin (`script-src 'self'`), which
+/// call the pod API on this origin (`connect-src 'self'`). No other console page runs script.
+pub fn respond_with_panel(
+    status: StatusCode,
+    template: &str,
+    values: Value,
+    brand: &Brand,
+) -> Response {
+    page::respond(
+        status,
+        template,
+        values,
+        &headers_with(brand, "script-src 'self'; connect-src 'self'; "),
+    )
 }
 
 /// A page that only says something (refused, not found, failed), with a way on.
