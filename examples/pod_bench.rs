@@ -6,8 +6,8 @@
 //! cargo run --release --example pod_bench
 //! ```
 //!
-//! Goals (issue "PSA pods"): pod render throughput at least 40% of the bare endpoint's, and
-//! p99 under 20 ms. It prints numbers; it does not fail a build.
+//! Goals: pod render throughput at least 47% of the bare endpoint's (issue 8; 60% in issue
+//! 12), and p99 under 20 ms. It prints numbers; it does not fail a build.
 
 use std::time::{Duration, Instant};
 
@@ -129,8 +129,8 @@ async fn main() -> anyhow::Result<()> {
     println!("PSA calls during the pod render run: {psa_calls}");
     let ratio = pod_result.rps / bare_result.rps * 100.0;
     println!(
-        "\npod render at {ratio:.0}% of the bare endpoint's throughput (goal >= 40%): {}",
-        if ratio >= 40.0 { "meets" } else { "MISSES" }
+        "\npod render at {ratio:.0}% of the bare endpoint's throughput (goal >= 47%): {}",
+        if ratio >= 47.0 { "meets" } else { "MISSES" }
     );
     println!(
         "pod render p99 {:.2} ms (goal < 20 ms): {}",

@@ -653,7 +653,9 @@ impl PodService {
                 tracing::error!(error = %err, "recording a console technician failed");
                 PodError::Core(CoreError::Store(err.to_string()))
             })?;
-        if let Some(current) = self.technician(technician.id).await?
+        if let Some(current) = self
+            .technician(technician.id, self.store.changes().epoch())
+            .await?
             && current.blocked_at.is_some()
         {
             return Err(PodError::Core(CoreError::TechnicianBlocked));

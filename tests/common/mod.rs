@@ -13,6 +13,7 @@ use vouch::config::Config;
 use vouch::store::Store;
 use vouch::store::crypto::{Keyring, MasterKey};
 
+pub mod console;
 pub mod world;
 
 pub const POSTGRES_ENV: &str = "VOUCH_TEST_DATABASE_URL";

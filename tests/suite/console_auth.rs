@@ -14,6 +14,7 @@ use vouch::store::entities::{console_session, console_user};
 use vouch::store::msp::{MspAccount, NewMspAccount};
 
 use crate::backends::{on_every_backend, raw_database_contents};
+use crate::common::console::{Agent, Page, csrf_of, system};
 use crate::common::world::World;
 use crate::common::{TestApp, TestDb, free_port};
 
@@ -36,116 +37,8 @@ async fn world_with(db: &TestDb, adjust: impl FnOnce(&mut vouch::config::Config)
     .await
 }
 
-fn system() -> AuditActor {
-    AuditActor {
-        kind: ActorKind::System,
-        id: None,
-        name: Some("tests".into()),
-    }
-}
-
-/// A person with a browser of their own: a cookie jar of one cookie, no redirects followed,
-/// and the Origin a browser sends with the console's forms.
-struct Agent {
-    client: reqwest::Client,
-    base: String,
-    origin: String,
-    cookie: Option<String>,
-}
-
-struct Page {
-    status: u16,
-    location: Option<String>,
-    set_cookie: Vec<String>,
-    headers: reqwest::header::HeaderMap,
-    body: String,
-}
-
-impl Agent {
-    fn new(app: &TestApp) -> Agent {
-        Agent::at(app, app.ctx.config.http.public_url.as_str())
-    }
-
-    /// An agent of `app`, sending the Origin of `public_url`.
-    fn at(app: &TestApp, public_url: &str) -> Agent {
-        Agent {
-            client: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap(),
-            base: app.base_url.clone(),
-            origin: public_url.trim_end_matches('/').to_owned(),
-            cookie: None,
-        }
-    }
-
-    fn with_cookie(&self, app: &TestApp) -> Agent {
-        let mut other = Agent::at(app, &self.origin);
-        other.cookie = self.cookie.clone();
-        other
-    }
-
-    async fn get(&mut self, path: &str) -> Page {
-        let mut request = self.client.get(format!("{}{path}", self.base));
-        if let Some(cookie) = &self.cookie {
-            request = request.header("cookie", format!("vouch_console={cookie}"));
-        }
-        self.read(request.send().await.unwrap()).await
-    }
-
-    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
-        let origin = self.origin.clone();
-        self.post_from(path, form, Some(&origin)).await
-    }
-
-    async fn post_from(&mut self, path: &str, form: &[(&str, &str)], origin: Option<&str>) -> Page {
-        let mut request = self.client.post(format!("{}{path}", self.base)).form(form);
-        if let Some(origin) = origin {
-            request = request.header("origin", origin);
-        }
-        if let Some(cookie) = &self.cookie {
-            request = request.header("cookie", format!("vouch_console={cookie}"));
-        }
-        self.read(request.send().await.unwrap()).await
-    }
-
-    async fn read(&mut self, response: reqwest::Response) -> Page {
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let set_cookie: Vec<String> = headers
-            .get_all("set-cookie")
-            .iter()
-            .map(|v| v.to_str().unwrap().to_owned())
-            .collect();
-        for cookie in &set_cookie {
-            let value = cookie
-                .split(';')
-                .next()
-                .unwrap()
-                .strip_prefix("vouch_console=")
-                .unwrap();
-            self.cookie = (!value.is_empty()).then(|| value.to_owned());
-        }
-        Page {
-            status,
-            location: headers
-                .get("location")
-                .map(|v| v.to_str().unwrap().to_owned()),
-            set_cookie,
-            headers,
-            body: response.text().await.unwrap(),
-        }
-    }
-}
-
 fn as_refs(form: &[(String, String)]) -> Vec<(&str, &str)> {
     form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
-}
-
-/// The value of the first `name="csrf"` field of a page.
-fn csrf_of(html: &str) -> String {
-    let at = html.find("name=\"csrf\" value=\"").expect("a CSRF field") + 19;
-    html[at..at + html[at..].find('"').unwrap()].to_owned()
 }
 
 /// The TOTP secret the enrolment page shows as text.

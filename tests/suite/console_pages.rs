@@ -15,6 +15,7 @@ use vouch::store::psa_connections::TechnicianSighting;
 use vouch::store::verifications::NewVerification;
 
 use crate::backends::on_every_backend;
+use crate::common::console::{Agent, Page, csrf_of};
 use crate::common::world::World;
 use crate::common::{TestApp, TestDb, free_port};
 
@@ -55,107 +56,6 @@ async fn seed(app: &TestApp, msp_id: Uuid, who: (&str, &str, &str), role: Consol
         .await
         .unwrap()
         .id
-}
-
-/// A browser of one cookie that follows no redirect and sends the console's Origin.
-#[derive(Clone)]
-pub(crate) struct Agent {
-    client: reqwest::Client,
-    base: String,
-    origin: String,
-    cookie: Option<String>,
-}
-
-pub(crate) struct Page {
-    pub status: u16,
-    pub location: Option<String>,
-    pub headers: reqwest::header::HeaderMap,
-    pub body: String,
-}
-
-impl Agent {
-    pub(crate) fn new(app: &TestApp) -> Agent {
-        Agent {
-            client: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap(),
-            base: app.base_url.clone(),
-            origin: app
-                .ctx
-                .config
-                .http
-                .public_url
-                .as_str()
-                .trim_end_matches('/')
-                .to_owned(),
-            cookie: None,
-        }
-    }
-
-    /// Signed in as `email` (a user without a second factor).
-    pub(crate) async fn signed_in(app: &TestApp, email: &str, password: &str) -> Agent {
-        let mut agent = Agent::new(app);
-        let page = agent
-            .post(
-                "/console/sign-in",
-                &[("email", email), ("password", password)],
-            )
-            .await;
-        assert_eq!(page.status, 303, "{}", page.body);
-        assert_eq!(page.location.as_deref(), Some("/console"));
-        agent
-    }
-
-    pub(crate) async fn get(&mut self, path: &str) -> Page {
-        let mut request = self.client.get(format!("{}{path}", self.base));
-        if let Some(cookie) = &self.cookie {
-            request = request.header("cookie", format!("vouch_console={cookie}"));
-        }
-        self.read(request.send().await.unwrap()).await
-    }
-
-    pub(crate) async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
-        let mut request = self
-            .client
-            .post(format!("{}{path}", self.base))
-            .form(form)
-            .header("origin", &self.origin);
-        if let Some(cookie) = &self.cookie {
-            request = request.header("cookie", format!("vouch_console={cookie}"));
-        }
-        self.read(request.send().await.unwrap()).await
-    }
-
-    async fn read(&mut self, response: reqwest::Response) -> Page {
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        for cookie in headers.get_all("set-cookie") {
-            let cookie = cookie.to_str().unwrap();
-            if let Some(value) = cookie
-                .split(';')
-                .next()
-                .and_then(|v| v.strip_prefix("vouch_console="))
-            {
-                self.cookie = (!value.is_empty()).then(|| value.to_owned());
-            }
-        }
-        Page {
-            status,
-            location: headers
-                .get("location")
-                .map(|v| v.to_str().unwrap().to_owned()),
-            headers,
-            // minijinja escapes `/` in HTML; the assertions read addresses as written.
-            body: response.text().await.unwrap().replace("&#x2f;", "/"),
-        }
-    }
-}
-
-/// The value of the first `name="csrf"` field of a page.
-pub(crate) fn csrf_of(html: &str) -> String {
-    let at = html.find("name=\"csrf\" value=\"").expect("a CSRF field") + 19;
-    html[at..at + html[at..].find('"').unwrap()].to_owned()
 }
 
 /// How many rows the audit table of a page has.
@@ -273,14 +173,14 @@ async fn the_audit_filters_pages_exports_and_links_each_ticket_in_its_psa() {
         }
 
         // Signed out: to sign-in.
-        let mut nobody = Agent::new(app);
+        let mut nobody = Agent::new(app).reading_addresses();
         for path in ["/console/audit", "/console/audit.csv"] {
             let page = nobody.get(path).await;
             assert_eq!(page.status, 303, "{path}");
             assert_eq!(page.location.as_deref(), Some("/console/sign-in"));
         }
 
-        let mut admin = Agent::signed_in(app, ADMIN.0, ADMIN.2).await;
+        let mut admin = Agent::signed_in(app, ADMIN.0, ADMIN.2).await.reading_addresses();
         let first = admin.get("/console/audit").await;
         assert_eq!(first.status, 200, "{}", first.body);
         assert!(first.body.contains("<label for=\"person\">Technician</label>"));
@@ -406,7 +306,7 @@ async fn the_audit_filters_pages_exports_and_links_each_ticket_in_its_psa() {
         assert!(cell("ticket_url").contains("service_recid=1001"));
 
         // A technician reads the audit too.
-        let mut tech = Agent::signed_in(app, TECH.0, TECH.2).await;
+        let mut tech = Agent::signed_in(app, TECH.0, TECH.2).await.reading_addresses();
         let theirs = tech.get("/console/audit?action=verification.push.start").await;
         assert_eq!(theirs.status, 200);
         assert_eq!(audit_rows(&theirs.body), 1);
@@ -423,7 +323,7 @@ async fn the_audit_filters_pages_exports_and_links_each_ticket_in_its_psa() {
             .await
             .unwrap();
         seed(app, other.id, ("root@contoso-msp.example", "Root", ADMIN.2), ConsoleRole::Admin).await;
-        let mut stranger = Agent::signed_in(app, "root@contoso-msp.example", ADMIN.2).await;
+        let mut stranger = Agent::signed_in(app, "root@contoso-msp.example", ADMIN.2).await.reading_addresses();
         for path in [
             "/console/audit?action=verification.push.start".to_owned(),
             format!("/console/audit?person=user:{jordan}"),
@@ -453,7 +353,9 @@ async fn the_home_shows_what_needs_attention_todays_counts_and_fraud_reports() {
             id: None,
             name: None,
         };
-        let mut admin = Agent::signed_in(app, ADMIN.0, ADMIN.2).await;
+        let mut admin = Agent::signed_in(app, ADMIN.0, ADMIN.2)
+            .await
+            .reading_addresses();
         let calm = admin.get("/console").await;
         assert_eq!(calm.status, 200, "{}", calm.body);
         assert!(calm.body.contains("id=\"all-well\""), "{}", calm.body);
@@ -538,7 +440,9 @@ async fn the_home_shows_what_needs_attention_todays_counts_and_fraud_reports() {
         );
 
         // A technician sees the same facts, without the admins' links.
-        let mut tech = Agent::signed_in(app, TECH.0, TECH.2).await;
+        let mut tech = Agent::signed_in(app, TECH.0, TECH.2)
+            .await
+            .reading_addresses();
         let theirs = tech.get("/console").await;
         assert!(theirs.body.contains("expires in 10 day(s)"));
         assert!(!theirs.body.contains("<a href=\"/console/integrations\">"));
@@ -615,9 +519,11 @@ async fn every_admin_route_refuses_a_technician_and_sends_the_signed_out_to_sign
         assert!(!vouch::web::console::admin_only("/console/audit"));
         assert!(!vouch::web::console::admin_only("/console"));
 
-        let mut tech = Agent::signed_in(app, TECH.0, TECH.2).await;
+        let mut tech = Agent::signed_in(app, TECH.0, TECH.2)
+            .await
+            .reading_addresses();
         let csrf = csrf_of(&tech.get("/console").await.body);
-        let mut nobody = Agent::new(app);
+        let mut nobody = Agent::new(app).reading_addresses();
         let before = state_of(app, world.msp.id).await;
         for (template, methods) in &table {
             // Every parameter an existing id (the admin's), so a refusal is not a 404.
@@ -703,7 +609,9 @@ async fn settings_preview_the_texts_and_share_page_save_and_refuse_next_to_the_f
         let world = world(db).await;
         let app = &world.app;
         seed(app, world.msp.id, ADMIN, ConsoleRole::Admin).await;
-        let mut admin = Agent::signed_in(app, ADMIN.0, ADMIN.2).await;
+        let mut admin = Agent::signed_in(app, ADMIN.0, ADMIN.2)
+            .await
+            .reading_addresses();
         let page = admin.get("/console/settings").await;
         assert_eq!(page.status, 200, "{}", page.body);
         assert!(
@@ -829,7 +737,9 @@ async fn admins_manage_api_keys_roles_and_technician_links_and_everyone_their_pa
         let app = &world.app;
         let avery = seed(app, world.msp.id, ADMIN, ConsoleRole::Admin).await;
         let jordan = seed(app, world.msp.id, TECH, ConsoleRole::Technician).await;
-        let mut admin = Agent::signed_in(app, ADMIN.0, ADMIN.2).await;
+        let mut admin = Agent::signed_in(app, ADMIN.0, ADMIN.2)
+            .await
+            .reading_addresses();
         let page = admin.get("/console/users").await;
         assert_eq!(page.status, 200, "{}", page.body);
         let csrf = csrf_of(&page.body);
@@ -959,8 +869,12 @@ async fn admins_manage_api_keys_roles_and_technician_links_and_everyone_their_pa
 
         // Jordan changes their own password: the current one first, the rules of set-up,
         // their other session ends.
-        let mut tech = Agent::signed_in(app, TECH.0, TECH.2).await;
-        let mut elsewhere = Agent::signed_in(app, TECH.0, TECH.2).await;
+        let mut tech = Agent::signed_in(app, TECH.0, TECH.2)
+            .await
+            .reading_addresses();
+        let mut elsewhere = Agent::signed_in(app, TECH.0, TECH.2)
+            .await
+            .reading_addresses();
         let account = tech.get("/console/account").await;
         assert_eq!(account.status, 200, "{}", account.body);
         let csrf = csrf_of(&account.body);
@@ -1017,7 +931,9 @@ async fn admins_manage_api_keys_roles_and_technician_links_and_everyone_their_pa
             303,
             "the other one ended"
         );
-        Agent::signed_in(app, TECH.0, new_password).await;
+        Agent::signed_in(app, TECH.0, new_password)
+            .await
+            .reading_addresses();
         world.app.stop().await;
     })
     .await;

@@ -17,6 +17,7 @@ use vouch::store::audit::{AuditActor, AuditQuery};
 use vouch::store::msp::{MspAccount, NewMspAccount};
 
 use crate::backends::on_every_backend;
+use crate::common::console::{Agent, Page, csrf_of, system};
 use crate::common::world::World;
 use crate::common::{TestApp, TestDb, free_port};
 
@@ -46,98 +47,6 @@ async fn world(db: &TestDb) -> (World, MspAccount) {
         .await
         .unwrap();
     (world, woodgrove)
-}
-
-fn system() -> AuditActor {
-    AuditActor {
-        kind: ActorKind::System,
-        id: None,
-        name: Some("tests".into()),
-    }
-}
-
-/// A browser of one cookie that follows no redirect and sends the console's Origin.
-struct Agent {
-    client: reqwest::Client,
-    base: String,
-    origin: String,
-    cookie: Option<String>,
-}
-
-struct Page {
-    status: u16,
-    location: Option<String>,
-    body: String,
-}
-
-impl Agent {
-    fn new(app: &TestApp) -> Agent {
-        Agent {
-            client: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap(),
-            base: app.base_url.clone(),
-            origin: app
-                .ctx
-                .config
-                .http
-                .public_url
-                .as_str()
-                .trim_end_matches('/')
-                .to_owned(),
-            cookie: None,
-        }
-    }
-
-    async fn get(&mut self, path: &str) -> Page {
-        let mut request = self.client.get(format!("{}{path}", self.base));
-        if let Some(cookie) = &self.cookie {
-            request = request.header("cookie", format!("vouch_console={cookie}"));
-        }
-        self.read(request.send().await.unwrap()).await
-    }
-
-    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
-        let origin = self.origin.clone();
-        self.post_from(path, form, Some(&origin)).await
-    }
-
-    async fn post_from(&mut self, path: &str, form: &[(&str, &str)], origin: Option<&str>) -> Page {
-        let mut request = self.client.post(format!("{}{path}", self.base)).form(form);
-        if let Some(origin) = origin {
-            request = request.header("origin", origin);
-        }
-        if let Some(cookie) = &self.cookie {
-            request = request.header("cookie", format!("vouch_console={cookie}"));
-        }
-        self.read(request.send().await.unwrap()).await
-    }
-
-    async fn read(&mut self, response: reqwest::Response) -> Page {
-        let status = response.status().as_u16();
-        for cookie in response.headers().get_all("set-cookie") {
-            let value = cookie.to_str().unwrap().split(';').next().unwrap();
-            if let Some(token) = value.strip_prefix("vouch_console=") {
-                self.cookie = (!token.is_empty()).then(|| token.to_owned());
-            }
-        }
-        let location = response
-            .headers()
-            .get("location")
-            .map(|v| v.to_str().unwrap().to_owned());
-        Page {
-            status,
-            location,
-            body: response.text().await.unwrap(),
-        }
-    }
-}
-
-/// The value of the first `name="csrf"` field of a page.
-fn csrf_of(html: &str) -> String {
-    let at = html.find("name=\"csrf\" value=\"").expect("a CSRF field") + 19;
-    html[at..at + html[at..].find('"').unwrap()].to_owned()
 }
 
 /// The `value` of the input whose id is `id`.

@@ -15,6 +15,7 @@ use vouch::store::audit::{AuditActor, AuditQuery};
 use vouch::store::msp::{MspAccount, NewMspAccount};
 
 use crate::backends::on_every_backend;
+use crate::common::console::{Agent, Page, csrf_of, system};
 use crate::common::world::{World, json_of};
 use crate::common::{TestApp, TestDb, eventually, free_port};
 
@@ -28,89 +29,6 @@ async fn world(db: &TestDb) -> World {
         c.http.public_url = format!("http://127.0.0.1:{port}/").parse().unwrap();
     })
     .await
-}
-
-fn system() -> AuditActor {
-    AuditActor {
-        kind: ActorKind::System,
-        id: None,
-        name: Some("tests".into()),
-    }
-}
-
-/// A browser of one cookie that follows no redirect and sends the console's Origin.
-struct Agent {
-    client: reqwest::Client,
-    base: String,
-    origin: String,
-    cookie: Option<String>,
-}
-
-struct Page {
-    status: u16,
-    location: Option<String>,
-    headers: reqwest::header::HeaderMap,
-    body: String,
-}
-
-impl Agent {
-    fn new(app: &TestApp) -> Agent {
-        Agent {
-            client: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap(),
-            base: app.base_url.clone(),
-            origin: app
-                .ctx
-                .config
-                .http
-                .public_url
-                .as_str()
-                .trim_end_matches('/')
-                .to_owned(),
-            cookie: None,
-        }
-    }
-
-    async fn get(&mut self, path: &str) -> Page {
-        let mut request = self.client.get(format!("{}{path}", self.base));
-        if let Some(cookie) = &self.cookie {
-            request = request.header("cookie", format!("vouch_console={cookie}"));
-        }
-        self.read(request.send().await.unwrap()).await
-    }
-
-    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
-        let mut request = self
-            .client
-            .post(format!("{}{path}", self.base))
-            .form(form)
-            .header("origin", &self.origin);
-        if let Some(cookie) = &self.cookie {
-            request = request.header("cookie", format!("vouch_console={cookie}"));
-        }
-        self.read(request.send().await.unwrap()).await
-    }
-
-    async fn read(&mut self, response: reqwest::Response) -> Page {
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        for cookie in headers.get_all("set-cookie") {
-            let value = cookie.to_str().unwrap().split(';').next().unwrap();
-            if let Some(value) = value.strip_prefix("vouch_console=") {
-                self.cookie = (!value.is_empty()).then(|| value.to_owned());
-            }
-        }
-        Page {
-            status,
-            location: headers
-                .get("location")
-                .map(|v| v.to_str().unwrap().to_owned()),
-            headers,
-            body: response.text().await.unwrap(),
-        }
-    }
 }
 
 impl Page {
@@ -877,12 +795,6 @@ async fn contacts_search_the_msps_tenants_and_show_a_users_history() {
         assert_eq!(garbage.status, 404);
     })
     .await;
-}
-
-/// The value of the first `name="csrf"` field of a page.
-fn csrf_of(html: &str) -> String {
-    let at = html.find("name=\"csrf\" value=\"").expect("a CSRF field") + 19;
-    html[at..at + html[at..].find('"').unwrap()].to_owned()
 }
 
 /// The token of the newest link texted to Dana.

@@ -19,9 +19,9 @@
 //! - [`tickets`], [`contacts`], [`shares`]: the technician's pages (Tickets with the pod's
 //!   panel, the Contacts search and a user's history, Secure Data Sharing).
 
-pub mod companies;
 pub mod account;
 pub mod audit;
+pub mod companies;
 pub mod contacts;
 pub mod home;
 pub mod integrations;
