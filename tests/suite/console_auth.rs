@@ -8,8 +8,8 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use secrecy::ExposeSecret;
 use totp_rs::{Algorithm, Secret, TOTP};
 use vouch::core::accounts::NewUserInput;
-use vouch::domain::{ActorKind, AuditCategory, ConsoleRole, MspPolicy};
-use vouch::store::audit::{AuditActor, AuditQuery};
+use vouch::domain::{AuditCategory, ConsoleRole, MspPolicy};
+use vouch::store::audit::AuditQuery;
 use vouch::store::entities::{console_session, console_user};
 use vouch::store::msp::{MspAccount, NewMspAccount};
 

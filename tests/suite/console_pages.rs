@@ -15,7 +15,7 @@ use vouch::store::psa_connections::TechnicianSighting;
 use vouch::store::verifications::NewVerification;
 
 use crate::backends::on_every_backend;
-use crate::common::console::{Agent, Page, csrf_of};
+use crate::common::console::{Agent, csrf_of};
 use crate::common::world::World;
 use crate::common::{TestApp, TestDb, free_port};
 

@@ -13,11 +13,11 @@ use vouch::domain::{ActorKind, ConsoleRole, IntegrationKind, MspPolicy};
 use vouch::sandbox::microsoft::{
     ConsentDecision, DEMO_TENANT_ID, IDENTITY_APP_CLIENT_ID, IDENTITY_APP_SECRET, NO_P1_TENANT_ID,
 };
-use vouch::store::audit::{AuditActor, AuditQuery};
+use vouch::store::audit::AuditQuery;
 use vouch::store::msp::{MspAccount, NewMspAccount};
 
 use crate::backends::on_every_backend;
-use crate::common::console::{Agent, Page, csrf_of, system};
+use crate::common::console::{Agent, csrf_of, system};
 use crate::common::world::World;
 use crate::common::{TestApp, TestDb, free_port};
 

@@ -11,7 +11,7 @@ use vouch::core::accounts::NewUserInput;
 use vouch::domain::{ActorKind, ConsoleRole, MspPolicy, PsaKind};
 use vouch::sandbox::microsoft::PushScript;
 use vouch::sandbox::psa::{self as sbx, Psa};
-use vouch::store::audit::{AuditActor, AuditQuery};
+use vouch::store::audit::AuditQuery;
 use vouch::store::msp::{MspAccount, NewMspAccount};
 
 use crate::backends::on_every_backend;
