@@ -121,7 +121,33 @@ async fn main() -> anyhow::Result<()> {
         "console page", "p50", "p99"
     );
     let by_tenant = format!("/console/audit?tenant={}", tenant.id);
+    let connection = ctx
+        .psa_connections
+        .list(msp.id)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .into_iter()
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("the sandbox PSA is connected"))?
+        .id;
+    let connection_page = format!("/console/psa-connections/{connection}");
+    let setup_page = format!("/console/psa-connections/{connection}/setup");
     for (label, path) in [
+        ("/console/integrations", "/console/integrations"),
+        (
+            "/console/integrations/identity-management",
+            "/console/integrations/identity-management",
+        ),
+        ("/console/psa-connections", "/console/psa-connections"),
+        ("/console/psa-connections/{id}", connection_page.as_str()),
+        ("/console/psa-connections/{id}/setup", setup_page.as_str()),
+        (
+            "/console/companies (the PSA's companies)",
+            "/console/companies",
+        ),
+        ("/console/contacts", "/console/contacts"),
+        ("/console/tickets", "/console/tickets"),
+        ("/console/shares", "/console/shares"),
         ("/console", "/console"),
         ("/console/audit", "/console/audit"),
         (

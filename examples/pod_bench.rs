@@ -22,8 +22,12 @@ use vouch::store::crypto::MasterKey;
 use vouch::store::{msp::NewMspAccount, tenants::NewTenant};
 
 const CONNECTIONS: usize = 64;
-const WARM_UP: Duration = Duration::from_secs(1);
-const MEASURE: Duration = Duration::from_secs(5);
+/// The endpoints take turns, `ROUNDS` times, each measured for `SLICE` after `WARM_UP`: a
+/// ratio of two endpoints then does not depend on what else the machine did during one of
+/// them.
+const ROUNDS: u32 = 6;
+const WARM_UP: Duration = Duration::from_millis(200);
+const SLICE: Duration = Duration::from_secs(1);
 
 #[handler]
 fn bare() -> &'static str {
@@ -109,14 +113,25 @@ async fn main() -> anyhow::Result<()> {
     let _ = PAGE_SIZED.set("x".repeat(page.len()));
 
     println!(
-        "{CONNECTIONS} concurrent connections, {} s warm-up, {} s measured, one process\n",
-        WARM_UP.as_secs(),
-        MEASURE.as_secs()
+        "{CONNECTIONS} concurrent connections, one process; the three endpoints take turns, \
+         {ROUNDS} rounds of {} ms measured after {} ms of warm-up each\n",
+        SLICE.as_millis(),
+        WARM_UP.as_millis()
     );
-    let bare_result = load(&client, &bare_url).await;
-    let bare_page_result = load(&client, &format!("http://{bare_addr}/bare-page")).await;
+    let page_url = format!("http://{bare_addr}/bare-page");
+    let (mut bare_result, mut pod_result, mut bare_page_result) =
+        (Samples::default(), Samples::default(), Samples::default());
     psa.clear_requests();
-    let pod_result = load(&client, &pod_url).await;
+    for _ in 0..ROUNDS {
+        bare_result.add(load(&client, &bare_url).await);
+        pod_result.add(load(&client, &pod_url).await);
+        bare_page_result.add(load(&client, &page_url).await);
+    }
+    let (bare_result, pod_result, bare_page_result) = (
+        bare_result.summary(),
+        pod_result.summary(),
+        bare_page_result.summary(),
+    );
     let psa_calls = psa.requests().len();
     print("bare poem endpoint", &bare_result);
     print("pod render (HaloPSA)", &pod_result);
@@ -158,14 +173,45 @@ fn print(name: &str, r: &LoadResult) {
     );
 }
 
-/// `CONNECTIONS` tasks, each sending requests back to back on its own keep-alive connection.
-async fn load(client: &reqwest::Client, url: &str) -> LoadResult {
+/// The latencies of one endpoint, over the slices it was measured in.
+#[derive(Default)]
+struct Samples {
+    latencies: Vec<Duration>,
+    errors: usize,
+    measured: Duration,
+}
+
+impl Samples {
+    fn add(&mut self, other: Samples) {
+        self.latencies.extend(other.latencies);
+        self.errors += other.errors;
+        self.measured += other.measured;
+    }
+
+    fn summary(mut self) -> LoadResult {
+        self.latencies.sort();
+        let all = &self.latencies;
+        let pct = |p: f64| {
+            all[((all.len() as f64 * p) as usize).min(all.len() - 1)].as_secs_f64() * 1000.0
+        };
+        LoadResult {
+            rps: all.len() as f64 / self.measured.as_secs_f64(),
+            p50_ms: pct(0.50),
+            p99_ms: pct(0.99),
+            errors: self.errors,
+        }
+    }
+}
+
+/// One slice: `CONNECTIONS` tasks, each sending requests back to back on its own keep-alive
+/// connection, for `WARM_UP` then `SLICE`.
+async fn load(client: &reqwest::Client, url: &str) -> Samples {
     // Parsed once: the load generator shares the process, and parsing a long signed URL
     // on every request would be charged to the pod.
     let url = reqwest::Url::parse(url).expect("a valid URL");
     let start = Instant::now();
     let measure_from = start + WARM_UP;
-    let end = measure_from + MEASURE;
+    let end = measure_from + SLICE;
     let tasks: Vec<_> = (0..CONNECTIONS)
         .map(|_| {
             let client = client.clone();
@@ -181,7 +227,8 @@ async fn load(client: &reqwest::Client, url: &str) -> LoadResult {
                         }
                         Err(_) => false,
                     };
-                    if sent >= measure_from {
+                    // Only requests sent and answered inside the slice count.
+                    if sent >= measure_from && Instant::now() <= end {
                         if ok {
                             latencies.push(sent.elapsed());
                         } else {
@@ -193,20 +240,14 @@ async fn load(client: &reqwest::Client, url: &str) -> LoadResult {
             })
         })
         .collect();
-    let mut all = Vec::new();
-    let mut errors = 0;
+    let mut samples = Samples {
+        measured: SLICE,
+        ..Samples::default()
+    };
     for task in tasks {
-        let (latencies, e) = task.await.expect("load task");
-        all.extend(latencies);
-        errors += e;
+        let (latencies, errors) = task.await.expect("load task");
+        samples.latencies.extend(latencies);
+        samples.errors += errors;
     }
-    all.sort();
-    let pct =
-        |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)].as_secs_f64() * 1000.0;
-    LoadResult {
-        rps: all.len() as f64 / MEASURE.as_secs_f64(),
-        p50_ms: pct(0.50),
-        p99_ms: pct(0.99),
-        errors,
-    }
+    samples
 }
