@@ -742,6 +742,12 @@ async fn admins_manage_api_keys_roles_and_technician_links_and_everyone_their_pa
             .reading_addresses();
         let page = admin.get("/console/users").await;
         assert_eq!(page.status, 200, "{}", page.body);
+        assert!(
+            page.body.contains("<title>Users · Vouch console</title>"),
+            "the title is text only: {}",
+            &page.body[..page.body.find("</title>").unwrap_or(0)]
+        );
+        assert_eq!(page.body.matches("id=\"api-keys\"").count(), 1);
         let csrf = csrf_of(&page.body);
 
         // An API key: shown once, works, listed by its prefix only, revoked at once.
