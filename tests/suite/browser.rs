@@ -21,14 +21,14 @@ use common::world::World;
 use fantoccini::{Client, ClientBuilder, Locator};
 use futures_util::FutureExt;
 use vouch::domain::MspPolicy;
-use vouch::sandbox::microsoft::{DEMO_TENANT_ID, PushScript};
+use vouch::sandbox::microsoft::{DEMO_TENANT_ID, MicrosoftSandbox, PushScript};
 use vouch::sandbox::psa as sbx;
 use vouch::sandbox::sms::SmsFault;
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const DANA_MOBILE: &str = "+12065550101";
-const WAIT: Duration = Duration::from_secs(20);
+pub(crate) const WAIT: Duration = Duration::from_secs(20);
 
 /// One browser at a time: Chromium is heavy on a 2-core machine, and parallel sessions made
 /// timings (a person answering a push) unrealistic.
@@ -229,6 +229,17 @@ async fn browser() -> Option<Browser> {
     })
 }
 
+/// Where the browser tests save their screenshots: `screenshots/` in the target directory
+/// (`CARGO_TARGET_DIR`, or `target/` beside the manifest), created if missing.
+pub(crate) fn screenshots_dir() -> std::path::PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
+    let dir = target.join("screenshots");
+    std::fs::create_dir_all(&dir).expect("create the screenshots directory");
+    dir
+}
+
 pub(crate) async fn wait_for(client: &Client, css: &str) -> fantoccini::elements::Element {
     client
         .wait()
@@ -239,7 +250,7 @@ pub(crate) async fn wait_for(client: &Client, css: &str) -> fantoccini::elements
 }
 
 /// Waits until `css` exists and `check` holds for it (polling: the pod updates itself).
-async fn wait_until(
+pub(crate) async fn wait_until(
     client: &Client,
     css: &str,
     what: &str,
@@ -271,7 +282,7 @@ async fn enter_pod(client: &Client) {
     wait_for(client, "#vouch-reset").await;
 }
 
-async fn shield_state(client: &Client, state: &'static str) {
+pub(crate) async fn shield_state(client: &Client, state: &'static str) {
     wait_until(
         client,
         "#vouch-shield",
@@ -326,7 +337,6 @@ async fn open_and_verify(world: &World, client: &Client, screen_url: &str) {
     );
 
     // Push, approved by a person on the sandbox phone (another tab).
-    let pod_window = client.window().await.unwrap();
     wait_until(
         client,
         "#vouch-method-push",
@@ -343,6 +353,15 @@ async fn open_and_verify(world: &World, client: &Client, screen_url: &str) {
         .await
         .unwrap();
     shield_state(client, "pending").await;
+    approve_on_phone(&world.microsoft, client).await;
+    enter_pod(client).await;
+    shield_state(client, "verified").await;
+}
+
+/// A person approves the pending push on the Microsoft sandbox's phone page, in a tab of its
+/// own, which is then closed: the client is back on the window it was on (at its top frame).
+pub(crate) async fn approve_on_phone(microsoft: &MicrosoftSandbox, client: &Client) {
+    let pod_window = client.window().await.unwrap();
     let phone = client.new_window(true).await.unwrap();
     client.switch_to_window(phone.handle).await.unwrap();
     let deadline = Instant::now() + WAIT;
@@ -350,10 +369,10 @@ async fn open_and_verify(world: &World, client: &Client, screen_url: &str) {
     loop {
         // The phone page reloads itself every 2 s: a click can land on a page being replaced,
         // so look at the sandbox to know whether the answer arrived.
-        if clicked && world.microsoft.pending_pushes().is_empty() {
+        if clicked && microsoft.pending_pushes().is_empty() {
             break;
         }
-        client.goto(&world.microsoft.phone_url()).await.unwrap();
+        client.goto(&microsoft.phone_url()).await.unwrap();
         if let Ok(approve) = client.find(Locator::Css("button[value=approve]")).await {
             clicked = approve.click().await.is_ok();
         }
@@ -365,8 +384,6 @@ async fn open_and_verify(world: &World, client: &Client, screen_url: &str) {
     }
     client.close_window().await.unwrap();
     client.switch_to_window(pod_window).await.unwrap();
-    enter_pod(client).await;
-    shield_state(client, "verified").await;
 }
 
 /// Resets, after confirming (the dialog names the user and the masked number). On the way it
@@ -701,7 +718,7 @@ async fn the_mismatch_shows_the_fix_and_a_denied_push_shows_denied() {
     .await;
 }
 
-async fn click(client: &Client, id: &str) {
+pub(crate) async fn click(client: &Client, id: &str) {
     client
         .find(Locator::Id(id))
         .await
@@ -711,7 +728,7 @@ async fn click(client: &Client, id: &str) {
         .unwrap();
 }
 
-async fn attribute(client: &Client, id: &str, name: &str) -> Option<String> {
+pub(crate) async fn attribute(client: &Client, id: &str, name: &str) -> Option<String> {
     client
         .find(Locator::Id(id))
         .await
@@ -721,7 +738,7 @@ async fn attribute(client: &Client, id: &str, name: &str) -> Option<String> {
         .unwrap()
 }
 
-async fn text_of(client: &Client, id: &str) -> String {
+pub(crate) async fn text_of(client: &Client, id: &str) -> String {
     client
         .find(Locator::Id(id))
         .await
@@ -731,11 +748,11 @@ async fn text_of(client: &Client, id: &str) -> String {
         .unwrap()
 }
 
-async fn enabled(client: &Client, css: &str) {
+pub(crate) async fn enabled(client: &Client, css: &str) {
     wait_until(client, css, "enabled", |_, d| d.is_none(), "disabled").await;
 }
 
-async fn shown(client: &Client, css: &str) {
+pub(crate) async fn shown(client: &Client, css: &str) {
     wait_until(client, css, "shown", |_, h| h.is_none(), "hidden").await;
 }
 
