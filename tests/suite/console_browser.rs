@@ -348,6 +348,22 @@ async fn admin_connects_both_integrations(console: &Console<'_>, msp: &MspAccoun
         Some("client_secret-error"),
         "the explanation is tied to its field"
     );
+    let gap = console
+        .client
+        .execute(
+            "const f = document.getElementById('client_secret').getBoundingClientRect();
+             const e = document.getElementById('client_secret-error').getBoundingClientRect();
+             return e.top - f.bottom;",
+            vec![],
+        )
+        .await
+        .unwrap()
+        .as_f64()
+        .unwrap();
+    assert!(
+        (0.0..=24.0).contains(&gap),
+        "the explanation sits right under its field ({gap} px below it)"
+    );
     // The other fields keep what was typed; the secret is never sent back.
     let tenant = console.client.find(Locator::Id("tenant_id")).await.unwrap();
     assert_eq!(
@@ -607,10 +623,11 @@ async fn open_ticket(
     .await;
 }
 
-/// In the pod's panel on the page (from Tickets, or any page that shows it): Reset waits for a
-/// verification; a push, approved by a person on the Microsoft sandbox's phone; then the reset,
-/// confirmed in the dialog that names `upn` and the end of their mobile, `mobile_end`.
-async fn verify_and_reset_in_panel(console: &Console<'_>, upn: &str, mobile_end: &str) {
+/// In the pod's panel on the page (from Tickets, or any page that shows it; `page` names its
+/// screenshots): Reset waits for a verification; a push, approved by a person on the Microsoft
+/// sandbox's phone; then the reset, confirmed in the dialog that names `upn` and the end of
+/// their mobile, `mobile_end`.
+async fn verify_and_reset_in_panel(console: &Console<'_>, page: &str, upn: &str, mobile_end: &str) {
     let client = console.client;
     let reset = client.find(Locator::Id("vouch-reset")).await.unwrap();
     assert!(
@@ -622,7 +639,7 @@ async fn verify_and_reset_in_panel(console: &Console<'_>, upn: &str, mobile_end:
     shield_state(client, "pending").await;
     approve_on_phone(&console.world.microsoft, client).await;
     shield_state(client, "verified").await;
-    console.checked("tickets-verified").await;
+    console.checked(&format!("{page}-verified")).await;
 
     enabled(client, "#vouch-reset").await;
     click(client, "vouch-reset").await;
@@ -645,7 +662,7 @@ async fn verify_and_reset_in_panel(console: &Console<'_>, upn: &str, mobile_end:
         "id",
     )
     .await;
-    console.checked("tickets-reset").await;
+    console.checked(&format!("{page}-reset")).await;
 }
 
 /// Step 5: the user's phone, played by the SMS sandbox's outbox: the newest message to
@@ -736,7 +753,7 @@ async fn the_console_journey_from_the_first_admin_to_a_reset_in_a_browser() {
 
         technician_signs_in_with_the_keyboard(&console, &link).await;
         open_ticket(&console, halo, sbx::HALO_TICKET_DANA, "Dana Whitfield").await;
-        verify_and_reset_in_panel(&console, DANA, "••01").await;
+        verify_and_reset_in_panel(&console, "tickets", DANA, "••01").await;
         reveal_from_the_outbox(&console, DANA_MOBILE, DANA).await;
         phone_sized_pages(&console, halo).await;
         console
