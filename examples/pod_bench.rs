@@ -99,8 +99,12 @@ async fn main() -> anyhow::Result<()> {
     let pod_url = pod.to_string();
     let bare_url = format!("http://{bare_addr}/bare");
 
+    // No redirects to follow (none of the endpoints redirects): reqwest's redirect policy
+    // parses each request's URL again, which the load generator (it shares the process)
+    // would charge to the endpoint with the longest URL, the signed pod load.
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(CONNECTIONS)
+        .redirect(reqwest::redirect::Policy::none())
         .build()?;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let first = client.get(&pod_url).send().await?;

@@ -165,8 +165,25 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         env.add_template(name, source)
             .expect("the page templates are valid");
     }
+    // The verify and reset panel is static markup that pod.js fills in: rendered here once,
+    // so a pod load (the hot page) does not evaluate the panel's macros every time.
+    let panel = panel_markup(&env).expect("the verify and reset panel renders");
+    env.add_global("pod_panel", panel);
     env
 });
+
+/// `pod_panel.inside` and `pod_panel.after`: the panel's two parts (see `pods/pod_panel.html`),
+/// rendered, for the pages that carry the panel.
+fn panel_markup(env: &Environment<'static>) -> Result<Value, minijinja::Error> {
+    let template = env.get_template("pod_panel.html")?;
+    let captured = template.render_captured(())?;
+    let part = |name: &str| -> Result<Value, minijinja::Error> {
+        Ok(Value::from_safe_string(
+            captured.state().call_macro(name, &[])?,
+        ))
+    };
+    Ok(context! { inside => part("inside")?, after => part("after")? })
+}
 
 /// A colour as `#rrggbb`, parsed from `#rgb` or `#rrggbb`: nothing else reaches the CSS.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
