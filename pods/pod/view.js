@@ -377,7 +377,11 @@ export function createView(doc) {
   }
 
   function renderHeader(ctx) {
-    const contact = ctx.contact || {};
+    // A contact opened from the console has no ticket: the header names the user and tenant.
+    const contact =
+      ctx.subject === "contact" && ctx.user
+        ? { name: ctx.user.display_name || ctx.user.upn, company: (ctx.tenant && ctx.tenant.name) || "" }
+        : ctx.contact || {};
     setText(el.contactName, contact.name || "Unknown contact");
     setText(el.contactCompany, contact.company || "");
 

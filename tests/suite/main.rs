@@ -15,6 +15,7 @@ mod browser;
 mod companies;
 mod config;
 mod console_auth;
+mod console_contacts;
 mod console_pages;
 mod console_setup;
 mod console_work;
