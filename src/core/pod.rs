@@ -74,7 +74,9 @@ pub enum PodError {
     SessionRevoked,
     /// A pod opened from the console outlived its console session (signed out, ended, or
     /// the console user disabled or removed).
-    #[error("Your console session has ended. Sign in to the Vouch console again and reopen this page.")]
+    #[error(
+        "Your console session has ended. Sign in to the Vouch console again and reopen this page."
+    )]
     ConsoleSessionEnded,
     /// A pod opened from the console outlived its token (an hour).
     #[error("This panel has expired. Reload this page of the Vouch console.")]

@@ -350,7 +350,12 @@ mod tests {
         let payload = issued.split_once('.').unwrap().0;
         let json: serde_json::Value =
             serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
-        let mut keys: Vec<&str> = json.as_object().unwrap().keys().map(|k| k.as_str()).collect();
+        let mut keys: Vec<&str> = json
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(|k| k.as_str())
+            .collect();
         keys.sort();
         assert_eq!(keys, ["connection", "exp", "msp", "technician", "ticket"]);
     }
@@ -392,7 +397,11 @@ mod tests {
                 "ticket": "1", "exp": exp, "console_user": {"id": Uuid::nil(), "name": "x"}}),
             serde_json::json!({"msp": Uuid::nil(), "exp": exp}),
         ] {
-            assert_eq!(verify(&ring, &signed(json.clone())), Err(TokenError::Invalid), "{json}");
+            assert_eq!(
+                verify(&ring, &signed(json.clone())),
+                Err(TokenError::Invalid),
+                "{json}"
+            );
         }
     }
 }

@@ -94,7 +94,13 @@ async fn open_dana(agent: &mut Agent) -> (Page, String) {
     (page, token)
 }
 
-async fn pod(world: &World, token: &str, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
+async fn pod(
+    world: &World,
+    token: &str,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
     let mut request = world
         .app
         .client
@@ -374,7 +380,8 @@ async fn a_verification_unlocks_only_the_reset_of_where_it_was_made() {
             "{context}"
         );
         assert_eq!(context["reset"]["allowed"], false);
-        let (status, refused) = reset(&world, &contact_token, &on_ticket, "ticket-on-contact").await;
+        let (status, refused) =
+            reset(&world, &contact_token, &on_ticket, "ticket-on-contact").await;
         assert_eq!(
             (status, refused["code"].as_str()),
             (404, Some("verification_not_found")),
@@ -393,7 +400,8 @@ async fn a_verification_unlocks_only_the_reset_of_where_it_was_made() {
 
         // Verified on the contact's page: the ticket's reset cannot spend it.
         let on_contact = approved_push(&world, &contact_token).await;
-        let (status, refused) = reset(&world, &ticket_token, &on_contact, "contact-on-ticket").await;
+        let (status, refused) =
+            reset(&world, &ticket_token, &on_contact, "contact-on-ticket").await;
         assert_eq!(
             (status, refused["code"].as_str()),
             (404, Some("verification_not_found")),
@@ -477,7 +485,10 @@ async fn a_console_users_pods_end_with_their_console_session() {
             assert_eq!(status, 401, "{body}");
             assert_eq!(body["code"], "unauthorized", "{body}");
             assert!(
-                body["message"].as_str().unwrap().contains("console session has ended"),
+                body["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("console session has ended"),
                 "{body}"
             );
         }

@@ -798,7 +798,11 @@ async fn contacts_search_the_msps_tenants_and_show_a_users_history() {
             "{}",
             dana.body
         );
-        assert!(dana.body.contains("no PSA note is written"), "{}", dana.body);
+        assert!(
+            dana.body.contains("no PSA note is written"),
+            "{}",
+            dana.body
+        );
 
         // Another MSP's user finds nobody and cannot open Dana.
         let fabrikam = other_msp(app).await;
