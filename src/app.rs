@@ -444,6 +444,10 @@ impl AppContext {
             technician_cache: config.cache.technicians,
             connection_cache: config.cache.connections,
             session_state_cache: config.cache.session_state,
+            console_idle_timeout: crate::core::accounts::AccountSettings::from_config(
+                &config.console,
+            )
+            .idle_timeout,
         });
         let psa_connections = PsaConnectionService::new(PsaConnectionDeps {
             store: store.clone(),

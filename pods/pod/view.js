@@ -377,7 +377,10 @@ export function createView(doc) {
   }
 
   function renderHeader(ctx) {
-    const contact = ctx.contact || {};
+    // A contact opened from the console has no ticket: the header names the user (the
+    // Microsoft 365 line below names the tenant).
+    const contact =
+      ctx.subject === "contact" && ctx.user ? { name: ctx.user.display_name || ctx.user.upn } : ctx.contact || {};
     setText(el.contactName, contact.name || "Unknown contact");
     setText(el.contactCompany, contact.company || "");
 

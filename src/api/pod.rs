@@ -2,6 +2,11 @@
 //! token the PSA's vouched embed load earned (see `psa::pod_token`). Everything is derived
 //! from the token's ticket: a pod can never act on another ticket's contact or for another
 //! MSP.
+//!
+//! The MSP console's Tickets and Contacts pages show the same panel and call the same API,
+//! with a token minted for the signed-in console user. A contact's token names one user of
+//! one of the MSP's tenants instead of a ticket (`subject` is `contact`, there is no
+//! `ticket` nor `contact`): everything then acts on that user, and no note is written.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,7 +17,7 @@ use poem::{IntoResponse, Request};
 use poem_openapi::auth::Bearer;
 use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::payload::Json;
-use poem_openapi::{ApiResponse, Object, OpenApi, SecurityScheme, Tags};
+use poem_openapi::{ApiResponse, Enum, Object, OpenApi, SecurityScheme, Tags};
 use secrecy::ExposeSecret;
 use uuid::Uuid;
 
@@ -242,14 +247,28 @@ pub struct OtherPerson {
     pub reset: ResetState,
 }
 
+/// What a pod acts on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "snake_case")]
+pub enum PodSubject {
+    /// A PSA ticket (inside the PSA, or the console's Tickets page): the user is the
+    /// ticket's contact, and every step is noted on the ticket.
+    Ticket,
+    /// One user, opened from the console's Contacts page: no ticket, no notes.
+    Contact,
+}
+
 /// Everything the pod shows.
 #[derive(Debug, Object)]
 pub struct PodContext {
+    /// What the pod acts on: a ticket, or (from the console's Contacts page) a contact.
+    pub subject: PodSubject,
     /// Who is using the pod.
     pub technician: NamedThing,
-    /// The ticket.
-    pub ticket: TicketInfo,
-    /// The ticket's contact, as the PSA reports it.
+    /// The ticket; `null` when `subject` is `contact`.
+    #[oai(nullable)]
+    pub ticket: Option<TicketInfo>,
+    /// The ticket's contact, as the PSA reports it; `null` when `subject` is `contact`.
     #[oai(nullable)]
     pub contact: Option<ContactInfo>,
     /// The customer's Microsoft tenant.
@@ -294,7 +313,8 @@ pub struct FraudWarning {
 pub struct PodStartRequest {
     /// How to verify.
     pub method: VerificationMethod,
-    /// Verify someone other than the ticket's contact (needs a reason).
+    /// Verify someone other than the ticket's contact (needs a reason). Not on a contact's
+    /// pod, which verifies its user only (`invalid_request`).
     #[oai(nullable)]
     pub other_user: Option<OtherUser>,
 }
@@ -322,7 +342,8 @@ pub struct PodConfirm {
 /// Reset from the pod.
 #[derive(Debug, Object)]
 pub struct PodResetRequest {
-    /// The approved verification (from this ticket) to spend.
+    /// The approved verification (from this ticket; on a contact's pod, made from a
+    /// contact's page by the same console user) to spend.
     pub verification_id: Uuid,
     /// Must be true.
     pub confirm: bool,
@@ -455,22 +476,36 @@ fn problem(err: &CoreError) -> Problem {
 
 impl From<PodOverview> for PodContext {
     fn from(overview: PodOverview) -> Self {
-        let ticket = overview.ticket;
-        let company = ticket.company.as_ref().map(|co| co.name.clone());
+        let subject = if overview.ticket.is_some() {
+            PodSubject::Ticket
+        } else {
+            PodSubject::Contact
+        };
+        let (ticket, contact) = match overview.ticket {
+            Some(ticket) => {
+                let company = ticket.company.as_ref().map(|co| co.name.clone());
+                (
+                    Some(TicketInfo {
+                        id: ticket.ticket_id,
+                        summary: ticket.summary,
+                    }),
+                    ticket.contact.map(|c| ContactInfo {
+                        id: c.id,
+                        name: c.name,
+                        company,
+                        emails: c.emails,
+                    }),
+                )
+            }
+            None => (None, None),
+        };
         PodContext {
+            subject,
             technician: NamedThing {
                 name: overview.technician_name,
             },
-            ticket: TicketInfo {
-                id: ticket.ticket_id,
-                summary: ticket.summary,
-            },
-            contact: ticket.contact.map(|c| ContactInfo {
-                id: c.id,
-                name: c.name,
-                company,
-                emails: c.emails,
-            }),
+            ticket,
+            contact,
             tenant: overview.tenant.map(|t| NamedThing {
                 name: t.display_name,
             }),

@@ -362,6 +362,7 @@ impl VerificationsApi {
                 requester: Requester {
                     actor: auth.actor(),
                     technician_id: None,
+                    console_user_id: None,
                 },
             })
             .await?;

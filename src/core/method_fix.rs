@@ -5,6 +5,8 @@
 //! push was for, the ticket it was sent from and who sent it. Accepting the fix hands the
 //! token back, so the change acts on that person and no one else: never on the ticket's
 //! contact when someone else was being verified, and never on a user the pod merely names.
+//! It names the pod it was offered in (its [`PodSubject`]: a ticket with its technician, or
+//! a console contact) and the console user acting there, if any; only that pod accepts it.
 //!
 //! Format as the pod token's: `base64url(claims JSON) "." hex HMAC-SHA256`, keyed with
 //! `MacPurpose::MethodFix`, so no other digest Vouch makes passes for one.
@@ -16,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::core::error::CoreError;
+use crate::psa::pod_token::PodSubject;
 use crate::store::crypto::{Keyring, MacPurpose};
 
 /// Long enough to read the question and confirm; short enough not to outlive the call.
@@ -28,11 +31,10 @@ pub struct MethodFix {
     pub tenant: Uuid,
     pub user_object_id: String,
     pub upn: String,
-    /// The PSA connection and ticket of the pod it was offered in.
-    pub connection: Uuid,
-    pub ticket: String,
-    /// The technician it was offered to.
-    pub technician: Uuid,
+    /// What the pod it was offered in acts on (for a ticket, with the technician acting).
+    pub offered_in: PodSubject,
+    /// The console user it was offered to, when a console user opened that pod.
+    pub console_user: Option<Uuid>,
     /// Expiry, Unix seconds.
     pub exp: i64,
 }
@@ -44,18 +46,16 @@ impl MethodFix {
         tenant: Uuid,
         user_object_id: &str,
         upn: &str,
-        connection: Uuid,
-        ticket: &str,
-        technician: Uuid,
+        offered_in: PodSubject,
+        console_user: Option<Uuid>,
     ) -> MethodFix {
         MethodFix {
             msp,
             tenant,
             user_object_id: user_object_id.to_owned(),
             upn: upn.to_owned(),
-            connection,
-            ticket: ticket.to_owned(),
-            technician,
+            offered_in,
+            console_user,
             exp: Utc::now().timestamp() + LIFETIME_SECONDS,
         }
     }
@@ -107,9 +107,12 @@ mod tests {
             Uuid::nil(),
             "object-1",
             "sam@contoso.example",
-            Uuid::nil(),
-            "2002",
-            Uuid::nil(),
+            PodSubject::Ticket {
+                connection: Uuid::nil(),
+                technician: Uuid::nil(),
+                ticket: "2002".into(),
+            },
+            None,
         );
         let token = fix.seal(&ring);
         assert_eq!(MethodFix::open(&ring, &token).unwrap(), fix);

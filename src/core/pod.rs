@@ -2,6 +2,19 @@
 //! technician, on this ticket, for this MSP); everything a pod does is derived from the
 //! session's ticket, so a pod can never act on another ticket's contact or for another MSP.
 //!
+//! The MSP console shows the same panel, opened by a signed-in console user: on a ticket
+//! (the Tickets page, [`PodService::open_console_session`]: as inside the PSA, through a
+//! technician record of the console user's) or on a contact (the Contacts page,
+//! [`PodService::open_console_contact_session`]: one user of one of the MSP's tenants, with
+//! no PSA and no ticket). A contact's pod skips the ticket -> company -> tenant -> user
+//! lookup and acts on the tenant and user its token names; it writes no notes (there is no
+//! ticket), while the audit records every step in the console user's name. The rules are the
+//! same: a reset spends only a fresh verification of that user made *there*, which for a
+//! contact means from a contact's page, by the same console user, with no ticket (see
+//! [`PodSession::made_here`]). A console user's pod lives only as long as their console
+//! session: each call checks the session is still signed in (cached, like the rest, against
+//! the change feed; signing out, a disabled user and an ended session all announce).
+//!
 //! This service holds the session rules, the ticket -> tenant -> Microsoft user lookup and
 //! the wording of the verification shield. It reaches the PSA only through the adapters'
 //! trait (`PsaAdapters`) and knows no HTTP.
@@ -34,12 +47,12 @@ use crate::core::verification::{
 use crate::domain::ErrorCode;
 use crate::domain::{PasswordReset, VerificationMethod, VerificationStatus};
 use crate::microsoft::MicrosoftErrorKind;
-use crate::psa::pod_token::{self, PodClaims, TokenError};
+use crate::psa::pod_token::{self, ConsoleActor, PodClaims, PodSubject, TokenError};
 use crate::psa::{EmbedLoad, PsaAdapters, PsaError, TicketContact};
 use crate::store::Store;
 use crate::store::StoreError;
 use crate::store::changes::Stamped;
-use crate::store::console_users::ConsoleUser as ConsoleAccount;
+use crate::store::console_users::{ConsoleUser as ConsoleAccount, SessionStage};
 use crate::store::crypto::Keyring;
 use crate::store::verifications::Verification;
 use crate::store::{
@@ -59,6 +72,15 @@ pub enum PodError {
     /// The token is genuine, but its connection, MSP or technician is gone or moved.
     #[error("This panel's session is no longer valid. Reload the ticket in the PSA.")]
     SessionRevoked,
+    /// A pod opened from the console outlived its console session (signed out, ended, or
+    /// the console user disabled or removed).
+    #[error(
+        "Your console session has ended. Sign in to the Vouch console again and reopen this page."
+    )]
+    ConsoleSessionEnded,
+    /// A pod opened from the console outlived its token (an hour).
+    #[error("This panel has expired. Reload this page of the Vouch console.")]
+    ConsolePanelExpired,
     /// The session could not be read (the cause is logged).
     #[error("Vouch cannot load this session right now. Try again.")]
     SessionUnavailable,
@@ -80,9 +102,11 @@ pub enum PodError {
 impl PodError {
     pub fn code(&self) -> ErrorCode {
         match self {
-            PodError::SessionExpired | PodError::SessionInvalid | PodError::SessionRevoked => {
-                ErrorCode::Unauthorized
-            }
+            PodError::SessionExpired
+            | PodError::SessionInvalid
+            | PodError::SessionRevoked
+            | PodError::ConsoleSessionEnded
+            | PodError::ConsolePanelExpired => ErrorCode::Unauthorized,
             PodError::SessionUnavailable => ErrorCode::Unavailable,
             PodError::UnknownConnection => ErrorCode::Forbidden,
             PodError::Psa(err) => err.code(),
@@ -110,34 +134,116 @@ impl From<StoreError> for PodError {
     }
 }
 
-/// The session of a pod: the PSA vouched for this technician on this ticket.
+/// The session of a pod: the PSA vouched for this technician on this ticket, or a console
+/// user opened it (on a ticket, or on a contact).
 #[derive(Debug, Clone)]
 pub struct PodSession {
     pub claims: PodClaims,
-    pub connection: Arc<PsaConnection>,
     pub msp: MspAccount,
-    pub technician: Technician,
+    /// Where the pod acts, as loaded for this call.
+    pub place: PodPlace,
+}
+
+/// What a pod session acts on (its token's [`PodSubject`], with what it names loaded).
+#[derive(Debug, Clone)]
+pub enum PodPlace {
+    /// A PSA ticket, through `technician` on `connection`.
+    Ticket {
+        connection: Arc<PsaConnection>,
+        technician: Technician,
+        ticket: String,
+    },
+    /// A user of one of the MSP's tenants, from the console's Contacts page; the console
+    /// user (`claims.console_user`, always set here) acts with no technician record.
+    Contact { tenant: Uuid, object_id: String },
 }
 
 impl PodSession {
     /// The technician, as the audit log and the verification service name them.
     pub fn requester(&self) -> Requester {
         // A pod opened from the console acts for the console user (`accounts::actor_of`).
-        let actor = match &self.claims.console_user {
-            Some(user) => AuditActor {
+        let technician = match &self.place {
+            PodPlace::Ticket { technician, .. } => Some(technician),
+            PodPlace::Contact { .. } => None,
+        };
+        let actor = match (&self.claims.console_user, technician) {
+            (Some(user), _) => AuditActor {
                 kind: crate::domain::ActorKind::ConsoleUser,
                 id: Some(user.id.to_string()),
                 name: Some(user.name.clone()),
             },
-            None => AuditActor {
+            (None, Some(technician)) => AuditActor {
                 kind: crate::domain::ActorKind::Technician,
-                id: Some(self.technician.psa_member_id.clone()),
-                name: Some(self.technician.display_name.clone()),
+                id: Some(technician.psa_member_id.clone()),
+                name: Some(technician.display_name.clone()),
+            },
+            // A contact's pod always has its console user (`pod_token` refuses one without).
+            (None, None) => AuditActor {
+                kind: crate::domain::ActorKind::System,
+                id: None,
+                name: None,
             },
         };
         Requester {
             actor,
-            technician_id: Some(self.technician.id),
+            // A console user on a contact acts outside any PSA, so through no technician
+            // record (a record needs a PSA connection): as an API key's requests do, with
+            // the console user named in the audit and kept on the verification.
+            technician_id: technician.map(|t| t.id),
+            console_user_id: self.claims.console_user.as_ref().map(|u| u.id),
+        }
+    }
+
+    /// The ticket, on a ticket's pod.
+    pub fn ticket(&self) -> Option<&str> {
+        match &self.place {
+            PodPlace::Ticket { ticket, .. } => Some(ticket),
+            PodPlace::Contact { .. } => None,
+        }
+    }
+
+    /// The PSA connection, on a ticket's pod.
+    fn connection(&self) -> Option<&Arc<PsaConnection>> {
+        match &self.place {
+            PodPlace::Ticket { connection, .. } => Some(connection),
+            PodPlace::Contact { .. } => None,
+        }
+    }
+
+    /// Who is using the pod, by name.
+    fn acting_name(&self) -> String {
+        match (&self.place, &self.claims.console_user) {
+            (PodPlace::Ticket { technician, .. }, _) => technician.display_name.clone(),
+            (PodPlace::Contact { .. }, Some(user)) => user.name.clone(),
+            (PodPlace::Contact { .. }, None) => String::new(),
+        }
+    }
+
+    /// Whether `verification` was made here, so that this pod may act on it (read it, check
+    /// its code, cancel it, spend it on a reset): on a ticket, from this very ticket; on a
+    /// contact, of this user, from a contact's page (no ticket) by this same console user.
+    /// So a verification made on a ticket, through the API or by someone else never unlocks
+    /// a reset from a contact's page, and one made there unlocks no ticket's reset.
+    pub fn made_here(&self, verification: &Verification) -> bool {
+        if verification.msp_id != self.msp.id {
+            return false;
+        }
+        match &self.place {
+            PodPlace::Ticket {
+                connection, ticket, ..
+            } => {
+                verification.psa_connection_id == Some(connection.id)
+                    && verification.psa_ticket_id.as_deref() == Some(ticket.as_str())
+            }
+            PodPlace::Contact { tenant, object_id } => {
+                verification.psa_connection_id.is_none()
+                    && verification.psa_ticket_id.is_none()
+                    && verification.tenant_id == *tenant
+                    && verification.user_object_id == *object_id
+                    && verification.console_user_id.is_some()
+                    && verification.console_user_id
+                        == self.claims.console_user.as_ref().map(|u| u.id)
+            }
         }
     }
 }
@@ -209,11 +315,12 @@ pub struct ResetReadiness {
     pub verification_id: Option<Uuid>,
 }
 
-/// Everything the pod shows about its ticket.
+/// Everything the pod shows about its ticket (or its contact).
 #[derive(Debug, Clone)]
 pub struct PodOverview {
     pub technician_name: String,
-    pub ticket: TicketContact,
+    /// The ticket and its contact; `None` on a contact's pod (no ticket).
+    pub ticket: Option<TicketContact>,
     pub tenant: Option<Tenant>,
     pub user: Option<DirectoryUser>,
     /// Why there is no user (or why its methods could not be read).
@@ -272,11 +379,13 @@ pub struct PodDeps {
     /// Every pod load and pod call needs its connection, and connections change rarely (a
     /// changed one is seen at once, through the change feed).
     pub connection_cache: CacheLimits,
-    /// The technicians and MSP accounts pod sessions are checked against.
+    /// The technicians, MSP accounts and console sessions pod sessions are checked against.
     pub session_state_cache: CacheLimits,
+    /// The console's idle timeout: a console user's pod stops with their console session,
+    /// and using the pod keeps that session alive, as using the console does.
+    pub console_idle_timeout: chrono::Duration,
 }
 
-/// A place a verification was made: its PSA connection, ticket and technician.
 /// What a pod page load needs: where it may be framed, and its token or why there is none.
 pub struct PodPage {
     /// The origins (`scheme://host[:port]`) the MSP configured for the connection; empty
@@ -300,7 +409,8 @@ pub fn allowed_origins(connection: &PsaConnection) -> Vec<String> {
         .unwrap_or_default()
 }
 
-type PlaceKey = (Option<Uuid>, Option<String>, Option<Uuid>);
+/// Where a verification was made: connection, ticket, technician and console user.
+type PlaceKey = (Option<Uuid>, Option<String>, Option<Uuid>, Option<Uuid>);
 
 #[derive(Clone)]
 pub struct PodService {
@@ -317,11 +427,29 @@ pub struct PodService {
     technician_state: moka::future::Cache<Uuid, Stamped<Arc<Technician>>>,
     /// MSP accounts by id, as last read (their settings).
     msp_state: moka::future::Cache<Uuid, Stamped<Arc<MspAccount>>>,
+    /// Console sessions by id, as last read: what a console user's pod is checked against.
+    console_sessions: moka::future::Cache<Uuid, Stamped<LiveConsoleSession>>,
+    console_idle_timeout: chrono::Duration,
 }
+
+/// What a console user's pod needs to know of their console session.
+#[derive(Debug, Clone)]
+struct LiveConsoleSession {
+    user_id: Uuid,
+    msp_id: Uuid,
+    /// Past its second factor, and its user not disabled.
+    signed_in: bool,
+    expires_at: DateTime<Utc>,
+    last_seen_at: DateTime<Utc>,
+}
+
+/// A console session is marked used by its pod at most this often (a write).
+const CONSOLE_TOUCH_EVERY_SECONDS: i64 = 60;
 
 /// The ticket, its tenant and the Microsoft user of `email` (or of the contact).
 struct Resolved {
-    ticket: TicketContact,
+    /// `None` on a contact's pod.
+    ticket: Option<TicketContact>,
     tenant: Option<Tenant>,
     user: Result<DirectoryUser, CoreError>,
 }
@@ -339,6 +467,8 @@ impl PodService {
             connection_cache: deps.connection_cache.build(),
             technician_state: deps.session_state_cache.build(),
             msp_state: deps.session_state_cache.build(),
+            console_sessions: deps.session_state_cache.build(),
+            console_idle_timeout: deps.console_idle_timeout,
         }
     }
 
@@ -447,6 +577,7 @@ impl PodService {
     pub async fn session(&self, token: &str) -> Result<PodSession, PodError> {
         let claims = pod_token::verify(&self.keyring, token.trim()).map_err(|err| match err {
             TokenError::Expired => PodError::SessionExpired,
+            TokenError::ExpiredConsole => PodError::ConsolePanelExpired,
             TokenError::Invalid => PodError::SessionInvalid,
         })?;
         let unavailable = |err: StoreError| {
@@ -454,32 +585,55 @@ impl PodService {
             PodError::SessionUnavailable
         };
         let epoch = self.store.changes().epoch();
-        let connection = self
-            .connection_as_of(claims.connection, epoch)
-            .await
-            .map_err(unavailable)?;
         let msp = self.msp(claims.msp, epoch).await.map_err(unavailable)?;
-        let technician = self
-            .technician(claims.technician, epoch)
-            .await
-            .map_err(unavailable)?;
-        match (connection, msp, technician) {
-            (Some(connection), Some(msp), Some(technician))
-                if connection.msp_id == msp.id && technician.msp_id == msp.id =>
-            {
-                if technician.blocked_at.is_some() {
-                    return Err(PodError::Core(CoreError::TechnicianBlocked));
+        let Some(msp) = msp else {
+            return Err(PodError::SessionRevoked);
+        };
+        let place = match &claims.subject {
+            PodSubject::Ticket {
+                connection,
+                technician,
+                ticket,
+            } => {
+                let connection = self
+                    .connection_as_of(*connection, epoch)
+                    .await
+                    .map_err(unavailable)?;
+                let technician = self
+                    .technician(*technician, epoch)
+                    .await
+                    .map_err(unavailable)?;
+                match (connection, technician) {
+                    (Some(connection), Some(technician))
+                        if connection.msp_id == msp.id && technician.msp_id == msp.id =>
+                    {
+                        if technician.blocked_at.is_some() {
+                            return Err(PodError::Core(CoreError::TechnicianBlocked));
+                        }
+                        PodPlace::Ticket {
+                            connection,
+                            technician: Arc::unwrap_or_clone(technician),
+                            ticket: ticket.clone(),
+                        }
+                    }
+                    _ => return Err(PodError::SessionRevoked),
                 }
-                self.console_user_may_act(&claims).await?;
-                Ok(PodSession {
-                    claims,
-                    connection,
-                    msp: Arc::unwrap_or_clone(msp),
-                    technician: Arc::unwrap_or_clone(technician),
-                })
             }
-            _ => Err(PodError::SessionRevoked),
+            // The tenant and user were checked when the pod was opened; whether they are
+            // still there is asked where they are used.
+            PodSubject::Contact { tenant, object_id } => PodPlace::Contact {
+                tenant: *tenant,
+                object_id: object_id.clone(),
+            },
+        };
+        if let Some(actor) = &claims.console_user {
+            self.console_session_alive(actor, msp.id, epoch).await?;
         }
+        Ok(PodSession {
+            claims,
+            msp: Arc::unwrap_or_clone(msp),
+            place,
+        })
     }
 
     /// Issues a pod token once the PSA vouched for `load` on `connection_id`.
@@ -576,19 +730,96 @@ impl PodService {
         ))
     }
 
-    /// A pod a console user opened acts only while that user may sign in: disabled,
-    /// removed or moved to another MSP, their pod stops at its next call.
-    async fn console_user_may_act(&self, claims: &PodClaims) -> Result<(), PodError> {
-        let Some(actor) = &claims.console_user else {
-            return Ok(());
+    /// A pod a console user opened acts only while the console session that opened it is
+    /// signed in: signed out, ended (its absolute or idle timeout) or its user disabled or
+    /// removed, the pod stops at its next call. The session is cached by id against the
+    /// change feed (ending a session and disabling or removing a user are announced), so a
+    /// call costs no database read; its timeouts are checked against the clock each time.
+    /// Using the pod is using the console: it keeps the session from going idle.
+    async fn console_session_alive(
+        &self,
+        actor: &ConsoleActor,
+        msp_id: Uuid,
+        epoch: Option<u64>,
+    ) -> Result<(), PodError> {
+        let now = Utc::now();
+        let idle = self.console_idle_timeout;
+        let cached = self
+            .console_sessions
+            .get(&actor.session)
+            .await
+            .filter(|c| c.is_current(epoch))
+            .map(|c| c.value);
+        let live = match cached {
+            // The console's pages may have used the session since it was cached: an idle
+            // look is read again before it counts.
+            Some(live) if live.last_seen_at + idle > now => Some(live),
+            _ => self.read_console_session(actor.session, epoch).await?,
         };
-        match self.store.get_console_user(actor.id).await {
-            Ok(Some(user)) if user.msp_id == claims.msp && user.disabled_at.is_none() => Ok(()),
-            Ok(_) => Err(PodError::SessionRevoked),
-            Err(err) => {
-                tracing::error!(error = %err, "console user lookup failed");
-                Err(PodError::SessionUnavailable)
+        let alive = live.as_ref().is_some_and(|live| {
+            live.user_id == actor.id
+                && live.msp_id == msp_id
+                && live.signed_in
+                && live.expires_at > now
+                && live.last_seen_at + idle > now
+        });
+        if !alive {
+            return Err(PodError::ConsoleSessionEnded);
+        }
+        if let Some(mut live) = live
+            && now - live.last_seen_at > chrono::Duration::seconds(CONSOLE_TOUCH_EVERY_SECONDS)
+        {
+            if let Err(err) = self.store.touch_console_session(actor.session).await {
+                // The session is alive; it only ages sooner.
+                tracing::warn!(error = %err, "marking a console session used failed");
+            } else {
+                live.last_seen_at = now;
+                let stamped = Stamped { value: live, epoch };
+                self.console_sessions.insert(actor.session, stamped).await;
             }
+        }
+        Ok(())
+    }
+
+    async fn read_console_session(
+        &self,
+        id: Uuid,
+        epoch: Option<u64>,
+    ) -> Result<Option<LiveConsoleSession>, PodError> {
+        let found = self.store.console_session_by_id(id).await.map_err(|err| {
+            tracing::error!(error = %err, "console session lookup failed");
+            PodError::SessionUnavailable
+        })?;
+        let Some((session, user)) = found else {
+            self.console_sessions.invalidate(&id).await;
+            return Ok(None);
+        };
+        let live = LiveConsoleSession {
+            user_id: user.id,
+            msp_id: user.msp_id,
+            signed_in: session.stage == SessionStage::SignedIn && user.disabled_at.is_none(),
+            expires_at: session.expires_at,
+            last_seen_at: session.last_seen_at,
+        };
+        let stamped = Stamped {
+            value: live.clone(),
+            epoch,
+        };
+        self.console_sessions.insert(id, stamped).await;
+        Ok(Some(live))
+    }
+
+    /// The console user as a pod names them: their name, or their e-mail address.
+    fn console_actor(user: &ConsoleAccount, session: Uuid) -> ConsoleActor {
+        let name = if user.name.trim().is_empty() {
+            user.email.clone()
+        } else {
+            user.name.clone()
+        };
+        ConsoleActor {
+            id: user.id,
+            name,
+            session,
         }
     }
 
@@ -598,11 +829,13 @@ impl PodService {
     /// the PSA's adapter (as the pod reads it), so a ticket the PSA does not know is refused
     /// here and the notes go to the ticket named. The console user acts through a technician
     /// record of their own on that connection (member `console:{id}`), so blocking it works
-    /// as for any technician; the audit names the console user.
+    /// as for any technician; the audit names the console user. The pod lives as long as
+    /// `console_session` (the console session the user opened it in) is signed in.
     #[tracing::instrument(skip(self, user), fields(user_id = %user.id))]
     pub async fn open_console_session(
         &self,
         user: &ConsoleAccount,
+        console_session: Uuid,
         connection_id: Uuid,
         ticket: &str,
     ) -> Result<(String, Arc<PsaConnection>), PodError> {
@@ -630,16 +863,12 @@ impl PodService {
             _ => return Err(PodError::UnknownConnection),
         };
         self.psa.ticket(&connection, ticket).await?;
-        let name = if user.name.trim().is_empty() {
-            user.email.clone()
-        } else {
-            user.name.clone()
-        };
+        let actor = Self::console_actor(user, console_session);
         let sighting = TechnicianSighting {
             msp_id: connection.msp_id,
             psa_connection_id: connection.id,
             psa_member_id: format!("console:{}", user.id),
-            display_name: name.clone(),
+            display_name: actor.name.clone(),
             email: Some(user.email.clone()),
         };
         let technician = self
@@ -663,12 +892,45 @@ impl PodService {
         let token = pod_token::issue_for_console_user(
             &self.keyring,
             connection.msp_id,
-            connection.id,
-            technician.id,
-            ticket,
-            pod_token::ConsoleActor { id: user.id, name },
+            PodSubject::Ticket {
+                connection: connection.id,
+                technician: technician.id,
+                ticket: ticket.to_owned(),
+            },
+            actor,
         );
         Ok((token, connection))
+    }
+
+    /// Issues a pod token for a console user who opened a contact from the console's
+    /// Contacts page: user `object_id` of tenant `tenant_id`, with no ticket. The tenant must
+    /// be the console user's MSP's and the user must exist in it (read from Microsoft, as the
+    /// Contacts page reads it: [`Directory::contact`]); anything else is "not found". The
+    /// pod then acts on that tenant and user only, in the console user's name, as long as
+    /// `console_session` is signed in. Returns the token with the tenant and user, for the
+    /// page to name them.
+    #[tracing::instrument(skip(self, user), fields(user_id = %user.id))]
+    pub async fn open_console_contact_session(
+        &self,
+        user: &ConsoleAccount,
+        console_session: Uuid,
+        tenant_id: Uuid,
+        object_id: &str,
+    ) -> Result<(String, Tenant, DirectoryUser), PodError> {
+        let (tenant, contact) = self
+            .directory
+            .contact(user.msp_id, tenant_id, object_id)
+            .await?;
+        let token = pod_token::issue_for_console_user(
+            &self.keyring,
+            user.msp_id,
+            PodSubject::Contact {
+                tenant: tenant.id,
+                object_id: contact.object_id.clone(),
+            },
+            Self::console_actor(user, console_session),
+        );
+        Ok((token, tenant, contact))
     }
 
     async fn resolve(
@@ -676,14 +938,21 @@ impl PodService {
         session: &PodSession,
         email: Option<&str>,
     ) -> Result<Resolved, PodError> {
-        let ticket = self
-            .psa
-            .ticket(&session.connection, &session.claims.ticket)
-            .await?;
+        let (connection, ticket) = match &session.place {
+            PodPlace::Ticket {
+                connection, ticket, ..
+            } => (connection, ticket),
+            PodPlace::Contact { tenant, object_id } => {
+                return self
+                    .resolve_contact(session, *tenant, object_id, email)
+                    .await;
+            }
+        };
+        let ticket = self.psa.ticket(connection, ticket).await?;
         let tenant = match &ticket.company {
             Some(company) => {
                 self.store
-                    .tenant_for_company(session.connection.id, &company.id)
+                    .tenant_for_company(connection.id, &company.id)
                     .await?
             }
             None => None,
@@ -710,10 +979,59 @@ impl PodService {
             }),
         };
         Ok(Resolved {
-            ticket,
+            ticket: Some(ticket),
             tenant,
             user,
         })
+    }
+
+    /// A contact's pod: the tenant and user its token names, read as the Contacts page reads
+    /// them (no ticket, no company mapping). It verifies that user only.
+    async fn resolve_contact(
+        &self,
+        session: &PodSession,
+        tenant_id: Uuid,
+        object_id: &str,
+        email: Option<&str>,
+    ) -> Result<Resolved, PodError> {
+        if email.is_some() {
+            return Err(CoreError::InvalidInput {
+                field: "other_user",
+                problem: "this page verifies this user only; to verify someone else, open them from Contacts".into(),
+            }
+            .into());
+        }
+        match self
+            .directory
+            .contact(session.msp.id, tenant_id, object_id)
+            .await
+        {
+            Ok((tenant, user)) => Ok(Resolved {
+                ticket: None,
+                tenant: Some(tenant),
+                user: Ok(user),
+            }),
+            Err(CoreError::TenantNotFound) => Ok(Resolved {
+                ticket: None,
+                tenant: None,
+                user: Err(CoreError::TenantNotFound),
+            }),
+            Err(CoreError::Store(err)) => Err(CoreError::Store(err).into()),
+            Err(err) => {
+                // The tenant is the MSP's (the directory checked); Microsoft did not give the
+                // user. The panel says why, as for a ticket whose contact is not found.
+                let tenant = self
+                    .store
+                    .get_tenant(tenant_id)
+                    .await?
+                    .filter(|t| t.msp_id == session.msp.id);
+                Ok(Resolved {
+                    ticket: None,
+                    tenant,
+                    user: Err(err),
+                })
+            }
+        }
     }
 
     /// The tenant and user a verification or a change would act on.
@@ -728,20 +1046,28 @@ impl PodService {
         Ok((resolved, tenant, user))
     }
 
-    /// Whether `verification` was made from this pod's ticket.
-    fn is_this_ticket(&self, session: &PodSession, verification: &Verification) -> bool {
-        verification.psa_connection_id == Some(session.connection.id)
-            && verification.psa_ticket_id.as_deref() == Some(session.claims.ticket.as_str())
-    }
-
     /// Where a verification was made, for the technician: "on HaloPSA ticket 2001, by
-    /// Jordan Tech", or "through the Vouch API".
+    /// Jordan Tech", "from Contacts in the Vouch console, by Jo Tech", or "through the Vouch
+    /// API".
     async fn place_of(&self, verification: &Verification) -> String {
         let (Some(connection_id), Some(ticket)) = (
             verification.psa_connection_id,
             verification.psa_ticket_id.as_deref(),
         ) else {
-            return "through the Vouch API".to_owned();
+            return match verification.console_user_id {
+                Some(id) => match self.store.get_console_user(id).await {
+                    Ok(Some(user)) => format!(
+                        "from Contacts in the Vouch console, by {}",
+                        if user.name.trim().is_empty() {
+                            &user.email
+                        } else {
+                            &user.name
+                        }
+                    ),
+                    _ => "from Contacts in the Vouch console".to_owned(),
+                },
+                None => "through the Vouch API".to_owned(),
+            };
         };
         let psa = match self.connection(connection_id).await {
             Ok(Some(connection)) => connection.kind.display_name(),
@@ -815,32 +1141,26 @@ impl PodService {
         others
     }
 
-    /// A verification of this pod's ticket (another ticket's is "not found").
+    /// A verification made here ([`PodSession::made_here`]); any other is "not found".
     async fn own_verification(
         &self,
         session: &PodSession,
         id: Uuid,
     ) -> Result<Verification, PodError> {
         match self.store.get_verification(id).await? {
-            Some(v)
-                if v.msp_id == session.msp.id
-                    && v.psa_connection_id == Some(session.connection.id)
-                    && v.psa_ticket_id.as_deref() == Some(session.claims.ticket.as_str()) =>
-            {
-                Ok(v)
-            }
+            Some(v) if session.made_here(&v) => Ok(v),
             _ => Err(CoreError::VerificationNotFound.into()),
         }
     }
 
     /// Everything the pod shows: the contact, the Microsoft user, the shield, the methods,
     /// whether a reset is possible, and the history.
-    #[tracing::instrument(skip_all, fields(ticket = %session.claims.ticket))]
+    #[tracing::instrument(skip_all, fields(ticket = ?session.ticket()))]
     pub async fn overview(&self, session: &PodSession) -> Result<PodOverview, PodError> {
         let resolved = self.resolve(session, None).await?;
         let now = Utc::now();
         let mut overview = PodOverview {
-            technician_name: session.technician.display_name.clone(),
+            technician_name: session.acting_name(),
             ticket: resolved.ticket,
             tenant: resolved.tenant,
             user: None,
@@ -864,10 +1184,17 @@ impl PodService {
             }
             return Ok(overview);
         };
-        let on_ticket = self
-            .verifications
-            .ticket_verifications(session.connection.id, &session.claims.ticket, 20)
-            .await?;
+        // A contact's pod has no ticket, so no one else verified on it.
+        let on_ticket = match &session.place {
+            PodPlace::Ticket {
+                connection, ticket, ..
+            } => {
+                self.verifications
+                    .ticket_verifications(connection.id, ticket, 20)
+                    .await?
+            }
+            PodPlace::Contact { .. } => Vec::new(),
+        };
         let user = match resolved.user {
             Ok(user) => user,
             Err(err) => {
@@ -889,13 +1216,14 @@ impl PodService {
             std::collections::HashMap::new();
         let mut entries = Vec::with_capacity(history.len());
         for verification in history {
-            let elsewhere = if self.is_this_ticket(session, &verification) {
+            let elsewhere = if session.made_here(&verification) {
                 None
             } else {
                 let key = (
                     verification.psa_connection_id,
                     verification.psa_ticket_id.clone(),
                     verification.technician_id,
+                    verification.console_user_id,
                 );
                 Some(match places.get(&key) {
                     Some(place) => place.clone(),
@@ -929,14 +1257,23 @@ impl PodService {
             && overview.shield.state != ShieldState::Pending
             && overview.shield.state != ShieldState::Verified
         {
-            overview.shield = Shield::not_verified(
-                "Not verified on this ticket",
-                format!(
-                    "Verified {place}, {}. A reset from this ticket needs a verification made here.",
-                    ago(newest.decided_at.unwrap_or(newest.created_at), now)
+            let when = ago(newest.decided_at.unwrap_or(newest.created_at), now);
+            overview.shield = match &session.place {
+                PodPlace::Ticket { .. } => Shield::not_verified(
+                    "Not verified on this ticket",
+                    format!(
+                        "Verified {place}, {when}. A reset from this ticket needs a verification made here."
+                    ),
+                    format!("Not verified on this ticket (verified {place})"),
                 ),
-                format!("Not verified on this ticket (verified {place})"),
-            );
+                PodPlace::Contact { .. } => Shield::not_verified(
+                    "Not verified here",
+                    format!(
+                        "Verified {place}, {when}. A reset from this page needs a verification you make here."
+                    ),
+                    format!("Not verified here (verified {place})"),
+                ),
+            };
         }
         let reported_at = entries
             .first()
@@ -956,8 +1293,8 @@ impl PodService {
         overview.history = entries;
         let contact_mobile = overview
             .ticket
-            .contact
             .as_ref()
+            .and_then(|t| t.contact.as_ref())
             .and_then(|c| c.mobile.clone());
         let checks = self
             .verifications
@@ -1015,15 +1352,7 @@ impl PodService {
             });
         }
         if let Some(current_method) = checks.default_method_mismatch() {
-            let fix = MethodFix::offered_now(
-                session.msp.id,
-                tenant.id,
-                &user.object_id,
-                &user.upn,
-                session.connection.id,
-                &session.claims.ticket,
-                session.technician.id,
-            );
+            let fix = Self::fix_for(session, tenant, user);
             list.push(PodCheck {
                 code: ErrorCode::PreferredMethodMismatch,
                 message: format!(
@@ -1050,8 +1379,21 @@ impl PodService {
         list
     }
 
-    /// Starts verifying the ticket's contact (or, with a reason, someone else).
-    #[tracing::instrument(skip_all, fields(ticket = %session.claims.ticket))]
+    /// The offer to make the push `user`'s default, bound to this pod.
+    fn fix_for(session: &PodSession, tenant: &Tenant, user: &DirectoryUser) -> MethodFix {
+        MethodFix::offered_now(
+            session.msp.id,
+            tenant.id,
+            &user.object_id,
+            &user.upn,
+            session.claims.subject.clone(),
+            session.claims.console_user.as_ref().map(|u| u.id),
+        )
+    }
+
+    /// Starts verifying the ticket's contact (or, with a reason, someone else); on a
+    /// contact's pod, that user.
+    #[tracing::instrument(skip_all, fields(ticket = ?session.ticket()))]
     pub async fn start(
         &self,
         session: &PodSession,
@@ -1067,8 +1409,11 @@ impl PodService {
                         session.msp.id,
                         &session.requester().actor,
                         method,
-                        Some(session.claims.ticket.clone()),
-                        searched.as_deref().unwrap_or("the ticket's contact"),
+                        session.ticket().map(str::to_owned),
+                        searched.as_deref().unwrap_or(match session.place {
+                            PodPlace::Ticket { .. } => "the ticket's contact",
+                            PodPlace::Contact { .. } => "the contact",
+                        }),
                         &err,
                     )
                     .await;
@@ -1076,16 +1421,8 @@ impl PodService {
             }
             Err(err) => return Err(err),
         };
-        let contact = resolved.ticket.contact.as_ref();
-        let fix = MethodFix::offered_now(
-            session.msp.id,
-            tenant.id,
-            &user.object_id,
-            &user.upn,
-            session.connection.id,
-            &session.claims.ticket,
-            session.technician.id,
-        );
+        let contact = resolved.ticket.as_ref().and_then(|t| t.contact.as_ref());
+        let fix = Self::fix_for(session, &tenant, &user);
         let started = self
             .verifications
             .start(StartRequest {
@@ -1094,8 +1431,8 @@ impl PodService {
                 user,
                 method,
                 context: TicketContext {
-                    psa_connection_id: Some(session.connection.id),
-                    ticket_id: Some(session.claims.ticket.clone()),
+                    psa_connection_id: session.connection().map(|c| c.id),
+                    ticket_id: session.ticket().map(str::to_owned),
                     contact_id: contact.map(|c| c.id.clone()),
                     contact_mobile: if other.is_some() {
                         None
@@ -1175,9 +1512,8 @@ impl PodService {
         }
         let fix = MethodFix::open(&self.keyring, fix_token)?;
         if fix.msp != session.msp.id
-            || fix.connection != session.connection.id
-            || fix.ticket != session.claims.ticket
-            || fix.technician != session.technician.id
+            || fix.offered_in != session.claims.subject
+            || fix.console_user != session.claims.console_user.as_ref().map(|u| u.id)
         {
             return Err(CoreError::MethodFixInvalid.into());
         }
@@ -1194,9 +1530,9 @@ impl PodService {
                     tenant_id: tenant.id,
                     user_object_id: fix.user_object_id,
                     upn: fix.upn,
-                    psa_connection_id: Some(session.connection.id),
-                    psa_ticket_id: Some(session.claims.ticket.clone()),
-                    requested_by: session.technician.display_name.clone(),
+                    psa_connection_id: session.connection().map(|c| c.id),
+                    psa_ticket_id: session.ticket().map(str::to_owned),
+                    requested_by: session.acting_name(),
                 },
             )
             .await?;
@@ -1223,7 +1559,7 @@ impl PodService {
                 idempotency_key,
                 confirmed,
                 actor: session.requester().actor,
-                technician_id: Some(session.technician.id),
+                technician_id: session.requester().technician_id,
             })
             .await?)
     }

@@ -60,7 +60,14 @@ pub struct TicketContext {
 #[derive(Debug, Clone)]
 pub struct Requester {
     pub actor: AuditActor,
+    /// The technician record acting: a PSA's technician, or a console user's record on the
+    /// ticket's connection (Tickets). `None` for API keys and for a console user on Contacts,
+    /// who acts outside any PSA.
     pub technician_id: Option<Uuid>,
+    /// The console user acting, from the console's Tickets or Contacts page. Kept on the
+    /// verification: on Contacts it is what binds a reset to where the verification was
+    /// made, and it is whose push limit counts.
+    pub console_user_id: Option<Uuid>,
 }
 
 /// The one-tap link of `token`: `{public_url}v/{token}`.
@@ -1539,6 +1546,7 @@ impl VerificationService {
             used_contact_phone_fallback,
             expires_at: Utc::now() + lifetime,
             waiter_instance_id: (method == VerificationMethod::Push).then_some(self.instance_id),
+            console_user_id: request.requester.console_user_id,
         }
     }
 
@@ -1597,8 +1605,16 @@ fn system_actor() -> AuditActor {
     }
 }
 
-/// The technician who started `verification` (for steps that come from its start).
+/// The technician who started `verification` (for steps that come from its start): the
+/// console user when one did.
 fn technician_of(verification: &Verification) -> AuditActor {
+    if let Some(console_user) = verification.console_user_id {
+        return AuditActor {
+            kind: ActorKind::ConsoleUser,
+            id: Some(console_user.to_string()),
+            name: None,
+        };
+    }
     AuditActor {
         kind: ActorKind::Technician,
         id: verification.technician_id.map(|id| id.to_string()),

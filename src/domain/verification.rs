@@ -194,6 +194,9 @@ pub struct Verification {
     pub consumed_at: Option<DateTime<Utc>>,
     /// The instance waiting on a pending push for the user's answer.
     pub waiter_instance_id: Option<Uuid>,
+    /// The console user who started it (from the console's Tickets or Contacts page); a
+    /// verification from Contacts has no ticket, and this is where it was made.
+    pub console_user_id: Option<Uuid>,
 }
 
 /// A password reset, spending exactly one verification.

@@ -1,6 +1,7 @@
 //! The change feed: how every instance learns at once that something pod sessions cache has
 //! changed (a PSA connection edited, rotated or deleted, a technician blocked or unblocked, an
-//! MSP's settings or logo), without reading the database on every pod load to find out.
+//! MSP's settings or logo, a console session ended or a console user disabled or removed),
+//! without reading the database on every pod load to find out.
 //!
 //! Each such change is *announced* by the store, in the transaction that makes it. An
 //! announcement bumps the feed's *epoch*; what the pod caches is stamped with the epoch it was

@@ -336,7 +336,7 @@ impl Store {
             .exec(&txn)
             .await?;
         append_on(&txn, audit).await?;
-        txn.commit().await?;
+        self.commit_announced(txn).await?;
         Ok(true)
     }
 
@@ -660,7 +660,7 @@ impl Store {
             .exec(&txn)
             .await?;
         append_on(&txn, audit).await?;
-        txn.commit().await?;
+        self.commit_announced(txn).await?;
         Ok(())
     }
 
@@ -685,7 +685,7 @@ impl Store {
                 .await?;
         }
         append_on(&txn, audit).await?;
-        txn.commit().await?;
+        self.commit_announced(txn).await?;
         Ok(())
     }
 
@@ -714,7 +714,7 @@ impl Store {
             .exec(&txn)
             .await?;
         append_on(&txn, audit).await?;
-        txn.commit().await?;
+        self.commit_announced(txn).await?;
         Ok(())
     }
 
@@ -785,13 +785,33 @@ impl Store {
         Ok(moved.rows_affected == 1)
     }
 
-    /// Ends one session, on every instance.
+    /// Ends one session, on every instance (announced: a pod opened in it stops at once).
     pub async fn delete_console_session(&self, id: Uuid) -> Result<(), StoreError> {
+        let txn = self.connection().begin().await?;
         console_session::Entity::delete_many()
             .filter(console_session::Column::Id.eq(id))
-            .exec(self.connection())
+            .exec(&txn)
             .await?;
-        Ok(())
+        self.commit_announced(txn).await
+    }
+
+    /// The session `id` with its user, whatever its stage: what a pod a console user opened
+    /// is checked against (see `core::pod`).
+    pub async fn console_session_by_id(
+        &self,
+        id: Uuid,
+    ) -> Result<Option<(ConsoleSession, ConsoleUser)>, StoreError> {
+        let Some(session) = console_session::Entity::find_by_id(id)
+            .one(self.connection())
+            .await?
+            .and_then(session_from_model)
+        else {
+            return Ok(None);
+        };
+        let Some(user) = self.get_console_user(session.user_id).await? else {
+            return Ok(None);
+        };
+        Ok(Some((session, user)))
     }
 
     /// Removes sessions past their absolute end or idle for longer than `idle_since` allows.

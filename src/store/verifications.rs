@@ -46,6 +46,7 @@ impl From<verification::Model> for Verification {
             verified_until: m.verified_until,
             consumed_at: m.consumed_at,
             waiter_instance_id: m.waiter_instance_id,
+            console_user_id: m.console_user_id,
         }
     }
 }
@@ -68,6 +69,8 @@ pub struct NewVerification {
     pub expires_at: DateTime<Utc>,
     /// The instance that will wait for a push's answer.
     pub waiter_instance_id: Option<Uuid>,
+    /// The console user who asked, when one did (see [`Verification::console_user_id`]).
+    pub console_user_id: Option<Uuid>,
 }
 
 /// Push-bombing limits (the MSP's policy).
@@ -210,12 +213,20 @@ impl Store {
         if let Some(retry_after) = over_limit(&recent, limits.max_per_window, limits.window, now) {
             return Err(BeginPushError::RateLimited { retry_after });
         }
-        if let Some(technician_id) = new.technician_id {
+        // The per-technician limit counts the person asking: a console user by their console
+        // account (on Contacts they have no technician record, and on Tickets they may act
+        // through several), a PSA technician by their record.
+        let asker = match (new.console_user_id, new.technician_id) {
+            (Some(console_user), _) => Some(verification::Column::ConsoleUserId.eq(console_user)),
+            (None, Some(technician)) => Some(verification::Column::TechnicianId.eq(technician)),
+            (None, None) => None,
+        };
+        if let Some(asker) = asker {
             let by_technician: Vec<DateTime<Utc>> = verification::Entity::find()
                 .select_only()
                 .column(verification::Column::CreatedAt)
                 .filter(verification::Column::MspId.eq(new.msp_id))
-                .filter(verification::Column::TechnicianId.eq(technician_id))
+                .filter(asker)
                 .filter(verification::Column::Method.eq(VerificationMethod::Push))
                 .filter(verification::Column::CreatedAt.gt(window_start))
                 .filter(verification::Column::Status.is_in(limits.counted_statuses()))
@@ -433,5 +444,6 @@ fn insert_model(new: NewVerification, now: DateTime<Utc>) -> verification::Activ
         verified_until: Set(None),
         consumed_at: Set(None),
         waiter_instance_id: Set(new.waiter_instance_id),
+        console_user_id: Set(new.console_user_id),
     }
 }

@@ -172,17 +172,21 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
     env
 });
 
-/// `pod_panel.inside` and `pod_panel.after`: the panel's two parts (see `pods/pod_panel.html`),
-/// rendered, for the pages that carry the panel.
+/// `pod_panel.ticket`, `pod_panel.contact` and `pod_panel.after`: the panel's parts (see
+/// `pods/pod_panel.html`), rendered, for the pages that carry the panel.
 fn panel_markup(env: &Environment<'static>) -> Result<Value, minijinja::Error> {
     let template = env.get_template("pod_panel.html")?;
     let captured = template.render_captured(())?;
-    let part = |name: &str| -> Result<Value, minijinja::Error> {
+    let part = |name: &str, args: &[Value]| -> Result<Value, minijinja::Error> {
         Ok(Value::from_safe_string(
-            captured.state().call_macro(name, &[])?,
+            captured.state().call_macro(name, args)?,
         ))
     };
-    Ok(context! { inside => part("inside")?, after => part("after")? })
+    Ok(context! {
+        ticket => part("inside", &[])?,
+        contact => part("inside", &[Value::from("contact")])?,
+        after => part("after", &[])?,
+    })
 }
 
 /// A colour as `#rrggbb`, parsed from `#rgb` or `#rrggbb`: nothing else reaches the CSS.

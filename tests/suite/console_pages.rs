@@ -112,6 +112,7 @@ async fn ticket_verification(world: &World) -> (Uuid, Uuid) {
             used_contact_phone_fallback: false,
             expires_at: Utc::now() + Duration::minutes(5),
             waiter_instance_id: None,
+            console_user_id: None,
         })
         .await
         .unwrap();

@@ -428,7 +428,12 @@ async fn tickets_refuse_bad_numbers_unknown_tickets_and_another_msps_connection(
     let refused = app
         .ctx
         .pods
-        .open_console_session(&sam, halo, &sbx::HALO_TICKET_DANA.to_string())
+        .open_console_session(
+            &sam,
+            uuid::Uuid::nil(),
+            halo,
+            &sbx::HALO_TICKET_DANA.to_string(),
+        )
         .await;
     assert!(
         matches!(refused, Err(vouch::core::pod::PodError::UnknownConnection)),
@@ -445,8 +450,9 @@ async fn tickets_refuse_bad_numbers_unknown_tickets_and_another_msps_connection(
 /// Issue 11, journey steps 4 and 5 in Chromium: a technician signs in, verifies and resets a
 /// user from Tickets (the pod's panel inside the console page), and the SMS link reveals the
 /// password Microsoft received; then finds the user in Contacts (with that verification in
-/// their history) and texts a secret from Secure Data Sharing. Verifying and resetting from
-/// Contacts itself is not built yet. A PNG of each page goes to `target/screenshots/`.
+/// their history), verifies and resets them again from the contact's own panel (no ticket),
+/// and texts a secret from Secure Data Sharing. A PNG of each page goes to
+/// `target/screenshots/`.
 #[tokio::test]
 async fn in_a_browser_a_technician_verifies_and_resets_from_the_console() {
     use fantoccini::Locator;
@@ -546,7 +552,16 @@ async fn in_a_browser_a_technician_verifies_and_resets_from_the_console() {
             .unwrap();
         let history = crate::browser::wait_for(client, "#contact-history").await;
         assert!(history.text().await.unwrap().contains("Approved"));
+        let contact_url = client.current_url().await.unwrap();
+        // The contact's panel: the verification made on the ticket does not count here.
+        wait_attr(client, "#vouch-shield", "data-state", |s| {
+            s.as_deref() == Some("not_verified")
+        })
+        .await;
         shot("contacts-user").await;
+        verify_and_reset(&world, client).await;
+        shot("contacts-panel").await;
+        reveal_and_compare(&world, client, "dana@contoso.example").await;
 
         // Secure Data Sharing: a secret texted to Dana, then listed.
         client
@@ -583,6 +598,10 @@ async fn in_a_browser_a_technician_verifies_and_resets_from_the_console() {
         crate::browser::wait_for(client, "#contact-results").await;
         assert_no_horizontal_scroll(client).await;
         shot("contacts-phone").await;
+        client.goto(contact_url.as_str()).await.unwrap();
+        wait_attr(client, "#vouch-method-push", "disabled", |d| d.is_none()).await;
+        assert_no_horizontal_scroll(client).await;
+        shot("contacts-user-phone").await;
         client
             .goto(&format!(
                 "{base}/console/tickets?connection={halo}&ticket={}",
@@ -779,7 +798,11 @@ async fn contacts_search_the_msps_tenants_and_show_a_users_history() {
             "{}",
             dana.body
         );
-        assert!(dana.body.contains("no PSA note would be written"));
+        assert!(
+            dana.body.contains("no PSA note is written"),
+            "{}",
+            dana.body
+        );
 
         // Another MSP's user finds nobody and cannot open Dana.
         let fabrikam = other_msp(app).await;

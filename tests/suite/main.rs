@@ -16,6 +16,7 @@ mod companies;
 mod config;
 mod console_auth;
 mod console_browser;
+mod console_contacts;
 mod console_pages;
 mod console_setup;
 mod console_work;

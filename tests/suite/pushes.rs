@@ -82,6 +82,7 @@ fn pending_push(
         used_contact_phone_fallback: false,
         expires_at: Utc::now() + Duration::minutes(2),
         waiter_instance_id: Some(waiter),
+        console_user_id: None,
     }
 }
 

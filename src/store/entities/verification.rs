@@ -32,6 +32,8 @@ pub struct Model {
     pub consumed_at: Option<DateTimeUtc>,
     /// The instance waiting on a pending push for the user's answer.
     pub waiter_instance_id: Option<Uuid>,
+    /// The console user who started it (from the console's Tickets or Contacts page).
+    pub console_user_id: Option<Uuid>,
 }
 
 impl ActiveModelBehavior for ActiveModel {}

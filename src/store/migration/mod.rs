@@ -20,6 +20,7 @@ mod m20261203_000015_technician_blocks;
 mod m20261203_000016_branding_and_policy;
 mod m20261203_000017_console_users;
 mod m20261204_000019_console_technician_links;
+mod m20261206_000020_console_contact_verifications;
 
 pub struct Migrator;
 
@@ -43,6 +44,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000016_branding_and_policy::Migration),
             Box::new(m20261203_000017_console_users::Migration),
             Box::new(m20261204_000019_console_technician_links::Migration),
+            Box::new(m20261206_000020_console_contact_verifications::Migration),
         ]
     }
 }

@@ -1,6 +1,13 @@
 //! `GET /console/contacts` (any signed-in user): search the users of the MSP's tenants by
 //! name, UPN or e-mail (Microsoft Graph, through `core::directory`, with a short cache), and
-//! `GET /console/contacts/{tenant}/{object_id}`: one user and their verification history.
+//! `GET /console/contacts/{tenant}/{object_id}`: one user, the pod's verify and reset panel
+//! for them, and their verification history.
+//!
+//! The panel is the pod's own (`pod_panel.html`, `pods/pod.js`), on a pod token core mints
+//! for the console user and that user, with no ticket
+//! (`PodService::open_console_contact_session`): it calls the same pod API under the same
+//! rules (a reset needs a fresh verification of this user, made from a contact's page by
+//! the same console user), writes no PSA note, and stops when the console session ends.
 //!
 //! The search is a plain GET form; its results page says how many tenants were searched
 //! and which could not be.
@@ -15,11 +22,11 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::session::failed;
-use super::{ConsoleUser, respond};
+use super::{ConsoleUser, respond, respond_with_panel};
 use crate::api::error::status_of;
 use crate::app::AppContext;
 use crate::core::error::CoreError;
-use crate::core::pod::outcome_label;
+use crate::core::pod::{PodError, outcome_label};
 use crate::domain::VerificationMethod;
 
 const PATH: &str = "/console/contacts";
@@ -162,16 +169,18 @@ pub async fn contact_page(
     let Ok(tenant_id) = tenant.parse::<Uuid>() else {
         return not_found(&user);
     };
-    let (tenant, contact) = match ctx
-        .directory
-        .contact(user.msp.id, tenant_id, &object_id)
+    let (token, tenant, contact) = match ctx
+        .pods
+        .open_console_contact_session(&user.account, user.session.id, tenant_id, &object_id)
         .await
     {
         Ok(found) => found,
-        Err(CoreError::TenantNotFound | CoreError::UserNotFound { .. }) => {
+        Err(PodError::Core(CoreError::TenantNotFound | CoreError::UserNotFound { .. })) => {
             return not_found(&user);
         }
-        Err(CoreError::Store(_)) => return failed(&user.brand),
+        Err(PodError::Core(CoreError::Store(_)) | PodError::SessionUnavailable) => {
+            return failed(&user.brand);
+        }
         Err(err) => {
             return super::message(
                 status_of(err.code()),
@@ -197,13 +206,14 @@ pub async fn contact_page(
                 VerificationMethod::SmsLink => "One-tap link by SMS",
             },
             outcome: outcome_label(v),
-            place: match &v.psa_ticket_id {
-                Some(ticket) => format!("Ticket {ticket}"),
-                None => "Vouch API or console".to_owned(),
+            place: match (&v.psa_ticket_id, v.console_user_id) {
+                (Some(ticket), _) => format!("Ticket {ticket}"),
+                (None, Some(_)) => "Contacts (console)".to_owned(),
+                (None, None) => "Vouch API".to_owned(),
             },
         })
         .collect();
-    respond(
+    respond_with_panel(
         StatusCode::OK,
         "console/contacts_user.html",
         context! {
@@ -213,6 +223,7 @@ pub async fn contact_page(
             upn => contact.upn,
             tenant => tenant.display_name,
             history => rows,
+            panel => context! { token => token, api => "/api/v1/pod" },
         },
         &user.brand,
     )

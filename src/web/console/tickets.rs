@@ -114,7 +114,7 @@ pub async fn tickets_page(
     };
     match ctx
         .pods
-        .open_console_session(&user.account, connection_id, &form.ticket)
+        .open_console_session(&user.account, user.session.id, connection_id, &form.ticket)
         .await
     {
         Ok((token, connection)) => {
