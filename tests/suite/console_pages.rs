@@ -996,7 +996,11 @@ async fn admins_manage_api_keys_roles_and_technician_links_and_everyone_their_pa
         );
         assert!(asked.body.contains(&stored.key_prefix), "{}", asked.body);
         assert!(!asked.body.contains(&key), "never the key itself");
-        assert_eq!(with_key(&key).send().await.unwrap().status(), 200, "still works");
+        assert_eq!(
+            with_key(&key).send().await.unwrap().status(),
+            200,
+            "still works"
+        );
         let revoked = admin
             .post(&revoke, &[("csrf", &csrf), ("confirm", "yes")])
             .await;

@@ -766,7 +766,10 @@ async fn psa_connections_are_connected_tested_set_up_and_deleted_by_admins_only(
         let checks = tested.body.matches("<strong>Passed:</strong>").count();
         assert!(checks >= 2, "{}", tested.body);
         // The result says how long the test took, and how many checks it ran.
-        let when = &tested.body[tested.body.find("id=\"test-when\"").expect("the test's time")..];
+        let when = &tested.body[tested
+            .body
+            .find("id=\"test-when\"")
+            .expect("the test's time")..];
         let when = &when[..when.find("</span>").unwrap()];
         assert!(
             when.contains(&format!(
@@ -930,11 +933,18 @@ async fn psa_connections_are_connected_tested_set_up_and_deleted_by_admins_only(
         let delete = format!("/console/psa-connections/{id}/delete");
         let asked = admin.post(&delete, &[("csrf", &csrf)]).await;
         assert_eq!(asked.status, 200, "{}", asked.body);
-        let name = app.ctx.psa_connections.get(woodgrove.id, id).await.unwrap().name;
+        let name = app
+            .ctx
+            .psa_connections
+            .get(woodgrove.id, id)
+            .await
+            .unwrap()
+            .name;
         assert!(
-            asked
-                .body
-                .contains(&format!("<h1 id=\"heading\">Delete {}?</h1>", escaped(&name))),
+            asked.body.contains(&format!(
+                "<h1 id=\"heading\">Delete {}?</h1>",
+                escaped(&name)
+            )),
             "{}",
             asked.body
         );

@@ -973,7 +973,9 @@ async fn shares_text_a_secret_list_its_state_and_revoke_it() {
         .await;
         assert_eq!(asked.status, 200, "{}", asked.body);
         assert!(
-            asked.body.contains("<h1 id=\"heading\">Revoke the share sent "),
+            asked
+                .body
+                .contains("<h1 id=\"heading\">Revoke the share sent "),
             "{}",
             asked.body
         );

@@ -212,15 +212,13 @@ pub async fn act(
 ) -> Response {
     let outcome = match (id.parse::<Uuid>(), action.as_str()) {
         (Err(_), _) => Err(IntegrationError::NotFound),
-        (Ok(id), "remove") if !confirmed => {
-            match ctx.integrations.list(user.msp.id).await {
-                Ok(views) => match views.into_iter().find(|v| v.id == id) {
-                    Some(view) => return confirm::ask(&user, removal(&view)),
-                    None => Err(IntegrationError::NotFound),
-                },
-                Err(_) => return failed(&user.brand),
-            }
-        }
+        (Ok(id), "remove") if !confirmed => match ctx.integrations.list(user.msp.id).await {
+            Ok(views) => match views.into_iter().find(|v| v.id == id) {
+                Some(view) => return confirm::ask(&user, removal(&view)),
+                None => Err(IntegrationError::NotFound),
+            },
+            Err(_) => return failed(&user.brand),
+        },
         (Ok(id), "recheck") => ctx
             .integrations
             .recheck(user.msp.id, &user.actor(), id)

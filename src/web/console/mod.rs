@@ -219,9 +219,7 @@ pub fn section_of(path: &str) -> &'static str {
     SECTIONS
         .iter()
         .filter_map(|(_, href, _)| *href)
-        .filter(|href| {
-            path == *href || path.strip_prefix(href).is_some_and(|r| r.starts_with('/'))
-        })
+        .filter(|href| path == *href || path.strip_prefix(href).is_some_and(|r| r.starts_with('/')))
         .max_by_key(|href| href.len())
         .unwrap_or(BASE_PATH)
 }
@@ -435,7 +433,10 @@ mod tests {
 
     #[test]
     fn an_address_belongs_to_the_longest_section_it_is_under() {
-        assert_eq!(section_of("/console/users/api-keys/x/revoke"), "/console/users");
+        assert_eq!(
+            section_of("/console/users/api-keys/x/revoke"),
+            "/console/users"
+        );
         assert_eq!(section_of("/console/settings/logo"), "/console/settings");
         assert_eq!(section_of("/console/settingsx"), "/console");
         assert_eq!(section_of("/console/shares/1/revoke"), "/console/shares");

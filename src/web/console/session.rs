@@ -214,8 +214,7 @@ async fn checked<T: DeserializeOwned>(
     let Form(common) =
         Form::<CommonFields>::from_request(req, &mut RequestBody::new(Body::from(bytes.clone())))
             .await?;
-    let Form(form) =
-        Form::<T>::from_request(req, &mut RequestBody::new(Body::from(bytes))).await?;
+    let Form(form) = Form::<T>::from_request(req, &mut RequestBody::new(Body::from(bytes))).await?;
     user.check_form(&ctx, req, &common.csrf).map_err(refusal)?;
     Ok(CheckedForm {
         user,

@@ -195,7 +195,6 @@ struct TextView {
 }
 
 fn render(
-    _ctx: &AppContext,
     user: &ConsoleUser,
     status: StatusCode,
     settings: &MspSettings,
@@ -263,7 +262,6 @@ pub async fn settings_page(ctx: Data<&Arc<AppContext>>, user: ConsoleUser) -> Re
     }
     match ctx.settings.get(user.msp.id).await {
         Ok(settings) => render(
-            &ctx,
             &user,
             StatusCode::OK,
             &settings,
@@ -290,7 +288,6 @@ pub async fn save(
         Ok(change) => change,
         Err(errors) => {
             return render(
-                &ctx,
                 &user,
                 StatusCode::BAD_REQUEST,
                 &saved,
@@ -311,7 +308,6 @@ pub async fn save(
     };
     match outcome {
         Ok(settings) if previewing => render(
-            &ctx,
             &user,
             StatusCode::OK,
             &settings,
@@ -321,7 +317,6 @@ pub async fn save(
             None,
         ),
         Ok(settings) => render(
-            &ctx,
             &user,
             StatusCode::OK,
             &settings,
@@ -337,7 +332,6 @@ pub async fn save(
                 problem_of(&CoreError::InvalidInput { field, problem }),
             );
             render(
-                &ctx,
                 &user,
                 StatusCode::BAD_REQUEST,
                 &saved,
@@ -363,11 +357,11 @@ pub async fn remove_logo(
     }
 }
 
-/// How much of an upload Vouch reads before it answers. A file over [`MAX_LOGO_BYTES`] is
-/// read on (and thrown away, keeping only its first bytes) up to this much, so the browser
-/// that sent it gets the page with the error rather than a dropped connection; past it the
-/// request is answered at once.
-const MAX_UPLOAD_READ_BYTES: usize = 16 * 1024 * 1024;
+/// How much of an upload Vouch reads. A file over [`MAX_LOGO_BYTES`] is read on (and thrown
+/// away, keeping only its first bytes) so that the admin gets the page with the error next to
+/// the field rather than a dropped connection; every request body is capped anyway by the
+/// server ([`crate::api::error::MAX_BODY_BYTES`], 1 MiB, answered 413 above it).
+const MAX_UPLOAD_READ_BYTES: usize = crate::api::error::MAX_BODY_BYTES;
 
 /// A form field's first `keep` bytes and its whole size (counted up to
 /// [`MAX_UPLOAD_READ_BYTES`], then reading stops).
@@ -476,7 +470,6 @@ pub async fn upload_logo(
     };
     let refuse = |error: String| {
         render(
-            &ctx,
             &user,
             StatusCode::BAD_REQUEST,
             &saved,
@@ -492,7 +485,7 @@ pub async fn upload_logo(
         }
         Some((_, total)) if total > MAX_LOGO_BYTES => {
             let size = if total > MAX_UPLOAD_READ_BYTES {
-                format!("more than {} MB", MAX_UPLOAD_READ_BYTES / (1024 * 1024))
+                format!("more than {} KB", MAX_UPLOAD_READ_BYTES / 1024)
             } else {
                 format!("{} KB", total.div_ceil(1024))
             };
@@ -520,7 +513,6 @@ pub async fn upload_logo(
         .await
     {
         Ok(settings) => render(
-            &ctx,
             &user,
             StatusCode::OK,
             &settings,
@@ -553,7 +545,9 @@ mod tests {
     #[test]
     fn core_refusals_lose_the_api_advice() {
         assert_eq!(
-            logo_problem("is not a readable PNG image: export it again as PNG (or send an SVG with Content-Type image/svg+xml)"),
+            logo_problem(
+                "is not a readable PNG image: export it again as PNG (or send an SVG with Content-Type image/svg+xml)"
+            ),
             "This file is not a readable PNG image: export it again as PNG."
         );
         assert_eq!(
