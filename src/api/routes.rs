@@ -74,6 +74,7 @@ pub const OTHER_ROUTES: &[(&str, &[Method])] = &[
     ("/console/users/api-keys/{id}/revoke", &[Method::POST]),
     ("/console/account", &[Method::GET, Method::POST]),
     ("/console/settings", &[Method::GET, Method::POST]),
+    ("/console/settings/logo", &[Method::POST]),
     ("/console/settings/logo/remove", &[Method::POST]),
     ("/console/audit", &[Method::GET]),
     ("/console/audit.csv", &[Method::GET]),

@@ -101,6 +101,10 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
             include_str!("templates/console/message.html"),
         ),
         (
+            "console/confirm.html",
+            include_str!("templates/console/confirm.html"),
+        ),
+        (
             "console/home.html",
             include_str!("templates/console/home.html"),
         ),

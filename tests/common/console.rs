@@ -110,6 +110,29 @@ impl Agent {
         self.read(request.send().await.unwrap()).await
     }
 
+    /// Posts `body` as it is with `content_type` (a `multipart/form-data` upload, say), with
+    /// `origin` as its Origin (none for `None`).
+    pub async fn post_body(
+        &mut self,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+        origin: Option<&str>,
+    ) -> Page {
+        let mut request = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .header("content-type", content_type)
+            .body(body);
+        if let Some(origin) = origin {
+            request = request.header("origin", origin);
+        }
+        if let Some(cookie) = &self.cookie {
+            request = request.header("cookie", format!("vouch_console={cookie}"));
+        }
+        self.read(request.send().await.unwrap()).await
+    }
+
     async fn read(&mut self, response: reqwest::Response) -> Page {
         let status = response.status().as_u16();
         let headers = response.headers().clone();

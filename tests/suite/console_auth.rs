@@ -608,10 +608,27 @@ async fn a_cookie_stops_working_after_sign_out_disabling_and_idling() {
         assert_eq!(page.status, 303);
         assert_eq!(jordan.get("/console").await.status, 200);
         let users = admin.get("/console/users").await;
-        let disabled = admin
+        // Disabling asks first, naming the user; the question changes nothing.
+        let asked = admin
             .post(
                 &format!("/console/users/{jordan_id}/disable"),
                 &[("csrf", &csrf_of(&users.body))],
+            )
+            .await;
+        assert_eq!(asked.status, 200, "{}", asked.body);
+        assert!(
+            asked
+                .body
+                .contains("<h1 id=\"heading\">Disable jordan@northwind.example?</h1>"),
+            "{}",
+            asked.body
+        );
+        assert!(asked.body.contains("name=\"confirm\" value=\"yes\""));
+        assert_eq!(jordan.get("/console").await.status, 200, "still signed in");
+        let disabled = admin
+            .post(
+                &format!("/console/users/{jordan_id}/disable"),
+                &[("csrf", &csrf_of(&asked.body)), ("confirm", "yes")],
             )
             .await;
         assert_eq!(disabled.status, 303, "{}", disabled.body);
@@ -659,10 +676,25 @@ async fn a_cookie_stops_working_after_sign_out_disabling_and_idling() {
         let (mut jordan, _) = sign_in(app, "jordan@northwind.example", TECH_PASSWORD).await;
         assert_eq!(jordan.get("/console").await.status, 200);
         let users = admin.get("/console/users").await;
-        admin
+        let asked = admin
             .post(
                 &format!("/console/users/{jordan_id}/remove"),
                 &[("csrf", &csrf_of(&users.body))],
+            )
+            .await;
+        assert_eq!(asked.status, 200, "{}", asked.body);
+        assert!(
+            asked
+                .body
+                .contains("<h1 id=\"heading\">Remove jordan@northwind.example?</h1>"),
+            "{}",
+            asked.body
+        );
+        assert_eq!(jordan.get("/console").await.status, 200, "not removed yet");
+        admin
+            .post(
+                &format!("/console/users/{jordan_id}/remove"),
+                &[("csrf", &csrf_of(&users.body)), ("confirm", "yes")],
             )
             .await;
         assert_eq!(jordan.get("/console").await.status, 303);
@@ -672,7 +704,7 @@ async fn a_cookie_stops_working_after_sign_out_disabling_and_idling() {
         let kept = admin
             .post(
                 &format!("/console/users/{avery}/disable"),
-                &[("csrf", &csrf_of(&users.body))],
+                &[("csrf", &csrf_of(&users.body)), ("confirm", "yes")],
             )
             .await;
         assert_eq!(kept.status, 409, "{}", kept.body);

@@ -731,6 +731,194 @@ async fn settings_preview_the_texts_and_share_page_save_and_refuse_next_to_the_f
     .await;
 }
 
+/// A `multipart/form-data` body of `fields` (name, file name for a file, value) and its
+/// content type, as a browser sends a form with a file.
+fn multipart(fields: &[(&str, Option<&str>, &[u8])]) -> (String, Vec<u8>) {
+    let boundary = "----vouch-test-boundary-4b1d";
+    let mut body = Vec::new();
+    for (name, file_name, value) in fields {
+        body.extend_from_slice(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"").as_bytes(),
+        );
+        if let Some(file_name) = file_name {
+            body.extend_from_slice(
+                format!("; filename=\"{file_name}\"\r\nContent-Type: application/octet-stream")
+                    .as_bytes(),
+            );
+        }
+        body.extend_from_slice(b"\r\n\r\n");
+        body.extend_from_slice(value);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+/// A small PNG (`width` × `height`, one colour).
+fn small_png(width: u32, height: u32) -> Vec<u8> {
+    let mut out = Vec::new();
+    {
+        let mut encoder = png::Encoder::new(&mut out, width, height);
+        encoder.set_color(png::ColorType::Rgba);
+        encoder.set_depth(png::BitDepth::Eight);
+        let mut writer = encoder.write_header().unwrap();
+        let pixels: Vec<u8> = (0..width * height)
+            .flat_map(|_| [0x1d, 0x4e, 0xd8, 0xff])
+            .collect();
+        writer.write_image_data(&pixels).unwrap();
+    }
+    out
+}
+
+#[tokio::test]
+async fn an_admin_uploads_and_removes_the_logo_and_a_bad_file_is_refused_next_to_the_field() {
+    on_every_backend(async |db| {
+        let world = world(db).await;
+        let app = &world.app;
+        seed(app, world.msp.id, ADMIN, ConsoleRole::Admin).await;
+        seed(app, world.msp.id, TECH, ConsoleRole::Technician).await;
+        let mut admin = Agent::signed_in(app, ADMIN.0, ADMIN.2)
+            .await
+            .reading_addresses();
+        let page = admin.get("/console/settings").await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        assert!(
+            page.body.contains(
+                "action=\"/console/settings/logo\" enctype=\"multipart/form-data\""
+            ),
+            "{}",
+            page.body
+        );
+        assert!(page.body.contains("id=\"logo\" name=\"logo\" type=\"file\""));
+        assert!(!page.body.contains("id=\"remove-logo\""), "no logo to remove yet");
+        let csrf = csrf_of(&page.body);
+        let origin = admin.origin.clone();
+        let logo = small_png(8, 4);
+        let upload = async |agent: &mut Agent, fields: &[(&str, Option<&str>, &[u8])], origin: Option<&str>| {
+            let (content_type, body) = multipart(fields);
+            agent
+                .post_body("/console/settings/logo", &content_type, body, origin)
+                .await
+        };
+
+        // A small PNG: uploaded, shown in the share page's preview at its served address,
+        // and audited as the admin, like the API's upload.
+        let uploaded = upload(
+            &mut admin,
+            &[("csrf", None, csrf.as_bytes()), ("logo", Some("logo.png"), &logo)],
+            Some(&origin),
+        )
+        .await;
+        assert_eq!(uploaded.status, 200, "{}", uploaded.body);
+        assert!(uploaded.body.contains("Logo uploaded."), "{}", uploaded.body);
+        let settings = app.ctx.settings.get(world.msp.id).await.unwrap();
+        let url = settings.branding.uploaded_logo.clone().expect("a logo").url;
+        assert!(
+            uploaded
+                .body
+                .contains(&format!("<img src=\"{url}\" alt=")),
+            "the preview shows it: {}",
+            uploaded.body
+        );
+        let page = admin.get("/console/settings").await;
+        assert!(page.body.contains(&format!("<img src=\"{url}\"")), "{}", page.body);
+        assert!(page.body.contains("id=\"remove-logo\""));
+        let served = reqwest::get(&url).await.unwrap();
+        assert_eq!(served.status(), 200);
+        assert_eq!(served.bytes().await.unwrap().as_ref(), logo.as_slice());
+        let entries = app
+            .store
+            .query(vouch::store::audit::AuditQuery {
+                msp_id: world.msp.id,
+                limit: 1000,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let audited = entries
+            .iter()
+            .find(|e| e.event.action == "settings.logo_upload")
+            .expect("the upload is audited");
+        assert_eq!(audited.event.actor.kind, ActorKind::ConsoleUser);
+
+        // Refused next to the field, in words that say what to do; the logo stays.
+        let mut too_big = b"\x89PNG\r\n\x1a\n".to_vec();
+        too_big.resize(300 * 1024, 7);
+        for (file, says) in [
+            (too_big.as_slice(), "This file is 300 KB; a logo may be at most 256 KB. Export it smaller"),
+            (b"%PDF-1.7 not a logo".as_slice(), "This file is not a PNG or SVG image. Save your logo as PNG or SVG"),
+            (b"\x89PNG\r\n\x1a\nbroken".as_slice(), "This file is not a readable PNG image: export it again as PNG."),
+            (b"".as_slice(), "Choose your logo&#x27;s file (PNG or SVG) first"),
+        ] {
+            let refused = upload(
+                &mut admin,
+                &[("csrf", None, csrf.as_bytes()), ("logo", Some("logo.png"), file)],
+                Some(&origin),
+            )
+            .await;
+            assert_eq!(refused.status, 400, "{says}: {}", refused.body);
+            let error = &refused.body[refused.body.find("id=\"logo-error\">").expect("the field's error")..];
+            assert!(error.starts_with(&format!("id=\"logo-error\">{says}")), "{error}");
+            assert!(refused.body.contains("aria-invalid=\"true\" aria-describedby=\"logo-error\""));
+            assert!(refused.body.contains("id=\"logo-form-error\""));
+            assert_eq!(app.ctx.settings.get(world.msp.id).await.unwrap(), settings);
+        }
+
+        // Without the token, with a forged one, from another origin, or by a technician:
+        // refused, nothing changes.
+        let other = small_png(2, 2);
+        for (fields, from) in [
+            (vec![("logo", Some("logo.png"), other.as_slice())], Some(origin.as_str())),
+            (
+                vec![("csrf", None, b"forged".as_slice()), ("logo", Some("logo.png"), other.as_slice())],
+                Some(origin.as_str()),
+            ),
+            (
+                vec![("csrf", None, csrf.as_bytes()), ("logo", Some("logo.png"), other.as_slice())],
+                Some("https://evil.example"),
+            ),
+            (
+                vec![("csrf", None, csrf.as_bytes()), ("logo", Some("logo.png"), other.as_slice())],
+                None,
+            ),
+        ] {
+            let refused = upload(&mut admin, &fields, from).await;
+            assert_eq!(refused.status, 403, "{from:?}: {}", refused.body);
+            assert!(refused.body.contains("This form has expired"), "{}", refused.body);
+        }
+        let mut tech = Agent::signed_in(app, TECH.0, TECH.2).await;
+        let tech_csrf = csrf_of(&tech.get("/console").await.body);
+        let refused = upload(
+            &mut tech,
+            &[("csrf", None, tech_csrf.as_bytes()), ("logo", Some("logo.png"), &other)],
+            Some(&origin),
+        )
+        .await;
+        assert_eq!(refused.status, 403, "{}", refused.body);
+        assert!(refused.body.contains("This page is for your MSP"), "{}", refused.body);
+        assert_eq!(app.ctx.settings.get(world.msp.id).await.unwrap(), settings);
+
+        // An SVG is rasterised; then Remove takes the logo away.
+        let svg = br##"<svg xmlns="http://www.w3.org/2000/svg" width="40" height="10"><rect width="40" height="10" fill="#1d4ed8"/></svg>"##;
+        let uploaded = upload(
+            &mut admin,
+            &[("csrf", None, csrf.as_bytes()), ("logo", Some("logo.svg"), svg)],
+            Some(&origin),
+        )
+        .await;
+        assert_eq!(uploaded.status, 200, "{}", uploaded.body);
+        let svg_logo = app.ctx.settings.get(world.msp.id).await.unwrap().branding.uploaded_logo.expect("the SVG's logo");
+        assert_ne!(svg_logo.url, url, "a new upload, a new address");
+        let removed = admin
+            .post("/console/settings/logo/remove", &[("csrf", &csrf)])
+            .await;
+        assert_eq!(removed.status, 303, "{}", removed.body);
+        assert!(app.ctx.settings.get(world.msp.id).await.unwrap().branding.uploaded_logo.is_none());
+        world.app.stop().await;
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn admins_manage_api_keys_roles_and_technician_links_and_everyone_their_password() {
     on_every_backend(async |db| {
@@ -796,11 +984,26 @@ async fn admins_manage_api_keys_roles_and_technician_links_and_everyone_their_pa
             .find(|k| k.name == "Backup job")
             .unwrap();
         assert!(listed.body.contains(&stored.key_prefix));
+        // Revoking asks first, naming the key; only the confirmation revokes it.
+        let revoke = format!("/console/users/api-keys/{}/revoke", stored.id);
+        let asked = admin.post(&revoke, &[("csrf", &csrf)]).await;
+        assert_eq!(asked.status, 200, "{}", asked.body);
+        assert!(
+            asked
+                .body
+                .contains("<h1 id=\"heading\">Revoke the API key Backup job?</h1>"),
+            "{}",
+            asked.body
+        );
+        assert!(asked.body.contains(&stored.key_prefix), "{}", asked.body);
+        assert!(!asked.body.contains(&key), "never the key itself");
+        assert_eq!(
+            with_key(&key).send().await.unwrap().status(),
+            200,
+            "still works"
+        );
         let revoked = admin
-            .post(
-                &format!("/console/users/api-keys/{}/revoke", stored.id),
-                &[("csrf", &csrf)],
-            )
+            .post(&revoke, &[("csrf", &csrf), ("confirm", "yes")])
             .await;
         assert_eq!(revoked.status, 303, "{}", revoked.body);
         assert_eq!(with_key(&key).send().await.unwrap().status(), 401);
@@ -992,6 +1195,36 @@ async fn in_a_browser_the_overview_and_admin_pages_fit_a_laptop_and_preview_the_
             let png = client.screenshot().await.unwrap();
             std::fs::write(shots.join(format!("console-{name}.png")), png).unwrap();
         }
+
+        // The navigation (all ten sections of an admin) is one line at 1280 px; in a
+        // phone-sized window it is one line too, scrolling sideways within itself while the
+        // page does not.
+        let nav = "const ul = document.querySelector('.console-bar nav ul'); \
+                   const tops = new Set([...ul.children].map(li => Math.round(li.getBoundingClientRect().top))); \
+                   return [ul.children.length, tops.size, ul.scrollWidth > ul.clientWidth, \
+                           document.documentElement.scrollWidth <= document.documentElement.clientWidth, \
+                           window.innerWidth];";
+        let wide = client.execute(nav, vec![]).await.unwrap();
+        assert_eq!(wide, serde_json::json!([10, 1, false, true, 1280]), "at 1280 px");
+        client.set_window_size(390, 900).await.unwrap();
+        let narrow = client.execute(nav, vec![]).await.unwrap();
+        let narrow = narrow.as_array().unwrap();
+        assert_eq!(
+            narrow[..4],
+            [
+                serde_json::json!(10),
+                serde_json::json!(1),
+                serde_json::json!(true),
+                serde_json::json!(true)
+            ],
+            "at {} px",
+            narrow[4]
+        );
+        // Headless Chromium may keep a window wider than asked (500 px at least).
+        assert!(narrow[4].as_u64().unwrap() <= 500, "{narrow:?}");
+        let png = client.screenshot().await.unwrap();
+        std::fs::write(shots.join("console-narrow.png"), png).unwrap();
+        client.set_window_size(1280, 1000).await.unwrap();
 
         // The admin previews a new name with the keyboard's form: the texts follow, nothing
         // is saved until Save.

@@ -506,11 +506,35 @@ async fn security_integrations_for_admins_only_and_a_wrong_secret_saves_nothing(
                 .unwrap_or_else(|| panic!("{action} audited"));
             assert_eq!(entry.event.actor.kind, ActorKind::ConsoleUser, "{action}");
         }
+        // Remove asks first: the first post names what goes and changes nothing...
+        let remove = format!("/console/integrations/{authenticator}/remove");
+        let asked = admin.post(&remove, &[("csrf", &csrf)]).await;
+        assert_eq!(asked.status, 200, "{}", asked.body);
+        assert!(
+            asked
+                .body
+                .contains("<h1 id=\"heading\">Remove Microsoft Authenticator of "),
+            "{}",
+            asked.body
+        );
+        assert!(asked.body.contains("name=\"confirm\" value=\"yes\""));
+        assert!(asked.body.contains(&escaped(&remove)), "posts to itself");
+        assert_eq!(
+            app.ctx.integrations.list(woodgrove.id).await.unwrap().len(),
+            2,
+            "nothing removed before the confirmation"
+        );
+        // ...and its confirmation needs the CSRF token like any post.
+        let forged = admin
+            .post(&remove, &[("csrf", "forged"), ("confirm", "yes")])
+            .await;
+        assert_eq!(forged.status, 403);
+        assert_eq!(
+            app.ctx.integrations.list(woodgrove.id).await.unwrap().len(),
+            2
+        );
         let removed = admin
-            .post(
-                &format!("/console/integrations/{authenticator}/remove"),
-                &[("csrf", &csrf)],
-            )
+            .post(&remove, &[("csrf", &csrf), ("confirm", "yes")])
             .await;
         assert_eq!(removed.status, 303);
         assert_eq!(
@@ -719,6 +743,14 @@ async fn psa_connections_are_connected_tested_set_up_and_deleted_by_admins_only(
         let edit = admin.get(&format!("/console/psa-connections/{id}")).await;
         assert_eq!(edit.status, 200, "{}", edit.body);
         assert!(edit.body.contains("Not tested"));
+        // The button says, before it is pressed, that a test may take a while.
+        assert!(
+            edit.body
+                .contains("id=\"test-connection\" aria-describedby=\"test-hint\""),
+            "{}",
+            edit.body
+        );
+        assert!(edit.body.contains("id=\"test-hint\">"));
         let tested = admin
             .post(
                 &format!("/console/psa-connections/{id}/test"),
@@ -733,6 +765,19 @@ async fn psa_connections_are_connected_tested_set_up_and_deleted_by_admins_only(
         );
         let checks = tested.body.matches("<strong>Passed:</strong>").count();
         assert!(checks >= 2, "{}", tested.body);
+        // The result says how long the test took, and how many checks it ran.
+        let when = &tested.body[tested
+            .body
+            .find("id=\"test-when\"")
+            .expect("the test's time")..];
+        let when = &when[..when.find("</span>").unwrap()];
+        assert!(
+            when.contains(&format!(
+                "{} checks in ",
+                tested.body.matches("<li class=\"check ").count()
+            )) && when.contains(" s)"),
+            "{when}"
+        );
         // A wrong secret fails its check, named.
         let saved = admin
             .post(
@@ -884,12 +929,46 @@ async fn psa_connections_are_connected_tested_set_up_and_deleted_by_admins_only(
             1
         );
 
-        // Deleted.
+        // Delete asks first (naming the connection), and only the confirmation deletes.
+        let delete = format!("/console/psa-connections/{id}/delete");
+        let asked = admin.post(&delete, &[("csrf", &csrf)]).await;
+        assert_eq!(asked.status, 200, "{}", asked.body);
+        let name = app
+            .ctx
+            .psa_connections
+            .get(woodgrove.id, id)
+            .await
+            .unwrap()
+            .name;
+        assert!(
+            asked.body.contains(&format!(
+                "<h1 id=\"heading\">Delete {}?</h1>",
+                escaped(&name)
+            )),
+            "{}",
+            asked.body
+        );
+        assert!(asked.body.contains("name=\"confirm\" value=\"yes\""));
+        assert!(
+            asked.body.contains(&format!(
+                "href=\"{}\" id=\"cancel\"",
+                escaped(&format!("/console/psa-connections/{id}"))
+            )),
+            "the way back is the connection's page: {}",
+            asked.body
+        );
+        assert_eq!(
+            app.ctx
+                .psa_connections
+                .list(woodgrove.id)
+                .await
+                .unwrap()
+                .len(),
+            1,
+            "nothing deleted before the confirmation"
+        );
         let deleted = admin
-            .post(
-                &format!("/console/psa-connections/{id}/delete"),
-                &[("csrf", &csrf)],
-            )
+            .post(&delete, &[("csrf", &csrf), ("confirm", "yes")])
             .await;
         assert_eq!(deleted.status, 303);
         assert!(
@@ -923,6 +1002,18 @@ async fn companies_are_mapped_from_suggestions_by_admins_only() {
         assert_eq!(page.status, 200, "{}", page.body);
         assert!(page.body.contains("Contoso Ltd"), "{}", page.body);
         assert!(page.body.contains("Not mapped"), "{}", page.body);
+        // Loading from the PSA: said before (the Show button's hint) and after (its time).
+        assert!(
+            page.body
+                .contains("id=\"show-companies\" aria-describedby=\"companies-hint\""),
+            "{}",
+            page.body
+        );
+        let loaded = &page.body[page.body.find("id=\"companies-loaded\"").expect("the time")..];
+        assert!(
+            loaded[..loaded.find("</span>").unwrap()].contains("This list came in "),
+            "{loaded}"
+        );
         let found = app
             .ctx
             .companies

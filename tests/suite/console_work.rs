@@ -759,6 +759,14 @@ async fn contacts_search_the_msps_tenants_and_show_a_users_history() {
         assert!(form.body.contains("aria-current=\"page\">Contacts</a>"));
         assert!(!form.body.contains("id=\"search-status\""));
         assert!(!form.csp().contains("script-src"));
+        // The search button says beforehand that asking every tenant can take a while.
+        assert!(
+            form.body
+                .contains("id=\"search\" aria-describedby=\"contact-search-hint\""),
+            "{}",
+            form.body
+        );
+        assert!(form.body.contains("id=\"contact-search-hint\">"));
 
         let short = tech.get("/console/contacts?q=d").await;
         assert_eq!(short.status, 400, "{}", short.body);
@@ -979,10 +987,31 @@ async fn shares_text_a_secret_list_its_state_and_revoke_it() {
         let forged = post(&mut tech, &format!("/console/shares/{id}/revoke"), vec![]).await;
         assert_eq!(forged.status, 403);
         assert!(app.ctx.shares.peek(&token).await.is_ok());
-        let revoked = post(
+        // Revoking asks first; the question leaves the link working.
+        let asked = post(
             &mut tech,
             &format!("/console/shares/{id}/revoke"),
             vec![("csrf".into(), csrf.clone())],
+        )
+        .await;
+        assert_eq!(asked.status, 200, "{}", asked.body);
+        assert!(
+            asked
+                .body
+                .contains("<h1 id=\"heading\">Revoke the share sent "),
+            "{}",
+            asked.body
+        );
+        assert!(asked.body.contains("opened 1 of 2 times"), "{}", asked.body);
+        assert!(asked.body.contains("name=\"confirm\" value=\"yes\""));
+        assert!(app.ctx.shares.peek(&token).await.is_ok(), "not revoked yet");
+        let revoked = post(
+            &mut tech,
+            &format!("/console/shares/{id}/revoke"),
+            vec![
+                ("csrf".into(), csrf.clone()),
+                ("confirm".into(), "yes".into()),
+            ],
         )
         .await;
         assert_eq!(revoked.status, 303, "{}", revoked.body);

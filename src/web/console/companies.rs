@@ -6,12 +6,12 @@ use std::sync::Arc;
 
 use minijinja::context;
 use poem::http::StatusCode;
-use poem::web::{Data, Form, Query};
-use poem::{Request, Response, handler};
+use poem::web::{Data, Query};
+use poem::{Response, handler};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::session::failed;
+use super::session::{AdminForm, failed};
 use super::{ConsoleUser, respond};
 use crate::app::AppContext;
 use crate::core::companies::{AcceptItem, AcceptResult, CompanyError};
@@ -31,7 +31,6 @@ pub struct ListQuery {
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct AcceptForm {
-    csrf: String,
     psa_connection_id: String,
     psa_company_id: String,
     psa_company_name: String,
@@ -43,7 +42,6 @@ pub struct AcceptForm {
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct AcceptAllForm {
-    csrf: String,
     connection: String,
 }
 
@@ -116,19 +114,26 @@ async fn page(
         .or(connections.first());
     let search = query.search.trim().to_owned();
     let page_number = query.page.unwrap_or(1).max(1);
-    let (companies, has_more, companies_error) = match selected {
-        None => (Vec::new(), false, None),
-        Some(connection) => match ctx
-            .companies
-            .list_companies(
+    // Listing asks the PSA (unless cached): the page says how long it took.
+    let listed = match selected {
+        None => None,
+        Some(connection) => Some(
+            super::psa_connections::timed(ctx.companies.list_companies(
                 msp,
                 connection.id,
                 (!search.is_empty()).then_some(search.as_str()),
                 Some(page_number),
                 None,
-            )
-            .await
-        {
+            ))
+            .await,
+        ),
+    };
+    let loaded_in = listed
+        .as_ref()
+        .map(|(_, took)| super::psa_connections::seconds(*took));
+    let (companies, has_more, companies_error) = match listed.map(|(listed, _)| listed) {
+        None => (Vec::new(), false, None),
+        Some(listed) => match listed {
             Ok(listed) => (
                 listed
                     .items
@@ -203,6 +208,7 @@ async fn page(
             has_more => has_more,
             companies => companies,
             companies_error => companies_error,
+            loaded_in => loaded_in,
             suggestions => suggestions,
             unmatched => unmatched,
             shortfalls => shortfalls,
@@ -230,16 +236,8 @@ pub async fn companies_page(
 #[handler]
 pub async fn accept(
     ctx: Data<&Arc<AppContext>>,
-    req: &Request,
-    user: ConsoleUser,
-    Form(form): Form<AcceptForm>,
+    AdminForm { user, form, .. }: AdminForm<AcceptForm>,
 ) -> Response {
-    if let Err(refused) = user.require_admin(PATH) {
-        return refused;
-    }
-    if let Err(refused) = user.check_form(&ctx, req, &form.csrf) {
-        return refused;
-    }
     let query = ListQuery {
         connection: form.connection.clone(),
         ..ListQuery::default()
@@ -272,16 +270,8 @@ pub async fn accept(
 #[handler]
 pub async fn accept_all(
     ctx: Data<&Arc<AppContext>>,
-    req: &Request,
-    user: ConsoleUser,
-    Form(form): Form<AcceptAllForm>,
+    AdminForm { user, form, .. }: AdminForm<AcceptAllForm>,
 ) -> Response {
-    if let Err(refused) = user.require_admin(PATH) {
-        return refused;
-    }
-    if let Err(refused) = user.check_form(&ctx, req, &form.csrf) {
-        return refused;
-    }
     let query = ListQuery {
         connection: form.connection,
         ..ListQuery::default()

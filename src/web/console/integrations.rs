@@ -10,13 +10,14 @@ use std::sync::Arc;
 use chrono::{Duration, NaiveDate, Utc};
 use minijinja::context;
 use poem::http::StatusCode;
-use poem::web::{Data, Form, Path};
-use poem::{Request, Response, handler};
+use poem::web::{Data, Path};
+use poem::{Response, handler};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::session::failed;
+use super::confirm::{self, Question};
+use super::session::{AdminForm, failed};
 use super::{ConsoleUser, redirect, respond};
 use crate::api::error::status_of;
 use crate::app::AppContext;
@@ -63,16 +64,14 @@ const IDENTITY_PERMISSIONS: &[(&str, &str, bool)] = &[
     ),
 ];
 
+/// The re-check, remove and consent forms carry nothing of their own (their CSRF token and
+/// confirmation are read by [`AdminForm`]).
 #[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-pub struct ActionForm {
-    csrf: String,
-}
+pub struct ActionForm {}
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct IdentityForm {
-    csrf: String,
     tenant_id: String,
     client_id: String,
     client_secret: String,
@@ -176,16 +175,8 @@ pub async fn integrations_page(ctx: Data<&Arc<AppContext>>, user: ConsoleUser) -
 #[handler]
 pub async fn consent_link(
     ctx: Data<&Arc<AppContext>>,
-    req: &Request,
-    user: ConsoleUser,
-    Form(form): Form<ActionForm>,
+    AdminForm { user, .. }: AdminForm<ActionForm>,
 ) -> Response {
-    if let Err(refused) = user.require_admin(PATH) {
-        return refused;
-    }
-    if let Err(refused) = user.check_form(&ctx, req, &form.csrf) {
-        return refused;
-    }
     match ctx
         .integrations
         .start_authenticator_consent(user.msp.id)
@@ -209,23 +200,25 @@ pub async fn consent_link(
     }
 }
 
-/// `POST /console/integrations/{id}/{action}`: `recheck` or `remove`.
+/// `POST /console/integrations/{id}/{action}`: `recheck` or `remove` (after its
+/// confirmation page: the first post only asks).
 #[handler]
 pub async fn act(
     ctx: Data<&Arc<AppContext>>,
-    req: &Request,
-    user: ConsoleUser,
     Path((id, action)): Path<(String, String)>,
-    Form(form): Form<ActionForm>,
+    AdminForm {
+        user, confirmed, ..
+    }: AdminForm<ActionForm>,
 ) -> Response {
-    if let Err(refused) = user.require_admin(PATH) {
-        return refused;
-    }
-    if let Err(refused) = user.check_form(&ctx, req, &form.csrf) {
-        return refused;
-    }
     let outcome = match (id.parse::<Uuid>(), action.as_str()) {
         (Err(_), _) => Err(IntegrationError::NotFound),
+        (Ok(id), "remove") if !confirmed => match ctx.integrations.list(user.msp.id).await {
+            Ok(views) => match views.into_iter().find(|v| v.id == id) {
+                Some(view) => return confirm::ask(&user, removal(&view)),
+                None => Err(IntegrationError::NotFound),
+            },
+            Err(_) => return failed(&user.brand),
+        },
         (Ok(id), "recheck") => ctx
             .integrations
             .recheck(user.msp.id, &user.actor(), id)
@@ -272,6 +265,28 @@ pub async fn act(
             };
             list_page(&ctx, &user, status_of(err.code()), extra).await
         }
+    }
+}
+
+/// The question before removing `view`.
+fn removal(view: &IntegrationView) -> Question<'static> {
+    let kind = kind_name(view.kind);
+    let follows = match view.kind {
+        IntegrationKind::Authenticator => {
+            "technicians can no longer send Microsoft Authenticator pushes to its users"
+        }
+        IntegrationKind::IdentityManagement => {
+            "technicians can no longer look up, verify or reset its users, and its credentials are deleted from Vouch"
+        }
+    };
+    Question {
+        title: format!("Remove {kind} of {}?", view.tenant_name),
+        text: format!(
+            "Vouch stops using it at once: {follows}. To use it again, add it again under Add New Integration. The audit log keeps its history."
+        ),
+        action: format!("{PATH}/{}/remove", view.id),
+        button: "Remove",
+        back: PATH.to_owned(),
     }
 }
 
@@ -336,16 +351,8 @@ pub async fn identity_form(user: ConsoleUser) -> Response {
 #[handler]
 pub async fn identity_connect(
     ctx: Data<&Arc<AppContext>>,
-    req: &Request,
-    user: ConsoleUser,
-    Form(form): Form<IdentityForm>,
+    AdminForm { user, form, .. }: AdminForm<IdentityForm>,
 ) -> Response {
-    if let Err(refused) = user.require_admin(PATH) {
-        return refused;
-    }
-    if let Err(refused) = user.check_form(&ctx, req, &form.csrf) {
-        return refused;
-    }
     let mut view = IdentityView {
         tenant_id: form.tenant_id.clone(),
         client_id: form.client_id.clone(),

@@ -3,8 +3,11 @@
 //!
 //! - [`session`]: the [`ConsoleUser`] extractor every signed-in page takes (it loads the
 //!   session from the `vouch_console` cookie, refreshes its idle timeout, and redirects to
-//!   the sign-in page without one), [`ConsoleUser::require_admin`] and
-//!   [`ConsoleUser::check_form`] (CSRF) for the pages and posts that need them.
+//!   the sign-in page without one), [`ConsoleUser::require_admin`] for the admins' pages,
+//!   and the extractors every form post takes: [`session::CheckedForm`] and, for admins,
+//!   [`session::AdminForm`] (signed in, admin, form parsed, CSRF token checked).
+//! - [`confirm`]: the confirmation page of every destructive action (remove, delete,
+//!   disable, revoke): the first post only asks, the second (`confirm=yes`) acts.
 //! - [`sign_in`]: sign-in, the second factor, the set-up link (password, then TOTP
 //!   enrolment with its QR code and recovery codes) and sign-out.
 //! - [`home`], [`users`]: the home shell and the admins' user management.
@@ -22,6 +25,7 @@
 pub mod account;
 pub mod audit;
 pub mod companies;
+pub mod confirm;
 pub mod contacts;
 pub mod home;
 pub mod integrations;
@@ -157,6 +161,7 @@ pub fn routes() -> Mounted {
             "/settings",
             both(endpoint(settings::settings_page), endpoint(settings::save)),
         )
+        .at("/settings/logo", post(endpoint(settings::upload_logo)))
         .at(
             "/settings/logo/remove",
             post(endpoint(settings::remove_logo)),
@@ -206,6 +211,17 @@ pub fn admin_only(path: &str) -> bool {
         .filter(|(_, _, admin_only)| *admin_only)
         .filter_map(|(_, href, _)| *href)
         .any(|href| path == href || path.strip_prefix(href).is_some_and(|r| r.starts_with('/')))
+}
+
+/// The section the console address `path` belongs to (its address, as the navigation
+/// marks it): the longest section address it is or is under, else the home.
+pub fn section_of(path: &str) -> &'static str {
+    SECTIONS
+        .iter()
+        .filter_map(|(_, href, _)| *href)
+        .filter(|href| path == *href || path.strip_prefix(href).is_some_and(|r| r.starts_with('/')))
+        .max_by_key(|href| href.len())
+        .unwrap_or(BASE_PATH)
 }
 
 /// The navigation a user sees, `current` marking the page's section.
@@ -413,5 +429,17 @@ mod tests {
         let technician = navigation(false, "/console");
         assert!(technician.iter().all(|i| i.title != "Users and API keys"));
         assert!(technician.iter().any(|i| i.title == "Contacts"));
+    }
+
+    #[test]
+    fn an_address_belongs_to_the_longest_section_it_is_under() {
+        assert_eq!(
+            section_of("/console/users/api-keys/x/revoke"),
+            "/console/users"
+        );
+        assert_eq!(section_of("/console/settings/logo"), "/console/settings");
+        assert_eq!(section_of("/console/settingsx"), "/console");
+        assert_eq!(section_of("/console/shares/1/revoke"), "/console/shares");
+        assert_eq!(section_of("/console"), "/console");
     }
 }

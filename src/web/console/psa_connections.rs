@@ -6,13 +6,14 @@ use std::sync::Arc;
 
 use minijinja::context;
 use poem::http::StatusCode;
-use poem::web::{Data, Form, Path};
-use poem::{Request, Response, handler};
+use poem::web::{Data, Path};
+use poem::{Response, handler};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::session::failed;
+use super::confirm::{self, Question};
+use super::session::{AdminForm, failed};
 use super::{ConsoleUser, redirect, respond};
 use crate::api::error::status_of;
 use crate::app::AppContext;
@@ -30,7 +31,6 @@ const PATH: &str = "/console/psa-connections";
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct ConnectionForm {
-    csrf: String,
     name: String,
     allowed_origins: String,
     // ConnectWise
@@ -52,11 +52,10 @@ pub struct ConnectionForm {
     zone_lookup_url: String,
 }
 
+/// The test and delete forms carry nothing of their own (their CSRF token and confirmation
+/// are read by [`AdminForm`]).
 #[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-pub struct ActionForm {
-    csrf: String,
-}
+pub struct ActionForm {}
 
 /// What a form shows: its values (never a secret) and the refusal next to its field.
 #[derive(Debug, Default, Serialize)]
@@ -291,6 +290,8 @@ struct TestView {
     tested: String,
     passed: bool,
     checks: Vec<CheckView>,
+    /// How long the test just run took ("2.4 s"); `None` for a test shown from the record.
+    took: Option<String>,
 }
 
 impl TestView {
@@ -312,8 +313,22 @@ impl TestView {
                     message: c.message.clone(),
                 })
                 .collect(),
+            took: None,
         }
     }
+
+    /// The test just run, which took `took`.
+    fn timed(test: &LastTest, took: std::time::Duration) -> TestView {
+        TestView {
+            took: Some(seconds(took)),
+            ..TestView::of(test)
+        }
+    }
+}
+
+/// A duration as the pages say it: "0.3 s", "12.5 s".
+pub(super) fn seconds(took: std::time::Duration) -> String {
+    format!("{:.1} s", took.as_secs_f64())
 }
 
 #[handler]
@@ -430,17 +445,9 @@ pub async fn new_form(user: ConsoleUser, Path(kind): Path<String>) -> Response {
 #[handler]
 pub async fn create(
     ctx: Data<&Arc<AppContext>>,
-    req: &Request,
-    user: ConsoleUser,
     Path(kind): Path<String>,
-    Form(form): Form<ConnectionForm>,
+    AdminForm { user, form, .. }: AdminForm<ConnectionForm>,
 ) -> Response {
-    if let Err(refused) = user.require_admin(PATH) {
-        return refused;
-    }
-    if let Err(refused) = user.check_form(&ctx, req, &form.csrf) {
-        return refused;
-    }
     let Some(kind) = kind_of(&kind) else {
         return not_found(&user);
     };
@@ -496,17 +503,9 @@ pub async fn edit_form(
 #[handler]
 pub async fn update(
     ctx: Data<&Arc<AppContext>>,
-    req: &Request,
-    user: ConsoleUser,
     Path(id): Path<String>,
-    Form(form): Form<ConnectionForm>,
+    AdminForm { user, form, .. }: AdminForm<ConnectionForm>,
 ) -> Response {
-    if let Err(refused) = user.require_admin(PATH) {
-        return refused;
-    }
-    if let Err(refused) = user.check_form(&ctx, req, &form.csrf) {
-        return refused;
-    }
     let Ok(id) = id.parse::<Uuid>() else {
         return not_found(&user);
     };
@@ -553,36 +552,47 @@ pub async fn update(
 #[handler]
 pub async fn act(
     ctx: Data<&Arc<AppContext>>,
-    req: &Request,
-    user: ConsoleUser,
     Path((id, action)): Path<(String, String)>,
-    Form(form): Form<ActionForm>,
+    AdminForm {
+        user, confirmed, ..
+    }: AdminForm<ActionForm>,
 ) -> Response {
-    if let Err(refused) = user.require_admin(PATH) {
-        return refused;
-    }
-    if let Err(refused) = user.check_form(&ctx, req, &form.csrf) {
-        return refused;
-    }
     let Ok(id) = id.parse::<Uuid>() else {
         return not_found(&user);
     };
     let (msp, actor) = (user.msp.id, user.actor());
     match action.as_str() {
-        "test" => match ctx.psa_connections.test(msp, &actor, id).await {
-            Ok(result) => match ctx.psa_connections.get(msp, id).await {
+        "test" => match timed(ctx.psa_connections.test(msp, &actor, id)).await {
+            (Ok(result), took) => match ctx.psa_connections.get(msp, id).await {
                 Ok(view) => form_page(
                     &user,
                     StatusCode::OK,
                     view.kind,
                     FormView::of_view(&view),
                     Some(&view),
-                    Some(TestView::of(&result.test)),
+                    Some(TestView::timed(&result.test, took)),
                     None,
                 ),
                 Err(CoreError::PsaConnectionNotFound) => not_found(&user),
                 Err(_) => failed(&user.brand),
             },
+            (Err(CoreError::PsaConnectionNotFound), _) => not_found(&user),
+            (Err(_), _) => failed(&user.brand),
+        },
+        "delete" if !confirmed => match ctx.psa_connections.get(msp, id).await {
+            Ok(view) => confirm::ask(
+                &user,
+                Question {
+                    title: format!("Delete {}?", view.name),
+                    text: format!(
+                        "Deleting removes its credentials and company mappings, and the pod stops working in {} at once. This cannot be undone: to use it again you connect it again. The audit log keeps its history.",
+                        view.kind.display_name()
+                    ),
+                    action: format!("{PATH}/{id}/delete"),
+                    button: "Delete",
+                    back: format!("{PATH}/{id}"),
+                },
+            ),
             Err(CoreError::PsaConnectionNotFound) => not_found(&user),
             Err(_) => failed(&user.brand),
         },
@@ -593,6 +603,15 @@ pub async fn act(
         },
         _ => not_found(&user),
     }
+}
+
+/// `work`'s outcome and how long it took.
+pub(super) async fn timed<T>(
+    work: impl std::future::Future<Output = T>,
+) -> (T, std::time::Duration) {
+    let started = std::time::Instant::now();
+    let outcome = work.await;
+    (outcome, started.elapsed())
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -5,23 +5,38 @@
 //! ```ignore
 //! #[handler]
 //! async fn page(user: ConsoleUser) -> Response {
-//!     if let Err(refused) = user.require_admin() { return refused; } // admins only
+//!     if let Err(refused) = user.require_admin(PATH) { return refused; } // admins only
 //!     ...
+//! }
+//!
+//! #[handler]
+//! async fn post(AdminForm { user, form, confirmed }: AdminForm<MyForm>) -> Response {
+//!     ... // signed in, an admin, CSRF checked: only the work is left
 //! }
 //! ```
 //!
 //! Without a session (none, ended, or its user disabled or removed) the request is sent to
-//! the sign-in page; with one that still owes its second factor, to that step. Every form
-//! post also calls [`ConsoleUser::check_form`] with the form's `csrf` field.
+//! the sign-in page; with one that still owes its second factor, to that step.
+//!
+//! Form posts take [`CheckedForm<T>`] (any signed-in user) or [`AdminForm<T>`] (admins),
+//! which do every check before the handler runs: signed in, an admin (for `AdminForm`; a
+//! technician gets the 403 page before the body is read), then the body parsed as a form,
+//! its `csrf` field and its origin checked ([`ConsoleUser::check_form`]). They also say
+//! whether the post is the confirmed second step of a destructive action (`confirm=yes`,
+//! see [`super::confirm`]).
 
 use std::sync::Arc;
 
 use minijinja::{Value, context};
 use poem::http::{StatusCode, header};
-use poem::{FromRequest, Request, RequestBody, Response};
+use poem::web::Form;
+use poem::{Body, FromRequest, Request, RequestBody, Response};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
 
 use super::{
     SIGN_IN_PATH, cleared_cookie, cookie_token, message, redirect, same_origin, same_token,
+    section_of,
 };
 use crate::app::AppContext;
 use crate::core::accounts::actor_of;
@@ -119,6 +134,93 @@ impl ConsoleUser {
     pub fn actor(&self) -> AuditActor {
         actor_of(&self.account)
     }
+}
+
+/// A signed-in admin: any other signed-in user is answered with the 403 page (its
+/// navigation marking the section of the address asked for), before the request's body is
+/// read. For admin posts whose body is no plain form (the logo upload); plain forms take
+/// [`AdminForm`].
+pub struct AdminUser(pub ConsoleUser);
+
+impl<'a> FromRequest<'a> for AdminUser {
+    async fn from_request(req: &'a Request, body: &mut RequestBody) -> poem::Result<Self> {
+        let user = ConsoleUser::from_request(req, body).await?;
+        user.require_admin(section_of(req.uri().path()))
+            .map_err(refusal)?;
+        Ok(AdminUser(user))
+    }
+}
+
+/// The fields every console form carries besides its own.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct CommonFields {
+    csrf: String,
+    /// `yes` on the second post of a destructive action (its confirmation page's button).
+    confirm: String,
+}
+
+/// A signed-in user's form post, checked: the form `T` parsed (as `poem::web::Form` does)
+/// and its CSRF token and origin checked, or the request answered before the handler runs.
+pub struct CheckedForm<T> {
+    pub user: ConsoleUser,
+    pub form: T,
+    /// Whether the form carried `confirm=yes`: the post from a confirmation page.
+    pub confirmed: bool,
+}
+
+impl<'a, T: DeserializeOwned> FromRequest<'a> for CheckedForm<T> {
+    async fn from_request(req: &'a Request, body: &mut RequestBody) -> poem::Result<Self> {
+        let user = ConsoleUser::from_request(req, body).await?;
+        checked(user, req, body).await
+    }
+}
+
+/// An admin's form post, checked like [`CheckedForm`] after [`AdminUser`]'s check: a
+/// technician is refused before the body is read, whatever it holds.
+pub struct AdminForm<T> {
+    pub user: ConsoleUser,
+    pub form: T,
+    /// Whether the form carried `confirm=yes`: the post from a confirmation page.
+    pub confirmed: bool,
+}
+
+impl<'a, T: DeserializeOwned> FromRequest<'a> for AdminForm<T> {
+    async fn from_request(req: &'a Request, body: &mut RequestBody) -> poem::Result<Self> {
+        let AdminUser(user) = AdminUser::from_request(req, body).await?;
+        let CheckedForm {
+            user,
+            form,
+            confirmed,
+        } = checked(user, req, body).await?;
+        Ok(AdminForm {
+            user,
+            form,
+            confirmed,
+        })
+    }
+}
+
+/// Parses the body as the form `T` and as the common fields (one read of the body, both
+/// through `Form`, so its content-type rules and errors are poem's), then checks the CSRF
+/// token and the origin.
+async fn checked<T: DeserializeOwned>(
+    user: ConsoleUser,
+    req: &Request,
+    body: &mut RequestBody,
+) -> poem::Result<CheckedForm<T>> {
+    let ctx = context_of(req)?;
+    let bytes = body.take()?.into_bytes().await?;
+    let Form(common) =
+        Form::<CommonFields>::from_request(req, &mut RequestBody::new(Body::from(bytes.clone())))
+            .await?;
+    let Form(form) = Form::<T>::from_request(req, &mut RequestBody::new(Body::from(bytes))).await?;
+    user.check_form(&ctx, req, &common.csrf).map_err(refusal)?;
+    Ok(CheckedForm {
+        user,
+        form,
+        confirmed: common.confirm == "yes",
+    })
 }
 
 /// A session that passed the password and still owes its second factor (or its TOTP

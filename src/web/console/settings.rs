@@ -4,21 +4,25 @@
 //! size. `POST /console/settings` with `intent=preview` renders the page with the values
 //! entered, validated but not saved (the whole page takes the previewed colour and logo);
 //! with `intent=save` it saves them (audited in core). Errors show next to their fields.
-//! `POST /console/settings/logo/remove` removes an uploaded logo.
+//! `POST /console/settings/logo` uploads a logo (a `multipart/form-data` form with the
+//! file and the CSRF token, checked as `PUT /v1/settings/logo` checks it and audited alike,
+//! `settings.logo_upload`); `POST /console/settings/logo/remove` removes it.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use minijinja::context;
 use poem::http::StatusCode;
-use poem::web::{Data, Form};
+use poem::web::{Data, Multipart};
 use poem::{Request, Response, handler};
 use serde::Serialize;
+use tokio::io::AsyncReadExt;
 
-use super::session::failed;
+use super::session::{AdminForm, AdminUser, failed};
 use super::{ConsoleUser, redirect, respond};
 use crate::app::AppContext;
 use crate::core::error::CoreError;
+use crate::core::logo::{LogoFormat, MAX_LOGO_BYTES};
 use crate::core::settings::{MspSettings, Part, SettingsChange, sample_texts};
 use crate::core::share::ShareBranding;
 use crate::web::page::Brand;
@@ -191,13 +195,13 @@ struct TextView {
 }
 
 fn render(
-    _ctx: &AppContext,
     user: &ConsoleUser,
     status: StatusCode,
     settings: &MspSettings,
     entered: Option<&HashMap<String, String>>,
     errors: &HashMap<&'static str, String>,
     notice: Option<&str>,
+    logo_error: Option<&str>,
 ) -> Response {
     // The page takes the (previewed) brand: its colour, logo and name.
     let branding = ShareBranding {
@@ -241,6 +245,8 @@ fn render(
             policy_fields => policy_fields,
             texts => texts,
             uploaded_logo => settings.branding.uploaded_logo.is_some(),
+            logo_error => logo_error,
+            max_logo_kb => MAX_LOGO_BYTES / 1024,
             notice => notice,
             has_errors => !errors.is_empty(),
             share_lifetime => crate::core::texts::lifetime(chrono::Duration::seconds(i64::from(settings.policy.share_lifetime_seconds))),
@@ -256,12 +262,12 @@ pub async fn settings_page(ctx: Data<&Arc<AppContext>>, user: ConsoleUser) -> Re
     }
     match ctx.settings.get(user.msp.id).await {
         Ok(settings) => render(
-            &ctx,
             &user,
             StatusCode::OK,
             &settings,
             None,
             &HashMap::new(),
+            None,
             None,
         ),
         Err(_) => failed(&user.brand),
@@ -272,17 +278,8 @@ pub async fn settings_page(ctx: Data<&Arc<AppContext>>, user: ConsoleUser) -> Re
 #[handler]
 pub async fn save(
     ctx: Data<&Arc<AppContext>>,
-    req: &Request,
-    user: ConsoleUser,
-    Form(form): Form<HashMap<String, String>>,
+    AdminForm { user, form, .. }: AdminForm<HashMap<String, String>>,
 ) -> Response {
-    if let Err(refused) = user.require_admin(PATH) {
-        return refused;
-    }
-    let csrf = form.get("csrf").map(String::as_str).unwrap_or("");
-    if let Err(refused) = user.check_form(&ctx, req, csrf) {
-        return refused;
-    }
     let saved = match ctx.settings.get(user.msp.id).await {
         Ok(settings) => settings,
         Err(_) => return failed(&user.brand),
@@ -291,12 +288,12 @@ pub async fn save(
         Ok(change) => change,
         Err(errors) => {
             return render(
-                &ctx,
                 &user,
                 StatusCode::BAD_REQUEST,
                 &saved,
                 Some(&form),
                 &errors,
+                None,
                 None,
             );
         }
@@ -311,22 +308,22 @@ pub async fn save(
     };
     match outcome {
         Ok(settings) if previewing => render(
-            &ctx,
             &user,
             StatusCode::OK,
             &settings,
             Some(&form),
             &HashMap::new(),
             Some("A preview: nothing is saved until you save."),
+            None,
         ),
         Ok(settings) => render(
-            &ctx,
             &user,
             StatusCode::OK,
             &settings,
             None,
             &HashMap::new(),
             Some("Saved. Every page and text uses these settings from now on."),
+            None,
         ),
         Err(CoreError::InvalidInput { field, problem }) => {
             let mut errors = HashMap::new();
@@ -335,12 +332,12 @@ pub async fn save(
                 problem_of(&CoreError::InvalidInput { field, problem }),
             );
             render(
-                &ctx,
                 &user,
                 StatusCode::BAD_REQUEST,
                 &saved,
                 Some(&form),
                 &errors,
+                None,
                 None,
             )
         }
@@ -352,19 +349,210 @@ pub async fn save(
 #[handler]
 pub async fn remove_logo(
     ctx: Data<&Arc<AppContext>>,
-    req: &Request,
-    user: ConsoleUser,
-    Form(form): Form<HashMap<String, String>>,
+    AdminForm { user, .. }: AdminForm<HashMap<String, String>>,
 ) -> Response {
-    if let Err(refused) = user.require_admin(PATH) {
-        return refused;
-    }
-    let csrf = form.get("csrf").map(String::as_str).unwrap_or("");
-    if let Err(refused) = user.check_form(&ctx, req, csrf) {
-        return refused;
-    }
     match ctx.settings.remove_logo(user.msp.id, &user.actor()).await {
         Ok(_) => redirect(PATH),
         Err(_) => failed(&user.brand),
+    }
+}
+
+/// How much of an upload Vouch reads. A file over [`MAX_LOGO_BYTES`] is read on (and thrown
+/// away, keeping only its first bytes) so that the admin gets the page with the error next to
+/// the field rather than a dropped connection; every request body is capped anyway by the
+/// server ([`crate::api::error::MAX_BODY_BYTES`], 1 MiB, answered 413 above it).
+const MAX_UPLOAD_READ_BYTES: usize = crate::api::error::MAX_BODY_BYTES;
+
+/// A form field's first `keep` bytes and its whole size (counted up to
+/// [`MAX_UPLOAD_READ_BYTES`], then reading stops).
+async fn read_field(
+    field: poem::web::Field,
+    keep: usize,
+) -> Result<(Vec<u8>, usize), std::io::Error> {
+    let reader = field.into_async_read();
+    tokio::pin!(reader);
+    let (mut kept, mut total) = (Vec::new(), 0usize);
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        let n = reader.read(&mut buf).await?;
+        if n == 0 {
+            return Ok((kept, total));
+        }
+        total += n;
+        if kept.len() < keep {
+            kept.extend_from_slice(&buf[..n.min(keep - kept.len())]);
+        }
+        if total > MAX_UPLOAD_READ_BYTES {
+            return Ok((kept, total));
+        }
+    }
+}
+
+/// Whether `bytes` can be a logo at all: a PNG, or text that is SVG markup. Anything else
+/// (a JPEG, a PDF, a document) is refused in words that say so, before core's checks.
+fn looks_like_logo(bytes: &[u8]) -> bool {
+    if LogoFormat::sniff(bytes) == LogoFormat::Png {
+        return true;
+    }
+    let text = String::from_utf8_lossy(bytes);
+    let text = text.trim_start_matches('\u{feff}').trim_start();
+    text.starts_with('<') && text.contains("<svg")
+}
+
+/// The field error of an upload core refused: its words, without the API's advice about
+/// request headers (which a form does not set).
+fn logo_problem(problem: &str) -> String {
+    let problem = problem
+        .split(" (or send an SVG")
+        .next()
+        .unwrap_or(problem)
+        .trim_end_matches('.');
+    format!("This file {problem}.")
+}
+
+/// `POST /console/settings/logo` (`multipart/form-data`: `csrf` and the file as `logo`):
+/// the logo every end-user page shows, checked and stored by core exactly as the API's
+/// upload (PNG, or SVG rasterised; at most 256 KB) and audited (`settings.logo_upload`).
+/// A technician is refused before the body is read; the CSRF token is checked before the
+/// file is looked at; a refused file is explained next to the field and nothing changes.
+#[handler]
+pub async fn upload_logo(
+    ctx: Data<&Arc<AppContext>>,
+    req: &Request,
+    AdminUser(user): AdminUser,
+    multipart: poem::Result<Multipart>,
+) -> Response {
+    let unreadable = || {
+        super::message(
+            StatusCode::BAD_REQUEST,
+            &user.brand,
+            Some(user.shell(PATH)),
+            "The upload could not be read",
+            "Vouch could not read the file sent, so nothing was changed. Go back to Settings, choose the file again and upload it.",
+            (PATH, "Back to Settings"),
+        )
+    };
+    // Not a multipart form: no form of the console's, so no CSRF token to check either.
+    let Ok(mut multipart) = multipart else {
+        return match user.check_form(&ctx, req, "") {
+            Err(refused) => refused,
+            Ok(()) => unreadable(),
+        };
+    };
+    let (mut csrf, mut file) = (String::new(), None);
+    loop {
+        let field = match multipart.next_field().await {
+            Ok(Some(field)) => field,
+            Ok(None) => break,
+            Err(_) => return unreadable(),
+        };
+        let name = field.name().map(str::to_owned);
+        let read = match name.as_deref() {
+            // A token is 43 characters or so; a longer one is wrong anyway.
+            Some("csrf") => read_field(field, 256).await.map(|(bytes, _)| {
+                csrf = String::from_utf8(bytes).unwrap_or_default();
+            }),
+            Some("logo") => read_field(field, MAX_LOGO_BYTES + 1)
+                .await
+                .map(|read| file = Some(read)),
+            _ => read_field(field, 0).await.map(|_| ()),
+        };
+        if read.is_err() {
+            return unreadable();
+        }
+    }
+    if let Err(refused) = user.check_form(&ctx, req, &csrf) {
+        return refused;
+    }
+    let saved = match ctx.settings.get(user.msp.id).await {
+        Ok(settings) => settings,
+        Err(_) => return failed(&user.brand),
+    };
+    let refuse = |error: String| {
+        render(
+            &user,
+            StatusCode::BAD_REQUEST,
+            &saved,
+            None,
+            &HashMap::new(),
+            None,
+            Some(&error),
+        )
+    };
+    let bytes = match file {
+        None | Some((_, 0)) => {
+            return refuse("Choose your logo's file (PNG or SVG) first, then upload it.".into());
+        }
+        Some((_, total)) if total > MAX_LOGO_BYTES => {
+            let size = if total > MAX_UPLOAD_READ_BYTES {
+                format!("more than {} KB", MAX_UPLOAD_READ_BYTES / 1024)
+            } else {
+                format!("{} KB", total.div_ceil(1024))
+            };
+            return refuse(format!(
+                "This file is {size}; a logo may be at most {} KB. Export it smaller (pages show it about 48 pixels high) and upload it again.",
+                MAX_LOGO_BYTES / 1024
+            ));
+        }
+        Some((bytes, _)) if !looks_like_logo(&bytes) => {
+            return refuse(
+                "This file is not a PNG or SVG image. Save your logo as PNG or SVG and upload that file."
+                    .into(),
+            );
+        }
+        Some((bytes, _)) => bytes,
+    };
+    match ctx
+        .settings
+        .upload_logo(
+            user.msp.id,
+            &user.actor(),
+            LogoFormat::sniff(&bytes),
+            &bytes,
+        )
+        .await
+    {
+        Ok(settings) => render(
+            &user,
+            StatusCode::OK,
+            &settings,
+            None,
+            &HashMap::new(),
+            Some("Logo uploaded. Every end-user page shows it from now on."),
+            None,
+        ),
+        Err(CoreError::InvalidInput { problem, .. }) => refuse(logo_problem(&problem)),
+        Err(_) => failed(&user.brand),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_png_or_svg_markup_can_be_a_logo() {
+        assert!(looks_like_logo(b"\x89PNG\r\n\x1a\nrest"));
+        assert!(looks_like_logo(
+            b"<?xml version=\"1.0\"?>\n<svg xmlns=\"http://www.w3.org/2000/svg\"/>"
+        ));
+        assert!(looks_like_logo("\u{feff} <svg/>".as_bytes()));
+        assert!(!looks_like_logo(b"\xff\xd8\xff\xe0JFIF"));
+        assert!(!looks_like_logo(b"%PDF-1.7"));
+        assert!(!looks_like_logo(b"<html><body>svg</body></html>"));
+    }
+
+    #[test]
+    fn core_refusals_lose_the_api_advice() {
+        assert_eq!(
+            logo_problem(
+                "is not a readable PNG image: export it again as PNG (or send an SVG with Content-Type image/svg+xml)"
+            ),
+            "This file is not a readable PNG image: export it again as PNG."
+        );
+        assert_eq!(
+            logo_problem("has no size: give the SVG a width and height or a viewBox"),
+            "This file has no size: give the SVG a width and height or a viewBox."
+        );
     }
 }

@@ -10,13 +10,14 @@ use std::sync::Arc;
 use chrono::Duration;
 use minijinja::context;
 use poem::http::StatusCode;
-use poem::web::{Data, Form, Path};
-use poem::{Request, Response, handler};
+use poem::web::{Data, Path};
+use poem::{Response, handler};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::session::failed;
+use super::confirm::{self, Question};
+use super::session::{CheckedForm, failed};
 use super::{ConsoleUser, redirect, respond};
 use crate::api::error::status_of;
 use crate::app::AppContext;
@@ -39,7 +40,6 @@ const LIFETIMES: &[(i64, &str)] = &[
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct ShareForm {
-    csrf: String,
     tenant: String,
     user: String,
     secret: String,
@@ -47,11 +47,10 @@ pub struct ShareForm {
     views: String,
 }
 
+/// The revoke form carries nothing of its own (its CSRF token and confirmation are read by
+/// [`CheckedForm`]).
 #[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-pub struct RevokeForm {
-    csrf: String,
-}
+pub struct RevokeForm {}
 
 /// What the form shows again (never the secret), with each field's error.
 #[derive(Debug, Default, Serialize)]
@@ -192,13 +191,8 @@ pub async fn shares_page(ctx: Data<&Arc<AppContext>>, user: ConsoleUser) -> Resp
 #[handler]
 pub async fn send(
     ctx: Data<&Arc<AppContext>>,
-    req: &Request,
-    user: ConsoleUser,
-    Form(form): Form<ShareForm>,
+    CheckedForm { user, form, .. }: CheckedForm<ShareForm>,
 ) -> Response {
-    if let Err(refused) = user.check_form(&ctx, req, &form.csrf) {
-        return refused;
-    }
     let mut view = FormView {
         tenant: form.tenant.clone(),
         user: form.user.trim().to_owned(),
@@ -309,19 +303,43 @@ async fn refused(
     page(ctx, user, status, view, None).await
 }
 
-/// `POST /console/shares/{id}/revoke`: the link stops working at once.
+/// `POST /console/shares/{id}/revoke`: the link stops working at once (after its
+/// confirmation page: the first post only asks).
 #[handler]
 pub async fn revoke(
     ctx: Data<&Arc<AppContext>>,
-    req: &Request,
-    user: ConsoleUser,
     Path(id): Path<String>,
-    Form(form): Form<RevokeForm>,
+    CheckedForm {
+        user, confirmed, ..
+    }: CheckedForm<RevokeForm>,
 ) -> Response {
-    if let Err(refused) = user.check_form(&ctx, req, &form.csrf) {
-        return refused;
-    }
     let outcome = match id.parse::<Uuid>() {
+        // The question names the share from the list (the page's own, so a share the page
+        // cannot show has no button to ask about it either: it is not found).
+        Ok(id) if !confirmed => match ctx.shares.list(user.msp.id).await {
+            Ok(shares) => match shares.iter().find(|s| s.id == id) {
+                Some(share) => {
+                    return confirm::ask(
+                        &user,
+                        Question {
+                            title: format!(
+                                "Revoke the share sent {}?",
+                                crate::domain::utc_minute(share.created_at)
+                            ),
+                            text: format!(
+                                "Its link stops working at once, and whoever has not seen the secret yet never will (it has been opened {} of {} times). This cannot be undone: send a new share if one is needed.",
+                                share.views, share.max_views
+                            ),
+                            action: format!("{PATH}/{id}/revoke"),
+                            button: "Revoke",
+                            back: PATH.to_owned(),
+                        },
+                    );
+                }
+                None => Err(ShareError::NotFound),
+            },
+            Err(_) => return failed(&user.brand),
+        },
         Ok(id) => ctx.shares.revoke(user.msp.id, id, &user.actor()).await,
         Err(_) => Err(ShareError::NotFound),
     };

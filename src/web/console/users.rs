@@ -10,13 +10,14 @@ use std::sync::Arc;
 use chrono::Utc;
 use minijinja::context;
 use poem::http::StatusCode;
-use poem::web::{Data, Form, Path};
-use poem::{Request, Response, handler};
+use poem::web::{Data, Path};
+use poem::{Response, handler};
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::session::failed;
+use super::confirm::{self, Question};
+use super::session::{AdminForm, failed};
 use super::{ConsoleUser, redirect, respond};
 use crate::api::error::status_of;
 use crate::app::AppContext;
@@ -28,7 +29,6 @@ const PATH: &str = "/console/users";
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct InviteForm {
-    csrf: String,
     email: String,
     name: String,
     role: String,
@@ -37,7 +37,6 @@ pub struct InviteForm {
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct ActionForm {
-    csrf: String,
     /// With `role`: `admin` or `technician`.
     role: String,
     /// With `link-technician` and `unlink-technician`: the technician record's id.
@@ -47,7 +46,6 @@ pub struct ActionForm {
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct ApiKeyForm {
-    csrf: String,
     name: String,
     scope: String,
 }
@@ -285,16 +283,8 @@ pub async fn users_page(ctx: Data<&Arc<AppContext>>, user: ConsoleUser) -> Respo
 #[handler]
 pub async fn invite(
     ctx: Data<&Arc<AppContext>>,
-    req: &Request,
-    user: ConsoleUser,
-    Form(form): Form<InviteForm>,
+    AdminForm { user, form, .. }: AdminForm<InviteForm>,
 ) -> Response {
-    if let Err(refused) = user.require_admin(PATH) {
-        return refused;
-    }
-    if let Err(refused) = user.check_form(&ctx, req, &form.csrf) {
-        return refused;
-    }
     let role = match form.role.as_str() {
         "admin" => ConsoleRole::Admin,
         _ => ConsoleRole::Technician,
@@ -338,21 +328,18 @@ pub async fn invite(
 }
 
 /// `POST /console/users/{id}/{action}`: `disable`, `enable`, `unlock`, `remove`, or `link`
-/// (a new one-time link, the earlier ones stop working).
+/// (a new one-time link, the earlier ones stop working). `disable` and `remove` act only
+/// when confirmed: the first post shows their confirmation page.
 #[handler]
 pub async fn act(
     ctx: Data<&Arc<AppContext>>,
-    req: &Request,
-    user: ConsoleUser,
     Path((id, action)): Path<(String, String)>,
-    Form(form): Form<ActionForm>,
+    AdminForm {
+        user,
+        form,
+        confirmed,
+    }: AdminForm<ActionForm>,
 ) -> Response {
-    if let Err(refused) = user.require_admin(PATH) {
-        return refused;
-    }
-    if let Err(refused) = user.check_form(&ctx, req, &form.csrf) {
-        return refused;
-    }
     let Ok(id) = id.parse::<Uuid>() else {
         let err = AccountError::UserNotFound;
         return page(
@@ -366,6 +353,56 @@ pub async fn act(
         .await;
     };
     let (msp, actor, accounts) = (user.msp.id, user.actor(), &ctx.accounts);
+    if matches!(action.as_str(), "disable" | "remove") && !confirmed {
+        let found = match accounts.list(msp).await {
+            Ok(users) => users.into_iter().find(|u| u.id == id),
+            Err(_) => return failed(&user.brand),
+        };
+        let Some(found) = found else {
+            let err = AccountError::UserNotFound;
+            return page(
+                &ctx,
+                &user,
+                status_of(err.code()),
+                InviteView::default(),
+                None,
+                Some(err.to_string()),
+            )
+            .await;
+        };
+        let yourself = if found.id == user.account.id {
+            " This is you: you are signed out too."
+        } else {
+            ""
+        };
+        let (title, text, button) = if action == "disable" {
+            (
+                format!("Disable {}?", found.email),
+                format!(
+                    "They are signed out at once, everywhere, and cannot sign in until an admin enables them again.{yourself}"
+                ),
+                "Disable",
+            )
+        } else {
+            (
+                format!("Remove {}?", found.email),
+                format!(
+                    "They are signed out at once and their account is deleted; to let them in again, invite them again. The audit log keeps what they did.{yourself}"
+                ),
+                "Remove",
+            )
+        };
+        return confirm::ask(
+            &user,
+            Question {
+                title,
+                text,
+                action: format!("{PATH}/{id}/{action}"),
+                button,
+                back: PATH.to_owned(),
+            },
+        );
+    }
     let outcome = match action.as_str() {
         "disable" => accounts.disable(msp, &actor, id).await.map(|_| None),
         "enable" => accounts.enable(msp, &actor, id).await.map(|_| None),
@@ -471,16 +508,8 @@ pub async fn act(
 #[handler]
 pub async fn create_key(
     ctx: Data<&Arc<AppContext>>,
-    req: &Request,
-    user: ConsoleUser,
-    Form(form): Form<ApiKeyForm>,
+    AdminForm { user, form, .. }: AdminForm<ApiKeyForm>,
 ) -> Response {
-    if let Err(refused) = user.require_admin(PATH) {
-        return refused;
-    }
-    if let Err(refused) = user.check_form(&ctx, req, &form.csrf) {
-        return refused;
-    }
     let scope = match form.scope.as_str() {
         "technician" => crate::domain::ApiKeyScope::Technician,
         _ => crate::domain::ApiKeyScope::Admin,
@@ -530,21 +559,16 @@ pub async fn create_key(
     }
 }
 
-/// `POST /console/users/api-keys/{id}/revoke`: the key stops working at once, everywhere.
+/// `POST /console/users/api-keys/{id}/revoke`: the key stops working at once, everywhere
+/// (after its confirmation page: the first post only asks).
 #[handler]
 pub async fn revoke_key(
     ctx: Data<&Arc<AppContext>>,
-    req: &Request,
-    user: ConsoleUser,
     Path(id): Path<String>,
-    Form(form): Form<ActionForm>,
+    AdminForm {
+        user, confirmed, ..
+    }: AdminForm<ActionForm>,
 ) -> Response {
-    if let Err(refused) = user.require_admin(PATH) {
-        return refused;
-    }
-    if let Err(refused) = user.check_form(&ctx, req, &form.csrf) {
-        return refused;
-    }
     let Ok(id) = id.parse::<Uuid>() else {
         return page(
             &ctx,
@@ -556,6 +580,28 @@ pub async fn revoke_key(
         )
         .await;
     };
+    if !confirmed {
+        let found = match ctx.setup.list_api_keys(user.msp.id).await {
+            Ok(keys) => keys.into_iter().find(|k| k.id == id),
+            Err(_) => return failed(&user.brand),
+        };
+        if let Some(key) = found {
+            return confirm::ask(
+                &user,
+                Question {
+                    title: format!("Revoke the API key {}?", key.name),
+                    text: format!(
+                        "Anything that uses the key starting {} stops working at once, on every instance of Vouch. This cannot be undone: make a new key if one is needed.",
+                        key.key_prefix
+                    ),
+                    action: format!("{PATH}/api-keys/{id}/revoke"),
+                    button: "Revoke",
+                    back: PATH.to_owned(),
+                },
+            );
+        }
+        // A key not of this MSP: core's answer below (not found), which changes nothing.
+    }
     match ctx
         .setup
         .revoke_api_key(user.msp.id, &user.actor(), id)
