@@ -13,7 +13,7 @@ use super::signing;
 use super::{
     CheckFailure, CheckList, EmbedLoad, MAX_COMPANY_CONTACTS, MAX_COMPANY_PAGE_SIZE, PsaAdapter,
     PsaCompany, PsaCompanyListing, PsaCompanyPage, PsaContact, PsaError, PsaTechnician,
-    TicketContact, VouchedEmbed, body_json, clean_list, connection_fingerprint, parse_json,
+    SignedEmbed, TicketContact, VouchedEmbed, body_json, clean_list, connection_fingerprint, parse_json,
     psa_text, status_error,
 };
 use crate::config::Config;
@@ -221,7 +221,7 @@ impl Autotask {
         &self,
         connection: &PsaConnection,
         load: &EmbedLoad,
-    ) -> Result<(String, u64), PsaError> {
+    ) -> Result<SignedEmbed, PsaError> {
         let credentials = Self::credentials(connection)?;
         signing::verified_load(
             load,
@@ -293,9 +293,29 @@ impl PsaAdapter for Autotask {
         connection: &PsaConnection,
         load: &EmbedLoad,
     ) -> Result<VouchedEmbed, PsaError> {
-        let (ticket_id, resource_id) = self.signed_load(connection, load)?;
-        let technician = self
-            .resources
+        let signed = self.signed_load(connection, load)?;
+        let technician = self.signed_technician(connection, &signed).await?;
+        Ok(VouchedEmbed {
+            technician,
+            ticket_id: signed.ticket_id,
+        })
+    }
+
+    fn check_signature(
+        &self,
+        connection: &PsaConnection,
+        load: &EmbedLoad,
+    ) -> Option<Result<SignedEmbed, PsaError>> {
+        Some(self.signed_load(connection, load))
+    }
+
+    async fn signed_technician(
+        &self,
+        connection: &PsaConnection,
+        signed: &SignedEmbed,
+    ) -> Result<PsaTechnician, PsaError> {
+        let resource_id = signed.member_id;
+        self.resources
             .try_get_with((connection.id, resource_id), async {
                 let resource = self
                     .item(connection, "Resources", resource_id, "resource")
@@ -312,17 +332,7 @@ impl PsaAdapter for Autotask {
                 })
             })
             .await
-            .map_err(|err| (*err).clone())?;
-        Ok(VouchedEmbed {
-            technician,
-            ticket_id,
-        })
-    }
-
-    fn signed_ticket_id(&self, connection: &PsaConnection, load: &EmbedLoad) -> Option<String> {
-        self.signed_load(connection, load)
-            .ok()
-            .map(|(ticket_id, _)| ticket_id)
+            .map_err(|err| (*err).clone())
     }
 
     /// The ticket, then its company and its contact at the same time (each needs only the

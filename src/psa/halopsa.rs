@@ -14,7 +14,7 @@ use super::signing;
 use super::{
     CheckFailure, CheckList, EmbedLoad, MAX_COMPANY_CONTACTS, MAX_COMPANY_PAGE_SIZE, PsaAdapter,
     PsaCompany, PsaCompanyListing, PsaCompanyPage, PsaContact, PsaError, PsaTechnician,
-    TicketContact, VouchedEmbed, body_json, clean_list, connection_fingerprint, parse_json,
+    SignedEmbed, TicketContact, VouchedEmbed, body_json, clean_list, connection_fingerprint, parse_json,
     psa_text, status_error,
 };
 use crate::cache::{KeepFor, renewal_horizon};
@@ -200,7 +200,7 @@ impl HaloPsa {
         &self,
         connection: &PsaConnection,
         load: &EmbedLoad,
-    ) -> Result<(String, u64), PsaError> {
+    ) -> Result<SignedEmbed, PsaError> {
         let credentials = Self::credentials(connection)?;
         signing::verified_load(
             load,
@@ -287,10 +287,30 @@ impl PsaAdapter for HaloPsa {
         connection: &PsaConnection,
         load: &EmbedLoad,
     ) -> Result<VouchedEmbed, PsaError> {
-        let (ticket_id, agent_id) = self.signed_load(connection, load)?;
+        let signed = self.signed_load(connection, load)?;
+        let technician = self.signed_technician(connection, &signed).await?;
+        Ok(VouchedEmbed {
+            technician,
+            ticket_id: signed.ticket_id,
+        })
+    }
+
+    fn check_signature(
+        &self,
+        connection: &PsaConnection,
+        load: &EmbedLoad,
+    ) -> Option<Result<SignedEmbed, PsaError>> {
+        Some(self.signed_load(connection, load))
+    }
+
+    async fn signed_technician(
+        &self,
+        connection: &PsaConnection,
+        signed: &SignedEmbed,
+    ) -> Result<PsaTechnician, PsaError> {
         // The signed agent id is who the technician is; the name comes from Halo itself.
-        let technician = self
-            .agents
+        let agent_id = signed.member_id;
+        self.agents
             .try_get_with((connection.id, agent_id), async {
                 let agent = self
                     .call(
@@ -308,17 +328,7 @@ impl PsaAdapter for HaloPsa {
                 })
             })
             .await
-            .map_err(|err| (*err).clone())?;
-        Ok(VouchedEmbed {
-            technician,
-            ticket_id,
-        })
-    }
-
-    fn signed_ticket_id(&self, connection: &PsaConnection, load: &EmbedLoad) -> Option<String> {
-        self.signed_load(connection, load)
-            .ok()
-            .map(|(ticket_id, _)| ticket_id)
+            .map_err(|err| (*err).clone())
     }
 
     async fn ticket(

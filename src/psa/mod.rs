@@ -73,6 +73,14 @@ pub struct VouchedEmbed {
     pub ticket_id: String,
 }
 
+/// A load whose signature the PSA's secret verified: the ticket and the technician's numeric
+/// id it names (HaloPSA's agent, Autotask's resource). Made only by [`signing::verified_load`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedEmbed {
+    pub ticket_id: String,
+    pub member_id: u64,
+}
+
 /// A ticket and its contact, as the PSA's REST API reports them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TicketContact {
@@ -376,12 +384,27 @@ pub trait PsaAdapter: Send + Sync {
         load: &EmbedLoad,
     ) -> Result<VouchedEmbed, PsaError>;
 
-    /// The ticket of a load that proves by itself that the PSA sent it (its signature,
-    /// checked here without calling the PSA), so the ticket can be read while the technician
-    /// is looked up. `None` where only a call to the PSA vouches for the load (ConnectWise's
-    /// member check): nothing is read for a load the PSA has not vouched for yet.
-    fn signed_ticket_id(&self, _connection: &PsaConnection, _load: &EmbedLoad) -> Option<String> {
+    /// Checks a load that proves by itself that the PSA sent it (its signature, checked here
+    /// without calling the PSA), so its ticket can be read while the technician is looked up
+    /// ([`PsaAdapter::signed_technician`]). `None` where only a call to the PSA vouches for
+    /// the load (ConnectWise's member check): nothing is read for a load the PSA has not
+    /// vouched for yet.
+    fn check_signature(
+        &self,
+        _connection: &PsaConnection,
+        _load: &EmbedLoad,
+    ) -> Option<Result<SignedEmbed, PsaError>> {
         None
+    }
+
+    /// The technician a load [`PsaAdapter::check_signature`] accepted names, as the PSA
+    /// knows them. Only the PSAs that sign their loads have it.
+    async fn signed_technician(
+        &self,
+        _connection: &PsaConnection,
+        _signed: &SignedEmbed,
+    ) -> Result<PsaTechnician, PsaError> {
+        Err(PsaError::Unsigned)
     }
 
     /// The ticket and its contact, read through the PSA's REST API.
@@ -462,7 +485,7 @@ impl PsaAdapters {
     }
 
     /// Checks that the PSA vouches for `load` (see [`PsaAdapter::authenticate_embed`]). When
-    /// the load's signature already proves it ([`PsaAdapter::signed_ticket_id`]), its ticket
+    /// the load's signature already proves it ([`PsaAdapter::check_signature`]), its ticket
     /// and contact are read at the same time as the technician, into the ticket cache, so the
     /// pod's first context read finds them there; a failure of that read is left to the
     /// context read to report.
@@ -481,13 +504,19 @@ impl PsaAdapters {
         load: &EmbedLoad,
     ) -> Result<VouchedEmbed, PsaError> {
         let adapter = self.adapter(connection.kind);
-        match adapter.signed_ticket_id(connection, load) {
-            Some(ticket_id) => {
-                let (vouched, _ticket) = tokio::join!(
-                    adapter.authenticate_embed(connection, load),
-                    self.ticket(connection, &ticket_id)
+        match adapter.check_signature(connection, load) {
+            // The signature is checked once: what it vouches for is then read at the same
+            // time.
+            Some(signed) => {
+                let signed = signed?;
+                let (technician, _ticket) = tokio::join!(
+                    adapter.signed_technician(connection, &signed),
+                    self.ticket(connection, &signed.ticket_id)
                 );
-                vouched
+                Ok(VouchedEmbed {
+                    technician: technician?,
+                    ticket_id: signed.ticket_id,
+                })
             }
             None => adapter.authenticate_embed(connection, load).await,
         }

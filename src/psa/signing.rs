@@ -131,7 +131,7 @@ pub fn verified_load(
     max_age_seconds: u64,
     ticket_param: &str,
     member_param: &str,
-) -> Result<(String, u64), PsaError> {
+) -> Result<crate::psa::SignedEmbed, PsaError> {
     let crate::psa::EmbedLoad::Signed(params) = load else {
         return Err(PsaError::Unsigned);
     };
@@ -148,7 +148,10 @@ pub fn verified_load(
     let member_id: u64 = param(params, member_param)
         .and_then(|id| id.parse().ok())
         .ok_or(PsaError::Unsigned)?;
-    Ok((ticket_id, member_id))
+    Ok(crate::psa::SignedEmbed {
+        ticket_id,
+        member_id,
+    })
 }
 
 #[cfg(test)]
