@@ -245,6 +245,9 @@ impl World {
             api_key,
             http: reqwest::Client::builder()
                 .pool_max_idle_per_host(4096)
+                // Idle connections close soon, so Vouch's open files after a scenario are
+                // its own, not the harness's kept-alive ones.
+                .pool_idle_timeout(Duration::from_secs(2))
                 .timeout(Duration::from_secs(120))
                 .build()?,
             db_url: db.url.clone(),
@@ -366,7 +369,10 @@ impl World {
 
     fn api(&self, instance: usize, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         self.http
-            .request(method, format!("{}/api/v1{path}", self.vouch[instance].base))
+            .request(
+                method,
+                format!("{}/api/v1{path}", self.vouch[instance].base),
+            )
             .bearer_auth(&self.api_key)
     }
 
@@ -566,7 +572,10 @@ fn drama_number(i: usize) -> String {
 }
 
 fn e164(number: &str) -> String {
-    number.chars().filter(|c| *c == '+' || c.is_ascii_digit()).collect()
+    number
+        .chars()
+        .filter(|c| *c == '+' || c.is_ascii_digit())
+        .collect()
 }
 
 struct FlowRecord {
@@ -604,7 +613,8 @@ async fn flows(args: &Args, world: &Arc<World>) -> anyhow::Result<()> {
             let mut n = 0usize;
             while Instant::now() < deadline && n < 100_000 {
                 let upn = &users[n % users.len()];
-                let record = one_flow(world, upn, &phone, &format!("load-{t}-{n}"), &mut tally).await;
+                let record =
+                    one_flow(world, upn, &phone, &format!("load-{t}-{n}"), &mut tally).await;
                 records.push(record);
                 n += 1;
             }
@@ -753,7 +763,10 @@ async fn one_flow(
                 record.revealed = true;
                 tally.time("flow", flow);
             } else {
-                tally.error("reveal", "the page does not show Microsoft's password".into());
+                tally.error(
+                    "reveal",
+                    "the page does not show Microsoft's password".into(),
+                );
             }
         }
         Ok(r) => tally.error("reveal", r.status().to_string()),
@@ -807,7 +820,10 @@ async fn check_audit(world: &World, records: &[FlowRecord]) -> anyhow::Result<()
             expect(count("verification.push.start"), format!("{t} push.start"));
         }
         if r.approved {
-            expect(count("verification.push.result"), format!("{t} push.result"));
+            expect(
+                count("verification.push.result"),
+                format!("{t} push.result"),
+            );
         }
         if r.reset_id.is_some() {
             expect(count("password.reset"), format!("{t} password.reset"));
@@ -903,17 +919,27 @@ async fn settle(
 ) -> HashMap<String, usize> {
     let deadline = Instant::now() + limit;
     loop {
+        use futures_util::StreamExt;
         let mut counts: HashMap<String, usize> = HashMap::new();
-        let read = futures_util::future::join_all(ids.iter().map(|id| async move {
-            let r = world
-                .api(instance, reqwest::Method::GET, &format!("/verifications/{id}"))
-                .send()
-                .await
-                .ok()?;
-            let v: serde_json::Value = r.json().await.ok()?;
-            v["status"].as_str().map(str::to_owned)
-        }));
-        for status in read.await {
+        // 64 reads in flight: reading the outcome must not be a burst of its own.
+        let statuses: Vec<Option<String>> = futures_util::stream::iter(ids.iter())
+            .map(|id| async move {
+                let r = world
+                    .api(
+                        instance,
+                        reqwest::Method::GET,
+                        &format!("/verifications/{id}"),
+                    )
+                    .send()
+                    .await
+                    .ok()?;
+                let v: serde_json::Value = r.json().await.ok()?;
+                v["status"].as_str().map(str::to_owned)
+            })
+            .buffer_unordered(64)
+            .collect()
+            .await;
+        for status in statuses {
             *counts
                 .entry(status.unwrap_or_else(|| "unread".into()))
                 .or_default() += 1;
@@ -986,8 +1012,16 @@ async fn pending(args: &Args, world: &Arc<World>) -> anyhow::Result<()> {
         ids.len(),
         world.microsoft.pending_count()
     );
-    // While they wait: memory, open files, and status reads.
+    // While they wait: memory, open files, and status reads. Every push is held from its
+    // arrival, so all of them wait at once from the last start until the first one's hold
+    // ends.
     let hold_ends = began + Duration::from_secs(args.hold_seconds);
+    if Instant::now() + Duration::from_secs(3) > hold_ends {
+        println!(
+            "  warning: sending took {sent_in:.1} s, nearly the hold of {} s: raise --hold-seconds to see them all pending at once",
+            args.hold_seconds
+        );
+    }
     let readers_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let ids = Arc::new(ids);
     let mut readers = Vec::new();
@@ -1039,13 +1073,7 @@ async fn pending(args: &Args, world: &Arc<World>) -> anyhow::Result<()> {
         "while pending: peak RSS {peak_rss:.1} MB, peak open files {peak_fds}, {:.1} KB per pending push over idle",
         0.0f64.max(peak_rss * 1024.0 - idle_kb(pid)) / ids.len().max(1) as f64
     );
-    let settled = settle(
-        world,
-        0,
-        &ids,
-        Duration::from_secs(args.hold_seconds + 120),
-    )
-    .await;
+    let settled = settle(world, 0, &ids, Duration::from_secs(args.hold_seconds + 120)).await;
     println!("settled after {:.1} s:", began.elapsed().as_secs_f64());
     print_statuses(&settled);
     println!("vouch just settled: {}", process_figures(pid));
@@ -1178,13 +1206,15 @@ async fn two_instances(_args: &Args, world: &Arc<World>) -> anyhow::Result<()> {
         check(
             "one key sent to A and B at once: one reset, one change",
             matches!(&ids, (Ok(p), Ok(q)) if p == q) && changed == 1,
-            format!("A {:?}, B {:?}, {changed} PATCH", short(&x), short(&y)),
+            format!("A {}, B {}, {changed} PATCH", short(&x), short(&y)),
         );
         // A spent verification is refused on the other instance, under a new key.
         let again = reset(world, a, upn, &vid, &uuid::Uuid::new_v4().to_string()).await;
         check(
             "a verification spent on one instance is refused on the other",
-            again.as_ref().is_err_and(|e| e.contains("verification_used")),
+            again
+                .as_ref()
+                .is_err_and(|e| e.contains("verification_used")),
             short(&again),
         );
     } else {
@@ -1201,7 +1231,10 @@ async fn two_instances(_args: &Args, world: &Arc<World>) -> anyhow::Result<()> {
     let second = start_push(world, b, upn, "two-4").await;
     check(
         "a push pending through A refuses a second through B",
-        first.is_ok() && second.as_ref().is_err_and(|e| e.contains("push_already_pending")),
+        first.is_ok()
+            && second
+                .as_ref()
+                .is_err_and(|e| e.contains("push_already_pending")),
         short(&second),
     );
     // Deny pushes alternately on A and B until one is refused for the limit.
