@@ -386,7 +386,7 @@ async fn pool_size_and_acquire_timeout_reach_the_store() {
         &config.database,
         std::sync::Arc::new(vouch::store::crypto::Keyring::new(
             vouch::store::crypto::MasterKey::parse(
-                vouch::store::crypto::MasterKey::generate_encoded().expose_secret(),
+                &vouch::store::crypto::MasterKey::generate_encoded(),
             )
             .unwrap(),
             [],
