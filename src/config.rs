@@ -55,8 +55,15 @@ pub struct DatabaseConfig {
     /// `sqlite://path/to/file.db` or `postgres://user:password@host/db`.
     #[serde(serialize_with = "serialize_database_url")]
     pub url: String,
+    /// The pool size: the most connections this instance opens to the database. A request
+    /// holds one only while a statement or a short transaction runs (never across an
+    /// upstream call), so bursts queue here for milliseconds, not for the upstream's time.
     pub max_connections: u32,
+    /// How long opening one new connection may take.
     pub connect_timeout_seconds: u64,
+    /// How long a request waits for a free connection of the pool before it fails with a
+    /// database error (a pool too small for the load shows here first).
+    pub acquire_timeout_seconds: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -445,6 +452,7 @@ impl Default for Config {
                 url: "sqlite://vouch-data/vouch.db".to_owned(),
                 max_connections: 10,
                 connect_timeout_seconds: 10,
+                acquire_timeout_seconds: 10,
             },
             encryption: EncryptionConfig {
                 master_key: None,
@@ -646,6 +654,11 @@ impl Config {
         if self.database.max_connections == 0 {
             return Err(ConfigError::Invalid(
                 "database.max_connections must be at least 1".into(),
+            ));
+        }
+        if self.database.acquire_timeout_seconds == 0 {
+            return Err(ConfigError::Invalid(
+                "database.acquire_timeout_seconds must be at least 1".into(),
             ));
         }
         if self

@@ -85,6 +85,13 @@ pub struct Store {
     changes: Arc<changes::ChangeFeed>,
 }
 
+/// What the connection pool was built with (see [`Store::pool_settings`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolSettings {
+    pub max_connections: u32,
+    pub acquire_timeout: Duration,
+}
+
 /// Whether the database can serve requests. Only the answer leaves the process: the cause
 /// (driver text, the database's name) goes to the log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,7 +124,7 @@ impl Store {
             .max_connections(config.max_connections)
             .min_connections(1)
             .connect_timeout(Duration::from_secs(config.connect_timeout_seconds))
-            .acquire_timeout(Duration::from_secs(config.connect_timeout_seconds))
+            .acquire_timeout(Duration::from_secs(config.acquire_timeout_seconds))
             // Statements are logged by our own spans; sqlx's per-statement logging would
             // include bound values.
             .sqlx_logging(false);
@@ -178,6 +185,24 @@ impl Store {
 
     pub fn shared_keyring(&self) -> Arc<Keyring> {
         self.keyring.clone()
+    }
+
+    /// The pool's size and acquire timeout, as the pool was built (`database.*`).
+    pub fn pool_settings(&self) -> PoolSettings {
+        let (max_connections, acquire_timeout) = match self.db.get_database_backend() {
+            DatabaseBackend::Postgres => {
+                let options = self.db.get_postgres_connection_pool().options();
+                (options.get_max_connections(), options.get_acquire_timeout())
+            }
+            _ => {
+                let options = self.db.get_sqlite_connection_pool().options();
+                (options.get_max_connections(), options.get_acquire_timeout())
+            }
+        };
+        PoolSettings {
+            max_connections,
+            acquire_timeout,
+        }
     }
 
     pub fn backend(&self) -> DatabaseBackend {

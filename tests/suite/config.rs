@@ -365,3 +365,40 @@ fn string_keys_take_numeric_looking_values_from_the_environment() {
     let err = load(None, &[("VOUCH__DATABASE__MAX_CONNECTIONS", "-3")]).unwrap_err();
     assert!(err.contains("`database.max_connections`"), "{err}");
 }
+
+/// The pool's size and acquire timeout are configuration, and the store's pool is built with
+/// them (a zero timeout would fail every request at once, so it is refused).
+#[tokio::test]
+async fn pool_size_and_acquire_timeout_reach_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("vouch.db").display());
+    let config = load(
+        None,
+        &[
+            ("VOUCH__DATABASE__URL", db.as_str()),
+            ("VOUCH__DATABASE__MAX_CONNECTIONS", "7"),
+            ("VOUCH__DATABASE__ACQUIRE_TIMEOUT_SECONDS", "3"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(config.database.acquire_timeout_seconds, 3);
+    let store = vouch::store::Store::connect(
+        &config.database,
+        std::sync::Arc::new(vouch::store::crypto::Keyring::new(
+            vouch::store::crypto::MasterKey::parse(
+                &vouch::store::crypto::MasterKey::generate_encoded(),
+            )
+            .unwrap(),
+            [],
+        )),
+    )
+    .await
+    .unwrap();
+    let pool = store.pool_settings();
+    assert_eq!(pool.max_connections, 7);
+    assert_eq!(pool.acquire_timeout, std::time::Duration::from_secs(3));
+    let default = load(None, &[]).unwrap();
+    assert_eq!(default.database.acquire_timeout_seconds, 10);
+    let err = load(None, &[("VOUCH__DATABASE__ACQUIRE_TIMEOUT_SECONDS", "0")]).unwrap_err();
+    assert!(err.contains("database.acquire_timeout_seconds"), "{err}");
+}

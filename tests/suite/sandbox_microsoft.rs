@@ -1569,3 +1569,50 @@ async fn graph_batches_answer_each_request_with_its_own_status() {
     );
     assert_eq!(recorded.len(), 6, "{recorded:?}");
 }
+
+/// A hold answers unscripted pushes after the chosen time (approved, or unanswered), while
+/// a script still wins; added users can be pushed to, and `wait_for_push` sees a push while
+/// its call is held open.
+#[tokio::test]
+async fn held_pushes_are_answered_after_the_hold() {
+    let (sandbox, client) = start().await;
+    let token = connector_token(&sandbox, &client).await;
+    let upns = sandbox.add_users(
+        DEMO_TENANT_ID,
+        &[NewSandboxUser {
+            local_part: "held-1".into(),
+            display_name: "Held One".into(),
+            mobile: Some("+1 206 5550150".into()),
+        }],
+    );
+    assert_eq!(upns, ["held-1@contoso.example"]);
+    let hold = Duration::from_millis(300);
+    sandbox.set_push_hold(Some(PushHold {
+        hold_for: hold,
+        answer: Some(PushAnswer::Approve),
+    }));
+    let sent = Instant::now();
+    let (held, seen) = tokio::join!(
+        push(&sandbox, &client, &token, &upns[0]),
+        sandbox.wait_for_push(&upns[0], Duration::from_secs(5))
+    );
+    assert!(sent.elapsed() >= hold, "answered after the hold");
+    assert_eq!(held.result.value, "Success");
+    assert!(held.authentication_result);
+    assert_eq!(seen.expect("seen while held").upn, upns[0]);
+    assert_eq!(sandbox.pending_count(), 0);
+
+    // A script is used before the hold.
+    sandbox.script_push(&upns[0], PushScript::Deny);
+    let denied = push(&sandbox, &client, &token, &upns[0]).await;
+    assert_eq!(denied.result.value, "PhoneAppDenied");
+
+    // Held, then never answered.
+    sandbox.set_push_hold(Some(PushHold {
+        hold_for: Duration::from_millis(100),
+        answer: None,
+    }));
+    let unanswered = push(&sandbox, &client, &token, &upns[0]).await;
+    assert_eq!(unanswered.result.value, "PhoneAppNoResponse");
+    assert!(!unanswered.authentication_result);
+}

@@ -79,6 +79,9 @@ enum Decision {
         id: String,
         receiver: oneshot::Receiver<Outcome>,
         timeout: Duration,
+        /// What the phone answers when `timeout` passes first (a held push); `None`:
+        /// `PhoneAppNoResponse`.
+        on_timeout: Option<Outcome>,
     },
 }
 
@@ -115,6 +118,7 @@ pub(super) async fn handle(shared: Arc<Shared>, incoming: Incoming) -> Response 
             id,
             receiver,
             timeout,
+            on_timeout,
         } => {
             // Forgets the push if the caller goes away or it times out.
             let _guard = PendingGuard {
@@ -123,7 +127,10 @@ pub(super) async fn handle(shared: Arc<Shared>, incoming: Incoming) -> Response 
             };
             match tokio::time::timeout(timeout, receiver).await {
                 Ok(Ok(outcome)) => Answer::from_outcome(outcome, &upn),
-                _ => Answer::refused("PhoneAppNoResponse", &upn),
+                _ => match on_timeout {
+                    Some(outcome) => Answer::from_outcome(outcome, &upn),
+                    None => Answer::refused("PhoneAppNoResponse", &upn),
+                },
             }
         }
     };
@@ -184,6 +191,7 @@ fn decide(shared: &Arc<Shared>, tenant_id: &str, upn: &str) -> Decision {
         .scripts
         .get_mut(&upn.to_lowercase())
         .and_then(|queue| queue.pop_front());
+    let script_was_none = script.is_none();
     let delayed = match script {
         Some(PushScript::Approve) => {
             return Decision::Now(Answer::from_outcome(Outcome::Approve, upn));
@@ -197,8 +205,18 @@ fn decide(shared: &Arc<Shared>, tenant_id: &str, upn: &str) -> Decision {
         }
         Some(PushScript::ApproveAfter(after)) => Some((after, Outcome::Approve)),
         Some(PushScript::DenyAfter(after)) => Some((after, Outcome::Deny)),
-        Some(PushScript::NeverAnswer) | None => None,
+        Some(PushScript::NeverAnswer) => None,
+        None => None,
     };
+    let mut timeout = state.push_timeout;
+    let mut on_timeout = None;
+    if script_was_none && let Some(hold) = state.push_hold {
+        // Held on the same open call: no task per push, whatever the number held.
+        if hold.hold_for < timeout {
+            timeout = hold.hold_for;
+            on_timeout = hold.answer.map(Outcome::from);
+        }
+    }
     let id = new_guid();
     let (answer, receiver) = oneshot::channel();
     state.pending.push(PendingEntry {
@@ -210,8 +228,9 @@ fn decide(shared: &Arc<Shared>, tenant_id: &str, upn: &str) -> Decision {
         },
         answer,
     });
-    let timeout = state.push_timeout;
     drop(state);
+    // Whoever waits for a push to arrive (`wait_for_push`) looks again.
+    shared.notify_changed();
     if let Some((after, outcome)) = delayed {
         let shared = shared.clone();
         let id = id.clone();
@@ -224,6 +243,7 @@ fn decide(shared: &Arc<Shared>, tenant_id: &str, upn: &str) -> Decision {
         id,
         receiver,
         timeout,
+        on_timeout,
     }
 }
 

@@ -153,6 +153,29 @@ pub enum PushScript {
     ApproveWithOtherUpn(String),
 }
 
+/// How every push without a script is answered, after how long: the user who looks at the
+/// phone only after a while (the load harness holds thousands of pushes this way). The
+/// connector holds a `SyncCall` until the user answers or the push times out (reference,
+/// section 6), so a held push is an open HTTP call for `hold_for`, then an answer: `Some` as
+/// if the phone answered, `None` for `PhoneAppNoResponse` (the user never looked). A hold
+/// longer than the push timeout ends at the timeout, unanswered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PushHold {
+    pub hold_for: Duration,
+    pub answer: Option<PushAnswer>,
+}
+
+/// A user added to a sandbox tenant with [`MicrosoftSandbox::add_users`]: enabled,
+/// cloud-only, Microsoft Authenticator registered and the default method, no admin role.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewSandboxUser {
+    /// The part before `@`; the UPN is in the tenant's default domain.
+    pub local_part: String,
+    pub display_name: String,
+    /// The registered mobile phone (as Microsoft shows it, e.g. `+44 7700900123`), if any.
+    pub mobile: Option<String>,
+}
+
 /// An answer given on the phone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PushAnswer {
@@ -339,6 +362,62 @@ impl MicrosoftSandbox {
     /// (default [`DEFAULT_PUSH_TIMEOUT`]). Applies to pushes that arrive afterwards.
     pub fn set_push_timeout(&self, d: Duration) {
         self.shared.state().push_timeout = d;
+    }
+
+    /// Holds every push that has no script (see [`PushHold`]) from now on; `None` goes back
+    /// to waiting for the phone. Pushes already waiting keep what they had.
+    pub fn set_push_hold(&self, hold: Option<PushHold>) {
+        self.shared.state().push_hold = hold;
+    }
+
+    /// How many pushes are waiting for an answer.
+    pub fn pending_count(&self) -> usize {
+        self.shared.state().pending.len()
+    }
+
+    /// The first waiting push to `upn` (case-insensitive), waiting up to `timeout` for one to
+    /// arrive.
+    pub async fn wait_for_push(&self, upn: &str, timeout: Duration) -> Option<PendingPush> {
+        self.shared
+            .wait_for(timeout, |state| {
+                state
+                    .pending
+                    .iter()
+                    .find(|entry| entry.push.upn.eq_ignore_ascii_case(upn))
+                    .map(|entry| entry.push.clone())
+            })
+            .await
+    }
+
+    /// Adds users to a tenant (by GUID or domain), each with a fresh object id. Returns their
+    /// UPNs; nothing when the tenant is unknown.
+    pub fn add_users(&self, tenant_id: &str, users: &[NewSandboxUser]) -> Vec<String> {
+        let mut state = self.shared.state();
+        let Some(tenant) = state.tenant_mut(tenant_id) else {
+            return Vec::new();
+        };
+        let domain = tenant
+            .domains
+            .iter()
+            .find(|d| d.is_default)
+            .or(tenant.domains.first())
+            .map(|d| d.name.clone())
+            .unwrap_or_default();
+        users
+            .iter()
+            .map(|new| {
+                let mut user = seed::user(
+                    &new_guid(),
+                    &new.local_part,
+                    &new.display_name,
+                    new.mobile.as_deref().unwrap_or(""),
+                );
+                seed::qualify(&mut user, &domain);
+                let upn = user.upn.clone();
+                tenant.users.push(user);
+                upn
+            })
+            .collect()
     }
 
     /// Makes the sandbox's login stand for another cloud: from now on it issues Graph tokens

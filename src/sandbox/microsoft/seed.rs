@@ -63,6 +63,7 @@ pub(super) fn demo_state() -> State {
         pending: Vec::new(),
         scripts: HashMap::new(),
         push_timeout: DEFAULT_PUSH_TIMEOUT,
+        push_hold: None,
         propagation_delay: Duration::ZERO,
         audiences: super::state::CloudAudiences {
             graph: super::GRAPH_AUDIENCE.to_owned(),
@@ -265,7 +266,7 @@ fn plan((id, name): (&str, &str)) -> (String, String) {
 /// A user with the common defaults: enabled, cloud-only, Authenticator registered and the
 /// default method "push", a mobile phone (unless `mobile` is empty). The UPN is completed by
 /// [`qualify`].
-fn user(id: &str, local_part: &str, display_name: &str, mobile: &str) -> User {
+pub(super) fn user(id: &str, local_part: &str, display_name: &str, mobile: &str) -> User {
     let created = Utc
         .with_ymd_and_hms(2024, 3, 12, 9, 30, 0)
         .single()
@@ -302,7 +303,7 @@ fn user(id: &str, local_part: &str, display_name: &str, mobile: &str) -> User {
 }
 
 /// Turns the local part into a UPN in `domain`; mail defaults to the UPN.
-fn qualify(user: &mut User, domain: &str) {
+pub(super) fn qualify(user: &mut User, domain: &str) {
     user.upn = format!("{}@{domain}", user.upn);
     if user.mail.is_none() {
         user.mail = Some(user.upn.clone());

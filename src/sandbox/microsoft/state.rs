@@ -22,6 +22,9 @@ pub(super) struct State {
     /// Push scripts by lower-case UPN.
     pub scripts: HashMap<String, VecDeque<PushScript>>,
     pub push_timeout: Duration,
+    /// How an unscripted push is answered, and after how long (`None`: it waits for the
+    /// phone page, `answer_push` or the timeout).
+    pub push_hold: Option<super::PushHold>,
     pub propagation_delay: Duration,
     /// The identifiers of the services this login issues tokens for: the cloud the sandbox
     /// stands for.
