@@ -11,6 +11,10 @@
 
 use std::time::{Duration, Instant};
 
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Bytes;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
 use poem::listener::TcpListener;
 use poem::{Route, Server, get, handler};
 use vouch::app::App;
@@ -22,6 +26,8 @@ use vouch::store::crypto::MasterKey;
 use vouch::store::{msp::NewMspAccount, tenants::NewTenant};
 
 const CONNECTIONS: usize = 64;
+
+type Client = hyper_util::client::legacy::Client<HttpConnector, Empty<Bytes>>;
 /// The endpoints take turns, `ROUNDS` times, each measured for `SLICE` after `WARM_UP`: a
 /// ratio of two endpoints then does not depend on what else the machine did during one of
 /// them.
@@ -99,21 +105,19 @@ async fn main() -> anyhow::Result<()> {
     let pod_url = pod.to_string();
     let bare_url = format!("http://{bare_addr}/bare");
 
-    // No redirects to follow (none of the endpoints redirects): reqwest's redirect policy
-    // parses each request's URL again, which the load generator (it shares the process)
-    // would charge to the endpoint with the longest URL, the signed pod load.
-    let client = reqwest::Client::builder()
+    // The load generator shares the process, so its work per request is charged to the
+    // endpoints: it is a bare HTTP/1 client sending a pre-parsed URI (reqwest parses each
+    // request's URL again, twice, which charged the pod for the length of its signed URL).
+    let client: Client = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
         .pool_max_idle_per_host(CONNECTIONS)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()?;
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let first = client.get(&pod_url).send().await?;
+        .build_http();
+    let first = client.get(pod_url.parse()?).await?;
     anyhow::ensure!(
         first.status() == 200,
         "the pod load failed: {}",
         first.status()
     );
-    let page = first.text().await?;
+    let page = String::from_utf8(first.into_body().collect().await?.to_bytes().to_vec())?;
     let _ = PAGE_SIZED.set("x".repeat(page.len()));
 
     println!(
@@ -126,10 +130,20 @@ async fn main() -> anyhow::Result<()> {
     let (mut bare_result, mut pod_result, mut bare_page_result) =
         (Samples::default(), Samples::default(), Samples::default());
     psa.clear_requests();
+    // `POD_BENCH_ONLY=pod` runs the pod alone (for a profiler); the ratio then says nothing.
+    let only_pod = std::env::var("POD_BENCH_ONLY").is_ok_and(|only| only == "pod");
     for _ in 0..ROUNDS {
-        bare_result.add(load(&client, &bare_url).await);
+        if !only_pod {
+            bare_result.add(load(&client, &bare_url).await);
+        }
         pod_result.add(load(&client, &pod_url).await);
-        bare_page_result.add(load(&client, &page_url).await);
+        if !only_pod {
+            bare_page_result.add(load(&client, &page_url).await);
+        }
+    }
+    if only_pod {
+        print("pod render (HaloPSA)", &pod_result.summary());
+        return running.stop().await;
     }
     let (bare_result, pod_result, bare_page_result) = (
         bare_result.summary(),
@@ -209,10 +223,10 @@ impl Samples {
 
 /// One slice: `CONNECTIONS` tasks, each sending requests back to back on its own keep-alive
 /// connection, for `WARM_UP` then `SLICE`.
-async fn load(client: &reqwest::Client, url: &str) -> Samples {
+async fn load(client: &Client, url: &str) -> Samples {
     // Parsed once: the load generator shares the process, and parsing a long signed URL
     // on every request would be charged to the pod.
-    let url = reqwest::Url::parse(url).expect("a valid URL");
+    let url: hyper::Uri = url.parse().expect("a valid URL");
     let start = Instant::now();
     let measure_from = start + WARM_UP;
     let end = measure_from + SLICE;
@@ -225,9 +239,10 @@ async fn load(client: &reqwest::Client, url: &str) -> Samples {
                 let mut errors = 0;
                 while Instant::now() < end {
                     let sent = Instant::now();
-                    let ok = match client.get(url.clone()).send().await {
+                    let ok = match client.get(url.clone()).await {
                         Ok(response) => {
-                            response.status().is_success() && response.bytes().await.is_ok()
+                            response.status().is_success()
+                                && response.into_body().collect().await.is_ok()
                         }
                         Err(_) => false,
                     };

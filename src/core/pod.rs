@@ -395,18 +395,57 @@ pub struct PodPage {
 }
 
 /// The origins of a connection's `allowed_origins` setting that are http(s) URLs with a host.
+/// They go into the page's CSP, so each is written as the URL parser serialises its origin.
 pub fn allowed_origins(connection: &PsaConnection) -> Vec<String> {
     connection.settings["allowed_origins"]
         .as_array()
         .map(|list| {
             list.iter()
                 .filter_map(|v| v.as_str())
-                .filter_map(|v| url::Url::parse(v).ok())
-                .filter(|u| matches!(u.scheme(), "https" | "http") && u.host_str().is_some())
-                .map(|u| u.origin().ascii_serialization())
+                .filter_map(origin_of)
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// `value` as an origin (`scheme://host[:port]`), or `None` when it is not an http(s) URL with
+/// a host. The set-up writes origins already serialised (`core::psa_connections`), and this
+/// runs on every pod load: a value that is plainly such an origin (lower-case ASCII host, no
+/// default port) is taken as it is; anything else goes through the URL parser.
+fn origin_of(value: &str) -> Option<String> {
+    let plain = |rest: &str, default_port: &str| {
+        let (host, port) = rest.split_once(':').unwrap_or((rest, ""));
+        !host.is_empty()
+            && host
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+            && !host.starts_with(['.', '-'])
+            && !host.ends_with(['.', '-'])
+            && !host.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+            && !host.split('.').any(|label| label.starts_with("xn--"))
+            && (port.is_empty()
+                || (port != default_port
+                    && !port.starts_with('0')
+                    && port.len() <= 5
+                    && port.bytes().all(|b| b.is_ascii_digit())
+                    && port.parse::<u16>().is_ok()))
+            && !(rest.ends_with(':'))
+    };
+    let fast = match (
+        value.strip_prefix("https://"),
+        value.strip_prefix("http://"),
+    ) {
+        (Some(rest), _) => plain(rest, "443"),
+        (_, Some(rest)) => plain(rest, "80"),
+        _ => false,
+    };
+    if fast {
+        return Some(value.to_owned());
+    }
+    url::Url::parse(value)
+        .ok()
+        .filter(|u| matches!(u.scheme(), "https" | "http") && u.host_str().is_some())
+        .map(|u| u.origin().ascii_serialization())
 }
 
 /// Where a verification was made: connection, ticket, technician and console user.
@@ -1749,6 +1788,39 @@ pub fn ago(at: DateTime<Utc>, now: DateTime<Utc>) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn an_origin_is_written_as_the_url_parser_would_whatever_path_it_takes() {
+        for value in [
+            "https://psa.example",
+            "https://psa.example:8443",
+            "http://localhost:3000",
+            "https://a-b.c-d.example",
+            "https://PSA.Example",
+            "https://psa.example:443",
+            "http://psa.example:80",
+            "https://psa.example/",
+            "https://psa.example:08443",
+            "https://127.0.0.1:9000",
+            "https://xn--bcher-kva.example",
+            "https://b\u{fc}cher.example",
+            "https://psa.example:",
+            "https://psa..example",
+            "https://-psa.example",
+            "ftp://psa.example",
+            "https://",
+            "psa.example",
+            "https://psa.example:99999",
+            "https://psa.example; script-src *",
+        ] {
+            let parsed = url::Url::parse(value)
+                .ok()
+                .filter(|u| matches!(u.scheme(), "https" | "http") && u.host_str().is_some())
+                .map(|u| u.origin().ascii_serialization());
+            assert_eq!(origin_of(value), parsed, "{value}");
+        }
+    }
+
     use super::*;
 
     #[test]

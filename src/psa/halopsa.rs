@@ -14,8 +14,8 @@ use super::signing;
 use super::{
     CheckFailure, CheckList, EmbedLoad, MAX_COMPANY_CONTACTS, MAX_COMPANY_PAGE_SIZE, PsaAdapter,
     PsaCompany, PsaCompanyListing, PsaCompanyPage, PsaContact, PsaError, PsaTechnician,
-    SignedEmbed, TicketContact, VouchedEmbed, body_json, clean_list, connection_fingerprint, parse_json,
-    psa_text, status_error,
+    SignedEmbed, TicketContact, VouchedEmbed, body_json, clean_list, connection_fingerprint,
+    parse_json, psa_text, status_error,
 };
 use crate::cache::{KeepFor, renewal_horizon};
 use crate::config::Config;
