@@ -202,11 +202,20 @@ impl TestApp {
 
 /// A port that was free a moment ago (for spawning the binary, which cannot report port 0).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    // Taken below the kernel's ephemeral range (32768 and up), where every `bind(0)` (the
+    // sandboxes, the clients) lands: a port found free here is not handed to anyone else
+    // before its test binds it (asking the kernel for one raced: "Address already in use").
+    // Each call of this process tries the next port, so two tests never get the same one.
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    loop {
+        let offset = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = 20_000 + (std::process::id().wrapping_mul(97).wrapping_add(offset) % 12_000);
+        let port = u16::try_from(port).expect("below 32000");
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// Retries `attempt` until it gives `Some`, for what another process learns of a change by a
